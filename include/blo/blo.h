@@ -1,0 +1,18 @@
+/* blo/blo.h — the whole public API of blo, a library for gradient-based bilevel optimization.
+ *
+ *   core.h      status codes, allocator, contexts (arenas), threads, RNG
+ *   tensor.h    tensors: creation, views, element access, initialisation
+ *   ops.h       differentiable operations
+ *   autodiff.h  reverse mode of any order: grad, HVP, mixed products, JVP, detach
+ */
+#ifndef BLO_BLO_H
+#define BLO_BLO_H
+
+#include "blo/autodiff.h"
+#include "blo/core.h"
+#include "blo/ops.h"
+#include "blo/tensor.h"
+
+#define BLO_VERSION_STRING "0.1.0"
+
+#endif

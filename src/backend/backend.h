@@ -1,0 +1,112 @@
+/* backend.h — the kernel table. Ops (src/ops) check arguments, allocate results and record
+ * tape nodes; all arithmetic on tensor data goes through a blo_backend, so a CUDA backend
+ * can be added by filling another table, without touching ops or methods.
+ *
+ * Kernel contracts: `out` tensors are fresh and contiguous unless stated otherwise; input
+ * tensors may be any strided view (zero strides for broadcast axes) of the shape stated.
+ * Kernels do not allocate from contexts and cannot fail: the op checked everything first.
+ * Index tensors (i64) were range-checked by the op.
+ */
+#ifndef BLO_BACKEND_H
+#define BLO_BACKEND_H
+
+#include "../internal.h"
+
+typedef enum blo_unary_kind {
+    BLO_U_NEG,
+    BLO_U_EXP,
+    BLO_U_LOG,
+    BLO_U_SQRT,
+    BLO_U_ABS,
+    BLO_U_TANH,
+    BLO_U_SIGMOID,
+    BLO_U_RELU,
+    BLO_U_SOFTPLUS,
+    BLO_U_SIGN,       /* -1, 0, 1 */
+    BLO_U_STEP,       /* x > 0 ? 1 : 0 */
+    BLO_U_POW,        /* x^p0 */
+    BLO_U_LEAKY_RELU, /* x > 0 ? x : p0 x */
+    BLO_U_LEAKY_STEP, /* x > 0 ? 1 : p0 */
+    BLO_U_CLAMP,      /* min(max(x, p0), p1) */
+    BLO_U_CLAMP_MASK, /* p0 <= x <= p1 ? 1 : 0 */
+    BLO_U_AFFINE,     /* p0 x + p1 */
+    BLO_U_COUNT
+} blo_unary_kind;
+
+typedef enum blo_binary_kind {
+    BLO_B_ADD,
+    BLO_B_SUB,
+    BLO_B_MUL,
+    BLO_B_DIV,
+    BLO_B_GT, /* a > b ? 1 : 0 */
+    BLO_B_LT,
+    BLO_B_EQ,
+    BLO_B_COUNT
+} blo_binary_kind;
+
+typedef enum blo_reduce_kind { BLO_R_SUM, BLO_R_MAX } blo_reduce_kind;
+
+typedef struct blo_backend {
+    const char *name;
+
+    /* out = x / values converted, any layouts, same shape; dtypes may differ (f32/f64/i64). */
+    void (*copy)(const blo_tensor *src, blo_tensor *dst);
+    void (*fill)(blo_tensor *t, double v); /* t may be strided */
+
+    /* x, out: same shape. p: up to two parameters (see blo_unary_kind). */
+    void (*unary)(blo_unary_kind k, const double *p, const blo_tensor *x, blo_tensor *out);
+    /* a, b: views broadcast to out's shape. */
+    void (*binary)(blo_binary_kind k, const blo_tensor *a, const blo_tensor *b, blo_tensor *out);
+    /* mask, a, b: views broadcast to out's shape. */
+    void (*where)(const blo_tensor *mask, const blo_tensor *a, const blo_tensor *b,
+                  blo_tensor *out);
+    /* out has x's ndim with size 1 on the reduced axes (keepdim layout). */
+    void (*reduce)(blo_reduce_kind k, const blo_tensor *x, blo_tensor *out);
+
+    /* C = alpha op(A) op(B) + beta C, row-major; op = transpose when trans_*. */
+    void (*gemm)(blo_dtype dt, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                 double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
+                 double beta, void *c, int64_t ldc);
+
+    /* Indexing along `axis` (see ops.h for the semantics). out contiguous. */
+    void (*gather)(const blo_tensor *a, int axis, const blo_tensor *idx, blo_tensor *out);
+    /* out (contiguous, already holding the base values) += src scattered at idx. */
+    void (*scatter_add)(blo_tensor *out, int axis, const blo_tensor *idx, const blo_tensor *src);
+    void (*index_select)(const blo_tensor *a, int axis, const blo_tensor *idx, blo_tensor *out);
+    /* out (contiguous, holding the base values) += src added at rows idx along axis. */
+    void (*index_add)(blo_tensor *out, int axis, const blo_tensor *idx, const blo_tensor *src);
+
+    /* Convolution support. x [N, C, H, W] contiguous; cols [N, C*KH*KW, OH*OW].
+     * col2im accumulates into x (which the caller zeroed). */
+    void (*im2col)(const blo_tensor *x, const blo_conv2d_params *p, int kh, int kw, int oh,
+                   int ow, blo_tensor *cols);
+    void (*col2im)(const blo_tensor *cols, const blo_conv2d_params *p, int kh, int kw, int oh,
+                   int ow, blo_tensor *x);
+
+    /* Max pooling forward: out [N, C, OH, OW] and argmax [N, C, OH, OW] (i64, flat index into
+     * the H*W plane of x). */
+    void (*max_pool2d)(const blo_tensor *x, const blo_pool2d_params *p, blo_tensor *out,
+                       blo_tensor *argmax);
+    /* Average pooling and its adjoint (linear, so each is the other's backward). */
+    void (*avg_pool2d)(const blo_tensor *x, const blo_pool2d_params *p, blo_tensor *out);
+    void (*avg_pool2d_adjoint)(const blo_tensor *gout, const blo_pool2d_params *p,
+                               blo_tensor *gx);
+
+    /* out [rows, K] = A b with A in CSR (rowptr, colidx, values [nnz]); b [cols, K]. */
+    void (*spmm)(int64_t rows, const int64_t *rowptr, const int64_t *colidx,
+                 const blo_tensor *values, const blo_tensor *b, blo_tensor *out);
+
+    /* Fused softmax cross-entropy, first order. logits [N, C] contiguous, labels [N],
+     * weights [N] or NULL. loss_terms [N] = -log softmax_{y_i}; probs [N, C] = softmax. */
+    void (*xent_forward)(const blo_tensor *logits, const blo_tensor *labels,
+                         blo_tensor *loss_terms, blo_tensor *probs);
+} blo_backend;
+
+/* The reference CPU backend (plain loops, OpenMP where it pays, BLAS gemm when built in). */
+const blo_backend *blo_backend_cpu(void);
+/* The reference loop gemm (the oracle the BLAS path is tested against). */
+void blo__gemm_ref(blo_dtype dt, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                   double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
+                   double beta, void *c, int64_t ldc);
+
+#endif

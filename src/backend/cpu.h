@@ -1,0 +1,41 @@
+/* cpu.h — the CPU backend's kernels, one group per file, gathered into the table in cpu.c. */
+#ifndef BLO_CPU_H
+#define BLO_CPU_H
+
+#include "backend.h"
+
+/* Shared row iterator (cpu.c): see there. */
+int blo__coalesce(int nd, int64_t *shape, int nops, int64_t (*st)[BLO_MAX_DIMS]);
+void blo__for_rows(int nd, int64_t *shape, int nops, int64_t (*st)[BLO_MAX_DIMS],
+                   void *const *ptrs, const size_t *esize,
+                   void (*fn)(const void *env, int64_t n, char **p, const int64_t *s),
+                   const void *env);
+
+/* cpu_index.c */
+void blo__cpu_gather(const blo_tensor *a, int axis, const blo_tensor *idx, blo_tensor *out);
+void blo__cpu_scatter_add(blo_tensor *out, int axis, const blo_tensor *idx,
+                          const blo_tensor *src);
+void blo__cpu_index_select(const blo_tensor *a, int axis, const blo_tensor *idx,
+                           blo_tensor *out);
+void blo__cpu_index_add(blo_tensor *out, int axis, const blo_tensor *idx, const blo_tensor *src);
+
+/* cpu_conv.c */
+void blo__cpu_im2col(const blo_tensor *x, const blo_conv2d_params *p, int kh, int kw, int oh,
+                     int ow, blo_tensor *cols);
+void blo__cpu_col2im(const blo_tensor *cols, const blo_conv2d_params *p, int kh, int kw, int oh,
+                     int ow, blo_tensor *x);
+void blo__cpu_max_pool2d(const blo_tensor *x, const blo_pool2d_params *p, blo_tensor *out,
+                         blo_tensor *argmax);
+void blo__cpu_avg_pool2d(const blo_tensor *x, const blo_pool2d_params *p, blo_tensor *out);
+void blo__cpu_avg_pool2d_adjoint(const blo_tensor *gout, const blo_pool2d_params *p,
+                                 blo_tensor *gx);
+
+/* cpu_sparse.c */
+void blo__cpu_spmm(int64_t rows, const int64_t *rowptr, const int64_t *colidx,
+                   const blo_tensor *values, const blo_tensor *b, blo_tensor *out);
+
+/* cpu_loss.c */
+void blo__cpu_xent_forward(const blo_tensor *logits, const blo_tensor *labels,
+                           blo_tensor *loss_terms, blo_tensor *probs);
+
+#endif

@@ -1,0 +1,18 @@
+/* status.c — names of status codes. */
+#include "blo/core.h"
+
+const char *blo_status_name(blo_status s) {
+    switch (s) {
+    case BLO_OK: return "BLO_OK";
+    case BLO_ERR_NOMEM: return "BLO_ERR_NOMEM";
+    case BLO_ERR_SHAPE: return "BLO_ERR_SHAPE";
+    case BLO_ERR_DTYPE: return "BLO_ERR_DTYPE";
+    case BLO_ERR_INVALID: return "BLO_ERR_INVALID";
+    case BLO_ERR_NOT_DIFFERENTIABLE: return "BLO_ERR_NOT_DIFFERENTIABLE";
+    case BLO_ERR_IO: return "BLO_ERR_IO";
+    case BLO_ERR_FORMAT: return "BLO_ERR_FORMAT";
+    case BLO_ERR_NUMERIC: return "BLO_ERR_NUMERIC";
+    case BLO_ERR_UNSUPPORTED: return "BLO_ERR_UNSUPPORTED";
+    }
+    return "BLO_ERR_UNKNOWN";
+}

@@ -1,0 +1,130 @@
+/* internal.h — the structures behind the public handles, shared by the library's sources.
+ * Not installed. */
+#ifndef BLO_INTERNAL_H
+#define BLO_INTERNAL_H
+
+#include "blo/autodiff.h"
+#include "blo/core.h"
+#include "blo/ops.h"
+#include "blo/tensor.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct blo_backend;
+
+/* ---- Context (arena) ----------------------------------------------------------------------
+ * Small allocations are carved from chunks of chunk_bytes; a request larger than a quarter
+ * of a chunk gets its own block ("big"). Rewinding keeps the chunks for reuse and frees the
+ * big blocks made after the mark. */
+struct blo_ctx {
+    size_t chunk_bytes;
+    char **chunks;
+    size_t nchunks, cap_chunks;
+    size_t cur;  /* index of the chunk being filled */
+    size_t used; /* bytes used in chunks[cur] */
+    void **big;
+    size_t *big_size;
+    size_t nbig, cap_big, cap_big_size;
+    size_t bytes, peak; /* bytes handed out (chunk parts + big blocks) */
+    blo_status status;
+    char msg[512];
+    int recording;
+    const struct blo_backend *be;
+};
+
+/* Arena allocation, 64-byte aligned. On failure records BLO_ERR_NOMEM in ctx, returns NULL. */
+void *blo__ctx_alloc(blo_ctx *ctx, size_t bytes);
+
+/* ---- Tensor ---------------------------------------------------------------------------------- */
+struct blo_node;
+
+struct blo_tensor {
+    blo_dtype dtype;
+    int ndim;
+    int64_t shape[BLO_MAX_DIMS];
+    int64_t stride[BLO_MAX_DIMS]; /* in elements; 0 on broadcast axes */
+    void *data;                   /* element 0 of the view */
+    blo_ctx *ctx;                 /* the context holding this header */
+    struct blo_node *node;        /* the recorded op that made it; NULL for leaves */
+    bool requires_grad;           /* a variable, or computed from one with recording on */
+};
+
+/* A header in ctx with the given shape and fresh contiguous storage (uninitialised). */
+blo_tensor *blo__alloc(blo_ctx *ctx, blo_dtype dt, int ndim, const int64_t *shape);
+/* A header in ctx that views `base`'s storage with new shape/strides/data pointer. */
+blo_tensor *blo__view(blo_ctx *ctx, const blo_tensor *base, int ndim, const int64_t *shape,
+                      const int64_t *stride, void *data);
+int64_t blo__numel(int ndim, const int64_t *shape);
+void blo__contig_strides(int ndim, const int64_t *shape, int64_t *stride);
+bool blo__is_contig(const blo_tensor *t);
+/* Axis normalisation: returns the axis in [0, ndim) or -1 if out of range. */
+int blo__axis(int axis, int ndim);
+/* Broadcast shapes a and b into out (returns false if incompatible). */
+bool blo__broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int *nout,
+                          int64_t *out);
+/* A view of t expanded to (ndim, shape): leading axes added, size-1 axes given stride 0.
+ * The header lives in ctx. No checks beyond broadcast compatibility. */
+blo_tensor *blo__expand_view(blo_ctx *ctx, const blo_tensor *t, int ndim, const int64_t *shape);
+/* The same, written into a caller's header (no allocation; for kernels' operands). */
+void blo__expand_into(blo_tensor *dst, const blo_tensor *t, int ndim, const int64_t *shape);
+/* "f32[2, 3]" */
+const char *blo__desc(const blo_tensor *t, char *buf, size_t n);
+
+/* Argument checks that record a message naming the op; each returns false on failure. */
+bool blo__check_float(blo_ctx *ctx, const char *op, const blo_tensor *t);
+bool blo__check_same_dtype(blo_ctx *ctx, const char *op, const blo_tensor *a,
+                           const blo_tensor *b);
+
+/* ---- Tape ---------------------------------------------------------------------------------------
+ * A node records how its output was made. backward() computes, with blo ops in ctx, the
+ * gradient of each input i with need[i] set, given gout (the gradient of the output). It
+ * leaves gin[i] NULL when the input's gradient is zero. Ops whose backward is a fused kernel
+ * that is not itself recorded set differentiable_backward = 0. */
+typedef struct blo_node blo_node;
+typedef blo_status (*blo_backward_fn)(blo_ctx *ctx, const blo_node *n, blo_tensor *out,
+                                      blo_tensor *gout, const bool *need, blo_tensor **gin);
+typedef struct blo_op_def {
+    const char *name;
+    blo_backward_fn backward;
+    int differentiable_backward;
+} blo_op_def;
+
+#define BLO_NODE_MAX_IN 4
+struct blo_node {
+    const blo_op_def *op;
+    int n_in;
+    blo_tensor *in[BLO_NODE_MAX_IN];
+    blo_tensor *saved[4]; /* op-specific tensors (masks, indices); not differentiated */
+    int64_t ip[12];       /* op-specific integer parameters */
+    double fp[4];         /* op-specific real parameters */
+    const void *ptr;      /* op-specific object (e.g. a CSR pattern) */
+    int64_t nvar;         /* inputs beyond BLO_NODE_MAX_IN (concat) live in var_in */
+    blo_tensor **var_in;
+};
+
+/* If ctx records and any input requires grad: allocates a node for out (out->node,
+ * out->requires_grad) and returns it. Returns NULL when nothing is to be recorded, and also
+ * on allocation failure, after recording BLO_ERR_NOMEM: callers then test
+ * blo_ctx_status(ctx) only when they need to know, or use BLO_RECORD below. */
+blo_node *blo__record(blo_ctx *ctx, blo_tensor *out, const blo_op_def *op, int n_in,
+                      blo_tensor *const *in);
+bool blo__any_requires_grad(int n, blo_tensor *const *in);
+/* The inputs of a node (more than BLO_NODE_MAX_IN live in var_in); returns their count. */
+int blo__node_inputs(const blo_node *n, blo_tensor *const **in);
+
+/* Record and fail the op (return NULL) on allocation failure. `node` receives the node or NULL. */
+#define BLO_RECORD(node, ctx, out, op, n_in, ...)                                            \
+    do {                                                                                     \
+        blo_tensor *blo__in_[] = {__VA_ARGS__};                                              \
+        (node) = blo__record((ctx), (out), (op), (n_in), blo__in_);                          \
+        if (!(node) && (out)->requires_grad) return NULL;                                    \
+    } while (0)
+
+/* Null-propagation guard at the top of every op. */
+#define BLO_GUARD(ctx)                                                                       \
+    do {                                                                                     \
+        if (!(ctx)) return NULL;                                                             \
+    } while (0)
+
+#endif
