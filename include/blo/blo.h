@@ -4,11 +4,13 @@
  *   tensor.h    tensors: creation, views, element access, initialisation
  *   ops.h       differentiable operations
  *   autodiff.h  reverse mode of any order: grad, HVP, mixed products, JVP, detach
+ *   bilevel.h   bilevel problems, the hypergradient methods, the outer loop
  */
 #ifndef BLO_BLO_H
 #define BLO_BLO_H
 
 #include "blo/autodiff.h"
+#include "blo/bilevel.h"
 #include "blo/core.h"
 #include "blo/ops.h"
 #include "blo/tensor.h"

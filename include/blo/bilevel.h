@@ -1,0 +1,183 @@
+/* blo/bilevel.h — bilevel problems, their hypergradient methods and the outer loop.
+ *
+ *     min_x  F(x, y*(x))          upper level (UL)
+ *     s.t.   y*(x) ∈ argmin_y f(x, y)   lower level (LL)
+ *
+ * A user states the problem once (blo_problem: the two objectives as callbacks that build
+ * losses with blo ops, and the initial values of x and y), picks a method by name
+ * (blo_config.method; blo_method_find lists the registry) and runs the outer loop
+ * (blo_solver_run), or asks for one hypergradient (blo_solver_hypergrad).
+ *
+ * The lower level is approximated by T steps of a differentiable update map
+ * y_{t+1} = Φ(x, y_t) — SGD, momentum, Nesterov or Adam on ∇_y f — from a start y_0 that is
+ * fixed, warm-started from the previous outer iteration, or learned (a hyper-variable). How
+ * dF/dx = ∂F/∂x + (dy_T/dx)ᵀ ∂F/∂y is then computed is the method's business.
+ */
+#ifndef BLO_BILEVEL_H
+#define BLO_BILEVEL_H
+
+#include "blo/autodiff.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What an objective callback is being asked for. */
+typedef struct blo_eval {
+    int level;           /* 0: upper objective F, 1: lower objective f */
+    int64_t outer_iter;  /* the outer iteration (0-based) */
+    int64_t inner_step;  /* the inner step t for f; T (the last) for F; -1 outside the loop */
+    blo_rng *rng;        /* the solver's generator (saved in checkpoints): use it to sample */
+} blo_eval;
+
+/* Builds a scalar loss (one element) in ctx from the hyper-variables x[0..nx) and the model
+ * parameters y[0..ny) with blo ops. Must not keep references to ctx's tensors after it
+ * returns. Returns NULL on failure (the error recorded in ctx). */
+typedef blo_tensor *(*blo_objective_fn)(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
+                                        const blo_eval *ev, void *user);
+
+/* A differentiable map applied to y_i after every inner step (a projection onto the LL
+ * feasible set, e.g. blo_clamp), built with blo ops in ctx. */
+typedef blo_tensor *(*blo_project_y_fn)(blo_ctx *ctx, int i, blo_tensor *y, void *user);
+/* An in-place projection of the hyper-variables' values after every outer step (not
+ * differentiated). Return BLO_OK or an error. */
+typedef blo_status (*blo_project_x_fn)(int nx, blo_tensor *const *x, void *user);
+
+typedef struct blo_problem {
+    int nx;
+    blo_tensor *const *x; /* initial hyper-variables; the solver copies them */
+    int ny;
+    blo_tensor *const *y; /* initial LL parameters y_0; the solver copies them */
+    blo_objective_fn upper;
+    blo_objective_fn lower;
+    void *user;
+    /* Box bounds applied to every x after each outer step (±INFINITY: none). */
+    double x_lo, x_hi;
+    blo_project_x_fn project_x; /* optional, after the box */
+    blo_project_y_fn project_y; /* optional */
+} blo_problem;
+
+/* ---- Optimizers (inner dynamics and outer updates) ---------------------------------------- */
+typedef enum blo_opt_kind {
+    BLO_OPT_SGD = 0,  /* y - lr g */
+    BLO_OPT_MOMENTUM, /* m = μ m + g; y - lr m */
+    BLO_OPT_NESTEROV, /* m = μ m + g; y - lr (g + μ m) */
+    BLO_OPT_ADAM      /* bias-corrected; y - lr m̂ / (sqrt(v̂ + eps_root) + eps) */
+} blo_opt_kind;
+
+typedef struct blo_opt {
+    blo_opt_kind kind;
+    double lr;
+    double momentum;     /* momentum / Nesterov μ */
+    double beta1, beta2; /* Adam */
+    double eps;          /* Adam */
+    double weight_decay; /* adds wd·y to the gradient */
+} blo_opt;
+/* SGD with learning rate lr (other fields at their usual defaults: μ 0.9, β 0.9/0.999,
+ * eps 1e-8). */
+blo_opt blo_opt_sgd(double lr);
+blo_opt blo_opt_adam(double lr);
+/* Parses "sgd", "momentum", "nesterov", "adam"; returns -1 for an unknown name. */
+int blo_opt_kind_parse(const char *name);
+const char *blo_opt_kind_name(blo_opt_kind k);
+
+typedef enum blo_init_kind {
+    BLO_INIT_FIXED = 0, /* every outer iteration starts the LL from the problem's y_0 */
+    BLO_INIT_WARM,      /* from the last y_T of the previous outer iteration (not differentiated) */
+    BLO_INIT_LEARNED    /* y_0 is a hyper-variable, updated by its own optimizer on dF/dy_0 */
+} blo_init_kind;
+int blo_init_kind_parse(const char *name);
+const char *blo_init_kind_name(blo_init_kind k);
+
+/* One line of the per-iteration record handed to blo_config.on_record. */
+typedef struct blo_record {
+    int64_t iter;          /* outer iteration just finished (0-based) */
+    double upper;          /* F(x, y_T) at the start of the iteration's update */
+    double lower;          /* f(x, y_T) */
+    double hypergrad_norm; /* ‖dF/dx‖₂ over all hyper-variables */
+    double seconds;        /* wall time since blo_solver_new (or since resume, plus saved) */
+    size_t peak_bytes;     /* peak bytes of the iteration's scratch context */
+} blo_record;
+/* Return non-zero to stop the run early (e.g. a user's own stopping rule). */
+typedef int (*blo_record_fn)(const blo_record *rec, void *user);
+
+typedef struct blo_config {
+    const char *method;  /* registry name: "rhg", "cg", ... (blo_method_find) */
+    blo_opt inner;       /* LL dynamics */
+    int inner_steps;     /* T */
+    int lr_x;            /* -1, or the index of a one-element x tensor used as the inner lr */
+    blo_init_kind init;
+    blo_opt init_opt;    /* optimizer of a learned y_0 */
+    blo_opt outer;       /* optimizer of x */
+    int64_t outer_iters; /* budget */
+
+    /* Method settings (each method reads the ones it documents). */
+    int K;                 /* trhg: steps kept; neumann: terms; cg / fixed_point: iterations */
+    double tol;            /* cg / fixed_point: stop when the residual norm is below tol */
+    double alpha;          /* neumann / fixed-point step; bda: aggregation weight μ; soba: step */
+    double eta;            /* bome: η; darts: finite-difference scale */
+    double upper_lr;       /* bda: s_u, the step on ∇_y F */
+    int checkpoints;       /* rhg_ckpt: segment length (0 = ⌈√T⌉) */
+    int64_t max_fhg_dim;   /* fhg refuses dim x above this (forward mode costs dim x JVPs) */
+
+    /* Stopping and safety. */
+    double stop_hypergrad; /* stop when ‖dF/dx‖ < this (0: off) */
+    double diverge_limit;  /* stop with BLO_ERR_NUMERIC when |F| exceeds this (0: off) */
+    uint64_t seed;
+    blo_record_fn on_record;
+    void *record_user;
+    const char *checkpoint_path; /* save the whole state here every checkpoint_every iters */
+    int64_t checkpoint_every;
+} blo_config;
+
+/* Defaults: rhg, SGD lr 0.1 with T = 20, fixed start, outer Adam lr 0.01, 100 iterations,
+ * K 10, tol 1e-10, alpha 0.5, eta 0.5, upper_lr 0.1, max_fhg_dim 4096, seed 0. */
+blo_config blo_config_default(void);
+
+/* ---- The method registry --------------------------------------------------------------------- */
+typedef struct blo_method_info {
+    const char *name;
+    const char *maths; /* one line */
+    const char *paper;
+    const char *settings; /* which blo_config fields it reads */
+} blo_method_info;
+int blo_method_count(void);
+const blo_method_info *blo_method_at(int i);
+const blo_method_info *blo_method_find(const char *name); /* NULL if unknown */
+
+/* ---- The solver ---------------------------------------------------------------------------------- */
+typedef struct blo_solver blo_solver;
+
+/* Checks the problem and the configuration, copies x and y into the solver's own context.
+ * On failure returns NULL and writes a message into err (if given). */
+blo_solver *blo_solver_new(const blo_problem *p, const blo_config *c, char *err, size_t errlen);
+void blo_solver_free(blo_solver *s);
+/* The message of the last failure ("" if none). */
+const char *blo_solver_error(const blo_solver *s);
+
+/* One hypergradient at the current state, into out[i] (float64 values, x[i]'s size), without
+ * changing x. Methods with state of their own (warm starts, single-loop methods) advance it
+ * as one of their iterations would. */
+blo_status blo_solver_hypergrad(blo_solver *s, double **out);
+/* One outer iteration: hypergradient, outer step, projection; fills rec if given. */
+blo_status blo_solver_step(blo_solver *s, blo_record *rec);
+/* Runs until the budget (outer_iters), a stopping rule or an error. Saves a checkpoint at
+ * the end when checkpoint_path is set. */
+blo_status blo_solver_run(blo_solver *s);
+
+/* The whole state (x, y, learned y_0, optimizer moments, method state, RNG, iteration, time)
+ * in a versioned binary file, written atomically (temp file + rename). Loading checks that
+ * the file belongs to a problem of the same shapes and method. */
+blo_status blo_solver_save(blo_solver *s, const char *path);
+blo_status blo_solver_load(blo_solver *s, const char *path);
+
+int64_t blo_solver_iter(const blo_solver *s);
+/* Current values (owned by the solver, valid until it is freed or steps again). */
+blo_tensor *blo_solver_x(const blo_solver *s, int i);
+blo_tensor *blo_solver_y(const blo_solver *s, int i);     /* y_T of the last iteration */
+blo_tensor *blo_solver_y0(const blo_solver *s, int i);    /* the LL start (learned or fixed) */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,272 @@
+/* common.c — the pieces every hypergradient method is made of: starting a trajectory,
+ * the lower objective's gradient, one differentiable inner step y_{t+1} = Φ(x, y_t),
+ * unrolling T of them (recorded for reverse mode, or values only with flat memory), and
+ * finishing a reverse pass. */
+#include "../solve/solver.h"
+
+#include <math.h>
+#include <string.h>
+
+static blo_tensor **alloc_list(blo_solver *s, int n);
+
+blo_status blo__leaf_copies(blo_solver *s, int n, blo_tensor *const *ts, blo_tensor **out) {
+    for (int i = 0; i < n; i++) {
+        out[i] = blo_clone(s->sctx, ts[i]);
+        if (!out[i]) return blo__solver_ctx_fail(s, "copying the LL state");
+        out[i]->requires_grad = true;
+    }
+    return BLO_OK;
+}
+
+blo_status blo__zeros_like(blo_solver *s, int n, blo_tensor *const *ts, blo_tensor **out) {
+    for (int i = 0; i < n; i++) {
+        out[i] = blo_zeros(s->sctx, ts[i]->dtype, ts[i]->ndim, ts[i]->shape);
+        if (!out[i]) return blo__solver_ctx_fail(s, "allocating optimizer state");
+    }
+    return BLO_OK;
+}
+
+double blo__dot_list(int n, blo_tensor *const *a, blo_tensor *const *b) {
+    double acc = 0;
+    for (int i = 0; i < n; i++) {
+        int64_t m = blo_tensor_numel(a[i]);
+        if (a[i]->dtype == BLO_F64 && b[i]->dtype == BLO_F64 && blo__is_contig(a[i]) &&
+            blo__is_contig(b[i])) {
+            const double *x = a[i]->data, *y = b[i]->data;
+            for (int64_t k = 0; k < m; k++) acc += x[k] * y[k];
+        } else if (a[i]->dtype == BLO_F32 && b[i]->dtype == BLO_F32 && blo__is_contig(a[i]) &&
+                   blo__is_contig(b[i])) {
+            const float *x = a[i]->data, *y = b[i]->data;
+            for (int64_t k = 0; k < m; k++) acc += (double)x[k] * y[k];
+        } else {
+            for (int64_t k = 0; k < m; k++) acc += blo_tensor_get(a[i], k) * blo_tensor_get(b[i], k);
+        }
+    }
+    return acc;
+}
+
+void blo__axpy_list(int n, double a, blo_tensor *const *x, blo_tensor *const *y) {
+    for (int i = 0; i < n; i++) {
+        int64_t m = blo_tensor_numel(y[i]);
+        if (y[i]->dtype == BLO_F64 && x[i]->dtype == BLO_F64 && blo__is_contig(x[i]) &&
+            blo__is_contig(y[i])) {
+            const double *xs = x[i]->data;
+            double *ys = y[i]->data;
+            for (int64_t k = 0; k < m; k++) ys[k] += a * xs[k];
+        } else {
+            for (int64_t k = 0; k < m; k++)
+                blo_tensor_set(y[i], k, blo_tensor_get(y[i], k) + a * blo_tensor_get(x[i], k));
+        }
+    }
+}
+
+void blo__scale_list(int n, double a, blo_tensor *const *y) {
+    for (int i = 0; i < n; i++) {
+        int64_t m = blo_tensor_numel(y[i]);
+        for (int64_t k = 0; k < m; k++) blo_tensor_set(y[i], k, a * blo_tensor_get(y[i], k));
+    }
+}
+
+blo_tensor **blo__list(blo_solver *s, int n) {
+    return alloc_list(s, n);
+}
+
+static blo_tensor **alloc_list(blo_solver *s, int n) {
+    blo_tensor **l = blo__ctx_alloc(s->sctx, sizeof(blo_tensor *) * (size_t)(n > 0 ? n : 1));
+    if (l) memset(l, 0, sizeof(blo_tensor *) * (size_t)(n > 0 ? n : 1));
+    return l;
+}
+
+blo_status blo__traj_start(blo_solver *s, blo_traj *tr, int differentiate) {
+    tr->y = alloc_list(s, s->ny);
+    tr->m = alloc_list(s, s->ny);
+    tr->v = alloc_list(s, s->ny);
+    tr->t = 0;
+    if (!tr->y || !tr->m || !tr->v) return blo__solver_ctx_fail(s, "starting the LL");
+    if (s->c.init == BLO_INIT_LEARNED && differentiate) {
+        for (int i = 0; i < s->ny; i++) tr->y[i] = s->y0[i];
+    } else {
+        blo_tensor **src = s->c.init == BLO_INIT_WARM ? s->y : s->y0;
+        blo_status st = blo__leaf_copies(s, s->ny, src, tr->y);
+        if (st) return st;
+    }
+    blo_opt_kind k = s->c.inner.kind;
+    if (k != BLO_OPT_SGD) {
+        blo_status st = blo__zeros_like(s, s->ny, tr->y, tr->m);
+        if (st) return st;
+    }
+    if (k == BLO_OPT_ADAM) {
+        blo_status st = blo__zeros_like(s, s->ny, tr->y, tr->v);
+        if (st) return st;
+    }
+    return BLO_OK;
+}
+
+static blo_tensor *objective(blo_solver *s, int level, blo_tensor *const *y, int64_t step) {
+    blo_eval ev = {level, s->iter, step, &s->rng};
+    blo_objective_fn fn = level == 0 ? s->p.upper : s->p.lower;
+    blo_tensor *v = fn(s->sctx, s->x, y, &ev, s->p.user);
+    if (v && blo_tensor_numel(v) != 1) {
+        char d[64];
+        blo_ctx_set_error(s->sctx, BLO_ERR_SHAPE, "the %s objective returned %s, not a scalar",
+                          level == 0 ? "upper" : "lower", blo__desc(v, d, sizeof d));
+        return NULL;
+    }
+    if (!v && blo_ctx_status(s->sctx) == BLO_OK)
+        blo_ctx_set_error(s->sctx, BLO_ERR_INVALID, "the %s objective returned NULL",
+                          level == 0 ? "upper" : "lower");
+    return v;
+}
+
+blo_tensor *blo__upper(blo_solver *s, blo_tensor *const *y, int64_t step) {
+    return objective(s, 0, y, step);
+}
+
+blo_tensor *blo__lower(blo_solver *s, blo_tensor *const *y, int64_t step) {
+    return objective(s, 1, y, step);
+}
+
+blo_status blo__ll_grad(blo_solver *s, blo_tensor *const *y, int64_t step, int create,
+                        blo_tensor **g, double *f) {
+    blo_tensor *fv = objective(s, 1, y, step);
+    if (!fv) return blo__solver_ctx_fail(s, "the lower objective");
+    if (f) *f = blo_tensor_item(fv);
+    if (!fv->requires_grad) { /* f does not depend on y: its gradient is zero */
+        return blo__zeros_like(s, s->ny, y, g);
+    }
+    blo_status st = blo_grad(s->sctx, 1, &fv, NULL, s->ny, y, create ? BLO_GRAD_CREATE_GRAPH : 0, g);
+    return st ? blo__solver_ctx_fail(s, "the lower gradient") : BLO_OK;
+}
+
+/* lr · d, with lr the configured scalar or the learned one-element x tensor. */
+static blo_tensor *times_lr(blo_solver *s, blo_tensor *d) {
+    if (s->c.lr_x >= 0) return blo_mul(s->sctx, d, s->x[s->c.lr_x]);
+    return blo_scale(s->sctx, d, s->c.inner.lr);
+}
+
+blo_status blo__inner_step(blo_solver *s, blo_traj *tr, blo_tensor *const *g) {
+    blo_ctx *c = s->sctx;
+    const blo_opt *o = &s->c.inner;
+    int64_t t = tr->t + 1;
+    for (int i = 0; i < s->ny; i++) {
+        blo_tensor *y = tr->y[i], *gi = g[i], *ny = NULL;
+        if (o->weight_decay != 0) gi = blo_add(c, gi, blo_scale(c, y, o->weight_decay));
+        switch (o->kind) {
+        case BLO_OPT_SGD: ny = blo_sub(c, y, times_lr(s, gi)); break;
+        case BLO_OPT_MOMENTUM:
+            tr->m[i] = blo_add(c, blo_scale(c, tr->m[i], o->momentum), gi);
+            ny = blo_sub(c, y, times_lr(s, tr->m[i]));
+            break;
+        case BLO_OPT_NESTEROV:
+            tr->m[i] = blo_add(c, blo_scale(c, tr->m[i], o->momentum), gi);
+            ny = blo_sub(c, y, times_lr(s, blo_add(c, gi, blo_scale(c, tr->m[i], o->momentum))));
+            break;
+        case BLO_OPT_ADAM: {
+            /* eps_root inside the square root keeps its derivative finite at v = 0, so the
+             * step can be differentiated (the same device as differentiable Adam elsewhere). */
+            const double eps_root = 1e-16;
+            tr->m[i] = blo_add(c, blo_scale(c, tr->m[i], o->beta1), blo_scale(c, gi, 1 - o->beta1));
+            tr->v[i] = blo_add(c, blo_scale(c, tr->v[i], o->beta2),
+                               blo_scale(c, blo_mul(c, gi, gi), 1 - o->beta2));
+            blo_tensor *mh = blo_scale(c, tr->m[i], 1.0 / (1 - pow(o->beta1, (double)t)));
+            blo_tensor *vh = blo_scale(c, tr->v[i], 1.0 / (1 - pow(o->beta2, (double)t)));
+            blo_tensor *den = blo_add_scalar(c, blo_sqrt(c, blo_add_scalar(c, vh, eps_root)), o->eps);
+            ny = blo_sub(c, y, times_lr(s, blo_div(c, mh, den)));
+            break;
+        }
+        }
+        if (ny && s->p.project_y) ny = s->p.project_y(c, i, ny, s->p.user);
+        if (!ny) return blo__solver_ctx_fail(s, "the inner step");
+        tr->y[i] = ny;
+    }
+    tr->t = t;
+    return BLO_OK;
+}
+
+blo_status blo__unroll(blo_solver *s, blo_traj *tr, int64_t to, int create) {
+    blo_ctx *c = s->sctx;
+    if (tr->t >= to) return BLO_OK;
+    blo_tensor **g = alloc_list(s, s->ny);
+    if (!g) return blo__solver_ctx_fail(s, "unrolling");
+    if (create) {
+        while (tr->t < to) {
+            blo_status st = blo__ll_grad(s, tr->y, tr->t, 1, g, NULL);
+            if (!st) st = blo__inner_step(s, tr, g);
+            if (st) return st;
+        }
+        return BLO_OK;
+    }
+    /* Values only: the state lives in fresh leaves, overwritten in place after every step,
+     * and everything a step makes is released by rewinding to the mark. */
+    blo_traj cur = *tr;
+    cur.y = alloc_list(s, s->ny);
+    cur.m = alloc_list(s, s->ny);
+    cur.v = alloc_list(s, s->ny);
+    if (!cur.y || !cur.m || !cur.v) return blo__solver_ctx_fail(s, "unrolling");
+    blo_status st = blo__leaf_copies(s, s->ny, tr->y, cur.y);
+    for (int i = 0; i < s->ny && !st; i++) {
+        if (tr->m[i] && !(cur.m[i] = blo_clone(c, tr->m[i]))) st = blo__solver_ctx_fail(s, "unrolling");
+        if (tr->v[i] && !(cur.v[i] = blo_clone(c, tr->v[i]))) st = blo__solver_ctx_fail(s, "unrolling");
+    }
+    if (st) return st;
+    blo_traj nxt = cur;
+    nxt.y = alloc_list(s, s->ny);
+    nxt.m = alloc_list(s, s->ny);
+    nxt.v = alloc_list(s, s->ny);
+    if (!nxt.y || !nxt.m || !nxt.v) return blo__solver_ctx_fail(s, "unrolling");
+    while (cur.t < to && !st) {
+        blo_mark mk = blo_ctx_mark(c);
+        memcpy(nxt.y, cur.y, sizeof(blo_tensor *) * (size_t)s->ny);
+        memcpy(nxt.m, cur.m, sizeof(blo_tensor *) * (size_t)s->ny);
+        memcpy(nxt.v, cur.v, sizeof(blo_tensor *) * (size_t)s->ny);
+        nxt.t = cur.t;
+        st = blo__ll_grad(s, cur.y, cur.t, 0, g, NULL);
+        if (!st) {
+            int old = blo_ctx_set_recording(c, 0);
+            st = blo__inner_step(s, &nxt, g);
+            blo_ctx_set_recording(c, old);
+        }
+        for (int i = 0; i < s->ny && !st; i++) {
+            blo_copy_into(cur.y[i], nxt.y[i]);
+            if (cur.m[i]) blo_copy_into(cur.m[i], nxt.m[i]);
+            if (cur.v[i]) blo_copy_into(cur.v[i], nxt.v[i]);
+        }
+        cur.t = nxt.t;
+        if (!st) blo_ctx_rewind(c, mk);
+    }
+    if (st) return st;
+    *tr = cur;
+    return BLO_OK;
+}
+
+void blo__keep_y(blo_solver *s, blo_tensor *const *y) {
+    for (int i = 0; i < s->ny; i++) blo_copy_into(s->y[i], y[i]);
+}
+
+blo_status blo__finish_reverse(blo_solver *s, blo_tensor *const *yT, int64_t step,
+                               blo_tensor **hx, blo_tensor **hy0, int with_y0) {
+    blo_ctx *c = s->sctx;
+    blo_tensor *F = blo__upper(s, yT, step);
+    if (!F) return blo__solver_ctx_fail(s, "the upper objective");
+    s->last_upper = blo_tensor_item(F);
+    int n = s->nx + (with_y0 ? s->ny : 0);
+    blo_tensor **in = alloc_list(s, n), **out = alloc_list(s, n);
+    if (!in || !out) return blo__solver_ctx_fail(s, "the reverse pass");
+    memcpy(in, s->x, sizeof(blo_tensor *) * (size_t)s->nx);
+    if (with_y0) memcpy(in + s->nx, s->y0, sizeof(blo_tensor *) * (size_t)s->ny);
+    if (!F->requires_grad) { /* F depends on neither x nor y_T */
+        blo_status st = blo__zeros_like(s, n, in, out);
+        if (st) return st;
+    } else if (blo_grad(c, 1, &F, NULL, n, in, 0, out)) {
+        return blo__solver_ctx_fail(s, "the reverse pass");
+    }
+    memcpy(hx, out, sizeof(blo_tensor *) * (size_t)s->nx);
+    if (with_y0) memcpy(hy0, out + s->nx, sizeof(blo_tensor *) * (size_t)s->ny);
+    int old = blo_ctx_set_recording(c, 0);
+    blo_tensor *f = blo__lower(s, yT, step);
+    blo_ctx_set_recording(c, old);
+    if (!f) return blo__solver_ctx_fail(s, "the lower objective");
+    s->last_lower = blo_tensor_item(f);
+    blo__keep_y(s, yT);
+    return BLO_OK;
+}

@@ -1,0 +1,33 @@
+/* registry.c — every hypergradient method, selectable by name. */
+#include "../solve/solver.h"
+
+#include <string.h>
+
+extern const blo_method blo__method_rhg, blo__method_trhg, blo__method_cg;
+
+static const blo_method *const METHODS[] = {
+    &blo__method_rhg,
+    &blo__method_trhg,
+    &blo__method_cg,
+};
+
+#define N_METHODS ((int)(sizeof METHODS / sizeof METHODS[0]))
+
+int blo_method_count(void) {
+    return N_METHODS;
+}
+
+const blo_method_info *blo_method_at(int i) {
+    return i >= 0 && i < N_METHODS ? &METHODS[i]->info : NULL;
+}
+
+const blo_method *blo__method_find(const char *name) {
+    for (int i = 0; name && i < N_METHODS; i++)
+        if (!strcmp(METHODS[i]->info.name, name)) return METHODS[i];
+    return NULL;
+}
+
+const blo_method_info *blo_method_find(const char *name) {
+    const blo_method *m = blo__method_find(name);
+    return m ? &m->info : NULL;
+}
