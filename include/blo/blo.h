@@ -5,6 +5,7 @@
  *   ops.h       differentiable operations
  *   autodiff.h  reverse mode of any order: grad, HVP, mixed products, JVP, detach
  *   bilevel.h   bilevel problems, the hypergradient methods, the outer loop
+ *   data.h      datasets and loaders: IDX (MNIST family), LIBSVM, CSV
  */
 #ifndef BLO_BLO_H
 #define BLO_BLO_H
@@ -12,6 +13,7 @@
 #include "blo/autodiff.h"
 #include "blo/bilevel.h"
 #include "blo/core.h"
+#include "blo/data.h"
 #include "blo/ops.h"
 #include "blo/tensor.h"
 

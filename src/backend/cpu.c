@@ -444,8 +444,8 @@ static void cpu_reduce(blo_reduce_kind k, const blo_tensor *x, blo_tensor *out) 
     red_env e = {k, x->dtype};
     int nd = x->ndim;
     /* Split axes into kept (out size == x size) and reduced (out size 1, x size > 1). */
-    int64_t kshape[BLO_MAX_DIMS], kst[3][BLO_MAX_DIMS], rshape[BLO_MAX_DIMS],
-        rst[3][BLO_MAX_DIMS];
+    int64_t kshape[BLO_MAX_DIMS] = {0}, kst[3][BLO_MAX_DIMS] = {{0}}, rshape[BLO_MAX_DIMS] = {0},
+            rst[3][BLO_MAX_DIMS] = {{0}};
     int nk = 0, nr = 0;
     for (int i = 0; i < nd; i++) {
         if (out->shape[i] == x->shape[i] && x->shape[i] != 1) {

@@ -423,27 +423,27 @@ static blo_status fans(blo_tensor *t, double *fan_in, double *fan_out) {
 }
 
 blo_status blo_init_kaiming_normal(blo_tensor *t, blo_rng *r) {
-    double fi, fo;
+    double fi = 1, fo = 1;
     blo_status s = fans(t, &fi, &fo);
     return s ? s : init_each(t, r, 1, 0.0, sqrt(2.0 / fi));
 }
 
 blo_status blo_init_kaiming_uniform(blo_tensor *t, blo_rng *r) {
-    double fi, fo;
+    double fi = 1, fo = 1;
     blo_status s = fans(t, &fi, &fo);
     double bound = sqrt(6.0 / fi);
     return s ? s : init_each(t, r, 0, -bound, bound);
 }
 
 blo_status blo_init_xavier_uniform(blo_tensor *t, blo_rng *r) {
-    double fi, fo;
+    double fi = 1, fo = 1;
     blo_status s = fans(t, &fi, &fo);
     double bound = sqrt(6.0 / (fi + fo));
     return s ? s : init_each(t, r, 0, -bound, bound);
 }
 
 blo_status blo_init_xavier_normal(blo_tensor *t, blo_rng *r) {
-    double fi, fo;
+    double fi = 1, fo = 1;
     blo_status s = fans(t, &fi, &fo);
     return s ? s : init_each(t, r, 1, 0.0, sqrt(2.0 / (fi + fo)));
 }
