@@ -116,6 +116,7 @@ int main(void) {
         const char *file, *where;
     } bad_csv[] = {{"fields.csv", "line 3: 2 fields, the header has 3"},
                    {"nonnumeric.csv", "line 3, column 3"},
+                   {"extrafields.csv", "line 3: at least 4 fields, the header has 3"},
                    {"empty.csv", "empty"},
                    {"onecolumn.csv", "line 1"}};
     for (size_t i = 0; i < sizeof bad_csv / sizeof bad_csv[0]; i++) {

@@ -217,11 +217,11 @@ blo_status blo_csv_parse(const char *buf, size_t len, const char *name, const ch
     if (memchr(buf, 0, len))
         return blo__data_fail(err, errlen, BLO_ERR_FORMAT, "%s: a NUL byte: not a text file", name);
     char *s = nul_copy(buf, len);
-    char **fields = blo_malloc(sizeof(char *) * CSV_MAX_COLS);
-    int64_t *colstart = blo_malloc(sizeof(int64_t) * CSV_MAX_COLS);
+    char **fields = NULL; /* sized from the header: its field count + 1 (to detect extras) */
+    int cap = 0;
     vec xs = {0, 0, 0, sizeof(float)}, ys = {0, 0, 0, sizeof(double)};
     blo_status st = BLO_OK;
-    if (!s || !fields || !colstart) goto nomem;
+    if (!s) goto nomem;
     char *line = s;
     int64_t ln = 0;
     int ncols = 0, label = -1;
@@ -238,12 +238,21 @@ blo_status blo_csv_parse(const char *buf, size_t len, const char *name, const ch
             continue;
         }
         char *base = line;
-        int nf = split_fields(line, fields, CSV_MAX_COLS);
-        if (nf < 0) {
-            st = blo__data_fail(err, errlen, BLO_ERR_FORMAT, "%s: line %lld: more than %d columns",
-                                name, (long long)ln, CSV_MAX_COLS);
-            goto out;
+        if (!fields) {
+            int64_t commas = 0;
+            for (char *q = line; *q; q++) commas += *q == ',';
+            if (commas + 1 > CSV_MAX_COLS) {
+                st = blo__data_fail(err, errlen, BLO_ERR_FORMAT,
+                                    "%s: line %lld: more than %d columns", name, (long long)ln,
+                                    CSV_MAX_COLS);
+                goto out;
+            }
+            cap = (int)commas + 2;
+            fields = blo_malloc(sizeof(char *) * (size_t)cap);
+            if (!fields) goto nomem;
         }
+        int nf = split_fields(line, fields, cap);
+        if (nf < 0) nf = cap; /* more fields than the header: reported below */
         if (ncols == 0) { /* the header */
             if (nf < 2) {
                 st = blo__data_fail(err, errlen, BLO_ERR_FORMAT,
@@ -268,8 +277,8 @@ blo_status blo_csv_parse(const char *buf, size_t len, const char *name, const ch
         } else {
             if (nf != ncols) {
                 st = blo__data_fail(err, errlen, BLO_ERR_FORMAT,
-                                    "%s: line %lld: %d fields, the header has %d", name,
-                                    (long long)ln, nf, ncols);
+                                    "%s: line %lld: %s%d fields, the header has %d", name,
+                                    (long long)ln, nf == cap ? "at least " : "", nf, ncols);
                 goto out;
             }
             for (int i = 0; i < nf; i++) {
@@ -308,8 +317,6 @@ blo_status blo_csv_parse(const char *buf, size_t len, const char *name, const ch
 nomem:
     st = blo__data_fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", name);
 out:
-    (void)colstart;
-    blo_free(colstart);
     blo_free(fields);
     blo_free(xs.p);
     blo_free(ys.p);
