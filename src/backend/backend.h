@@ -76,18 +76,23 @@ typedef struct blo_backend {
     /* out (contiguous, holding the base values) += src added at rows idx along axis. */
     void (*index_add)(blo_tensor *out, int axis, const blo_tensor *idx, const blo_tensor *src);
 
-    /* Convolution support. x [N, C, H, W] contiguous; cols [N, C*KH*KW, OH*OW].
-     * col2im accumulates into x (which the caller zeroed). */
+    /* Convolution support (cpu_conv.c has the formulas). x [N, C, H, W] and cols
+     * [N, C*KH*KW, OH*OW], both contiguous. im2col fills cols; col2im, its adjoint,
+     * overwrites x with the sums of the column entries that each pixel fed. */
     void (*im2col)(const blo_tensor *x, const blo_conv2d_params *p, int kh, int kw, int oh,
                    int ow, blo_tensor *cols);
     void (*col2im)(const blo_tensor *cols, const blo_conv2d_params *p, int kh, int kw, int oh,
                    int ow, blo_tensor *x);
 
-    /* Max pooling forward: out [N, C, OH, OW] and argmax [N, C, OH, OW] (i64, flat index into
-     * the H*W plane of x). */
+    /* Pooling: p's strides are resolved (non-zero) and its padding is at most half the
+     * kernel, so every window holds a real cell. x, out, gout and gx are contiguous
+     * [N, C, H, W] (x, gx) or [N, C, OH, OW] (out, gout, argmax).
+     * Max pooling: argmax (i64) = the flat index into x's H*W plane of each window's first
+     * maximum; out = the maxima, or not computed when out is NULL. */
     void (*max_pool2d)(const blo_tensor *x, const blo_pool2d_params *p, blo_tensor *out,
                        blo_tensor *argmax);
-    /* Average pooling and its adjoint (linear, so each is the other's backward). */
+    /* Average pooling and its adjoint (linear, so each is the other's backward); the adjoint
+     * overwrites gx. */
     void (*avg_pool2d)(const blo_tensor *x, const blo_pool2d_params *p, blo_tensor *out);
     void (*avg_pool2d_adjoint)(const blo_tensor *gout, const blo_pool2d_params *p,
                                blo_tensor *gx);
