@@ -22,6 +22,9 @@ void blo_ctx_free(blo_ctx *ctx) {
     if (!ctx) return;
     for (size_t i = 0; i < ctx->nchunks; i++) blo_free(ctx->chunks[i]);
     for (size_t i = 0; i < ctx->nbig; i++) blo_free(ctx->big[i]);
+    for (size_t i = 0; i < ctx->ncache; i++) blo_free(ctx->cache[i]);
+    blo_free(ctx->cache);
+    blo_free(ctx->cache_size);
     blo_free(ctx->chunks);
     blo_free(ctx->big);
     blo_free(ctx->big_size);
@@ -56,7 +59,23 @@ void *blo__ctx_alloc(blo_ctx *ctx, size_t bytes) {
             goto nomem;
         if (!grow((void **)&ctx->big_size, sizeof(size_t), &ctx->cap_big_size, ctx->nbig + 1))
             goto nomem;
-        void *p = blo_malloc(need);
+        /* The smallest cached block that fits without wasting more than half of it. */
+        size_t best = ctx->ncache;
+        for (size_t i = 0; i < ctx->ncache; i++)
+            if (ctx->cache_size[i] >= need && ctx->cache_size[i] / 2 <= need &&
+                (best == ctx->ncache || ctx->cache_size[i] < ctx->cache_size[best]))
+                best = i;
+        void *p;
+        if (best < ctx->ncache) {
+            p = ctx->cache[best];
+            need = ctx->cache_size[best];
+            ctx->cache_bytes -= need;
+            ctx->ncache--;
+            ctx->cache[best] = ctx->cache[ctx->ncache];
+            ctx->cache_size[best] = ctx->cache_size[ctx->ncache];
+        } else {
+            p = blo_malloc(need);
+        }
         if (!p) goto nomem;
         ctx->big[ctx->nbig] = p;
         ctx->big_size[ctx->nbig++] = need;
@@ -95,7 +114,17 @@ void blo_ctx_rewind(blo_ctx *ctx, blo_mark m) {
     if (!ctx) return;
     while (ctx->nbig > m.nbig) {
         ctx->nbig--;
-        blo_free(ctx->big[ctx->nbig]);
+        void *b = ctx->big[ctx->nbig];
+        size_t sz = ctx->big_size[ctx->nbig];
+        if (ctx->cache_bytes + sz <= ctx->peak &&
+            grow((void **)&ctx->cache, sizeof(void *), &ctx->cap_cache, ctx->ncache + 1) &&
+            grow((void **)&ctx->cache_size, sizeof(size_t), &ctx->cap_cache_size, ctx->ncache + 1)) {
+            ctx->cache[ctx->ncache] = b;
+            ctx->cache_size[ctx->ncache++] = sz;
+            ctx->cache_bytes += sz;
+        } else {
+            blo_free(b);
+        }
     }
     if (ctx->nchunks > 0) {
         ctx->cur = m.chunk;
