@@ -1,0 +1,66 @@
+/* runlog.h — what long runs share on the command line: a progress line on stderr, the
+ * per-iteration log (CSV or JSON lines, chosen by the file's extension), reading such logs
+ * back, and convergence plots (SVG, or PNG through libpng) of one or several logs. */
+#ifndef BLO_RUNLOG_H
+#define BLO_RUNLOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- Progress --------------------------------------------------------------------------------
+ * On a terminal: one line redrawn in place (a bar, i/total, ETA, and a caller's status text)
+ * at most ten times a second. Elsewhere: a plain line every ~5% of the run. Quiet: nothing. */
+typedef struct cli_progress {
+    int64_t total;
+    int quiet, tty;
+    double start, last_draw;
+    int64_t last_line;
+    const char *label;
+} cli_progress;
+void cli_progress_start(cli_progress *p, const char *label, int64_t total, int quiet);
+/* done = iterations finished so far (of total); status: e.g. "UL 0.412  test acc 81.3%". */
+void cli_progress_update(cli_progress *p, int64_t done, const char *status);
+void cli_progress_end(cli_progress *p);
+
+/* ---- Per-iteration log ------------------------------------------------------------------------ */
+#define CLI_LOG_MAX_COLS 16
+typedef struct cli_log {
+    FILE *f;
+    int jsonl;
+    int ncols;
+    const char *cols[CLI_LOG_MAX_COLS];
+} cli_log;
+/* Opens path for writing ("-.csv"-style names are not special): ".jsonl" or ".json" gives
+ * JSON lines, anything else CSV with a header. append = 1 continues an existing log (after a
+ * resume) without a second header. Returns false with a message on stderr. */
+bool cli_log_open(cli_log *l, const char *path, int ncols, const char *const *cols, int append);
+void cli_log_row(cli_log *l, const double *values);
+void cli_log_close(cli_log *l);
+
+/* A log read back: named columns of doubles. */
+typedef struct cli_table {
+    char name[256]; /* the file it came from (or a label) */
+    int ncols;
+    char cols[CLI_LOG_MAX_COLS][32];
+    int64_t nrows;
+    double *v; /* nrows x ncols, row-major; NAN where a value was missing or null */
+} cli_table;
+/* Reads a CSV (with header) or JSON-lines log written by cli_log. Returns false with a
+ * message ("run.csv: line 4: 3 fields, the header has 6") in err. */
+bool cli_table_read(const char *path, cli_table *t, char *err, size_t errlen);
+void cli_table_free(cli_table *t);
+int cli_table_col(const cli_table *t, const char *name); /* -1 if absent */
+
+/* ---- Plots -------------------------------------------------------------------------------------
+ * Panels of y columns against an x column ("iter" or "seconds"), one curve per table, with a
+ * legend of the tables' names. The format follows the extension: .svg or .png. */
+typedef struct cli_plot_panel {
+    const char *x, *y;   /* column names */
+    const char *title;
+    int log_y;           /* log scale on y (for losses) */
+} cli_plot_panel;
+bool cli_plot_write(const char *path, const cli_table *tables, int ntables,
+                    const cli_plot_panel *panels, int npanels, char *err, size_t errlen);
+
+#endif
