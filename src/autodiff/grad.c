@@ -151,11 +151,12 @@ blo_status blo_grad(blo_ctx *ctx, int n_out, blo_tensor *const *outputs,
                     blo_tensor *const *seeds, int n_in, blo_tensor *const *inputs,
                     unsigned flags, blo_tensor **grads) {
     if (!ctx) return BLO_ERR_INVALID;
+    if (grads)
+        for (int i = 0; i < n_in; i++) grads[i] = NULL; /* no stale pointer on any failure */
     if (ctx->status) return ctx->status; /* an earlier op failed: its message stands */
     if (n_out < 1 || !outputs || n_in < 1 || !inputs || !grads)
         return blo_ctx_set_error(ctx, BLO_ERR_INVALID,
                                  "blo_grad: needs at least one output and one input");
-    for (int i = 0; i < n_in; i++) grads[i] = NULL;
     for (int k = 0; k < n_out; k++) {
         if (!outputs[k])
             return blo_ctx_set_error(ctx, BLO_ERR_INVALID, "blo_grad: output %d is NULL", k);
@@ -401,6 +402,12 @@ blo_status blo_mixed_vp(blo_ctx *ctx, blo_tensor *f, int ny, blo_tensor *const *
     if (!ctx) return BLO_ERR_INVALID;
     if (ny < 1 || !y || !v || nx < 1 || !x || !out)
         return blo_ctx_set_error(ctx, BLO_ERR_INVALID, "blo_mixed_vp: missing arguments");
+    for (int i = 0; i < nx; i++) out[i] = NULL; /* as blo_grad: no stale pointer on failure */
+    if (ctx->status) return ctx->status;         /* an earlier op failed: its message stands */
+    for (int i = 0; i < ny || i < nx; i++)
+        if ((i < ny && !v[i]) || (i < nx && !x[i]))
+            return blo_ctx_set_error(ctx, BLO_ERR_INVALID, "blo_mixed_vp: %s %d is NULL",
+                                     i < ny && !v[i] ? "direction" : "x", i);
     blo_tensor *small[8];
     blo_tensor **g = ny <= 8 ? small : blo_malloc((size_t)ny * sizeof *g);
     if (!g) return blo_ctx_set_error(ctx, BLO_ERR_NOMEM, "blo_mixed_vp: out of memory");
@@ -414,7 +421,10 @@ blo_status blo_mixed_vp(blo_ctx *ctx, blo_tensor *f, int ny, blo_tensor *const *
     if (!dot->requires_grad) { /* ∇_y f does not depend on x: the product is zero */
         for (int i = 0; i < nx; i++) {
             out[i] = blo_zeros(ctx, x[i]->dtype, x[i]->ndim, x[i]->shape);
-            if (!out[i]) return ctx->status;
+            if (!out[i]) {
+                for (int j = 0; j < i; j++) out[j] = NULL;
+                return ctx->status;
+            }
         }
         return BLO_OK;
     }
@@ -432,6 +442,11 @@ blo_status blo_jvp(blo_ctx *ctx, int n_out, blo_tensor *const *outputs, int n_in
     if (!ctx) return BLO_ERR_INVALID;
     if (n_out < 1 || !outputs || n_in < 1 || !inputs || !tangents || !jv)
         return blo_ctx_set_error(ctx, BLO_ERR_INVALID, "blo_jvp: missing arguments");
+    for (int k = 0; k < n_out; k++) jv[k] = NULL;
+    if (ctx->status) return ctx->status; /* an earlier op failed: its message stands */
+    for (int i = 0; i < n_in; i++)
+        if (!tangents[i])
+            return blo_ctx_set_error(ctx, BLO_ERR_INVALID, "blo_jvp: tangent %d is NULL", i);
     blo_tensor **u = blo_malloc((size_t)(n_out + n_in) * sizeof *u);
     if (!u) return blo_ctx_set_error(ctx, BLO_ERR_NOMEM, "blo_jvp: out of memory");
     blo_tensor **g = u + n_out;
@@ -461,5 +476,7 @@ blo_status blo_jvp(blo_ctx *ctx, int n_out, blo_tensor *const *outputs, int n_in
         }
     }
     blo_free(u);
+    if (s)
+        for (int k = 0; k < n_out; k++) jv[k] = NULL;
     return s;
 }

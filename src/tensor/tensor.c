@@ -411,6 +411,7 @@ blo_status blo_init_normal(blo_tensor *t, blo_rng *r, double mean, double std) {
 }
 
 static blo_status fans(blo_tensor *t, double *fan_in, double *fan_out) {
+    *fan_in = *fan_out = 1; /* defined even on failure: callers compute a bound before testing */
     if (!t) return BLO_ERR_INVALID;
     if (t->ndim < 2)
         return blo_ctx_set_error(t->ctx, BLO_ERR_SHAPE,

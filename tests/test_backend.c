@@ -1,0 +1,264 @@
+/* test_backend.c — the CPU backend below the ops: the BLAS gemm path against the reference
+ * loops, determinism of threaded reductions and maps (same bits run to run for a thread count,
+ * agreement to rounding across thread counts), strided copies, and the arena: mark/rewind
+ * frees and reuses memory, blo_wrap neither copies nor frees. */
+#include "testutil.h"
+
+#include "backend/backend.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- gemm ------------------------------------------------------------------------------------ */
+
+static void fill_rand(blo_rng *r, blo_dtype dt, void *p, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        double v = blo_rng_uniform(r) * 2 - 1;
+        if (dt == BLO_F32)
+            ((float *)p)[i] = (float)v;
+        else
+            ((double *)p)[i] = v;
+    }
+}
+
+static double get(blo_dtype dt, const void *p, int64_t i) {
+    return dt == BLO_F32 ? ((const float *)p)[i] : ((const double *)p)[i];
+}
+
+/* C = alpha op(A) op(B) + beta C with padded leading dimensions, through the backend and
+ * through the reference; the padding of C must stay untouched. */
+static void check_gemm(blo_rng *r, blo_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t k) {
+    const blo_backend *be = blo_backend_cpu();
+    int64_t a_rows = ta ? k : m, a_cols = ta ? m : k;
+    int64_t b_rows = tb ? n : k, b_cols = tb ? k : n;
+    int64_t lda = a_cols + 3, ldb = b_cols + 1, ldc = n + 2;
+    size_t es = blo_dtype_size(dt);
+    void *a = malloc((size_t)(a_rows * lda) * es), *b = malloc((size_t)(b_rows * ldb) * es);
+    void *c1 = malloc((size_t)(m * ldc) * es), *c2 = malloc((size_t)(m * ldc) * es);
+    fill_rand(r, dt, a, a_rows * lda);
+    fill_rand(r, dt, b, b_rows * ldb);
+    fill_rand(r, dt, c1, m * ldc);
+    memcpy(c2, c1, (size_t)(m * ldc) * es);
+    double alpha = 0.75, beta = -0.5;
+    be->gemm(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c1, ldc);
+    blo__gemm_ref(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c2, ldc);
+    double tol = dt == BLO_F32 ? 1e-5 : 1e-13;
+    int64_t bad = -1;
+    for (int64_t i = 0; i < m && bad < 0; i++)
+        for (int64_t j = 0; j < ldc; j++) {
+            double x = get(dt, c1, i * ldc + j), y = get(dt, c2, i * ldc + j);
+            /* Inside the matrix: to rounding. In the padding: bit for bit (untouched). */
+            if (j < n ? !tu_close(x, y, tol, tol) : x != y) {
+                bad = i * ldc + j;
+                break;
+            }
+        }
+    TU_CHECK(bad < 0, "gemm %s ta=%d tb=%d %lldx%lldx%lld: element %lld is %.10g, reference %.10g",
+             blo_dtype_name(dt), ta, tb, (long long)m, (long long)n, (long long)k, (long long)bad,
+             bad >= 0 ? get(dt, c1, bad) : 0.0, bad >= 0 ? get(dt, c2, bad) : 0.0);
+    free(a);
+    free(b);
+    free(c1);
+    free(c2);
+}
+
+static void check_gemms(blo_rng *r) {
+    const int64_t sizes[3][3] = {{7, 13, 5}, {33, 17, 19}, {1, 9, 64}};
+    for (int d = 0; d < 2; d++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int s = 0; s < 3; s++)
+                    check_gemm(r, d ? BLO_F64 : BLO_F32, ta, tb, sizes[s][0], sizes[s][1],
+                               sizes[s][2]);
+    /* The reference itself against a hand product: [1 2; 3 4] [5; 6] = [17; 39]. */
+    double a[4] = {1, 2, 3, 4}, b[2] = {5, 6}, c[2] = {0, 0};
+    blo__gemm_ref(BLO_F64, 0, 0, 2, 1, 2, 1.0, a, 2, b, 1, 0.0, c, 1);
+    TU_CHECK(c[0] == 17 && c[1] == 39, "reference gemm: %g %g", c[0], c[1]);
+    blo__gemm_ref(BLO_F64, 1, 0, 2, 1, 2, 1.0, a, 2, b, 1, 0.0, c, 1); /* Aᵀ b = [23; 34] */
+    TU_CHECK(c[0] == 23 && c[1] == 34, "reference gemm transposed: %g %g", c[0], c[1]);
+}
+
+/* ---- Threads --------------------------------------------------------------------------------- */
+
+#define NOPS 6
+
+/* Runs a fixed set of reductions and maps on large inputs; results into out[k] (fresh). */
+static void run_ops(blo_ctx *ctx, blo_tensor *x, blo_tensor *row, blo_tensor **out) {
+    int ax0 = 0, ax1 = 1;
+    out[0] = blo_sum_all(ctx, x);
+    out[1] = blo_sum(ctx, x, 1, &ax1, 0);
+    out[2] = blo_sum(ctx, x, 1, &ax0, 0);
+    out[3] = blo_max(ctx, blo_transpose(ctx, x, 0, 1), 0, NULL, 0);
+    out[4] = blo_mul(ctx, blo_exp(ctx, x), row); /* broadcast row */
+    out[5] = blo_mean(ctx, blo_tanh(ctx, blo_transpose(ctx, x, 0, 1)), 1, &ax0, 0);
+}
+
+static int same_bits(const blo_tensor *a, const blo_tensor *b) {
+    int64_t n = blo_tensor_numel(a);
+    if (!a || !b || n != blo_tensor_numel(b)) return 0;
+    size_t es = blo_dtype_size(blo_tensor_dtype(a));
+    return memcmp(blo_tensor_data(a), blo_tensor_data(b), (size_t)n * es) == 0;
+}
+
+static void check_threads(blo_ctx *ctx, blo_rng *r) {
+    const int64_t shape[2] = {601, 503}; /* 302303 elements, odd sizes: uneven thread splits */
+    for (int d = 0; d < 2; d++) {
+        blo_dtype dt = d ? BLO_F64 : BLO_F32;
+        blo_tensor *x = blo_tensor_new(ctx, dt, 2, shape);
+        blo_tensor *row = blo_tensor_new(ctx, dt, 1, shape + 1);
+        blo_init_uniform(x, r, -1, 1);
+        blo_init_uniform(row, r, -1, 1);
+        blo_tensor *res[2][2][NOPS]; /* [thread setting][run][op] */
+        int old = blo_num_threads();
+        for (int t = 0; t < 2; t++) {
+            blo_set_num_threads(t + 1);
+            TU_CHECK(blo_num_threads() == t + 1, "blo_set_num_threads(%d)", t + 1);
+            for (int run = 0; run < 2; run++) run_ops(ctx, x, row, res[t][run]);
+        }
+        blo_set_num_threads(old);
+        tu_check_ok(ctx, "threaded ops");
+        if (blo_ctx_status(ctx)) return;
+        double tol = dt == BLO_F32 ? 1e-6 : 1e-12;
+        for (int k = 0; k < NOPS; k++) {
+            for (int t = 0; t < 2; t++)
+                TU_CHECK(same_bits(res[t][0][k], res[t][1][k]),
+                         "%s op %d with %d thread(s): runs differ", blo_dtype_name(dt), k, t + 1);
+            char what[64];
+            snprintf(what, sizeof what, "%s op %d: 1 vs 2 threads", blo_dtype_name(dt), k);
+            tu_check_close(res[1][0][k], res[0][0][k], tol, tol, what);
+        }
+        /* The total against a plain double sum. */
+        double s = 0;
+        for (int64_t i = 0; i < shape[0] * shape[1]; i++) s += blo_tensor_get(x, i);
+        TU_CHECK(tu_close(blo_tensor_item(res[1][0][0]), s, dt == BLO_F32 ? 1e-6 : 1e-12, 1e-9),
+                 "%s sum %.12g vs %.12g", blo_dtype_name(dt), blo_tensor_item(res[1][0][0]), s);
+    }
+}
+
+/* ---- Strided copies -------------------------------------------------------------------------- */
+
+static void check_copies(blo_ctx *ctx) {
+    const int64_t s[3] = {3, 4, 5};
+    double v[60];
+    for (int i = 0; i < 60; i++) v[i] = i;
+    blo_tensor *x = blo_from_f64(ctx, BLO_F64, 3, s, v);
+    /* permute (2, 0, 1) then slice every other along the new axis 2: [5, 3, 2] */
+    int perm[3] = {2, 0, 1};
+    blo_tensor *p = blo_slice(ctx, blo_permute(ctx, x, perm), 2, 1, 4, 2);
+    blo_tensor *c = blo_contiguous(ctx, p);
+    TU_CHECK(c && blo_tensor_is_contiguous(c) && !blo_tensor_is_contiguous(p),
+             "contiguous copy of a strided view");
+    double want[30];
+    int n = 0;
+    for (int k = 0; k < 5; k++)
+        for (int i = 0; i < 3; i++)
+            for (int j = 1; j < 4; j += 2) want[n++] = v[(i * 4 + j) * 5 + k];
+    tu_check_close_f64(c, want, 0, 0, "strided copy values");
+    /* Copy with dtype conversion into a strided destination: column 1 of a [4, 3] f32. */
+    const int64_t s43[2] = {4, 3};
+    blo_tensor *dst = blo_full(ctx, BLO_F32, 2, s43, -1.0);
+    blo_tensor *col = blo_slice(ctx, dst, 1, 1, 2, 1);
+    int64_t s41[2] = {4, 1};
+    double src[4] = {0.5, 1.5, 2.5, 3.5};
+    TU_CHECK(blo_copy_into(col, blo_from_f64(ctx, BLO_F64, 2, s41, src)) == BLO_OK,
+             "copy_into a strided view");
+    double dw[12] = {-1, 0.5, -1, -1, 1.5, -1, -1, 2.5, -1, -1, 3.5, -1};
+    tu_check_close_f64(dst, dw, 0, 0, "copy_into writes only the view");
+    TU_CHECK(blo_copy_into(col, x) == BLO_ERR_SHAPE, "copy_into with a different shape fails");
+    blo_ctx_clear_error(ctx);
+    /* A broadcast (zero-stride) source. */
+    blo_tensor *e = blo_contiguous(ctx, blo_expand(ctx, blo_from_f64(ctx, BLO_F64, 1, s + 0 + 2,
+                                                                     v + 10),
+                                                   2, (int64_t[]){2, 5}));
+    double ew[10] = {10, 11, 12, 13, 14, 10, 11, 12, 13, 14};
+    tu_check_close_f64(e, ew, 0, 0, "copy of an expanded view");
+    tu_check_ok(ctx, "copies");
+}
+
+/* ---- Arena ----------------------------------------------------------------------------------- */
+
+static void check_arena(void) {
+    long live0 = blo_alloc_live();
+    blo_ctx *ctx = blo_ctx_new(1 << 16); /* 64 KiB chunks: requests over 16 KiB are "big" */
+    TU_CHECK(ctx && blo_ctx_bytes(ctx) == 0, "a fresh context holds nothing");
+    const int64_t small[1] = {100}, big[1] = {10000};
+    blo_tensor *keep = blo_zeros(ctx, BLO_F64, 1, small);
+    size_t b0 = blo_ctx_bytes(ctx);
+    long live1 = blo_alloc_live();
+    TU_CHECK(b0 >= 800 && b0 < 4096, "bytes after one small tensor: %zu", b0);
+
+    blo_mark m = blo_ctx_mark(ctx);
+    blo_tensor *s1 = blo_zeros(ctx, BLO_F64, 1, small);
+    void *s1_data = blo_tensor_data(s1);
+    blo_tensor *b1 = blo_zeros(ctx, BLO_F64, 1, big);
+    blo_tensor *b2 = blo_zeros(ctx, BLO_F64, 1, big);
+    TU_CHECK(b1 && b2 && blo_ctx_bytes(ctx) >= b0 + 800 + 2 * 80000,
+             "bytes grow with big tensors: %zu", blo_ctx_bytes(ctx));
+    TU_CHECK(blo_alloc_live() >= live1 + 2, "big tensors are their own blocks");
+    size_t peak = blo_ctx_peak_bytes(ctx);
+    long live_big = blo_alloc_live();
+    blo_ctx_rewind(ctx, m);
+    TU_CHECK(blo_ctx_bytes(ctx) == b0, "rewind restores the byte count: %zu vs %zu",
+             blo_ctx_bytes(ctx), b0);
+    TU_CHECK(live_big - blo_alloc_live() == 2, "rewind frees the two big blocks (%ld live, %ld "
+             "before)", blo_alloc_live(), live_big);
+    TU_CHECK(blo_ctx_peak_bytes(ctx) == peak, "the peak remembers");
+    blo_tensor *s2 = blo_zeros(ctx, BLO_F64, 1, small);
+    TU_CHECK(blo_tensor_data(s2) == s1_data, "rewound chunk memory is reused");
+    TU_CHECK(blo_tensor_get(keep, 99) == 0.0, "tensors made before the mark stay valid");
+
+    /* Nested marks; filling past a chunk and rewinding keeps the chunks for reuse. */
+    blo_mark m1 = blo_ctx_mark(ctx);
+    const int64_t mid[1] = {1500}; /* 12 KB: chunk-allocated, five per chunk */
+    for (int i = 0; i < 20; i++) blo_zeros(ctx, BLO_F64, 1, mid);
+    long live_full = blo_alloc_live();
+    blo_mark m2 = blo_ctx_mark(ctx);
+    blo_zeros(ctx, BLO_F64, 1, big);
+    blo_ctx_rewind(ctx, m2);
+    TU_CHECK(blo_alloc_live() == live_full, "inner rewind frees the inner big block");
+    blo_ctx_rewind(ctx, m1);
+    TU_CHECK(blo_alloc_live() == live_full, "chunks are kept after a rewind");
+    for (int i = 0; i < 20; i++) blo_zeros(ctx, BLO_F64, 1, mid);
+    TU_CHECK(blo_alloc_live() == live_full, "the same work again takes no new memory (%ld vs %ld)",
+             blo_alloc_live(), live_full);
+    tu_check_ok(ctx, "arena");
+    blo_ctx_free(ctx);
+    TU_CHECK(blo_alloc_live() == live0, "blo_ctx_free releases everything");
+
+    /* blo_wrap: the tensor is the caller's buffer, and stays the caller's. */
+    double *buf = malloc(sizeof(double) * 6);
+    for (int i = 0; i < 6; i++) buf[i] = i + 1;
+    ctx = blo_ctx_new(0);
+    blo_scalar(ctx, BLO_F64, 0); /* the first chunk, so that what follows is the wrap's alone */
+    long live_w = blo_alloc_live();
+    size_t bytes_w = blo_ctx_bytes(ctx);
+    const int64_t s23[2] = {2, 3};
+    blo_tensor *w = blo_wrap(ctx, BLO_F64, 2, s23, buf);
+    TU_CHECK(w && blo_tensor_data(w) == buf, "wrap: data is the caller's pointer");
+    TU_CHECK(blo_ctx_bytes(ctx) - bytes_w < 6 * sizeof(double) + 512,
+             "wrap holds a header only (%zu bytes)", blo_ctx_bytes(ctx) - bytes_w);
+    TU_CHECK(blo_alloc_live() == live_w, "wrap allocates no storage");
+    buf[4] = 50;
+    TU_CHECK(blo_tensor_get(w, 4) == 50, "caller writes are seen");
+    blo_tensor_set(w, 0, -7);
+    TU_CHECK(buf[0] == -7, "tensor writes reach the caller's buffer");
+    blo_tensor *y = blo_sum_all(ctx, w);
+    TU_CHECK(y && blo_tensor_item(y) == -7 + 2 + 3 + 4 + 50 + 6, "ops read the wrapped buffer");
+    blo_ctx_free(ctx);
+    TU_CHECK(buf[1] == 2 && buf[0] == -7, "the buffer outlives the context, unchanged");
+    free(buf); /* ours to free: a double free here would be caught by the sanitizers */
+    TU_CHECK(blo_alloc_live() == live0, "no blo allocation outlives the contexts");
+}
+
+int main(void) {
+    blo_rng r;
+    blo_rng_seed(&r, 5);
+    check_gemms(&r);
+    blo_ctx *ctx = blo_ctx_new(0);
+    check_threads(ctx, &r);
+    check_copies(ctx);
+    blo_ctx_free(ctx);
+    check_arena();
+    return tu_finish("test_backend");
+}
