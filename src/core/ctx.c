@@ -59,6 +59,11 @@ void *blo__ctx_alloc(blo_ctx *ctx, size_t bytes) {
             goto nomem;
         if (!grow((void **)&ctx->big_size, sizeof(size_t), &ctx->cap_big_size, ctx->nbig + 1))
             goto nomem;
+        /* Room in the cache for every big block there is, so that a rewind never allocates. */
+        size_t blocks = ctx->nbig + ctx->ncache + 1;
+        if (!grow((void **)&ctx->cache, sizeof(void *), &ctx->cap_cache, blocks) ||
+            !grow((void **)&ctx->cache_size, sizeof(size_t), &ctx->cap_cache_size, blocks))
+            goto nomem;
         /* The smallest cached block that fits without wasting more than half of it. */
         size_t best = ctx->ncache;
         for (size_t i = 0; i < ctx->ncache; i++)
@@ -116,9 +121,8 @@ void blo_ctx_rewind(blo_ctx *ctx, blo_mark m) {
         ctx->nbig--;
         void *b = ctx->big[ctx->nbig];
         size_t sz = ctx->big_size[ctx->nbig];
-        if (ctx->cache_bytes + sz <= ctx->peak &&
-            grow((void **)&ctx->cache, sizeof(void *), &ctx->cap_cache, ctx->ncache + 1) &&
-            grow((void **)&ctx->cache_size, sizeof(size_t), &ctx->cap_cache_size, ctx->ncache + 1)) {
+        if (ctx->cache_bytes + sz <= ctx->peak && ctx->ncache < ctx->cap_cache &&
+            ctx->ncache < ctx->cap_cache_size) {
             ctx->cache[ctx->ncache] = b;
             ctx->cache_size[ctx->ncache++] = sz;
             ctx->cache_bytes += sz;
