@@ -79,6 +79,12 @@ static const cli_opt *find_opt(const char *arg, const cli_opt *opts, int n, cons
 }
 
 bool cli_parse(const cli_cmd *cmd, int argc, char **argv, const cli_opt *opts, int n, int *rc) {
+    return cli_parse_args(cmd, argc, argv, opts, n, rc, NULL, NULL);
+}
+
+bool cli_parse_args(const cli_cmd *cmd, int argc, char **argv, const cli_opt *opts, int n,
+                    int *rc, char **pos, int *npos) {
+    if (npos) *npos = 0;
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
@@ -87,6 +93,10 @@ bool cli_parse(const cli_cmd *cmd, int argc, char **argv, const cli_opt *opts, i
             return false;
         }
         const char *value = NULL;
+        if (pos && arg[0] != '-') { /* argv has room for every argument */
+            pos[(*npos)++] = argv[i];
+            continue;
+        }
         const cli_opt *o = arg[0] == '-' ? find_opt(arg, opts, n, &value) : NULL;
         if (!o) {
             fprintf(stderr, "blo %s: %s '%s' (see 'blo %s --help')\n", cmd->name,
@@ -189,4 +199,18 @@ double cli_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void cli_json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else if (ch < 0x20)
+            fprintf(f, "\\u%04x", ch);
+        else
+            fputc(ch, f);
+    }
+    fputc('"', f);
 }

@@ -55,6 +55,10 @@ typedef struct cli_opt {
  * *rc = 2 after printing a message naming the option to stderr, e.g.
  * "blo demo: bad value 'x' for --seed: expected an integer". */
 bool cli_parse(const cli_cmd *cmd, int argc, char **argv, const cli_opt *opts, int n, int *rc);
+/* The same, collecting the arguments that are not options into pos (room for argc entries)
+ * instead of rejecting them; *npos gets their count. */
+bool cli_parse_args(const cli_cmd *cmd, int argc, char **argv, const cli_opt *opts, int n,
+                    int *rc, char **pos, int *npos);
 
 /* Single-value parsers used by cli_parse, for commands that read values elsewhere. Each
  * returns true on success; otherwise prints "blo <cmd>: bad value '<text>' for <opt>: ..."
@@ -73,6 +77,8 @@ void cli_print_help(FILE *f, const cli_cmd *cmd, const cli_opt *opts, int n);
 /* A number as JSON: the shortest %g form that reads back exactly, or null for a value that
  * is not finite (JSON has no inf or nan). */
 void cli_json_number(FILE *f, double v);
+/* A string as a quoted JSON string (escaping quotes, backslashes and control characters). */
+void cli_json_string(FILE *f, const char *s);
 /* Seconds on a monotonic clock, for timings. */
 double cli_seconds(void);
 

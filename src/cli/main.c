@@ -7,6 +7,8 @@
 #include <string.h>
 
 int cli_demo_run(const cli_cmd *cmd, int argc, char **argv);
+int cli_methods_run(const cli_cmd *cmd, int argc, char **argv);
+int cli_plot_run(const cli_cmd *cmd, int argc, char **argv);
 
 const cli_cmd cli_commands[] = {
     {"demo", "engine demo: train a tiny MLP with blo_grad, check an HVP (no data needed)",
@@ -20,6 +22,17 @@ const cli_cmd cli_commands[] = {
      "Progress goes to stderr; the summary (or, with --json, one JSON object with\n"
      "initial_loss, final_loss, accuracy, hvp_residual) to stdout.",
      cli_demo_run},
+    {"methods", "the hypergradient methods of the registry, one line of maths each",
+     "Lists every method --method accepts. The hypergradient of min_x F(x, y*(x)),\n"
+     "y*(x) = argmin_y f(x, y), is dF/dx = dF/dx|_y + (dy*/dx)^T dF/dy; each method computes\n"
+     "or approximates the second term (or avoids it) in its own way.",
+     cli_methods_run},
+    {"plot", "draw convergence curves of run logs (--log files) to SVG or PNG",
+     "usage: blo plot [--out FILE] [--x iter|seconds|both] LOG [LOG ...]\n"
+     "Reads logs written by any task's --log (CSV or JSON lines) and draws the upper-level\n"
+     "loss, test accuracy, lower-level loss and hypergradient norm against iterations and\n"
+     "wall time, one colour per log, to compare methods. The format follows the extension.",
+     cli_plot_run},
 };
 const int cli_n_commands = (int)(sizeof cli_commands / sizeof cli_commands[0]);
 
