@@ -4,11 +4,19 @@
 #include <string.h>
 
 extern const blo_method blo__method_rhg, blo__method_trhg, blo__method_cg;
+extern const blo_method blo__method_rhg_ckpt, blo__method_fhg, blo__method_neumann,
+    blo__method_fixed_point, blo__method_first_order, blo__method_darts;
 
 static const blo_method *const METHODS[] = {
     &blo__method_rhg,
     &blo__method_trhg,
     &blo__method_cg,
+    &blo__method_rhg_ckpt,
+    &blo__method_fhg,
+    &blo__method_neumann,
+    &blo__method_fixed_point,
+    &blo__method_first_order,
+    &blo__method_darts,
 };
 
 #define N_METHODS ((int)(sizeof METHODS / sizeof METHODS[0]))

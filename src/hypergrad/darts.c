@@ -1,0 +1,117 @@
+/* darts.c — DARTS' second-order approximation: one virtual inner step, differentiated with a
+ * finite-difference mixed product.
+ *
+ *   y  = y_T (T inner steps, no graph),   y' = y − ξ (∇_y f(x, y) + wd·y)   (the virtual step),
+ *   v  = ∇_{y'} F(x, y'),                  ε = η / ‖v‖,   y± = y ± ε v,
+ *   dF/dx ≈ ∂F/∂x(x, y') − ξ [∇_x f(x, y⁺) − ∇_x f(x, y⁻)] / (2ε).
+ *
+ * The bracket is a central difference for ∇²_xy f(x, y) · v, so the result approximates the
+ * exact derivative of F(x, y − ξ∇_y f(x, y)) with y held fixed, i.e. reverse mode through
+ * that one step, at the cost of two gradients of f instead of second derivatives.
+ * ξ is the inner learning rate (the value of the learned one when lr_x is set, treated as a
+ * constant), wd its weight decay; the virtual step is a plain gradient step whatever the inner
+ * optimizer. Liu, Simonyan & Yang, "DARTS: differentiable architecture search", ICLR 2019
+ * (eq. 7 and 8).
+ *
+ * η (blo_config.eta) is the radius of the perturbation: ‖y± − y‖ = η. DARTS uses 0.01 for
+ * float32 network weights; the error is O(η²) (exact when f is quadratic in y) plus a
+ * round-off of O(u/η), so the radius must be small relative to the scale of y but well above
+ * √u. NB: blo_config_default's eta (0.5) is bome's η; set eta = 0.01 to run DARTS as
+ * published.
+ *
+ * The three evaluations of f at y, y⁺, y⁻ see the same draws of the solver's RNG (a sampled
+ * minibatch stays the same, as in DARTS), and the record reports F and f at y_T.
+ */
+#include "blocks.h"
+
+#include <math.h>
+
+static blo_status darts_check(blo_solver *s) {
+    if (!(s->c.eta > 0) || !isfinite(s->c.eta))
+        return blo__solver_fail(s, BLO_ERR_INVALID,
+                                "darts: eta (the finite-difference radius; DARTS uses 0.01) must "
+                                "be positive, got %g",
+                                s->c.eta);
+    return BLO_OK;
+}
+
+/* out = ∇_x f(x, y), values only. */
+static blo_status lower_grad_x(blo_solver *s, blo_tensor *const *y, int64_t step,
+                               blo_tensor **out) {
+    blo_tensor *f = blo__lower(s, y, step);
+    if (!f) return blo__solver_ctx_fail(s, "darts: the lower objective");
+    if (!f->requires_grad) return blo__zeros_like(s, s->nx, s->x, out); /* f has no x */
+    if (blo_grad(s->sctx, 1, &f, NULL, s->nx, s->x, 0, out))
+        return blo__solver_ctx_fail(s, "darts: ∇_x f");
+    return BLO_OK;
+}
+
+static blo_status darts_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **hy0) {
+    blo_ctx *c = s->sctx;
+    int nx = s->nx, ny = s->ny;
+    int64_t T = s->c.inner_steps;
+    blo_traj tr;
+    blo_status st = blo__traj_start(s, &tr, 0);
+    if (!st) st = blo__unroll(s, &tr, T, 0);
+    if (st) return st;
+    blo_tensor **y = tr.y;
+    double xi = s->c.lr_x >= 0 ? blo_tensor_item(s->x[s->c.lr_x]) : s->c.inner.lr;
+
+    /* The virtual step y' = y − ξ (∇_y f + wd y). */
+    blo_tensor **g = blo__list(s, ny), **yv = blo__list(s, ny), **dx = blo__list(s, nx),
+               **v = blo__list(s, ny);
+    blo_tensor **yp = blo__list(s, ny), **ym = blo__list(s, ny), **gp = blo__list(s, nx),
+               **gm = blo__list(s, nx);
+    if (!g || !yv || !dx || !v || !yp || !ym || !gp || !gm) return blo__solver_ctx_fail(s, "darts");
+    blo_rng batch = s->rng; /* replayed for y⁺ and y⁻: the same minibatch */
+    if ((st = blo__ll_grad(s, y, T, 0, g, NULL))) return st;
+    if ((st = blo__leaf_copies(s, ny, y, yv))) return st;
+    blo__axpy_list(ny, -xi, g, yv);
+    if (s->c.inner.weight_decay != 0) blo__axpy_list(ny, -xi * s->c.inner.weight_decay, y, yv);
+
+    /* ∂F/∂x and v = ∇_{y'} F at y'. */
+    if ((st = blo__upper_grads(s, yv, T, dx, v))) return st;
+    blo_rng after = s->rng;
+    for (int i = 0; i < nx; i++)
+        if (!(hx[i] = blo_clone(c, dx[i]))) return blo__solver_ctx_fail(s, "darts");
+    double vn = blo__norm_list(ny, v);
+    if (vn > 0) { /* v = 0: the second-order term vanishes */
+        double eps = s->c.eta / vn;
+        for (int i = 0; i < ny; i++) {
+            yp[i] = blo_clone(c, y[i]);
+            ym[i] = blo_clone(c, y[i]);
+            if (!yp[i] || !ym[i]) return blo__solver_ctx_fail(s, "darts");
+        }
+        blo__axpy_list(ny, eps, v, yp);
+        blo__axpy_list(ny, -eps, v, ym);
+        s->rng = batch;
+        if ((st = lower_grad_x(s, yp, T, gp))) return st;
+        s->rng = batch;
+        if ((st = lower_grad_x(s, ym, T, gm))) return st;
+        blo__axpy_list(nx, -xi / (2 * eps), gp, hx);
+        blo__axpy_list(nx, xi / (2 * eps), gm, hx);
+    }
+    s->rng = after;
+
+    /* The record: F and f at y_T, the state the lower level actually reached. */
+    blo_mark mk = blo_ctx_mark(c);
+    int old = blo_ctx_set_recording(c, 0);
+    blo_tensor *F = blo__upper(s, y, T);
+    blo_ctx_set_recording(c, old);
+    if (!F) return blo__solver_ctx_fail(s, "darts: the upper objective");
+    s->last_upper = blo_tensor_item(F);
+    blo_ctx_rewind(c, mk);
+    if ((st = blo__lower_value(s, y, T))) return st;
+    if (s->c.init == BLO_INIT_LEARNED && (st = blo__zeros_like(s, ny, s->y0, hy0))) return st;
+    blo__keep_y(s, y);
+    return BLO_OK;
+}
+
+const blo_method blo__method_darts = {
+    {"darts",
+     "one virtual step y' = y − ξ∇_y f; dF/dx ≈ ∂F/∂x(y') − ξ[∇_x f(y⁺) − ∇_x f(y⁻)]/2ε, "
+     "y± = y ± ε∇_{y'}F",
+     "Liu, Simonyan & Yang, ICLR 2019", "inner (lr = ξ), inner_steps, eta (radius; DARTS: 0.01)"},
+    darts_check,
+    darts_hypergrad,
+    0};

@@ -1,0 +1,37 @@
+/* first_order.c — the first-order approximation: drop the second-order term.
+ *
+ *     dF/dx ≈ ∂F/∂x(x, y_T),     and with a learned start  dF/dy_0 ≈ ∂F/∂y(x, y_T),
+ *
+ * i.e. dy_T/dx is taken as 0 and dy_T/dy_0 as I. y_T comes from T inner steps without a
+ * graph, so the cost is one forward pass and one gradient of F. Exact when x reaches F only
+ * directly; otherwise it ignores how x moves y (a hyper-variable that acts only through the
+ * lower level gets a zero gradient). DARTS first order: Liu, Simonyan & Yang, "DARTS:
+ * differentiable architecture search", ICLR 2019; first-order MAML: Finn, Abbeel & Levine,
+ * ICML 2017; Nichol, Achiam & Schulman, "On first-order meta-learning algorithms", 2018.
+ */
+#include "blocks.h"
+
+#include <string.h>
+
+static blo_status first_order_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **hy0) {
+    int ny = s->ny;
+    blo_traj tr;
+    blo_status st = blo__traj_start(s, &tr, 0);
+    if (!st) st = blo__unroll(s, &tr, s->c.inner_steps, 0);
+    if (st) return st;
+    blo_tensor **dy = blo__list(s, ny);
+    if (!dy) return blo__solver_ctx_fail(s, "first_order");
+    if ((st = blo__upper_grads(s, tr.y, tr.t, hx, dy))) return st;
+    if (s->c.init == BLO_INIT_LEARNED) memcpy(hy0, dy, sizeof(blo_tensor *) * (size_t)ny);
+    if ((st = blo__lower_value(s, tr.y, tr.t))) return st;
+    blo__keep_y(s, tr.y);
+    return BLO_OK;
+}
+
+const blo_method blo__method_first_order = {
+    {"first_order", "drop the second-order term: dF/dx ≈ ∂F/∂x(x, y_T) (learned start: ∂F/∂y)",
+     "Liu et al., ICLR 2019 (DARTS 1st order); Nichol et al., 2018 (FOMAML)",
+     "inner, inner_steps, init"},
+    NULL,
+    first_order_hypergrad,
+    0};

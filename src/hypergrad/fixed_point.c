@@ -1,0 +1,96 @@
+/* fixed_point.c — implicit hypergradient of a fixed point y = Φ(x, y) of the inner step map.
+ *
+ * If y* = Φ(x, y*) and ∂Φ/∂y is a contraction there, dy*(x) / dx = (I − ∂Φ/∂y)⁻¹ ∂Φ/∂x, so
+ *
+ *     u = (I − ∂Φ/∂y)⁻ᵀ ∂F/∂y,   dF/dx = ∂F/∂x + (∂Φ/∂x)ᵀ u,
+ *
+ * with u found by the fixed-point iteration u ← ∂F/∂y + (∂Φ/∂y)ᵀ u from u = ∂F/∂y, for at
+ * most K iterations or until ‖Δu‖ ≤ tol. Each iteration is one vector-Jacobian product
+ * through one recorded step Φ(x, y_T) (the inner gradient with create-graph, then the
+ * configured step, projection included), with y_T from T inner steps without a graph.
+ * For SGD, Φ = y − lr ∇_y f, so this is the implicit-function-theorem gradient of cg solved
+ * by Richardson iteration. Grazzi, Franceschi, Pontil & Salzo, "On the iteration complexity
+ * of hypergradient computation", ICML 2020; Bai, Kolter & Koltun, "Deep equilibrium models",
+ * NeurIPS 2019.
+ *
+ * Φ must map y alone to y: a momentum or Adam step's fixed point includes its buffers (m, v)
+ * and its map depends on the step count, so those inner optimizers are refused.
+ */
+#include "blocks.h"
+
+#include <math.h>
+
+static blo_status fixed_point_check(blo_solver *s) {
+    if (s->c.inner.kind != BLO_OPT_SGD)
+        return blo__solver_fail(
+            s, BLO_ERR_INVALID,
+            "fixed_point: the inner optimizer is %s, whose step map carries buffers (its fixed "
+            "point is in (y, buffers), not in y); use an sgd inner optimizer, or rhg / cg",
+            blo_opt_kind_name(s->c.inner.kind));
+    if (s->c.K < 1)
+        return blo__solver_fail(s, BLO_ERR_INVALID,
+                                "fixed_point: K (iterations) must be >= 1, got %d", s->c.K);
+    return BLO_OK;
+}
+
+static blo_status fixed_point_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **hy0) {
+    blo_ctx *c = s->sctx;
+    int nx = s->nx, ny = s->ny;
+    blo_traj tr;
+    blo_status st = blo__traj_start(s, &tr, 0);
+    if (!st) st = blo__unroll(s, &tr, s->c.inner_steps, 0);
+    if (st) return st;
+    blo_tensor **y = blo__list(s, ny); /* the leaves holding y_T (tr.y moves on below) */
+    blo_tensor **dx = blo__list(s, nx), **dy = blo__list(s, ny), **g = blo__list(s, ny);
+    blo_tensor **u = blo__list(s, ny), **w = blo__list(s, ny), **mixed = blo__list(s, nx);
+    if (!y || !dx || !dy || !g || !u || !w || !mixed) return blo__solver_ctx_fail(s, "fixed_point");
+    for (int i = 0; i < ny; i++)
+        y[i] = tr.y[i];
+    if ((st = blo__upper_grads(s, y, tr.t, dx, dy))) return st;
+
+    /* One recorded step Φ(x, y_T): its VJPs give (∂Φ/∂y)ᵀ u and (∂Φ/∂x)ᵀ u. */
+    double fval;
+    if ((st = blo__ll_grad(s, y, tr.t, 1, g, &fval))) return st;
+    s->last_lower = fval;
+    if ((st = blo__inner_step(s, &tr, g))) return st;
+    blo_tensor **phi = tr.y;
+
+    for (int i = 0; i < ny; i++)
+        if (!(u[i] = blo_clone(c, dy[i]))) return blo__solver_ctx_fail(s, "fixed_point");
+    double u0 = blo__norm_list(ny, u);
+    for (int k = 0; k < s->c.K; k++) {
+        blo_mark mk = blo_ctx_mark(c);
+        if (blo_grad(c, ny, phi, u, ny, y, 0, w))
+            return blo__solver_ctx_fail(s, "fixed_point: (∂Φ/∂y)ᵀ u");
+        /* w ← ∂F/∂y + (∂Φ/∂y)ᵀ u − u = Δu, then u += Δu. */
+        blo__axpy_list(ny, 1.0, dy, w);
+        blo__axpy_list(ny, -1.0, u, w);
+        double du = blo__norm_list(ny, w);
+        blo__axpy_list(ny, 1.0, w, u);
+        blo_ctx_rewind(c, mk);
+        double un = blo__norm_list(ny, u);
+        if (!isfinite(un) || un > 1e6 * (u0 > 0 ? u0 : 1))
+            return blo__solver_fail(s, BLO_ERR_NUMERIC,
+                                    "fixed_point: u ← ∂F/∂y + (∂Φ/∂y)ᵀu diverges (‖u‖ = %.3g at "
+                                    "iteration %d): the inner step is not a contraction at y_T; "
+                                    "lower the inner learning rate or use cg",
+                                    un, k);
+        if (du <= s->c.tol) break;
+    }
+
+    if (blo_grad(c, ny, phi, u, nx, s->x, 0, mixed))
+        return blo__solver_ctx_fail(s, "fixed_point: (∂Φ/∂x)ᵀ u");
+    for (int i = 0; i < nx; i++)
+        if (!(hx[i] = blo_add(c, dx[i], mixed[i]))) return blo__solver_ctx_fail(s, "fixed_point");
+    if (s->c.init == BLO_INIT_LEARNED && (st = blo__zeros_like(s, ny, s->y0, hy0))) return st;
+    blo__keep_y(s, y);
+    return BLO_OK;
+}
+
+const blo_method blo__method_fixed_point = {
+    {"fixed_point", "implicit for y = Φ(x, y): u ← ∂F/∂y + (∂Φ/∂y)ᵀu, dF/dx = ∂F/∂x + (∂Φ/∂x)ᵀu",
+     "Grazzi et al., ICML 2020; Bai et al., NeurIPS 2019",
+     "inner (sgd), inner_steps, K (iterations), tol"},
+    fixed_point_check,
+    fixed_point_hypergrad,
+    0};
