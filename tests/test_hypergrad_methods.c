@@ -391,17 +391,17 @@ static void test_darts(ridge *r, double L, const double *x0) {
     for (int ti = 0; ti < 2; ti++)
         for (int ei = 0; ei < 2; ei++) {
             c.inner_steps = Ts[ti];
-            c.eta = etas[ei];
+            c.fd_radius = etas[ei];
             if (grads(r, c, hg, NULL, NULL)) continue;
             darts_by_hand(r, x0, y0, Ts[ti], c.inner.lr, want);
             double e = max_rel(r->d, hg, want);
-            TU_CHECK(e < 1e-10, "darts T=%d eta=%g vs its formula by hand: %.3g", Ts[ti], etas[ei],
+            TU_CHECK(e < 1e-10, "darts T=%d radius=%g vs its formula by hand: %.3g", Ts[ti], etas[ei],
                      e);
         }
     /* With no warm steps, DARTS' virtual step is the whole trajectory: rhg through one step
      * from y0 computes the same derivative exactly (the central difference is exact here). */
     c.inner_steps = 0;
-    c.eta = 0.01;
+    c.fd_radius = 0.01;
     double rh[RIDGE_MAXD];
     grads(r, c, hg, NULL, NULL);
     c.method = "rhg";
@@ -412,10 +412,10 @@ static void test_darts(ridge *r, double L, const double *x0) {
 
     blo_problem p = ridge_problem(r);
     c.method = "darts";
-    c.eta = 0;
+    c.fd_radius = 0;
     char err[256];
-    TU_CHECK(!blo_solver_new(&p, &c, err, sizeof err) && strstr(err, "eta"),
-             "darts must refuse eta = 0: %s", err);
+    TU_CHECK(!blo_solver_new(&p, &c, err, sizeof err) && strstr(err, "fd_radius"),
+             "darts must refuse a zero radius: %s", err);
 }
 
 typedef struct trace {
@@ -447,7 +447,6 @@ static void test_runs(ridge *r, double L) {
         c.outer_iters = 8;
         c.alpha = 1.0 / L;
         c.K = 50;
-        c.eta = 0.01;
         trace t = {0, 0, 0};
         c.on_record = on_record;
         c.record_user = &t;

@@ -114,8 +114,9 @@ typedef struct blo_config {
     /* Method settings (each method reads the ones it documents). */
     int K;                 /* trhg: steps kept; neumann: terms; cg / fixed_point: iterations */
     double tol;            /* cg / fixed_point: stop when the residual norm is below tol */
-    double alpha;          /* neumann / fixed-point step; bda: aggregation weight μ; soba: step */
-    double eta;            /* bome: η; darts: finite-difference scale */
+    double alpha;          /* neumann step; bda: aggregation weight μ; soba: step */
+    double eta;            /* bome: η */
+    double fd_radius;      /* darts: radius of the finite-difference perturbation */
     double upper_lr;       /* bda: s_u, the step on ∇_y F */
     int checkpoints;       /* rhg_ckpt: segment length (0 = ⌈√T⌉) */
     int64_t max_fhg_dim;   /* fhg refuses dim x above this (forward mode costs dim x JVPs) */
@@ -131,7 +132,8 @@ typedef struct blo_config {
 } blo_config;
 
 /* Defaults: rhg, SGD lr 0.1 with T = 20, fixed start, outer Adam lr 0.01, 100 iterations,
- * K 10, tol 1e-10, alpha 0.5, eta 0.5, upper_lr 0.1, max_fhg_dim 4096, seed 0. */
+ * K 10, tol 1e-10, alpha 0.5, eta 0.5, fd_radius 0.01, upper_lr 0.1, max_fhg_dim 4096,
+ * seed 0. */
 blo_config blo_config_default(void);
 
 /* ---- The method registry --------------------------------------------------------------------- */
@@ -172,6 +174,8 @@ blo_status blo_solver_save(blo_solver *s, const char *path);
 blo_status blo_solver_load(blo_solver *s, const char *path);
 
 int64_t blo_solver_iter(const blo_solver *s);
+/* F and f at the y the last hypergradient ended on (NAN before the first). */
+void blo_solver_values(const blo_solver *s, double *upper, double *lower);
 /* Current values (owned by the solver, valid until it is freed or steps again). */
 blo_tensor *blo_solver_x(const blo_solver *s, int i);
 blo_tensor *blo_solver_y(const blo_solver *s, int i);     /* y_T of the last iteration */

@@ -2,6 +2,7 @@
  * the help printer, and output helpers shared by the subcommands. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
+#include "solver_opts.h"
 
 #include <errno.h>
 #include <math.h>
@@ -179,6 +180,8 @@ void cli_print_help(FILE *f, const cli_cmd *cmd, const cli_opt *opts, int n) {
         fputc('\n', f);
     }
     fprintf(f, "  %-22s %s\n", "-h, --help", "this help");
+    for (int i = 0; i < n; i++)
+        if (!strcmp(opts[i].name, "--method")) cli_print_methods(f);
 }
 
 void cli_json_number(FILE *f, double v) {

@@ -63,4 +63,10 @@ typedef struct cli_plot_panel {
 bool cli_plot_write(const char *path, const cli_table *tables, int ntables,
                     const cli_plot_panel *panels, int npanels, char *err, size_t errlen);
 
+/* Reads the logs and draws the standard panels (whichever columns they have) into out; x_only
+ * "iter" or "seconds" keeps the panels against that axis. Returns an exit code, with a
+ * message in err. */
+int cli_plot_logs(const char *out, char **logs, int nlogs, const char *x_only, char *err,
+                  size_t errlen);
+
 #endif

@@ -45,7 +45,7 @@ blo_status blo_idx_parse(const unsigned char *buf, size_t len, const char *name,
     int64_t count = 1;
     for (int i = 0; i < nd; i++) {
         out->dims[i] = be32(buf + 4 + 4 * i);
-        if (out->dims[i] > 0 && count > (int64_t)1 << 40 / out->dims[i])
+        if (out->dims[i] > 0 && count > ((int64_t)1 << 40) / out->dims[i])
             return blo__data_fail(err, errlen, BLO_ERR_FORMAT,
                                   "%s: offset %d: sizes too large", name, 4 + 4 * i);
         count *= out->dims[i];

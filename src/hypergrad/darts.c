@@ -13,11 +13,9 @@
  * optimizer. Liu, Simonyan & Yang, "DARTS: differentiable architecture search", ICLR 2019
  * (eq. 7 and 8).
  *
- * η (blo_config.eta) is the radius of the perturbation: ‖y± − y‖ = η. DARTS uses 0.01 for
- * float32 network weights; the error is O(η²) (exact when f is quadratic in y) plus a
- * round-off of O(u/η), so the radius must be small relative to the scale of y but well above
- * √u. NB: blo_config_default's eta (0.5) is bome's η; set eta = 0.01 to run DARTS as
- * published.
+ * η (blo_config.fd_radius, default 0.01 as in DARTS) is the radius of the perturbation:
+ * ‖y± − y‖ = η. The error is O(η²) (exact when f is quadratic in y) plus a round-off of
+ * O(u/η), so the radius must be small relative to the scale of y but well above √u.
  *
  * The three evaluations of f at y, y⁺, y⁻ see the same draws of the solver's RNG (a sampled
  * minibatch stays the same, as in DARTS), and the record reports F and f at y_T.
@@ -27,11 +25,11 @@
 #include <math.h>
 
 static blo_status darts_check(blo_solver *s) {
-    if (!(s->c.eta > 0) || !isfinite(s->c.eta))
+    if (!(s->c.fd_radius > 0) || !isfinite(s->c.fd_radius))
         return blo__solver_fail(s, BLO_ERR_INVALID,
-                                "darts: eta (the finite-difference radius; DARTS uses 0.01) must "
+                                "darts: fd_radius (the finite-difference radius; DARTS uses 0.01) must "
                                 "be positive, got %g",
-                                s->c.eta);
+                                s->c.fd_radius);
     return BLO_OK;
 }
 
@@ -76,7 +74,7 @@ static blo_status darts_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **h
         if (!(hx[i] = blo_clone(c, dx[i]))) return blo__solver_ctx_fail(s, "darts");
     double vn = blo__norm_list(ny, v);
     if (vn > 0) { /* v = 0: the second-order term vanishes */
-        double eps = s->c.eta / vn;
+        double eps = s->c.fd_radius / vn;
         for (int i = 0; i < ny; i++) {
             yp[i] = blo_clone(c, y[i]);
             ym[i] = blo_clone(c, y[i]);
@@ -111,7 +109,7 @@ const blo_method blo__method_darts = {
     {"darts",
      "one virtual step y' = y − ξ∇_y f; dF/dx ≈ ∂F/∂x(y') − ξ[∇_x f(y⁺) − ∇_x f(y⁻)]/2ε, "
      "y± = y ± ε∇_{y'}F",
-     "Liu, Simonyan & Yang, ICLR 2019", "inner (lr = ξ), inner_steps, eta (radius; DARTS: 0.01)"},
+     "Liu, Simonyan & Yang, ICLR 2019", "inner (lr = ξ), inner_steps, fd_radius"},
     darts_check,
     darts_hypergrad,
     0};

@@ -59,6 +59,7 @@ blo_config blo_config_default(void) {
     c.tol = 1e-10;
     c.alpha = 0.5;
     c.eta = 0.5;
+    c.fd_radius = 0.01;
     c.upper_lr = 0.1;
     c.max_fhg_dim = 4096;
     return c;
@@ -546,6 +547,11 @@ blo_status blo_solver_load(blo_solver *s, const char *path) {
 
 int64_t blo_solver_iter(const blo_solver *s) {
     return s ? s->iter : 0;
+}
+
+void blo_solver_values(const blo_solver *s, double *upper, double *lower) {
+    if (upper) *upper = s ? s->last_upper : NAN;
+    if (lower) *lower = s ? s->last_lower : NAN;
 }
 
 blo_tensor *blo_solver_x(const blo_solver *s, int i) {

@@ -1,0 +1,209 @@
+/* hyperclean_problem.c — data hyper-cleaning with a linear softmax model as a blo_problem:
+ * per-example weights x, lower level the σ(x)-weighted training cross-entropy of (W, b),
+ * upper level the validation cross-entropy (the maths is in tasks.h). Both objectives are
+ * written with differentiable blo ops, so every hypergradient method can go through them to
+ * any order. */
+#include "tasks.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+/* Checks labels [m] (i64) against m rows and raises *max_label to the largest one. */
+static blo_status check_labels(const char *what, const blo_tensor *lab, int64_t m,
+                               int64_t *max_label, char *err, size_t errlen) {
+    if (!lab || blo_tensor_dtype(lab) != BLO_I64 || blo_tensor_ndim(lab) != 1 ||
+        blo_tensor_dim(lab, 0) != m)
+        return fail(err, errlen, BLO_ERR_SHAPE, "hyperclean: %s must be an i64 vector of %lld labels",
+                    what, (long long)m);
+    for (int64_t i = 0; i < m; i++) {
+        double v = blo_tensor_get(lab, i);
+        if (v < 0)
+            return fail(err, errlen, BLO_ERR_INVALID, "hyperclean: %s[%lld] = %lld is negative",
+                        what, (long long)i, (long long)v);
+        if ((int64_t)v > *max_label) *max_label = (int64_t)v;
+    }
+    return BLO_OK;
+}
+
+/* A tensor of dtype dt and the given shape in h->ctx holding src's values (zeros if NULL). */
+static blo_tensor *start_value(blo_hyperclean *h, const char *what, const blo_tensor *src,
+                               blo_dtype dt, int ndim, const int64_t *shape, char *err,
+                               size_t errlen, blo_status *st) {
+    blo_tensor *t = blo_zeros(h->ctx, dt, ndim, shape);
+    if (!t) {
+        *st = fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
+        return NULL;
+    }
+    if (!src) return t;
+    int same = blo_tensor_ndim(src) == ndim && blo_tensor_dtype(src) != BLO_I64;
+    for (int k = 0; same && k < ndim; k++) same = blo_tensor_dim(src, k) == shape[k];
+    if (!same) {
+        char got[64];
+        *st = fail(err, errlen, BLO_ERR_SHAPE, "hyperclean: the start %s is %s, expected %s of "
+                   "%lld%s", what, blo_tensor_describe(src, got, sizeof got),
+                   ndim == 2 ? "a float matrix" : "a float vector", (long long)shape[0],
+                   ndim == 2 ? " rows" : " entries");
+        return NULL;
+    }
+    blo_copy_into(t, src);
+    return t;
+}
+
+/* Checks the data and fills h's data fields and ctx; the model's start is made by the caller. */
+static blo_status init_data(blo_hyperclean *h, blo_tensor *X, blo_tensor *labels, blo_tensor *Xv,
+                            blo_tensor *labels_v, int64_t classes, char *err, size_t errlen) {
+    if (err && errlen) err[0] = 0;
+    if (!h) return fail(err, errlen, BLO_ERR_INVALID, "hyperclean: no struct to initialise");
+    memset(h, 0, sizeof *h);
+    if (!X || !Xv || blo_tensor_ndim(X) != 2 || blo_tensor_ndim(Xv) != 2)
+        return fail(err, errlen, BLO_ERR_SHAPE, "hyperclean: X and Xv must be matrices [n, d]");
+    blo_dtype dt = blo_tensor_dtype(X);
+    if (dt == BLO_I64 || blo_tensor_dtype(Xv) != dt)
+        return fail(err, errlen, BLO_ERR_DTYPE,
+                    "hyperclean: X and Xv must share a float dtype (got %s and %s)",
+                    blo_dtype_name(dt), blo_dtype_name(blo_tensor_dtype(Xv)));
+    int64_t n = blo_tensor_dim(X, 0), d = blo_tensor_dim(X, 1), nv = blo_tensor_dim(Xv, 0);
+    if (n < 1 || nv < 1 || d < 1 || blo_tensor_dim(Xv, 1) != d)
+        return fail(err, errlen, BLO_ERR_SHAPE,
+                    "hyperclean: X [%lld, %lld] and Xv [%lld, %lld] need rows and the same "
+                    "number of features", (long long)n, (long long)d, (long long)nv,
+                    (long long)blo_tensor_dim(Xv, 1));
+    int64_t max_label = -1;
+    blo_status st = check_labels("labels", labels, n, &max_label, err, errlen);
+    if (!st) st = check_labels("labels_v", labels_v, nv, &max_label, err, errlen);
+    if (st) return st;
+    if (classes <= 0) classes = max_label + 1;
+    if (classes < 2 || max_label >= classes)
+        return fail(err, errlen, BLO_ERR_INVALID,
+                    "hyperclean: labels reach %lld but there are %lld classes (need >= 2)",
+                    (long long)max_label, (long long)classes);
+
+    h->X = X;
+    h->labels = labels;
+    h->Xv = Xv;
+    h->labels_v = labels_v;
+    h->n = n;
+    h->nv = nv;
+    h->d = d;
+    h->classes = classes;
+    if (!(h->ctx = blo_ctx_new(0))) return fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
+    st = BLO_OK;
+    h->x0[0] = start_value(h, "x", NULL, dt, 1, &n, err, errlen, &st);
+    if (!h->x0[0]) {
+        blo_hyperclean_free(h);
+        return st ? st : BLO_ERR_NOMEM;
+    }
+    return BLO_OK;
+}
+
+blo_status blo_hyperclean_init(blo_hyperclean *h, blo_tensor *X, blo_tensor *labels,
+                               blo_tensor *Xv, blo_tensor *labels_v, int64_t classes,
+                               const blo_tensor *W0, const blo_tensor *b0, char *err,
+                               size_t errlen) {
+    blo_status st = init_data(h, X, labels, Xv, labels_v, classes, err, errlen);
+    if (st) return st;
+    blo_dtype dt = blo_tensor_dtype(X);
+    int64_t wshape[2] = {h->d, h->classes};
+    h->ny = 2;
+    h->y0[0] = start_value(h, "W", W0, dt, 2, wshape, err, errlen, &st);
+    if (h->y0[0]) h->y0[1] = start_value(h, "b", b0, dt, 1, &h->classes, err, errlen, &st);
+    if (!h->y0[1]) {
+        blo_hyperclean_free(h);
+        return st ? st : BLO_ERR_NOMEM;
+    }
+    return BLO_OK;
+}
+
+blo_status blo_hyperclean_init_mlp(blo_hyperclean *h, blo_tensor *X, blo_tensor *labels,
+                                   blo_tensor *Xv, blo_tensor *labels_v, int64_t classes,
+                                   int64_t hidden, blo_rng *rng, char *err, size_t errlen) {
+    if (hidden < 1 || !rng)
+        return fail(err, errlen, BLO_ERR_INVALID, "hyperclean: the hidden width must be >= 1");
+    blo_status st = init_data(h, X, labels, Xv, labels_v, classes, err, errlen);
+    if (st) return st;
+    blo_dtype dt = blo_tensor_dtype(X);
+    int64_t s1[2] = {h->d, hidden}, s2[2] = {hidden, h->classes};
+    int64_t fan_in[4] = {h->d, h->d, hidden, hidden};
+    h->ny = 4;
+    h->hidden = hidden;
+    h->y0[0] = blo_tensor_new(h->ctx, dt, 2, s1);
+    h->y0[1] = blo_tensor_new(h->ctx, dt, 1, &hidden);
+    h->y0[2] = blo_tensor_new(h->ctx, dt, 2, s2);
+    h->y0[3] = blo_tensor_new(h->ctx, dt, 1, &h->classes);
+    for (int i = 0; i < 4; i++) {
+        if (!h->y0[i]) {
+            blo_hyperclean_free(h);
+            return fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
+        }
+        double bound = 1.0 / sqrt((double)fan_in[i]);
+        blo_init_uniform(h->y0[i], rng, -bound, bound);
+    }
+    return BLO_OK;
+}
+
+blo_tensor *blo_hyperclean_model(blo_ctx *ctx, const blo_hyperclean *h, blo_tensor *X,
+                                 blo_tensor *const *y) {
+    if (h->ny == 2) return blo_hyperclean_logits(ctx, X, y[0], y[1]);
+    return blo_hyperclean_logits(ctx, blo_hyperclean_logits(ctx, X, y[0], y[1]), y[2], y[3]);
+}
+
+void blo_hyperclean_free(blo_hyperclean *h) {
+    if (!h) return;
+    blo_ctx_free(h->ctx);
+    memset(h, 0, sizeof *h);
+}
+
+blo_tensor *blo_hyperclean_logits(blo_ctx *ctx, blo_tensor *X, blo_tensor *W, blo_tensor *b) {
+    return blo_add(ctx, blo_matmul(ctx, X, W), b);
+}
+
+/* f = (1/n) Σ_i σ(x_i) CE_i: blo_cross_entropy's MEAN divides by n, not by Σ σ(x_i). */
+static blo_tensor *lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
+                         const blo_eval *ev, void *user) {
+    (void)ev;
+    blo_hyperclean *h = user;
+    blo_tensor *logits = blo_hyperclean_model(ctx, h, h->X, y);
+    return blo_cross_entropy(ctx, logits, h->labels, blo_sigmoid(ctx, x[0]), BLO_REDUCE_MEAN);
+}
+
+static blo_tensor *upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
+                         const blo_eval *ev, void *user) {
+    (void)x;
+    (void)ev;
+    blo_hyperclean *h = user;
+    blo_tensor *logits = blo_hyperclean_model(ctx, h, h->Xv, y);
+    return blo_cross_entropy(ctx, logits, h->labels_v, NULL, BLO_REDUCE_MEAN);
+}
+
+blo_problem blo_hyperclean_problem(blo_hyperclean *h) {
+    blo_problem p;
+    memset(&p, 0, sizeof p);
+    p.nx = 1;
+    p.x = h->x0;
+    p.ny = h->ny;
+    p.y = h->y0;
+    p.upper = upper;
+    p.lower = lower;
+    p.user = h;
+    p.x_lo = -INFINITY;
+    p.x_hi = INFINITY;
+    return p;
+}

@@ -1,0 +1,291 @@
+/* hyperclean_run.c — the data hyper-cleaning task end to end: load an MNIST-layout data set,
+ * draw the train / validation / test split, corrupt the training labels, run the solver with
+ * the chosen method, score the cleaner and the classifier, and train the three baselines
+ * (noisy training set, validation set only, clean part + validation: the oracle). */
+#include "blo/tasks.h"
+#include "tasks.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+void blo_cleaner_scores(int64_t n, const double *x, const int64_t *noisy, const int64_t *truth,
+                        double *precision, double *recall, double *f1) {
+    int64_t kept = 0, clean = 0, both = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int k = x[i] >= 0, c = noisy[i] == truth[i];
+        kept += k;
+        clean += c;
+        both += k && c;
+    }
+    double p = kept ? (double)both / (double)kept : 0, r = clean ? (double)both / (double)clean : 0;
+    if (precision) *precision = p;
+    if (recall) *recall = r;
+    if (f1) *f1 = p + r > 0 ? 2 * p * r / (p + r) : 0;
+}
+
+blo_hyperclean_config blo_hyperclean_default(void) {
+    blo_hyperclean_config c;
+    memset(&c, 0, sizeof c);
+    c.data_dir = "/usr/share/datasets/fashion-mnist";
+    c.n_train = 5000;
+    c.n_val = 5000;
+    c.n_test = 10000;
+    c.corrupt = 0.5;
+    c.dtype = BLO_F32;
+    c.solver = blo_config_default();
+    c.solver.method = "rhg";
+    c.solver.inner = blo_opt_sgd(0.03);
+    c.solver.inner_steps = 100;
+    c.solver.init = BLO_INIT_LEARNED;
+    c.solver.init_opt = blo_opt_sgd(0.03);
+    c.solver.outer = blo_opt_adam(0.01);
+    c.solver.outer_iters = 300;
+    c.eval_every = 10;
+    c.baselines = 1;
+    c.baseline_steps = 500;
+    c.baseline_lr = 0.01;
+    c.seed = 0;
+    return c;
+}
+
+/* Fraction of rows of X whose argmax logit is the label, for the model y. */
+static double accuracy(const blo_hyperclean *h, blo_tensor *X, blo_tensor *labels,
+                       blo_tensor *const *y) {
+    blo_ctx *ctx = blo_ctx_new(0);
+    if (!ctx) return NAN;
+    blo_ctx_set_recording(ctx, 0);
+    blo_tensor *z = blo_hyperclean_model(ctx, h, X, y);
+    double acc = NAN;
+    if (z) {
+        int64_t m = blo_tensor_dim(z, 0), C = blo_tensor_dim(z, 1), right = 0;
+        for (int64_t i = 0; i < m; i++) {
+            int64_t best = 0;
+            for (int64_t c = 1; c < C; c++)
+                if (blo_tensor_get(z, i * C + c) > blo_tensor_get(z, i * C + best)) best = c;
+            right += best == (int64_t)blo_tensor_get(labels, i);
+        }
+        acc = m ? (double)right / (double)m : NAN;
+    }
+    blo_ctx_free(ctx);
+    return acc;
+}
+
+/* A plain classifier on (X, labels): full-batch Adam on the mean cross-entropy from the same
+ * initial model the bilevel run starts from; returns its test accuracy. */
+static double baseline(const blo_hyperclean *h, blo_tensor *X, blo_tensor *labels, blo_tensor *Xte,
+                       blo_tensor *yte, int64_t steps, double lr) {
+    blo_ctx *pc = blo_ctx_new(0), *sc = blo_ctx_new(0);
+    double acc = NAN;
+    blo_tensor *w[4], *m[4], *v[4];
+    int ny = h->ny;
+    bool ok = pc && sc;
+    for (int i = 0; ok && i < ny; i++) {
+        w[i] = blo_clone(pc, h->y0[i]);
+        m[i] = blo_zeros(pc, blo_tensor_dtype(w[i]), blo_tensor_ndim(w[i]), blo_tensor_shape(w[i]));
+        v[i] = blo_zeros(pc, blo_tensor_dtype(w[i]), blo_tensor_ndim(w[i]), blo_tensor_shape(w[i]));
+        ok = w[i] && m[i] && v[i] && blo_set_requires_grad(w[i], 1) == BLO_OK;
+    }
+    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    for (int64_t t = 1; ok && t <= steps; t++) {
+        blo_mark mk = blo_ctx_mark(sc);
+        blo_tensor *loss = blo_cross_entropy(sc, blo_hyperclean_model(sc, h, X, w), labels, NULL,
+                                             BLO_REDUCE_MEAN);
+        blo_tensor *g[4];
+        ok = loss && blo_grad(sc, 1, &loss, NULL, ny, w, 0, g) == BLO_OK;
+        double c1 = 1 - pow(b1, (double)t), c2 = 1 - pow(b2, (double)t);
+        for (int i = 0; ok && i < ny; i++) {
+            int64_t n = blo_tensor_numel(w[i]);
+            for (int64_t k = 0; k < n; k++) {
+                double gk = blo_tensor_get(g[i], k);
+                double mk2 = b1 * blo_tensor_get(m[i], k) + (1 - b1) * gk;
+                double vk = b2 * blo_tensor_get(v[i], k) + (1 - b2) * gk * gk;
+                blo_tensor_set(m[i], k, mk2);
+                blo_tensor_set(v[i], k, vk);
+                blo_tensor_set(w[i], k, blo_tensor_get(w[i], k) - lr * (mk2 / c1) / (sqrt(vk / c2) + eps));
+            }
+        }
+        blo_ctx_rewind(sc, mk);
+    }
+    if (ok) acc = accuracy(h, Xte, yte, w);
+    blo_ctx_free(pc);
+    blo_ctx_free(sc);
+    return acc;
+}
+
+typedef struct run_state {
+    const blo_hyperclean_config *c;
+    blo_hyperclean *h;
+    blo_solver *s;
+    blo_tensor *Xte, *yte;
+    const int64_t *noisy, *truth;
+    double *xbuf;
+    size_t peak;
+    double seconds;
+} run_state;
+
+static int on_record(const blo_record *rec, void *user) {
+    run_state *rs = user;
+    if (rec->peak_bytes > rs->peak) rs->peak = rec->peak_bytes;
+    rs->seconds = rec->seconds;
+    blo_task_iter it = {*rec, NAN, NAN};
+    int64_t done = rec->iter + 1;
+    bool last = done >= rs->c->solver.outer_iters;
+    if (last || (rs->c->eval_every > 0 && done % rs->c->eval_every == 0)) {
+        blo_tensor *y[4];
+        for (int i = 0; i < rs->h->ny; i++) y[i] = blo_solver_y(rs->s, i);
+        it.test_acc = accuracy(rs->h, rs->Xte, rs->yte, y);
+        blo_tensor_to_f64(blo_solver_x(rs->s, 0), rs->xbuf);
+        blo_cleaner_scores(rs->h->n, rs->xbuf, rs->noisy, rs->truth, NULL, NULL, &it.f1);
+    }
+    return rs->c->on_iter ? rs->c->on_iter(&it, rs->c->user) : 0;
+}
+
+blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_result *r, char *err,
+                              size_t errlen) {
+    if (!c || !r) return fail(err, errlen, BLO_ERR_INVALID, "hyperclean: no configuration");
+    memset(r, 0, sizeof *r);
+    r->test_acc_start = r->base_noisy = r->base_val = r->base_oracle = NAN;
+    if (c->n_train < 1 || c->n_val < 1 || c->n_test < 1 || !(c->corrupt >= 0 && c->corrupt <= 1) ||
+        c->hidden < 0 || (c->dtype != BLO_F32 && c->dtype != BLO_F64))
+        return fail(err, errlen, BLO_ERR_INVALID,
+                    "hyperclean: sizes must be positive, the corruption in [0, 1], the hidden "
+                    "width >= 0 and the dtype f32 or f64");
+    blo_dataset ds;
+    blo_status st = blo_mnist_load(c->data_dir, "train", &ds, err, errlen);
+    if (st) return st;
+    int64_t need = c->n_train + c->n_val + c->n_test;
+    if (need > ds.n) {
+        blo_dataset_free(&ds);
+        return fail(err, errlen, BLO_ERR_INVALID,
+                    "hyperclean: %lld + %lld + %lld examples asked for, %s has %lld",
+                    (long long)c->n_train, (long long)c->n_val, (long long)c->n_test,
+                    c->data_dir, (long long)ds.n);
+    }
+    /* The split and the corruption come from their own generator (seeded by c->seed), so a
+     * resumed run rebuilds exactly the same data. */
+    blo_rng g;
+    blo_rng_seed(&g, c->seed ^ 0x5eedda7aULL);
+    int64_t *perm = blo_malloc(sizeof(int64_t) * (size_t)ds.n);
+    int64_t *noisy = blo_malloc(sizeof(int64_t) * (size_t)c->n_train);
+    double *xbuf = blo_malloc(sizeof(double) * (size_t)c->n_train);
+    blo_ctx *dctx = blo_ctx_new(0);
+    blo_hyperclean h;
+    memset(&h, 0, sizeof h);
+    blo_solver *s = NULL;
+    if (!perm || !noisy || !xbuf || !dctx) {
+        st = fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
+        goto out;
+    }
+    for (int64_t i = 0; i < ds.n; i++) perm[i] = i;
+    for (int64_t i = ds.n - 1; i > 0; i--) {
+        int64_t j = (int64_t)blo_rng_below(&g, (uint64_t)(i + 1)), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    const int64_t *tr = perm, *va = perm + c->n_train, *te = va + c->n_val;
+    blo_tensor *Xtr = blo_dataset_features(dctx, &ds, c->dtype, tr, c->n_train);
+    blo_tensor *ytrue = blo_dataset_labels(dctx, &ds, tr, c->n_train);
+    blo_tensor *Xva = blo_dataset_features(dctx, &ds, c->dtype, va, c->n_val);
+    blo_tensor *yva = blo_dataset_labels(dctx, &ds, va, c->n_val);
+    blo_tensor *Xte = blo_dataset_features(dctx, &ds, c->dtype, te, c->n_test);
+    blo_tensor *yte = blo_dataset_labels(dctx, &ds, te, c->n_test);
+    if (!Xtr || !ytrue || !Xva || !yva || !Xte || !yte) {
+        st = fail(err, errlen, blo_ctx_status(dctx), "hyperclean: %s", blo_ctx_error(dctx));
+        goto out;
+    }
+    const int64_t *truth = blo_tensor_data(ytrue);
+    int64_t ncorrupt = (int64_t)llround(c->corrupt * (double)c->n_train);
+    memcpy(noisy, truth, sizeof(int64_t) * (size_t)c->n_train);
+    /* The first ncorrupt examples of the (already shuffled) training rows get a new label. */
+    for (int64_t i = 0; i < ncorrupt; i++) noisy[i] = (int64_t)blo_rng_below(&g, (uint64_t)ds.num_classes);
+    blo_tensor *ynoisy = blo_from_i64(dctx, 1, &c->n_train, noisy);
+    if (!ynoisy) {
+        st = fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
+        goto out;
+    }
+    st = c->hidden ? blo_hyperclean_init_mlp(&h, Xtr, ynoisy, Xva, yva, ds.num_classes, c->hidden,
+                                             &g, err, errlen)
+                   : blo_hyperclean_init(&h, Xtr, ynoisy, Xva, yva, ds.num_classes, NULL, NULL,
+                                         err, errlen);
+    if (st) goto out;
+    blo_problem p = blo_hyperclean_problem(&h);
+    run_state rs = {c, &h, NULL, Xte, yte, noisy, truth, xbuf, 0, 0};
+    blo_config sc = c->solver;
+    sc.on_record = on_record;
+    sc.record_user = &rs;
+    s = blo_solver_new(&p, &sc, err, errlen);
+    if (!s) {
+        st = BLO_ERR_INVALID;
+        goto out;
+    }
+    rs.s = s;
+    if (c->resume && (st = blo_solver_load(s, c->resume))) {
+        fail(err, errlen, st, "%s", blo_solver_error(s));
+        goto out;
+    }
+    st = blo_solver_run(s);
+    if (st) {
+        fail(err, errlen, st, "%s", blo_solver_error(s));
+        goto out;
+    }
+    blo_tensor *y[4], *y0[4];
+    for (int i = 0; i < h.ny; i++) {
+        y[i] = blo_solver_y(s, i);
+        y0[i] = blo_solver_y0(s, i);
+    }
+    r->test_acc = accuracy(&h, Xte, yte, y);
+    if (c->solver.init == BLO_INIT_LEARNED) r->test_acc_start = accuracy(&h, Xte, yte, y0);
+    blo_tensor_to_f64(blo_solver_x(s, 0), xbuf);
+    blo_cleaner_scores(c->n_train, xbuf, noisy, truth, &r->precision, &r->recall, &r->f1);
+    for (int64_t i = 0; i < c->n_train; i++) {
+        r->kept += xbuf[i] >= 0;
+        r->clean += noisy[i] == truth[i];
+    }
+    r->iters = blo_solver_iter(s);
+    r->peak_bytes = rs.peak;
+    blo_solver_values(s, &r->upper, &r->lower);
+    r->seconds = rs.seconds;
+    if (c->baselines) {
+        r->base_noisy = baseline(&h, Xtr, ynoisy, Xte, yte, c->baseline_steps, c->baseline_lr);
+        r->base_val = baseline(&h, Xva, yva, Xte, yte, c->baseline_steps, c->baseline_lr);
+        /* Oracle: the truly clean training examples plus the validation set. */
+        int64_t nclean = 0;
+        int64_t *rows = blo_malloc(sizeof(int64_t) * (size_t)(c->n_train + c->n_val));
+        if (rows) {
+            for (int64_t i = 0; i < c->n_train; i++)
+                if (noisy[i] == truth[i]) rows[nclean++] = tr[i];
+            for (int64_t i = 0; i < c->n_val; i++) rows[nclean++] = va[i];
+            blo_tensor *Xo = blo_dataset_features(dctx, &ds, c->dtype, rows, nclean);
+            blo_tensor *yo = blo_dataset_labels(dctx, &ds, rows, nclean);
+            if (Xo && yo) r->base_oracle = baseline(&h, Xo, yo, Xte, yte, c->baseline_steps, c->baseline_lr);
+            blo_free(rows);
+        }
+    }
+out:
+    blo_solver_free(s);
+    blo_hyperclean_free(&h);
+    blo_ctx_free(dctx);
+    blo_free(perm);
+    blo_free(noisy);
+    blo_free(xbuf);
+    blo_dataset_free(&ds);
+    return st;
+}
