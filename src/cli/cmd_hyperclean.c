@@ -124,7 +124,9 @@ int cli_hyperclean_run(const cli_cmd *cmd, int argc, char **argv) {
     cli_progress_end(&ui.prog);
     if (ui.logging) cli_log_close(&ui.log);
     if (st) {
-        fprintf(stderr, "blo hyperclean: %s\n", err);
+        /* The problem's own messages already start with the task's name. */
+        const char *msg = strncmp(err, "hyperclean: ", 12) ? err : err + 12;
+        fprintf(stderr, "blo hyperclean: %s\n", msg);
         return st == BLO_ERR_NUMERIC || st == BLO_ERR_NOMEM ? CLI_EXIT_FAILED : CLI_EXIT_USAGE;
     }
     if (plot) {

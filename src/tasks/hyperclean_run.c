@@ -58,6 +58,8 @@ blo_hyperclean_config blo_hyperclean_default(void) {
     c.solver.init_opt = blo_opt_sgd(0.03);
     c.solver.outer = blo_opt_adam(0.01);
     c.solver.outer_iters = 300;
+    /* A cross-entropy beyond 1e4 (log C is about 2.3) means the inner steps blew up. */
+    c.solver.diverge_limit = 1e4;
     c.eval_every = 10;
     c.baselines = 1;
     c.baseline_steps = 500;
@@ -173,11 +175,11 @@ blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_res
     if (st) return st;
     int64_t need = c->n_train + c->n_val + c->n_test;
     if (need > ds.n) {
+        int64_t have = ds.n;
         blo_dataset_free(&ds);
         return fail(err, errlen, BLO_ERR_INVALID,
-                    "hyperclean: %lld + %lld + %lld examples asked for, %s has %lld",
-                    (long long)c->n_train, (long long)c->n_val, (long long)c->n_test,
-                    c->data_dir, (long long)ds.n);
+                    "%lld + %lld + %lld examples asked for, %s has %lld", (long long)c->n_train,
+                    (long long)c->n_val, (long long)c->n_test, c->data_dir, (long long)have);
     }
     /* The split and the corruption come from their own generator (seeded by c->seed), so a
      * resumed run rebuilds exactly the same data. */

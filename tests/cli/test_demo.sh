@@ -6,46 +6,7 @@
 set -uo pipefail
 
 blo=${1:?usage: test_demo.sh <blo binary> <source dir>}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
-
-check() { # check <description> <command...>: the command must succeed
-    local what=$1
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: $what" >&2
-    fi
-}
-
-# expect_rc <code> <args...>: blo exits with <code>; its stdout/stderr land in $tmp/out, $tmp/err.
-expect_rc() {
-    local want=$1
-    shift
-    "$blo" "$@" >"$tmp/out" 2>"$tmp/err"
-    local got=$?
-    if [ "$got" -eq "$want" ]; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: 'blo $*' exited $got, expected $want; stderr:" >&2
-        sed 's/^/    /' "$tmp/err" >&2
-    fi
-}
-
-# json_ok <file> <python expression over d>: the file is one JSON object and the test holds.
-json_ok() {
-    python3 -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-ok = eval(sys.argv[2])
-if not ok:
-    print("  the test %r does not hold for %s" % (sys.argv[2], json.dumps(d)), file=sys.stderr)
-sys.exit(0 if ok else 1)' "$1" "$2"
-}
+. "$(dirname "$0")/lib.sh"
 
 # ---- global options and dispatch ----------------------------------------------------------
 expect_rc 0 --version
@@ -98,5 +59,4 @@ check "same seed, same result" json_ok "$tmp/out" \
 # Too large a step diverges: exit 1, not a silent success.
 expect_rc 1 demo -q --lr 60 --steps 200
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+cli_finish test_demo

@@ -1,0 +1,50 @@
+# lib.sh — what the command-line tests share: counters, check / expect_rc / json_ok, and the
+# closing "N passed, M failed" line (cli_finish). Sourced by tests/cli/test_*.sh after they set
+# $blo; makes a scratch folder $tmp removed on exit.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+
+check() { # check <description> <command...>: the command must succeed
+    local what=$1
+    shift
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAIL: $what" >&2
+    fi
+}
+
+# expect_rc <code> <args...>: blo exits with <code>; its stdout/stderr land in $tmp/out, $tmp/err.
+expect_rc() {
+    local want=$1
+    shift
+    "$blo" "$@" >"$tmp/out" 2>"$tmp/err"
+    local got=$?
+    if [ "$got" -eq "$want" ]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAIL: 'blo $*' exited $got, expected $want; stderr:" >&2
+        sed 's/^/    /' "$tmp/err" >&2
+    fi
+}
+
+# json_ok <file> <python expression over d>: the file is one JSON object and the test holds.
+json_ok() {
+    python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+ok = eval(sys.argv[2])
+if not ok:
+    print("  the test %r does not hold for %s" % (sys.argv[2], json.dumps(d)), file=sys.stderr)
+sys.exit(0 if ok else 1)' "$1" "$2"
+}
+
+
+# cli_finish <name>: prints the tally and exits non-zero when anything failed.
+cli_finish() {
+    echo "$1: $passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+}
