@@ -54,7 +54,11 @@ struct blo_tensor {
     blo_ctx *ctx;                 /* the context holding this header */
     struct blo_node *node;        /* the recorded op that made it; NULL for leaves */
     bool requires_grad;           /* a variable, or computed from one with recording on */
+    uint64_t seq;                 /* creation order: every input of a node is older */
 };
+
+/* The next creation number (for blo_tensor.seq). */
+uint64_t blo__next_seq(void);
 
 /* A header in ctx with the given shape and fresh contiguous storage (uninitialised). */
 blo_tensor *blo__alloc(blo_ctx *ctx, blo_dtype dt, int ndim, const int64_t *shape);

@@ -187,6 +187,12 @@ blo_status blo_grad(blo_ctx *ctx, int n_out, blo_tensor *const *outputs,
     tmap m = {0};
     int *order = NULL; /* slots in DFS post-order */
     int n_order = 0;
+    /* A tensor made before the oldest input cannot lie on a path from an input (a node's
+     * inputs are always older than its output), so the walk stops there: an inner step's
+     * gradient w.r.t. y_t then visits that step only, not the whole trajectory behind y_t. */
+    uint64_t oldest = UINT64_MAX;
+    for (int i = 0; i < n_in; i++)
+        if (inputs[i]->seq < oldest) oldest = inputs[i]->seq;
     for (int i = 0; i < n_in; i++) {
         int s = tmap_get(&m, inputs[i], true);
         if (s < 0) goto nomem;
@@ -222,7 +228,7 @@ blo_status blo_grad(blo_ctx *ctx, int n_out, blo_tensor *const *outputs,
                 int nin = t->node ? blo__node_inputs(t->node, &in) : 0;
                 /* Do not walk above an input unless it has history that may lead to others. */
                 int c = st_next[sp - 1];
-                while (c < nin && (!in[c] || !in[c]->requires_grad)) c++;
+                while (c < nin && (!in[c] || !in[c]->requires_grad || in[c]->seq < oldest)) c++;
                 if (c < nin) {
                     st_next[sp - 1] = c + 1;
                     int cs = tmap_get(&m, in[c], true);

@@ -88,6 +88,11 @@ static bool check_shape(blo_ctx *ctx, const char *who, int ndim, const int64_t *
     return true;
 }
 
+uint64_t blo__next_seq(void) {
+    static uint64_t seq;
+    return ++seq;
+}
+
 blo_tensor *blo__alloc(blo_ctx *ctx, blo_dtype dt, int ndim, const int64_t *shape) {
     int64_t n;
     if (!check_shape(ctx, "tensor", ndim, shape, &n)) return NULL;
@@ -101,6 +106,7 @@ blo_tensor *blo__alloc(blo_ctx *ctx, blo_dtype dt, int ndim, const int64_t *shap
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
     blo__contig_strides(ndim, shape, t->stride);
     t->ctx = ctx;
+    t->seq = blo__next_seq();
     return t;
 }
 
@@ -117,6 +123,7 @@ blo_tensor *blo__view(blo_ctx *ctx, const blo_tensor *base, int ndim, const int6
     }
     t->data = data;
     t->ctx = ctx;
+    t->seq = blo__next_seq();
     return t;
 }
 
