@@ -4,11 +4,16 @@
 #include <string.h>
 
 extern const blo_method blo__method_rhg, blo__method_trhg, blo__method_cg;
+extern const blo_method blo__method_bda, blo__method_iaptt, blo__method_bome, blo__method_soba;
 
 static const blo_method *const METHODS[] = {
     &blo__method_rhg,
     &blo__method_trhg,
     &blo__method_cg,
+    &blo__method_bda,
+    &blo__method_iaptt,
+    &blo__method_bome,
+    &blo__method_soba,
 };
 
 #define N_METHODS ((int)(sizeof METHODS / sizeof METHODS[0]))
