@@ -114,7 +114,7 @@ typedef struct blo_config {
     /* Method settings (each method reads the ones it documents). */
     int K;                 /* trhg: steps kept; neumann: terms; cg / fixed_point: iterations */
     double tol;            /* cg / fixed_point: stop when the residual norm is below tol */
-    double alpha;          /* neumann step; bda: aggregation weight μ; soba: step */
+    double alpha;          /* neumann step; bda: μ_0 (weight μ_t = alpha/(t+1)) */
     double eta;            /* bome: η */
     double fd_radius;      /* darts: radius of the finite-difference perturbation */
     double upper_lr;       /* bda: s_u, the step on ∇_y F */

@@ -77,19 +77,35 @@ static blo_tensor **alloc_list(blo_solver *s, int n) {
     return l;
 }
 
+static blo_status traj_lists(blo_solver *s, blo_traj *tr);
+static blo_status traj_buffers(blo_solver *s, blo_traj *tr);
+
 blo_status blo__traj_start(blo_solver *s, blo_traj *tr, int differentiate) {
+    if (s->c.init == BLO_INIT_LEARNED && differentiate) {
+        blo_status st = traj_lists(s, tr);
+        if (st) return st;
+        for (int i = 0; i < s->ny; i++) tr->y[i] = s->y0[i];
+        return traj_buffers(s, tr);
+    }
+    return blo__traj_start_from(s, tr, s->c.init == BLO_INIT_WARM ? s->y : s->y0);
+}
+
+blo_status blo__traj_start_from(blo_solver *s, blo_traj *tr, blo_tensor *const *y) {
+    blo_status st = traj_lists(s, tr);
+    if (!st) st = blo__leaf_copies(s, s->ny, y, tr->y);
+    return st ? st : traj_buffers(s, tr);
+}
+
+static blo_status traj_lists(blo_solver *s, blo_traj *tr) {
     tr->y = alloc_list(s, s->ny);
     tr->m = alloc_list(s, s->ny);
     tr->v = alloc_list(s, s->ny);
     tr->t = 0;
-    if (!tr->y || !tr->m || !tr->v) return blo__solver_ctx_fail(s, "starting the LL");
-    if (s->c.init == BLO_INIT_LEARNED && differentiate) {
-        for (int i = 0; i < s->ny; i++) tr->y[i] = s->y0[i];
-    } else {
-        blo_tensor **src = s->c.init == BLO_INIT_WARM ? s->y : s->y0;
-        blo_status st = blo__leaf_copies(s, s->ny, src, tr->y);
-        if (st) return st;
-    }
+    return tr->y && tr->m && tr->v ? BLO_OK : blo__solver_ctx_fail(s, "starting the LL");
+}
+
+/* Zeroed optimizer buffers for the configured inner optimizer (NULL entries for SGD). */
+static blo_status traj_buffers(blo_solver *s, blo_traj *tr) {
     blo_opt_kind k = s->c.inner.kind;
     if (k != BLO_OPT_SGD) {
         blo_status st = blo__zeros_like(s, s->ny, tr->y, tr->m);
@@ -136,6 +152,13 @@ blo_status blo__ll_grad(blo_solver *s, blo_tensor *const *y, int64_t step, int c
     }
     blo_status st = blo_grad(s->sctx, 1, &fv, NULL, s->ny, y, create ? BLO_GRAD_CREATE_GRAPH : 0, g);
     return st ? blo__solver_ctx_fail(s, "the lower gradient") : BLO_OK;
+}
+
+blo_status blo__grad_or_zeros(blo_solver *s, blo_tensor *out, int n, blo_tensor *const *in,
+                              unsigned flags, blo_tensor **g, const char *where) {
+    if (!out->requires_grad) return blo__zeros_like(s, n, in, g);
+    return blo_grad(s->sctx, 1, &out, NULL, n, in, flags, g) ? blo__solver_ctx_fail(s, where)
+                                                              : BLO_OK;
 }
 
 /* lr · d, with lr the configured scalar or the learned one-element x tensor. */

@@ -340,6 +340,23 @@ static void opt_update(const blo_opt *o, int64_t t, blo_tensor *v, const double 
     }
 }
 
+/* A learned start is a point of the LL's feasible set like every y_t, so it is projected
+ * too; left outside, it could sit where the projection's derivative is zero and never move
+ * again. Values only, in the scratch context (rewound by the next hypergradient). */
+static blo_status project_y0(blo_solver *s) {
+    int old = blo_ctx_set_recording(s->sctx, 0);
+    blo_status st = BLO_OK;
+    for (int i = 0; i < s->ny && !st; i++) {
+        blo_tensor *p = s->p.project_y(s->sctx, i, s->y0[i], s->p.user);
+        if (!p)
+            st = blo__solver_ctx_fail(s, "projecting the learned y_0");
+        else if (p != s->y0[i])
+            st = blo_copy_into(s->y0[i], p);
+    }
+    blo_ctx_set_recording(s->sctx, old);
+    return st;
+}
+
 static double elapsed(const blo_solver *s) {
     double t0 = (double)s->t0.tv_sec + 1e-9 * (double)s->t0.tv_nsec;
     return s->seconds_before + now() - t0;
@@ -383,6 +400,7 @@ blo_status blo_solver_step(blo_solver *s, blo_record *rec) {
     if (hy0)
         for (int i = 0; i < s->ny; i++)
             opt_update(&s->c.init_opt, s->outer_t, s->y0[i], hy0[i], s->y0m[i], s->y0v[i]);
+    if (hy0 && s->p.project_y && (st = project_y0(s))) goto done;
     if (rec) {
         rec->iter = s->iter;
         rec->upper = s->last_upper;

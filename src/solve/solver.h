@@ -71,6 +71,13 @@ typedef struct blo_traj {
  * themselves; otherwise fresh leaves holding y_0's values (requires_grad, so the inner
  * gradient can be taken). Buffers are zeros. */
 blo_status blo__traj_start(blo_solver *s, blo_traj *tr, int differentiate);
+/* A trajectory starting from copies of y's values (fresh leaves with requires_grad), whatever
+ * the configured start; buffers are zeros. For methods that carry their own LL iterate. */
+blo_status blo__traj_start_from(blo_solver *s, blo_traj *tr, blo_tensor *const *y);
+/* g[i] = ∂out/∂in[i] for a scalar out (zeros when out depends on none of in; in that
+ * blo_grad leaves unreached inputs at zero too). `where` names the failure. */
+blo_status blo__grad_or_zeros(blo_solver *s, blo_tensor *out, int n, blo_tensor *const *in,
+                              unsigned flags, blo_tensor **g, const char *where);
 /* The lower objective's gradient g = ∇_y f(x, y) (with f's value in *f when f != NULL).
  * create: record the gradient's graph (to differentiate through it). */
 blo_status blo__ll_grad(blo_solver *s, blo_tensor *const *y, int64_t step, int create,

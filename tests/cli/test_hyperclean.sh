@@ -31,10 +31,14 @@ check "--plot wrote an SVG" grep -q '<svg' "$tmp/run.svg"
 expect_rc 0 hyperclean "${tiny[@]}" --outer 2 --no-baselines
 check "the summary names the test accuracy" grep -q 'test accuracy' "$tmp/out"
 
-# Every registered method runs the task.
+# Every registered method runs the task (the single-loop ones carry y themselves: warm start).
 for m in $("$blo" methods --json | python3 -c 'import json,sys; print(" ".join(x["name"] for x in json.load(sys.stdin)))'); do
-    expect_rc 0 hyperclean "${tiny[@]}" --outer 2 --no-baselines --method "$m" --json
+    init=learned
+    case "$m" in bome | soba) init=warm ;; esac
+    expect_rc 0 hyperclean "${tiny[@]}" --outer 2 --no-baselines --method "$m" --init "$init" --json
 done
+expect_rc 2 hyperclean "${tiny[@]}" --outer 2 --method soba --init learned
+check "a method that cannot take the setting says why" grep -q "learned start" "$tmp/err"
 
 # Resume: 6 iterations in one go == 3, killed (stopped), then resumed to 6.
 expect_rc 0 hyperclean "${tiny[@]}" --outer 6 --no-baselines --json
