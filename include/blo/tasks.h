@@ -28,7 +28,8 @@ void blo_cleaner_scores(int64_t n, const double *x, const int64_t *noisy, const 
 /* One outer iteration as a task reports it. */
 typedef struct blo_task_iter {
     blo_record rec;   /* the solver's record */
-    double test_acc;  /* accuracy of the current model on the test set, NAN when not evaluated */
+    double test_acc;  /* accuracy of the current model y_T on the test set, NAN when not evaluated */
+    double test_acc_start; /* accuracy of the learned start y_0, when the start is learned */
     double f1;        /* cleaner F1 of the current weights (hyper-cleaning), NAN if n/a */
 } blo_task_iter;
 /* Return non-zero to stop the run. */

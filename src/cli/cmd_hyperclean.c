@@ -20,15 +20,19 @@ typedef struct hc_ui {
 static int hc_on_iter(const blo_task_iter *it, void *user) {
     hc_ui *ui = user;
     char status[128];
-    if (isfinite(it->test_acc))
+    if (isfinite(it->test_acc_start))
+        snprintf(status, sizeof status, "F %.4f  test acc %.2f%% (y0 %.2f%%)  F1 %.3f",
+                 it->rec.upper, 100 * it->test_acc, 100 * it->test_acc_start, it->f1);
+    else if (isfinite(it->test_acc))
         snprintf(status, sizeof status, "F %.4f  test acc %.2f%%  F1 %.3f", it->rec.upper,
                  100 * it->test_acc, it->f1);
     else
         snprintf(status, sizeof status, "F %.4f  |dF/dx| %.3g", it->rec.upper, it->rec.hypergrad_norm);
     cli_progress_update(&ui->prog, it->rec.iter + 1, status);
     if (ui->logging) {
-        double row[8] = {(double)it->rec.iter, it->rec.upper, it->rec.lower, it->rec.hypergrad_norm,
-                         it->rec.seconds, (double)it->rec.peak_bytes, it->test_acc, it->f1};
+        double row[9] = {(double)it->rec.iter, it->rec.upper, it->rec.lower, it->rec.hypergrad_norm,
+                         it->rec.seconds, (double)it->rec.peak_bytes, it->test_acc, it->f1,
+                         it->test_acc_start};
         cli_log_row(&ui->log, row);
     }
     return 0;
@@ -104,10 +108,11 @@ int cli_hyperclean_run(const cli_cmd *cmd, int argc, char **argv) {
 
     hc_ui ui;
     memset(&ui, 0, sizeof ui);
-    static const char *const cols[8] = {"iter", "upper", "lower", "hypergrad_norm",
-                                        "seconds", "peak_bytes", "test_acc", "f1"};
+    static const char *const cols[9] = {"iter",       "upper",    "lower", "hypergrad_norm",
+                                        "seconds",    "peak_bytes", "test_acc", "f1",
+                                        "test_acc_start"};
     if (log) {
-        if (!cli_log_open(&ui.log, log, 8, cols, sa.resume != NULL)) return CLI_EXIT_USAGE;
+        if (!cli_log_open(&ui.log, log, 9, cols, sa.resume != NULL)) return CLI_EXIT_USAGE;
         ui.logging = 1;
     }
     cli_progress_start(&ui.prog, "hyperclean", c.solver.outer_iters, quiet);

@@ -147,13 +147,17 @@ static int on_record(const blo_record *rec, void *user) {
     run_state *rs = user;
     if (rec->peak_bytes > rs->peak) rs->peak = rec->peak_bytes;
     rs->seconds = rec->seconds;
-    blo_task_iter it = {*rec, NAN, NAN};
+    blo_task_iter it = {*rec, NAN, NAN, NAN};
     int64_t done = rec->iter + 1;
     bool last = done >= rs->c->solver.outer_iters;
     if (last || (rs->c->eval_every > 0 && done % rs->c->eval_every == 0)) {
         blo_tensor *y[4];
         for (int i = 0; i < rs->h->ny; i++) y[i] = blo_solver_y(rs->s, i);
         it.test_acc = accuracy(rs->h, rs->Xte, rs->yte, y);
+        if (rs->c->solver.init == BLO_INIT_LEARNED) {
+            for (int i = 0; i < rs->h->ny; i++) y[i] = blo_solver_y0(rs->s, i);
+            it.test_acc_start = accuracy(rs->h, rs->Xte, rs->yte, y);
+        }
         blo_tensor_to_f64(blo_solver_x(rs->s, 0), rs->xbuf);
         blo_cleaner_scores(rs->h->n, rs->xbuf, rs->noisy, rs->truth, NULL, NULL, &it.f1);
     }
