@@ -1,0 +1,165 @@
+/* hyperclean_problem.c — data hyper-cleaning with a linear softmax model as a blo_problem:
+ * per-example weights x, lower level the σ(x)-weighted training cross-entropy of (W, b),
+ * upper level the validation cross-entropy (the maths is in tasks.h). Both objectives are
+ * written with differentiable blo ops, so every hypergradient method can go through them to
+ * any order. */
+#include "tasks.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+/* Checks labels [m] (i64) against m rows and raises *max_label to the largest one. */
+static blo_status check_labels(const char *what, const blo_tensor *lab, int64_t m,
+                               int64_t *max_label, char *err, size_t errlen) {
+    if (!lab || blo_tensor_dtype(lab) != BLO_I64 || blo_tensor_ndim(lab) != 1 ||
+        blo_tensor_dim(lab, 0) != m)
+        return fail(err, errlen, BLO_ERR_SHAPE,
+                    "hyperclean: %s must be an i64 vector of %lld labels", what, (long long)m);
+    for (int64_t i = 0; i < m; i++) {
+        double v = blo_tensor_get(lab, i);
+        if (v < 0)
+            return fail(err, errlen, BLO_ERR_INVALID, "hyperclean: %s[%lld] = %lld is negative",
+                        what, (long long)i, (long long)v);
+        if ((int64_t)v > *max_label) *max_label = (int64_t)v;
+    }
+    return BLO_OK;
+}
+
+/* A tensor of dtype dt and the given shape in h->ctx holding src's values (zeros if NULL). */
+static blo_tensor *start_value(blo_hyperclean *h, const char *what, const blo_tensor *src,
+                               blo_dtype dt, int ndim, const int64_t *shape, char *err,
+                               size_t errlen, blo_status *st) {
+    blo_tensor *t = blo_zeros(h->ctx, dt, ndim, shape);
+    if (!t) {
+        *st = fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
+        return NULL;
+    }
+    if (!src) return t;
+    int same = blo_tensor_ndim(src) == ndim && blo_tensor_dtype(src) != BLO_I64;
+    for (int k = 0; same && k < ndim; k++)
+        same = blo_tensor_dim(src, k) == shape[k];
+    if (!same) {
+        char got[64], want[64];
+        if (ndim == 2)
+            snprintf(want, sizeof want, "[%lld, %lld]", (long long)shape[0], (long long)shape[1]);
+        else
+            snprintf(want, sizeof want, "[%lld]", (long long)shape[0]);
+        *st = fail(err, errlen, BLO_ERR_SHAPE, "hyperclean: the start %s is %s, expected %s floats",
+                   what, blo_tensor_describe(src, got, sizeof got), want);
+        return NULL;
+    }
+    blo_copy_into(t, src);
+    return t;
+}
+
+blo_status blo_hyperclean_init(blo_hyperclean *h, blo_tensor *X, blo_tensor *labels, blo_tensor *Xv,
+                               blo_tensor *labels_v, int64_t classes, const blo_tensor *W0,
+                               const blo_tensor *b0, char *err, size_t errlen) {
+    if (err && errlen) err[0] = 0;
+    if (!h) return fail(err, errlen, BLO_ERR_INVALID, "hyperclean: no struct to initialise");
+    memset(h, 0, sizeof *h);
+    if (!X || !Xv || blo_tensor_ndim(X) != 2 || blo_tensor_ndim(Xv) != 2)
+        return fail(err, errlen, BLO_ERR_SHAPE, "hyperclean: X and Xv must be matrices [n, d]");
+    blo_dtype dt = blo_tensor_dtype(X);
+    if (dt == BLO_I64 || blo_tensor_dtype(Xv) != dt)
+        return fail(err, errlen, BLO_ERR_DTYPE,
+                    "hyperclean: X and Xv must share a float dtype (got %s and %s)",
+                    blo_dtype_name(dt), blo_dtype_name(blo_tensor_dtype(Xv)));
+    int64_t n = blo_tensor_dim(X, 0), d = blo_tensor_dim(X, 1), nv = blo_tensor_dim(Xv, 0);
+    if (n < 1 || nv < 1 || d < 1 || blo_tensor_dim(Xv, 1) != d)
+        return fail(err, errlen, BLO_ERR_SHAPE,
+                    "hyperclean: X [%lld, %lld] and Xv [%lld, %lld] need rows and the same "
+                    "number of features",
+                    (long long)n, (long long)d, (long long)nv, (long long)blo_tensor_dim(Xv, 1));
+    int64_t max_label = -1;
+    blo_status st = check_labels("labels", labels, n, &max_label, err, errlen);
+    if (!st) st = check_labels("labels_v", labels_v, nv, &max_label, err, errlen);
+    if (st) return st;
+    if (classes <= 0) classes = max_label + 1;
+    if (classes < 2 || max_label >= classes)
+        return fail(err, errlen, BLO_ERR_INVALID,
+                    "hyperclean: labels reach %lld but there are %lld classes (need >= 2)",
+                    (long long)max_label, (long long)classes);
+
+    h->X = X;
+    h->labels = labels;
+    h->Xv = Xv;
+    h->labels_v = labels_v;
+    h->n = n;
+    h->nv = nv;
+    h->d = d;
+    h->classes = classes;
+    if (!(h->ctx = blo_ctx_new(0)))
+        return fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
+    int64_t wshape[2] = {d, classes};
+    st = BLO_OK;
+    h->x0[0] = start_value(h, "x", NULL, dt, 1, &n, err, errlen, &st);
+    if (h->x0[0]) h->y0[0] = start_value(h, "W", W0, dt, 2, wshape, err, errlen, &st);
+    if (h->y0[0]) h->y0[1] = start_value(h, "b", b0, dt, 1, &classes, err, errlen, &st);
+    if (!h->y0[1]) {
+        blo_hyperclean_free(h);
+        return st ? st : BLO_ERR_NOMEM;
+    }
+    return BLO_OK;
+}
+
+void blo_hyperclean_free(blo_hyperclean *h) {
+    if (!h) return;
+    blo_ctx_free(h->ctx);
+    memset(h, 0, sizeof *h);
+}
+
+blo_tensor *blo_hyperclean_logits(blo_ctx *ctx, blo_tensor *X, blo_tensor *W, blo_tensor *b) {
+    return blo_add(ctx, blo_matmul(ctx, X, W), b);
+}
+
+/* f = (1/n) Σ_i σ(x_i) CE_i: blo_cross_entropy's MEAN divides by n, not by Σ σ(x_i). */
+static blo_tensor *lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
+                         const blo_eval *ev, void *user) {
+    (void)ev;
+    blo_hyperclean *h = user;
+    blo_tensor *logits = blo_hyperclean_logits(ctx, h->X, y[0], y[1]);
+    return blo_cross_entropy(ctx, logits, h->labels, blo_sigmoid(ctx, x[0]), BLO_REDUCE_MEAN);
+}
+
+static blo_tensor *upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
+                         const blo_eval *ev, void *user) {
+    (void)x;
+    (void)ev;
+    blo_hyperclean *h = user;
+    blo_tensor *logits = blo_hyperclean_logits(ctx, h->Xv, y[0], y[1]);
+    return blo_cross_entropy(ctx, logits, h->labels_v, NULL, BLO_REDUCE_MEAN);
+}
+
+blo_problem blo_hyperclean_problem(blo_hyperclean *h) {
+    blo_problem p;
+    memset(&p, 0, sizeof p);
+    p.nx = 1;
+    p.x = h->x0;
+    p.ny = 2;
+    p.y = h->y0;
+    p.upper = upper;
+    p.lower = lower;
+    p.user = h;
+    p.x_lo = -INFINITY;
+    p.x_hi = INFINITY;
+    return p;
+}
