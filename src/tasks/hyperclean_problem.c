@@ -56,11 +56,13 @@ static blo_tensor *start_value(blo_hyperclean *h, const char *what, const blo_te
     int same = blo_tensor_ndim(src) == ndim && blo_tensor_dtype(src) != BLO_I64;
     for (int k = 0; same && k < ndim; k++) same = blo_tensor_dim(src, k) == shape[k];
     if (!same) {
-        char got[64];
-        *st = fail(err, errlen, BLO_ERR_SHAPE, "hyperclean: the start %s is %s, expected %s of "
-                   "%lld%s", what, blo_tensor_describe(src, got, sizeof got),
-                   ndim == 2 ? "a float matrix" : "a float vector", (long long)shape[0],
-                   ndim == 2 ? " rows" : " entries");
+        char got[64], want[64];
+        if (ndim == 2)
+            snprintf(want, sizeof want, "[%lld, %lld]", (long long)shape[0], (long long)shape[1]);
+        else
+            snprintf(want, sizeof want, "[%lld]", (long long)shape[0]);
+        *st = fail(err, errlen, BLO_ERR_SHAPE, "hyperclean: the start %s is %s, expected %s floats",
+                   what, blo_tensor_describe(src, got, sizeof got), want);
         return NULL;
     }
     blo_copy_into(t, src);
