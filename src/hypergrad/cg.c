@@ -91,11 +91,20 @@ static blo_status cg_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **hy0)
     for (int k = 0; k < s->c.K && sqrt(rr) > s->c.tol; k++) {
         if ((st = hess_vec(s, g, y, p, hp))) return st;
         double php = blo__dot_list(ny, p, hp);
-        if (!(php > 0))
+        if (!isfinite(php))
             return blo__solver_fail(s, BLO_ERR_NUMERIC,
-                                    "cg: the lower-level Hessian is not positive definite at y_T "
-                                    "(pᵀHp = %g at iteration %d); use more inner steps, a "
-                                    "regularised lower level, or neumann", php, k);
+                                    "cg: a Hessian-vector product is not finite at iteration %d", k);
+        if (!(php > 0)) {
+            /* A direction of zero or negative curvature: a singular (or, in float32, rounded
+             * below zero) Hessian. Stop with the solution so far, as truncated CG does; with
+             * no step taken yet there is none, and the lower level is not strongly convex. */
+            if (k == 0)
+                return blo__solver_fail(s, BLO_ERR_NUMERIC,
+                                        "cg: the lower-level Hessian is not positive definite at "
+                                        "y_T (pᵀHp = %g); use more inner steps, a regularised "
+                                        "lower level, or neumann", php);
+            break;
+        }
         double a = rr / php;
         blo__axpy_list(ny, a, p, v);
         blo__axpy_list(ny, -a, hp, r);

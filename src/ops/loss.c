@@ -5,11 +5,45 @@
 #include <math.h>
 #include <string.h>
 
+/* log softmax is one recorded node: the forward's temporaries are released at once, and
+ * the backward, g - softmax · Σ g with softmax = exp(out), is written with blo ops (so it
+ * differentiates again through out). Recording the composition a - logsumexp(a) instead kept
+ * about eight tensors of a's size per call on the tape, which dominated the memory of
+ * reverse mode through unrolled classifiers. ip[0] = axis. */
+static blo_status log_softmax_bw(blo_ctx *ctx, const blo_node *n, blo_tensor *out, blo_tensor *g,
+                                 const bool *need, blo_tensor **gin) {
+    (void)need;
+    int axis = (int)n->ip[0];
+    blo_tensor *sg = blo_sum(ctx, g, 1, &axis, 1);
+    gin[0] = blo_sub(ctx, g, blo_mul(ctx, blo_exp(ctx, out), sg));
+    return ctx->status;
+}
+static const blo_op_def LOG_SOFTMAX = {"log_softmax", log_softmax_bw, 1};
+
 blo_tensor *blo_log_softmax(blo_ctx *ctx, blo_tensor *a, int axis) {
     BLO_GUARD(ctx);
     if (!a) return NULL;
-    /* log softmax(a) = a - logsumexp(a): composed of recorded ops. */
-    return blo_sub(ctx, a, blo_logsumexp(ctx, a, 1, &axis, 1));
+    if (!blo__check_float(ctx, "blo_log_softmax", a)) return NULL;
+    int ax = blo__axis(axis, a->ndim);
+    if (ax < 0) {
+        char d[64];
+        blo_ctx_set_error(ctx, BLO_ERR_INVALID, "blo_log_softmax: axis %d is out of range for %s",
+                          axis, blo__desc(a, d, sizeof d));
+        return NULL;
+    }
+    blo_tensor *out = blo__alloc(ctx, a->dtype, a->ndim, a->shape);
+    if (!out) return NULL;
+    blo_mark mk = blo_ctx_mark(ctx);
+    int old = blo_ctx_set_recording(ctx, 0);
+    blo_tensor *v = blo_sub(ctx, a, blo_logsumexp(ctx, a, 1, &ax, 1));
+    blo_ctx_set_recording(ctx, old);
+    if (!v) return NULL;
+    ctx->be->copy(v, out);
+    blo_ctx_rewind(ctx, mk);
+    blo_node *n;
+    BLO_RECORD(n, ctx, out, &LOG_SOFTMAX, 1, a);
+    if (n) n->ip[0] = ax;
+    return out;
 }
 
 blo_tensor *blo_softmax(blo_ctx *ctx, blo_tensor *a, int axis) {
