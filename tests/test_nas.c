@@ -48,7 +48,8 @@ static void test_mixed_op(void) {
             }
             TU_CHECK(out && blo_tensor_numel(out) == m, "op %s shape", blo_nas_op_name(o));
             double wo = blo_tensor_get(w, o);
-            for (int64_t k = 0; k < m; k++) want[k] += wo * blo_tensor_get(out, k);
+            for (int64_t k = 0; k < m; k++)
+                want[k] += wo * blo_tensor_get(out, k);
         }
         TU_CHECK(next == ny, "the ops one by one read the same parameters");
         tu_check_close_f64(mixed, want, 1e-12, 1e-12, "mixed op = sum of weighted ops");
@@ -83,7 +84,8 @@ static void tiny_init(tiny *t) {
     TU_CHECK(st == BLO_OK, "tiny supernet: %s", err);
     int64_t xs[4] = {8, 1, 5, 5}, as[2] = {blo_nas_num_edges(2), 8};
     t->p.X = randn(t->ctx, &r, 4, xs, 1);
-    for (int i = 0; i < 8; i++) t->labels[i] = (int64_t)blo_rng_below(&r, 3);
+    for (int i = 0; i < 8; i++)
+        t->labels[i] = (int64_t)blo_rng_below(&r, 3);
     t->alpha[0] = randn(t->ctx, &r, 2, as, 0.5);
     t->alpha[1] = randn(t->ctx, &r, 2, as, 0.5);
     t->p.net = &t->net;
@@ -157,7 +159,8 @@ static void test_rhg_fd(tiny *t) {
     TU_CHECK(isfinite(F0), "F is finite");
     double hn = 0;
     for (int k = 0; k < 2; k++)
-        for (int i = 0; i < 40; i++) hn += h[k][i] * h[k][i];
+        for (int i = 0; i < 40; i++)
+            hn += h[k][i] * h[k][i];
     TU_CHECK(hn > 1e-12, "the architecture gradient is not zero (|h|^2 = %g)", hn);
     blo_rng r;
     blo_rng_seed(&r, 11);
@@ -169,7 +172,8 @@ static void test_rhg_fd(tiny *t) {
         }
     const double e = 1e-5;
     double fd = (F_at(t, &c, d, e) - F_at(t, &c, d, -e)) / (2 * e);
-    TU_CHECK(tu_close(dot, fd, 1e-5, 1e-9), "rhg <h, d> = %.10g, finite differences %.10g", dot, fd);
+    TU_CHECK(tu_close(dot, fd, 1e-5, 1e-9), "rhg <h, d> = %.10g, finite differences %.10g", dot,
+             fd);
     /* A few single entries of each α (a normal edge, a reduction edge). */
     const int picks[4][2] = {{0, 4}, {0, 37}, {1, 9}, {1, 26}};
     for (int q = 0; q < 4; q++) {
@@ -219,13 +223,15 @@ static void test_darts_formula(tiny *t) {
     blo_tensor **ins = calloc((size_t)ny + 2, sizeof *ins),
                **outs = calloc((size_t)ny + 2, sizeof *outs);
     ins[0] = a[0], ins[1] = a[1];
-    for (int i = 0; i < ny; i++) ins[2 + i] = yv[i];
+    for (int i = 0; i < ny; i++)
+        ins[2 + i] = yv[i];
     TU_CHECK(blo_grad(ctx, 1, &F, NULL, 2 + ny, ins, 0, outs) == BLO_OK, "grad F");
     dx[0] = outs[0], dx[1] = outs[1];
     double vn = 0;
     for (int i = 0; i < ny; i++) {
         v[i] = outs[2 + i];
-        for (int64_t k = 0; k < blo_tensor_numel(v[i]); k++) vn += pow(blo_tensor_get(v[i], k), 2);
+        for (int64_t k = 0; k < blo_tensor_numel(v[i]); k++)
+            vn += pow(blo_tensor_get(v[i], k), 2);
     }
     double e = eta / sqrt(vn);
     for (int i = 0; i < ny; i++) {
@@ -266,16 +272,17 @@ static void test_darts_formula(tiny *t) {
 /* ---- Genotypes ------------------------------------------------------------------------------ */
 static void test_genotype(tiny *t) {
     double an[5][8] = {{0}}, ar[5][8] = {{0}};
-    an[0][BLO_NAS_SEP_CONV_3X3] = 2;                     /* node 0 <- state 0 */
-    an[1][BLO_NAS_NONE] = 5, an[1][BLO_NAS_MAX_POOL_3X3] = 1; /* node 0 <- state 1, weak */
-    an[2][BLO_NAS_SKIP_CONNECT] = 1;                     /* node 1 <- 0 */
-    an[3][BLO_NAS_DIL_CONV_5X5] = 3;                     /* node 1 <- 1: strongest */
+    an[0][BLO_NAS_SEP_CONV_3X3] = 2;                           /* node 0 <- state 0 */
+    an[1][BLO_NAS_NONE] = 5, an[1][BLO_NAS_MAX_POOL_3X3] = 1;  /* node 0 <- state 1, weak */
+    an[2][BLO_NAS_SKIP_CONNECT] = 1;                           /* node 1 <- 0 */
+    an[3][BLO_NAS_DIL_CONV_5X5] = 3;                           /* node 1 <- 1: strongest */
     an[4][BLO_NAS_NONE] = 10, an[4][BLO_NAS_AVG_POOL_3X3] = 2; /* node 1 <- 2: 'none' wins */
     blo_nas_genotype g;
     blo_nas_genotype_derive(2, &an[0][0], &ar[0][0], &g);
-    const int want_op[2][2][2] = {
-        {{BLO_NAS_SEP_CONV_3X3, BLO_NAS_MAX_POOL_3X3}, {BLO_NAS_SKIP_CONNECT, BLO_NAS_DIL_CONV_5X5}},
-        {{BLO_NAS_MAX_POOL_3X3, BLO_NAS_MAX_POOL_3X3}, {BLO_NAS_MAX_POOL_3X3, BLO_NAS_MAX_POOL_3X3}}};
+    const int want_op[2][2][2] = {{{BLO_NAS_SEP_CONV_3X3, BLO_NAS_MAX_POOL_3X3},
+                                   {BLO_NAS_SKIP_CONNECT, BLO_NAS_DIL_CONV_5X5}},
+                                  {{BLO_NAS_MAX_POOL_3X3, BLO_NAS_MAX_POOL_3X3},
+                                   {BLO_NAS_MAX_POOL_3X3, BLO_NAS_MAX_POOL_3X3}}};
     const int want_in[2][2][2] = {{{0, 1}, {0, 1}}, {{0, 1}, {0, 1}}};
     int same = g.nodes == 2;
     for (int k = 0; k < 2; k++)
@@ -310,8 +317,10 @@ static void test_genotype(tiny *t) {
     blo_rng r1, r2;
     blo_rng_seed(&r1, 5);
     blo_rng_seed(&r2, 5);
-    TU_CHECK(nas_net_init(&n1, &g, 3, 2, 0, 1, 5, 3, BLO_F64, &r1, err, sizeof err) == BLO_OK, "%s", err);
-    TU_CHECK(nas_net_init(&n2, &h, 3, 2, 0, 1, 5, 3, BLO_F64, &r2, err, sizeof err) == BLO_OK, "%s", err);
+    TU_CHECK(nas_net_init(&n1, &g, 3, 2, 0, 1, 5, 3, BLO_F64, &r1, err, sizeof err) == BLO_OK, "%s",
+             err);
+    TU_CHECK(nas_net_init(&n2, &h, 3, 2, 0, 1, 5, 3, BLO_F64, &r2, err, sizeof err) == BLO_OK, "%s",
+             err);
     blo_ctx *ctx = blo_ctx_new(0);
     blo_tensor *z1 = nas_net_forward(ctx, &n1, n1.y, NULL, NULL, t->p.X, 1);
     blo_tensor *z2 = nas_net_forward(ctx, &n2, n2.y, NULL, NULL, t->p.X, 1);
@@ -326,7 +335,8 @@ static void test_genotype(tiny *t) {
     h.op[0][0][0] = BLO_NAS_MAX_POOL_3X3;
     nas_net n3;
     blo_rng_seed(&r1, 5);
-    TU_CHECK(nas_net_init(&n3, &h, 3, 2, 0, 1, 5, 3, BLO_F64, &r1, err, sizeof err) == BLO_OK, "%s", err);
+    TU_CHECK(nas_net_init(&n3, &h, 3, 2, 0, 1, 5, 3, BLO_F64, &r1, err, sizeof err) == BLO_OK, "%s",
+             err);
     blo_tensor *z3 = nas_net_forward(ctx, &n3, n3.y, NULL, NULL, t->p.X, 1);
     double dmax = 0;
     for (int64_t k = 0; z3 && k < blo_tensor_numel(z3); k++)
@@ -353,7 +363,8 @@ static void test_genotype(tiny *t) {
              "missing node: %s", err);
     f = fopen(path, "w");
     fputs("nodes 1\nnormal 0: sep_conv_3x3 <- 0, skip_connect <- 2\n"
-          "reduce 0: sep_conv_3x3 <- 0, skip_connect <- 1\n", f);
+          "reduce 0: sep_conv_3x3 <- 0, skip_connect <- 1\n",
+          f);
     fclose(f);
     TU_CHECK(blo_nas_genotype_load(path, &h, err, sizeof err) == BLO_ERR_FORMAT,
              "an input from a later state is rejected");

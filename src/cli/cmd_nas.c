@@ -26,8 +26,10 @@ static int nas_on_iter(const blo_task_iter *it, void *user) {
         snprintf(status, sizeof status, "loss %.4f", it->rec.upper);
     cli_progress_update(&ui->prog, it->rec.iter + 1, status);
     if (ui->logging) {
-        double row[7] = {(double)it->rec.iter, it->rec.upper, it->rec.lower, it->rec.hypergrad_norm,
-                         it->rec.seconds, (double)it->rec.peak_bytes, it->test_acc};
+        double row[7] = {(double)it->rec.iter, it->rec.upper,
+                         it->rec.lower,        it->rec.hypergrad_norm,
+                         it->rec.seconds,      (double)it->rec.peak_bytes,
+                         it->test_acc};
         cli_log_row(&ui->log, row);
     }
     return 0;
@@ -81,7 +83,8 @@ static int nas_search(int argc, char **argv) {
     const char *data = c.data.data_dir, *dtype = "f32", *log = NULL, *plot = NULL, *geno = NULL;
     int json = 0, quiet = 0;
     cli_opt opts[20 + CLI_SOLVER_NOPTS] = {
-        {"--data", NULL, CLI_STRING, &data, 0, 0, NULL, "DIR", "MNIST-layout folder (train-*, t10k-*)"},
+        {"--data", NULL, CLI_STRING, &data, 0, 0, NULL, "DIR",
+         "MNIST-layout folder (train-*, t10k-*)"},
         {"--size", NULL, CLI_INT, &size, 1, 1e4, NULL, "S", "images average-pooled to S x S"},
         {"--n-search", NULL, CLI_INT, &n_search, 2, 1e9, NULL, "N",
          "training-split examples: first half f, second half F"},
@@ -89,16 +92,21 @@ static int nas_search(int argc, char **argv) {
         {"--batch", NULL, CLI_INT, &batch, 1, 1e9, NULL, "B", "minibatch of each objective"},
         {"--cells", NULL, CLI_INT, &cells, 1, 100, NULL, "N", "cells (reductions at N/3, 2N/3)"},
         {"--channels", NULL, CLI_INT, &channels, 1, 4096, NULL, "C", "channels of the first cells"},
-        {"--nodes", NULL, CLI_INT, &nodes, 1, BLO_NAS_MAX_NODES, NULL, "N", "intermediate nodes per cell"},
+        {"--nodes", NULL, CLI_INT, &nodes, 1, BLO_NAS_MAX_NODES, NULL, "N",
+         "intermediate nodes per cell"},
         {"--genotype", NULL, CLI_STRING, &geno, 0, 0, NULL, "FILE", "save the genotype here"},
         {"--eval-every", NULL, CLI_INT, &eval_every, 0, 1e12, NULL, "N",
          "supernet accuracy on the F half every N iterations (0: at the end)"},
-        {"--seed", NULL, CLI_INT, &seed, 0, 9e18, NULL, "S", "data subset, weights, alpha, batches"},
+        {"--seed", NULL, CLI_INT, &seed, 0, 9e18, NULL, "S",
+         "data subset, weights, alpha, batches"},
         {"--threads", NULL, CLI_INT, &threads, 0, 1024, NULL, "N", "threads (0: all cores)"},
         {"--dtype", NULL, CLI_CHOICE, &dtype, 0, 0, "f32|f64", "T", "precision"},
-        {"--json", NULL, CLI_FLAG, &json, 0, 0, NULL, NULL, "the summary as one JSON object on stdout"},
-        {"--log", NULL, CLI_STRING, &log, 0, 0, NULL, "FILE", "per-iteration record: .csv or .jsonl"},
-        {"--plot", NULL, CLI_STRING, &plot, 0, 0, NULL, "FILE", "convergence curves (.svg, .png); needs --log"},
+        {"--json", NULL, CLI_FLAG, &json, 0, 0, NULL, NULL,
+         "the summary as one JSON object on stdout"},
+        {"--log", NULL, CLI_STRING, &log, 0, 0, NULL, "FILE",
+         "per-iteration record: .csv or .jsonl"},
+        {"--plot", NULL, CLI_STRING, &plot, 0, 0, NULL, "FILE",
+         "convergence curves (.svg, .png); needs --log"},
         {"-q", "--quiet", CLI_FLAG, &quiet, 0, 0, NULL, NULL, "no progress output"},
     };
     int n = cli_solver_opts(opts, 17, &sa);
@@ -134,8 +142,9 @@ static int nas_search(int argc, char **argv) {
     c.on_iter = nas_on_iter;
     c.user = &ui;
     if (!quiet)
-        fprintf(stderr, "nas search: %s, %d cells x %d channels x %d nodes, %lldx%lld images, T = %d, "
-                        "%lld outer iterations, %s start\n",
+        fprintf(stderr,
+                "nas search: %s, %d cells x %d channels x %d nodes, %lldx%lld images, T = %d, "
+                "%lld outer iterations, %s start\n",
                 c.solver.method, c.cells, c.channels, c.nodes, size, size, c.solver.inner_steps,
                 (long long)c.solver.outer_iters, blo_init_kind_name(c.solver.init));
     blo_nas_search_result r;
@@ -196,16 +205,20 @@ static int nas_train(int argc, char **argv) {
     const char *data = c.data.data_dir, *dtype = "f32", *log = NULL, *plot = NULL, *geno = NULL;
     int json = 0, quiet = 0, random = 0;
     cli_opt opts[] = {
-        {"--genotype", NULL, CLI_STRING, &geno, 0, 0, NULL, "FILE", "the architecture (from nas search)"},
+        {"--genotype", NULL, CLI_STRING, &geno, 0, 0, NULL, "FILE",
+         "the architecture (from nas search)"},
         {"--random", NULL, CLI_FLAG, &random, 0, 0, NULL, NULL,
          "a uniformly random genotype (drawn with --seed) instead"},
-        {"--nodes", NULL, CLI_INT, &nodes, 1, BLO_NAS_MAX_NODES, NULL, "N", "nodes of a --random genotype"},
-        {"--data", NULL, CLI_STRING, &data, 0, 0, NULL, "DIR", "MNIST-layout folder (train-*, t10k-*)"},
+        {"--nodes", NULL, CLI_INT, &nodes, 1, BLO_NAS_MAX_NODES, NULL, "N",
+         "nodes of a --random genotype"},
+        {"--data", NULL, CLI_STRING, &data, 0, 0, NULL, "DIR",
+         "MNIST-layout folder (train-*, t10k-*)"},
         {"--size", NULL, CLI_INT, &size, 1, 1e4, NULL, "S", "images average-pooled to S x S"},
         {"--n-train", NULL, CLI_INT, &n_train, 1, 1e9, NULL, "N", "training examples"},
         {"--n-test", NULL, CLI_INT, &n_test, 1, 1e9, NULL, "N", "test examples"},
         {"--batch", NULL, CLI_INT, &batch, 1, 1e9, NULL, "B", "minibatch"},
-        {"--epochs", NULL, CLI_INT, &epochs, 0, 1e9, NULL, "E", "passes over the training examples"},
+        {"--epochs", NULL, CLI_INT, &epochs, 0, 1e9, NULL, "E",
+         "passes over the training examples"},
         {"--lr", NULL, CLI_DOUBLE, &lr, 1e-12, 1e6, NULL, "LR", "initial SGD step (cosine to 0)"},
         {"--momentum", NULL, CLI_DOUBLE, &momentum, 0, 1, NULL, "MU", "SGD momentum"},
         {"--weight-decay", NULL, CLI_DOUBLE, &wd, 0, 1e6, NULL, "WD", "L2 weight decay"},
@@ -214,7 +227,8 @@ static int nas_train(int argc, char **argv) {
         {"--seed", NULL, CLI_INT, &seed, 0, 9e18, NULL, "S", "data subset, weights, batches"},
         {"--threads", NULL, CLI_INT, &threads, 0, 1024, NULL, "N", "threads (0: all cores)"},
         {"--dtype", NULL, CLI_CHOICE, &dtype, 0, 0, "f32|f64", "T", "precision"},
-        {"--json", NULL, CLI_FLAG, &json, 0, 0, NULL, NULL, "the summary as one JSON object on stdout"},
+        {"--json", NULL, CLI_FLAG, &json, 0, 0, NULL, NULL,
+         "the summary as one JSON object on stdout"},
         {"--log", NULL, CLI_STRING, &log, 0, 0, NULL, "FILE", "per-epoch record: .csv or .jsonl"},
         {"--plot", NULL, CLI_STRING, &plot, 0, 0, NULL, "FILE", "curves (.svg, .png); needs --log"},
         {"-q", "--quiet", CLI_FLAG, &quiet, 0, 0, NULL, NULL, "no progress output"},
@@ -293,8 +307,8 @@ static int nas_train(int argc, char **argv) {
         printf("}\n");
         return CLI_EXIT_OK;
     }
-    printf("trained from scratch: %lld epochs, %lld weights, %.1f s\n", epochs,
-           (long long)r.params, r.seconds);
+    printf("trained from scratch: %lld epochs, %lld weights, %.1f s\n", epochs, (long long)r.params,
+           r.seconds);
     printf("  test accuracy %.2f %% on %lld images (final train loss %.4f)\n", 100 * r.test_acc,
            n_test, r.train_loss);
     fputs(text, stdout);
@@ -305,7 +319,9 @@ int cli_nas_run(const cli_cmd *cmd, int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "search")) return nas_search(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "train")) return nas_train(argc - 1, argv + 1);
     FILE *f = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? stdout : stderr;
-    fprintf(f, "usage: blo nas search [options]   (blo nas search --help)\n"
-               "       blo nas train --genotype FILE | --random [options]\n\n%s\n", cmd->help);
+    fprintf(f,
+            "usage: blo nas search [options]   (blo nas search --help)\n"
+            "       blo nas train --genotype FILE | --random [options]\n\n%s\n",
+            cmd->help);
     return f == stdout ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 }

@@ -69,7 +69,8 @@ static blo_status load_images(blo_ctx *ctx, const blo_nas_data_config *d, const 
     }
     blo_rng g;
     blo_rng_seed(&g, d->seed ^ stream);
-    for (int64_t i = 0; i < ds.n; i++) rows[i] = i;
+    for (int64_t i = 0; i < ds.n; i++)
+        rows[i] = i;
     for (int64_t i = 0; i < count; i++) { /* the first count of a random permutation */
         int64_t j = i + (int64_t)blo_rng_below(&g, (uint64_t)(ds.n - i)), t = rows[i];
         rows[i] = rows[j];
@@ -128,7 +129,8 @@ static blo_tensor *batch_loss(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *co
                               blo_rng *rng, nas_problem *p, int64_t lo, int64_t cnt) {
     int64_t k = p->batch < cnt ? p->batch : cnt;
     int64_t *idx = p->buf;
-    for (int64_t i = 0; i < cnt; i++) idx[i] = lo + i;
+    for (int64_t i = 0; i < cnt; i++)
+        idx[i] = lo + i;
     if (k < cnt)
         for (int64_t i = 0; i < k; i++) { /* partial Fisher–Yates: k rows without replacement */
             int64_t j = i + (int64_t)blo_rng_below(rng, (uint64_t)(cnt - i)), t = idx[i];
@@ -139,19 +141,21 @@ static blo_tensor *batch_loss(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *co
     blo_tensor *lab = blo_tensor_new(ctx, BLO_I64, 1, &k);
     if (!it || !lab) return NULL;
     int64_t *l = blo_tensor_data(lab);
-    for (int64_t i = 0; i < k; i++) l[i] = p->labels[idx[i]];
-    blo_tensor *z = nas_net_forward(ctx, p->net, y, x[0], x[1], blo_index_select(ctx, p->X, 0, it), 1);
+    for (int64_t i = 0; i < k; i++)
+        l[i] = p->labels[idx[i]];
+    blo_tensor *z =
+        nas_net_forward(ctx, p->net, y, x[0], x[1], blo_index_select(ctx, p->X, 0, it), 1);
     return blo_cross_entropy(ctx, z, lab, NULL, BLO_REDUCE_MEAN);
 }
 
-blo_tensor *nas_lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
-                             const blo_eval *ev, void *user) {
+blo_tensor *nas_lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, const blo_eval *ev,
+                      void *user) {
     nas_problem *p = user;
     return batch_loss(ctx, x, y, ev->rng, p, 0, p->half);
 }
 
-blo_tensor *nas_upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
-                             const blo_eval *ev, void *user) {
+blo_tensor *nas_upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, const blo_eval *ev,
+                      void *user) {
     nas_problem *p = user;
     return batch_loss(ctx, x, y, ev->rng, p, p->half, p->n - p->half);
 }
@@ -200,7 +204,8 @@ static double supernet_val_acc(search_state *ss) {
     blo_tensor **ys = blo_malloc(sizeof *ys * (size_t)net->ny);
     double acc = NAN;
     if (Xv && ys) {
-        for (int i = 0; i < net->ny; i++) ys[i] = blo_solver_y(ss->s, i);
+        for (int i = 0; i < net->ny; i++)
+            ys[i] = blo_solver_y(ss->s, i);
         acc = accuracy(net, ys, blo_solver_x(ss->s, 0), blo_solver_x(ss->s, 1), Xv,
                        ss->p->labels + ss->p->half, nv);
     }
@@ -237,8 +242,9 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
     blo_solver *s = NULL;
     blo_tensor **ys = NULL;
     blo_status st = dctx ? BLO_OK : fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
-    if (!st) st = load_images(dctx, &c->data, "train", c->n_search, 0x5ea4c4ULL, c->dtype, &X,
-                              &labels, &classes, err, errlen);
+    if (!st)
+        st = load_images(dctx, &c->data, "train", c->n_search, 0x5ea4c4ULL, c->dtype, &X, &labels,
+                         &classes, err, errlen);
     if (!st && c->n_test > 0)
         st = load_images(dctx, &c->data, "t10k", c->n_test, 0x7e57ULL, c->dtype, &Xte, &lte,
                          &tclasses, err, errlen);
@@ -313,7 +319,9 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
         ys[i] = blo_solver_y(s, i);
         r->params += blo_tensor_numel(ys[i]);
     }
-    if (Xte) r->test_acc = accuracy(&net, ys, blo_solver_x(s, 0), blo_solver_x(s, 1), Xte, lte, c->n_test);
+    if (Xte)
+        r->test_acc =
+            accuracy(&net, ys, blo_solver_x(s, 0), blo_solver_x(s, 1), Xte, lte, c->n_test);
     r->iters = blo_solver_iter(s);
     blo_solver_values(s, &r->upper, &r->lower);
     r->seconds = ss.seconds;
@@ -368,11 +376,14 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
     int64_t *labels = NULL, *lte = NULL, *perm = NULL, classes = 0, tclasses = 0;
     nas_net net;
     memset(&net, 0, sizeof net);
-    blo_status st = dctx && sc && mctx ? BLO_OK : fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
-    if (!st) st = load_images(dctx, &c->data, "train", c->n_train, 0x7a1aULL, c->dtype, &X,
-                              &labels, &classes, err, errlen);
-    if (!st) st = load_images(dctx, &c->data, "t10k", c->n_test, 0x7e57ULL, c->dtype, &Xte, &lte,
-                              &tclasses, err, errlen);
+    blo_status st =
+        dctx && sc && mctx ? BLO_OK : fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+    if (!st)
+        st = load_images(dctx, &c->data, "train", c->n_train, 0x7a1aULL, c->dtype, &X, &labels,
+                         &classes, err, errlen);
+    if (!st)
+        st = load_images(dctx, &c->data, "t10k", c->n_test, 0x7e57ULL, c->dtype, &Xte, &lte,
+                         &tclasses, err, errlen);
     if (st) goto out;
     blo_rng rng;
     blo_rng_seed(&rng, c->seed ^ 0x7a41eULL);
@@ -388,12 +399,14 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
     }
     for (int i = 0; i < net.ny; i++) {
         r->params += blo_tensor_numel(net.y[i]);
-        if (!(mom[i] = blo_zeros(mctx, c->dtype, blo_tensor_ndim(net.y[i]), blo_tensor_shape(net.y[i])))) {
+        if (!(mom[i] = blo_zeros(mctx, c->dtype, blo_tensor_ndim(net.y[i]),
+                                 blo_tensor_shape(net.y[i])))) {
             st = fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
             goto out;
         }
     }
-    for (int64_t i = 0; i < c->n_train; i++) perm[i] = i;
+    for (int64_t i = 0; i < c->n_train; i++)
+        perm[i] = i;
     int64_t per_epoch = (c->n_train + c->batch - 1) / c->batch, total = per_epoch * c->epochs;
     double t0 = 0;
     {
@@ -411,13 +424,16 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
         for (int64_t b = 0; b < per_epoch; b++, r->steps++) {
             int64_t lo = b * c->batch, k = lo + c->batch <= c->n_train ? c->batch : c->n_train - lo;
             /* Cosine annealing from lr to 0 over the whole run (Loshchilov & Hutter 2017). */
-            double lr = 0.5 * c->lr * (1 + cos(3.14159265358979323846 * (double)r->steps / (double)total));
+            double lr =
+                0.5 * c->lr * (1 + cos(3.14159265358979323846 * (double)r->steps / (double)total));
             blo_mark m = blo_ctx_mark(sc);
             blo_tensor *it = blo_from_i64(sc, 1, &k, perm + lo);
             blo_tensor *lab = blo_tensor_new(sc, BLO_I64, 1, &k);
             if (lab)
-                for (int64_t q = 0; q < k; q++) ((int64_t *)blo_tensor_data(lab))[q] = labels[perm[lo + q]];
-            blo_tensor *z = nas_net_forward(sc, &net, net.y, NULL, NULL, blo_index_select(sc, X, 0, it), 1);
+                for (int64_t q = 0; q < k; q++)
+                    ((int64_t *)blo_tensor_data(lab))[q] = labels[perm[lo + q]];
+            blo_tensor *z =
+                nas_net_forward(sc, &net, net.y, NULL, NULL, blo_index_select(sc, X, 0, it), 1);
             blo_tensor *loss = blo_cross_entropy(sc, z, lab, NULL, BLO_REDUCE_MEAN);
             if (!loss || blo_grad(sc, 1, &loss, NULL, net.ny, net.y, 0, g)) {
                 st = fail(err, errlen, blo_ctx_status(sc), "nas train: step %lld: %s",

@@ -30,11 +30,17 @@ int blo_nas_op_parse(const char *name) {
     return -1;
 }
 
-int blo_nas_num_edges(int nodes) { return nodes * (nodes + 3) / 2; }
+int blo_nas_num_edges(int nodes) {
+    return nodes * (nodes + 3) / 2;
+}
 
-static int edge_index(int i, int j) { return 2 * i + i * (i - 1) / 2 + j; }
+static int edge_index(int i, int j) {
+    return 2 * i + i * (i - 1) / 2 + j;
+}
 
-int nas_is_reduction(int cells, int k) { return k == cells / 3 || k == 2 * cells / 3; }
+int nas_is_reduction(int cells, int k) {
+    return k == cells / 3 || k == 2 * cells / 3;
+}
 
 /* ---- The cursor ------------------------------------------------------------------------------ */
 enum { P_CONV, P_LINEAR, P_ZEROS, P_ONES };
@@ -154,7 +160,8 @@ static blo_tensor *op_forward(cursor *c, int op, blo_tensor *h, int stride) {
         blo_tensor *p = blo_avg_pool2d(c->ctx, h, &pp);
         return c->supernet ? bn(c, p) : p;
     }
-    case BLO_NAS_SKIP_CONNECT: return stride == 1 ? h : factorized_reduce(c, h, C);
+    case BLO_NAS_SKIP_CONNECT:
+        return stride == 1 ? h : factorized_reduce(c, h, C);
     case BLO_NAS_SEP_CONV_3X3:
     case BLO_NAS_SEP_CONV_5X5: {
         int k = op == BLO_NAS_SEP_CONV_3X3 ? 3 : 5;
@@ -170,7 +177,8 @@ static blo_tensor *op_forward(cursor *c, int op, blo_tensor *h, int stride) {
         h = conv(c, blo_relu(c->ctx, h), C, k, stride, k - 1, 2, (int)C);
         return bn(c, conv(c, h, C, 1, 1, 0, 1, 1));
     }
-    default: return NULL; /* none */
+    default:
+        return NULL; /* none */
     }
 }
 
@@ -209,8 +217,8 @@ static blo_tensor *cell_forward(cursor *c, const nas_net *n, blo_tensor *s0, blo
         } else {
             for (int k = 0; k < 2; k++) {
                 int j = n->geno.in[kind][i][k];
-                blo_tensor *t = op_forward(c, n->geno.op[kind][i][k], st[j],
-                                           reduction && j < 2 ? 2 : 1);
+                blo_tensor *t =
+                    op_forward(c, n->geno.op[kind][i][k], st[j], reduction && j < 2 ? 2 : 1);
                 if (!t) return NULL;
                 sum = sum ? blo_add(c->ctx, sum, t) : t;
             }
@@ -262,8 +270,8 @@ blo_tensor *nas_net_forward(blo_ctx *ctx, const nas_net *n, blo_tensor *const *y
     c.training = training || n->supernet; /* the supernet has no running statistics */
     blo_tensor *out = net_forward(&c, n, alpha_normal, alpha_reduce, X);
     if (out && c.next != n->ny) {
-        blo_ctx_set_error(ctx, BLO_ERR_INVALID, "nas: the forward read %d parameters of %d",
-                          c.next, n->ny);
+        blo_ctx_set_error(ctx, BLO_ERR_INVALID, "nas: the forward read %d parameters of %d", c.next,
+                          n->ny);
         return NULL;
     }
     return out;
@@ -304,9 +312,9 @@ static blo_tensor **list_into(blo_ctx *ctx, blo_tensor **src, int n) {
     return dst;
 }
 
-blo_status nas_net_init(nas_net *n, const blo_nas_genotype *g, int cells, int channels,
-                        int nodes, int64_t in_ch, int64_t size, int64_t classes, blo_dtype dt,
-                        blo_rng *rng, char *err, size_t errlen) {
+blo_status nas_net_init(nas_net *n, const blo_nas_genotype *g, int cells, int channels, int nodes,
+                        int64_t in_ch, int64_t size, int64_t classes, blo_dtype dt, blo_rng *rng,
+                        char *err, size_t errlen) {
     memset(n, 0, sizeof *n);
     if (g) {
         if (!blo_nas_genotype_check(g, err, errlen)) return BLO_ERR_INVALID;
@@ -362,8 +370,10 @@ blo_status nas_net_init(nas_net *n, const blo_nas_genotype *g, int cells, int ch
     n->nstats = c.nsmade;
     n->y = list_into(n->ctx, c.made, c.nmade);
     n->stats = n->supernet ? NULL : list_into(n->ctx, c.smade, c.nsmade);
-    if (!n->y || (!n->supernet && !n->stats)) st = failf(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
-    for (int i = 0; !st && i < n->ny; i++) st = blo_set_requires_grad(n->y[i], 1);
+    if (!n->y || (!n->supernet && !n->stats))
+        st = failf(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+    for (int i = 0; !st && i < n->ny; i++)
+        st = blo_set_requires_grad(n->y[i], 1);
 out:
     blo_free(c.made);
     blo_free(c.smade);
@@ -440,8 +450,10 @@ void blo_nas_genotype_derive(int nodes, const double *alpha_normal, const double
             for (int j = 0; j < 2 + i; j++) {
                 const double *row = a + (size_t)edge_index(i, j) * BLO_NAS_NUM_OPS;
                 double mx = row[0], z = 0;
-                for (int o = 1; o < BLO_NAS_NUM_OPS; o++) mx = row[o] > mx ? row[o] : mx;
-                for (int o = 0; o < BLO_NAS_NUM_OPS; o++) z += exp(row[o] - mx);
+                for (int o = 1; o < BLO_NAS_NUM_OPS; o++)
+                    mx = row[o] > mx ? row[o] : mx;
+                for (int o = 0; o < BLO_NAS_NUM_OPS; o++)
+                    z += exp(row[o] - mx);
                 int bo = 1;
                 for (int o = 2; o < BLO_NAS_NUM_OPS; o++)
                     if (row[o] > row[bo]) bo = o;
@@ -502,8 +514,8 @@ size_t blo_nas_genotype_format(const blo_nas_genotype *g, char *buf, size_t len)
     size_t used = 0;
 #define OUT(...)                                                                                   \
     do {                                                                                           \
-        int k_ = snprintf(buf && used < len ? buf + used : NULL, buf && used < len ? len - used : 0, \
-                          __VA_ARGS__);                                                            \
+        int k_ = snprintf(buf && used < len ? buf + used : NULL,                                   \
+                          buf && used < len ? len - used : 0, __VA_ARGS__);                        \
         if (k_ > 0) used += (size_t)k_;                                                            \
     } while (0)
     if (buf && len) buf[0] = 0;
@@ -550,7 +562,8 @@ blo_status blo_nas_genotype_load(const char *path, blo_nas_genotype *g, char *er
     while (!st && fgets(line, sizeof line, f)) {
         lineno++;
         char *p = line;
-        while (isspace((unsigned char)*p)) p++;
+        while (isspace((unsigned char)*p))
+            p++;
         if (!*p || *p == '#') continue;
         char kind[16], o1[32], o2[32];
         int i, j1, j2, nodes;

@@ -26,20 +26,20 @@ typedef struct nas_net {
     int cells, channels, nodes;
     int64_t in_ch, size, classes;
     blo_dtype dtype;
-    blo_ctx *ctx;          /* owns the parameters and the running statistics */
+    blo_ctx *ctx; /* owns the parameters and the running statistics */
     int ny;
-    blo_tensor **y;        /* the parameters, in the order the forward reads them */
+    blo_tensor **y; /* the parameters, in the order the forward reads them */
     int nstats;
-    blo_tensor **stats;    /* discrete network: running mean, var per BN (NULL in the supernet) */
+    blo_tensor **stats; /* discrete network: running mean, var per BN (NULL in the supernet) */
 } nas_net;
 
 /* Makes the parameters (Kaiming-normal conv weights and Kaiming-uniform classifier from rng,
  * BN γ = 1, β = 0, biases 0) of a supernet (g NULL, nodes used) or of g's discrete network,
  * for images [*, in_ch, size, size] and `classes` classes. Returns BLO_OK, or an error with a
  * message in err (and nothing to free). Free with nas_net_free. */
-blo_status nas_net_init(nas_net *n, const blo_nas_genotype *g, int cells, int channels,
-                        int nodes, int64_t in_ch, int64_t size, int64_t classes, blo_dtype dt,
-                        blo_rng *rng, char *err, size_t errlen);
+blo_status nas_net_init(nas_net *n, const blo_nas_genotype *g, int cells, int channels, int nodes,
+                        int64_t in_ch, int64_t size, int64_t classes, blo_dtype dt, blo_rng *rng,
+                        char *err, size_t errlen);
 void nas_net_free(nas_net *n);
 
 /* Whether cell k is a reduction cell (DARTS: k = cells/3 and k = 2 cells/3). */
@@ -78,9 +78,9 @@ typedef struct nas_problem {
     int64_t *buf;
 } nas_problem;
 /* Objective callbacks (blo_objective_fn) with user = a nas_problem; x = (α_normal, α_reduce). */
-blo_tensor *nas_lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
-                      const blo_eval *ev, void *user);
-blo_tensor *nas_upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
-                      const blo_eval *ev, void *user);
+blo_tensor *nas_lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, const blo_eval *ev,
+                      void *user);
+blo_tensor *nas_upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, const blo_eval *ev,
+                      void *user);
 
 #endif
