@@ -11,6 +11,7 @@ int cli_demo_run(const cli_cmd *cmd, int argc, char **argv);
 int cli_methods_run(const cli_cmd *cmd, int argc, char **argv);
 int cli_plot_run(const cli_cmd *cmd, int argc, char **argv);
 int cli_hyperclean_run(const cli_cmd *cmd, int argc, char **argv);
+int cli_nas_run(const cli_cmd *cmd, int argc, char **argv);
 
 const cli_cmd cli_commands[] = {
     {"hyperclean", "data hyper-cleaning: learn per-example weights that discard noisy labels",
@@ -24,6 +25,13 @@ const cli_cmd cli_commands[] = {
      "Reports test accuracy, cleaner precision / recall / F1, and three baselines: trained\n"
      "on the noisy set, on the validation set only, and on the clean part + validation.",
      cli_hyperclean_run},
+    {"nas", "DARTS architecture search (nas search) and training a genotype (nas train)",
+     "Differentiable architecture search (Liu, Simonyan & Yang, ICLR 2019): x = the cell\n"
+     "architecture weights alpha (softmax over 8 candidate ops per edge), y = the supernet's\n"
+     "weights; f = training loss on one half of the search data, F = loss on the other.\n"
+     "  blo nas search [options]                    search, print and save the genotype\n"
+     "  blo nas train --genotype FILE | --random    train a discrete network from scratch",
+     cli_nas_run},
     {"demo", "engine demo: train a tiny MLP with blo_grad, check an HVP (no data needed)",
      "Fits a 2-layer tanh MLP by full-batch gradient descent on a synthetic 2-class problem\n"
      "(points in the square [-1, 1]^2, class 1 inside a circle), with the loss, its gradient\n"

@@ -1,0 +1,327 @@
+/* cmd_nas.c — `blo nas search` and `blo nas train`: DARTS architecture search and training a
+ * found (or random) genotype from scratch, thin layers over blo_nas_search_run and
+ * blo_nas_train_run (include/blo/tasks.h): options, progress, log, plot, summary or JSON. */
+#include "cli.h"
+#include "runlog.h"
+#include "solver_opts.h"
+
+#include "blo/blo.h"
+#include "blo/tasks.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct nas_ui {
+    cli_progress prog;
+    cli_log log;
+    int logging;
+} nas_ui;
+
+static int nas_on_iter(const blo_task_iter *it, void *user) {
+    nas_ui *ui = user;
+    char status[128];
+    if (isfinite(it->test_acc))
+        snprintf(status, sizeof status, "loss %.4f  acc %.2f%%", it->rec.upper, 100 * it->test_acc);
+    else
+        snprintf(status, sizeof status, "loss %.4f", it->rec.upper);
+    cli_progress_update(&ui->prog, it->rec.iter + 1, status);
+    if (ui->logging) {
+        double row[7] = {(double)it->rec.iter, it->rec.upper,
+                         it->rec.lower,        it->rec.hypergrad_norm,
+                         it->rec.seconds,      (double)it->rec.peak_bytes,
+                         it->test_acc};
+        cli_log_row(&ui->log, row);
+    }
+    return 0;
+}
+
+static const char *const LOG_COLS[7] = {"iter",    "upper",      "lower",   "hypergrad_norm",
+                                        "seconds", "peak_bytes", "test_acc"};
+
+static int finish_plot(const char *name, const char *plot, const char *log) {
+    if (!plot) return CLI_EXIT_OK;
+    char perr[512];
+    char *logs[1] = {(char *)log};
+    int prc = cli_plot_logs(plot, logs, 1, NULL, perr, sizeof perr);
+    if (prc) fprintf(stderr, "blo %s: %s\n", name, perr);
+    return prc;
+}
+
+static int exit_for(blo_status st) {
+    return st == BLO_ERR_NUMERIC || st == BLO_ERR_NOMEM ? CLI_EXIT_FAILED : CLI_EXIT_USAGE;
+}
+
+static const cli_cmd SEARCH = {
+    "nas search", "DARTS search",
+    "DARTS (Liu, Simonyan & Yang, ICLR 2019) on a Fashion-MNIST subset, images average-pooled\n"
+    "to --size. x = (alpha_normal, alpha_reduce), one row of 8 op weights per cell edge;\n"
+    "y = the supernet's weights. Each mixed edge computes sum_o softmax(alpha)_o op_o(h).\n"
+    "  f(x, y) = CE on a minibatch of the first half of the search examples   (lower)\n"
+    "  F(x, y) = CE on a minibatch of the second half                        (upper)\n"
+    "With --init warm and --inner T the loop alternates T weight steps and one alpha step:\n"
+    "first_order = DARTS-1st, darts = DARTS-2nd, rhg = through the T unrolled steps, cg.\n"
+    "Prints the genotype (top-2 incoming edges per node by strongest non-zero op) and the\n"
+    "supernet's accuracy; --genotype FILE saves it for `blo nas train --genotype FILE`.",
+    NULL};
+
+static const cli_cmd TRAIN = {
+    "nas train", "train a genotype from scratch",
+    "Builds the discrete network of a genotype (a file written by `blo nas search\n"
+    "--genotype FILE`, or --random for a uniformly random architecture of the same space),\n"
+    "trains it from scratch with SGD + momentum, weight decay and a cosine learning rate on\n"
+    "--n-train examples of the training split, and reports its accuracy on --n-test examples\n"
+    "of the test split (BN with running statistics).",
+    NULL};
+
+static int nas_search(int argc, char **argv) {
+    blo_nas_search_config c = blo_nas_search_default();
+    cli_solver_args sa;
+    cli_solver_args_from(&sa, &c.solver);
+    long long n_search = c.n_search, n_test = c.n_test, batch = c.batch, size = c.data.size,
+              cells = c.cells, channels = c.channels, nodes = c.nodes, eval_every = c.eval_every,
+              seed = 0, threads = 0;
+    const char *data = c.data.data_dir, *dtype = "f32", *log = NULL, *plot = NULL, *geno = NULL;
+    int json = 0, quiet = 0;
+    cli_opt opts[20 + CLI_SOLVER_NOPTS] = {
+        {"--data", NULL, CLI_STRING, &data, 0, 0, NULL, "DIR",
+         "MNIST-layout folder (train-*, t10k-*)"},
+        {"--size", NULL, CLI_INT, &size, 1, 1e4, NULL, "S", "images average-pooled to S x S"},
+        {"--n-search", NULL, CLI_INT, &n_search, 2, 1e9, NULL, "N",
+         "training-split examples: first half f, second half F"},
+        {"--n-test", NULL, CLI_INT, &n_test, 0, 1e9, NULL, "N", "test examples for the supernet"},
+        {"--batch", NULL, CLI_INT, &batch, 1, 1e9, NULL, "B", "minibatch of each objective"},
+        {"--cells", NULL, CLI_INT, &cells, 1, 100, NULL, "N", "cells (reductions at N/3, 2N/3)"},
+        {"--channels", NULL, CLI_INT, &channels, 1, 4096, NULL, "C", "channels of the first cells"},
+        {"--nodes", NULL, CLI_INT, &nodes, 1, BLO_NAS_MAX_NODES, NULL, "N",
+         "intermediate nodes per cell"},
+        {"--genotype", NULL, CLI_STRING, &geno, 0, 0, NULL, "FILE", "save the genotype here"},
+        {"--eval-every", NULL, CLI_INT, &eval_every, 0, 1e12, NULL, "N",
+         "supernet accuracy on the F half every N iterations (0: at the end)"},
+        {"--seed", NULL, CLI_INT, &seed, 0, 9e18, NULL, "S",
+         "data subset, weights, alpha, batches"},
+        {"--threads", NULL, CLI_INT, &threads, 0, 1024, NULL, "N", "threads (0: all cores)"},
+        {"--dtype", NULL, CLI_CHOICE, &dtype, 0, 0, "f32|f64", "T", "precision"},
+        {"--json", NULL, CLI_FLAG, &json, 0, 0, NULL, NULL,
+         "the summary as one JSON object on stdout"},
+        {"--log", NULL, CLI_STRING, &log, 0, 0, NULL, "FILE",
+         "per-iteration record: .csv or .jsonl"},
+        {"--plot", NULL, CLI_STRING, &plot, 0, 0, NULL, "FILE",
+         "convergence curves (.svg, .png); needs --log"},
+        {"-q", "--quiet", CLI_FLAG, &quiet, 0, 0, NULL, NULL, "no progress output"},
+    };
+    int n = cli_solver_opts(opts, 17, &sa);
+    int rc;
+    if (!cli_parse(&SEARCH, argc, argv, opts, n, &rc)) return rc;
+    if (!cli_solver_config(SEARCH.name, &sa, &c.solver)) return CLI_EXIT_USAGE;
+    if (plot && !log) {
+        fprintf(stderr, "blo nas search: --plot draws the --log file; give --log FILE too\n");
+        return CLI_EXIT_USAGE;
+    }
+    c.data.data_dir = data;
+    c.data.size = size;
+    c.data.seed = (uint64_t)seed;
+    c.n_search = n_search;
+    c.n_test = n_test;
+    c.batch = batch;
+    c.cells = (int)cells;
+    c.channels = (int)channels;
+    c.nodes = (int)nodes;
+    c.eval_every = eval_every;
+    c.dtype = strcmp(dtype, "f64") ? BLO_F32 : BLO_F64;
+    c.seed = (uint64_t)seed;
+    c.solver.seed = (uint64_t)seed;
+    c.resume = sa.resume;
+    blo_set_num_threads((int)threads);
+    nas_ui ui;
+    memset(&ui, 0, sizeof ui);
+    if (log) {
+        if (!cli_log_open(&ui.log, log, 7, LOG_COLS, sa.resume != NULL)) return CLI_EXIT_USAGE;
+        ui.logging = 1;
+    }
+    cli_progress_start(&ui.prog, "nas search", c.solver.outer_iters, quiet);
+    c.on_iter = nas_on_iter;
+    c.user = &ui;
+    if (!quiet)
+        fprintf(stderr,
+                "nas search: %s, %d cells x %d channels x %d nodes, %lldx%lld images, T = %d, "
+                "%lld outer iterations, %s start\n",
+                c.solver.method, c.cells, c.channels, c.nodes, size, size, c.solver.inner_steps,
+                (long long)c.solver.outer_iters, blo_init_kind_name(c.solver.init));
+    blo_nas_search_result r;
+    char err[1024] = "";
+    blo_status st = blo_nas_search_run(&c, &r, err, sizeof err);
+    cli_progress_end(&ui.prog);
+    if (ui.logging) cli_log_close(&ui.log);
+    if (st) {
+        fprintf(stderr, "blo nas search: %s\n", strncmp(err, "nas: ", 5) ? err : err + 5);
+        return exit_for(st);
+    }
+    blo_free(r.alpha_normal);
+    blo_free(r.alpha_reduce);
+    if (geno && (st = blo_nas_genotype_save(&r.genotype, geno, err, sizeof err))) {
+        fprintf(stderr, "blo nas search: %s\n", err);
+        return exit_for(st);
+    }
+    if ((rc = finish_plot(SEARCH.name, plot, log))) return rc;
+    char text[4096];
+    blo_nas_genotype_format(&r.genotype, text, sizeof text);
+    if (json) {
+        printf("{\"task\":\"nas_search\",\"method\":\"%s\",\"init\":\"%s\",\"inner_steps\":%d,"
+               "\"cells\":%d,\"channels\":%d,\"nodes\":%d,\"iters\":%lld,\"params\":%lld,",
+               c.solver.method, blo_init_kind_name(c.solver.init), c.solver.inner_steps, c.cells,
+               c.channels, c.nodes, (long long)r.iters, (long long)r.params);
+        const char *keys[] = {"val_acc", "test_acc", "upper", "lower", "seconds"};
+        double vals[] = {r.val_acc, r.test_acc, r.upper, r.lower, r.seconds};
+        for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+            printf("\"%s\":", keys[i]);
+            cli_json_number(stdout, vals[i]);
+            printf(",");
+        }
+        printf("\"peak_bytes\":%zu,\"genotype_file\":", r.peak_bytes);
+        if (geno)
+            cli_json_string(stdout, geno);
+        else
+            printf("null");
+        printf(",\"genotype\":");
+        cli_json_string(stdout, text);
+        printf("}\n");
+        return CLI_EXIT_OK;
+    }
+    printf("DARTS search: %s, %lld iterations, %.1f s, %lld supernet weights\n", c.solver.method,
+           (long long)r.iters, r.seconds, (long long)r.params);
+    printf("  supernet accuracy: %.2f %% on the F half, %.2f %% on %lld test images\n",
+           100 * r.val_acc, 100 * r.test_acc, (long long)c.n_test);
+    fputs(text, stdout);
+    if (geno) printf("  genotype saved to %s\n", geno);
+    return CLI_EXIT_OK;
+}
+
+static int nas_train(int argc, char **argv) {
+    blo_nas_train_config c = blo_nas_train_default();
+    long long n_train = c.n_train, n_test = c.n_test, batch = c.batch, epochs = c.epochs,
+              size = c.data.size, cells = c.cells, channels = c.channels, nodes = 4, seed = 0,
+              threads = 0;
+    double lr = c.lr, momentum = c.momentum, wd = c.weight_decay;
+    const char *data = c.data.data_dir, *dtype = "f32", *log = NULL, *plot = NULL, *geno = NULL;
+    int json = 0, quiet = 0, random = 0;
+    cli_opt opts[] = {
+        {"--genotype", NULL, CLI_STRING, &geno, 0, 0, NULL, "FILE",
+         "the architecture (from nas search)"},
+        {"--random", NULL, CLI_FLAG, &random, 0, 0, NULL, NULL,
+         "a uniformly random genotype (drawn with --seed) instead"},
+        {"--nodes", NULL, CLI_INT, &nodes, 1, BLO_NAS_MAX_NODES, NULL, "N",
+         "nodes of a --random genotype"},
+        {"--data", NULL, CLI_STRING, &data, 0, 0, NULL, "DIR",
+         "MNIST-layout folder (train-*, t10k-*)"},
+        {"--size", NULL, CLI_INT, &size, 1, 1e4, NULL, "S", "images average-pooled to S x S"},
+        {"--n-train", NULL, CLI_INT, &n_train, 1, 1e9, NULL, "N", "training examples"},
+        {"--n-test", NULL, CLI_INT, &n_test, 1, 1e9, NULL, "N", "test examples"},
+        {"--batch", NULL, CLI_INT, &batch, 1, 1e9, NULL, "B", "minibatch"},
+        {"--epochs", NULL, CLI_INT, &epochs, 0, 1e9, NULL, "E",
+         "passes over the training examples"},
+        {"--lr", NULL, CLI_DOUBLE, &lr, 1e-12, 1e6, NULL, "LR", "initial SGD step (cosine to 0)"},
+        {"--momentum", NULL, CLI_DOUBLE, &momentum, 0, 1, NULL, "MU", "SGD momentum"},
+        {"--weight-decay", NULL, CLI_DOUBLE, &wd, 0, 1e6, NULL, "WD", "L2 weight decay"},
+        {"--cells", NULL, CLI_INT, &cells, 1, 100, NULL, "N", "cells (reductions at N/3, 2N/3)"},
+        {"--channels", NULL, CLI_INT, &channels, 1, 4096, NULL, "C", "channels of the first cells"},
+        {"--seed", NULL, CLI_INT, &seed, 0, 9e18, NULL, "S", "data subset, weights, batches"},
+        {"--threads", NULL, CLI_INT, &threads, 0, 1024, NULL, "N", "threads (0: all cores)"},
+        {"--dtype", NULL, CLI_CHOICE, &dtype, 0, 0, "f32|f64", "T", "precision"},
+        {"--json", NULL, CLI_FLAG, &json, 0, 0, NULL, NULL,
+         "the summary as one JSON object on stdout"},
+        {"--log", NULL, CLI_STRING, &log, 0, 0, NULL, "FILE", "per-epoch record: .csv or .jsonl"},
+        {"--plot", NULL, CLI_STRING, &plot, 0, 0, NULL, "FILE", "curves (.svg, .png); needs --log"},
+        {"-q", "--quiet", CLI_FLAG, &quiet, 0, 0, NULL, NULL, "no progress output"},
+    };
+    int rc;
+    if (!cli_parse(&TRAIN, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), &rc)) return rc;
+    if (!geno == !random) {
+        fprintf(stderr, "blo nas train: give exactly one of --genotype FILE and --random\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (plot && !log) {
+        fprintf(stderr, "blo nas train: --plot draws the --log file; give --log FILE too\n");
+        return CLI_EXIT_USAGE;
+    }
+    char err[1024] = "";
+    blo_status st;
+    if (geno) {
+        if ((st = blo_nas_genotype_load(geno, &c.genotype, err, sizeof err))) {
+            fprintf(stderr, "blo nas train: %s\n", err);
+            return CLI_EXIT_USAGE;
+        }
+    } else {
+        blo_rng g;
+        blo_rng_seed(&g, (uint64_t)seed ^ 0x4a4d0ULL);
+        blo_nas_genotype_random((int)nodes, &g, &c.genotype);
+    }
+    c.data.data_dir = data;
+    c.data.size = size;
+    c.data.seed = (uint64_t)seed;
+    c.n_train = n_train;
+    c.n_test = n_test;
+    c.batch = batch;
+    c.epochs = epochs;
+    c.lr = lr;
+    c.momentum = momentum;
+    c.weight_decay = wd;
+    c.cells = (int)cells;
+    c.channels = (int)channels;
+    c.dtype = strcmp(dtype, "f64") ? BLO_F32 : BLO_F64;
+    c.seed = (uint64_t)seed;
+    blo_set_num_threads((int)threads);
+    nas_ui ui;
+    memset(&ui, 0, sizeof ui);
+    if (log) {
+        if (!cli_log_open(&ui.log, log, 7, LOG_COLS, 0)) return CLI_EXIT_USAGE;
+        ui.logging = 1;
+    }
+    cli_progress_start(&ui.prog, "nas train", epochs, quiet);
+    c.on_iter = nas_on_iter;
+    c.user = &ui;
+    blo_nas_train_result r;
+    st = blo_nas_train_run(&c, &r, err, sizeof err);
+    cli_progress_end(&ui.prog);
+    if (ui.logging) cli_log_close(&ui.log);
+    if (st) {
+        fprintf(stderr, "blo nas train: %s\n", strncmp(err, "nas: ", 5) ? err : err + 5);
+        return exit_for(st);
+    }
+    if ((rc = finish_plot(TRAIN.name, plot, log))) return rc;
+    char text[4096];
+    blo_nas_genotype_format(&c.genotype, text, sizeof text);
+    if (json) {
+        printf("{\"task\":\"nas_train\",\"genotype_source\":");
+        cli_json_string(stdout, geno ? geno : "random");
+        printf(",\"cells\":%d,\"channels\":%d,\"nodes\":%d,\"epochs\":%lld,\"steps\":%lld,"
+               "\"params\":%lld,\"test_acc\":",
+               c.cells, c.channels, c.genotype.nodes, epochs, (long long)r.steps,
+               (long long)r.params);
+        cli_json_number(stdout, r.test_acc);
+        printf(",\"train_loss\":");
+        cli_json_number(stdout, r.train_loss);
+        printf(",\"seconds\":");
+        cli_json_number(stdout, r.seconds);
+        printf(",\"genotype\":");
+        cli_json_string(stdout, text);
+        printf("}\n");
+        return CLI_EXIT_OK;
+    }
+    printf("trained from scratch: %lld epochs, %lld weights, %.1f s\n", epochs, (long long)r.params,
+           r.seconds);
+    printf("  test accuracy %.2f %% on %lld images (final train loss %.4f)\n", 100 * r.test_acc,
+           n_test, r.train_loss);
+    fputs(text, stdout);
+    return CLI_EXIT_OK;
+}
+
+int cli_nas_run(const cli_cmd *cmd, int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "search")) return nas_search(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "train")) return nas_train(argc - 1, argv + 1);
+    FILE *f = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? stdout : stderr;
+    fprintf(f,
+            "usage: blo nas search [options]   (blo nas search --help)\n"
+            "       blo nas train --genotype FILE | --random [options]\n\n%s\n",
+            cmd->help);
+    return f == stdout ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+}

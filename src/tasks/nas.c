@@ -1,0 +1,491 @@
+/* nas.c — differentiable architecture search end to end (Liu, Simonyan & Yang, "DARTS:
+ * differentiable architecture search", ICLR 2019), and training a found architecture from
+ * scratch.
+ *
+ * Search: x = (α_normal, α_reduce), y = the supernet's weights. The n_search examples drawn
+ * from the training split are cut in two halves: f(x, y) is the cross-entropy on a minibatch
+ * of the first half, F(x, y) on a minibatch of the second, each minibatch drawn without
+ * replacement with the solver's generator (blo_eval.rng), so a checkpointed run resumes on the
+ * same batches. With a warm start and T inner steps per outer iteration, the solver's loop is
+ * DARTS' alternation: T weight steps on f, then one α step on the method's hypergradient
+ * (first_order: DARTS-1st; darts: DARTS-2nd, eq. 7–8; rhg: through the T unrolled steps; cg:
+ * implicit). Images are average-pooled to size × size to fit a small budget.
+ *
+ * Training: the genotype's discrete network (affine BN with running statistics), SGD with
+ * momentum and weight decay, cosine-annealed learning rate, shuffled epochs; test accuracy on
+ * the test split with the running statistics.
+ */
+#include "blo/tasks.h"
+#include "nas_space.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+/* count random examples of the split as images [count, 1, size, size] (2-d average pooling
+ * of the square images) and their labels (blo_malloc'd into *labels). */
+static blo_status load_images(blo_ctx *ctx, const blo_nas_data_config *d, const char *split,
+                              int64_t count, uint64_t stream, blo_dtype dt, blo_tensor **X,
+                              int64_t **labels, int64_t *classes, char *err, size_t errlen) {
+    blo_dataset ds;
+    blo_status st = blo_mnist_load(d->data_dir, split, &ds, err, errlen);
+    if (st) return st;
+    int64_t side = (int64_t)llround(sqrt((double)ds.d));
+    int64_t *rows = NULL;
+    if (count > ds.n) {
+        st = fail(err, errlen, BLO_ERR_INVALID, "nas: %lld %s examples asked for, %s has %lld",
+                  (long long)count, split, d->data_dir, (long long)ds.n);
+        goto out;
+    }
+    if (side * side != ds.d || d->size < 1 || side % d->size) {
+        st = fail(err, errlen, BLO_ERR_INVALID,
+                  "nas: images of %lld pixels cannot be pooled to %lld x %lld (the size must "
+                  "divide the side of a square image)",
+                  (long long)ds.d, (long long)d->size, (long long)d->size);
+        goto out;
+    }
+    rows = blo_malloc(sizeof(int64_t) * (size_t)ds.n);
+    *labels = blo_malloc(sizeof(int64_t) * (size_t)(count ? count : 1));
+    if (!rows || !*labels) {
+        st = fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+        goto out;
+    }
+    blo_rng g;
+    blo_rng_seed(&g, d->seed ^ stream);
+    for (int64_t i = 0; i < ds.n; i++)
+        rows[i] = i;
+    for (int64_t i = 0; i < count; i++) { /* the first count of a random permutation */
+        int64_t j = i + (int64_t)blo_rng_below(&g, (uint64_t)(ds.n - i)), t = rows[i];
+        rows[i] = rows[j];
+        rows[j] = t;
+        (*labels)[i] = ds.label[rows[i]];
+    }
+    *classes = ds.num_classes;
+    blo_tensor *F = blo_dataset_features(ctx, &ds, dt, rows, count);
+    int64_t shape[4] = {count, 1, side, side};
+    int k = (int)(side / d->size);
+    blo_pool2d_params pp = {k, k, k, k, 0, 0, 1};
+    int rec = blo_ctx_set_recording(ctx, 0);
+    *X = blo_avg_pool2d(ctx, blo_reshape(ctx, F, 4, shape), &pp);
+    blo_ctx_set_recording(ctx, rec);
+    if (!*X) st = fail(err, errlen, blo_ctx_status(ctx), "nas: %s", blo_ctx_error(ctx));
+out:
+    blo_free(rows);
+    blo_dataset_free(&ds);
+    return st;
+}
+
+/* Fraction of the n images whose argmax logit is the label (chunks of 250, no graph). */
+static double accuracy(const nas_net *net, blo_tensor *const *y, blo_tensor *an, blo_tensor *ar,
+                       blo_tensor *X, const int64_t *labels, int64_t n) {
+    blo_ctx *ctx = blo_ctx_new(0);
+    if (!ctx || n < 1) {
+        blo_ctx_free(ctx);
+        return NAN;
+    }
+    blo_ctx_set_recording(ctx, 0);
+    int64_t right = 0;
+    for (int64_t lo = 0; lo < n; lo += 250) {
+        int64_t hi = lo + 250 < n ? lo + 250 : n;
+        blo_mark m = blo_ctx_mark(ctx);
+        blo_tensor *z = nas_net_forward(ctx, net, y, an, ar, blo_slice(ctx, X, 0, lo, hi, 1), 0);
+        if (!z) {
+            blo_ctx_free(ctx);
+            return NAN;
+        }
+        int64_t C = blo_tensor_dim(z, 1);
+        for (int64_t i = 0; i < hi - lo; i++) {
+            int64_t best = 0;
+            for (int64_t c = 1; c < C; c++)
+                if (blo_tensor_get(z, i * C + c) > blo_tensor_get(z, i * C + best)) best = c;
+            right += best == labels[lo + i];
+        }
+        blo_ctx_rewind(ctx, m);
+    }
+    blo_ctx_free(ctx);
+    return (double)right / (double)n;
+}
+
+/* ---- The bilevel problem --------------------------------------------------------------------- */
+/* Cross-entropy of the supernet on a minibatch of rows [lo, lo + cnt). */
+static blo_tensor *batch_loss(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
+                              blo_rng *rng, nas_problem *p, int64_t lo, int64_t cnt) {
+    int64_t k = p->batch < cnt ? p->batch : cnt;
+    int64_t *idx = p->buf;
+    for (int64_t i = 0; i < cnt; i++)
+        idx[i] = lo + i;
+    if (k < cnt)
+        for (int64_t i = 0; i < k; i++) { /* partial Fisher–Yates: k rows without replacement */
+            int64_t j = i + (int64_t)blo_rng_below(rng, (uint64_t)(cnt - i)), t = idx[i];
+            idx[i] = idx[j];
+            idx[j] = t;
+        }
+    blo_tensor *it = blo_from_i64(ctx, 1, &k, idx);
+    blo_tensor *lab = blo_tensor_new(ctx, BLO_I64, 1, &k);
+    if (!it || !lab) return NULL;
+    int64_t *l = blo_tensor_data(lab);
+    for (int64_t i = 0; i < k; i++)
+        l[i] = p->labels[idx[i]];
+    blo_tensor *z =
+        nas_net_forward(ctx, p->net, y, x[0], x[1], blo_index_select(ctx, p->X, 0, it), 1);
+    return blo_cross_entropy(ctx, z, lab, NULL, BLO_REDUCE_MEAN);
+}
+
+blo_tensor *nas_lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, const blo_eval *ev,
+                      void *user) {
+    nas_problem *p = user;
+    return batch_loss(ctx, x, y, ev->rng, p, 0, p->half);
+}
+
+blo_tensor *nas_upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, const blo_eval *ev,
+                      void *user) {
+    nas_problem *p = user;
+    return batch_loss(ctx, x, y, ev->rng, p, p->half, p->n - p->half);
+}
+
+blo_nas_search_config blo_nas_search_default(void) {
+    blo_nas_search_config c;
+    memset(&c, 0, sizeof c);
+    c.data.data_dir = "/usr/share/datasets/fashion-mnist";
+    c.data.size = 14;
+    c.n_search = 1000;
+    c.n_test = 1000;
+    c.batch = 32;
+    c.cells = 3;
+    c.channels = 4;
+    c.nodes = 3;
+    c.dtype = BLO_F32;
+    c.solver = blo_config_default();
+    c.solver.method = "first_order";
+    c.solver.inner = blo_opt_sgd(0.05);
+    c.solver.inner.kind = BLO_OPT_MOMENTUM;
+    c.solver.inner.weight_decay = 3e-4;
+    c.solver.inner_steps = 1;
+    c.solver.init = BLO_INIT_WARM;
+    c.solver.outer = blo_opt_adam(3e-3);
+    c.solver.outer.beta1 = 0.5; /* DARTS' α optimizer: Adam(3e-4, betas (0.5, 0.999)) */
+    c.solver.outer_iters = 100;
+    c.solver.diverge_limit = 1e4;
+    c.eval_every = 25;
+    return c;
+}
+
+typedef struct search_state {
+    const blo_nas_search_config *c;
+    nas_problem *p;
+    blo_solver *s;
+    size_t peak;
+    double seconds;
+} search_state;
+
+static double supernet_val_acc(search_state *ss) {
+    const nas_net *net = ss->p->net;
+    int64_t nv = ss->p->n - ss->p->half;
+    blo_ctx *tmp = blo_ctx_new(0);
+    if (!tmp) return NAN;
+    blo_tensor *Xv = blo_slice(tmp, ss->p->X, 0, ss->p->half, ss->p->n, 1);
+    blo_tensor **ys = blo_malloc(sizeof *ys * (size_t)net->ny);
+    double acc = NAN;
+    if (Xv && ys) {
+        for (int i = 0; i < net->ny; i++)
+            ys[i] = blo_solver_y(ss->s, i);
+        acc = accuracy(net, ys, blo_solver_x(ss->s, 0), blo_solver_x(ss->s, 1), Xv,
+                       ss->p->labels + ss->p->half, nv);
+    }
+    blo_free(ys);
+    blo_ctx_free(tmp);
+    return acc;
+}
+
+static int search_on_record(const blo_record *rec, void *user) {
+    search_state *ss = user;
+    if (rec->peak_bytes > ss->peak) ss->peak = rec->peak_bytes;
+    ss->seconds = rec->seconds;
+    blo_task_iter it = {*rec, NAN, NAN, NAN};
+    int64_t done = rec->iter + 1;
+    if (ss->c->eval_every > 0 && done % ss->c->eval_every == 0) it.test_acc = supernet_val_acc(ss);
+    return ss->c->on_iter ? ss->c->on_iter(&it, ss->c->user) : 0;
+}
+
+blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_result *r, char *err,
+                              size_t errlen) {
+    if (!c || !r) return fail(err, errlen, BLO_ERR_INVALID, "nas: no configuration");
+    memset(r, 0, sizeof *r);
+    r->val_acc = r->test_acc = NAN;
+    if (c->n_search < 2 || c->n_test < 0 || c->batch < 1)
+        return fail(err, errlen, BLO_ERR_INVALID,
+                    "nas: at least 2 search examples, a batch >= 1 and n_test >= 0 needed");
+    blo_ctx *dctx = blo_ctx_new(0);
+    blo_tensor *X = NULL, *Xte = NULL, *x0[2] = {NULL, NULL};
+    int64_t *labels = NULL, *lte = NULL, classes = 0, tclasses = 0;
+    nas_net net;
+    memset(&net, 0, sizeof net);
+    nas_problem p;
+    memset(&p, 0, sizeof p);
+    blo_solver *s = NULL;
+    blo_tensor **ys = NULL;
+    blo_status st = dctx ? BLO_OK : fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+    if (!st)
+        st = load_images(dctx, &c->data, "train", c->n_search, 0x5ea4c4ULL, c->dtype, &X, &labels,
+                         &classes, err, errlen);
+    if (!st && c->n_test > 0)
+        st = load_images(dctx, &c->data, "t10k", c->n_test, 0x7e57ULL, c->dtype, &Xte, &lte,
+                         &tclasses, err, errlen);
+    if (st) goto out;
+    blo_rng g;
+    blo_rng_seed(&g, c->seed ^ 0x0a4c41ULL);
+    st = nas_net_init(&net, NULL, c->cells, c->channels, c->nodes, 1, c->data.size, classes,
+                      c->dtype, &g, err, errlen);
+    if (st) goto out;
+    int E = blo_nas_num_edges(c->nodes);
+    int64_t as[2] = {E, BLO_NAS_NUM_OPS};
+    for (int k = 0; k < 2; k++) { /* DARTS: α = 1e-3 · N(0, 1) */
+        x0[k] = blo_tensor_new(dctx, c->dtype, 2, as);
+        if (!x0[k] || blo_init_normal(x0[k], &g, 0, 1e-3)) {
+            st = fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+            goto out;
+        }
+    }
+    p.net = &net;
+    p.X = X;
+    p.labels = labels;
+    p.n = c->n_search;
+    p.half = c->n_search / 2;
+    p.batch = c->batch;
+    p.buf = blo_malloc(sizeof(int64_t) * (size_t)p.n);
+    ys = blo_malloc(sizeof *ys * (size_t)net.ny);
+    if (!p.buf || !ys) {
+        st = fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+        goto out;
+    }
+    blo_problem prob;
+    memset(&prob, 0, sizeof prob);
+    prob.nx = 2;
+    prob.x = x0;
+    prob.ny = net.ny;
+    prob.y = net.y;
+    prob.upper = nas_upper;
+    prob.lower = nas_lower;
+    prob.user = &p;
+    prob.x_lo = -INFINITY;
+    prob.x_hi = INFINITY;
+    search_state ss = {c, &p, NULL, 0, 0};
+    blo_config sc = c->solver;
+    sc.on_record = search_on_record;
+    sc.record_user = &ss;
+    s = blo_solver_new(&prob, &sc, err, errlen);
+    if (!s) {
+        st = BLO_ERR_INVALID;
+        goto out;
+    }
+    ss.s = s;
+    if (c->resume && (st = blo_solver_load(s, c->resume))) {
+        fail(err, errlen, st, "%s", blo_solver_error(s));
+        goto out;
+    }
+    st = blo_solver_run(s);
+    if (st) {
+        fail(err, errlen, st, "%s", blo_solver_error(s));
+        goto out;
+    }
+    r->alpha_normal = blo_malloc(sizeof(double) * (size_t)E * BLO_NAS_NUM_OPS);
+    r->alpha_reduce = blo_malloc(sizeof(double) * (size_t)E * BLO_NAS_NUM_OPS);
+    if (!r->alpha_normal || !r->alpha_reduce) {
+        st = fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+        goto out;
+    }
+    blo_tensor_to_f64(blo_solver_x(s, 0), r->alpha_normal);
+    blo_tensor_to_f64(blo_solver_x(s, 1), r->alpha_reduce);
+    blo_nas_genotype_derive(c->nodes, r->alpha_normal, r->alpha_reduce, &r->genotype);
+    r->val_acc = supernet_val_acc(&ss);
+    for (int i = 0; i < net.ny; i++) {
+        ys[i] = blo_solver_y(s, i);
+        r->params += blo_tensor_numel(ys[i]);
+    }
+    if (Xte)
+        r->test_acc =
+            accuracy(&net, ys, blo_solver_x(s, 0), blo_solver_x(s, 1), Xte, lte, c->n_test);
+    r->iters = blo_solver_iter(s);
+    blo_solver_values(s, &r->upper, &r->lower);
+    r->seconds = ss.seconds;
+    r->peak_bytes = ss.peak;
+out:
+    if (st) {
+        blo_free(r->alpha_normal);
+        blo_free(r->alpha_reduce);
+        r->alpha_normal = r->alpha_reduce = NULL;
+    }
+    blo_solver_free(s);
+    blo_free(ys);
+    blo_free(p.buf);
+    nas_net_free(&net);
+    blo_free(labels);
+    blo_free(lte);
+    blo_ctx_free(dctx);
+    return st;
+}
+
+/* ---- Training a genotype from scratch -------------------------------------------------------- */
+blo_nas_train_config blo_nas_train_default(void) {
+    blo_nas_train_config c;
+    memset(&c, 0, sizeof c);
+    c.data.data_dir = "/usr/share/datasets/fashion-mnist";
+    c.data.size = 14;
+    c.n_train = 2000;
+    c.n_test = 1000;
+    c.batch = 32;
+    c.epochs = 5;
+    c.cells = 3;
+    c.channels = 8;
+    c.lr = 0.05;
+    c.momentum = 0.9;
+    c.weight_decay = 3e-4;
+    c.dtype = BLO_F32;
+    return c;
+}
+
+blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result *r, char *err,
+                             size_t errlen) {
+    if (!c || !r) return fail(err, errlen, BLO_ERR_INVALID, "nas: no configuration");
+    memset(r, 0, sizeof *r);
+    r->test_acc = r->train_loss = NAN;
+    if (c->n_train < 1 || c->n_test < 1 || c->batch < 1 || c->epochs < 0 || !(c->lr > 0) ||
+        c->momentum < 0 || c->weight_decay < 0)
+        return fail(err, errlen, BLO_ERR_INVALID,
+                    "nas train: sizes, batch and lr must be positive, epochs, momentum and weight "
+                    "decay >= 0");
+    blo_ctx *dctx = blo_ctx_new(0), *sc = blo_ctx_new(0), *mctx = blo_ctx_new(0);
+    blo_tensor *X = NULL, *Xte = NULL, **mom = NULL, **g = NULL;
+    int64_t *labels = NULL, *lte = NULL, *perm = NULL, classes = 0, tclasses = 0;
+    nas_net net;
+    memset(&net, 0, sizeof net);
+    blo_status st =
+        dctx && sc && mctx ? BLO_OK : fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+    if (!st)
+        st = load_images(dctx, &c->data, "train", c->n_train, 0x7a1aULL, c->dtype, &X, &labels,
+                         &classes, err, errlen);
+    if (!st)
+        st = load_images(dctx, &c->data, "t10k", c->n_test, 0x7e57ULL, c->dtype, &Xte, &lte,
+                         &tclasses, err, errlen);
+    if (st) goto out;
+    blo_rng rng;
+    blo_rng_seed(&rng, c->seed ^ 0x7a41eULL);
+    st = nas_net_init(&net, &c->genotype, c->cells, c->channels, c->genotype.nodes, 1, c->data.size,
+                      classes, c->dtype, &rng, err, errlen);
+    if (st) goto out;
+    mom = blo_malloc(sizeof *mom * (size_t)net.ny);
+    g = blo_malloc(sizeof *g * (size_t)net.ny);
+    perm = blo_malloc(sizeof *perm * (size_t)c->n_train);
+    if (!mom || !g || !perm) {
+        st = fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+        goto out;
+    }
+    for (int i = 0; i < net.ny; i++) {
+        r->params += blo_tensor_numel(net.y[i]);
+        if (!(mom[i] = blo_zeros(mctx, c->dtype, blo_tensor_ndim(net.y[i]),
+                                 blo_tensor_shape(net.y[i])))) {
+            st = fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+            goto out;
+        }
+    }
+    for (int64_t i = 0; i < c->n_train; i++)
+        perm[i] = i;
+    int64_t per_epoch = (c->n_train + c->batch - 1) / c->batch, total = per_epoch * c->epochs;
+    double t0 = 0;
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        t0 = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    }
+    for (int64_t ep = 0; ep < c->epochs; ep++) {
+        for (int64_t i = c->n_train - 1; i > 0; i--) {
+            int64_t j = (int64_t)blo_rng_below(&rng, (uint64_t)(i + 1)), t = perm[i];
+            perm[i] = perm[j];
+            perm[j] = t;
+        }
+        double sum = 0;
+        for (int64_t b = 0; b < per_epoch; b++, r->steps++) {
+            int64_t lo = b * c->batch, k = lo + c->batch <= c->n_train ? c->batch : c->n_train - lo;
+            /* Cosine annealing from lr to 0 over the whole run (Loshchilov & Hutter 2017). */
+            double lr =
+                0.5 * c->lr * (1 + cos(3.14159265358979323846 * (double)r->steps / (double)total));
+            blo_mark m = blo_ctx_mark(sc);
+            blo_tensor *it = blo_from_i64(sc, 1, &k, perm + lo);
+            blo_tensor *lab = blo_tensor_new(sc, BLO_I64, 1, &k);
+            if (lab)
+                for (int64_t q = 0; q < k; q++)
+                    ((int64_t *)blo_tensor_data(lab))[q] = labels[perm[lo + q]];
+            blo_tensor *z =
+                nas_net_forward(sc, &net, net.y, NULL, NULL, blo_index_select(sc, X, 0, it), 1);
+            blo_tensor *loss = blo_cross_entropy(sc, z, lab, NULL, BLO_REDUCE_MEAN);
+            if (!loss || blo_grad(sc, 1, &loss, NULL, net.ny, net.y, 0, g)) {
+                st = fail(err, errlen, blo_ctx_status(sc), "nas train: step %lld: %s",
+                          (long long)r->steps, blo_ctx_error(sc));
+                goto out;
+            }
+            double lv = blo_tensor_item(loss);
+            if (!isfinite(lv)) {
+                st = fail(err, errlen, BLO_ERR_NUMERIC,
+                          "nas train: the loss is not finite at step %lld (epoch %lld)",
+                          (long long)r->steps, (long long)ep);
+                goto out;
+            }
+            sum += lv * (double)k;
+            for (int i = 0; i < net.ny; i++) { /* m = μ m + (g + wd w); w -= lr m */
+                int64_t n = blo_tensor_numel(net.y[i]);
+                for (int64_t q = 0; q < n; q++) {
+                    double w = blo_tensor_get(net.y[i], q);
+                    double mq = c->momentum * blo_tensor_get(mom[i], q) + blo_tensor_get(g[i], q) +
+                                c->weight_decay * w;
+                    blo_tensor_set(mom[i], q, mq);
+                    blo_tensor_set(net.y[i], q, w - lr * mq);
+                }
+            }
+            blo_ctx_rewind(sc, m);
+        }
+        r->train_loss = sum / (double)c->n_train;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        r->seconds = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec - t0;
+        if (c->on_iter) {
+            blo_task_iter ti;
+            memset(&ti, 0, sizeof ti);
+            ti.rec.iter = ep;
+            ti.rec.upper = r->train_loss;
+            ti.rec.lower = NAN;
+            ti.rec.hypergrad_norm = NAN;
+            ti.rec.seconds = r->seconds;
+            ti.test_acc = ti.test_acc_start = ti.f1 = NAN;
+            if (c->on_iter(&ti, c->user)) break;
+        }
+    }
+    r->test_acc = accuracy(&net, net.y, NULL, NULL, Xte, lte, c->n_test);
+out:
+    nas_net_free(&net);
+    blo_free(mom);
+    blo_free(g);
+    blo_free(perm);
+    blo_free(labels);
+    blo_free(lte);
+    blo_ctx_free(mctx);
+    blo_ctx_free(sc);
+    blo_ctx_free(dctx);
+    return st;
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# test_nas.sh — `blo nas search` and `blo nas train` end to end on tests/data/tinymnist (120 8x8
+# images, 3 classes; its training files also stand in for the test split): exit codes, the
+# JSON summary's fields and ranges, the genotype file (readable, loads back into `nas train`),
+# --log rows and --plot, every search method named by the task, a resumed search ending where
+# an uninterrupted one ends, and bad input named.
+# Usage: test_nas.sh <blo binary> <source dir>.
+set -uo pipefail
+blo=${1:?usage: test_nas.sh <blo binary> <source dir>}
+src=${2:?usage: test_nas.sh <blo binary> <source dir>}
+. "$(dirname "$0")/lib.sh"
+export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
+
+data=$tmp/tiny
+mkdir -p "$data"
+for f in images-idx3-ubyte.gz labels-idx1-ubyte; do
+    cp "$src/tests/data/tinymnist/train-$f" "$data/train-$f"
+    cp "$src/tests/data/tinymnist/train-$f" "$data/t10k-$f"
+done
+net=(--data "$data" --size 4 --cells 3 --channels 2 --threads 1 -q)
+search=("${net[@]}" --n-search 40 --n-test 20 --batch 8 --nodes 2)
+
+expect_rc 0 nas search "${search[@]}" --outer 4 --inner 2 --json --genotype "$tmp/g.txt" \
+    --log "$tmp/s.csv" --plot "$tmp/s.svg" --eval-every 2
+cp "$tmp/out" "$tmp/s.json"
+check "--json has every field" json_ok "$tmp/s.json" \
+    'all(k in d for k in ("method","iters","params","val_acc","test_acc","upper","lower","genotype","genotype_file"))'
+check "4 iterations of first_order, accuracies are probabilities" json_ok "$tmp/s.json" \
+    'd["iters"] == 4 and d["method"] == "first_order" and 0 <= d["val_acc"] <= 1 and 0 <= d["test_acc"] <= 1'
+check "the JSON genotype is the file's text" python3 -c '
+import json, sys
+sys.exit(0 if json.load(open(sys.argv[1]))["genotype"] == open(sys.argv[2]).read() else 1)' \
+    "$tmp/s.json" "$tmp/g.txt"
+check "the genotype file has 2 nodes of each cell kind" test "$(grep -cE '^(normal|reduce) [01]: [a-z_0-9]+ <- [0-3], [a-z_0-9]+ <- [0-3]$' "$tmp/g.txt")" -eq 4
+check "no 'none' op in a genotype" bash -c "! grep -q 'none <-' '$tmp/g.txt'"
+check "--log has a header and 4 rows" test "$(wc -l <"$tmp/s.csv")" -eq 5
+check "--plot wrote an SVG" grep -q '<svg' "$tmp/s.svg"
+
+# The saved genotype trains from scratch; a random one too.
+expect_rc 0 nas train "${net[@]}" --genotype "$tmp/g.txt" --n-train 60 --n-test 30 --epochs 2 \
+    --batch 16 --json
+cp "$tmp/out" "$tmp/t.json"
+check "train: fields and ranges" json_ok "$tmp/t.json" \
+    'd["steps"] == 8 and d["params"] > 0 and 0 <= d["test_acc"] <= 1 and d["train_loss"] > 0'
+check "train: the genotype it trained is the file's" python3 -c '
+import json, sys
+sys.exit(0 if json.load(open(sys.argv[1]))["genotype"] == open(sys.argv[2]).read() else 1)' \
+    "$tmp/t.json" "$tmp/g.txt"
+expect_rc 0 nas train "${net[@]}" --random --nodes 3 --n-train 30 --n-test 30 --epochs 1 --json
+check "train --random" json_ok "$tmp/out" 'd["genotype_source"] == "random" and d["nodes"] == 3'
+expect_rc 0 nas train "${net[@]}" --random --n-train 30 --n-test 30 --epochs 1
+check "the human summary names the test accuracy" grep -q 'test accuracy' "$tmp/out"
+
+# The methods of the task: DARTS-1st and 2nd, rhg through the unrolled steps.
+for m in darts rhg; do
+    expect_rc 0 nas search "${search[@]}" --outer 2 --inner 2 --method "$m" --json
+    check "$m ran 2 iterations" json_ok "$tmp/out" "d['iters'] == 2 and d['method'] == '$m'"
+done
+# cg needs a positive definite lower-level Hessian; a supernet's is not, and cg says so.
+expect_rc 1 nas search "${search[@]}" --outer 2 --inner 2 --method cg
+check "cg names the indefinite Hessian" grep -q "positive definite" "$tmp/err"
+
+# Resume: 4 iterations in one go == 2, stopped, then resumed to 4.
+expect_rc 0 nas search "${search[@]}" --outer 4 --json
+cp "$tmp/out" "$tmp/full.json"
+expect_rc 0 nas search "${search[@]}" --outer 2 --json --checkpoint "$tmp/ck.bin"
+expect_rc 0 nas search "${search[@]}" --outer 4 --json --resume "$tmp/ck.bin"
+cp "$tmp/out" "$tmp/resumed.json"
+check "a resumed search ends where the uninterrupted one does" python3 -c '
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+bad = [k for k in ("upper", "lower", "val_acc", "test_acc", "genotype", "iters") if a[k] != b[k]]
+if bad: print("  differ:", bad, file=sys.stderr)
+sys.exit(1 if bad else 0)' "$tmp/full.json" "$tmp/resumed.json"
+
+# Bad input: exit 2 with a message naming the problem.
+expect_rc 2 nas
+expect_rc 2 nas search "${search[@]}" --size 3
+check "an image size that does not divide the side is named" grep -q "pooled to 3 x 3" "$tmp/err"
+expect_rc 2 nas search "${search[@]}" --n-search 1000
+check "asking for more examples than exist says so" grep -q "has 120" "$tmp/err"
+expect_rc 2 nas search "${search[@]}" --nodes 9
+check "--nodes out of range is named" grep -q -- "--nodes" "$tmp/err"
+expect_rc 2 nas train "${net[@]}"
+check "train without a genotype says what to give" grep -q -- "--genotype" "$tmp/err"
+printf 'nodes 1\nnormal 0: sep_conv_3x3 <- 0, conv_9x9 <- 1\n' >"$tmp/bad.txt"
+expect_rc 2 nas train "${net[@]}" --genotype "$tmp/bad.txt"
+check "a malformed genotype names its line" grep -q "bad.txt: line 2" "$tmp/err"
+expect_rc 2 nas train "${net[@]}" --genotype "$tmp/missing.txt"
+check "a missing genotype file is named" grep -q "missing.txt" "$tmp/err"
+
+cli_finish test_nas
