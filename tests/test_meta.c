@@ -8,12 +8,15 @@
  *   - Meta-SGD (lr_x_per_y): rhg against finite differences in θ and in the step sizes α;
  *   - iMAML: with the proximal term, cg's implicit meta-gradient equals rhg's through a long,
  *     converged inner loop;
+ *   - a PyTorch fixture (tests/fixtures/gen_maml_fixture.py, float64): the batched problem in
+ *     float32 reproduces F, the second-order MAML meta-gradient and FOMAML's to 1e-5;
  *   - the sinusoid sampler's ranges and moments;
  *   - refusals: from_x without init_y, fhg with from_x, step sizes that do not broadcast. */
 #include "../src/tasks/tasks.h"
 #include "testutil.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -252,6 +255,106 @@ static void test_imaml(void) {
     blo_meta_free(&m);
 }
 
+/* Reads `name count values...` lines of the fixture; returns the values of `name` (count
+ * checked against want) in a malloc'd array, or NULL. */
+static double *fixture(const char *name, int64_t want) {
+    FILE *f = fopen(BLO_SOURCE_DIR "/tests/fixtures/maml_sinusoid.txt", "r");
+    TU_CHECK(f != NULL, "cannot open the MAML fixture");
+    if (!f) return NULL;
+    char key[64];
+    long long n;
+    double *v = NULL;
+    for (;;) {
+        int c = fgetc(f);
+        if (c == EOF) break;
+        if (c == '#') {
+            while (c != '\n' && c != EOF) c = fgetc(f);
+            continue;
+        }
+        ungetc(c, f);
+        if (fscanf(f, "%63s %lld", key, &n) != 2) break;
+        int mine = !strcmp(key, name);
+        if (mine) v = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+        for (long long k = 0; k < n; k++) {
+            double x;
+            if (fscanf(f, "%lf", &x) != 1) break;
+            if (mine) v[k] = x;
+        }
+        fgetc(f); /* the newline */
+        if (mine) {
+            TU_CHECK(n == want, "fixture %s: %lld values, expected %lld", name, n, (long long)want);
+            break;
+        }
+    }
+    fclose(f);
+    TU_CHECK(v != NULL, "fixture has no %s", name);
+    return v;
+}
+
+static void set_values(blo_tensor *t, const double *v) {
+    for (int64_t k = 0; v && k < blo_tensor_numel(t); k++) blo_tensor_set(t, k, v[k]);
+}
+
+static void test_pytorch_fixture(void) {
+    double *dims = fixture("dims", 5), *lr = fixture("lr", 1);
+    if (!dims || !lr) return;
+    int64_t B = (int64_t)dims[0], K = (int64_t)dims[1], Q = (int64_t)dims[2], H = (int64_t)dims[3];
+    int T = (int)dims[4];
+    blo_meta m;
+    blo_rng r;
+    blo_rng_seed(&r, 1);
+    char err[256];
+    if (blo_meta_init(&m, B, H, K, Q, 0, 0, 0, BLO_F32, &r, err, sizeof err)) {
+        TU_CHECK(0, "blo_meta_init: %s", err);
+        return;
+    }
+    for (int i = 0; i < NP; i++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "theta%d", i);
+        double *v = fixture(nm, blo_tensor_numel(m.x0[i]));
+        set_values(m.x0[i], v);
+        free(v);
+    }
+    blo_tensor *data[4] = {m.xs, m.ys, m.xq, m.yq};
+    const char *dn[4] = {"xs", "ys", "xq", "yq"};
+    for (int q = 0; q < 4; q++) {
+        double *v = fixture(dn[q], blo_tensor_numel(data[q]));
+        set_values(data[q], v);
+        free(v);
+    }
+    const char *methods[2] = {"rhg", "first_order"}, *prefix[2] = {"maml", "fomaml"};
+    for (int q = 0; q < 2; q++) {
+        blo_solver *s = solver_for(&m, methods[q], T, lr[0]);
+        if (!s) continue;
+        double **h = hypergrad(s, &m, NP);
+        if (q == 0) {
+            double up, lo, *F = fixture("F", 1);
+            blo_solver_values(s, &up, &lo);
+            TU_CHECK(F && tu_close(up, F[0], 1e-5, 1e-6), "F %.8g vs PyTorch %.8g", up, F ? F[0] : NAN);
+            free(F);
+        }
+        int bad = 0;
+        double worst = 0;
+        for (int i = 0; i < NP; i++) {
+            char nm[16];
+            snprintf(nm, sizeof nm, "%s%d", prefix[q], i);
+            double *want = fixture(nm, blo_tensor_numel(m.x0[i]));
+            for (int64_t k = 0; want && k < blo_tensor_numel(m.x0[i]); k++) {
+                worst = fmax(worst, fabs(h[i][k] - want[k]));
+                bad += !tu_close(h[i][k], want[k], 1e-5, 1e-5);
+            }
+            free(want);
+        }
+        TU_CHECK(bad == 0, "%s vs PyTorch: %d elements beyond 1e-5 (worst abs error %.3g)",
+                 methods[q], bad, worst);
+        free_grads(h, NP);
+        blo_solver_free(s);
+    }
+    free(dims);
+    free(lr);
+    blo_meta_free(&m);
+}
+
 static void test_sampler(void) {
     enum { NT = 2000, NPT = 10 };
     static double amp[NT], ph[NT], x[NT * NPT], y[NT * NPT];
@@ -325,6 +428,7 @@ int main(void) {
     test_fomaml();
     test_meta_sgd();
     test_imaml();
+    test_pytorch_fixture();
     test_sampler();
     test_refusals();
     return tu_finish("meta");
