@@ -154,7 +154,9 @@ static blo_status evaluate(const blo_meta_sinusoid_config *c, blo_tensor *const 
     for (int e = 0; e < BLO_META_EVAL_STEPS && !st; e++) {
         double mean = sum[e] / (double)n, var = n > 1 ? (sq[e] - n * mean * mean) / (double)(n - 1) : 0;
         mse[e] = mean;
-        ci[e] = 1.96 * sqrt(var > 0 ? var : 0) / sqrt((double)n);
+        /* A fine-tuning that blew up (Meta-SGD's α used beyond the steps it was learned for)
+         * has no interval either. */
+        ci[e] = isfinite(mean) ? 1.96 * sqrt(var > 0 ? var : 0) / sqrt((double)n) : NAN;
     }
     blo_ctx_free(ctx);
     blo_free(px);
