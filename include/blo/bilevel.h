@@ -39,6 +39,13 @@ typedef blo_tensor *(*blo_objective_fn)(blo_ctx *ctx, blo_tensor *const *x, blo_
 /* A differentiable map applied to y_i after every inner step (a projection onto the LL
  * feasible set, e.g. blo_clamp), built with blo ops in ctx. */
 typedef blo_tensor *(*blo_project_y_fn)(blo_ctx *ctx, int i, blo_tensor *y, void *user);
+/* Builds the LL start y_0[i] from the hyper-variables x with blo ops in ctx, used when
+ * blo_config.init = BLO_INIT_FROM_X (MAML: y_0 = θ, broadcast to a meta-batch of tasks). It
+ * is differentiated: the methods that reverse through the start (rhg, trhg with K = T,
+ * rhg_ckpt, bda) follow its graph back to x, and first_order adds Jᵀ ∂F/∂y_T with J its
+ * Jacobian (FOMAML). The result must have y[i]'s shape and dtype. Returns NULL on failure
+ * (the error recorded in ctx). */
+typedef blo_tensor *(*blo_init_y_fn)(blo_ctx *ctx, int i, blo_tensor *const *x, void *user);
 /* An in-place projection of the hyper-variables' values after every outer step (not
  * differentiated). Return BLO_OK or an error. */
 typedef blo_status (*blo_project_x_fn)(int nx, blo_tensor *const *x, void *user);
@@ -55,6 +62,7 @@ typedef struct blo_problem {
     double x_lo, x_hi;
     blo_project_x_fn project_x; /* optional, after the box */
     blo_project_y_fn project_y; /* optional */
+    blo_init_y_fn init_y;       /* the start built from x; required by BLO_INIT_FROM_X */
 } blo_problem;
 
 /* ---- Optimizers (inner dynamics and outer updates) ---------------------------------------- */
@@ -84,8 +92,13 @@ const char *blo_opt_kind_name(blo_opt_kind k);
 typedef enum blo_init_kind {
     BLO_INIT_FIXED = 0, /* every outer iteration starts the LL from the problem's y_0 */
     BLO_INIT_WARM,      /* from the last y_T of the previous outer iteration (not differentiated) */
-    BLO_INIT_LEARNED    /* y_0 is a hyper-variable, updated by its own optimizer on dF/dy_0 */
+    BLO_INIT_LEARNED,   /* y_0 is a hyper-variable, updated by its own optimizer on dF/dy_0 */
+    BLO_INIT_FROM_X     /* y_0 = problem.init_y(x), rebuilt (differentiably) every iteration;
+                           the implicit methods (cg, neumann, fixed_point, darts) and the
+                           single-loop ones (bome, soba) start there but take no gradient
+                           through it; fhg refuses it */
 } blo_init_kind;
+/* Parses "fixed", "warm", "learned", "from_x"; returns -1 for an unknown name. */
 int blo_init_kind_parse(const char *name);
 const char *blo_init_kind_name(blo_init_kind k);
 
@@ -106,6 +119,9 @@ typedef struct blo_config {
     blo_opt inner;       /* LL dynamics */
     int inner_steps;     /* T */
     int lr_x;            /* -1, or the index of a one-element x tensor used as the inner lr */
+    int lr_x_per_y;      /* 0: x[lr_x] is one lr for every y_i; 1: x[lr_x + i] is y_i's own
+                            lr, broadcast against y_i (Meta-SGD's per-parameter step sizes:
+                            shape of θ_i against y_i = [B, θ_i's shape]) */
     blo_init_kind init;
     blo_opt init_opt;    /* optimizer of a learned y_0 */
     blo_opt outer;       /* optimizer of x */

@@ -80,7 +80,44 @@ static blo_tensor **alloc_list(blo_solver *s, int n) {
 static blo_status traj_lists(blo_solver *s, blo_traj *tr);
 static blo_status traj_buffers(blo_solver *s, blo_traj *tr);
 
+/* y_0 = init_y(x) in s->sctx (recorded when the context records), shapes checked; its values
+ * also go to s->y0, the start the solver reports. */
+static blo_status build_y0(blo_solver *s, blo_tensor **y0) {
+    for (int i = 0; i < s->ny; i++) {
+        y0[i] = s->p.init_y(s->sctx, i, s->x, s->p.user);
+        if (!y0[i]) {
+            if (blo_ctx_status(s->sctx) == BLO_OK)
+                blo_ctx_set_error(s->sctx, BLO_ERR_INVALID, "init_y returned NULL for y[%d]", i);
+            return blo__solver_ctx_fail(s, "building y_0 from x");
+        }
+        int same = y0[i]->ndim == s->y0[i]->ndim && y0[i]->dtype == s->y0[i]->dtype;
+        for (int k = 0; same && k < y0[i]->ndim; k++) same = y0[i]->shape[k] == s->y0[i]->shape[k];
+        if (!same) {
+            char a[64], b[64];
+            return blo__solver_fail(s, BLO_ERR_SHAPE, "init_y built %s for y[%d], expected %s",
+                                    blo__desc(y0[i], a, sizeof a), i,
+                                    blo__desc(s->y0[i], b, sizeof b));
+        }
+        blo_copy_into(s->y0[i], y0[i]);
+    }
+    return BLO_OK;
+}
+
 blo_status blo__traj_start(blo_solver *s, blo_traj *tr, int differentiate) {
+    if (s->c.init == BLO_INIT_FROM_X) {
+        blo_status st = traj_lists(s, tr);
+        if (st) return st;
+        int old = blo_ctx_set_recording(s->sctx, differentiate);
+        st = build_y0(s, tr->y);
+        blo_ctx_set_recording(s->sctx, old);
+        if (st) return st;
+        /* Without history (not differentiated, or a start that ignores x) the inner gradient
+         * still needs leaves with requires_grad. */
+        for (int i = 0; i < s->ny; i++)
+            if (!tr->y[i]->requires_grad && (st = blo__leaf_copies(s, 1, &tr->y[i], &tr->y[i])))
+                return st;
+        return traj_buffers(s, tr);
+    }
     if (s->c.init == BLO_INIT_LEARNED && differentiate) {
         blo_status st = traj_lists(s, tr);
         if (st) return st;
@@ -154,6 +191,25 @@ blo_status blo__ll_grad(blo_solver *s, blo_tensor *const *y, int64_t step, int c
     return st ? blo__solver_ctx_fail(s, "the lower gradient") : BLO_OK;
 }
 
+blo_status blo__init_vjp(blo_solver *s, blo_tensor *const *dy0, blo_tensor **hx) {
+    if (s->c.init != BLO_INIT_FROM_X) return BLO_OK;
+    blo_tensor **y0 = alloc_list(s, s->ny), **g = alloc_list(s, s->nx);
+    if (!y0 || !g) return blo__solver_ctx_fail(s, "the start's gradient");
+    int old = blo_ctx_set_recording(s->sctx, 1);
+    blo_status st = build_y0(s, y0);
+    blo_ctx_set_recording(s->sctx, old);
+    if (st) return st;
+    int any = 0;
+    for (int i = 0; i < s->ny; i++) any |= y0[i]->requires_grad;
+    if (!any) return BLO_OK; /* a start that does not depend on x */
+    if (blo_grad(s->sctx, s->ny, y0, dy0, s->nx, s->x, 0, g))
+        return blo__solver_ctx_fail(s, "the start's gradient");
+    for (int j = 0; j < s->nx; j++)
+        if (!(hx[j] = blo_add(s->sctx, hx[j], g[j])))
+            return blo__solver_ctx_fail(s, "the start's gradient");
+    return BLO_OK;
+}
+
 blo_status blo__grad_or_zeros(blo_solver *s, blo_tensor *out, int n, blo_tensor *const *in,
                               unsigned flags, blo_tensor **g, const char *where) {
     if (!out->requires_grad) return blo__zeros_like(s, n, in, g);
@@ -161,9 +217,10 @@ blo_status blo__grad_or_zeros(blo_solver *s, blo_tensor *out, int n, blo_tensor 
                                                               : BLO_OK;
 }
 
-/* lr · d, with lr the configured scalar or the learned one-element x tensor. */
-static blo_tensor *times_lr(blo_solver *s, blo_tensor *d) {
-    if (s->c.lr_x >= 0) return blo_mul(s->sctx, d, s->x[s->c.lr_x]);
+/* lr · d for y_i, with lr the configured scalar, the learned one-element x tensor, or y_i's
+ * own learned step sizes (broadcast). */
+static blo_tensor *times_lr(blo_solver *s, int i, blo_tensor *d) {
+    if (s->c.lr_x >= 0) return blo_mul(s->sctx, d, s->x[s->c.lr_x + (s->c.lr_x_per_y ? i : 0)]);
     return blo_scale(s->sctx, d, s->c.inner.lr);
 }
 
@@ -175,14 +232,14 @@ blo_status blo__inner_step(blo_solver *s, blo_traj *tr, blo_tensor *const *g) {
         blo_tensor *y = tr->y[i], *gi = g[i], *ny = NULL;
         if (o->weight_decay != 0) gi = blo_add(c, gi, blo_scale(c, y, o->weight_decay));
         switch (o->kind) {
-        case BLO_OPT_SGD: ny = blo_sub(c, y, times_lr(s, gi)); break;
+        case BLO_OPT_SGD: ny = blo_sub(c, y, times_lr(s, i, gi)); break;
         case BLO_OPT_MOMENTUM:
             tr->m[i] = blo_add(c, blo_scale(c, tr->m[i], o->momentum), gi);
-            ny = blo_sub(c, y, times_lr(s, tr->m[i]));
+            ny = blo_sub(c, y, times_lr(s, i, tr->m[i]));
             break;
         case BLO_OPT_NESTEROV:
             tr->m[i] = blo_add(c, blo_scale(c, tr->m[i], o->momentum), gi);
-            ny = blo_sub(c, y, times_lr(s, blo_add(c, gi, blo_scale(c, tr->m[i], o->momentum))));
+            ny = blo_sub(c, y, times_lr(s, i, blo_add(c, gi, blo_scale(c, tr->m[i], o->momentum))));
             break;
         case BLO_OPT_ADAM: {
             /* eps_root inside the square root keeps its derivative finite at v = 0, so the
@@ -194,7 +251,7 @@ blo_status blo__inner_step(blo_solver *s, blo_traj *tr, blo_tensor *const *g) {
             blo_tensor *mh = blo_scale(c, tr->m[i], 1.0 / (1 - pow(o->beta1, (double)t)));
             blo_tensor *vh = blo_scale(c, tr->v[i], 1.0 / (1 - pow(o->beta2, (double)t)));
             blo_tensor *den = blo_add_scalar(c, blo_sqrt(c, blo_add_scalar(c, vh, eps_root)), o->eps);
-            ny = blo_sub(c, y, times_lr(s, blo_div(c, mh, den)));
+            ny = blo_sub(c, y, times_lr(s, i, blo_div(c, mh, den)));
             break;
         }
         }

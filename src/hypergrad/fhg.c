@@ -31,6 +31,10 @@ static int64_t numel_list(int n, blo_tensor *const *ts) {
 }
 
 static blo_status fhg_check(blo_solver *s) {
+    if (s->c.init == BLO_INIT_FROM_X)
+        return blo__solver_fail(s, BLO_ERR_INVALID,
+                                "fhg: a start built from x (init from_x) is not supported (Z_0 "
+                                "would be the start's Jacobian); use rhg or rhg_ckpt");
     int64_t dx = numel_list(s->nx, s->x);
     int64_t dy = s->c.init == BLO_INIT_LEARNED ? numel_list(s->ny, s->y) : 0;
     if (dx + dy > s->c.max_fhg_dim)

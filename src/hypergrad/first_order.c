@@ -2,7 +2,9 @@
  *
  *     dF/dx ≈ ∂F/∂x(x, y_T),     and with a learned start  dF/dy_0 ≈ ∂F/∂y(x, y_T),
  *
- * i.e. dy_T/dx is taken as 0 and dy_T/dy_0 as I. y_T comes from T inner steps without a
+ * i.e. dy_T/dx is taken as 0 and dy_T/dy_0 as I. With a start built from x (BLO_INIT_FROM_X,
+ * y_0 = init_y(x)) the same identity gives dF/dx ≈ ∂F/∂x + (∂y_0/∂x)ᵀ ∂F/∂y(x, y_T): for MAML's
+ * θ broadcast to B tasks, Σ_tasks ∂F/∂y_T — first-order MAML. y_T comes from T inner steps without a
  * graph, so the cost is one forward pass and one gradient of F. Exact when x reaches F only
  * directly; otherwise it ignores how x moves y (a hyper-variable that acts only through the
  * lower level gets a zero gradient). DARTS first order: Liu, Simonyan & Yang, "DARTS:
@@ -23,6 +25,7 @@ static blo_status first_order_hypergrad(blo_solver *s, blo_tensor **hx, blo_tens
     if (!dy) return blo__solver_ctx_fail(s, "first_order");
     if ((st = blo__upper_grads(s, tr.y, tr.t, hx, dy))) return st;
     if (s->c.init == BLO_INIT_LEARNED) memcpy(hy0, dy, sizeof(blo_tensor *) * (size_t)ny);
+    if ((st = blo__init_vjp(s, dy, hx))) return st;
     if ((st = blo__lower_value(s, tr.y, tr.t))) return st;
     blo__keep_y(s, tr.y);
     return BLO_OK;
@@ -31,7 +34,7 @@ static blo_status first_order_hypergrad(blo_solver *s, blo_tensor **hx, blo_tens
 const blo_method blo__method_first_order = {
     {"first_order", "drop the second-order term: dF/dx ≈ ∂F/∂x(x, y_T) (learned start: ∂F/∂y)",
      "Liu et al., ICLR 2019 (DARTS 1st order); Nichol et al., 2018 (FOMAML)",
-     "inner, inner_steps, init"},
+     "inner, inner_steps, init (from_x: FOMAML)"},
     NULL,
     first_order_hypergrad,
     0};

@@ -134,6 +134,7 @@ static blo_status ckpt_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **hy
 
     memcpy(hx, acc, sizeof(blo_tensor *) * (size_t)nx);
     if (s->c.init == BLO_INIT_LEARNED) memcpy(hy0, lam.y, sizeof(blo_tensor *) * (size_t)ny);
+    if ((st = blo__init_vjp(s, lam.y, hx))) return st; /* y_0 = init_y(x): add (∂y_0/∂x)ᵀ λ_0 */
     if ((st = blo__lower_value(s, yT, T))) return st;
     blo__keep_y(s, yT);
     return BLO_OK;

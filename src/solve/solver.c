@@ -22,7 +22,7 @@ blo_opt blo_opt_adam(double lr) {
 }
 
 static const char *const OPT_NAMES[] = {"sgd", "momentum", "nesterov", "adam"};
-static const char *const INIT_NAMES[] = {"fixed", "warm", "learned"};
+static const char *const INIT_NAMES[] = {"fixed", "warm", "learned", "from_x"};
 
 int blo_opt_kind_parse(const char *name) {
     for (int i = 0; name && i < 4; i++)
@@ -35,13 +35,13 @@ const char *blo_opt_kind_name(blo_opt_kind k) {
 }
 
 int blo_init_kind_parse(const char *name) {
-    for (int i = 0; name && i < 3; i++)
+    for (int i = 0; name && i < 4; i++)
         if (!strcmp(name, INIT_NAMES[i])) return i;
     return -1;
 }
 
 const char *blo_init_kind_name(blo_init_kind k) {
-    return (unsigned)k < 3 ? INIT_NAMES[k] : "?";
+    return (unsigned)k < 4 ? INIT_NAMES[k] : "?";
 }
 
 blo_config blo_config_default(void) {
@@ -125,6 +125,16 @@ static double now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* a broadcasts against b numpy-style without growing b (trailing axes equal or 1). */
+static int lr_broadcasts(const blo_tensor *a, const blo_tensor *b) {
+    if (a->ndim > b->ndim) return 0;
+    for (int k = 1; k <= a->ndim; k++) {
+        int64_t da = a->shape[a->ndim - k], db = b->shape[b->ndim - k];
+        if (da != db && da != 1) return 0;
+    }
+    return 1;
+}
+
 blo_solver *blo_solver_new(const blo_problem *p, const blo_config *c, char *err, size_t errlen) {
     char tmp[512];
     if (!err) {
@@ -150,7 +160,7 @@ blo_solver *blo_solver_new(const blo_problem *p, const blo_config *c, char *err,
         !check_opt(&c->outer, "outer optimizer", err, errlen) ||
         (c->init == BLO_INIT_LEARNED && !check_opt(&c->init_opt, "y0 optimizer", err, errlen)))
         return NULL;
-    if (c->inner_steps < 0 || c->outer_iters < 0 || (unsigned)c->init > BLO_INIT_LEARNED) {
+    if (c->inner_steps < 0 || c->outer_iters < 0 || (unsigned)c->init > BLO_INIT_FROM_X) {
         snprintf(err, errlen, "configuration: inner_steps, outer_iters must be >= 0 and init known");
         return NULL;
     }
@@ -172,7 +182,23 @@ blo_solver *blo_solver_new(const blo_problem *p, const blo_config *c, char *err,
             snprintf(err, errlen, "problem: y[%d] is missing or not a float tensor", i);
             return NULL;
         }
-    if (c->lr_x >= 0 && blo_tensor_numel(p->x[c->lr_x]) != 1) {
+    if (c->init == BLO_INIT_FROM_X && !p->init_y) {
+        snprintf(err, errlen, "configuration: init from_x needs the problem's init_y callback");
+        return NULL;
+    }
+    if (c->lr_x >= 0 && c->lr_x_per_y) {
+        if (c->lr_x + p->ny > p->nx) {
+            snprintf(err, errlen, "configuration: per-parameter step sizes need x[%d .. %d], "
+                     "but nx = %d", c->lr_x, c->lr_x + p->ny - 1, p->nx);
+            return NULL;
+        }
+        for (int i = 0; i < p->ny; i++)
+            if (!lr_broadcasts(p->x[c->lr_x + i], p->y[i])) {
+                snprintf(err, errlen, "configuration: the step sizes x[%d] do not broadcast "
+                         "against y[%d]", c->lr_x + i, i);
+                return NULL;
+            }
+    } else if (c->lr_x >= 0 && blo_tensor_numel(p->x[c->lr_x]) != 1) {
         snprintf(err, errlen, "configuration: the learned step size x[%d] must have one element",
                  c->lr_x);
         return NULL;

@@ -74,6 +74,10 @@ blo_status blo__traj_start(blo_solver *s, blo_traj *tr, int differentiate);
 /* A trajectory starting from copies of y's values (fresh leaves with requires_grad), whatever
  * the configured start; buffers are zeros. For methods that carry their own LL iterate. */
 blo_status blo__traj_start_from(blo_solver *s, blo_traj *tr, blo_tensor *const *y);
+/* With init = BLO_INIT_FROM_X: hx[j] += (∂y_0/∂x_j)ᵀ dy0 (y_0 = init_y(x) rebuilt with a
+ * graph), the path from x through the LL start that a method starting from y_0's values has
+ * cut; hx[j] become new tensors. Does nothing for other starts. */
+blo_status blo__init_vjp(blo_solver *s, blo_tensor *const *dy0, blo_tensor **hx);
 /* g[i] = ∂out/∂in[i] for a scalar out (zeros when out depends on none of in; in that
  * blo_grad leaves unreached inputs at zero too). `where` names the failure. */
 blo_status blo__grad_or_zeros(blo_solver *s, blo_tensor *out, int n, blo_tensor *const *in,

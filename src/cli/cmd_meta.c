@@ -1,0 +1,193 @@
+/* cmd_meta.c — `blo meta sinusoid`: meta-learning an initialisation (MAML family) on sinusoid
+ * regression from the command line, a thin layer over blo_meta_sinusoid_run
+ * (include/blo/tasks.h): options, progress, log, plot, the summary table or JSON. */
+#include "cli.h"
+#include "runlog.h"
+#include "solver_opts.h"
+
+#include "blo/blo.h"
+#include "blo/tasks.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef struct meta_ui {
+    cli_progress prog;
+    cli_log log;
+    int logging;
+} meta_ui;
+
+static int meta_on_iter(const blo_task_iter *it, void *user) {
+    meta_ui *ui = user;
+    char status[128];
+    snprintf(status, sizeof status, "query MSE %.4f  |dF/dθ| %.3g", it->rec.upper,
+             it->rec.hypergrad_norm);
+    cli_progress_update(&ui->prog, it->rec.iter + 1, status);
+    if (ui->logging) {
+        double row[6] = {(double)it->rec.iter, it->rec.upper, it->rec.lower,
+                         it->rec.hypergrad_norm, it->rec.seconds, (double)it->rec.peak_bytes};
+        cli_log_row(&ui->log, row);
+    }
+    return 0;
+}
+
+static void json_steps(const char *key, const double *v) {
+    printf(",\"%s\":{", key);
+    for (int e = 0; e < BLO_META_EVAL_STEPS; e++) {
+        printf("%s\"%d\":", e ? "," : "", blo_meta_eval_steps[e]);
+        cli_json_number(stdout, v[e]);
+    }
+    printf("}");
+}
+
+static void table_row(const char *name, const double *mse, const double *ci) {
+    printf("  %-22s", name);
+    for (int e = 0; e < BLO_META_EVAL_STEPS; e++) {
+        if (isfinite(mse[e]))
+            printf("  %7.3f ± %-5.3f", mse[e], ci[e]);
+        else
+            printf("  %15s", "-");
+    }
+    printf("\n");
+}
+
+static int run_sinusoid(const cli_cmd *cmd, int argc, char **argv) {
+    blo_meta_sinusoid_config c = blo_meta_sinusoid_default();
+    c.solver.outer_iters = 2000; /* minutes on 2 cores; the protocol's 70000 with --outer */
+    cli_solver_args sa;
+    cli_solver_args_from(&sa, &c.solver);
+    long long shots = c.shots, batch = c.meta_batch, width = c.width, eval_tasks = c.eval_tasks,
+              eval_query = c.eval_query, seed = 0, threads = 1;
+    double prox = 0;
+    const char *dtype = "f32", *log = NULL, *plot = NULL;
+    int json = 0, quiet = 0, no_baseline = 0, meta_sgd = 0;
+    cli_opt opts[16 + CLI_SOLVER_NOPTS] = {
+        {"--shots", NULL, CLI_INT, &shots, 1, 1e6, NULL, "K", "support (and query) points per task"},
+        {"--meta-batch", NULL, CLI_INT, &batch, 1, 1e6, NULL, "B", "tasks per outer iteration"},
+        {"--width", NULL, CLI_INT, &width, 1, 1e5, NULL, "H", "hidden width of the MLP 1-H-H-1"},
+        {"--prox", NULL, CLI_DOUBLE, &prox, 0, 1e12, NULL, "L",
+         "iMAML: add L/2 |y - theta|^2 to the lower level (use with --method cg)"},
+        {"--meta-sgd", NULL, CLI_FLAG, &meta_sgd, 0, 0, NULL, NULL,
+         "Meta-SGD: learn one inner step size per parameter (start: --inner-lr)"},
+        {"--eval-tasks", NULL, CLI_INT, &eval_tasks, 1, 1e9, NULL, "N", "held-out tasks"},
+        {"--eval-query", NULL, CLI_INT, &eval_query, 1, 1e6, NULL, "N",
+         "query points per held-out task"},
+        {"--no-baseline", NULL, CLI_FLAG, &no_baseline, 0, 0, NULL, NULL,
+         "skip the pretrained baseline (one network fitted to all tasks, then fine-tuned)"},
+        {"--seed", NULL, CLI_INT, &seed, 0, 9e18, NULL, "S", "initial weights, training and held-out tasks"},
+        {"--threads", NULL, CLI_INT, &threads, 0, 1024, NULL, "N", "threads (0: all cores)"},
+        {"--dtype", NULL, CLI_CHOICE, &dtype, 0, 0, "f32|f64", "T", "precision"},
+        {"--json", NULL, CLI_FLAG, &json, 0, 0, NULL, NULL, "the summary as one JSON object on stdout"},
+        {"--log", NULL, CLI_STRING, &log, 0, 0, NULL, "FILE",
+         "per-iteration record: .csv, or .jsonl for JSON lines"},
+        {"--plot", NULL, CLI_STRING, &plot, 0, 0, NULL, "FILE",
+         "convergence curves (.svg or .png); needs --log"},
+        {"-q", "--quiet", CLI_FLAG, &quiet, 0, 0, NULL, NULL, "no progress output"},
+    };
+    int n = cli_solver_opts(opts, 15, &sa);
+    int rc;
+    if (!cli_parse(cmd, argc, argv, opts, n, &rc)) return rc;
+    if (!cli_solver_config("meta sinusoid", &sa, &c.solver)) return CLI_EXIT_USAGE;
+    if (plot && !log) {
+        fprintf(stderr, "blo meta sinusoid: --plot draws the --log file; give --log FILE too\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (c.solver.init != BLO_INIT_FIXED && c.solver.init != BLO_INIT_FROM_X) {
+        fprintf(stderr, "blo meta sinusoid: --init: the start is theta itself (from_x); '%s' "
+                        "does not apply\n", blo_init_kind_name(c.solver.init));
+        return CLI_EXIT_USAGE;
+    }
+    c.solver.init = BLO_INIT_FROM_X;
+    c.shots = shots;
+    c.meta_batch = batch;
+    c.width = width;
+    c.prox = prox;
+    c.meta_sgd = meta_sgd;
+    c.eval_tasks = eval_tasks;
+    c.eval_query = eval_query;
+    c.baseline = !no_baseline;
+    c.dtype = strcmp(dtype, "f64") ? BLO_F32 : BLO_F64;
+    c.seed = (uint64_t)seed;
+    c.solver.seed = (uint64_t)seed;
+    c.resume = sa.resume;
+    blo_set_num_threads((int)threads);
+
+    meta_ui ui;
+    memset(&ui, 0, sizeof ui);
+    static const char *const cols[6] = {"iter",    "upper",     "lower", "hypergrad_norm",
+                                        "seconds", "peak_bytes"};
+    if (log) {
+        if (!cli_log_open(&ui.log, log, 6, cols, sa.resume != NULL)) return CLI_EXIT_USAGE;
+        ui.logging = 1;
+    }
+    cli_progress_start(&ui.prog, "meta sinusoid", c.solver.outer_iters, quiet);
+    c.on_iter = meta_on_iter;
+    c.user = &ui;
+    if (!quiet)
+        fprintf(stderr, "meta sinusoid: %s%s, K = %lld shots, meta-batch %lld, T = %d inner "
+                        "steps (lr %g), %lld outer iterations\n", c.solver.method,
+                meta_sgd ? " + Meta-SGD" : "", shots, batch, c.solver.inner_steps,
+                c.solver.inner.lr, (long long)c.solver.outer_iters);
+    blo_meta_sinusoid_result r;
+    char err[1024] = "";
+    blo_status st = blo_meta_sinusoid_run(&c, &r, err, sizeof err);
+    cli_progress_end(&ui.prog);
+    if (ui.logging) cli_log_close(&ui.log);
+    if (st) {
+        const char *msg = strncmp(err, "meta sinusoid: ", 15) ? err : err + 15;
+        fprintf(stderr, "blo meta sinusoid: %s\n", msg);
+        return st == BLO_ERR_NUMERIC || st == BLO_ERR_NOMEM ? CLI_EXIT_FAILED : CLI_EXIT_USAGE;
+    }
+    if (plot) {
+        char perr[512];
+        char *logs[1] = {(char *)log};
+        int prc = cli_plot_logs(plot, logs, 1, NULL, perr, sizeof perr);
+        if (prc) {
+            fprintf(stderr, "blo meta sinusoid: %s\n", perr);
+            return prc;
+        }
+    }
+    if (json) {
+        printf("{\"task\":\"meta_sinusoid\",\"method\":");
+        cli_json_string(stdout, c.solver.method);
+        printf(",\"meta_sgd\":%s,\"shots\":%lld,\"meta_batch\":%lld,\"inner_steps\":%d,"
+               "\"inner_lr\":",
+               meta_sgd ? "true" : "false", shots, batch, c.solver.inner_steps);
+        cli_json_number(stdout, c.solver.inner.lr);
+        printf(",\"prox\":");
+        cli_json_number(stdout, prox);
+        printf(",\"iters\":%lld,\"eval_tasks\":%lld", (long long)r.iters, eval_tasks);
+        json_steps("mse", r.mse);
+        json_steps("mse_ci95", r.ci);
+        json_steps("baseline_mse", r.base_mse);
+        json_steps("baseline_mse_ci95", r.base_ci);
+        printf(",\"upper\":");
+        cli_json_number(stdout, r.upper);
+        printf(",\"seconds\":");
+        cli_json_number(stdout, r.seconds);
+        printf(",\"peak_bytes\":%zu}\n", r.peak_bytes);
+        return CLI_EXIT_OK;
+    }
+    printf("meta sinusoid: %s%s, %lld-shot, %lld iterations, %.1f s; MSE on %lld held-out tasks "
+           "(mean ± 95%% CI)\n", c.solver.method, meta_sgd ? " + Meta-SGD" : "", shots,
+           (long long)r.iters, r.seconds, eval_tasks);
+    printf("  %-22s", "test-time SGD steps");
+    for (int e = 0; e < BLO_META_EVAL_STEPS; e++) printf("  %15d", blo_meta_eval_steps[e]);
+    printf("\n");
+    table_row("meta-learned init", r.mse, r.ci);
+    table_row("pretrained baseline", r.base_mse, r.base_ci);
+    if (plot) printf("  plot: %s\n", plot);
+    return CLI_EXIT_OK;
+}
+
+int cli_meta_run(const cli_cmd *cmd, int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "sinusoid")) return run_sinusoid(cmd, argc - 1, argv + 1);
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: blo meta sinusoid [options]   (blo meta sinusoid --help lists them)\n\n%s\n",
+               cmd->help);
+        return CLI_EXIT_OK;
+    }
+    fprintf(stderr, "blo meta: %s '%s'; the subcommand is 'sinusoid' (blo meta --help)\n",
+            argc >= 2 ? "unknown subcommand" : "missing subcommand", argc >= 2 ? argv[1] : "");
+    return CLI_EXIT_USAGE;
+}
