@@ -12,7 +12,8 @@
 # model, inner SGD lr 0.03, outer Adam lr 0.01, learned start updated by SGD lr 0.03 (the
 # authors' script; cg and neumann start warm instead, see below), trhg K = 10, cg / neumann
 # K = 10 (neumann alpha 0.03). Set BLO to the
-# binary (default build/blo).
+# binary (default build/blo) and THREADS the thread count (default 1: on a shared machine a
+# second thread that gets descheduled stalls every parallel region).
 set -euo pipefail
 out=${1:-results/hyperclean}
 outer=${2:-100}
@@ -35,7 +36,7 @@ for m in "${methods[@]}"; do
     esac
     echo "== $m: $outer outer iterations, T = $inner" >&2
     "$blo" hyperclean --method "$m" --outer "$outer" --inner "$inner" --K 10 --eval-every 10 \
-        --log "$out/$m.csv" --json "${extra[@]}" >"$out/$m.json"
+        --threads "${THREADS:-1}" --log "$out/$m.csv" --json "${extra[@]}" >"$out/$m.json"
     logs+=("$out/$m.csv")
     baselines=(--no-baselines)
 done

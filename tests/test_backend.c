@@ -28,7 +28,8 @@ static double get(blo_dtype dt, const void *p, int64_t i) {
 
 /* C = alpha op(A) op(B) + beta C with padded leading dimensions, through the backend and
  * through the reference; the padding of C must stay untouched. */
-static void check_gemm(blo_rng *r, blo_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t k) {
+static void check_gemm_beta(blo_rng *r, blo_dtype dt, int ta, int tb, int64_t m, int64_t n,
+                            int64_t k, double beta) {
     const blo_backend *be = blo_backend_cpu();
     int64_t a_rows = ta ? k : m, a_cols = ta ? m : k;
     int64_t b_rows = tb ? n : k, b_cols = tb ? k : n;
@@ -39,8 +40,16 @@ static void check_gemm(blo_rng *r, blo_dtype dt, int ta, int tb, int64_t m, int6
     fill_rand(r, dt, a, a_rows * lda);
     fill_rand(r, dt, b, b_rows * ldb);
     fill_rand(r, dt, c1, m * ldc);
+    if (beta == 0) /* β = 0 ignores what C held, even NaN */
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                if (dt == BLO_F32)
+                    ((float *)c1)[i * ldc + j] = NAN;
+                else
+                    ((double *)c1)[i * ldc + j] = NAN;
+            }
     memcpy(c2, c1, (size_t)(m * ldc) * es);
-    double alpha = 0.75, beta = -0.5;
+    double alpha = 0.75;
     be->gemm(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c1, ldc);
     blo__gemm_ref(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c2, ldc);
     double tol = dt == BLO_F32 ? 1e-5 : 1e-13;
@@ -54,8 +63,9 @@ static void check_gemm(blo_rng *r, blo_dtype dt, int ta, int tb, int64_t m, int6
                 break;
             }
         }
-    TU_CHECK(bad < 0, "gemm %s ta=%d tb=%d %lldx%lldx%lld: element %lld is %.10g, reference %.10g",
-             blo_dtype_name(dt), ta, tb, (long long)m, (long long)n, (long long)k, (long long)bad,
+    TU_CHECK(bad < 0, "gemm %s ta=%d tb=%d %lldx%lldx%lld beta %g: element %lld is %.10g, "
+             "reference %.10g", blo_dtype_name(dt), ta, tb, (long long)m, (long long)n,
+             (long long)k, beta, (long long)bad,
              bad >= 0 ? get(dt, c1, bad) : 0.0, bad >= 0 ? get(dt, c2, bad) : 0.0);
     free(a);
     free(b);
@@ -63,14 +73,23 @@ static void check_gemm(blo_rng *r, blo_dtype dt, int ta, int tb, int64_t m, int6
     free(c2);
 }
 
+static void check_gemm(blo_rng *r, blo_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t k) {
+    check_gemm_beta(r, dt, ta, tb, m, n, k, -0.5);
+}
+
 static void check_gemms(blo_rng *r) {
-    const int64_t sizes[3][3] = {{7, 13, 5}, {33, 17, 19}, {1, 9, 64}};
+    /* One output row or column (matrix-vector products, gemv on BLAS), including both and a
+     * single-term product, besides general shapes. */
+    const int64_t sizes[7][3] = {{7, 13, 5}, {33, 17, 19}, {1, 9, 64}, {40, 1, 23},
+                                 {1, 1, 17}, {6, 1, 1},    {1, 30, 1}};
     for (int d = 0; d < 2; d++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++)
-                for (int s = 0; s < 3; s++)
-                    check_gemm(r, d ? BLO_F64 : BLO_F32, ta, tb, sizes[s][0], sizes[s][1],
-                               sizes[s][2]);
+                for (int s = 0; s < 7; s++) {
+                    blo_dtype dt = d ? BLO_F64 : BLO_F32;
+                    check_gemm(r, dt, ta, tb, sizes[s][0], sizes[s][1], sizes[s][2]);
+                    check_gemm_beta(r, dt, ta, tb, sizes[s][0], sizes[s][1], sizes[s][2], 0.0);
+                }
     /* The reference itself against a hand product: [1 2; 3 4] [5; 6] = [17; 39]. */
     double a[4] = {1, 2, 3, 4}, b[2] = {5, 6}, c[2] = {0, 0};
     blo__gemm_ref(BLO_F64, 0, 0, 2, 1, 2, 1.0, a, 2, b, 1, 0.0, c, 1);

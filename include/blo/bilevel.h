@@ -192,7 +192,10 @@ blo_status blo_solver_load(blo_solver *s, const char *path);
 int64_t blo_solver_iter(const blo_solver *s);
 /* F and f at the y the last hypergradient ended on (NAN before the first). */
 void blo_solver_values(const blo_solver *s, double *upper, double *lower);
-/* Current values (owned by the solver, valid until it is freed or steps again). */
+/* Current values (owned by the solver, valid until it is freed or steps again). With
+ * BLO_INIT_WARM the next iteration starts from blo_solver_y's values, so a caller may
+ * overwrite them between iterations (in on_record, say) with a lower level solved by other
+ * means; they are saved in checkpoints as they are. */
 blo_tensor *blo_solver_x(const blo_solver *s, int i);
 blo_tensor *blo_solver_y(const blo_solver *s, int i);     /* y_T of the last iteration */
 blo_tensor *blo_solver_y0(const blo_solver *s, int i);    /* the LL start (learned or fixed) */

@@ -587,6 +587,47 @@ void blo__gemm_ref(blo_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t k
     }
 }
 
+#ifdef BLO_HAVE_CBLAS
+/* A product with one output row or column (m == 1 or n == 1) is a matrix-vector product:
+ * gemm would pack the whole matrix into panels first, which for a vector costs as much as
+ * the product itself, while gemv streams the matrix once. With n == 1, c[:, 0] = α op(A) x
+ * for x the column op(B)[:, 0]; with m == 1, c[0, :] = α op(B)ᵀ x for x the row op(A)[0, :]
+ * (plus β c in both). A strided vector is a stride (inc) to BLAS, so nothing is copied. */
+static void cpu_gemv(blo_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha,
+                     const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c,
+                     int64_t ldc) {
+    const void *mat, *x;
+    int64_t rows, cols, ld, incx, len, incy;
+    int trans;
+    if (n == 1) { /* op(A) [m, k] times a column */
+        mat = a, ld = lda, trans = ta;
+        rows = ta ? k : m, cols = ta ? m : k;
+        x = b, incx = tb ? 1 : ldb;
+        len = m, incy = ldc;
+    } else { /* a row times op(B) [k, n], i.e. op(B)ᵀ times a column */
+        mat = b, ld = ldb, trans = !tb;
+        rows = tb ? n : k, cols = tb ? k : n;
+        x = a, incx = ta ? lda : 1;
+        len = n, incy = 1;
+    }
+    /* β = 0 must ignore what c held (it may be uninitialised memory, even a NaN pattern). */
+    if (beta == 0)
+        for (int64_t i = 0; i < len; i++) {
+            if (dt == BLO_F32)
+                ((float *)c)[i * incy] = 0;
+            else
+                ((double *)c)[i * incy] = 0;
+        }
+    enum CBLAS_TRANSPOSE t = trans ? CblasTrans : CblasNoTrans;
+    if (dt == BLO_F32)
+        cblas_sgemv(CblasRowMajor, t, (int)rows, (int)cols, (float)alpha, mat, (int)ld, x,
+                    (int)incx, (float)beta, c, (int)incy);
+    else
+        cblas_dgemv(CblasRowMajor, t, (int)rows, (int)cols, alpha, mat, (int)ld, x, (int)incx,
+                    beta, c, (int)incy);
+}
+#endif
+
 static void cpu_gemm(blo_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha,
                      const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c,
                      int64_t ldc) {
@@ -594,6 +635,10 @@ static void cpu_gemm(blo_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t
 #ifdef BLO_HAVE_CBLAS
     if (k == 0) {
         blo__gemm_ref(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    if (n == 1 || m == 1) {
+        cpu_gemv(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
     if (dt == BLO_F32)
