@@ -283,6 +283,15 @@ static blo_status hypergrad_into(blo_solver *s, double **hx_out, double **hy0_ou
     blo_status st = s->m->hypergrad(s, hxl, hyl);
     if (st) {
         if (!s->err[0]) blo__solver_ctx_fail(s, s->m->info.name);
+        /* Name the iteration, so a long run's failure can be found in its log. */
+        if (strncmp(s->err, "iteration ", 10)) {
+            char head[40];
+            int k = snprintf(head, sizeof head, "iteration %lld: ", (long long)s->iter);
+            size_t n = strlen(s->err), room = sizeof s->err - 1 - (size_t)k;
+            memmove(s->err + k, s->err, n < room ? n + 1 : room);
+            s->err[sizeof s->err - 1] = 0;
+            memcpy(s->err, head, (size_t)k);
+        }
         return st;
     }
     double sq = 0;
