@@ -80,7 +80,13 @@ void blo__for_rows(int nd, int64_t *shape, int nops, int64_t (*st)[BLO_MAX_DIMS]
         int64_t pieces = total >= PAR_MIN ? blo_num_threads() : 1;
         if (pieces < 1) pieces = 1;
         int64_t step = (len + pieces - 1) / pieces;
-#pragma omp parallel for schedule(static) if (pieces > 1)
+        if (pieces == 1) { /* even an if(0) parallel region costs a libgomp team: skip it */
+            char *p[3];
+            for (int k = 0; k < nops; k++) p[k] = (char *)ptrs[k];
+            fn(env, len, p, last_st);
+            return;
+        }
+#pragma omp parallel for schedule(static)
         for (int64_t q = 0; q < pieces; q++) {
             int64_t a = q * step, b = a + step < len ? a + step : len;
             if (a >= b) continue;
@@ -90,7 +96,17 @@ void blo__for_rows(int nd, int64_t *shape, int nops, int64_t (*st)[BLO_MAX_DIMS]
         }
         return;
     }
-#pragma omp parallel for schedule(static) if (total >= PAR_MIN)
+    if (total < PAR_MIN) { /* serial without entering the OpenMP runtime, as above */
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t off[3];
+            row_offsets(nd, shape, nops, st, r, off);
+            char *p[3];
+            for (int k = 0; k < nops; k++) p[k] = (char *)ptrs[k] + off[k] * (int64_t)esize[k];
+            fn(env, len, p, last_st);
+        }
+        return;
+    }
+#pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         int64_t off[3];
         row_offsets(nd, shape, nops, st, r, off);
@@ -530,11 +546,15 @@ static void cpu_reduce(blo_reduce_kind k, const blo_tensor *x, blo_tensor *out) 
         if (nt > 64) nt = 64;
         double part[64];
         int64_t step = (block + nt - 1) / nt;
-#pragma omp parallel for schedule(static) if (nt > 1)
-        for (int t = 0; t < nt; t++) {
-            int64_t a = t * step, b = a + step < block ? a + step : block;
-            part[t] = a < b ? red_block(&e, x->data, nr, rshape, rst[0], a, b)
-                            : (k == BLO_R_SUM ? 0.0 : -INFINITY);
+        if (nt == 1) {
+            part[0] = red_block(&e, x->data, nr, rshape, rst[0], 0, block);
+        } else { /* (not an if clause: even an if(0) region costs a libgomp team) */
+#pragma omp parallel for schedule(static)
+            for (int t = 0; t < nt; t++) {
+                int64_t a = t * step, b = a + step < block ? a + step : block;
+                part[t] = a < b ? red_block(&e, x->data, nr, rshape, rst[0], a, b)
+                                : (k == BLO_R_SUM ? 0.0 : -INFINITY);
+            }
         }
         double acc = part[0];
         for (int t = 1; t < nt; t++) {
