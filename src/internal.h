@@ -81,6 +81,14 @@ void blo__expand_into(blo_tensor *dst, const blo_tensor *t, int ndim, const int6
 /* "f32[2, 3]" */
 const char *blo__desc(const blo_tensor *t, char *buf, size_t n);
 
+/* Writes a printf-style message into err[errlen] (when err is given) and returns st: the error
+ * convention of the functions that report into a caller's buffer (loaders, tasks). */
+blo_status blo__fail(char *err, size_t errlen, blo_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
 /* Argument checks that record a message naming the op; each returns false on failure. */
 bool blo__check_float(blo_ctx *ctx, const char *op, const blo_tensor *t);
 bool blo__check_same_dtype(blo_ctx *ctx, const char *op, const blo_tensor *a,

@@ -1,5 +1,8 @@
-/* status.c — names of status codes. */
-#include "blo/core.h"
+/* status.c — names of status codes, and writing a message into a caller's buffer. */
+#include "../internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
 
 const char *blo_status_name(blo_status s) {
     switch (s) {
@@ -15,4 +18,14 @@ const char *blo_status_name(blo_status s) {
     case BLO_ERR_UNSUPPORTED: return "BLO_ERR_UNSUPPORTED";
     }
     return "BLO_ERR_UNKNOWN";
+}
+
+blo_status blo__fail(char *err, size_t errlen, blo_status st, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return st;
 }

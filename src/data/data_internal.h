@@ -5,12 +5,6 @@
 #include "../internal.h"
 #include "blo/data.h"
 
-/* snprintf into err (if given); returns st. */
-blo_status blo__data_fail(char *err, size_t errlen, blo_status st, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
 /* Fills ds->label / num_classes / class_value from ds->y when every target is an integer
  * and there are at most 65536 distinct values; otherwise leaves label NULL. Returns false
  * only when memory runs out. */

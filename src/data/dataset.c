@@ -4,21 +4,10 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
-
-blo_status blo__data_fail(char *err, size_t errlen, blo_status st, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
 
 const char *blo__basename(const char *path) {
     const char *s = strrchr(path, '/');
@@ -84,13 +73,13 @@ blo_status blo_read_file(const char *path, unsigned char **buf, size_t *len, cha
     *len = 0;
     gzFile f = gzopen(path, "rb");
     if (!f)
-        return blo__data_fail(err, errlen, BLO_ERR_IO, "%s: cannot open: %s", path,
+        return blo__fail(err, errlen, BLO_ERR_IO, "%s: cannot open: %s", path,
                               errno ? strerror(errno) : "out of memory");
     size_t cap = 1 << 16, n = 0;
     unsigned char *b = blo_malloc(cap);
     if (!b) {
         gzclose(f);
-        return blo__data_fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", path);
+        return blo__fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", path);
     }
     for (;;) {
         if (n == cap) {
@@ -99,7 +88,7 @@ blo_status blo_read_file(const char *path, unsigned char **buf, size_t *len, cha
             if (!nb) {
                 blo_free(b);
                 gzclose(f);
-                return blo__data_fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory reading",
+                return blo__fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory reading",
                                       path);
             }
             memcpy(nb, b, n);
@@ -112,7 +101,7 @@ blo_status blo_read_file(const char *path, unsigned char **buf, size_t *len, cha
         if (got < 0) {
             int code;
             const char *msg = gzerror(f, &code);
-            blo_status st = blo__data_fail(err, errlen, code == Z_ERRNO ? BLO_ERR_IO : BLO_ERR_FORMAT,
+            blo_status st = blo__fail(err, errlen, code == Z_ERRNO ? BLO_ERR_IO : BLO_ERR_FORMAT,
                                            "%s: offset %zu: %s", path, n,
                                            code == Z_ERRNO ? strerror(errno) : msg);
             blo_free(b);
@@ -126,7 +115,7 @@ blo_status blo_read_file(const char *path, unsigned char **buf, size_t *len, cha
     int code;
     const char *msg = gzerror(f, &code);
     if (code != Z_OK && code != Z_BUF_ERROR) {
-        blo_status st = blo__data_fail(err, errlen, BLO_ERR_FORMAT, "%s: offset %zu: %s", path, n, msg);
+        blo_status st = blo__fail(err, errlen, BLO_ERR_FORMAT, "%s: offset %zu: %s", path, n, msg);
         blo_free(b);
         gzclose(f);
         return st;
@@ -134,7 +123,7 @@ blo_status blo_read_file(const char *path, unsigned char **buf, size_t *len, cha
     if (code == Z_BUF_ERROR) {
         blo_free(b);
         gzclose(f);
-        return blo__data_fail(err, errlen, BLO_ERR_FORMAT,
+        return blo__fail(err, errlen, BLO_ERR_FORMAT,
                               "%s: offset %zu: the gzip stream ends early (truncated file)", path, n);
     }
     gzclose(f);

@@ -30,34 +30,34 @@ blo_status blo_idx_parse(const unsigned char *buf, size_t len, const char *name,
                          char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     if (len < 4)
-        return blo__data_fail(err, errlen, BLO_ERR_FORMAT,
+        return blo__fail(err, errlen, BLO_ERR_FORMAT,
                               "%s: offset 0: %zu bytes, too short for an IDX header", name, len);
     uint32_t magic = be32(buf);
     int type = buf[2], nd = buf[3], es = type_size(type);
     if (buf[0] || buf[1] || !es || nd < 1 || nd > 8)
-        return blo__data_fail(err, errlen, BLO_ERR_FORMAT,
+        return blo__fail(err, errlen, BLO_ERR_FORMAT,
                               "%s: offset 0: bad magic 0x%08x (expected 0x000008nn for ubyte "
                               "data with nn dimensions)",
                               name, magic);
     if (len < 4 + 4 * (size_t)nd)
-        return blo__data_fail(err, errlen, BLO_ERR_FORMAT,
+        return blo__fail(err, errlen, BLO_ERR_FORMAT,
                               "%s: offset 4: the header needs %d sizes, the file ends first", name, nd);
     int64_t count = 1;
     for (int i = 0; i < nd; i++) {
         out->dims[i] = be32(buf + 4 + 4 * i);
         if (out->dims[i] > 0 && count > ((int64_t)1 << 40) / out->dims[i])
-            return blo__data_fail(err, errlen, BLO_ERR_FORMAT,
+            return blo__fail(err, errlen, BLO_ERR_FORMAT,
                                   "%s: offset %d: sizes too large", name, 4 + 4 * i);
         count *= out->dims[i];
     }
     size_t off = 4 + 4 * (size_t)nd, need = (size_t)count * (size_t)es;
     if (len - off != need)
-        return blo__data_fail(err, errlen, BLO_ERR_FORMAT,
+        return blo__fail(err, errlen, BLO_ERR_FORMAT,
                               "%s: offset %zu: %zu bytes of data expected for the sizes in the "
                               "header, %zu found%s",
                               name, off, need, len - off, len - off < need ? " (truncated)" : "");
     out->data = blo_malloc(sizeof(float) * (size_t)(count ? count : 1));
-    if (!out->data) return blo__data_fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", name);
+    if (!out->data) return blo__fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", name);
     const unsigned char *p = buf + off;
     for (int64_t i = 0; i < count; i++, p += es) {
         float v = 0;
@@ -123,7 +123,7 @@ blo_status blo_mnist_load(const char *dir, const char *split, blo_dataset *ds, c
         return st;
     }
     if (im.type != 0x08 || im.ndim != 3 || lb.type != 0x08 || lb.ndim != 1 || im.dims[0] != lb.dims[0]) {
-        st = blo__data_fail(err, errlen, BLO_ERR_FORMAT,
+        st = blo__fail(err, errlen, BLO_ERR_FORMAT,
                             "%s and %s: expected ubyte images [n, h, w] and ubyte labels [n] with "
                             "the same n (got %d-d and %d-d arrays, %lld and %lld items)",
                             ipath, lpath, im.ndim, lb.ndim, (long long)im.dims[0],
@@ -137,21 +137,21 @@ blo_status blo_mnist_load(const char *dir, const char *split, blo_dataset *ds, c
     for (int64_t i = 0; i < ds->n * ds->d; i++) ds->x[i] /= 255.0f;
     ds->y = blo_malloc(sizeof(double) * (size_t)(ds->n ? ds->n : 1));
     if (!ds->y) {
-        st = blo__data_fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", lpath);
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", lpath);
         goto out;
     }
     /* Ten classes by value, whether or not the split holds all of them. */
     ds->label = blo_malloc(sizeof(int64_t) * (size_t)(ds->n ? ds->n : 1));
     ds->class_value = blo_malloc(sizeof(double) * 10);
     if (!ds->label || !ds->class_value) {
-        st = blo__data_fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", lpath);
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", lpath);
         goto out;
     }
     for (int c = 0; c < 10; c++) ds->class_value[c] = c;
     ds->num_classes = 10;
     for (int64_t i = 0; i < ds->n; i++) {
         if (lb.data[i] > 9) {
-            st = blo__data_fail(err, errlen, BLO_ERR_FORMAT, "%s: offset %lld: label %g is not a "
+            st = blo__fail(err, errlen, BLO_ERR_FORMAT, "%s: offset %lld: label %g is not a "
                                 "digit class 0-9", lpath, (long long)(8 + i), (double)lb.data[i]);
             goto out;
         }

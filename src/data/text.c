@@ -56,9 +56,9 @@ blo_status blo_libsvm_parse(const char *buf, size_t len, const char *name, int d
                             int64_t min_features, blo_dataset *ds, char *err, size_t errlen) {
     memset(ds, 0, sizeof *ds);
     if (memchr(buf, 0, len))
-        return blo__data_fail(err, errlen, BLO_ERR_FORMAT, "%s: a NUL byte: not a text file", name);
+        return blo__fail(err, errlen, BLO_ERR_FORMAT, "%s: a NUL byte: not a text file", name);
     char *s = nul_copy(buf, len);
-    if (!s) return blo__data_fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", name);
+    if (!s) return blo__fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", name);
     vec rowptr = {0, 0, 0, sizeof(int64_t)}, col = {0, 0, 0, sizeof(int64_t)},
         val = {0, 0, 0, sizeof(float)}, ys = {0, 0, 0, sizeof(double)};
     blo_status st = BLO_OK;
@@ -78,7 +78,7 @@ blo_status blo_libsvm_parse(const char *buf, size_t len, const char *name, int d
             double y;
             const char *e;
             if (!parse_num(p, &e, &y) || *e == ':') {
-                st = blo__data_fail(err, errlen, BLO_ERR_FORMAT,
+                st = blo__fail(err, errlen, BLO_ERR_FORMAT,
                                     "%s: line %lld, column %d: the target is not a number",
                                     name, (long long)ln, (int)(p - line) + 1);
                 goto out;
@@ -94,14 +94,14 @@ blo_status blo_libsvm_parse(const char *buf, size_t len, const char *name, int d
                 errno = 0;
                 long long idx = strtoll(p, &ie, 10);
                 if (ie == p || *ie != ':' || errno == ERANGE || idx < 1 || idx > ((int64_t)1 << 40)) {
-                    st = blo__data_fail(err, errlen, BLO_ERR_FORMAT,
+                    st = blo__fail(err, errlen, BLO_ERR_FORMAT,
                                         "%s: line %lld, column %d: expected index:value with a "
                                         "positive integer index",
                                         name, (long long)ln, (int)(tok - line) + 1);
                     goto out;
                 }
                 if (idx <= last) {
-                    st = blo__data_fail(err, errlen, BLO_ERR_FORMAT,
+                    st = blo__fail(err, errlen, BLO_ERR_FORMAT,
                                         "%s: line %lld, column %d: index %lld after index %lld "
                                         "(indices must ascend)",
                                         name, (long long)ln, (int)(tok - line) + 1, idx,
@@ -111,7 +111,7 @@ blo_status blo_libsvm_parse(const char *buf, size_t len, const char *name, int d
                 double v;
                 p = ie + 1;
                 if (!parse_num(p, &e, &v) || *e == ':' || *e == ',') {
-                    st = blo__data_fail(err, errlen, BLO_ERR_FORMAT,
+                    st = blo__fail(err, errlen, BLO_ERR_FORMAT,
                                         "%s: line %lld, column %d: the value of index %lld is not "
                                         "a finite number",
                                         name, (long long)ln, (int)(p - line) + 1, idx);
@@ -143,7 +143,7 @@ blo_status blo_libsvm_parse(const char *buf, size_t len, const char *name, int d
     if (!ds->col || !ds->val || !ds->y) goto nomem;
     if (dense) {
         if (ds->n > 0 && ds->d > ((int64_t)1 << 34) / ds->n) {
-            st = blo__data_fail(err, errlen, BLO_ERR_NOMEM,
+            st = blo__fail(err, errlen, BLO_ERR_NOMEM,
                                 "%s: %lld x %lld is too large to hold densely", name,
                                 (long long)ds->n, (long long)ds->d);
             goto out;
@@ -157,7 +157,7 @@ blo_status blo_libsvm_parse(const char *buf, size_t len, const char *name, int d
     if (!blo__dataset_classes(ds)) goto nomem;
     goto out;
 nomem:
-    st = blo__data_fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", name);
+    st = blo__fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", name);
 out:
     blo_free(rowptr.p);
     blo_free(col.p);
@@ -215,7 +215,7 @@ blo_status blo_csv_parse(const char *buf, size_t len, const char *name, const ch
                          blo_dataset *ds, char *err, size_t errlen) {
     memset(ds, 0, sizeof *ds);
     if (memchr(buf, 0, len))
-        return blo__data_fail(err, errlen, BLO_ERR_FORMAT, "%s: a NUL byte: not a text file", name);
+        return blo__fail(err, errlen, BLO_ERR_FORMAT, "%s: a NUL byte: not a text file", name);
     char *s = nul_copy(buf, len);
     char **fields = NULL; /* sized from the header: its field count + 1 (to detect extras) */
     int cap = 0;
@@ -242,7 +242,7 @@ blo_status blo_csv_parse(const char *buf, size_t len, const char *name, const ch
             int64_t commas = 0;
             for (char *q = line; *q; q++) commas += *q == ',';
             if (commas + 1 > CSV_MAX_COLS) {
-                st = blo__data_fail(err, errlen, BLO_ERR_FORMAT,
+                st = blo__fail(err, errlen, BLO_ERR_FORMAT,
                                     "%s: line %lld: more than %d columns", name, (long long)ln,
                                     CSV_MAX_COLS);
                 goto out;
@@ -255,7 +255,7 @@ blo_status blo_csv_parse(const char *buf, size_t len, const char *name, const ch
         if (nf < 0) nf = cap; /* more fields than the header: reported below */
         if (ncols == 0) { /* the header */
             if (nf < 2) {
-                st = blo__data_fail(err, errlen, BLO_ERR_FORMAT,
+                st = blo__fail(err, errlen, BLO_ERR_FORMAT,
                                     "%s: line %lld: the header needs a label and at least one "
                                     "feature column",
                                     name, (long long)ln);
@@ -268,7 +268,7 @@ blo_status blo_csv_parse(const char *buf, size_t len, const char *name, const ch
                 for (int i = 0; i < nf; i++)
                     if (!strcmp(trim(fields[i]), label_column)) label = i;
                 if (label < 0) {
-                    st = blo__data_fail(err, errlen, BLO_ERR_FORMAT,
+                    st = blo__fail(err, errlen, BLO_ERR_FORMAT,
                                         "%s: line %lld: no column named '%s' in the header", name,
                                         (long long)ln, label_column);
                     goto out;
@@ -276,7 +276,7 @@ blo_status blo_csv_parse(const char *buf, size_t len, const char *name, const ch
             }
         } else {
             if (nf != ncols) {
-                st = blo__data_fail(err, errlen, BLO_ERR_FORMAT,
+                st = blo__fail(err, errlen, BLO_ERR_FORMAT,
                                     "%s: line %lld: %s%d fields, the header has %d", name,
                                     (long long)ln, nf == cap ? "at least " : "", nf, ncols);
                 goto out;
@@ -287,7 +287,7 @@ blo_status blo_csv_parse(const char *buf, size_t len, const char *name, const ch
                 double v;
                 const char *e;
                 if (!parse_num(f, &e, &v) || *e) {
-                    st = blo__data_fail(err, errlen, BLO_ERR_FORMAT,
+                    st = blo__fail(err, errlen, BLO_ERR_FORMAT,
                                         "%s: line %lld, column %d: field '%.40s' is not a finite "
                                         "number",
                                         name, (long long)ln, colno, f);
@@ -304,7 +304,7 @@ blo_status blo_csv_parse(const char *buf, size_t len, const char *name, const ch
         line = nl ? nl + 1 : NULL;
     }
     if (ncols == 0) {
-        st = blo__data_fail(err, errlen, BLO_ERR_FORMAT, "%s: empty file (no header)", name);
+        st = blo__fail(err, errlen, BLO_ERR_FORMAT, "%s: empty file (no header)", name);
         goto out;
     }
     ds->n = (int64_t)ys.n;
@@ -315,7 +315,7 @@ blo_status blo_csv_parse(const char *buf, size_t len, const char *name, const ch
     if (!ds->x || !ds->y || !blo__dataset_classes(ds)) goto nomem;
     goto out;
 nomem:
-    st = blo__data_fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", name);
+    st = blo__fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", name);
 out:
     blo_free(fields);
     blo_free(xs.p);

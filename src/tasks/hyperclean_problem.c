@@ -6,37 +6,21 @@
 #include "tasks.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-
-static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
 
 /* Checks labels [m] (i64) against m rows and raises *max_label to the largest one. */
 static blo_status check_labels(const char *what, const blo_tensor *lab, int64_t m,
                                int64_t *max_label, char *err, size_t errlen) {
     if (!lab || blo_tensor_dtype(lab) != BLO_I64 || blo_tensor_ndim(lab) != 1 ||
         blo_tensor_dim(lab, 0) != m)
-        return fail(err, errlen, BLO_ERR_SHAPE, "hyperclean: %s must be an i64 vector of %lld labels",
+        return blo__fail(err, errlen, BLO_ERR_SHAPE, "hyperclean: %s must be an i64 vector of %lld labels",
                     what, (long long)m);
     for (int64_t i = 0; i < m; i++) {
         double v = blo_tensor_get(lab, i);
         if (v < 0)
-            return fail(err, errlen, BLO_ERR_INVALID, "hyperclean: %s[%lld] = %lld is negative",
+            return blo__fail(err, errlen, BLO_ERR_INVALID, "hyperclean: %s[%lld] = %lld is negative",
                         what, (long long)i, (long long)v);
         if ((int64_t)v > *max_label) *max_label = (int64_t)v;
     }
@@ -49,7 +33,7 @@ static blo_tensor *start_value(blo_hyperclean *h, const char *what, const blo_te
                                size_t errlen, blo_status *st) {
     blo_tensor *t = blo_zeros(h->ctx, dt, ndim, shape);
     if (!t) {
-        *st = fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
+        *st = blo__fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
         return NULL;
     }
     if (!src) return t;
@@ -61,7 +45,7 @@ static blo_tensor *start_value(blo_hyperclean *h, const char *what, const blo_te
             snprintf(want, sizeof want, "[%lld, %lld]", (long long)shape[0], (long long)shape[1]);
         else
             snprintf(want, sizeof want, "[%lld]", (long long)shape[0]);
-        *st = fail(err, errlen, BLO_ERR_SHAPE, "hyperclean: the start %s is %s, expected %s floats",
+        *st = blo__fail(err, errlen, BLO_ERR_SHAPE, "hyperclean: the start %s is %s, expected %s floats",
                    what, blo_tensor_describe(src, got, sizeof got), want);
         return NULL;
     }
@@ -73,18 +57,18 @@ static blo_tensor *start_value(blo_hyperclean *h, const char *what, const blo_te
 static blo_status init_data(blo_hyperclean *h, blo_tensor *X, blo_tensor *labels, blo_tensor *Xv,
                             blo_tensor *labels_v, int64_t classes, char *err, size_t errlen) {
     if (err && errlen) err[0] = 0;
-    if (!h) return fail(err, errlen, BLO_ERR_INVALID, "hyperclean: no struct to initialise");
+    if (!h) return blo__fail(err, errlen, BLO_ERR_INVALID, "hyperclean: no struct to initialise");
     memset(h, 0, sizeof *h);
     if (!X || !Xv || blo_tensor_ndim(X) != 2 || blo_tensor_ndim(Xv) != 2)
-        return fail(err, errlen, BLO_ERR_SHAPE, "hyperclean: X and Xv must be matrices [n, d]");
+        return blo__fail(err, errlen, BLO_ERR_SHAPE, "hyperclean: X and Xv must be matrices [n, d]");
     blo_dtype dt = blo_tensor_dtype(X);
     if (dt == BLO_I64 || blo_tensor_dtype(Xv) != dt)
-        return fail(err, errlen, BLO_ERR_DTYPE,
+        return blo__fail(err, errlen, BLO_ERR_DTYPE,
                     "hyperclean: X and Xv must share a float dtype (got %s and %s)",
                     blo_dtype_name(dt), blo_dtype_name(blo_tensor_dtype(Xv)));
     int64_t n = blo_tensor_dim(X, 0), d = blo_tensor_dim(X, 1), nv = blo_tensor_dim(Xv, 0);
     if (n < 1 || nv < 1 || d < 1 || blo_tensor_dim(Xv, 1) != d)
-        return fail(err, errlen, BLO_ERR_SHAPE,
+        return blo__fail(err, errlen, BLO_ERR_SHAPE,
                     "hyperclean: X [%lld, %lld] and Xv [%lld, %lld] need rows and the same "
                     "number of features", (long long)n, (long long)d, (long long)nv,
                     (long long)blo_tensor_dim(Xv, 1));
@@ -94,7 +78,7 @@ static blo_status init_data(blo_hyperclean *h, blo_tensor *X, blo_tensor *labels
     if (st) return st;
     if (classes <= 0) classes = max_label + 1;
     if (classes < 2 || max_label >= classes)
-        return fail(err, errlen, BLO_ERR_INVALID,
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
                     "hyperclean: labels reach %lld but there are %lld classes (need >= 2)",
                     (long long)max_label, (long long)classes);
 
@@ -106,7 +90,7 @@ static blo_status init_data(blo_hyperclean *h, blo_tensor *X, blo_tensor *labels
     h->nv = nv;
     h->d = d;
     h->classes = classes;
-    if (!(h->ctx = blo_ctx_new(0))) return fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
+    if (!(h->ctx = blo_ctx_new(0))) return blo__fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
     st = BLO_OK;
     h->x0[0] = start_value(h, "x", NULL, dt, 1, &n, err, errlen, &st);
     if (!h->x0[0]) {
@@ -138,7 +122,7 @@ blo_status blo_hyperclean_init_mlp(blo_hyperclean *h, blo_tensor *X, blo_tensor 
                                    blo_tensor *Xv, blo_tensor *labels_v, int64_t classes,
                                    int64_t hidden, blo_rng *rng, char *err, size_t errlen) {
     if (hidden < 1 || !rng)
-        return fail(err, errlen, BLO_ERR_INVALID, "hyperclean: the hidden width must be >= 1");
+        return blo__fail(err, errlen, BLO_ERR_INVALID, "hyperclean: the hidden width must be >= 1");
     blo_status st = init_data(h, X, labels, Xv, labels_v, classes, err, errlen);
     if (st) return st;
     blo_dtype dt = blo_tensor_dtype(X);
@@ -153,7 +137,7 @@ blo_status blo_hyperclean_init_mlp(blo_hyperclean *h, blo_tensor *X, blo_tensor 
     for (int i = 0; i < 4; i++) {
         if (!h->y0[i]) {
             blo_hyperclean_free(h);
-            return fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
+            return blo__fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
         }
         double bound = 1.0 / sqrt((double)fan_in[i]);
         blo_init_uniform(h->y0[i], rng, -bound, bound);

@@ -6,25 +6,9 @@
 #include "tasks.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-
-static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
 
 void blo_cleaner_scores(int64_t n, const double *x, const int64_t *noisy, const int64_t *truth,
                         double *precision, double *recall, double *f1) {
@@ -169,12 +153,12 @@ static int on_record(const blo_record *rec, void *user) {
 
 blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_result *r, char *err,
                               size_t errlen) {
-    if (!c || !r) return fail(err, errlen, BLO_ERR_INVALID, "hyperclean: no configuration");
+    if (!c || !r) return blo__fail(err, errlen, BLO_ERR_INVALID, "hyperclean: no configuration");
     memset(r, 0, sizeof *r);
     r->test_acc_start = r->base_noisy = r->base_val = r->base_oracle = NAN;
     if (c->n_train < 1 || c->n_val < 1 || c->n_test < 1 || !(c->corrupt >= 0 && c->corrupt <= 1) ||
         c->hidden < 0 || (c->dtype != BLO_F32 && c->dtype != BLO_F64))
-        return fail(err, errlen, BLO_ERR_INVALID,
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
                     "hyperclean: sizes must be positive, the corruption in [0, 1], the hidden "
                     "width >= 0 and the dtype f32 or f64");
     blo_dataset ds;
@@ -184,7 +168,7 @@ blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_res
     if (need > ds.n) {
         int64_t have = ds.n;
         blo_dataset_free(&ds);
-        return fail(err, errlen, BLO_ERR_INVALID,
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
                     "%lld + %lld + %lld examples asked for, %s has %lld", (long long)c->n_train,
                     (long long)c->n_val, (long long)c->n_test, c->data_dir, (long long)have);
     }
@@ -200,7 +184,7 @@ blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_res
     memset(&h, 0, sizeof h);
     blo_solver *s = NULL;
     if (!perm || !noisy || !xbuf || !dctx) {
-        st = fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
         goto out;
     }
     for (int64_t i = 0; i < ds.n; i++) perm[i] = i;
@@ -217,7 +201,7 @@ blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_res
     blo_tensor *Xte = blo_dataset_features(dctx, &ds, c->dtype, te, c->n_test);
     blo_tensor *yte = blo_dataset_labels(dctx, &ds, te, c->n_test);
     if (!Xtr || !ytrue || !Xva || !yva || !Xte || !yte) {
-        st = fail(err, errlen, blo_ctx_status(dctx), "hyperclean: %s", blo_ctx_error(dctx));
+        st = blo__fail(err, errlen, blo_ctx_status(dctx), "hyperclean: %s", blo_ctx_error(dctx));
         goto out;
     }
     const int64_t *truth = blo_tensor_data(ytrue);
@@ -227,7 +211,7 @@ blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_res
     for (int64_t i = 0; i < ncorrupt; i++) noisy[i] = (int64_t)blo_rng_below(&g, (uint64_t)ds.num_classes);
     blo_tensor *ynoisy = blo_from_i64(dctx, 1, &c->n_train, noisy);
     if (!ynoisy) {
-        st = fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
         goto out;
     }
     st = c->hidden ? blo_hyperclean_init_mlp(&h, Xtr, ynoisy, Xva, yva, ds.num_classes, c->hidden,
@@ -247,12 +231,12 @@ blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_res
     }
     rs.s = s;
     if (c->resume && (st = blo_solver_load(s, c->resume))) {
-        fail(err, errlen, st, "%s", blo_solver_error(s));
+        blo__fail(err, errlen, st, "%s", blo_solver_error(s));
         goto out;
     }
     st = blo_solver_run(s);
     if (st) {
-        fail(err, errlen, st, "%s", blo_solver_error(s));
+        blo__fail(err, errlen, st, "%s", blo_solver_error(s));
         goto out;
     }
     blo_tensor *y[4], *y0[4];

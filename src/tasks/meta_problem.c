@@ -9,7 +9,6 @@
 #include "tasks.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 

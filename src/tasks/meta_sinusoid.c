@@ -8,26 +8,10 @@
 #include "tasks.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 const int blo_meta_eval_steps[BLO_META_EVAL_STEPS] = {0, 1, 5, 10};
-
-static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
 
 blo_meta_sinusoid_config blo_meta_sinusoid_default(void) {
     blo_meta_sinusoid_config c;
@@ -144,13 +128,13 @@ static blo_status evaluate(const blo_meta_sinusoid_config *c, blo_tensor *const 
             blo_ctx_set_recording(ctx, old);
         }
         if (blo_ctx_status(ctx)) {
-            st = fail(err, errlen, blo_ctx_status(ctx), "meta sinusoid: evaluation: %s",
+            st = blo__fail(err, errlen, blo_ctx_status(ctx), "meta sinusoid: evaluation: %s",
                       blo_ctx_error(ctx));
             break;
         }
         blo_ctx_rewind(ctx, mk);
     }
-    if (st == BLO_ERR_NOMEM) fail(err, errlen, st, "meta sinusoid: out of memory in evaluation");
+    if (st == BLO_ERR_NOMEM) blo__fail(err, errlen, st, "meta sinusoid: out of memory in evaluation");
     for (int e = 0; e < BLO_META_EVAL_STEPS && !st; e++) {
         double mean = sum[e] / (double)n, var = n > 1 ? (sq[e] - n * mean * mean) / (double)(n - 1) : 0;
         mse[e] = mean;
@@ -196,7 +180,7 @@ static blo_status train_eval(const blo_meta_sinusoid_config *c, int baseline, do
     sm.ys = blo_malloc(nbuf);
     blo_solver *s = NULL;
     if (!sm.xs || !sm.ys) {
-        st = fail(err, errlen, BLO_ERR_NOMEM, "meta sinusoid: out of memory");
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "meta sinusoid: out of memory");
         goto out;
     }
     m.sample = sample_batch;
@@ -222,11 +206,11 @@ static blo_status train_eval(const blo_meta_sinusoid_config *c, int baseline, do
         goto out;
     }
     if (!baseline && c->resume && (st = blo_solver_load(s, c->resume))) {
-        fail(err, errlen, st, "%s", blo_solver_error(s));
+        blo__fail(err, errlen, st, "%s", blo_solver_error(s));
         goto out;
     }
     if ((st = blo_solver_run(s))) {
-        fail(err, errlen, st, "%s%s", baseline ? "baseline: " : "", blo_solver_error(s));
+        blo__fail(err, errlen, st, "%s%s", baseline ? "baseline: " : "", blo_solver_error(s));
         goto out;
     }
     blo_tensor *x[2 * BLO_META_NPARAM];
@@ -249,12 +233,12 @@ out:
 
 blo_status blo_meta_sinusoid_run(const blo_meta_sinusoid_config *c, blo_meta_sinusoid_result *r,
                                  char *err, size_t errlen) {
-    if (!c || !r) return fail(err, errlen, BLO_ERR_INVALID, "meta sinusoid: no configuration");
+    if (!c || !r) return blo__fail(err, errlen, BLO_ERR_INVALID, "meta sinusoid: no configuration");
     memset(r, 0, sizeof *r);
     for (int e = 0; e < BLO_META_EVAL_STEPS; e++) r->base_mse[e] = r->base_ci[e] = NAN;
     if (c->shots < 1 || c->meta_batch < 1 || c->width < 1 || c->eval_tasks < 1 ||
         c->eval_query < 1 || !(c->prox >= 0) || (c->dtype != BLO_F32 && c->dtype != BLO_F64))
-        return fail(err, errlen, BLO_ERR_INVALID,
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
                     "meta sinusoid: shots, meta-batch, width, evaluation tasks and query points "
                     "must be >= 1, the proximal weight >= 0 and the dtype f32 or f64");
     blo_status st = train_eval(c, 0, r->mse, r->ci, r, err, errlen);

@@ -19,25 +19,9 @@
 #include "nas_space.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
 
 /* count random examples of the split as images [count, 1, size, size] (2-d average pooling
  * of the square images) and their labels (blo_malloc'd into *labels). */
@@ -50,12 +34,12 @@ static blo_status load_images(blo_ctx *ctx, const blo_nas_data_config *d, const 
     int64_t side = (int64_t)llround(sqrt((double)ds.d));
     int64_t *rows = NULL;
     if (count > ds.n) {
-        st = fail(err, errlen, BLO_ERR_INVALID, "nas: %lld %s examples asked for, %s has %lld",
+        st = blo__fail(err, errlen, BLO_ERR_INVALID, "nas: %lld %s examples asked for, %s has %lld",
                   (long long)count, split, d->data_dir, (long long)ds.n);
         goto out;
     }
     if (side * side != ds.d || d->size < 1 || side % d->size) {
-        st = fail(err, errlen, BLO_ERR_INVALID,
+        st = blo__fail(err, errlen, BLO_ERR_INVALID,
                   "nas: images of %lld pixels cannot be pooled to %lld x %lld (the size must "
                   "divide the side of a square image)",
                   (long long)ds.d, (long long)d->size, (long long)d->size);
@@ -64,7 +48,7 @@ static blo_status load_images(blo_ctx *ctx, const blo_nas_data_config *d, const 
     rows = blo_malloc(sizeof(int64_t) * (size_t)ds.n);
     *labels = blo_malloc(sizeof(int64_t) * (size_t)(count ? count : 1));
     if (!rows || !*labels) {
-        st = fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
         goto out;
     }
     blo_rng g;
@@ -85,7 +69,7 @@ static blo_status load_images(blo_ctx *ctx, const blo_nas_data_config *d, const 
     int rec = blo_ctx_set_recording(ctx, 0);
     *X = blo_avg_pool2d(ctx, blo_reshape(ctx, F, 4, shape), &pp);
     blo_ctx_set_recording(ctx, rec);
-    if (!*X) st = fail(err, errlen, blo_ctx_status(ctx), "nas: %s", blo_ctx_error(ctx));
+    if (!*X) st = blo__fail(err, errlen, blo_ctx_status(ctx), "nas: %s", blo_ctx_error(ctx));
 out:
     blo_free(rows);
     blo_dataset_free(&ds);
@@ -226,11 +210,11 @@ static int search_on_record(const blo_record *rec, void *user) {
 
 blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_result *r, char *err,
                               size_t errlen) {
-    if (!c || !r) return fail(err, errlen, BLO_ERR_INVALID, "nas: no configuration");
+    if (!c || !r) return blo__fail(err, errlen, BLO_ERR_INVALID, "nas: no configuration");
     memset(r, 0, sizeof *r);
     r->val_acc = r->test_acc = NAN;
     if (c->n_search < 2 || c->n_test < 0 || c->batch < 1)
-        return fail(err, errlen, BLO_ERR_INVALID,
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
                     "nas: at least 2 search examples, a batch >= 1 and n_test >= 0 needed");
     blo_ctx *dctx = blo_ctx_new(0);
     blo_tensor *X = NULL, *Xte = NULL, *x0[2] = {NULL, NULL};
@@ -241,7 +225,7 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
     memset(&p, 0, sizeof p);
     blo_solver *s = NULL;
     blo_tensor **ys = NULL;
-    blo_status st = dctx ? BLO_OK : fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+    blo_status st = dctx ? BLO_OK : blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
     if (!st)
         st = load_images(dctx, &c->data, "train", c->n_search, 0x5ea4c4ULL, c->dtype, &X, &labels,
                          &classes, err, errlen);
@@ -259,7 +243,7 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
     for (int k = 0; k < 2; k++) { /* DARTS: α = 1e-3 · N(0, 1) */
         x0[k] = blo_tensor_new(dctx, c->dtype, 2, as);
         if (!x0[k] || blo_init_normal(x0[k], &g, 0, 1e-3)) {
-            st = fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+            st = blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
             goto out;
         }
     }
@@ -272,7 +256,7 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
     p.buf = blo_malloc(sizeof(int64_t) * (size_t)p.n);
     ys = blo_malloc(sizeof *ys * (size_t)net.ny);
     if (!p.buf || !ys) {
-        st = fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
         goto out;
     }
     blo_problem prob;
@@ -297,18 +281,18 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
     }
     ss.s = s;
     if (c->resume && (st = blo_solver_load(s, c->resume))) {
-        fail(err, errlen, st, "%s", blo_solver_error(s));
+        blo__fail(err, errlen, st, "%s", blo_solver_error(s));
         goto out;
     }
     st = blo_solver_run(s);
     if (st) {
-        fail(err, errlen, st, "%s", blo_solver_error(s));
+        blo__fail(err, errlen, st, "%s", blo_solver_error(s));
         goto out;
     }
     r->alpha_normal = blo_malloc(sizeof(double) * (size_t)E * BLO_NAS_NUM_OPS);
     r->alpha_reduce = blo_malloc(sizeof(double) * (size_t)E * BLO_NAS_NUM_OPS);
     if (!r->alpha_normal || !r->alpha_reduce) {
-        st = fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
         goto out;
     }
     blo_tensor_to_f64(blo_solver_x(s, 0), r->alpha_normal);
@@ -363,12 +347,12 @@ blo_nas_train_config blo_nas_train_default(void) {
 
 blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result *r, char *err,
                              size_t errlen) {
-    if (!c || !r) return fail(err, errlen, BLO_ERR_INVALID, "nas: no configuration");
+    if (!c || !r) return blo__fail(err, errlen, BLO_ERR_INVALID, "nas: no configuration");
     memset(r, 0, sizeof *r);
     r->test_acc = r->train_loss = NAN;
     if (c->n_train < 1 || c->n_test < 1 || c->batch < 1 || c->epochs < 0 || !(c->lr > 0) ||
         c->momentum < 0 || c->weight_decay < 0)
-        return fail(err, errlen, BLO_ERR_INVALID,
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
                     "nas train: sizes, batch and lr must be positive, epochs, momentum and weight "
                     "decay >= 0");
     blo_ctx *dctx = blo_ctx_new(0), *sc = blo_ctx_new(0), *mctx = blo_ctx_new(0);
@@ -377,7 +361,7 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
     nas_net net;
     memset(&net, 0, sizeof net);
     blo_status st =
-        dctx && sc && mctx ? BLO_OK : fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+        dctx && sc && mctx ? BLO_OK : blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
     if (!st)
         st = load_images(dctx, &c->data, "train", c->n_train, 0x7a1aULL, c->dtype, &X, &labels,
                          &classes, err, errlen);
@@ -394,14 +378,14 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
     g = blo_malloc(sizeof *g * (size_t)net.ny);
     perm = blo_malloc(sizeof *perm * (size_t)c->n_train);
     if (!mom || !g || !perm) {
-        st = fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
         goto out;
     }
     for (int i = 0; i < net.ny; i++) {
         r->params += blo_tensor_numel(net.y[i]);
         if (!(mom[i] = blo_zeros(mctx, c->dtype, blo_tensor_ndim(net.y[i]),
                                  blo_tensor_shape(net.y[i])))) {
-            st = fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+            st = blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
             goto out;
         }
     }
@@ -436,13 +420,13 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
                 nas_net_forward(sc, &net, net.y, NULL, NULL, blo_index_select(sc, X, 0, it), 1);
             blo_tensor *loss = blo_cross_entropy(sc, z, lab, NULL, BLO_REDUCE_MEAN);
             if (!loss || blo_grad(sc, 1, &loss, NULL, net.ny, net.y, 0, g)) {
-                st = fail(err, errlen, blo_ctx_status(sc), "nas train: step %lld: %s",
+                st = blo__fail(err, errlen, blo_ctx_status(sc), "nas train: step %lld: %s",
                           (long long)r->steps, blo_ctx_error(sc));
                 goto out;
             }
             double lv = blo_tensor_item(loss);
             if (!isfinite(lv)) {
-                st = fail(err, errlen, BLO_ERR_NUMERIC,
+                st = blo__fail(err, errlen, BLO_ERR_NUMERIC,
                           "nas train: the loss is not finite at step %lld (epoch %lld)",
                           (long long)r->steps, (long long)ep);
                 goto out;

@@ -11,7 +11,6 @@
 
 #include <ctype.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,21 +276,6 @@ blo_tensor *nas_net_forward(blo_ctx *ctx, const nas_net *n, blo_tensor *const *y
     return out;
 }
 
-static blo_status failf(char *err, size_t errlen, blo_status st, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-static blo_status failf(char *err, size_t errlen, blo_status st, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
-
 void nas_net_free(nas_net *n) {
     if (!n) return;
     blo_ctx_free(n->ctx);
@@ -323,7 +307,7 @@ blo_status nas_net_init(nas_net *n, const blo_nas_genotype *g, int cells, int ch
     }
     if (cells < 1 || channels < 1 || nodes < 1 || nodes > BLO_NAS_MAX_NODES || in_ch < 1 ||
         size < 1 || classes < 2 || (dt != BLO_F32 && dt != BLO_F64))
-        return failf(err, errlen, BLO_ERR_INVALID,
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
                      "nas: cells, channels >= 1, nodes in [1, %d], classes >= 2 and a float "
                      "dtype needed",
                      BLO_NAS_MAX_NODES);
@@ -342,7 +326,7 @@ blo_status nas_net_init(nas_net *n, const blo_nas_genotype *g, int cells, int ch
     cursor c;
     memset(&c, 0, sizeof c);
     if (!n->ctx || !sc) {
-        st = failf(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
         goto out;
     }
     blo_ctx_set_recording(sc, 0);
@@ -362,7 +346,7 @@ blo_status nas_net_init(nas_net *n, const blo_nas_genotype *g, int cells, int ch
     blo_tensor *a = blo_zeros(sc, dt, 2, as);
     blo_tensor *out = X && a ? net_forward(&c, n, a, a, X) : NULL;
     if (!out) {
-        st = failf(err, errlen, blo_ctx_status(sc) ? blo_ctx_status(sc) : BLO_ERR_INVALID,
+        st = blo__fail(err, errlen, blo_ctx_status(sc) ? blo_ctx_status(sc) : BLO_ERR_INVALID,
                    "nas: building the network: %s", blo_ctx_error(sc));
         goto out;
     }
@@ -371,7 +355,7 @@ blo_status nas_net_init(nas_net *n, const blo_nas_genotype *g, int cells, int ch
     n->y = list_into(n->ctx, c.made, c.nmade);
     n->stats = n->supernet ? NULL : list_into(n->ctx, c.smade, c.nsmade);
     if (!n->y || (!n->supernet && !n->stats))
-        st = failf(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
     for (int i = 0; !st && i < n->ny; i++)
         st = blo_set_requires_grad(n->y[i], 1);
 out:
@@ -492,7 +476,7 @@ void blo_nas_genotype_random(int nodes, blo_rng *rng, blo_nas_genotype *g) {
 
 int blo_nas_genotype_check(const blo_nas_genotype *g, char *err, size_t errlen) {
     if (g->nodes < 1 || g->nodes > BLO_NAS_MAX_NODES) {
-        failf(err, errlen, BLO_ERR_INVALID, "genotype: %d nodes, expected 1 to %d", g->nodes,
+        blo__fail(err, errlen, BLO_ERR_INVALID, "genotype: %d nodes, expected 1 to %d", g->nodes,
               BLO_NAS_MAX_NODES);
         return 0;
     }
@@ -501,7 +485,7 @@ int blo_nas_genotype_check(const blo_nas_genotype *g, char *err, size_t errlen) 
             for (int k = 0; k < 2; k++) {
                 int op = g->op[kind][i][k], in = g->in[kind][i][k];
                 if (op < 1 || op >= BLO_NAS_NUM_OPS || in < 0 || in >= 2 + i) {
-                    failf(err, errlen, BLO_ERR_INVALID,
+                    blo__fail(err, errlen, BLO_ERR_INVALID,
                           "genotype: %s node %d: op %d from state %d (ops 1..7, states 0..%d)",
                           kind ? "reduce" : "normal", i, op, in, 1 + i);
                     return 0;
@@ -546,15 +530,15 @@ blo_status blo_nas_genotype_save(const blo_nas_genotype *g, const char *path, ch
     if (!blo_nas_genotype_check(g, err, errlen)) return BLO_ERR_INVALID;
     size_t n = blo_nas_genotype_format(g, buf, sizeof buf);
     FILE *f = fopen(path, "w");
-    if (!f) return failf(err, errlen, BLO_ERR_IO, "%s: cannot open for writing", path);
+    if (!f) return blo__fail(err, errlen, BLO_ERR_IO, "%s: cannot open for writing", path);
     int ok = fwrite(buf, 1, n, f) == n;
     ok = (fclose(f) == 0) && ok;
-    return ok ? BLO_OK : failf(err, errlen, BLO_ERR_IO, "%s: write failed", path);
+    return ok ? BLO_OK : blo__fail(err, errlen, BLO_ERR_IO, "%s: write failed", path);
 }
 
 blo_status blo_nas_genotype_load(const char *path, blo_nas_genotype *g, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
-    if (!f) return failf(err, errlen, BLO_ERR_IO, "%s: cannot open", path);
+    if (!f) return blo__fail(err, errlen, BLO_ERR_IO, "%s: cannot open", path);
     memset(g, 0, sizeof *g);
     char line[512];
     int lineno = 0, seen[2][BLO_NAS_MAX_NODES] = {{0}};
@@ -569,14 +553,14 @@ blo_status blo_nas_genotype_load(const char *path, blo_nas_genotype *g, char *er
         int i, j1, j2, nodes;
         if (sscanf(p, "nodes %d", &nodes) == 1) {
             if (g->nodes || nodes < 1 || nodes > BLO_NAS_MAX_NODES)
-                st = failf(err, errlen, BLO_ERR_FORMAT, "%s: line %d: nodes %d (1 to %d, once)",
+                st = blo__fail(err, errlen, BLO_ERR_FORMAT, "%s: line %d: nodes %d (1 to %d, once)",
                            path, lineno, nodes, BLO_NAS_MAX_NODES);
             g->nodes = nodes;
         } else if (sscanf(p, "%15s %d: %31s <- %d, %31s <- %d", kind, &i, o1, &j1, o2, &j2) == 6) {
             int k = !strcmp(kind, "normal") ? 0 : !strcmp(kind, "reduce") ? 1 : -1;
             int a = blo_nas_op_parse(o1), b = blo_nas_op_parse(o2);
             if (k < 0 || !g->nodes || i < 0 || i >= g->nodes || a < 1 || b < 1 || seen[k][i])
-                st = failf(err, errlen, BLO_ERR_FORMAT,
+                st = blo__fail(err, errlen, BLO_ERR_FORMAT,
                            "%s: line %d: expected 'normal|reduce I: OP <- J, OP <- J' with I below "
                            "the node count (given first) and ops other than none, each node once",
                            path, lineno);
@@ -586,20 +570,20 @@ blo_status blo_nas_genotype_load(const char *path, blo_nas_genotype *g, char *er
                 g->op[k][i][1] = b, g->in[k][i][1] = j2;
             }
         } else {
-            st = failf(err, errlen, BLO_ERR_FORMAT, "%s: line %d: cannot read '%.*s'", path, lineno,
+            st = blo__fail(err, errlen, BLO_ERR_FORMAT, "%s: line %d: cannot read '%.*s'", path, lineno,
                        (int)strcspn(p, "\n"), p);
         }
     }
     fclose(f);
     if (st) return st;
-    if (!g->nodes) return failf(err, errlen, BLO_ERR_FORMAT, "%s: no 'nodes N' line", path);
+    if (!g->nodes) return blo__fail(err, errlen, BLO_ERR_FORMAT, "%s: no 'nodes N' line", path);
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < g->nodes; i++)
             if (!seen[k][i])
-                return failf(err, errlen, BLO_ERR_FORMAT, "%s: %s node %d missing", path,
+                return blo__fail(err, errlen, BLO_ERR_FORMAT, "%s: %s node %d missing", path,
                              k ? "reduce" : "normal", i);
     char msg[256];
     if (!blo_nas_genotype_check(g, msg, sizeof msg))
-        return failf(err, errlen, BLO_ERR_FORMAT, "%s: %s", path, msg);
+        return blo__fail(err, errlen, BLO_ERR_FORMAT, "%s: %s", path, msg);
     return BLO_OK;
 }

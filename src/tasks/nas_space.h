@@ -18,6 +18,7 @@
 #ifndef BLO_NAS_SPACE_H
 #define BLO_NAS_SPACE_H
 
+#include "../internal.h"
 #include "blo/tasks.h"
 
 typedef struct nas_net {

@@ -16,26 +16,10 @@
 #include "tasks.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
 
 static double seconds_now(void) {
     struct timespec t;
@@ -158,16 +142,16 @@ static blo_status load_source(const blo_regsearch_config *c, blo_dataset *ds, in
         else if (!strcmp(fmt, "libsvm"))
             st = blo_libsvm_load(c->data_path, 0, 0, ds, err, errlen);
         else
-            return fail(err, errlen, BLO_ERR_INVALID,
+            return blo__fail(err, errlen, BLO_ERR_INVALID,
                         "regsearch: unknown format '%s' (libsvm, csv or auto)", fmt);
         if (st) return st;
         if (!ds->label)
-            return fail(err, errlen, BLO_ERR_FORMAT,
+            return blo__fail(err, errlen, BLO_ERR_FORMAT,
                         "regsearch: %s: the targets are not class labels (more than 65536 "
                         "values, or not integers)",
                         c->data_path);
         if (ds->num_classes < 2)
-            return fail(err, errlen, BLO_ERR_FORMAT,
+            return blo__fail(err, errlen, BLO_ERR_FORMAT,
                         "regsearch: %s: every example has the same target %g; two classes at "
                         "least are needed",
                         c->data_path, ds->n ? ds->y[0] : 0.0);
@@ -175,7 +159,7 @@ static blo_status load_source(const blo_regsearch_config *c, blo_dataset *ds, in
         if ((st = blo_mnist_load(c->mnist_dir, "train", ds, err, errlen))) return st;
         if (c->class_a == c->class_b || c->class_a < 0 || c->class_b < 0 ||
             c->class_a >= ds->num_classes || c->class_b >= ds->num_classes)
-            return fail(err, errlen, BLO_ERR_INVALID,
+            return blo__fail(err, errlen, BLO_ERR_INVALID,
                         "regsearch: classes %lld and %lld: need two different classes of "
                         "0 .. %lld",
                         (long long)c->class_a, (long long)c->class_b,
@@ -183,7 +167,7 @@ static blo_status load_source(const blo_regsearch_config *c, blo_dataset *ds, in
     }
     *rows = blo_malloc(sizeof(int64_t) * (size_t)(ds->n + 1));
     *lab = blo_malloc(sizeof(int64_t) * (size_t)(ds->n + 1));
-    if (!*rows || !*lab) return fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
+    if (!*rows || !*lab) return blo__fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
     int64_t k = 0;
     for (int64_t i = 0; i < ds->n; i++) {
         int64_t l = ds->label[i];
@@ -213,12 +197,12 @@ static blo_status load_data(const blo_regsearch_config *c, split_data *sd, char 
     bool in_memory = c->train || c->val || c->test;
     if (in_memory) {
         if (!c->train || !c->val || !c->test)
-            return fail(err, errlen, BLO_ERR_INVALID,
+            return blo__fail(err, errlen, BLO_ERR_INVALID,
                         "regsearch: data in memory needs all three sets (train, val, test)");
         const double *cv = c->train->class_value;
         int64_t k = c->train->num_classes;
         if (!c->train->label || k < 2)
-            return fail(err, errlen, BLO_ERR_INVALID,
+            return blo__fail(err, errlen, BLO_ERR_INVALID,
                         "regsearch: the training set needs class labels of two classes at least");
         sd->classes = k;
         for (int s = 0; s < 3; s++) {
@@ -227,13 +211,13 @@ static blo_status load_data(const blo_regsearch_config *c, split_data *sd, char 
             srows[s] = blo_malloc(sizeof(int64_t) * (size_t)(set[s]->n + 1));
             slab[s] = blo_malloc(sizeof(int64_t) * (size_t)(set[s]->n + 1));
             if (!srows[s] || !slab[s]) {
-                st = fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
+                st = blo__fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
                 goto out;
             }
             for (int64_t i = 0; i < set[s]->n; i++) {
                 srows[s][i] = i;
                 if ((slab[s][i] = class_of(cv, k, set[s]->y[i])) < 0) {
-                    st = fail(err, errlen, BLO_ERR_INVALID,
+                    st = blo__fail(err, errlen, BLO_ERR_INVALID,
                               "regsearch: %s example %lld has target %g, not a class of the "
                               "training set",
                               SET_NAME[s], (long long)i, set[s]->y[i]);
@@ -259,7 +243,7 @@ static blo_status load_data(const blo_regsearch_config *c, split_data *sd, char 
         sd->n[1] = (int64_t)floor(c->val_frac * (double)m);
         sd->n[2] = m - sd->n[0] - sd->n[1];
         if (sd->n[0] < 1 || sd->n[1] < 1 || sd->n[2] < 1) {
-            st = fail(err, errlen, BLO_ERR_INVALID,
+            st = blo__fail(err, errlen, BLO_ERR_INVALID,
                       "regsearch: %lld examples split %g / %g / %g leave an empty set",
                       (long long)m, c->train_frac, c->val_frac, 1 - c->train_frac - c->val_frac);
             goto out;
@@ -273,12 +257,12 @@ static blo_status load_data(const blo_regsearch_config *c, split_data *sd, char 
         }
     }
     if (sd->d < 1) {
-        st = fail(err, errlen, BLO_ERR_INVALID, "regsearch: the data has no features");
+        st = blo__fail(err, errlen, BLO_ERR_INVALID, "regsearch: the data has no features");
         goto out;
     }
     int64_t total = sd->n[0] + sd->n[1] + sd->n[2];
     if ((double)total * (double)sd->d > 1e9) {
-        st = fail(err, errlen, BLO_ERR_INVALID,
+        st = blo__fail(err, errlen, BLO_ERR_INVALID,
                   "regsearch: %lld examples x %lld features is too large to hold densely; "
                   "lower max_examples",
                   (long long)total, (long long)sd->d);
@@ -289,7 +273,7 @@ static blo_status load_data(const blo_regsearch_config *c, split_data *sd, char 
     double *mu = NULL, *sig = NULL;
     if (!(sd->ctx = blo_ctx_new(0)) || !(buf = blo_malloc(sizeof(double) * (size_t)(total * d))) ||
         !(sd->Xtr = blo_malloc(sizeof(double) * (size_t)(sd->n[0] * d + 1)))) {
-        st = fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory for %lld x %lld features",
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory for %lld x %lld features",
                   (long long)total, (long long)d);
         goto out;
     }
@@ -308,7 +292,7 @@ static blo_status load_data(const blo_regsearch_config *c, split_data *sd, char 
     if (!mu || !sig) {
         blo_free(mu);
         blo_free(sig);
-        st = fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
         goto out;
     }
     for (int64_t i = 0; i < sd->n[0]; i++)
@@ -336,7 +320,7 @@ static blo_status load_data(const blo_regsearch_config *c, split_data *sd, char 
         sd->X[s] = blo_from_f64(sd->ctx, c->dtype, 2, shape, rowp[s]);
         sd->lab[s] = blo_from_i64(sd->ctx, 1, &sd->n[s], slab[s]);
         if (!sd->X[s] || !sd->lab[s]) {
-            st = fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
+            st = blo__fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
             goto out;
         }
         /* A set without one of the classes is allowed (a small validation set may miss a
@@ -650,49 +634,49 @@ static int on_record(const blo_record *rec, void *user) {
 
 static blo_status check_config(const blo_regsearch_config *c, char *err, size_t errlen) {
     if (!(c->train_frac > 0 && c->val_frac > 0 && c->train_frac + c->val_frac < 1))
-        return fail(err, errlen, BLO_ERR_INVALID,
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
                     "regsearch: the training and validation fractions must be positive and sum "
                     "to less than 1 (got %g and %g)",
                     c->train_frac, c->val_frac);
     if (c->max_examples < 0)
-        return fail(err, errlen, BLO_ERR_INVALID, "regsearch: max_examples must be >= 0");
+        return blo__fail(err, errlen, BLO_ERR_INVALID, "regsearch: max_examples must be >= 0");
     if ((unsigned)c->groups > BLO_REGSEARCH_BLOCKS ||
         (c->groups == BLO_REGSEARCH_BLOCKS && c->blocks < 1))
-        return fail(err, errlen, BLO_ERR_INVALID,
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
                     "regsearch: groups must be feature, single or "
                     "blocks of K >= 1");
     if (!(c->lambda_lo > 0 && c->lambda_lo <= c->lambda_hi && isfinite(c->lambda_hi)))
-        return fail(err, errlen, BLO_ERR_INVALID,
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
                     "regsearch: the box on lambda [%g, %g] must be positive and not empty",
                     c->lambda_lo, c->lambda_hi);
     if (!(c->lambda0 >= 0 && isfinite(c->lambda0)))
-        return fail(err, errlen, BLO_ERR_INVALID, "regsearch: lambda0 %g must be >= 0", c->lambda0);
+        return blo__fail(err, errlen, BLO_ERR_INVALID, "regsearch: lambda0 %g must be >= 0", c->lambda0);
     if (c->grid_n < 0 || c->grid_n > BLO_REGSEARCH_MAX_GRID ||
         (c->grid_n > 0 && !(c->grid_lo > 0 && c->grid_lo <= c->grid_hi && isfinite(c->grid_hi))))
-        return fail(err, errlen, BLO_ERR_INVALID,
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
                     "regsearch: the grid needs 0 .. %d values over a positive range (got %d "
                     "over [%g, %g])",
                     BLO_REGSEARCH_MAX_GRID, c->grid_n, c->grid_lo, c->grid_hi);
     if (c->grid_n == 0 && c->lambda0 == 0)
-        return fail(err, errlen, BLO_ERR_INVALID,
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
                     "regsearch: lambda0 0 means the grid's best, but the grid is off; give a "
                     "lambda0 or grid values");
     if (c->fit_iters < 1 || !(c->fit_tol > 0))
-        return fail(err, errlen, BLO_ERR_INVALID,
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
                     "regsearch: fits need >= 1 iteration and a positive tolerance");
     if (c->solve_lower && c->solver.init != BLO_INIT_WARM)
-        return fail(err, errlen, BLO_ERR_INVALID,
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
                     "regsearch: solving the lower level before each hypergradient (solve_lower) "
                     "hands the solution to the warm start; it needs init warm, not %s",
                     blo_init_kind_name(c->solver.init));
     if (c->dtype != BLO_F32 && c->dtype != BLO_F64)
-        return fail(err, errlen, BLO_ERR_INVALID, "regsearch: the dtype must be f32 or f64");
+        return blo__fail(err, errlen, BLO_ERR_INVALID, "regsearch: the dtype must be f32 or f64");
     return BLO_OK;
 }
 
 blo_status blo_regsearch_run(const blo_regsearch_config *c, blo_regsearch_result *r, char *err,
                              size_t errlen) {
-    if (!c || !r) return fail(err, errlen, BLO_ERR_INVALID, "regsearch: no configuration");
+    if (!c || !r) return blo__fail(err, errlen, BLO_ERR_INVALID, "regsearch: no configuration");
     memset(r, 0, sizeof *r);
     r->grid_best = NAN;
     r->grid.val_loss = r->grid.val_acc = r->grid.test_loss = r->grid.test_acc = NAN;
@@ -713,12 +697,12 @@ blo_status blo_regsearch_run(const blo_regsearch_config *c, blo_regsearch_result
     double *logl = NULL, *ybest = NULL, *ycur = NULL;
     blo_ctx *tmpctx = NULL;
     if (G > d) {
-        st = fail(err, errlen, BLO_ERR_INVALID, "regsearch: %lld blocks for %lld features",
+        st = blo__fail(err, errlen, BLO_ERR_INVALID, "regsearch: %lld blocks for %lld features",
                   (long long)G, (long long)d);
         goto out;
     }
     if (G < d && !(group = blo_malloc(sizeof(int64_t) * (size_t)d))) {
-        st = fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
         goto out;
     }
     for (int64_t j = 0; group && j < d; j++)
@@ -735,12 +719,12 @@ blo_status blo_regsearch_run(const blo_regsearch_config *c, blo_regsearch_result
     if (fitter_init(&F, &h) || !(logl = blo_malloc(sizeof(double) * (size_t)G)) ||
         !(ybest = blo_calloc((size_t)F.n, sizeof(double))) ||
         !(ycur = blo_calloc((size_t)F.n, sizeof(double))) || !(tmpctx = blo_ctx_new(0))) {
-        st = fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
         goto out;
     }
     blo_tensor *ytmp[2] = {blo_clone(tmpctx, h.y0[0]), blo_clone(tmpctx, h.y0[1])};
     if (!ytmp[0] || !ytmp[1]) {
-        st = fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
         goto out;
     }
 
@@ -758,7 +742,7 @@ blo_status blo_regsearch_run(const blo_regsearch_config *c, blo_regsearch_result
             logl[g] = log(lam);
         int conv;
         if ((st = fit(&F, logl, ycur, c->fit_iters, c->fit_tol, &conv))) {
-            fail(err, errlen, st, "regsearch: the fit at lambda %g failed", lam);
+            blo__fail(err, errlen, st, "regsearch: the fit at lambda %g failed", lam);
             goto out;
         }
         r->fits_unconverged += !conv;
@@ -787,7 +771,7 @@ blo_status blo_regsearch_run(const blo_regsearch_config *c, blo_regsearch_result
         memset(ycur, 0, sizeof(double) * (size_t)F.n);
         int conv;
         if ((st = fit(&F, logl, ycur, c->fit_iters, c->fit_tol, &conv))) {
-            fail(err, errlen, st, "regsearch: the fit at lambda0 %g failed", lam0);
+            blo__fail(err, errlen, st, "regsearch: the fit at lambda0 %g failed", lam0);
             goto out;
         }
         r->fits_unconverged += !conv;
@@ -826,14 +810,14 @@ blo_status blo_regsearch_run(const blo_regsearch_config *c, blo_regsearch_result
     }
     rs.s = s;
     if (c->resume && (st = blo_solver_load(s, c->resume))) {
-        fail(err, errlen, st, "%s", blo_solver_error(s));
+        blo__fail(err, errlen, st, "%s", blo_solver_error(s));
         goto out;
     }
     st = blo_solver_run(s);
     r->fits_unconverged += rs.unconverged;
-    if (!st && rs.st) fail(err, errlen, st = rs.st, "regsearch: %s", rs.err);
+    if (!st && rs.st) blo__fail(err, errlen, st = rs.st, "regsearch: %s", rs.err);
     if (st) {
-        if (!rs.st) fail(err, errlen, st, "%s", blo_solver_error(s));
+        if (!rs.st) blo__fail(err, errlen, st, "%s", blo_solver_error(s));
         goto out;
     }
     r->iters = blo_solver_iter(s);
@@ -848,20 +832,20 @@ blo_status blo_regsearch_run(const blo_regsearch_config *c, blo_regsearch_result
     blo_tensor_to_f64(yT[1], ycur + F.nw);
     int conv;
     if ((st = fit(&F, logl, ycur, c->fit_iters, c->fit_tol, &conv))) {
-        fail(err, errlen, st, "regsearch: the fit at the learned strengths failed");
+        blo__fail(err, errlen, st, "regsearch: the fit at the learned strengths failed");
         goto out;
     }
     r->fits_unconverged += !conv;
     if ((st = score(&h, &sd, ytmp, ycur, &r->bilevel))) goto out;
     lambda_stats(G, logl, &r->lambda_min, &r->lambda_gmean, &r->lambda_max);
     if (!(r->lambda = blo_malloc(sizeof(double) * (size_t)G))) {
-        st = fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
         goto out;
     }
     for (int64_t g = 0; g < G; g++)
         r->lambda[g] = exp(logl[g]);
 out:
-    if (st && err && errlen && !err[0]) fail(err, errlen, st, "regsearch: %s", blo_status_name(st));
+    if (st && err && errlen && !err[0]) blo__fail(err, errlen, st, "regsearch: %s", blo_status_name(st));
     blo_solver_free(s);
     fitter_free(&F);
     blo_regsearch_free(&h);

@@ -6,36 +6,20 @@
 #include "tasks.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-static blo_status fail(char *err, size_t errlen, blo_status st, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
 
 /* Checks labels [m] (i64, >= 0) and raises *max_label to the largest one. */
 static blo_status check_labels(const char *what, const blo_tensor *lab, int64_t m,
                                int64_t *max_label, char *err, size_t errlen) {
     if (!lab || blo_tensor_dtype(lab) != BLO_I64 || blo_tensor_ndim(lab) != 1 ||
         blo_tensor_dim(lab, 0) != m)
-        return fail(err, errlen, BLO_ERR_SHAPE,
+        return blo__fail(err, errlen, BLO_ERR_SHAPE,
                     "regsearch: %s must be an i64 vector of %lld labels", what, (long long)m);
     for (int64_t i = 0; i < m; i++) {
         double v = blo_tensor_get(lab, i);
         if (v < 0)
-            return fail(err, errlen, BLO_ERR_INVALID, "regsearch: %s[%lld] = %lld is negative",
+            return blo__fail(err, errlen, BLO_ERR_INVALID, "regsearch: %s[%lld] = %lld is negative",
                         what, (long long)i, (long long)v);
         if ((int64_t)v > *max_label) *max_label = (int64_t)v;
     }
@@ -55,18 +39,18 @@ blo_status blo_regsearch_init(blo_regsearch *h, blo_tensor *X, blo_tensor *label
                               blo_tensor *labels_v, int64_t classes, int64_t groups,
                               const int64_t *group, double log_lambda0, char *err, size_t errlen) {
     if (err && errlen) err[0] = 0;
-    if (!h) return fail(err, errlen, BLO_ERR_INVALID, "regsearch: no struct to initialise");
+    if (!h) return blo__fail(err, errlen, BLO_ERR_INVALID, "regsearch: no struct to initialise");
     memset(h, 0, sizeof *h);
     if (!X || !Xv || blo_tensor_ndim(X) != 2 || blo_tensor_ndim(Xv) != 2)
-        return fail(err, errlen, BLO_ERR_SHAPE, "regsearch: X and Xv must be matrices [n, d]");
+        return blo__fail(err, errlen, BLO_ERR_SHAPE, "regsearch: X and Xv must be matrices [n, d]");
     blo_dtype dt = blo_tensor_dtype(X);
     if (dt == BLO_I64 || blo_tensor_dtype(Xv) != dt)
-        return fail(err, errlen, BLO_ERR_DTYPE,
+        return blo__fail(err, errlen, BLO_ERR_DTYPE,
                     "regsearch: X and Xv must share a float dtype (got %s and %s)",
                     blo_dtype_name(dt), blo_dtype_name(blo_tensor_dtype(Xv)));
     int64_t n = blo_tensor_dim(X, 0), d = blo_tensor_dim(X, 1), nv = blo_tensor_dim(Xv, 0);
     if (n < 1 || nv < 1 || d < 1 || blo_tensor_dim(Xv, 1) != d)
-        return fail(err, errlen, BLO_ERR_SHAPE,
+        return blo__fail(err, errlen, BLO_ERR_SHAPE,
                     "regsearch: X [%lld, %lld] and Xv [%lld, %lld] need rows and the same "
                     "number of features",
                     (long long)n, (long long)d, (long long)nv, (long long)blo_tensor_dim(Xv, 1));
@@ -76,25 +60,25 @@ blo_status blo_regsearch_init(blo_regsearch *h, blo_tensor *X, blo_tensor *label
     if (st) return st;
     if (classes <= 0) classes = max_label + 1;
     if (classes < 2 || max_label >= classes)
-        return fail(err, errlen, BLO_ERR_INVALID,
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
                     "regsearch: labels reach %lld but there are %lld classes (need >= 2)",
                     (long long)max_label, (long long)classes);
     if (!group && groups != d)
-        return fail(err, errlen, BLO_ERR_INVALID,
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
                     "regsearch: without a group map there is one group per feature (%lld), "
                     "not %lld",
                     (long long)d, (long long)groups);
     if (groups < 1 || groups > d)
-        return fail(err, errlen, BLO_ERR_INVALID,
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
                     "regsearch: %lld groups for %lld features (need 1 .. d)", (long long)groups,
                     (long long)d);
     for (int64_t j = 0; group && j < d; j++)
         if (group[j] < 0 || group[j] >= groups)
-            return fail(err, errlen, BLO_ERR_INVALID,
+            return blo__fail(err, errlen, BLO_ERR_INVALID,
                         "regsearch: feature %lld is in group %lld, outside [0, %lld)", (long long)j,
                         (long long)group[j], (long long)groups);
     if (!isfinite(log_lambda0))
-        return fail(err, errlen, BLO_ERR_INVALID, "regsearch: the start log-strength is %g",
+        return blo__fail(err, errlen, BLO_ERR_INVALID, "regsearch: the start log-strength is %g",
                     log_lambda0);
 
     h->X = X;
@@ -107,7 +91,7 @@ blo_status blo_regsearch_init(blo_regsearch *h, blo_tensor *X, blo_tensor *label
     h->classes = classes;
     h->groups = groups;
     if (!(h->ctx = blo_ctx_new(0)))
-        return fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
+        return blo__fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
     int64_t wshape[2] = {d, classes}, nb = classes == 2 ? 1 : classes;
     h->x0[0] = blo_full(h->ctx, dt, 1, &groups, log_lambda0);
     h->y0[0] = blo_zeros(h->ctx, dt, classes == 2 ? 1 : 2, wshape);
@@ -120,7 +104,7 @@ blo_status blo_regsearch_init(blo_regsearch *h, blo_tensor *X, blo_tensor *label
     if (!h->x0[0] || !h->y0[0] || !h->y0[1] || (group && !h->group) ||
         (classes == 2 && (!h->t || !h->tv))) {
         blo_regsearch_free(h);
-        return fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
+        return blo__fail(err, errlen, BLO_ERR_NOMEM, "regsearch: out of memory");
     }
     return BLO_OK;
 }

@@ -17,6 +17,7 @@
 #ifndef BLO_TASKS_H
 #define BLO_TASKS_H
 
+#include "../internal.h"
 #include "blo/bilevel.h"
 
 typedef struct blo_hyperclean {
