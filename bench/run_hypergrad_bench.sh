@@ -2,7 +2,7 @@
 # run_hypergrad_bench.sh — one hypergradient of data hyper-cleaning (linear softmax model,
 # synthetic 5000 x 784 data, 10 classes, inner SGD, float32) by every method blo registers,
 # side by side with PyTorch: median time per hypergradient and peak memory, each
-# (method, library) in its own process. See bench/HYPERGRAD_BENCH.md for figures.
+# (method, library) in its own process. See BENCHMARKS.md for figures.
 #
 #   bench/run_hypergrad_bench.sh [--threads 1] [--repeats 5] [--T 100] [--K 10] [--lr 0.03]
 #                                [--n 5000] [--d 784] [--build build] [--python /usr/bin/python3]
