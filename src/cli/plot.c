@@ -216,14 +216,20 @@ static void panel(canvas *c, int px, int py, const cli_table *tables, int nt,
         if (cx < 0 || cy < 0) continue;
         unsigned col = PALETTE[t % 8];
         double lx = NAN, ly = NAN;
+        /* SVG: one polyline per curve (a file of one element per point grows to megabytes). */
+        if (c->svg) fprintf(c->svg, "<polyline fill=\"none\" stroke=\"#%06x\" stroke-width=\"2\" points=\"", col);
         for (int64_t r = 0; r < tables[t].nrows; r++) {
             double xv = tables[t].v[r * tables[t].ncols + cx], yv = tables[t].v[r * tables[t].ncols + cy];
             if (!isfinite(xv) || !isfinite(yv) || (p->log_y && yv <= 0)) continue;
             if (p->log_y) yv = log10(yv);
-            if (isfinite(lx)) line(c, SX(lx), SY(ly), SX(xv), SY(yv), col, 2);
+            if (c->svg)
+                fprintf(c->svg, "%.1f,%.1f ", SX(xv), SY(yv));
+            else if (isfinite(lx))
+                line(c, SX(lx), SY(ly), SX(xv), SY(yv), col, 2);
             lx = xv;
             ly = yv;
         }
+        if (c->svg) fputs("\"/>\n", c->svg);
     }
 #undef SX
 #undef SY
