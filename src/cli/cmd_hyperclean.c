@@ -126,23 +126,8 @@ int cli_hyperclean_run(const cli_cmd *cmd, int argc, char **argv) {
     blo_hyperclean_result r;
     char err[1024] = "";
     blo_status st = blo_hyperclean_run(&c, &r, err, sizeof err);
-    cli_progress_end(&ui.prog);
-    if (ui.logging) cli_log_close(&ui.log);
-    if (st) {
-        /* The problem's own messages already start with the task's name. */
-        const char *msg = strncmp(err, "hyperclean: ", 12) ? err : err + 12;
-        fprintf(stderr, "blo hyperclean: %s\n", msg);
-        return st == BLO_ERR_NUMERIC || st == BLO_ERR_NOMEM ? CLI_EXIT_FAILED : CLI_EXIT_USAGE;
-    }
-    if (plot) {
-        char perr[512];
-        char *logs[1] = {(char *)log};
-        int prc = cli_plot_logs(plot, logs, 1, NULL, perr, sizeof perr);
-        if (prc) {
-            fprintf(stderr, "blo hyperclean: %s\n", perr);
-            return prc;
-        }
-    }
+    int done = cli_task_finish("hyperclean", st, err, &ui.prog, &ui.log, plot, log);
+    if (done >= 0) return done;
     if (json) {
         printf("{\"task\":\"hyperclean\",\"method\":\"%s\",\"model\":\"%s\",\"init\":\"%s\","
                "\"inner_steps\":%d,\"iters\":%lld,\"test_acc\":",

@@ -131,22 +131,8 @@ static int run_sinusoid(const cli_cmd *cmd, int argc, char **argv) {
     blo_meta_sinusoid_result r;
     char err[1024] = "";
     blo_status st = blo_meta_sinusoid_run(&c, &r, err, sizeof err);
-    cli_progress_end(&ui.prog);
-    if (ui.logging) cli_log_close(&ui.log);
-    if (st) {
-        const char *msg = strncmp(err, "meta sinusoid: ", 15) ? err : err + 15;
-        fprintf(stderr, "blo meta sinusoid: %s\n", msg);
-        return st == BLO_ERR_NUMERIC || st == BLO_ERR_NOMEM ? CLI_EXIT_FAILED : CLI_EXIT_USAGE;
-    }
-    if (plot) {
-        char perr[512];
-        char *logs[1] = {(char *)log};
-        int prc = cli_plot_logs(plot, logs, 1, NULL, perr, sizeof perr);
-        if (prc) {
-            fprintf(stderr, "blo meta sinusoid: %s\n", perr);
-            return prc;
-        }
-    }
+    int done = cli_task_finish("meta sinusoid", st, err, &ui.prog, &ui.log, plot, log);
+    if (done >= 0) return done;
     if (json) {
         printf("{\"task\":\"meta_sinusoid\",\"method\":");
         cli_json_string(stdout, c.solver.method);

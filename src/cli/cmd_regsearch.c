@@ -241,23 +241,10 @@ int cli_regsearch_run(const cli_cmd *cmd, int argc, char **argv) {
     blo_regsearch_result r;
     char err[1024] = "";
     blo_status st = blo_regsearch_run(&c, &r, err, sizeof err);
-    cli_progress_end(&ui.prog);
-    if (ui.logging) cli_log_close(&ui.log);
-    if (st) {
-        /* The task's own messages start with its name; the loaders' with the file's. */
-        const char *msg = strncmp(err, "regsearch: ", 11) ? err : err + 11;
-        fprintf(stderr, "blo regsearch: %s\n", msg);
-        return st == BLO_ERR_NUMERIC || st == BLO_ERR_NOMEM ? CLI_EXIT_FAILED : CLI_EXIT_USAGE;
-    }
-    if (plot) {
-        char perr[512];
-        char *logs[1] = {(char *)log};
-        int prc = cli_plot_logs(plot, logs, 1, NULL, perr, sizeof perr);
-        if (prc) {
-            fprintf(stderr, "blo regsearch: %s\n", perr);
-            blo_regsearch_result_free(&r);
-            return prc;
-        }
+    int done = cli_task_finish("regsearch", st, err, &ui.prog, &ui.log, plot, log);
+    if (done >= 0) {
+        if (!st) blo_regsearch_result_free(&r);
+        return done;
     }
     if (json) {
         printf("{\"task\":\"regsearch\",\"method\":\"%s\",\"groups\":", c.solver.method);
