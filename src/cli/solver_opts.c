@@ -52,7 +52,7 @@ int cli_solver_opts(cli_opt *o, int n, cli_solver_args *a) {
          "trhg: steps kept; neumann: terms; cg / fixed_point: iterations"},
         {"--tol", NULL, CLI_DOUBLE, &a->tol, 0, BIG, NULL, "TOL", "cg / fixed_point residual tolerance"},
         {"--alpha", NULL, CLI_DOUBLE, &a->alpha, 0, BIG, NULL, "A",
-         "neumann step; bda aggregation weight; soba step"},
+         "neumann step; bda aggregation weight mu_0"},
         {"--eta", NULL, CLI_DOUBLE, &a->eta, 0, BIG, NULL, "E", "bome eta"},
         {"--fd-radius", NULL, CLI_DOUBLE, &a->fd_radius, 0, BIG, NULL, "R",
          "darts finite-difference radius"},
