@@ -185,7 +185,8 @@ blo_status blo_solver_run(blo_solver *s);
 
 /* The whole state (x, y, learned y_0, optimizer moments, method state, RNG, iteration, time)
  * in a versioned binary file, written atomically (temp file + rename). Loading checks that
- * the file belongs to a problem of the same shapes and method. */
+ * the file belongs to a problem of the same shapes and method, and checks the whole file
+ * before it changes anything: a refused file leaves the solver as it was. */
 blo_status blo_solver_save(blo_solver *s, const char *path);
 blo_status blo_solver_load(blo_solver *s, const char *path);
 

@@ -486,7 +486,9 @@ static bool write_tensor(FILE *f, const blo_tensor *t) {
            fwrite(t->data, blo_dtype_size(t->dtype), n, f) == n;
 }
 
-static bool read_tensor(FILE *f, blo_tensor *t, char *why, size_t n) {
+/* Checks the next tensor's header against t; reads its values into t, or with dry = 1 only
+ * skips them (checking that the file holds them: end is the file's size). */
+static bool read_tensor(FILE *f, blo_tensor *t, int dry, long end, char *why, size_t n) {
     int64_t hdr[2 + BLO_MAX_DIMS];
     if (fread(hdr, sizeof(int64_t), 2, f) != 2) {
         snprintf(why, n, "truncated");
@@ -505,7 +507,15 @@ static bool read_tensor(FILE *f, blo_tensor *t, char *why, size_t n) {
             snprintf(why, n, "a tensor's shape differs from the problem's");
             return false;
         }
-    size_t cnt = (size_t)blo_tensor_numel(t);
+    size_t cnt = (size_t)blo_tensor_numel(t), bytes = cnt * blo_dtype_size(t->dtype);
+    if (dry) {
+        long pos = ftell(f);
+        if (pos < 0 || (size_t)(end - pos) < bytes || fseek(f, (long)bytes, SEEK_CUR)) {
+            snprintf(why, n, "truncated");
+            return false;
+        }
+        return true;
+    }
     if (fread(t->data, blo_dtype_size(t->dtype), cnt, f) != cnt) {
         snprintf(why, n, "truncated");
         return false;
@@ -584,8 +594,22 @@ blo_status blo_solver_load(blo_solver *s, const char *path) {
     blo_tensor **groups[8];
     int sizes[8];
     int ng = state_groups(s, groups, sizes);
-    for (int g = 0; ok && g < ng; g++)
-        for (int i = 0; ok && i < sizes[g]; i++) ok = read_tensor(f, groups[g][i], why, sizeof why);
+    /* Two passes: check every header and size first, then read, so that a malformed file
+     * leaves the solver's state as it was. */
+    long start = ftell(f), end = -1;
+    if (ok && (start < 0 || fseek(f, 0, SEEK_END) || (end = ftell(f)) < 0 || fseek(f, start, SEEK_SET))) {
+        snprintf(why, sizeof why, "cannot seek in the file");
+        ok = false;
+    }
+    for (int pass = 1; pass >= 0 && ok; pass--) {
+        if (!pass && fseek(f, start, SEEK_SET)) {
+            snprintf(why, sizeof why, "cannot seek in the file");
+            ok = false;
+        }
+        for (int g = 0; ok && g < ng; g++)
+            for (int i = 0; ok && i < sizes[g]; i++)
+                ok = read_tensor(f, groups[g][i], pass, end, why, sizeof why);
+    }
     fclose(f);
     if (!ok) return blo__solver_fail(s, BLO_ERR_FORMAT, "%s: %s", path, why);
     s->iter = counts[3];
