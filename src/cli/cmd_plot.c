@@ -13,9 +13,9 @@
 static const cli_plot_panel PANELS[] = {
     {"iter", "upper", "upper-level loss F", 1},
     {"iter", "test_acc", "test accuracy", 0},
-    {"iter", "test_acc_start", "test accuracy of the learned start y0", 0},
-    {"seconds", "upper", "upper-level loss F against time", 1},
-    {"seconds", "test_acc", "test accuracy against time", 0},
+    {"iter", "test_acc_start", "test accuracy of y0", 0},
+    {"seconds", "upper", "loss F against time", 1},
+    {"seconds", "test_acc", "accuracy against time", 0},
     {"iter", "lower", "lower-level loss f", 1},
     {"iter", "hypergrad_norm", "hypergradient norm", 1},
 };
