@@ -259,6 +259,110 @@ typedef struct blo_meta_sinusoid_result {
  * diverged run (the message names the iteration), with a message in err. */
 blo_status blo_meta_sinusoid_run(const blo_meta_sinusoid_config *c, blo_meta_sinusoid_result *r,
                                  char *err, size_t errlen);
+/* ---- Few-shot episodes with rotation classes ------------------------------------------------
+ * A class set for few-shot classification built from an MNIST-layout dataset of square
+ * side x side images: every base class that has examples, seen at 0, 90, 180 and 270 degrees,
+ * is a class of its own (the rotation augmentation of Omniglot-style benchmarks), so the 10
+ * classes of Fashion-MNIST give 40. Class c is base class c / 4 (the base classes in order of
+ * their labels) turned c % 4 quarter turns counter-clockwise; with every label present (as in
+ * Fashion-MNIST) base class b is label b, so c = 4 label + turns. Rotations move pixels by an
+ * exact index permutation. The classes are split at random into disjoint meta-train and
+ * meta-test sets; an episode draws N classes of one set and K + Q examples of each. */
+
+/* The index map of a rotation by `turns` quarter turns counter-clockwise (any integer, taken
+ * mod 4) of a side x side row-major image: rotated[k] = image[map[k]] for k < side². One turn
+ * sends pixel (row i, column j) of the result to image (j, side - 1 - i), as numpy's rot90. */
+void blo_rotation_map(int64_t side, int turns, int64_t *map);
+/* out[k] = in[map[k]] for the map above; out must not alias in. */
+void blo_rotate_image(int64_t side, int turns, const float *in, float *out);
+
+typedef struct blo_fewshot_data {
+    const blo_dataset *ds;  /* borrowed: dense, labelled, d = side² */
+    int64_t side;
+    int64_t n_base;         /* base classes with at least one example */
+    int64_t n_classes;      /* 4 n_base */
+    int64_t *base_label;    /* [n_base] the dataset label of each base class, ascending */
+    int64_t *start, *count; /* [n_base] the base class's rows are rows[start .. start + count) */
+    int64_t *rows;          /* [ds->n] example indices grouped by base class, ascending within */
+    int64_t *map[4];        /* the rotation maps of 0..3 quarter turns, [side²] each */
+    int64_t n_train, n_test;
+    int64_t *train, *test;  /* the meta-train and meta-test class ids, ascending, disjoint */
+} blo_fewshot_data;
+
+/* Builds the class set of ds (borrowed; it must outlive fs) and splits the classes: a random
+ * n_train of them (a permutation drawn from seed) are meta-train, the rest meta-test. n_train
+ * in [0, n_classes]. Errors: BLO_ERR_INVALID for a sparse or unlabelled set, a d that is not a
+ * square, a bad n_train; BLO_ERR_NOMEM. On failure fs holds nothing to free. */
+blo_status blo_fewshot_init(blo_fewshot_data *fs, const blo_dataset *ds, int64_t n_train,
+                            uint64_t seed, char *err, size_t errlen);
+void blo_fewshot_free(blo_fewshot_data *fs); /* NULL-safe; fs->ds is not freed */
+/* Examples of class c (those of its base class). */
+int64_t blo_fewshot_class_count(const blo_fewshot_data *fs, int64_t c);
+
+#define BLO_FEWSHOT_MAX_WAYS 256
+
+/* One N-way K-shot episode, its tensors in the caller's context: support xs [N K, side²] and
+ * ys [N K] (i64), query xq [N Q, side²] and yq [N Q] (i64); rows are grouped by way (row
+ * w K + k of the support, w Q + q of the query, both labelled w). */
+typedef struct blo_fewshot_episode {
+    blo_tensor *xs, *ys, *xq, *yq;
+    int64_t ways, shots, queries;
+    int64_t way_class[BLO_FEWSHOT_MAX_WAYS]; /* the class id behind label w */
+} blo_fewshot_episode;
+
+/* Draws an episode from rng: N distinct classes out of classes[0 .. n_classes) (normally
+ * fs->train or fs->test), uniformly, in random order (way w is relabelled w), then K + Q
+ * distinct examples of each class uniformly without replacement, the first K its support,
+ * the rest its query, each image rotated as its class says. The same rng state gives the same
+ * episode. src_rows, when not NULL, receives the dataset row of each image: N K support rows,
+ * then N Q query rows, in tensor order. dt is BLO_F32 or BLO_F64. Errors (BLO_ERR_INVALID,
+ * message in err): N outside [1, min(n_classes, BLO_FEWSHOT_MAX_WAYS)], K < 1, Q < 0, an
+ * unknown or repeated class id, a class with fewer than K + Q examples; BLO_ERR_NOMEM, or the
+ * context's error. */
+blo_status blo_fewshot_episode_sample(blo_ctx *ctx, const blo_fewshot_data *fs,
+                                      const int64_t *classes, int64_t n_classes, int64_t N,
+                                      int64_t K, int64_t Q, blo_dtype dt, blo_rng *rng,
+                                      blo_fewshot_episode *ep, int64_t *src_rows, char *err,
+                                      size_t errlen);
+
+/* First-order MAML (or any method of the registry) over these episodes: θ is a classifier
+ * shared by every way (linear, or Linear(d, H) → ReLU → Linear(H, N)); one outer iteration
+ * draws B meta-train episodes (a stream seeded by (seed, iteration)), adapts a copy of θ to
+ * each by T SGD steps on its support cross-entropy and updates θ on the mean query
+ * cross-entropy (x = θ, y = the B copies, init from_x). Evaluation: eval_episodes meta-test
+ * episodes (their own stream), θ fine-tuned on each support set by eval_steps SGD steps of
+ * solver.inner.lr, accuracy on the queries before and after, mean with a 95% interval. */
+typedef struct blo_fewshot_maml_config {
+    const char *data_dir;   /* MNIST layout */
+    const char *split;      /* "train" or "t10k" */
+    int64_t train_classes;  /* meta-train classes; the rest are meta-test */
+    int64_t ways, shots, queries, meta_batch;
+    int64_t hidden;         /* 0: linear */
+    int64_t eval_episodes;
+    int eval_steps;         /* < 0: solver.inner_steps */
+    blo_dtype dtype;
+    blo_config solver;
+    uint64_t seed;          /* the class split, θ's initialisation, the episodes */
+    blo_task_iter_fn on_iter;
+    void *user;
+} blo_fewshot_maml_config;
+/* Fashion-MNIST "train", 30 / 10 classes, 5-way 1-shot with 15 queries, meta-batch 4, linear;
+ * first_order with T = 5 SGD steps of 0.1, outer Adam 1e-3, 300 iterations; 200 meta-test
+ * episodes fine-tuned 5 steps; f32. */
+blo_fewshot_maml_config blo_fewshot_maml_default(void);
+
+typedef struct blo_fewshot_maml_result {
+    double acc, ci;           /* meta-test query accuracy after eval_steps steps */
+    double acc0, ci0;         /* before fine-tuning (chance level: the ways are relabelled) */
+    int64_t n_classes, n_train, n_test, side;
+    double upper;
+    int64_t iters;
+    double seconds;
+    size_t peak_bytes;
+} blo_fewshot_maml_result;
+blo_status blo_fewshot_maml_run(const blo_fewshot_maml_config *c, blo_fewshot_maml_result *r,
+                                char *err, size_t errlen);
+
 /* ---- Regularization search ---------------------------------------------------------------
  * Per-feature (or per-group) L2 strengths of a logistic regression chosen by validation loss
  * (Bengio, Neural Computation 2000; Pedregosa, ICML 2016):

@@ -166,14 +166,153 @@ static int run_sinusoid(const cli_cmd *cmd, int argc, char **argv) {
     return CLI_EXIT_OK;
 }
 
+static int fewshot_on_iter(const blo_task_iter *it, void *user) {
+    meta_ui *ui = user;
+    char status[128];
+    snprintf(status, sizeof status, "query CE %.4f  |dF/dθ| %.3g", it->rec.upper,
+             it->rec.hypergrad_norm);
+    cli_progress_update(&ui->prog, it->rec.iter + 1, status);
+    if (ui->logging) {
+        double row[6] = {(double)it->rec.iter, it->rec.upper, it->rec.lower,
+                         it->rec.hypergrad_norm, it->rec.seconds, (double)it->rec.peak_bytes};
+        cli_log_row(&ui->log, row);
+    }
+    return 0;
+}
+
+static int run_fewshot(const cli_cmd *cmd, int argc, char **argv) {
+    blo_fewshot_maml_config c = blo_fewshot_maml_default();
+    cli_solver_args sa;
+    cli_solver_args_from(&sa, &c.solver);
+    long long train_classes = c.train_classes, ways = c.ways, shots = c.shots,
+              queries = c.queries, batch = c.meta_batch, hidden = c.hidden,
+              episodes = c.eval_episodes, eval_steps = -1, seed = 0, threads = 1;
+    const char *dtype = "f32", *log = NULL, *plot = NULL, *split = "train";
+    int json = 0, quiet = 0;
+    cli_opt opts[20 + CLI_SOLVER_NOPTS] = {
+        {"--data", NULL, CLI_STRING, &c.data_dir, 0, 0, NULL, "DIR",
+         "MNIST-layout folder"},
+        {"--split", NULL, CLI_CHOICE, &split, 0, 0, "train|t10k", "S", "which file pair"},
+        {"--train-classes", NULL, CLI_INT, &train_classes, 0, 1e6, NULL, "N",
+         "meta-train rotation classes (the rest are meta-test)"},
+        {"--ways", NULL, CLI_INT, &ways, 2, 256, NULL, "N", "classes per episode"},
+        {"--shots", NULL, CLI_INT, &shots, 1, 1e6, NULL, "K", "support images per class"},
+        {"--queries", NULL, CLI_INT, &queries, 1, 1e6, NULL, "Q", "query images per class"},
+        {"--meta-batch", NULL, CLI_INT, &batch, 1, 1e6, NULL, "B", "episodes per outer iteration"},
+        {"--hidden", NULL, CLI_INT, &hidden, 0, 1e5, NULL, "H",
+         "0: linear classifier; H: Linear(d, H) -> ReLU -> Linear(H, N)"},
+        {"--eval-episodes", NULL, CLI_INT, &episodes, 1, 1e9, NULL, "N", "meta-test episodes"},
+        {"--eval-steps", NULL, CLI_INT, &eval_steps, -1, 1e6, NULL, "T",
+         "fine-tuning steps per meta-test episode (-1: --inner)"},
+        {"--seed", NULL, CLI_INT, &seed, 0, 9e18, NULL, "S", "class split, weights, episodes"},
+        {"--threads", NULL, CLI_INT, &threads, 0, 1024, NULL, "N", "threads (0: all cores)"},
+        {"--dtype", NULL, CLI_CHOICE, &dtype, 0, 0, "f32|f64", "T", "precision"},
+        {"--json", NULL, CLI_FLAG, &json, 0, 0, NULL, NULL, "the summary as one JSON object on stdout"},
+        {"--log", NULL, CLI_STRING, &log, 0, 0, NULL, "FILE",
+         "per-iteration record: .csv, or .jsonl for JSON lines"},
+        {"--plot", NULL, CLI_STRING, &plot, 0, 0, NULL, "FILE",
+         "convergence curves (.svg or .png); needs --log"},
+        {"-q", "--quiet", CLI_FLAG, &quiet, 0, 0, NULL, NULL, "no progress output"},
+    };
+    int n = cli_solver_opts(opts, 17, &sa);
+    int rc;
+    if (!cli_parse(cmd, argc, argv, opts, n, &rc)) return rc;
+    if (!cli_solver_config("meta fewshot", &sa, &c.solver)) return CLI_EXIT_USAGE;
+    if (plot && !log) {
+        fprintf(stderr, "blo meta fewshot: --plot draws the --log file; give --log FILE too\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (sa.resume) {
+        fprintf(stderr, "blo meta fewshot: --resume is not supported yet\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (c.solver.init != BLO_INIT_FIXED && c.solver.init != BLO_INIT_FROM_X) {
+        fprintf(stderr, "blo meta fewshot: --init: the start is theta itself (from_x); '%s' "
+                        "does not apply\n", blo_init_kind_name(c.solver.init));
+        return CLI_EXIT_USAGE;
+    }
+    c.solver.init = BLO_INIT_FROM_X;
+    c.split = split;
+    c.train_classes = train_classes;
+    c.ways = ways;
+    c.shots = shots;
+    c.queries = queries;
+    c.meta_batch = batch;
+    c.hidden = hidden;
+    c.eval_episodes = episodes;
+    c.eval_steps = (int)eval_steps;
+    c.dtype = strcmp(dtype, "f64") ? BLO_F32 : BLO_F64;
+    c.seed = (uint64_t)seed;
+    c.solver.seed = (uint64_t)seed;
+    blo_set_num_threads((int)threads);
+
+    meta_ui ui;
+    memset(&ui, 0, sizeof ui);
+    static const char *const cols[6] = {"iter",    "upper",     "lower", "hypergrad_norm",
+                                        "seconds", "peak_bytes"};
+    if (log) {
+        if (!cli_log_open(&ui.log, log, 6, cols, 0)) return CLI_EXIT_USAGE;
+        ui.logging = 1;
+    }
+    cli_progress_start(&ui.prog, "meta fewshot", c.solver.outer_iters, quiet);
+    c.on_iter = fewshot_on_iter;
+    c.user = &ui;
+    if (!quiet)
+        fprintf(stderr, "meta fewshot: %s, %lld-way %lld-shot (%lld queries), meta-batch %lld, "
+                        "T = %d inner steps (lr %g), %lld outer iterations\n", c.solver.method,
+                ways, shots, queries, batch, c.solver.inner_steps, c.solver.inner.lr,
+                (long long)c.solver.outer_iters);
+    blo_fewshot_maml_result r;
+    char err[1024] = "";
+    blo_status st = blo_fewshot_maml_run(&c, &r, err, sizeof err);
+    int done = cli_task_finish("meta fewshot", st, err, &ui.prog, &ui.log, plot, log);
+    if (done >= 0) return done;
+    int steps = c.eval_steps < 0 ? c.solver.inner_steps : c.eval_steps;
+    if (json) {
+        printf("{\"task\":\"meta_fewshot\",\"method\":");
+        cli_json_string(stdout, c.solver.method);
+        printf(",\"ways\":%lld,\"shots\":%lld,\"queries\":%lld,\"meta_batch\":%lld,"
+               "\"hidden\":%lld,\"inner_steps\":%d,\"inner_lr\":",
+               ways, shots, queries, batch, hidden, c.solver.inner_steps);
+        cli_json_number(stdout, c.solver.inner.lr);
+        printf(",\"classes\":%lld,\"train_classes\":%lld,\"test_classes\":%lld,\"side\":%lld",
+               (long long)r.n_classes, (long long)r.n_train, (long long)r.n_test,
+               (long long)r.side);
+        printf(",\"iters\":%lld,\"eval_episodes\":%lld,\"eval_steps\":%d,\"acc\":",
+               (long long)r.iters, episodes, steps);
+        cli_json_number(stdout, r.acc);
+        printf(",\"acc_ci95\":");
+        cli_json_number(stdout, r.ci);
+        printf(",\"acc_before\":");
+        cli_json_number(stdout, r.acc0);
+        printf(",\"upper\":");
+        cli_json_number(stdout, r.upper);
+        printf(",\"seconds\":");
+        cli_json_number(stdout, r.seconds);
+        printf(",\"peak_bytes\":%zu}\n", r.peak_bytes);
+        return CLI_EXIT_OK;
+    }
+    printf("meta fewshot: %s, %lld-way %lld-shot on %lld rotation classes of %lldx%lld images "
+           "(%lld meta-train / %lld meta-test), %lld iterations, %.1f s\n", c.solver.method,
+           ways, shots, (long long)r.n_classes, (long long)r.side, (long long)r.side,
+           (long long)r.n_train, (long long)r.n_test, (long long)r.iters, r.seconds);
+    printf("  meta-test query accuracy over %lld episodes: %.3f ± %.3f after %d SGD steps "
+           "(%.3f ± %.3f before; chance %.3f)\n", episodes, r.acc, r.ci, steps, r.acc0, r.ci0,
+           1.0 / (double)ways);
+    if (plot) printf("  plot: %s\n", plot);
+    return CLI_EXIT_OK;
+}
+
 int cli_meta_run(const cli_cmd *cmd, int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "sinusoid")) return run_sinusoid(cmd, argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "fewshot")) return run_fewshot(cmd, argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: blo meta sinusoid [options]   (blo meta sinusoid --help lists them)\n\n%s\n",
+        printf("usage: blo meta sinusoid|fewshot [options]   (blo meta sinusoid --help lists "
+               "them)\n\n%s\n",
                cmd->help);
         return CLI_EXIT_OK;
     }
-    fprintf(stderr, "blo meta: %s '%s'; the subcommand is 'sinusoid' (blo meta --help)\n",
+    fprintf(stderr, "blo meta: %s '%s'; the subcommands are 'sinusoid' and 'fewshot' (blo meta --help)\n",
             argc >= 2 ? "unknown subcommand" : "missing subcommand", argc >= 2 ? argv[1] : "");
     return CLI_EXIT_USAGE;
 }

@@ -1,0 +1,255 @@
+/* fewshot.c — few-shot classification episodes over rotation classes: each base class of an
+ * MNIST-layout dataset at 0 / 90 / 180 / 270 degrees is a class of its own, the classes are
+ * split into disjoint meta-train and meta-test sets, and an N-way K-shot episode draws N
+ * classes of one set and K support plus Q query examples of each, relabelled 0..N-1. */
+#include "blo/tasks.h"
+#include "tasks.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void blo_rotation_map(int64_t side, int turns, int64_t *map) {
+    int t = ((turns % 4) + 4) % 4;
+    for (int64_t i = 0; i < side; i++)
+        for (int64_t j = 0; j < side; j++) {
+            int64_t si, sj; /* the source pixel of result (i, j) */
+            switch (t) {
+            case 0: si = i, sj = j; break;
+            case 1: si = j, sj = side - 1 - i; break;
+            case 2: si = side - 1 - i, sj = side - 1 - j; break;
+            default: si = side - 1 - j, sj = i; break;
+            }
+            map[i * side + j] = si * side + sj;
+        }
+}
+
+void blo_rotate_image(int64_t side, int turns, const float *in, float *out) {
+    int t = ((turns % 4) + 4) % 4;
+    for (int64_t i = 0; i < side; i++)
+        for (int64_t j = 0; j < side; j++) {
+            int64_t si, sj;
+            switch (t) {
+            case 0: si = i, sj = j; break;
+            case 1: si = j, sj = side - 1 - i; break;
+            case 2: si = side - 1 - i, sj = side - 1 - j; break;
+            default: si = side - 1 - j, sj = i; break;
+            }
+            out[i * side + j] = in[si * side + sj];
+        }
+}
+
+void blo_fewshot_free(blo_fewshot_data *fs) {
+    if (!fs) return;
+    blo_free(fs->base_label);
+    blo_free(fs->start);
+    blo_free(fs->count);
+    blo_free(fs->rows);
+    for (int r = 0; r < 4; r++) blo_free(fs->map[r]);
+    blo_free(fs->train);
+    blo_free(fs->test);
+    memset(fs, 0, sizeof *fs);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+blo_status blo_fewshot_init(blo_fewshot_data *fs, const blo_dataset *ds, int64_t n_train,
+                            uint64_t seed, char *err, size_t errlen) {
+    memset(fs, 0, sizeof *fs);
+    if (!ds || !ds->x || !ds->label || ds->num_classes < 1 || ds->n < 1)
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "fewshot: the dataset must be dense, labelled and non-empty");
+    int64_t side = 0;
+    while ((side + 1) * (side + 1) <= ds->d) side++;
+    if (side < 1 || side * side != ds->d)
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "fewshot: %lld features are not a square image", (long long)ds->d);
+    fs->ds = ds;
+    fs->side = side;
+    const int64_t L = ds->num_classes;
+    int64_t *per = blo_calloc((size_t)L, sizeof(int64_t));
+    if (!per) return blo__fail(err, errlen, BLO_ERR_NOMEM, "fewshot: out of memory");
+    for (int64_t i = 0; i < ds->n; i++) {
+        if (ds->label[i] < 0 || ds->label[i] >= L) {
+            blo_free(per);
+            return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: example %lld has label %lld "
+                             "outside [0, %lld)", (long long)i, (long long)ds->label[i], (long long)L);
+        }
+        per[ds->label[i]]++;
+    }
+    for (int64_t l = 0; l < L; l++) fs->n_base += per[l] > 0;
+    fs->n_classes = 4 * fs->n_base;
+    if (n_train < 0 || n_train > fs->n_classes) {
+        blo_free(per);
+        int64_t nc = fs->n_classes;
+        memset(fs, 0, sizeof *fs);
+        return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: %lld meta-train classes out of "
+                         "%lld", (long long)n_train, (long long)nc);
+    }
+    fs->n_train = n_train;
+    fs->n_test = fs->n_classes - n_train;
+    size_t nb = (size_t)fs->n_base, nc = (size_t)fs->n_classes;
+    fs->base_label = blo_malloc(sizeof(int64_t) * nb);
+    fs->start = blo_malloc(sizeof(int64_t) * nb);
+    fs->count = blo_malloc(sizeof(int64_t) * nb);
+    fs->rows = blo_malloc(sizeof(int64_t) * (size_t)ds->n);
+    for (int r = 0; r < 4; r++) fs->map[r] = blo_malloc(sizeof(int64_t) * (size_t)ds->d);
+    fs->train = blo_malloc(sizeof(int64_t) * (nc ? nc : 1));
+    fs->test = blo_malloc(sizeof(int64_t) * (nc ? nc : 1));
+    int64_t *perm = blo_malloc(sizeof(int64_t) * (nc ? nc : 1));
+    int64_t *base_of = blo_malloc(sizeof(int64_t) * (size_t)L); /* label -> base index */
+    int ok = fs->base_label && fs->start && fs->count && fs->rows && fs->train && fs->test &&
+             perm && base_of;
+    for (int r = 0; r < 4; r++) ok = ok && fs->map[r];
+    if (!ok) {
+        blo_free(per);
+        blo_free(perm);
+        blo_free(base_of);
+        blo_fewshot_free(fs);
+        return blo__fail(err, errlen, BLO_ERR_NOMEM, "fewshot: out of memory");
+    }
+    for (int64_t l = 0, b = 0, at = 0; l < L; l++) {
+        base_of[l] = per[l] > 0 ? b : -1;
+        if (per[l] > 0) {
+            fs->base_label[b] = l;
+            fs->start[b] = at;
+            fs->count[b] = 0;
+            at += per[l];
+            b++;
+        }
+    }
+    for (int64_t i = 0; i < ds->n; i++) { /* ascending rows within each base class */
+        int64_t b = base_of[ds->label[i]];
+        fs->rows[fs->start[b] + fs->count[b]++] = i;
+    }
+    for (int r = 0; r < 4; r++) blo_rotation_map(side, r, fs->map[r]);
+    /* The split: a uniform permutation of the class ids, its first n_train meta-train. */
+    blo_rng g;
+    blo_rng_seed(&g, seed);
+    for (int64_t c = 0; c < fs->n_classes; c++) perm[c] = c;
+    for (int64_t c = fs->n_classes - 1; c > 0; c--) {
+        int64_t j = (int64_t)blo_rng_below(&g, (uint64_t)(c + 1)), t = perm[c];
+        perm[c] = perm[j];
+        perm[j] = t;
+    }
+    memcpy(fs->train, perm, sizeof(int64_t) * (size_t)fs->n_train);
+    memcpy(fs->test, perm + fs->n_train, sizeof(int64_t) * (size_t)fs->n_test);
+    qsort(fs->train, (size_t)fs->n_train, sizeof(int64_t), cmp_i64);
+    qsort(fs->test, (size_t)fs->n_test, sizeof(int64_t), cmp_i64);
+    blo_free(per);
+    blo_free(perm);
+    blo_free(base_of);
+    return BLO_OK;
+}
+
+int64_t blo_fewshot_class_count(const blo_fewshot_data *fs, int64_t c) {
+    if (!fs || c < 0 || c >= fs->n_classes) return 0;
+    return fs->count[c / 4];
+}
+
+/* Writes example `row` turned by map into row `at` of t (f32 or f64, [*, d]). */
+static void put_image(blo_tensor *t, int64_t at, const blo_dataset *ds, int64_t row,
+                      const int64_t *map) {
+    const float *src = ds->x + row * ds->d;
+    if (blo_tensor_dtype(t) == BLO_F32) {
+        float *dst = (float *)blo_tensor_data(t) + at * ds->d;
+        for (int64_t k = 0; k < ds->d; k++) dst[k] = src[map[k]];
+    } else {
+        double *dst = (double *)blo_tensor_data(t) + at * ds->d;
+        for (int64_t k = 0; k < ds->d; k++) dst[k] = src[map[k]];
+    }
+}
+
+blo_status blo_fewshot_episode_sample(blo_ctx *ctx, const blo_fewshot_data *fs,
+                                      const int64_t *classes, int64_t n_classes, int64_t N,
+                                      int64_t K, int64_t Q, blo_dtype dt, blo_rng *rng,
+                                      blo_fewshot_episode *ep, int64_t *src_rows, char *err,
+                                      size_t errlen) {
+    memset(ep, 0, sizeof *ep);
+    if (!ctx || !fs || !fs->ds || !rng || (n_classes > 0 && !classes) || n_classes < 0)
+        return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot episode: bad arguments");
+    if (dt != BLO_F32 && dt != BLO_F64)
+        return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot episode: images must be f32 or f64");
+    int64_t maxN = n_classes < BLO_FEWSHOT_MAX_WAYS ? n_classes : BLO_FEWSHOT_MAX_WAYS;
+    if (N < 1 || N > maxN)
+        return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot episode: %lld ways, but 1 to %lld "
+                         "possible with %lld classes", (long long)N, (long long)maxN,
+                         (long long)n_classes);
+    if (K < 1 || Q < 0)
+        return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot episode: shots %lld (>= 1) and "
+                         "queries %lld (>= 0)", (long long)K, (long long)Q);
+    unsigned char *seen = blo_calloc((size_t)(fs->n_classes ? fs->n_classes : 1), 1);
+    if (!seen) return blo__fail(err, errlen, BLO_ERR_NOMEM, "fewshot episode: out of memory");
+    int64_t maxcount = 0;
+    for (int64_t i = 0; i < n_classes; i++) {
+        int64_t c = classes[i];
+        if (c < 0 || c >= fs->n_classes || seen[c]) {
+            blo_free(seen);
+            return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot episode: class id %lld is %s",
+                             (long long)c, c < 0 || c >= fs->n_classes ? "unknown" : "repeated");
+        }
+        seen[c] = 1;
+        if (fs->count[c / 4] < K + Q) {
+            blo_free(seen);
+            return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot episode: class %lld has %lld "
+                             "examples, fewer than %lld shots + %lld queries", (long long)c,
+                             (long long)fs->count[c / 4], (long long)K, (long long)Q);
+        }
+        if (fs->count[c / 4] > maxcount) maxcount = fs->count[c / 4];
+    }
+    blo_free(seen);
+    int64_t *pick = blo_malloc(sizeof(int64_t) * (size_t)n_classes);
+    int64_t *pool = blo_malloc(sizeof(int64_t) * (size_t)maxcount);
+    if (!pick || !pool) {
+        blo_free(pick);
+        blo_free(pool);
+        return blo__fail(err, errlen, BLO_ERR_NOMEM, "fewshot episode: out of memory");
+    }
+    const int64_t d = fs->ds->d;
+    blo_tensor *xs = blo_tensor_new(ctx, dt, 2, (int64_t[]){N * K, d});
+    blo_tensor *ys = blo_tensor_new(ctx, BLO_I64, 1, (int64_t[]){N * K});
+    blo_tensor *xq = blo_tensor_new(ctx, dt, 2, (int64_t[]){N * Q, d});
+    blo_tensor *yq = blo_tensor_new(ctx, BLO_I64, 1, (int64_t[]){N * Q});
+    if (!xs || !ys || !xq || !yq) {
+        blo_free(pick);
+        blo_free(pool);
+        blo_status st = blo_ctx_status(ctx) ? blo_ctx_status(ctx) : BLO_ERR_NOMEM;
+        return blo__fail(err, errlen, st, "fewshot episode: %s",
+                         blo_ctx_status(ctx) ? blo_ctx_error(ctx) : "out of memory");
+    }
+    /* N classes: the first N of a partial Fisher–Yates shuffle. */
+    memcpy(pick, classes, sizeof(int64_t) * (size_t)n_classes);
+    for (int64_t w = 0; w < N; w++) {
+        int64_t j = w + (int64_t)blo_rng_below(rng, (uint64_t)(n_classes - w)), t = pick[w];
+        pick[w] = pick[j];
+        pick[j] = t;
+    }
+    int64_t *lys = blo_tensor_data(ys), *lyq = blo_tensor_data(yq);
+    for (int64_t w = 0; w < N; w++) {
+        int64_t c = pick[w], b = c / 4, n = fs->count[b];
+        ep->way_class[w] = c;
+        memcpy(pool, fs->rows + fs->start[b], sizeof(int64_t) * (size_t)n);
+        for (int64_t k = 0; k < K + Q; k++) { /* K + Q distinct examples */
+            int64_t j = k + (int64_t)blo_rng_below(rng, (uint64_t)(n - k)), t = pool[k];
+            pool[k] = pool[j];
+            pool[j] = t;
+        }
+        for (int64_t k = 0; k < K; k++) {
+            put_image(xs, w * K + k, fs->ds, pool[k], fs->map[c % 4]);
+            lys[w * K + k] = w;
+            if (src_rows) src_rows[w * K + k] = pool[k];
+        }
+        for (int64_t q = 0; q < Q; q++) {
+            put_image(xq, w * Q + q, fs->ds, pool[K + q], fs->map[c % 4]);
+            lyq[w * Q + q] = w;
+            if (src_rows) src_rows[N * K + w * Q + q] = pool[K + q];
+        }
+    }
+    blo_free(pick);
+    blo_free(pool);
+    ep->xs = xs, ep->ys = ys, ep->xq = xq, ep->yq = yq;
+    ep->ways = N, ep->shots = K, ep->queries = Q;
+    return BLO_OK;
+}
