@@ -293,14 +293,7 @@ blo_status blo_fewshot_maml_run(const blo_fewshot_maml_config *c, blo_fewshot_ma
     sc.init = BLO_INIT_FROM_X;
     sc.on_record = on_record;
     sc.record_user = &rs;
-    if (!(s = blo_solver_new(&p, &sc, err, errlen))) {
-        st = BLO_ERR_INVALID;
-        goto out;
-    }
-    if ((st = blo_solver_run(s))) {
-        blo__fail(err, errlen, st, "%s", blo_solver_error(s));
-        goto out;
-    }
+    if ((st = blo__task_solve(&p, &sc, NULL, &s, err, errlen))) goto out;
     blo_tensor *x[FS_MAXP];
     for (int i = 0; i < m.np; i++) x[i] = blo_solver_x(s, i);
     if ((st = evaluate(&m, x, r, err, errlen))) goto out;

@@ -224,21 +224,9 @@ blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_res
     blo_config sc = c->solver;
     sc.on_record = on_record;
     sc.record_user = &rs;
-    s = blo_solver_new(&p, &sc, err, errlen);
-    if (!s) {
-        st = BLO_ERR_INVALID;
-        goto out;
-    }
-    rs.s = s;
-    if (c->resume && (st = blo_solver_load(s, c->resume))) {
-        blo__fail(err, errlen, st, "%s", blo_solver_error(s));
-        goto out;
-    }
-    st = blo_solver_run(s);
-    if (st) {
-        blo__fail(err, errlen, st, "%s", blo_solver_error(s));
-        goto out;
-    }
+    st = blo__task_solve(&p, &sc, c->resume, &rs.s, err, errlen);
+    s = rs.s;
+    if (st) goto out;
     blo_tensor *y[4], *y0[4];
     for (int i = 0; i < h.ny; i++) {
         y[i] = blo_solver_y(s, i);

@@ -17,6 +17,7 @@
  */
 #include "blo/tasks.h"
 #include "nas_space.h"
+#include "tasks.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -274,21 +275,9 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
     blo_config sc = c->solver;
     sc.on_record = search_on_record;
     sc.record_user = &ss;
-    s = blo_solver_new(&prob, &sc, err, errlen);
-    if (!s) {
-        st = BLO_ERR_INVALID;
-        goto out;
-    }
-    ss.s = s;
-    if (c->resume && (st = blo_solver_load(s, c->resume))) {
-        blo__fail(err, errlen, st, "%s", blo_solver_error(s));
-        goto out;
-    }
-    st = blo_solver_run(s);
-    if (st) {
-        blo__fail(err, errlen, st, "%s", blo_solver_error(s));
-        goto out;
-    }
+    st = blo__task_solve(&prob, &sc, c->resume, &ss.s, err, errlen);
+    s = ss.s;
+    if (st) goto out;
     r->alpha_normal = blo_malloc(sizeof(double) * (size_t)E * BLO_NAS_NUM_OPS);
     r->alpha_reduce = blo_malloc(sizeof(double) * (size_t)E * BLO_NAS_NUM_OPS);
     if (!r->alpha_normal || !r->alpha_reduce) {

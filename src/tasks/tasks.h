@@ -20,6 +20,13 @@
 #include "../internal.h"
 #include "blo/bilevel.h"
 
+/* What every task runner does with its problem: makes the solver into *s (set before anything
+ * runs, so record callbacks can reach it; the caller frees it, also on failure), continues
+ * from the checkpoint resume when given, and runs to the end. On failure err holds the
+ * solver's message. */
+blo_status blo__task_solve(const blo_problem *p, const blo_config *c, const char *resume,
+                           blo_solver **s, char *err, size_t errlen);
+
 typedef struct blo_hyperclean {
     /* Borrowed: the caller's data, which must outlive this struct and every solver built
      * from its problem. X and Xv share a float dtype; the labels are i64. */
