@@ -70,6 +70,22 @@ bool cli_parse_double(const char *cmd, const char *opt, const char *text, double
 bool cli_parse_choice(const char *cmd, const char *opt, const char *text, const char *choices,
                       const char **out);
 
+/* The run options every task command shares (DESIGN.md §7), as six table entries pointing at
+ * the command's own variables: --threads (long long), --dtype (const char *), --json (int),
+ * --log, --plot (const char *), -q (int). */
+#define CLI_RUN_OPTS(threads, dtype, json, log, plot, quiet)                                 \
+    {"--threads", NULL, CLI_INT, &(threads), 0, 1024, NULL, "N", "threads (0: all cores)"},    \
+        {"--dtype", NULL, CLI_CHOICE, &(dtype), 0, 0, "f32|f64", "T", "precision"},            \
+        {"--json", NULL, CLI_FLAG, &(json), 0, 0, NULL, NULL,                                  \
+         "the summary as one JSON object on stdout"},                                          \
+        {"--log", NULL, CLI_STRING, &(log), 0, 0, NULL, "FILE",                                \
+         "per-iteration record: .csv, or .jsonl for JSON lines"},                              \
+        {"--plot", NULL, CLI_STRING, &(plot), 0, 0, NULL, "FILE",                              \
+         "convergence curves (.svg or .png); needs --log"},                                    \
+        {"-q", "--quiet", CLI_FLAG, &(quiet), 0, 0, NULL, NULL, "no progress output"}
+/* --plot draws the --log file: false, with a message naming cmd, when plot is given alone. */
+bool cli_plot_has_log(const char *cmd, const char *plot, const char *log);
+
 /* Prints the help of a command: its help paragraph, then the option table with defaults. */
 void cli_print_help(FILE *f, const cli_cmd *cmd, const cli_opt *opts, int n);
 

@@ -73,23 +73,13 @@ int cli_hyperclean_run(const cli_cmd *cmd, int argc, char **argv) {
          "full-batch Adam steps of each baseline"},
         {"--baseline-lr", NULL, CLI_DOUBLE, &blr, 1e-12, 1e6, NULL, "LR", "baselines' Adam step"},
         {"--seed", NULL, CLI_INT, &seed, 0, 9e18, NULL, "S", "split, corruption, initial model"},
-        {"--threads", NULL, CLI_INT, &threads, 0, 1024, NULL, "N", "threads (0: all cores)"},
-        {"--dtype", NULL, CLI_CHOICE, &dtype, 0, 0, "f32|f64", "T", "precision"},
-        {"--json", NULL, CLI_FLAG, &json, 0, 0, NULL, NULL, "the summary as one JSON object on stdout"},
-        {"--log", NULL, CLI_STRING, &log, 0, 0, NULL, "FILE",
-         "per-iteration record: .csv, or .jsonl for JSON lines"},
-        {"--plot", NULL, CLI_STRING, &plot, 0, 0, NULL, "FILE",
-         "convergence curves (.svg or .png); needs --log"},
-        {"-q", "--quiet", CLI_FLAG, &quiet, 0, 0, NULL, NULL, "no progress output"},
+        CLI_RUN_OPTS(threads, dtype, json, log, plot, quiet),
     };
     int n = cli_solver_opts(opts, 18, &sa);
     int rc;
     if (!cli_parse(cmd, argc, argv, opts, n, &rc)) return rc;
     if (!cli_solver_config(cmd->name, &sa, &c.solver)) return CLI_EXIT_USAGE;
-    if (plot && !log) {
-        fprintf(stderr, "blo hyperclean: --plot draws the --log file; give --log FILE too\n");
-        return CLI_EXIT_USAGE;
-    }
+    if (!cli_plot_has_log("hyperclean", plot, log)) return CLI_EXIT_USAGE;
     c.data_dir = data;
     c.n_train = n_train;
     c.n_val = n_val;

@@ -75,23 +75,13 @@ static int run_sinusoid(const cli_cmd *cmd, int argc, char **argv) {
         {"--no-baseline", NULL, CLI_FLAG, &no_baseline, 0, 0, NULL, NULL,
          "skip the pretrained baseline (one network fitted to all tasks, then fine-tuned)"},
         {"--seed", NULL, CLI_INT, &seed, 0, 9e18, NULL, "S", "initial weights, training and held-out tasks"},
-        {"--threads", NULL, CLI_INT, &threads, 0, 1024, NULL, "N", "threads (0: all cores)"},
-        {"--dtype", NULL, CLI_CHOICE, &dtype, 0, 0, "f32|f64", "T", "precision"},
-        {"--json", NULL, CLI_FLAG, &json, 0, 0, NULL, NULL, "the summary as one JSON object on stdout"},
-        {"--log", NULL, CLI_STRING, &log, 0, 0, NULL, "FILE",
-         "per-iteration record: .csv, or .jsonl for JSON lines"},
-        {"--plot", NULL, CLI_STRING, &plot, 0, 0, NULL, "FILE",
-         "convergence curves (.svg or .png); needs --log"},
-        {"-q", "--quiet", CLI_FLAG, &quiet, 0, 0, NULL, NULL, "no progress output"},
+        CLI_RUN_OPTS(threads, dtype, json, log, plot, quiet),
     };
     int n = cli_solver_opts(opts, 15, &sa);
     int rc;
     if (!cli_parse(cmd, argc, argv, opts, n, &rc)) return rc;
     if (!cli_solver_config("meta sinusoid", &sa, &c.solver)) return CLI_EXIT_USAGE;
-    if (plot && !log) {
-        fprintf(stderr, "blo meta sinusoid: --plot draws the --log file; give --log FILE too\n");
-        return CLI_EXIT_USAGE;
-    }
+    if (!cli_plot_has_log("meta sinusoid", plot, log)) return CLI_EXIT_USAGE;
     if (c.solver.init != BLO_INIT_FIXED && c.solver.init != BLO_INIT_FROM_X) {
         fprintf(stderr, "blo meta sinusoid: --init: the start is theta itself (from_x); '%s' "
                         "does not apply\n", blo_init_kind_name(c.solver.init));
@@ -205,23 +195,13 @@ static int run_fewshot(const cli_cmd *cmd, int argc, char **argv) {
         {"--eval-steps", NULL, CLI_INT, &eval_steps, -1, 1e6, NULL, "T",
          "fine-tuning steps per meta-test episode (-1: --inner)"},
         {"--seed", NULL, CLI_INT, &seed, 0, 9e18, NULL, "S", "class split, weights, episodes"},
-        {"--threads", NULL, CLI_INT, &threads, 0, 1024, NULL, "N", "threads (0: all cores)"},
-        {"--dtype", NULL, CLI_CHOICE, &dtype, 0, 0, "f32|f64", "T", "precision"},
-        {"--json", NULL, CLI_FLAG, &json, 0, 0, NULL, NULL, "the summary as one JSON object on stdout"},
-        {"--log", NULL, CLI_STRING, &log, 0, 0, NULL, "FILE",
-         "per-iteration record: .csv, or .jsonl for JSON lines"},
-        {"--plot", NULL, CLI_STRING, &plot, 0, 0, NULL, "FILE",
-         "convergence curves (.svg or .png); needs --log"},
-        {"-q", "--quiet", CLI_FLAG, &quiet, 0, 0, NULL, NULL, "no progress output"},
+        CLI_RUN_OPTS(threads, dtype, json, log, plot, quiet),
     };
     int n = cli_solver_opts(opts, 17, &sa);
     int rc;
     if (!cli_parse(cmd, argc, argv, opts, n, &rc)) return rc;
     if (!cli_solver_config("meta fewshot", &sa, &c.solver)) return CLI_EXIT_USAGE;
-    if (plot && !log) {
-        fprintf(stderr, "blo meta fewshot: --plot draws the --log file; give --log FILE too\n");
-        return CLI_EXIT_USAGE;
-    }
+    if (!cli_plot_has_log("meta fewshot", plot, log)) return CLI_EXIT_USAGE;
     if (sa.resume) {
         fprintf(stderr, "blo meta fewshot: --resume is not supported yet\n");
         return CLI_EXIT_USAGE;

@@ -99,24 +99,13 @@ static int nas_search(int argc, char **argv) {
          "supernet accuracy on the F half every N iterations (0: at the end)"},
         {"--seed", NULL, CLI_INT, &seed, 0, 9e18, NULL, "S",
          "data subset, weights, alpha, batches"},
-        {"--threads", NULL, CLI_INT, &threads, 0, 1024, NULL, "N", "threads (0: all cores)"},
-        {"--dtype", NULL, CLI_CHOICE, &dtype, 0, 0, "f32|f64", "T", "precision"},
-        {"--json", NULL, CLI_FLAG, &json, 0, 0, NULL, NULL,
-         "the summary as one JSON object on stdout"},
-        {"--log", NULL, CLI_STRING, &log, 0, 0, NULL, "FILE",
-         "per-iteration record: .csv or .jsonl"},
-        {"--plot", NULL, CLI_STRING, &plot, 0, 0, NULL, "FILE",
-         "convergence curves (.svg, .png); needs --log"},
-        {"-q", "--quiet", CLI_FLAG, &quiet, 0, 0, NULL, NULL, "no progress output"},
+        CLI_RUN_OPTS(threads, dtype, json, log, plot, quiet),
     };
     int n = cli_solver_opts(opts, 17, &sa);
     int rc;
     if (!cli_parse(&SEARCH, argc, argv, opts, n, &rc)) return rc;
     if (!cli_solver_config(SEARCH.name, &sa, &c.solver)) return CLI_EXIT_USAGE;
-    if (plot && !log) {
-        fprintf(stderr, "blo nas search: --plot draws the --log file; give --log FILE too\n");
-        return CLI_EXIT_USAGE;
-    }
+    if (!cli_plot_has_log("nas search", plot, log)) return CLI_EXIT_USAGE;
     c.data.data_dir = data;
     c.data.size = size;
     c.data.seed = (uint64_t)seed;
@@ -239,10 +228,7 @@ static int nas_train(int argc, char **argv) {
         fprintf(stderr, "blo nas train: give exactly one of --genotype FILE and --random\n");
         return CLI_EXIT_USAGE;
     }
-    if (plot && !log) {
-        fprintf(stderr, "blo nas train: --plot draws the --log file; give --log FILE too\n");
-        return CLI_EXIT_USAGE;
-    }
+    if (!cli_plot_has_log("nas train", plot, log)) return CLI_EXIT_USAGE;
     char err[1024] = "";
     blo_status st;
     if (geno) {

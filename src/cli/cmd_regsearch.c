@@ -173,25 +173,14 @@ int cli_regsearch_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--eval-every", NULL, CLI_INT, &eval_every, 0, 1e12, NULL, "N",
          "test accuracy of y_T every N iterations (0: at the end)"},
         {"--seed", NULL, CLI_INT, &seed, 0, 9e18, NULL, "S", "shuffle and split"},
-        {"--threads", NULL, CLI_INT, &threads, 0, 1024, NULL, "N", "threads (0: all cores)"},
-        {"--dtype", NULL, CLI_CHOICE, &dtype, 0, 0, "f32|f64", "T", "precision"},
-        {"--json", NULL, CLI_FLAG, &json, 0, 0, NULL, NULL,
-         "the summary as one JSON object on stdout"},
-        {"--log", NULL, CLI_STRING, &log, 0, 0, NULL, "FILE",
-         "per-iteration record: .csv, or .jsonl for JSON lines"},
-        {"--plot", NULL, CLI_STRING, &plot, 0, 0, NULL, "FILE",
-         "convergence curves (.svg or .png); needs --log"},
-        {"-q", "--quiet", CLI_FLAG, &quiet, 0, 0, NULL, NULL, "no progress output"},
+        CLI_RUN_OPTS(threads, dtype, json, log, plot, quiet),
     };
     int n = cli_solver_opts(opts, 27, &sa);
     int rc;
     if (!cli_parse(cmd, argc, argv, opts, n, &rc)) return rc;
     if (!cli_solver_config(cmd->name, &sa, &c.solver)) return CLI_EXIT_USAGE;
     if (!parse_groups(groups, &c) || (!data && !parse_classes(classes, &c))) return CLI_EXIT_USAGE;
-    if (plot && !log) {
-        fprintf(stderr, "blo regsearch: --plot draws the --log file; give --log FILE too\n");
-        return CLI_EXIT_USAGE;
-    }
+    if (!cli_plot_has_log("regsearch", plot, log)) return CLI_EXIT_USAGE;
     c.data_path = data;
     c.format = format;
     c.label_column = label_column;
