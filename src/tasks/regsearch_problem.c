@@ -10,22 +10,6 @@
 #include <string.h>
 
 /* Checks labels [m] (i64, >= 0) and raises *max_label to the largest one. */
-static blo_status check_labels(const char *what, const blo_tensor *lab, int64_t m,
-                               int64_t *max_label, char *err, size_t errlen) {
-    if (!lab || blo_tensor_dtype(lab) != BLO_I64 || blo_tensor_ndim(lab) != 1 ||
-        blo_tensor_dim(lab, 0) != m)
-        return blo__fail(err, errlen, BLO_ERR_SHAPE,
-                    "regsearch: %s must be an i64 vector of %lld labels", what, (long long)m);
-    for (int64_t i = 0; i < m; i++) {
-        double v = blo_tensor_get(lab, i);
-        if (v < 0)
-            return blo__fail(err, errlen, BLO_ERR_INVALID, "regsearch: %s[%lld] = %lld is negative",
-                        what, (long long)i, (long long)v);
-        if ((int64_t)v > *max_label) *max_label = (int64_t)v;
-    }
-    return BLO_OK;
-}
-
 /* The labels as 0/1 values in dtype dt (the two-class targets t). */
 static blo_tensor *targets(blo_ctx *ctx, blo_tensor *labels, blo_dtype dt) {
     int64_t m = blo_tensor_dim(labels, 0);
@@ -41,28 +25,11 @@ blo_status blo_regsearch_init(blo_regsearch *h, blo_tensor *X, blo_tensor *label
     if (err && errlen) err[0] = 0;
     if (!h) return blo__fail(err, errlen, BLO_ERR_INVALID, "regsearch: no struct to initialise");
     memset(h, 0, sizeof *h);
-    if (!X || !Xv || blo_tensor_ndim(X) != 2 || blo_tensor_ndim(Xv) != 2)
-        return blo__fail(err, errlen, BLO_ERR_SHAPE, "regsearch: X and Xv must be matrices [n, d]");
-    blo_dtype dt = blo_tensor_dtype(X);
-    if (dt == BLO_I64 || blo_tensor_dtype(Xv) != dt)
-        return blo__fail(err, errlen, BLO_ERR_DTYPE,
-                    "regsearch: X and Xv must share a float dtype (got %s and %s)",
-                    blo_dtype_name(dt), blo_dtype_name(blo_tensor_dtype(Xv)));
-    int64_t n = blo_tensor_dim(X, 0), d = blo_tensor_dim(X, 1), nv = blo_tensor_dim(Xv, 0);
-    if (n < 1 || nv < 1 || d < 1 || blo_tensor_dim(Xv, 1) != d)
-        return blo__fail(err, errlen, BLO_ERR_SHAPE,
-                    "regsearch: X [%lld, %lld] and Xv [%lld, %lld] need rows and the same "
-                    "number of features",
-                    (long long)n, (long long)d, (long long)nv, (long long)blo_tensor_dim(Xv, 1));
-    int64_t max_label = -1;
-    blo_status st = check_labels("labels", labels, n, &max_label, err, errlen);
-    if (!st) st = check_labels("labels_v", labels_v, nv, &max_label, err, errlen);
+    blo_status st = blo__check_classification("regsearch", X, labels, Xv, labels_v, &classes, err,
+                                              errlen);
     if (st) return st;
-    if (classes <= 0) classes = max_label + 1;
-    if (classes < 2 || max_label >= classes)
-        return blo__fail(err, errlen, BLO_ERR_INVALID,
-                    "regsearch: labels reach %lld but there are %lld classes (need >= 2)",
-                    (long long)max_label, (long long)classes);
+    blo_dtype dt = blo_tensor_dtype(X);
+    int64_t n = blo_tensor_dim(X, 0), d = blo_tensor_dim(X, 1), nv = blo_tensor_dim(Xv, 0);
     if (!group && groups != d)
         return blo__fail(err, errlen, BLO_ERR_INVALID,
                     "regsearch: without a group map there is one group per feature (%lld), "

@@ -24,6 +24,13 @@
  * runs, so record callbacks can reach it; the caller frees it, also on failure), continues
  * from the checkpoint resume when given, and runs to the end. On failure err holds the
  * solver's message. */
+/* Checks a classification data pair: X [n, d] and Xv [nv, d] of one float dtype, labels [n]
+ * and labels_v [nv] i64 and non-negative; *classes <= 0 becomes the largest label plus one,
+ * and must be >= 2 and above every label. Messages start with "<task>: ". */
+blo_status blo__check_classification(const char *task, const blo_tensor *X,
+                                     const blo_tensor *labels, const blo_tensor *Xv,
+                                     const blo_tensor *labels_v, int64_t *classes, char *err,
+                                     size_t errlen);
 blo_status blo__task_solve(const blo_problem *p, const blo_config *c, const char *resume,
                            blo_solver **s, char *err, size_t errlen);
 
