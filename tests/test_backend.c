@@ -155,6 +155,63 @@ static void check_threads(blo_ctx *ctx, blo_rng *r) {
     }
 }
 
+/* ---- Sums over any set of axes ------------------------------------------------------------ */
+
+/* blo_sum over every non-empty set of axes of strided views of a 4-d tensor (kept and reduced
+ * axes interleaved, the innermost kept axis unit-stride or not, rows longer than the kernel's
+ * column tile), against a plain double sum; with one thread and with two. */
+static void check_sums(blo_ctx *ctx, blo_rng *r) {
+    const int64_t shape[4] = {4, 3, 5, 530}; /* 31800 elements: rows of 530 > one tile */
+    const int perms[3][4] = {{0, 1, 2, 3}, {0, 2, 1, 3}, {3, 1, 2, 0}};
+    int old = blo_num_threads();
+    for (int d = 0; d < 2; d++) {
+        blo_dtype dt = d ? BLO_F64 : BLO_F32;
+        blo_tensor *base = blo_tensor_new(ctx, dt, 4, shape);
+        blo_init_uniform(base, r, -1, 1);
+        for (int v = 0; v < 4; v++) {
+            blo_mark mk = blo_ctx_mark(ctx);
+            /* views 0-2: permutations; 3: every other entry of axis 1 of the second one */
+            blo_tensor *x = blo_permute(ctx, base, perms[v < 3 ? v : 1]);
+            if (v == 3) x = blo_slice(ctx, x, 1, 0, 5, 2);
+            int64_t xs[4], n = blo_tensor_numel(x);
+            for (int i = 0; i < 4; i++) xs[i] = blo_tensor_dim(x, i);
+            double *want = malloc(sizeof(double) * (size_t)n);
+            for (int set = 1; set < 16; set++) {
+                int axes[4], na = 0;
+                for (int i = 0; i < 4; i++)
+                    if (set >> i & 1) axes[na++] = i;
+                /* Reference: every element added into its output cell, in double. */
+                int64_t os[4], nout = 1;
+                for (int i = 0; i < 4; i++) nout *= os[i] = set >> i & 1 ? 1 : xs[i];
+                for (int64_t o = 0; o < nout; o++) want[o] = 0;
+                for (int64_t f = 0; f < n; f++) {
+                    int64_t rem = f, o = 0, mul = 1;
+                    for (int i = 3; i >= 0; i--) {
+                        int64_t c = rem % xs[i];
+                        rem /= xs[i];
+                        if (!(set >> i & 1)) o += c * mul;
+                        mul *= os[i];
+                    }
+                    want[o] += blo_tensor_get(x, f);
+                }
+                for (int t = 1; t <= 2; t++) {
+                    blo_set_num_threads(t);
+                    blo_tensor *got = blo_sum(ctx, x, na, axes, 1);
+                    char what[96];
+                    snprintf(what, sizeof what, "%s sum, view %d, axes set %d, %d thread(s)",
+                             blo_dtype_name(dt), v, set, t);
+                    TU_CHECK(got && blo_tensor_numel(got) == nout, "%s: shape", what);
+                    if (got) tu_check_close_f64(got, want, d ? 1e-12 : 1e-6, d ? 1e-12 : 1e-5, what);
+                }
+            }
+            free(want);
+            blo_ctx_rewind(ctx, mk);
+        }
+    }
+    blo_set_num_threads(old);
+    tu_check_ok(ctx, "sums over axes");
+}
+
 /* ---- Strided copies -------------------------------------------------------------------------- */
 
 static void check_copies(blo_ctx *ctx) {
@@ -289,6 +346,7 @@ int main(void) {
     blo_ctx *ctx = blo_ctx_new(0);
     check_threads(ctx, &r);
     check_copies(ctx);
+    check_sums(ctx, &r);
     blo_ctx_free(ctx);
     check_arena();
     return tu_finish("test_backend");
