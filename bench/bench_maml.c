@@ -57,9 +57,19 @@ typedef struct sampler {
     double xs[B * (K + Q)], ys[B * (K + Q)];
 } sampler;
 
+/* The tensors are fresh [B, n, 1] ones (contiguous): written in place, as torch's sampler
+ * fills its arrays, rather than one blo_tensor_set per point. */
 static void fill(blo_tensor *t, const double *v, int64_t from, int64_t n) {
+    float *f = blo_tensor_dtype(t) == BLO_F32 ? blo_tensor_data(t) : NULL;
+    double *d = f ? NULL : blo_tensor_data(t);
     for (int64_t b = 0; b < B; b++)
-        for (int64_t k = 0; k < n; k++) blo_tensor_set(t, b * n + k, v[b * (K + Q) + from + k]);
+        for (int64_t k = 0; k < n; k++) {
+            double x = v[b * (K + Q) + from + k];
+            if (f)
+                f[b * n + k] = (float)x;
+            else
+                d[b * n + k] = x;
+        }
 }
 
 static blo_status sample_batch(blo_meta *m, int64_t it, void *user) {
