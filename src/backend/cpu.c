@@ -97,12 +97,19 @@ void blo__for_rows(int nd, int64_t *shape, int nops, int64_t (*st)[BLO_MAX_DIMS]
         return;
     }
     if (total < PAR_MIN || blo_num_threads() <= 1) { /* serial without entering OpenMP */
+        /* The row index as an odometer over axes 0 .. nd-2, the offsets stepped with it (no
+         * divisions per row: rows are often short, [B, N, 40] and the like). */
+        int64_t idx[BLO_MAX_DIMS] = {0}, off[3] = {0, 0, 0};
         for (int64_t r = 0; r < rows; r++) {
-            int64_t off[3];
-            row_offsets(nd, shape, nops, st, r, off);
             char *p[3];
             for (int k = 0; k < nops; k++) p[k] = (char *)ptrs[k] + off[k] * (int64_t)esize[k];
             fn(env, len, p, last_st);
+            for (int d = nd - 2; d >= 0; d--) {
+                for (int k = 0; k < nops; k++) off[k] += st[k][d];
+                if (++idx[d] < shape[d]) break;
+                for (int k = 0; k < nops; k++) off[k] -= idx[d] * st[k][d];
+                idx[d] = 0;
+            }
         }
         return;
     }
