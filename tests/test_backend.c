@@ -155,6 +155,45 @@ static void check_threads(blo_ctx *ctx, blo_rng *r) {
     }
 }
 
+/* ---- Element-wise maps, bit for bit ---------------------------------------------------------- */
+
+/* The row kernels may run a vector build chosen at load time (AVX2 on x86-64); they must give
+ * the bits of the plain IEEE operations, for lengths that leave every remainder and for a
+ * broadcast operand. */
+static void check_map_bits(blo_ctx *ctx, blo_rng *r) {
+    const int64_t lens[4] = {1, 7, 40, 1003};
+    for (int d = 0; d < 2; d++)
+        for (int li = 0; li < 4; li++) {
+            blo_dtype dt = d ? BLO_F64 : BLO_F32;
+            int64_t n = lens[li], s2[2] = {3, n}, s1[2] = {1, n};
+            blo_tensor *a = blo_tensor_new(ctx, dt, 2, s2), *b = blo_tensor_new(ctx, dt, 2, s2);
+            blo_tensor *row = blo_tensor_new(ctx, dt, 2, s1);
+            blo_init_uniform(a, r, -2, 2);
+            blo_init_uniform(b, r, 0.5, 2);
+            blo_init_uniform(row, r, -1, 1);
+            blo_tensor *got[6] = {blo_add(ctx, a, b), blo_mul(ctx, a, b), blo_div(ctx, a, b),
+                                  blo_sub(ctx, a, row), blo_relu(ctx, a), blo_scale(ctx, a, 0.3)};
+            int bad = -1;
+            for (int64_t i = 0; i < 3 * n && bad < 0; i++) {
+                double x = blo_tensor_get(a, i), y = blo_tensor_get(b, i);
+                double w = blo_tensor_get(row, i % n), want[6];
+                if (dt == BLO_F32) {
+                    float xf = (float)x, yf = (float)y, wf = (float)w;
+                    want[0] = xf + yf, want[1] = xf * yf, want[2] = xf / yf, want[3] = xf - wf;
+                    want[4] = xf > 0 ? xf : 0.0f, want[5] = 0.3f * xf;
+                } else {
+                    want[0] = x + y, want[1] = x * y, want[2] = x / y, want[3] = x - w;
+                    want[4] = x > 0 ? x : 0.0, want[5] = 0.3 * x;
+                }
+                for (int q = 0; q < 6; q++)
+                    if (!got[q] || blo_tensor_get(got[q], i) != want[q]) bad = q;
+            }
+            TU_CHECK(bad < 0, "%s map %d of length %lld: not the bits of the plain operation",
+                     blo_dtype_name(dt), bad, (long long)n);
+        }
+    tu_check_ok(ctx, "element-wise maps");
+}
+
 /* ---- Sums over any set of axes ------------------------------------------------------------ */
 
 /* blo_sum over every non-empty set of axes of strided views of a 4-d tensor (kept and reduced
@@ -347,6 +386,7 @@ int main(void) {
     check_threads(ctx, &r);
     check_copies(ctx);
     check_sums(ctx, &r);
+    check_map_bits(ctx, &r);
     blo_ctx_free(ctx);
     check_arena();
     return tu_finish("test_backend");

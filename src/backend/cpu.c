@@ -14,6 +14,18 @@
 #include <cblas.h>
 #endif
 
+/* The element-wise row kernels are also built for AVX2 on x86-64 and picked at load time
+ * (GCC / clang function multi-versioning). AVX2 alone, without FMA, so that no product and
+ * sum are contracted: both versions compute the same bits. */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define BLO_ROW_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef BLO_ROW_CLONES
+#define BLO_ROW_CLONES
+#endif
+
 /* Work below this many elements stays on one thread. */
 #define PAR_MIN 32768
 
@@ -248,7 +260,7 @@ static inline double pow_d(double v, double p) {
     return p == 2.0 ? v * v : (p == 0.5 ? sqrt(v) : (p == -1.0 ? 1.0 / v : pow(v, p)));
 }
 
-static void unary_row_f32(const void *env, int64_t n, char **pp, const int64_t *s) {
+BLO_ROW_CLONES static void unary_row_f32(const void *env, int64_t n, char **pp, const int64_t *s) {
     const unary_env *e = env;
     const float *x = (const float *)pp[0];
     float *y = (float *)pp[1];
@@ -274,7 +286,7 @@ static void unary_row_f32(const void *env, int64_t n, char **pp, const int64_t *
 #undef pow_
 }
 
-static void unary_row_f64(const void *env, int64_t n, char **pp, const int64_t *s) {
+BLO_ROW_CLONES static void unary_row_f64(const void *env, int64_t n, char **pp, const int64_t *s) {
     const unary_env *e = env;
     const double *x = (const double *)pp[0];
     double *y = (double *)pp[1];
@@ -343,7 +355,8 @@ static void cpu_unary(blo_unary_kind k, const double *p, const blo_tensor *x, bl
     }
 
 #define BIN_ROW(NAME, T)                                                                     \
-    static void NAME(const void *env, int64_t n, char **pp, const int64_t *s) {              \
+    BLO_ROW_CLONES static void NAME(const void *env, int64_t n, char **pp,                  \
+                                   const int64_t *s) {                                       \
         blo_binary_kind k = *(const blo_binary_kind *)env;                                   \
         const T *a = (const T *)pp[0], *b = (const T *)pp[1];                                \
         T *y = (T *)pp[2];                                                                   \
@@ -482,9 +495,10 @@ static void red_one(const red_env *e, const blo_tensor *x, blo_tensor *out, int 
 
 /* The row path's outer index o (kept axes ks[0 .. nkc-2], strides kc[0] in x and kc[1] in
  * out): out[oo + j] = Σ over the reduced index of x[xo + roff + j], j < m. */
-static void sum_rows(const blo_tensor *x, blo_tensor *out, int nkc, const int64_t *ks,
-                     int64_t (*kc)[BLO_MAX_DIMS], int64_t o, int64_t m, int nr,
-                     const int64_t *rshape, const int64_t *rst) {
+BLO_ROW_CLONES static void sum_rows(const blo_tensor *x, blo_tensor *out, int nkc,
+                                   const int64_t *ks, int64_t (*kc)[BLO_MAX_DIMS], int64_t o,
+                                   int64_t m, int nr, const int64_t *rshape,
+                                   const int64_t *rst) {
     enum { TILE = 512 };
     int64_t xo = 0, oo = 0, rem = o;
     for (int i = nkc - 2; i >= 0; i--) {
