@@ -6,6 +6,7 @@
  * the malformed files of tests/data/bad). */
 #include "testutil.h"
 
+#include <math.h>
 #include <png.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -327,6 +328,30 @@ static void test_resize(void) {
             e11 += w1[p] * w1[q] * s4[(p + 1) * 4 + q + 1];
         }
     TU_CHECK(tu_close(o4[0], e00, 1e-6, 0) && tu_close(o4[4], e11, 1e-6, 0), "4x4 -> 3x3");
+
+    /* Any sizes, against a second construction: blow every source pixel up to an oh x ow
+     * block (an image of h oh x w ow cells, all of equal area), then each output pixel is the
+     * plain mean of its h x w block of cells. */
+    const int sizes[5][4] = {{7, 5, 3, 4}, {5, 9, 4, 2}, {3, 3, 5, 7}, {6, 4, 6, 1}, {1, 8, 2, 3}};
+    for (int t = 0; t < 5; t++) {
+        int h = sizes[t][0], w = sizes[t][1], oh = sizes[t][2], ow = sizes[t][3];
+        float src[2 * 9 * 9], dst[2 * 9 * 9];
+        for (int i = 0; i < 2 * h * w; i++) src[i] = (float)((i * 37 + 11) % 29) / 7.0f;
+        blo_image_resize_area(src, 2, h, w, dst, oh, ow);
+        double worst = 0;
+        for (int c = 0; c < 2; c++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++) {
+                    double sum = 0;
+                    for (int y = i * h; y < (i + 1) * h; y++) /* cells of output pixel (i, j) */
+                        for (int x = j * w; x < (j + 1) * w; x++)
+                            sum += src[c * h * w + (y / oh) * w + x / ow];
+                    double e = fabs(dst[c * oh * ow + i * ow + j] - sum / (h * w));
+                    if (e > worst) worst = e;
+                }
+        TU_CHECK(worst < 1e-5, "%dx%d -> %dx%d: off the cell construction by %g", h, w, oh, ow,
+                 worst);
+    }
 }
 
 static void test_folder(void) {
