@@ -30,7 +30,7 @@ static void expect_error(blo_status st, const char *err, blo_status want, const 
     if (s2) TU_CHECK(strstr(err, s2) != NULL, "%s: the message must say '%s': %s", what, s2, err);
 }
 
-/* ---- writing PNGs with libpng ------------------------------------------------------------------ */
+/* ---- writing PNGs with libpng ---------------------------------------------------------------- */
 /* A test image: w x h pixels with `samples` values each (gray; gray, alpha; R, G, B; R, G, B, A)
  * as integers of `depth` bits, written as colour type `color` (a palette image takes its
  * samples as palette indices and pal / trns as its table). */
@@ -139,9 +139,11 @@ static void expected(const timg *t, int channels, float *out) {
 /* 4 x 4 images of every kind, in the order the loader must give them (classes in byte order:
  * "Zeta" < "cls_a" < "cls_b"; files in byte order: "g1.png" < "g16.png"). */
 static const timg TREE[] = {
-    {"Zeta/g1.png", 4, 4, PNG_COLOR_TYPE_GRAY, 1, 0, {1, 0, 0, 1, 0, 1, 1, 0, 1, 1, 1, 1, 0, 0, 0, 0}, 0, {{0}}},
+    {"Zeta/g1.png", 4, 4, PNG_COLOR_TYPE_GRAY, 1, 0,
+     {1, 0, 0, 1, 0, 1, 1, 0, 1, 1, 1, 1, 0, 0, 0, 0}, 0, {{0}}},
     {"Zeta/g16.png", 4, 4, PNG_COLOR_TYPE_GRAY, 16, 0,
-     {0, 65535, 1000, 40000, 1, 2, 3, 65534, 30000, 30001, 12345, 54321, 7, 77, 777, 7777}, 0, {{0}}},
+     {0, 65535, 1000, 40000, 1, 2, 3, 65534, 30000, 30001, 12345, 54321, 7, 77, 777, 7777}, 0,
+     {{0}}},
     {"Zeta/g8.png", 4, 4, PNG_COLOR_TYPE_GRAY, 8, 0,
      {0, 128, 255, 7, 1, 2, 3, 4, 250, 251, 252, 253, 100, 101, 102, 103}, 0, {{0}}},
     {"cls_a/UPPER.PNG", 4, 4, PNG_COLOR_TYPE_GRAY, 2, 1,
@@ -204,7 +206,8 @@ static void test_png_decode(void) {
             expected(&TREE[i], ch, want);
             int same = im.channels == ch && im.height == 4 && im.width == 4;
             for (int k = 0; same && k < 16 * ch; k++) same = im.data[k] == want[k];
-            TU_CHECK(same, "%s with %d channel(s): every pixel exactly as defined", TREE[i].file, ch);
+            TU_CHECK(same, "%s with %d channel(s): every pixel exactly as defined", TREE[i].file,
+                     ch);
             blo_image_free(&im);
         }
     }
@@ -213,7 +216,8 @@ static void test_png_decode(void) {
     blo_status st = blo_png_load(DATA "/png/gray8.png", 1, &im, err, sizeof err);
     int same = st == BLO_OK && im.height == 8 && im.width == 8;
     for (int r = 0; same && r < 8; r++)
-        for (int c = 0; c < 8; c++) same &= im.data[r * 8 + c] == (float)(((17 * r + 29 * c) % 256) / 255.0);
+        for (int c = 0; c < 8; c++)
+            same &= im.data[r * 8 + c] == (float)(((17 * r + 29 * c) % 256) / 255.0);
     TU_CHECK(same, "png/gray8.png pixels (%s)", st ? err : "");
     blo_image_free(&im);
     st = blo_png_load(DATA "/png/gray1.png", 1, &im, err, sizeof err);
@@ -461,9 +465,11 @@ static void test_folder(void) {
     copy_file(DATA "/png/rgb8.png", p);
     snprintf(p, sizeof p, "%s/sizes", root);
     st = blo_image_folder_load(p, 0, 1, &ds, err, sizeof err);
-    expect_error(st, err, BLO_ERR_FORMAT, "mismatched sizes", "c/b.png: 2 x 2 pixels", "c/a.png is 8 x 8");
+    expect_error(st, err, BLO_ERR_FORMAT, "mismatched sizes", "c/b.png: 2 x 2 pixels",
+                 "c/a.png is 8 x 8");
     st = blo_image_folder_load(p, 4, 1, &ds, err, sizeof err);
-    TU_CHECK(st == BLO_OK && ds.n == 2 && ds.d == 16, "a side resizes mixed sizes: %s", st ? err : "");
+    TU_CHECK(st == BLO_OK && ds.n == 2 && ds.d == 16, "a side resizes mixed sizes: %s",
+             st ? err : "");
     if (!st) {
         /* rgb8.png is 2x2 of one colour per row pair: enlarged, every pixel that colour's luma. */
         double y0 = 0.299 * (1 / 255.0) + 0.587 * (2 / 255.0) + 0.114 * (3 / 255.0);
@@ -494,7 +500,7 @@ static void test_folder(void) {
     TU_CHECK(done, "the load succeeds once no allocation fails");
 }
 
-/* ---- CIFAR-10 ----------------------------------------------------------------------------------- */
+/* ---- CIFAR-10 -------------------------------------------------------------------------------- */
 static unsigned char cifar_byte(int file, int rec, int k) {
     return (unsigned char)((file * 101 + rec * 37 + k * 13 + k / 1024) % 256);
 }
@@ -539,13 +545,15 @@ static void test_cifar(void) {
         for (int f = 0, i = 0; f < 5; f++)
             for (int r = 0; r < count[f]; r++, i++) {
                 ok &= ds.label[i] == (f + r) % 10 && ds.y[i] == (f + r) % 10;
-                for (int k = 0; k < 3072; k++) ok &= ds.x[i * 3072 + k] == cifar_byte(f, r, k) / 255.0f;
+                for (int k = 0; k < 3072; k++)
+                    ok &= ds.x[i * 3072 + k] == cifar_byte(f, r, k) / 255.0f;
             }
         TU_CHECK(ok, "cifar train: the five files in order (one gzip'd), every pixel and label");
         blo_dataset_free(&ds);
     }
     st = blo_cifar10_load(dir, "test", &ds, err, sizeof err);
-    TU_CHECK(st == BLO_OK && ds.n == 5 && ds.label[4] == 9 && ds.x[3072 + 1024] == cifar_byte(5, 1, 1024) / 255.0f,
+    TU_CHECK(st == BLO_OK && ds.n == 5 && ds.label[4] == 9 &&
+                 ds.x[3072 + 1024] == cifar_byte(5, 1, 1024) / 255.0f,
              "cifar test split: %s", st ? err : "");
     blo_dataset_free(&ds);
     st = blo_cifar10_load(dir, "valid", &ds, err, sizeof err);
@@ -590,7 +598,8 @@ static void rm_tree(const char *path) {
 }
 
 int main(void) {
-    snprintf(root, sizeof root, "%.150s/blo_images_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    const char *tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(root, sizeof root, "%.150s/blo_images_XXXXXX", tmpdir);
     if (!mkdtemp(root)) {
         perror("mkdtemp");
         return 1;

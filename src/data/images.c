@@ -33,7 +33,7 @@ void blo_image_free(blo_image *im) {
     memset(im, 0, sizeof *im);
 }
 
-/* ---- decoding ---------------------------------------------------------------------------------- */
+/* ---- decoding -------------------------------------------------------------------------------- */
 typedef struct png_job {
     const unsigned char *buf;
     size_t len, pos;
@@ -183,7 +183,7 @@ blo_status blo_png_load(const char *path, int channels, blo_image *out, char *er
     return st;
 }
 
-/* ---- resize -------------------------------------------------------------------------------------- */
+/* ---- resize ---------------------------------------------------------------------------------- */
 /* The source pixels [*p0, *p1) that output pixel i of m overlaps along an axis of n. */
 static void box_span(int64_t i, int64_t n, int64_t m, int64_t *p0, int64_t *p1) {
     *p0 = i * n / m;
@@ -226,7 +226,7 @@ void blo_image_resize_area(const float *src, int64_t channels, int64_t h, int64_
     }
 }
 
-/* ---- the class-per-folder tree ------------------------------------------------------------------ */
+/* ---- the class-per-folder tree --------------------------------------------------------------- */
 typedef struct name_list {
     char **v;
     size_t n, cap;
@@ -292,7 +292,8 @@ static blo_status list_dir(const char *dir, int dirs, name_list *out, char *err,
         struct stat sb;
         if (stat(path, &sb)) continue; /* a dangling link */
         if (dirs ? !S_ISDIR(sb.st_mode) : !S_ISREG(sb.st_mode)) continue;
-        if (!names_push(out, e->d_name)) st = blo__fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", dir);
+        if (!names_push(out, e->d_name))
+            st = blo__fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", dir);
     }
     closedir(d);
     if (st) {
@@ -329,7 +330,8 @@ blo_status blo_image_folder_load(const char *dir, int64_t side, int channels, bl
     memset(&im, 0, sizeof im);
     if (C == 0) {
         st = blo__fail(err, errlen, BLO_ERR_FORMAT,
-                       "%s: no class folders (one subfolder of PNG images per class expected)", dir);
+                       "%s: no class folders (one subfolder of PNG images per class expected)",
+                       dir);
         goto out;
     }
     files = blo_calloc((size_t)C, sizeof *files);

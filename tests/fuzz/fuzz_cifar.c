@@ -6,6 +6,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size);
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     blo_dataset ds;
     char err[256];
-    if (blo_cifar10_parse(data, size, "fuzz", &ds, err, sizeof err) == BLO_OK) blo_dataset_free(&ds);
+    if (blo_cifar10_parse(data, size, "fuzz", &ds, err, sizeof err) == BLO_OK)
+        blo_dataset_free(&ds);
     return 0;
 }
