@@ -16,6 +16,14 @@
  * window's sum by KH·KW (count_include_pad) or by the number of real cells; its adjoint
  * hands each output gradient, divided the same way, to every real cell of the window.
  *
+ * Depthwise convolution (groups = C input channels, M = O/C outputs per input channel, w
+ * [O, 1, KH, KW]) is done directly, without cols: output plane (n, o) reads input plane
+ * (n, o/M), and for each tap (i, j) the rows of the output whose input row is inside the image
+ * take w[o][i][j] times a (strided) input row — an axpy over OW elements, vectorisable. Its
+ * adjoint in x adds the same products back onto the input plane (plane by plane, the M output
+ * planes of one input plane by one thread); its adjoint in w is, per output channel o and tap,
+ * the sum over images and pixels of g[n][o][oy][ox] · x[n][o/M][iy][ix] (one thread per o).
+ *
  * Every kernel works plane by plane — one (n, c) pair, whose rows of cols and whose pixels
  * no other plane touches — and spreads planes over OpenMP threads. So col2im and the pooling
  * adjoint need no atomics, and results repeat bit for bit whatever the thread count.
@@ -27,6 +35,21 @@
 
 /* Work (elements touched) below this stays on one thread. */
 #define PAR_MIN 32768
+
+/* fn(env, q) for q < n, over OpenMP threads when the work is large. Small work calls the loop
+ * directly: even a parallel region with a false if clause costs a libgomp team (~1 µs), which
+ * matters for the small planes of a supernet. */
+static void for_planes(int64_t n, int64_t work, void (*fn)(const void *env, int64_t q),
+                       const void *env) {
+    if (work < PAR_MIN || blo_num_threads() <= 1) {
+        for (int64_t q = 0; q < n; q++)
+            fn(env, q);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t q = 0; q < n; q++)
+        fn(env, q);
+}
 
 /* The outputs o in [0, n) whose input position o·s + off lies in [0, size): [*lo, *hi). */
 static void valid_range(int64_t off, int64_t s, int64_t size, int64_t n, int64_t *lo, int64_t *hi) {
@@ -142,26 +165,38 @@ static void col2im_plane(blo_dtype dt, const unfold *u, const char *cp, char *xp
     }
 }
 
+typedef struct {
+    blo_dtype dt;
+    unfold u;
+    const char *src;
+    char *dst;
+    int64_t xs, cs; /* bytes per plane of x and of cols */
+} unfold_job;
+
+static void im2col_job(const void *env, int64_t q) {
+    const unfold_job *j = env;
+    im2col_plane(j->dt, &j->u, j->src + q * j->xs, j->dst + q * j->cs);
+}
+
+static void col2im_job(const void *env, int64_t q) {
+    const unfold_job *j = env;
+    col2im_plane(j->dt, &j->u, j->src + q * j->cs, j->dst + q * j->xs);
+}
+
 void blo__cpu_im2col(const blo_tensor *x, const blo_conv2d_params *p, int kh, int kw, int oh,
                      int ow, blo_tensor *cols) {
     unfold u = unfold_of(x, p, kh, kw, oh, ow);
-    int64_t xs = u.h * u.w * (int64_t)u.es, cs = u.kh * u.kw * u.oh * u.ow * (int64_t)u.es;
-    const char *xd = x->data;
-    char *cd = cols->data;
-#pragma omp parallel for schedule(static) if (u.planes * cs / (int64_t)u.es >= PAR_MIN)
-    for (int64_t q = 0; q < u.planes; q++)
-        im2col_plane(x->dtype, &u, xd + q * xs, cd + q * cs);
+    unfold_job j = {x->dtype, u, x->data, cols->data, u.h * u.w * (int64_t)u.es,
+                    u.kh * u.kw * u.oh * u.ow * (int64_t)u.es};
+    for_planes(u.planes, u.planes * j.cs / (int64_t)u.es, im2col_job, &j);
 }
 
 void blo__cpu_col2im(const blo_tensor *cols, const blo_conv2d_params *p, int kh, int kw, int oh,
                      int ow, blo_tensor *x) {
     unfold u = unfold_of(x, p, kh, kw, oh, ow);
-    int64_t xs = u.h * u.w * (int64_t)u.es, cs = u.kh * u.kw * u.oh * u.ow * (int64_t)u.es;
-    const char *cd = cols->data;
-    char *xd = x->data;
-#pragma omp parallel for schedule(static) if (u.planes * cs / (int64_t)u.es >= PAR_MIN)
-    for (int64_t q = 0; q < u.planes; q++)
-        col2im_plane(x->dtype, &u, cd + q * cs, xd + q * xs);
+    unfold_job j = {x->dtype, u, cols->data, x->data, u.h * u.w * (int64_t)u.es,
+                    u.kh * u.kw * u.oh * u.ow * (int64_t)u.es};
+    for_planes(u.planes, u.planes * j.cs / (int64_t)u.es, col2im_job, &j);
 }
 
 /* ---- Pooling ------------------------------------------------------------------------------------
@@ -213,88 +248,101 @@ static inline double divisor(const pool_geom *g, int64_t y0, int64_t y1, int64_t
     return g->include_pad ? (double)(g->kh * g->kw) : (double)((y1 - y0) * (x1 - x0));
 }
 
-void blo__cpu_max_pool2d(const blo_tensor *x, const blo_pool2d_params *p, blo_tensor *out,
-                         blo_tensor *argmax) {
-    pool_geom g = pool_of(x, argmax->shape[2], argmax->shape[3], p);
-    bool f32 = x->dtype == BLO_F32;
-    int64_t plane_in = g.h * g.w, plane_out = g.oh * g.ow;
-    const char *xd = x->data;
-    char *od = out ? out->data : NULL;
-    int64_t *ad = argmax->data;
-    size_t es = blo_dtype_size(x->dtype);
-#pragma omp parallel for schedule(static) if (g.planes * plane_out * g.kh * g.kw >= PAR_MIN)
-    for (int64_t q = 0; q < g.planes; q++) {
-        const char *xp = xd + q * plane_in * (int64_t)es;
-        for (int64_t oy = 0; oy < g.oh; oy++) {
-            for (int64_t ox = 0; ox < g.ow; ox++) {
-                int64_t y0, y1, x0, x1;
-                window(&g, oy, ox, &y0, &y1, &x0, &x1);
-                /* The first maximal cell wins; a NaN wins over numbers, as in PyTorch. */
-                double best = -INFINITY;
-                int64_t at = y0 * g.w + x0;
-                for (int64_t iy = y0; iy < y1; iy++) {
-                    for (int64_t ix = x0; ix < x1; ix++) {
-                        double v = ld(xp, iy * g.w + ix, f32);
-                        if (v > best || (isnan(v) && !isnan(best))) {
-                            best = v;
-                            at = iy * g.w + ix;
-                        }
+/* One pooling call's data: x (or gout) in, out (or gx) written, argmax for max pooling. */
+typedef struct {
+    pool_geom g;
+    bool f32;
+    size_t es;
+    const char *in;
+    char *out;
+    int64_t *arg;
+} pool_job;
+
+static void max_pool_plane(const void *env, int64_t q) {
+    const pool_job *j = env;
+    const pool_geom *g = &j->g;
+    bool f32 = j->f32;
+    int64_t plane_out = g->oh * g->ow;
+    const char *xp = j->in + q * g->h * g->w * (int64_t)j->es;
+    for (int64_t oy = 0; oy < g->oh; oy++) {
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            int64_t y0, y1, x0, x1;
+            window(g, oy, ox, &y0, &y1, &x0, &x1);
+            /* The first maximal cell wins; a NaN wins over numbers, as in PyTorch. */
+            double best = -INFINITY;
+            int64_t at = y0 * g->w + x0;
+            for (int64_t iy = y0; iy < y1; iy++) {
+                for (int64_t ix = x0; ix < x1; ix++) {
+                    double v = ld(xp, iy * g->w + ix, f32);
+                    if (v > best || (isnan(v) && !isnan(best))) {
+                        best = v;
+                        at = iy * g->w + ix;
                     }
                 }
-                int64_t o = q * plane_out + oy * g.ow + ox;
-                ad[o] = at;
-                if (od) st(od, o, ld(xp, at, f32), f32);
             }
+            int64_t o = q * plane_out + oy * g->ow + ox;
+            j->arg[o] = at;
+            if (j->out) st(j->out, o, ld(xp, at, f32), f32);
+        }
+    }
+}
+
+void blo__cpu_max_pool2d(const blo_tensor *x, const blo_pool2d_params *p, blo_tensor *out,
+                         blo_tensor *argmax) {
+    pool_job j = {pool_of(x, argmax->shape[2], argmax->shape[3], p), x->dtype == BLO_F32,
+                  blo_dtype_size(x->dtype), x->data, out ? out->data : NULL, argmax->data};
+    for_planes(j.g.planes, j.g.planes * j.g.oh * j.g.ow * j.g.kh * j.g.kw, max_pool_plane, &j);
+}
+
+static void avg_pool_plane(const void *env, int64_t q) {
+    const pool_job *j = env;
+    const pool_geom *g = &j->g;
+    bool f32 = j->f32;
+    int64_t plane_out = g->oh * g->ow;
+    const char *xp = j->in + q * g->h * g->w * (int64_t)j->es;
+    for (int64_t oy = 0; oy < g->oh; oy++) {
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            int64_t y0, y1, x0, x1;
+            window(g, oy, ox, &y0, &y1, &x0, &x1);
+            double s = 0;
+            for (int64_t iy = y0; iy < y1; iy++)
+                for (int64_t ix = x0; ix < x1; ix++)
+                    s += ld(xp, iy * g->w + ix, f32);
+            st(j->out, q * plane_out + oy * g->ow + ox, s / divisor(g, y0, y1, x0, x1), f32);
         }
     }
 }
 
 void blo__cpu_avg_pool2d(const blo_tensor *x, const blo_pool2d_params *p, blo_tensor *out) {
-    pool_geom g = pool_of(x, out->shape[2], out->shape[3], p);
-    bool f32 = x->dtype == BLO_F32;
-    int64_t plane_in = g.h * g.w, plane_out = g.oh * g.ow;
-    const char *xd = x->data;
-    char *od = out->data;
-    size_t es = blo_dtype_size(x->dtype);
-#pragma omp parallel for schedule(static) if (g.planes * plane_out * g.kh * g.kw >= PAR_MIN)
-    for (int64_t q = 0; q < g.planes; q++) {
-        const char *xp = xd + q * plane_in * (int64_t)es;
-        for (int64_t oy = 0; oy < g.oh; oy++) {
-            for (int64_t ox = 0; ox < g.ow; ox++) {
-                int64_t y0, y1, x0, x1;
-                window(&g, oy, ox, &y0, &y1, &x0, &x1);
-                double s = 0;
-                for (int64_t iy = y0; iy < y1; iy++)
-                    for (int64_t ix = x0; ix < x1; ix++)
-                        s += ld(xp, iy * g.w + ix, f32);
-                st(od, q * plane_out + oy * g.ow + ox, s / divisor(&g, y0, y1, x0, x1), f32);
-            }
+    pool_job j = {pool_of(x, out->shape[2], out->shape[3], p), x->dtype == BLO_F32,
+                  blo_dtype_size(x->dtype), x->data, out->data, NULL};
+    for_planes(j.g.planes, j.g.planes * j.g.oh * j.g.ow * j.g.kh * j.g.kw, avg_pool_plane, &j);
+}
+
+static void avg_pool_adjoint_plane(const void *env, int64_t q) {
+    const pool_job *j = env;
+    const pool_geom *g = &j->g;
+    bool f32 = j->f32;
+    int64_t plane_in = g->h * g->w, plane_out = g->oh * g->ow;
+    char *xp = j->out + q * plane_in * (int64_t)j->es;
+    const char *gp = j->in + q * plane_out * (int64_t)j->es;
+    memset(xp, 0, (size_t)plane_in * j->es);
+    for (int64_t oy = 0; oy < g->oh; oy++) {
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            int64_t y0, y1, x0, x1;
+            window(g, oy, ox, &y0, &y1, &x0, &x1);
+            double v = ld(gp, oy * g->ow + ox, f32) / divisor(g, y0, y1, x0, x1);
+            for (int64_t iy = y0; iy < y1; iy++)
+                for (int64_t ix = x0; ix < x1; ix++)
+                    st(xp, iy * g->w + ix, ld(xp, iy * g->w + ix, f32) + v, f32);
         }
     }
 }
 
 void blo__cpu_avg_pool2d_adjoint(const blo_tensor *gout, const blo_pool2d_params *p,
                                  blo_tensor *gx) {
-    pool_geom g = pool_of(gx, gout->shape[2], gout->shape[3], p);
-    bool f32 = gx->dtype == BLO_F32;
-    int64_t plane_in = g.h * g.w, plane_out = g.oh * g.ow;
-    const char *gd = gout->data;
-    char *xd = gx->data;
-    size_t es = blo_dtype_size(gx->dtype);
-#pragma omp parallel for schedule(static) if (g.planes * plane_out * g.kh * g.kw >= PAR_MIN)
-    for (int64_t q = 0; q < g.planes; q++) {
-        char *xp = xd + q * plane_in * (int64_t)es;
-        const char *gp = gd + q * plane_out * (int64_t)es;
-        memset(xp, 0, (size_t)plane_in * es);
-        for (int64_t oy = 0; oy < g.oh; oy++) {
-            for (int64_t ox = 0; ox < g.ow; ox++) {
-                int64_t y0, y1, x0, x1;
-                window(&g, oy, ox, &y0, &y1, &x0, &x1);
-                double v = ld(gp, oy * g.ow + ox, f32) / divisor(&g, y0, y1, x0, x1);
-                for (int64_t iy = y0; iy < y1; iy++)
-                    for (int64_t ix = x0; ix < x1; ix++)
-                        st(xp, iy * g.w + ix, ld(xp, iy * g.w + ix, f32) + v, f32);
-            }
-        }
-    }
+    pool_job j = {pool_of(gx, gout->shape[2], gout->shape[3], p), gx->dtype == BLO_F32,
+                  blo_dtype_size(gx->dtype), gout->data, gx->data, NULL};
+    for_planes(j.g.planes, j.g.planes * j.g.oh * j.g.ow * j.g.kh * j.g.kw,
+               avg_pool_adjoint_plane, &j);
 }
