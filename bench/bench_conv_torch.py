@@ -31,7 +31,8 @@ examples split in halves.
   search_step_alpha_only  the least work a DARTS first-order step needs: the val gradient with
                           respect to alpha only, no extra forward
 
-Each figure is the median over timed runs after warm-up ones (time.perf_counter), ms.
+Each figure is the median over timed runs after warm-up ones (time.perf_counter), ms; the
+note adds the median CPU time of the main thread (time.thread_time).
 Output: '#' lines are notes; the table has columns metric median unit repeats ref note.
 """
 import argparse
@@ -68,9 +69,9 @@ def median(xs):
     return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
 
 
-def row(name, times, note):
-    print("%-22s %12.4f %-6s %7d  %-22s %s" % (name, median(times), "ms", len(times), name, note),
-          flush=True)
+def row(name, times, cpu, note):
+    print("%-22s %12.4f %-6s %7d  %-22s cpu %.4f ms; %s" % (name, median(times), "ms", len(times),
+                                                           name, median(cpu), note), flush=True)
 
 
 def bench_conv(case, warmup, repeats, g):
@@ -80,15 +81,16 @@ def bench_conv(case, warmup, repeats, g):
     with torch.no_grad():
         y0 = F.conv2d(x, w, None, stride, pad, dil, groups)
     gy = torch.randn(y0.shape, generator=g)
-    times = []
+    times, cpu = [], []
     for r in range(warmup + repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         y = F.conv2d(x, w, None, stride, pad, dil, groups)
         gx, gw = torch.autograd.grad(y, (x, w), gy)
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.thread_time() - c0
         if r >= warmup:
             times.append(dt * 1e3)
-    row(name, times, "x %s w %s stride %d pad %d dil %d" % (list(x.shape), list(w.shape), stride,
+            cpu.append(dc * 1e3)
+    row(name, times, cpu, "x %s w %s stride %d pad %d dil %d" % (list(x.shape), list(w.shape), stride,
                                                             pad, dil))
 
 
@@ -222,9 +224,9 @@ def bench_search(warmup, repeats, g):
             idx = lo + torch.randperm(half, generator=g)[:BATCH]
             return X[idx], labels[idx]
 
-        times, first, last = [], None, None
+        times, cpu, first, last = [], [], None, None
         for r in range(warmup + repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             xb, yb = batch(0)
             loss = F.cross_entropy(net(P, alphas[0], alphas[1], xb), yb)
             grads = torch.autograd.grad(loss, wcopy)
@@ -246,13 +248,14 @@ def bench_search(warmup, repeats, g):
                     lower = F.cross_entropy(net(P, alphas[0], alphas[1], xb), yb).item()
             else:
                 lower = loss.item()
-            dt = time.perf_counter() - t0
+            dt, dc = time.perf_counter() - t0, time.thread_time() - c0
             if r >= warmup:
                 times.append(dt * 1e3)
+                cpu.append(dc * 1e3)
             if r == 0:
                 first = lower
             last = lower
-        row(variant, times, "%d cells x %d ch, %d nodes, batch %d, %d weights; train loss "
+        row(variant, times, cpu, "%d cells x %d ch, %d nodes, batch %d, %d weights; train loss "
             "%.3f -> %.3f" % (CELLS, CHANNELS, NODES, BATCH, nparams, first, last))
 
 

@@ -1,12 +1,12 @@
 /* cpu_conv.c — the convolution and pooling kernels of the CPU backend.
  *
  * im2col unfolds every receptive field of x [N, C, H, W] into a column of
- * cols [N, C·KH·KW, OH·OW]:
+ * cols [C·KH·KW, N·OH·OW], the images side by side:
  *
- *     cols[n][(c·KH + i)·KW + j][oy·OW + ox] = x[n][c][oy·sh − ph + i·dh][ox·sw − pw + j·dw]
+ *     cols[(c·KH + i)·KW + j][(n·OH + oy)·OW + ox] = x[n][c][oy·sh − ph + i·dh][ox·sw − pw + j·dw]
  *
- * (zero where the index falls in the padding), so a convolution becomes one gemm per image
- * and group. col2im is its adjoint: every column entry is added back onto the pixel it was
+ * (zero where the index falls in the padding), so a convolution becomes one gemm per group
+ * for the whole batch. col2im is its adjoint: every column entry is added back onto the pixel it was
  * read from (pixels read by several windows collect several terms).
  *
  * Pooling: window (oy, ox) covers rows oy·sh − ph + [0, KH) and columns ox·sw − pw + [0, KW),
@@ -61,35 +61,60 @@ static void valid_range(int64_t off, int64_t s, int64_t size, int64_t n, int64_t
     *hi = b;
 }
 
-/* dst[k] = src[k·s], k < n. */
-static void row_gather(blo_dtype dt, char *dst, const char *src, int64_t n, int64_t s) {
-    if (s == 1) {
-        memcpy(dst, src, (size_t)n * blo_dtype_size(dt));
-    } else if (dt == BLO_F32) {
-        float *d = (float *)dst;
-        const float *x = (const float *)src;
-        for (int64_t k = 0; k < n; k++)
-            d[k] = x[k * s];
+/* d[0, x0) = 0, d[x0, x1) = src[(k − x0)·s], d[x1, n) = 0: one row of cols, written in one
+ * typed pass (rows are often a handful of elements, too short for memset and memcpy calls). */
+static inline void row_fill(blo_dtype dt, char *dst, const char *src, int64_t x0, int64_t x1,
+                            int64_t n, int64_t s) {
+    if (dt == BLO_F32) {
+        float *restrict d = (float *)dst;
+        const float *restrict x = (const float *)src - x0 * s;
+        for (int64_t k = 0; k < x0; k++)
+            d[k] = 0;
+        if (s == 1)
+            for (int64_t k = x0; k < x1; k++)
+                d[k] = x[k];
+        else
+            for (int64_t k = x0; k < x1; k++)
+                d[k] = x[k * s];
+        for (int64_t k = x1; k < n; k++)
+            d[k] = 0;
     } else {
-        double *d = (double *)dst;
-        const double *x = (const double *)src;
-        for (int64_t k = 0; k < n; k++)
-            d[k] = x[k * s];
+        double *restrict d = (double *)dst;
+        const double *restrict x = (const double *)src - x0 * s;
+        for (int64_t k = 0; k < x0; k++)
+            d[k] = 0;
+        if (s == 1)
+            for (int64_t k = x0; k < x1; k++)
+                d[k] = x[k];
+        else
+            for (int64_t k = x0; k < x1; k++)
+                d[k] = x[k * s];
+        for (int64_t k = x1; k < n; k++)
+            d[k] = 0;
     }
 }
 
 /* dst[k·s] += src[k], k < n. */
-static void row_scatter_add(blo_dtype dt, char *dst, const char *src, int64_t n, int64_t s) {
+static inline void row_scatter_add(blo_dtype dt, char *dst, const char *src, int64_t n,
+                                   int64_t s) {
     if (dt == BLO_F32) {
-        float *d = (float *)dst;
-        const float *x = (const float *)src;
-        for (int64_t k = 0; k < n; k++)
-            d[k * s] += x[k];
+        float *restrict d = (float *)dst;
+        const float *restrict x = (const float *)src;
+        if (s == 1)
+            for (int64_t k = 0; k < n; k++)
+                d[k] += x[k];
+        else
+            for (int64_t k = 0; k < n; k++)
+                d[k * s] += x[k];
     } else {
-        double *d = (double *)dst;
-        const double *x = (const double *)src;
-        for (int64_t k = 0; k < n; k++)
-            d[k * s] += x[k];
+        double *restrict d = (double *)dst;
+        const double *restrict x = (const double *)src;
+        if (s == 1)
+            for (int64_t k = 0; k < n; k++)
+                d[k] += x[k];
+        else
+            for (int64_t k = 0; k < n; k++)
+                d[k * s] += x[k];
     }
 }
 
@@ -97,14 +122,15 @@ static void row_scatter_add(blo_dtype dt, char *dst, const char *src, int64_t n,
 
 /* The geometry both directions share, read once from the tensors. */
 typedef struct {
-    int64_t planes, h, w, kh, kw, oh, ow;
+    int64_t n, c, h, w, kh, kw, oh, ow;
     int64_t sh, sw, ph, pw, dh, dw;
     size_t es;
 } unfold;
 
 static unfold unfold_of(const blo_tensor *x, const blo_conv2d_params *p, int kh, int kw, int oh,
                         int ow) {
-    unfold u = {.planes = x->shape[0] * x->shape[1],
+    unfold u = {.n = x->shape[0],
+                .c = x->shape[1],
                 .h = x->shape[2],
                 .w = x->shape[3],
                 .kh = kh,
@@ -121,33 +147,31 @@ static unfold unfold_of(const blo_tensor *x, const blo_conv2d_params *p, int kh,
     return u;
 }
 
-/* Plane q of x (H·W elements) and its KH·KW rows of cols (each OH·OW long). */
-static void im2col_plane(blo_dtype dt, const unfold *u, const char *xp, char *cp) {
-    int64_t len = u->oh * u->ow;
+/* Plane (n, c) of x (H·W elements) and its part of cols: KH·KW rows, ld elements apart, each
+ * OH·OW long from column n·OH·OW (cp points there). */
+static void im2col_plane(blo_dtype dt, const unfold *u, const char *xp, char *cp, int64_t ld) {
+    int64_t es = (int64_t)u->es;
     for (int64_t i = 0; i < u->kh; i++) {
         int64_t y0, y1; /* output rows whose input row is inside the image */
         valid_range(i * u->dh - u->ph, u->sh, u->h, u->oh, &y0, &y1);
         for (int64_t j = 0; j < u->kw; j++) {
             int64_t xoff = j * u->dw - u->pw, x0, x1;
             valid_range(xoff, u->sw, u->w, u->ow, &x0, &x1);
-            char *row = cp + (i * u->kw + j) * len * (int64_t)u->es;
+            char *row = cp + (i * u->kw + j) * ld * es;
             memset(row, 0, (size_t)(y0 * u->ow) * u->es);
             for (int64_t oy = y0; oy < y1; oy++) {
-                char *d = row + oy * u->ow * (int64_t)u->es;
                 int64_t iy = oy * u->sh - u->ph + i * u->dh;
-                memset(d, 0, (size_t)x0 * u->es);
-                row_gather(dt, d + x0 * (int64_t)u->es,
-                           xp + (iy * u->w + x0 * u->sw + xoff) * (int64_t)u->es, x1 - x0, u->sw);
-                memset(d + x1 * (int64_t)u->es, 0, (size_t)(u->ow - x1) * u->es);
+                row_fill(dt, row + oy * u->ow * es, xp + (iy * u->w + x0 * u->sw + xoff) * es, x0,
+                         x1, u->ow, u->sw);
             }
-            memset(row + y1 * u->ow * (int64_t)u->es, 0, (size_t)((u->oh - y1) * u->ow) * u->es);
+            memset(row + y1 * u->ow * es, 0, (size_t)((u->oh - y1) * u->ow) * u->es);
         }
     }
 }
 
 /* The adjoint on one plane: x (overwritten) = Σ of the plane's column entries per pixel. */
-static void col2im_plane(blo_dtype dt, const unfold *u, const char *cp, char *xp) {
-    int64_t len = u->oh * u->ow;
+static void col2im_plane(blo_dtype dt, const unfold *u, const char *cp, char *xp, int64_t ld) {
+    int64_t es = (int64_t)u->es;
     memset(xp, 0, (size_t)(u->h * u->w) * u->es);
     for (int64_t i = 0; i < u->kh; i++) {
         int64_t y0, y1;
@@ -155,11 +179,11 @@ static void col2im_plane(blo_dtype dt, const unfold *u, const char *cp, char *xp
         for (int64_t j = 0; j < u->kw; j++) {
             int64_t xoff = j * u->dw - u->pw, x0, x1;
             valid_range(xoff, u->sw, u->w, u->ow, &x0, &x1);
-            const char *row = cp + (i * u->kw + j) * len * (int64_t)u->es;
+            const char *row = cp + (i * u->kw + j) * ld * es;
             for (int64_t oy = y0; oy < y1; oy++) {
                 int64_t iy = oy * u->sh - u->ph + i * u->dh;
-                row_scatter_add(dt, xp + (iy * u->w + x0 * u->sw + xoff) * (int64_t)u->es,
-                                row + (oy * u->ow + x0) * (int64_t)u->es, x1 - x0, u->sw);
+                row_scatter_add(dt, xp + (iy * u->w + x0 * u->sw + xoff) * es,
+                                row + (oy * u->ow + x0) * es, x1 - x0, u->sw);
             }
         }
     }
@@ -170,39 +194,41 @@ typedef struct {
     unfold u;
     const char *src;
     char *dst;
-    int64_t xs, cs; /* bytes per plane of x and of cols */
 } unfold_job;
+
+/* Plane q = n·C + c of x; its rows of cols start at row c·KH·KW, column n·OH·OW. */
+static int64_t cols_offset(const unfold *u, int64_t q) {
+    int64_t len = u->oh * u->ow;
+    return ((q % u->c) * u->kh * u->kw * u->n * len + (q / u->c) * len) * (int64_t)u->es;
+}
 
 static void im2col_job(const void *env, int64_t q) {
     const unfold_job *j = env;
-    im2col_plane(j->dt, &j->u, j->src + q * j->xs, j->dst + q * j->cs);
+    const unfold *u = &j->u;
+    im2col_plane(j->dt, u, j->src + q * u->h * u->w * (int64_t)u->es, j->dst + cols_offset(u, q),
+                 u->n * u->oh * u->ow);
 }
 
 static void col2im_job(const void *env, int64_t q) {
     const unfold_job *j = env;
-    col2im_plane(j->dt, &j->u, j->src + q * j->cs, j->dst + q * j->xs);
+    const unfold *u = &j->u;
+    col2im_plane(j->dt, u, j->src + cols_offset(u, q), j->dst + q * u->h * u->w * (int64_t)u->es,
+                 u->n * u->oh * u->ow);
 }
 
 void blo__cpu_im2col(const blo_tensor *x, const blo_conv2d_params *p, int kh, int kw, int oh,
                      int ow, blo_tensor *cols) {
-    unfold u = unfold_of(x, p, kh, kw, oh, ow);
-    unfold_job j = {x->dtype, u, x->data, cols->data, u.h * u.w * (int64_t)u.es,
-                    u.kh * u.kw * u.oh * u.ow * (int64_t)u.es};
-    for_planes(u.planes, u.planes * j.cs / (int64_t)u.es, im2col_job, &j);
+    unfold_job j = {x->dtype, unfold_of(x, p, kh, kw, oh, ow), x->data, cols->data};
+    for_planes(j.u.n * j.u.c, blo_tensor_numel(cols), im2col_job, &j);
 }
 
 void blo__cpu_col2im(const blo_tensor *cols, const blo_conv2d_params *p, int kh, int kw, int oh,
                      int ow, blo_tensor *x) {
-    unfold u = unfold_of(x, p, kh, kw, oh, ow);
-    unfold_job j = {x->dtype, u, cols->data, x->data, u.h * u.w * (int64_t)u.es,
-                    u.kh * u.kw * u.oh * u.ow * (int64_t)u.es};
-    for_planes(u.planes, u.planes * j.cs / (int64_t)u.es, col2im_job, &j);
+    unfold_job j = {x->dtype, unfold_of(x, p, kh, kw, oh, ow), cols->data, x->data};
+    for_planes(j.u.n * j.u.c, blo_tensor_numel(cols), col2im_job, &j);
 }
 
-/* ---- Pooling ------------------------------------------------------------------------------------
- * Windows are small, so these kernels read and write through double; the per-element dtype
- * test is a well-predicted branch, and f32 sums gain double accumulation. */
-
+/* Element i of an f32 or f64 array, through double. */
 static inline double ld(const void *p, int64_t i, bool f32) {
     return f32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
 }
@@ -212,6 +238,349 @@ static inline void st(void *p, int64_t i, double v, bool f32) {
     else
         ((double *)p)[i] = v;
 }
+
+/* ---- Depthwise convolution --------------------------------------------------------------------
+ * Row helpers: the stride-1 loops have restrict pointers and unit steps, so they vectorise. */
+
+/* d[k] += a · x[k·s], k < n. */
+static inline void axpy_row(blo_dtype dt, char *dst, const char *src, int64_t n, int64_t s,
+                            double a) {
+    if (dt == BLO_F32) {
+        float *restrict d = (float *)dst;
+        const float *restrict x = (const float *)src;
+        float af = (float)a;
+        if (s == 1)
+            for (int64_t k = 0; k < n; k++)
+                d[k] += af * x[k];
+        else
+            for (int64_t k = 0; k < n; k++)
+                d[k] += af * x[k * s];
+    } else {
+        double *restrict d = (double *)dst;
+        const double *restrict x = (const double *)src;
+        if (s == 1)
+            for (int64_t k = 0; k < n; k++)
+                d[k] += a * x[k];
+        else
+            for (int64_t k = 0; k < n; k++)
+                d[k] += a * x[k * s];
+    }
+}
+
+/* d[k·s] += a · x[k], k < n. */
+static inline void axpy_scatter_row(blo_dtype dt, char *dst, const char *src, int64_t n,
+                                    int64_t s, double a) {
+    if (s == 1) {
+        axpy_row(dt, dst, src, n, 1, a);
+    } else if (dt == BLO_F32) {
+        float *restrict d = (float *)dst;
+        const float *restrict x = (const float *)src;
+        float af = (float)a;
+        for (int64_t k = 0; k < n; k++)
+            d[k * s] += af * x[k];
+    } else {
+        double *restrict d = (double *)dst;
+        const double *restrict x = (const double *)src;
+        for (int64_t k = 0; k < n; k++)
+            d[k * s] += a * x[k];
+    }
+}
+
+/* acc[k] += g[k] · x[k·s], k < n (acc of the dtype). */
+static inline void mul_acc_row(blo_dtype dt, char *acc, const char *gsrc, const char *xsrc,
+                               int64_t n, int64_t s) {
+    if (dt == BLO_F32) {
+        float *restrict a = (float *)acc;
+        const float *restrict g = (const float *)gsrc, *restrict x = (const float *)xsrc;
+        if (s == 1)
+            for (int64_t k = 0; k < n; k++)
+                a[k] += g[k] * x[k];
+        else
+            for (int64_t k = 0; k < n; k++)
+                a[k] += g[k] * x[k * s];
+    } else {
+        double *restrict a = (double *)acc;
+        const double *restrict g = (const double *)gsrc, *restrict x = (const double *)xsrc;
+        if (s == 1)
+            for (int64_t k = 0; k < n; k++)
+                a[k] += g[k] * x[k];
+        else
+            for (int64_t k = 0; k < n; k++)
+                a[k] += g[k] * x[k * s];
+    }
+}
+
+/* Σ_k a[k] · b[k], k < n: eight partial sums in the dtype (a fixed-width loop the compiler
+ * vectorises without reassociating anything itself), added in double. */
+static inline double dot_row(blo_dtype dt, const char *asrc, const char *bsrc, int64_t n) {
+    double total = 0;
+    int64_t k = 0;
+    if (dt == BLO_F32) {
+        const float *restrict a = (const float *)asrc, *restrict b = (const float *)bsrc;
+        float s8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (; k + 8 <= n; k += 8)
+            for (int l = 0; l < 8; l++)
+                s8[l] += a[k + l] * b[k + l];
+        for (int l = 0; l < 8; l++)
+            total += s8[l];
+        for (; k < n; k++)
+            total += (double)(a[k] * b[k]);
+    } else {
+        const double *restrict a = (const double *)asrc, *restrict b = (const double *)bsrc;
+        double s8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        for (; k + 8 <= n; k += 8)
+            for (int l = 0; l < 8; l++)
+                s8[l] += a[k + l] * b[k + l];
+        for (int l = 0; l < 8; l++)
+            total += s8[l];
+        for (; k < n; k++)
+            total += a[k] * b[k];
+    }
+    return total;
+}
+
+/* Copies a rows × cols block between row strides ds (dst) and ss (src), in elements. */
+static void copy_block(char *dst, int64_t ds, const char *src, int64_t ss, int64_t rows,
+                       int64_t cols, size_t es) {
+    for (int64_t r = 0; r < rows; r++)
+        memcpy(dst + r * ds * (int64_t)es, src + r * ss * (int64_t)es, (size_t)cols * es);
+}
+
+typedef struct {
+    blo_dtype dt;
+    size_t es;
+    int64_t n, c, m, h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+    int wide; /* stride 1 with the planes fitting the buffers: the padded-plane path */
+    const char *a, *b;
+    char *out;
+} dw_job;
+
+/* The padded-plane path (stride 1). With the input plane copied into a zero-bordered plane
+ * xp of Hp × Wp = (H + 2ph) × (W + 2pw), output (oy, ox) reads xp[oy + i·dh][ox + j·dw], so on
+ * a "wide" output of OH rows of Wp (the last Wp − OW columns of each row unused) tap (i, j)
+ * is one axpy over L = (OH − 1)·Wp + OW contiguous elements, shifted by i·dh·Wp + j·dw:
+ * a few long vectorised loops per plane instead of one short loop per row and tap. The
+ * adjoint in x runs the same axpys backwards from a wide copy of g whose unused columns are
+ * zero; the adjoint in w is one dot product over L per tap. */
+#define DW_BUF 8192 /* elements of each of the two per-thread planes */
+#define DW_MAX_TAPS 64
+
+typedef union {
+    float f[DW_BUF];
+    double d[DW_BUF];
+} dw_buf;
+
+static int dw_wide_fits(const dw_job *j) {
+    int64_t hp = j->h + 2 * j->ph, wp = j->w + 2 * j->pw;
+    return j->sh == 1 && j->sw == 1 && hp * wp <= DW_BUF && j->oh * wp <= DW_BUF &&
+           j->kh * j->kw <= DW_MAX_TAPS;
+}
+
+/* xp = plane x (H × W) inside a zero border; returns Wp. */
+static int64_t dw_pad(const dw_job *j, const char *x, char *xp) {
+    int64_t wp = j->w + 2 * j->pw, hp = j->h + 2 * j->ph;
+    memset(xp, 0, (size_t)(hp * wp) * j->es);
+    copy_block(xp + (j->ph * wp + j->pw) * (int64_t)j->es, wp, x, j->w, j->h, j->w, j->es);
+    return wp;
+}
+
+static void dw_forward_wide(const dw_job *j, const char *x, const char *w, char *y) {
+    dw_buf xp, yw;
+    char *xpp = j->dt == BLO_F32 ? (char *)xp.f : (char *)xp.d;
+    char *ywp = j->dt == BLO_F32 ? (char *)yw.f : (char *)yw.d;
+    int64_t wp = dw_pad(j, x, xpp), L = (j->oh - 1) * wp + j->ow, es = (int64_t)j->es;
+    memset(ywp, 0, (size_t)L * j->es);
+    for (int64_t i = 0; i < j->kh; i++)
+        for (int64_t t = 0; t < j->kw; t++)
+            axpy_row(j->dt, ywp, xpp + (i * j->dh * wp + t * j->dw) * es, L, 1,
+                     ld(w, i * j->kw + t, j->dt == BLO_F32));
+    copy_block(y, j->ow, ywp, wp, j->oh, j->ow, j->es);
+}
+
+/* Output plane q = (n, o) from input plane (n, o/M): every tap adds w[o][i][j] times the
+ * input rows it reads onto the output rows whose input row is inside the image. */
+static void dw_forward_plane(const void *env, int64_t q) {
+    const dw_job *j = env;
+    int64_t O = j->c * j->m, n = q / O, o = q % O, es = (int64_t)j->es;
+    const char *x = j->a + (n * j->c + o / j->m) * j->h * j->w * es;
+    char *y = j->out + q * j->oh * j->ow * es;
+    if (j->wide) {
+        dw_forward_wide(j, x, j->b + o * j->kh * j->kw * es, y);
+        return;
+    }
+    memset(y, 0, (size_t)(j->oh * j->ow) * j->es);
+    for (int64_t i = 0; i < j->kh; i++) {
+        int64_t y0, y1;
+        valid_range(i * j->dh - j->ph, j->sh, j->h, j->oh, &y0, &y1);
+        for (int64_t t = 0; t < j->kw; t++) {
+            int64_t xoff = t * j->dw - j->pw, x0, x1;
+            valid_range(xoff, j->sw, j->w, j->ow, &x0, &x1);
+            double wv = ld(j->b, o * j->kh * j->kw + i * j->kw + t, j->dt == BLO_F32);
+            for (int64_t oy = y0; oy < y1; oy++) {
+                int64_t iy = oy * j->sh - j->ph + i * j->dh;
+                axpy_row(j->dt, y + (oy * j->ow + x0) * es,
+                         x + (iy * j->w + x0 * j->sw + xoff) * es, x1 - x0, j->sw, wv);
+            }
+        }
+    }
+}
+
+static void dw_adj_x_wide(const dw_job *j, int64_t n, int64_t c, char *gx) {
+    dw_buf gp, gw;
+    char *gpp = j->dt == BLO_F32 ? (char *)gp.f : (char *)gp.d;
+    char *gwp = j->dt == BLO_F32 ? (char *)gw.f : (char *)gw.d;
+    int64_t wp = j->w + 2 * j->pw, hp = j->h + 2 * j->ph, L = (j->oh - 1) * wp + j->ow;
+    int64_t O = j->c * j->m, es = (int64_t)j->es;
+    memset(gpp, 0, (size_t)(hp * wp) * j->es);
+    memset(gwp, 0, (size_t)(j->oh * wp) * j->es);
+    for (int64_t o = c * j->m; o < (c + 1) * j->m; o++) {
+        copy_block(gwp, wp, j->a + (n * O + o) * j->oh * j->ow * es, j->ow, j->oh, j->ow, j->es);
+        for (int64_t i = 0; i < j->kh; i++)
+            for (int64_t t = 0; t < j->kw; t++)
+                axpy_row(j->dt, gpp + (i * j->dh * wp + t * j->dw) * es, gwp, L, 1,
+                         ld(j->b, o * j->kh * j->kw + i * j->kw + t, j->dt == BLO_F32));
+    }
+    copy_block(gx, j->w, gpp + (j->ph * wp + j->pw) * es, wp, j->h, j->w, j->es);
+}
+
+/* Input plane q = (n, c) of the adjoint in x: the products of its M output planes' g and w,
+ * added back onto the pixels the forward read them from. */
+static void dw_adj_x_plane(const void *env, int64_t q) {
+    const dw_job *j = env;
+    int64_t n = q / j->c, c = q % j->c, O = j->c * j->m, es = (int64_t)j->es;
+    char *gx = j->out + q * j->h * j->w * es;
+    if (j->wide) {
+        dw_adj_x_wide(j, n, c, gx);
+        return;
+    }
+    memset(gx, 0, (size_t)(j->h * j->w) * j->es);
+    for (int64_t o = c * j->m; o < (c + 1) * j->m; o++) {
+        const char *g = j->a + (n * O + o) * j->oh * j->ow * es;
+        for (int64_t i = 0; i < j->kh; i++) {
+            int64_t y0, y1;
+            valid_range(i * j->dh - j->ph, j->sh, j->h, j->oh, &y0, &y1);
+            for (int64_t t = 0; t < j->kw; t++) {
+                int64_t xoff = t * j->dw - j->pw, x0, x1;
+                valid_range(xoff, j->sw, j->w, j->ow, &x0, &x1);
+                double wv = ld(j->b, o * j->kh * j->kw + i * j->kw + t, j->dt == BLO_F32);
+                for (int64_t oy = y0; oy < y1; oy++) {
+                    int64_t iy = oy * j->sh - j->ph + i * j->dh;
+                    axpy_scatter_row(j->dt, gx + (iy * j->w + x0 * j->sw + xoff) * es,
+                                     g + (oy * j->ow + x0) * es, x1 - x0, j->sw, wv);
+                }
+            }
+        }
+    }
+}
+
+static void dw_adj_w_wide(const dw_job *j, int64_t o) {
+    dw_buf xp, gw;
+    char *xpp = j->dt == BLO_F32 ? (char *)xp.f : (char *)xp.d;
+    char *gwp = j->dt == BLO_F32 ? (char *)gw.f : (char *)gw.d;
+    int64_t wp = j->w + 2 * j->pw, L = (j->oh - 1) * wp + j->ow;
+    int64_t O = j->c * j->m, es = (int64_t)j->es, taps = j->kh * j->kw;
+    double total[DW_MAX_TAPS];
+    for (int64_t k = 0; k < taps; k++)
+        total[k] = 0;
+    memset(gwp, 0, (size_t)(j->oh * wp) * j->es);
+    for (int64_t n = 0; n < j->n; n++) {
+        dw_pad(j, j->a + (n * j->c + o / j->m) * j->h * j->w * es, xpp);
+        copy_block(gwp, wp, j->b + (n * O + o) * j->oh * j->ow * es, j->ow, j->oh, j->ow, j->es);
+        for (int64_t i = 0; i < j->kh; i++)
+            for (int64_t t = 0; t < j->kw; t++)
+                total[i * j->kw + t] +=
+                    dot_row(j->dt, gwp, xpp + (i * j->dh * wp + t * j->dw) * es, L);
+    }
+    for (int64_t k = 0; k < taps; k++)
+        st(j->out, o * taps + k, total[k], j->dt == BLO_F32);
+}
+
+/* Columns summed at a time in the adjoint in w (a stack accumulator). */
+#define DW_CHUNK 256
+
+/* Output channel o of the adjoint in w: per tap, Σ over images, rows and columns of
+ * g[n][o][oy][ox] · x[n][o/M][iy][ix], accumulated column-wise in the dtype (vectorisable)
+ * and the columns summed in double. */
+static void dw_adj_w_channel(const void *env, int64_t o) {
+    const dw_job *j = env;
+    if (j->wide) {
+        dw_adj_w_wide(j, o);
+        return;
+    }
+    int64_t O = j->c * j->m, es = (int64_t)j->es;
+    union {
+        float f[DW_CHUNK];
+        double d[DW_CHUNK];
+    } acc;
+    bool f32 = j->dt == BLO_F32;
+    char *ap = f32 ? (char *)acc.f : (char *)acc.d;
+    for (int64_t i = 0; i < j->kh; i++) {
+        int64_t y0, y1;
+        valid_range(i * j->dh - j->ph, j->sh, j->h, j->oh, &y0, &y1);
+        for (int64_t t = 0; t < j->kw; t++) {
+            int64_t xoff = t * j->dw - j->pw, x0, x1;
+            valid_range(xoff, j->sw, j->w, j->ow, &x0, &x1);
+            double total = 0;
+            for (int64_t b0 = x0; b0 < x1; b0 += DW_CHUNK) {
+                int64_t len = x1 - b0 < DW_CHUNK ? x1 - b0 : DW_CHUNK;
+                memset(ap, 0, (size_t)len * j->es);
+                for (int64_t n = 0; n < j->n; n++) {
+                    const char *g = j->b + (n * O + o) * j->oh * j->ow * es;
+                    const char *x = j->a + (n * j->c + o / j->m) * j->h * j->w * es;
+                    for (int64_t oy = y0; oy < y1; oy++) {
+                        int64_t iy = oy * j->sh - j->ph + i * j->dh;
+                        mul_acc_row(j->dt, ap, g + (oy * j->ow + b0) * es,
+                                    x + (iy * j->w + b0 * j->sw + xoff) * es, len, j->sw);
+                    }
+                }
+                for (int64_t k = 0; k < len; k++)
+                    total += f32 ? (double)acc.f[k] : acc.d[k];
+            }
+            st(j->out, o * j->kh * j->kw + i * j->kw + t, total, f32);
+        }
+    }
+}
+
+void blo__cpu_dwconv(blo_dwconv_kind k, const blo_tensor *a, const blo_tensor *b,
+                     const blo_conv2d_params *p, blo_tensor *out) {
+    /* x, w and g by role; the sizes come from them. */
+    const blo_tensor *x = k == BLO_DW_ADJ_X ? out : a;
+    const blo_tensor *w = k == BLO_DW_ADJ_W ? out : b;
+    const blo_tensor *g = k == BLO_DW_FORWARD ? out : k == BLO_DW_ADJ_X ? a : b;
+    dw_job j = {.dt = a->dtype,
+                .es = blo_dtype_size(a->dtype),
+                .n = x->shape[0],
+                .c = x->shape[1],
+                .m = w->shape[0] / x->shape[1],
+                .h = x->shape[2],
+                .w = x->shape[3],
+                .oh = g->shape[2],
+                .ow = g->shape[3],
+                .kh = w->shape[2],
+                .kw = w->shape[3],
+                .sh = p->stride_h,
+                .sw = p->stride_w,
+                .ph = p->pad_h,
+                .pw = p->pad_w,
+                .dh = p->dil_h,
+                .dw = p->dil_w,
+                .a = a->data,
+                .b = b->data,
+                .out = out->data};
+    j.wide = dw_wide_fits(&j);
+    int64_t O = j.c * j.m, work = j.n * O * j.oh * j.ow * j.kh * j.kw;
+    if (k == BLO_DW_FORWARD)
+        for_planes(j.n * O, work, dw_forward_plane, &j);
+    else if (k == BLO_DW_ADJ_X)
+        for_planes(j.n * j.c, work, dw_adj_x_plane, &j);
+    else
+        for_planes(O, work, dw_adj_w_channel, &j);
+}
+
+/* ---- Pooling ------------------------------------------------------------------------------------
+ * Windows are small, so these kernels read and write through double; the per-element dtype
+ * test is a well-predicted branch, and f32 sums gain double accumulation. */
+
 
 typedef struct {
     int64_t planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw;
