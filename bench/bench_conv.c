@@ -19,8 +19,8 @@
  *
  * Each figure is the median over `repeats` timed runs after `warmup` untimed ones, wall clock
  * (CLOCK_MONOTONIC), ms; the note adds the median CPU time of the thread (with one thread,
- * what the work cost without the time other processes held the core). bench/bench_conv_torch.py does the same work in PyTorch;
- * bench/run_conv_bench.sh runs both and puts them side by side.
+ * what the work cost without the time other processes held the core). bench/bench_conv_torch.py
+ * does the same work in PyTorch; bench/run_conv_bench.sh runs both and puts them side by side.
  *
  * Usage: bench_conv [--threads N] [--quick] [--only conv|search|ROW]
  *
@@ -146,7 +146,8 @@ static void bench_search(int warmup, int repeats) {
         die("search", err);
     int64_t xs[4] = {n, 1, S, S};
     blo_tensor *X = blo_tensor_new(dctx, c.dtype, 4, xs);
-    int64_t *labels = malloc(sizeof(int64_t) * (size_t)n), *buf = malloc(sizeof(int64_t) * (size_t)n);
+    int64_t *labels = malloc(sizeof(int64_t) * (size_t)n),
+            *buf = malloc(sizeof(int64_t) * (size_t)n);
     if (!X || !labels || !buf || blo_init_normal(X, &g, 0, 1)) die("search", "out of memory");
     for (int64_t i = 0; i < n; i++)
         labels[i] = i % classes;
@@ -195,8 +196,8 @@ static void bench_search(int warmup, int repeats) {
     snprintf(note, sizeof note,
              "cpu %.4f ms; %d cells x %d ch, %d nodes, batch %lld, %lld weights; train loss "
              "%.3f -> %.3f; scratch peak %zu KiB",
-             median(tc, repeats), c.cells, c.channels, c.nodes, (long long)c.batch, (long long)params, first, last,
-             peak / 1024);
+             median(tc, repeats), c.cells, c.channels, c.nodes, (long long)c.batch,
+             (long long)params, first, last, peak / 1024);
     printf("%-20s %12.4f %-6s %7d  %-20s %s\n", "search_step", median(t, repeats), "ms", repeats,
            "search_step", note);
     fflush(stdout);

@@ -6,8 +6,8 @@
  *     cols[(c·KH + i)·KW + j][(n·OH + oy)·OW + ox] = x[n][c][oy·sh − ph + i·dh][ox·sw − pw + j·dw]
  *
  * (zero where the index falls in the padding), so a convolution becomes one gemm per group
- * for the whole batch. col2im is its adjoint: every column entry is added back onto the pixel it was
- * read from (pixels read by several windows collect several terms).
+ * for the whole batch. col2im is its adjoint: every column entry is added back onto the pixel it
+ * was read from (pixels read by several windows collect several terms).
  *
  * Pooling: window (oy, ox) covers rows oy·sh − ph + [0, KH) and columns ox·sw − pw + [0, KW),
  * clipped to the image. Max pooling returns the maximum and its position as a flat index
@@ -95,8 +95,7 @@ static inline void row_fill(blo_dtype dt, char *dst, const char *src, int64_t x0
 }
 
 /* dst[k·s] += src[k], k < n. */
-static inline void row_scatter_add(blo_dtype dt, char *dst, const char *src, int64_t n,
-                                   int64_t s) {
+static inline void row_scatter_add(blo_dtype dt, char *dst, const char *src, int64_t n, int64_t s) {
     if (dt == BLO_F32) {
         float *restrict d = (float *)dst;
         const float *restrict x = (const float *)src;
@@ -268,8 +267,8 @@ static inline void axpy_row(blo_dtype dt, char *dst, const char *src, int64_t n,
 }
 
 /* d[k·s] += a · x[k], k < n. */
-static inline void axpy_scatter_row(blo_dtype dt, char *dst, const char *src, int64_t n,
-                                    int64_t s, double a) {
+static inline void axpy_scatter_row(blo_dtype dt, char *dst, const char *src, int64_t n, int64_t s,
+                                    double a) {
     if (s == 1) {
         axpy_row(dt, dst, src, n, 1, a);
     } else if (dt == BLO_F32) {
@@ -581,7 +580,6 @@ void blo__cpu_dwconv(blo_dwconv_kind k, const blo_tensor *a, const blo_tensor *b
  * Windows are small, so these kernels read and write through double; the per-element dtype
  * test is a well-predicted branch, and f32 sums gain double accumulation. */
 
-
 typedef struct {
     int64_t planes, h, w, oh, ow, kh, kw, sh, sw, ph, pw;
     bool include_pad;
@@ -658,8 +656,12 @@ static void max_pool_plane(const void *env, int64_t q) {
 
 void blo__cpu_max_pool2d(const blo_tensor *x, const blo_pool2d_params *p, blo_tensor *out,
                          blo_tensor *argmax) {
-    pool_job j = {pool_of(x, argmax->shape[2], argmax->shape[3], p), x->dtype == BLO_F32,
-                  blo_dtype_size(x->dtype), x->data, out ? out->data : NULL, argmax->data};
+    pool_job j = {pool_of(x, argmax->shape[2], argmax->shape[3], p),
+                  x->dtype == BLO_F32,
+                  blo_dtype_size(x->dtype),
+                  x->data,
+                  out ? out->data : NULL,
+                  argmax->data};
     for_planes(j.g.planes, j.g.planes * j.g.oh * j.g.ow * j.g.kh * j.g.kw, max_pool_plane, &j);
 }
 
@@ -683,8 +685,12 @@ static void avg_pool_plane(const void *env, int64_t q) {
 }
 
 void blo__cpu_avg_pool2d(const blo_tensor *x, const blo_pool2d_params *p, blo_tensor *out) {
-    pool_job j = {pool_of(x, out->shape[2], out->shape[3], p), x->dtype == BLO_F32,
-                  blo_dtype_size(x->dtype), x->data, out->data, NULL};
+    pool_job j = {pool_of(x, out->shape[2], out->shape[3], p),
+                  x->dtype == BLO_F32,
+                  blo_dtype_size(x->dtype),
+                  x->data,
+                  out->data,
+                  NULL};
     for_planes(j.g.planes, j.g.planes * j.g.oh * j.g.ow * j.g.kh * j.g.kw, avg_pool_plane, &j);
 }
 
@@ -710,8 +716,12 @@ static void avg_pool_adjoint_plane(const void *env, int64_t q) {
 
 void blo__cpu_avg_pool2d_adjoint(const blo_tensor *gout, const blo_pool2d_params *p,
                                  blo_tensor *gx) {
-    pool_job j = {pool_of(gx, gout->shape[2], gout->shape[3], p), gx->dtype == BLO_F32,
-                  blo_dtype_size(gx->dtype), gout->data, gx->data, NULL};
-    for_planes(j.g.planes, j.g.planes * j.g.oh * j.g.ow * j.g.kh * j.g.kw,
-               avg_pool_adjoint_plane, &j);
+    pool_job j = {pool_of(gx, gout->shape[2], gout->shape[3], p),
+                  gx->dtype == BLO_F32,
+                  blo_dtype_size(gx->dtype),
+                  gout->data,
+                  gx->data,
+                  NULL};
+    for_planes(j.g.planes, j.g.planes * j.g.oh * j.g.ow * j.g.kh * j.g.kw, avg_pool_adjoint_plane,
+               &j);
 }

@@ -131,8 +131,8 @@ static blo_tensor *col2im(blo_ctx *ctx, blo_tensor *cols, const unfold_geom *g) 
 static blo_tensor *dwconv(blo_ctx *ctx, blo_dwconv_kind k, blo_tensor *a, blo_tensor *b,
                           const unfold_geom *g, int64_t m);
 
-static blo_status dw_forward_bw(blo_ctx *ctx, const blo_node *n, blo_tensor *out,
-                                blo_tensor *gout, const bool *need, blo_tensor **gin) {
+static blo_status dw_forward_bw(blo_ctx *ctx, const blo_node *n, blo_tensor *out, blo_tensor *gout,
+                                const bool *need, blo_tensor **gin) {
     (void)out;
     unfold_geom g = geom_load(n);
     int64_t m = (int64_t)n->fp[0];
@@ -184,8 +184,9 @@ static blo_tensor *dwconv(blo_ctx *ctx, blo_dwconv_kind k, blo_tensor *a, blo_te
     blo_tensor *out = blo__alloc(ctx, a->dtype, 4, sh);
     if (!out) return NULL;
     ctx->be->dwconv(k, a, b, &g->p, out);
-    const blo_op_def *def = k == BLO_DW_FORWARD ? &DW_FORWARD : k == BLO_DW_ADJ_X ? &DW_ADJ_X
-                                                                                 : &DW_ADJ_W;
+    const blo_op_def *def = k == BLO_DW_FORWARD ? &DW_FORWARD
+                            : k == BLO_DW_ADJ_X ? &DW_ADJ_X
+                                                : &DW_ADJ_W;
     blo_node *n;
     BLO_RECORD(n, ctx, out, def, 2, a, b);
     if (n) {
@@ -291,7 +292,8 @@ blo_tensor *blo_conv2d(blo_ctx *ctx, blo_tensor *x, blo_tensor *w, blo_tensor *b
          * then the image axis is brought back to the front. */
         unfold_geom g = {prm, (int)KH, (int)KW, (int)oh, (int)ow, x->shape[2], x->shape[3]};
         int64_t sc[3] = {G, K, N * L}, sw[3] = {G, O / G, K}, so[4] = {O, N, oh, ow};
-        y = blo_matmul(ctx, blo_reshape(ctx, w, 3, sw), blo_reshape(ctx, im2col(ctx, x, &g), 3, sc));
+        y = blo_matmul(ctx, blo_reshape(ctx, w, 3, sw),
+                       blo_reshape(ctx, im2col(ctx, x, &g), 3, sc));
         y = blo_contiguous(ctx, blo_transpose(ctx, blo_reshape(ctx, y, 4, so), 0, 1));
     }
     if (bias) {
