@@ -176,12 +176,14 @@ static void test_conv_cases(blo_ctx *ctx, blo_rng *r) {
 /* Inputs big enough for the threaded kernels: forward against the loops, and the backward
  * against the adjoint identity ⟨∇_x ⟨r, y⟩, x⟩ = ⟨r, y⟩ = ⟨∇_w ⟨r, y⟩, w⟩ (y is bilinear). The
  * depthwise cases take the zero-bordered-plane kernels (33×33), the row kernels for a plane
- * too big for their buffers (95×95, stride 1), and the row kernels with a stride. */
+ * too big for their buffers (95×95, stride 1), and the row kernels with a stride; the dense
+ * 91×91 one im2col's clipped rows (its bordered plane is past the buffer too). */
 static void test_conv_big(blo_ctx *ctx, blo_rng *r) {
     static const conv_case cases[] = {
         {"big, groups 2, stride 2, padding 1", 4, 8, 33, 33, 8, 3, 3, {2, 2, 1, 1, 1, 1, 2}, 0},
         {"big depthwise, padding 1", 4, 8, 33, 33, 8, 3, 3, {1, 1, 1, 1, 1, 1, 8}, 0},
         {"big depthwise, plane past the buffers", 2, 4, 95, 95, 4, 3, 3, {1, 1, 1, 1, 1, 1, 4}, 0},
+        {"big dense, plane past the buffers", 1, 2, 91, 91, 2, 3, 3, {1, 1, 1, 1, 1, 1, 1}, 0},
         {"big depthwise x2, stride 2, dilation 2", 4, 4, 33, 31, 8, 3, 3, {2, 2, 2, 2, 2, 2, 4}, 0},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {

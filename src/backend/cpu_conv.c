@@ -117,6 +117,30 @@ static inline void row_scatter_add(blo_dtype dt, char *dst, const char *src, int
     }
 }
 
+/* ---- Zero-bordered planes -------------------------------------------------------------------- */
+
+#define PLANE_BUF 8192 /* elements of a per-thread plane buffer (on the stack) */
+
+typedef union {
+    float f[PLANE_BUF];
+    double d[PLANE_BUF];
+} plane_buf;
+
+/* Copies a rows × cols block between row strides ds (dst) and ss (src), in elements. */
+static void copy_block(char *dst, int64_t ds, const char *src, int64_t ss, int64_t rows,
+                       int64_t cols, size_t es) {
+    for (int64_t r = 0; r < rows; r++)
+        memcpy(dst + r * ds * (int64_t)es, src + r * ss * (int64_t)es, (size_t)cols * es);
+}
+
+/* xp = the H × W plane x inside a border of ph rows and pw columns of zeros. */
+static void pad_plane(char *xp, const char *x, int64_t h, int64_t w, int64_t ph, int64_t pw,
+                      size_t es) {
+    int64_t wp = w + 2 * pw;
+    memset(xp, 0, (size_t)((h + 2 * ph) * wp) * es);
+    copy_block(xp + (ph * wp + pw) * (int64_t)es, wp, x, w, h, w, es);
+}
+
 /* ---- im2col / col2im ------------------------------------------------------------------------ */
 
 /* The geometry both directions share, read once from the tensors. */
@@ -201,18 +225,64 @@ static int64_t cols_offset(const unfold *u, int64_t q) {
     return ((q % u->c) * u->kh * u->kw * u->n * len + (q / u->c) * len) * (int64_t)u->es;
 }
 
+/* With the plane inside a zero border (when it fits the buffer) every row of cols reads OW
+ * cells of a bordered row, with no clipping: output row oy of tap (i, j) starts at bordered
+ * cell (oy·sh + i·dh, j·dw). col2im adds the same way into a bordered plane and keeps its
+ * inside. */
+static bool unfold_bordered(const unfold *u) {
+    return (u->h + 2 * u->ph) * (u->w + 2 * u->pw) <= PLANE_BUF;
+}
+
+static void im2col_plane_bordered(blo_dtype dt, const unfold *u, const char *x, char *cp,
+                                  int64_t ld) {
+    plane_buf b;
+    char *xp = dt == BLO_F32 ? (char *)b.f : (char *)b.d;
+    int64_t es = (int64_t)u->es, wp = u->w + 2 * u->pw;
+    pad_plane(xp, x, u->h, u->w, u->ph, u->pw, u->es);
+    for (int64_t i = 0; i < u->kh; i++)
+        for (int64_t j = 0; j < u->kw; j++) {
+            char *row = cp + (i * u->kw + j) * ld * es;
+            for (int64_t oy = 0; oy < u->oh; oy++)
+                row_fill(dt, row + oy * u->ow * es,
+                         xp + ((oy * u->sh + i * u->dh) * wp + j * u->dw) * es, 0, u->ow, u->ow,
+                         u->sw);
+        }
+}
+
+static void col2im_plane_bordered(blo_dtype dt, const unfold *u, const char *cp, char *x,
+                                  int64_t ld) {
+    plane_buf b;
+    char *xp = dt == BLO_F32 ? (char *)b.f : (char *)b.d;
+    int64_t es = (int64_t)u->es, wp = u->w + 2 * u->pw;
+    memset(xp, 0, (size_t)((u->h + 2 * u->ph) * wp) * u->es);
+    for (int64_t i = 0; i < u->kh; i++)
+        for (int64_t j = 0; j < u->kw; j++) {
+            const char *row = cp + (i * u->kw + j) * ld * es;
+            for (int64_t oy = 0; oy < u->oh; oy++)
+                row_scatter_add(dt, xp + ((oy * u->sh + i * u->dh) * wp + j * u->dw) * es,
+                                row + oy * u->ow * es, u->ow, u->sw);
+        }
+    copy_block(x, u->w, xp + (u->ph * wp + u->pw) * es, wp, u->h, u->w, u->es);
+}
+
 static void im2col_job(const void *env, int64_t q) {
     const unfold_job *j = env;
     const unfold *u = &j->u;
-    im2col_plane(j->dt, u, j->src + q * u->h * u->w * (int64_t)u->es, j->dst + cols_offset(u, q),
-                 u->n * u->oh * u->ow);
+    const char *x = j->src + q * u->h * u->w * (int64_t)u->es;
+    if (unfold_bordered(u))
+        im2col_plane_bordered(j->dt, u, x, j->dst + cols_offset(u, q), u->n * u->oh * u->ow);
+    else
+        im2col_plane(j->dt, u, x, j->dst + cols_offset(u, q), u->n * u->oh * u->ow);
 }
 
 static void col2im_job(const void *env, int64_t q) {
     const unfold_job *j = env;
     const unfold *u = &j->u;
-    col2im_plane(j->dt, u, j->src + cols_offset(u, q), j->dst + q * u->h * u->w * (int64_t)u->es,
-                 u->n * u->oh * u->ow);
+    char *x = j->dst + q * u->h * u->w * (int64_t)u->es;
+    if (unfold_bordered(u))
+        col2im_plane_bordered(j->dt, u, j->src + cols_offset(u, q), x, u->n * u->oh * u->ow);
+    else
+        col2im_plane(j->dt, u, j->src + cols_offset(u, q), x, u->n * u->oh * u->ow);
 }
 
 void blo__cpu_im2col(const blo_tensor *x, const blo_conv2d_params *p, int kh, int kw, int oh,
@@ -338,13 +408,6 @@ static inline double dot_row(blo_dtype dt, const char *asrc, const char *bsrc, i
     return total;
 }
 
-/* Copies a rows × cols block between row strides ds (dst) and ss (src), in elements. */
-static void copy_block(char *dst, int64_t ds, const char *src, int64_t ss, int64_t rows,
-                       int64_t cols, size_t es) {
-    for (int64_t r = 0; r < rows; r++)
-        memcpy(dst + r * ds * (int64_t)es, src + r * ss * (int64_t)es, (size_t)cols * es);
-}
-
 typedef struct {
     blo_dtype dt;
     size_t es;
@@ -361,30 +424,22 @@ typedef struct {
  * a few long vectorised loops per plane instead of one short loop per row and tap. The
  * adjoint in x runs the same axpys backwards from a wide copy of g whose unused columns are
  * zero; the adjoint in w is one dot product over L per tap. */
-#define DW_BUF 8192 /* elements of each of the two per-thread planes */
 #define DW_MAX_TAPS 64
-
-typedef union {
-    float f[DW_BUF];
-    double d[DW_BUF];
-} dw_buf;
 
 static int dw_wide_fits(const dw_job *j) {
     int64_t hp = j->h + 2 * j->ph, wp = j->w + 2 * j->pw;
-    return j->sh == 1 && j->sw == 1 && hp * wp <= DW_BUF && j->oh * wp <= DW_BUF &&
+    return j->sh == 1 && j->sw == 1 && hp * wp <= PLANE_BUF && j->oh * wp <= PLANE_BUF &&
            j->kh * j->kw <= DW_MAX_TAPS;
 }
 
 /* xp = plane x (H × W) inside a zero border; returns Wp. */
 static int64_t dw_pad(const dw_job *j, const char *x, char *xp) {
-    int64_t wp = j->w + 2 * j->pw, hp = j->h + 2 * j->ph;
-    memset(xp, 0, (size_t)(hp * wp) * j->es);
-    copy_block(xp + (j->ph * wp + j->pw) * (int64_t)j->es, wp, x, j->w, j->h, j->w, j->es);
-    return wp;
+    pad_plane(xp, x, j->h, j->w, j->ph, j->pw, j->es);
+    return j->w + 2 * j->pw;
 }
 
 static void dw_forward_wide(const dw_job *j, const char *x, const char *w, char *y) {
-    dw_buf xp, yw;
+    plane_buf xp, yw;
     char *xpp = j->dt == BLO_F32 ? (char *)xp.f : (char *)xp.d;
     char *ywp = j->dt == BLO_F32 ? (char *)yw.f : (char *)yw.d;
     int64_t wp = dw_pad(j, x, xpp), L = (j->oh - 1) * wp + j->ow, es = (int64_t)j->es;
@@ -425,7 +480,7 @@ static void dw_forward_plane(const void *env, int64_t q) {
 }
 
 static void dw_adj_x_wide(const dw_job *j, int64_t n, int64_t c, char *gx) {
-    dw_buf gp, gw;
+    plane_buf gp, gw;
     char *gpp = j->dt == BLO_F32 ? (char *)gp.f : (char *)gp.d;
     char *gwp = j->dt == BLO_F32 ? (char *)gw.f : (char *)gw.d;
     int64_t wp = j->w + 2 * j->pw, hp = j->h + 2 * j->ph, L = (j->oh - 1) * wp + j->ow;
@@ -473,7 +528,7 @@ static void dw_adj_x_plane(const void *env, int64_t q) {
 }
 
 static void dw_adj_w_wide(const dw_job *j, int64_t o) {
-    dw_buf xp, gw;
+    plane_buf xp, gw;
     char *xpp = j->dt == BLO_F32 ? (char *)xp.f : (char *)xp.d;
     char *gwp = j->dt == BLO_F32 ? (char *)gw.f : (char *)gw.d;
     int64_t wp = j->w + 2 * j->pw, L = (j->oh - 1) * wp + j->ow;
