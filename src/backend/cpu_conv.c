@@ -33,6 +33,12 @@
 #include <math.h>
 #include <string.h>
 
+#if defined(__GNUC__)
+#define FORCE_INLINE inline __attribute__((always_inline))
+#else
+#define FORCE_INLINE inline
+#endif
+
 /* Work (elements touched) below this stays on one thread. */
 #define PAR_MIN 32768
 
@@ -680,10 +686,10 @@ typedef struct {
     int64_t *arg;
 } pool_job;
 
-static void max_pool_plane(const void *env, int64_t q) {
-    const pool_job *j = env;
+/* Inlined with f32 a constant in each of the two wrappers below, so the dtype tests of ld
+ * and st fold away. */
+static FORCE_INLINE void max_pool_plane_t(const pool_job *j, int64_t q, bool f32) {
     const pool_geom *g = &j->g;
-    bool f32 = j->f32;
     int64_t plane_out = g->oh * g->ow;
     const char *xp = j->in + q * g->h * g->w * (int64_t)j->es;
     for (int64_t oy = 0; oy < g->oh; oy++) {
@@ -709,6 +715,14 @@ static void max_pool_plane(const void *env, int64_t q) {
     }
 }
 
+static void max_pool_plane(const void *env, int64_t q) {
+    const pool_job *j = env;
+    if (j->f32)
+        max_pool_plane_t(j, q, true);
+    else
+        max_pool_plane_t(j, q, false);
+}
+
 void blo__cpu_max_pool2d(const blo_tensor *x, const blo_pool2d_params *p, blo_tensor *out,
                          blo_tensor *argmax) {
     pool_job j = {pool_of(x, argmax->shape[2], argmax->shape[3], p),
@@ -720,10 +734,8 @@ void blo__cpu_max_pool2d(const blo_tensor *x, const blo_pool2d_params *p, blo_te
     for_planes(j.g.planes, j.g.planes * j.g.oh * j.g.ow * j.g.kh * j.g.kw, max_pool_plane, &j);
 }
 
-static void avg_pool_plane(const void *env, int64_t q) {
-    const pool_job *j = env;
+static FORCE_INLINE void avg_pool_plane_t(const pool_job *j, int64_t q, bool f32) {
     const pool_geom *g = &j->g;
-    bool f32 = j->f32;
     int64_t plane_out = g->oh * g->ow;
     const char *xp = j->in + q * g->h * g->w * (int64_t)j->es;
     for (int64_t oy = 0; oy < g->oh; oy++) {
@@ -739,6 +751,14 @@ static void avg_pool_plane(const void *env, int64_t q) {
     }
 }
 
+static void avg_pool_plane(const void *env, int64_t q) {
+    const pool_job *j = env;
+    if (j->f32)
+        avg_pool_plane_t(j, q, true);
+    else
+        avg_pool_plane_t(j, q, false);
+}
+
 void blo__cpu_avg_pool2d(const blo_tensor *x, const blo_pool2d_params *p, blo_tensor *out) {
     pool_job j = {pool_of(x, out->shape[2], out->shape[3], p),
                   x->dtype == BLO_F32,
@@ -749,10 +769,8 @@ void blo__cpu_avg_pool2d(const blo_tensor *x, const blo_pool2d_params *p, blo_te
     for_planes(j.g.planes, j.g.planes * j.g.oh * j.g.ow * j.g.kh * j.g.kw, avg_pool_plane, &j);
 }
 
-static void avg_pool_adjoint_plane(const void *env, int64_t q) {
-    const pool_job *j = env;
+static FORCE_INLINE void avg_pool_adjoint_plane_t(const pool_job *j, int64_t q, bool f32) {
     const pool_geom *g = &j->g;
-    bool f32 = j->f32;
     int64_t plane_in = g->h * g->w, plane_out = g->oh * g->ow;
     char *xp = j->out + q * plane_in * (int64_t)j->es;
     const char *gp = j->in + q * plane_out * (int64_t)j->es;
@@ -767,6 +785,14 @@ static void avg_pool_adjoint_plane(const void *env, int64_t q) {
                     st(xp, iy * g->w + ix, ld(xp, iy * g->w + ix, f32) + v, f32);
         }
     }
+}
+
+static void avg_pool_adjoint_plane(const void *env, int64_t q) {
+    const pool_job *j = env;
+    if (j->f32)
+        avg_pool_adjoint_plane_t(j, q, true);
+    else
+        avg_pool_adjoint_plane_t(j, q, false);
 }
 
 void blo__cpu_avg_pool2d_adjoint(const blo_tensor *gout, const blo_pool2d_params *p,
