@@ -158,7 +158,8 @@ static void bench_search(int warmup, int repeats) {
         x0[k] = blo_tensor_new(dctx, c.dtype, 2, as);
         if (!x0[k] || blo_init_normal(x0[k], &g, 0, 1e-3)) die("search", "out of memory");
     }
-    nas_problem np = {&net, X, labels, n, n / 2, c.batch, buf};
+    nas_problem np = {
+        .net = &net, .X = X, .labels = labels, .n = n, .half = n / 2, .batch = c.batch, .buf = buf};
     blo_problem prob;
     memset(&prob, 0, sizeof prob);
     prob.nx = 2;
