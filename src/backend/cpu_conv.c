@@ -125,7 +125,9 @@ static inline void row_scatter_add(blo_dtype dt, char *dst, const char *src, int
 
 /* ---- Zero-bordered planes -------------------------------------------------------------------- */
 
-#define PLANE_BUF 8192 /* elements of a per-thread plane buffer (on the stack) */
+/* Elements of a per-call plane buffer, on the stack (16 KiB: small enough for the short
+ * stacks of worker threads); larger planes take the clipped-row kernels. */
+#define PLANE_BUF 2048
 
 typedef union {
     float f[PLANE_BUF];
