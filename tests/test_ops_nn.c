@@ -98,6 +98,14 @@ static const conv_case CONV_CASES[] = {
     {"depthwise x2, stride 2", 1, 2, 6, 6, 4, 3, 3, {2, 2, 1, 1, 1, 1, 2}, 0},
     {"1x1, bias", 2, 3, 4, 4, 5, 1, 1, {1, 1, 0, 0, 1, 1, 1}, 1},
     {"1x1, stride 2", 1, 3, 5, 5, 2, 1, 1, {2, 2, 0, 0, 1, 1, 1}, 0},
+    {"1x1, groups 3 (per-image gemm)", 2, 3, 3, 4, 6, 1, 1, {1, 1, 0, 0, 1, 1, 3}, 0},
+    {"groups 2, stride 2, dil 2, pad 2, batch 3", 3, 4, 7, 6, 4, 3, 3, {2, 2, 2, 2, 2, 2, 2}, 0},
+    /* Depthwise: stride 1 takes the zero-bordered-plane kernels, other strides the row ones. */
+    {"depthwise 3x3, dilation 2, padding 2", 2, 3, 7, 7, 3, 3, 3, {1, 1, 2, 2, 2, 2, 3}, 0},
+    {"depthwise x2, dil (2,1), pad (2,1), bias", 2, 2, 6, 7, 4, 3, 3, {1, 1, 2, 1, 2, 1, 2}, 1},
+    {"depthwise 5x5, stride 2, dil 2, pad (4,3)", 1, 2, 7, 8, 2, 5, 5, {2, 2, 4, 3, 2, 2, 2}, 0},
+    {"depthwise, stride (1,2), padding 1", 2, 2, 6, 7, 2, 3, 3, {1, 2, 1, 1, 1, 1, 2}, 0},
+    {"depthwise x3, stride (2,1), no padding", 1, 2, 7, 5, 6, 3, 2, {2, 1, 0, 0, 1, 1, 2}, 0},
 };
 
 typedef struct {
@@ -166,34 +174,99 @@ static void test_conv_cases(blo_ctx *ctx, blo_rng *r) {
 }
 
 /* Inputs big enough for the threaded kernels: forward against the loops, and the backward
- * against the adjoint identity ⟨∇_x ⟨r, y⟩, x⟩ = ⟨r, y⟩ = ⟨∇_w ⟨r, y⟩, w⟩ (y is bilinear). */
+ * against the adjoint identity ⟨∇_x ⟨r, y⟩, x⟩ = ⟨r, y⟩ = ⟨∇_w ⟨r, y⟩, w⟩ (y is bilinear). The
+ * depthwise cases take the zero-bordered-plane kernels (33×33), the row kernels for a plane
+ * too big for their buffers (95×95, stride 1), and the row kernels with a stride; the dense
+ * 91×91 one im2col's clipped rows (its bordered plane is past the buffer too). */
 static void test_conv_big(blo_ctx *ctx, blo_rng *r) {
-    static const conv_case c = {
-        "big, groups 2, stride 2, padding 1", 4, 8, 33, 33, 8, 3, 3, {2, 2, 1, 1, 1, 1, 2}, 0};
-    blo_mark m = blo_ctx_mark(ctx);
-    blo_tensor *in[3];
-    check_conv_forward(ctx, r, &c, in);
-    blo_tensor *y = blo_conv2d(ctx, in[0], in[1], NULL, &c.p);
-    blo_tensor *rw = weights_like(ctx, r, y);
-    blo_tensor *s = blo_dot(ctx, y, rw), *g[2];
-    blo_status st = blo_grad(ctx, 1, &s, NULL, 2, in, 0, g);
-    TU_CHECK(st == BLO_OK, "conv2d big: blo_grad: %s", blo_ctx_error(ctx));
-    if (!st) {
-        double sv = blo_tensor_item(s);
-        double gx = dot_values(g[0], in[0]), gw = dot_values(g[1], in[1]);
-        TU_CHECK(tu_close(gx, sv, 1e-10, 1e-10), "conv2d big: <grad_x, x> = %.15g, <r, y> = %.15g",
-                 gx, sv);
-        TU_CHECK(tu_close(gw, sv, 1e-10, 1e-10), "conv2d big: <grad_w, w> = %.15g, <r, y> = %.15g",
-                 gw, sv);
+    static const conv_case cases[] = {
+        {"big, groups 2, stride 2, padding 1", 4, 8, 33, 33, 8, 3, 3, {2, 2, 1, 1, 1, 1, 2}, 0},
+        {"big depthwise, padding 1", 4, 8, 33, 33, 8, 3, 3, {1, 1, 1, 1, 1, 1, 8}, 0},
+        {"big depthwise, plane past the buffers", 2, 4, 95, 95, 4, 3, 3, {1, 1, 1, 1, 1, 1, 4}, 0},
+        {"big dense, plane past the buffers", 1, 2, 91, 91, 2, 3, 3, {1, 1, 1, 1, 1, 1, 1}, 0},
+        {"big depthwise x2, stride 2, dilation 2", 4, 4, 33, 31, 8, 3, 3, {2, 2, 2, 2, 2, 2, 4}, 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const conv_case *c = &cases[k];
+        blo_mark m = blo_ctx_mark(ctx);
+        blo_tensor *in[3];
+        check_conv_forward(ctx, r, c, in);
+        blo_tensor *y = blo_conv2d(ctx, in[0], in[1], NULL, &c->p);
+        blo_tensor *rw = weights_like(ctx, r, y);
+        blo_tensor *s = blo_dot(ctx, y, rw), *g[2];
+        blo_status st = blo_grad(ctx, 1, &s, NULL, 2, in, 0, g);
+        TU_CHECK(st == BLO_OK, "conv2d %s: blo_grad: %s", c->name, blo_ctx_error(ctx));
+        if (!st) {
+            double sv = blo_tensor_item(s);
+            double gx = dot_values(g[0], in[0]), gw = dot_values(g[1], in[1]);
+            TU_CHECK(tu_close(gx, sv, 1e-10, 1e-10),
+                     "conv2d %s: <grad_x, x> = %.15g, <r, y> = %.15g", c->name, gx, sv);
+            TU_CHECK(tu_close(gw, sv, 1e-10, 1e-10),
+                     "conv2d %s: <grad_w, w> = %.15g, <r, y> = %.15g", c->name, gw, sv);
+        }
+        blo_ctx_clear_error(ctx);
+        blo_ctx_rewind(ctx, m);
     }
-    blo_ctx_rewind(ctx, m);
+}
+
+/* The backward of the backward. With the seed g an input too, f(x, w, g) = weigh(∇_x ⟨g, y⟩)
+ * + weigh(∇_w ⟨g, y⟩) for y = conv2d(x, w) differentiates the ops of conv2d's backward (for a
+ * depthwise conv, the adjoints in x and in w) with respect to every input, and the Hessian
+ * check goes one order further. */
+typedef struct {
+    blo_conv2d_params p;
+    blo_tensor *rx, *rw;
+} vjp_env;
+
+static blo_tensor *f_conv_vjp(blo_ctx *ctx, blo_tensor *const *in, void *e) {
+    vjp_env *env = e;
+    /* The inner gradient needs a tape even where the check evaluates f unrecorded. */
+    int old = blo_ctx_set_recording(ctx, 1);
+    blo_tensor *y = blo_conv2d(ctx, in[0], in[1], NULL, &env->p), *g[2];
+    blo_tensor *f = y && !blo_grad(ctx, 1, &y, &in[2], 2, in, BLO_GRAD_CREATE_GRAPH, g)
+                        ? blo_add(ctx, weigh(ctx, g[0], env->rx), weigh(ctx, g[1], env->rw))
+                        : NULL;
+    blo_ctx_set_recording(ctx, old);
+    return f;
+}
+
+static void test_conv_double_backward(blo_ctx *ctx, blo_rng *r) {
+    static const conv_case cases[] = {
+        {"depthwise, padding 1", 2, 2, 5, 5, 2, 3, 3, {1, 1, 1, 1, 1, 1, 2}, 0},
+        {"depthwise x2, stride 2, dil 2, pad 2", 1, 2, 6, 7, 4, 3, 3, {2, 2, 2, 2, 2, 2, 2}, 0},
+        {"dense, stride 2, padding 1", 2, 2, 5, 5, 3, 3, 3, {2, 2, 1, 1, 1, 1, 1}, 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const conv_case *c = &cases[k];
+        blo_mark m = blo_ctx_mark(ctx);
+        int64_t sx[4] = {c->n, c->c, c->h, c->w}, sw[4] = {c->o, c->c / c->p.groups, c->kh, c->kw};
+        blo_tensor *in[3] = {tu_rand(ctx, r, BLO_F64, 4, sx, -1, 1),
+                             tu_rand(ctx, r, BLO_F64, 4, sw, -1, 1), NULL};
+        int old = blo_ctx_set_recording(ctx, 0);
+        blo_tensor *y = blo_conv2d(ctx, in[0], in[1], NULL, &c->p);
+        blo_ctx_set_recording(ctx, old);
+        in[2] = y ? tu_rand(ctx, r, BLO_F64, 4, blo_tensor_shape(y), -1, 1) : NULL;
+        vjp_env env = {c->p, weights_like(ctx, r, in[0]), weights_like(ctx, r, in[1])};
+        char name[160];
+        snprintf(name, sizeof name, "conv2d %s: backward of the backward", c->name);
+        if (in[2]) tu_gradcheck(ctx, name, f_conv_vjp, &env, 3, in, 1);
+        tu_check_ok(ctx, name);
+        blo_ctx_rewind(ctx, m);
+    }
 }
 
 /* float32 against float64 on the same (f32-representable) inputs: values and gradients. */
-static void test_conv_f32(blo_ctx *ctx, blo_rng *r) {
+static void conv_f32_case(blo_ctx *ctx, blo_rng *r, blo_conv2d_params p, const int64_t *sx,
+                          const int64_t *sw) {
     blo_mark m = blo_ctx_mark(ctx);
-    blo_conv2d_params p = {2, 1, 1, 2, 1, 2, 2};
-    int64_t sx[4] = {2, 4, 9, 10}, sw[4] = {6, 2, 3, 3}, sb = 6;
+    int64_t sb = sw[0];
+    char what[4][120];
+    static const char *const part[4] = {"", "values", "grad x", "grad w"};
+    for (int k = 0; k < 4; k++)
+        snprintf(what[k], sizeof what[k],
+                 "conv2d f32 (groups %d, stride (%d,%d), w [%lld,%lld,%lld,%lld])%s%s", p.groups,
+                 p.stride_h, p.stride_w, (long long)sw[0], (long long)sw[1], (long long)sw[2],
+                 (long long)sw[3], k ? " against f64: " : "", part[k]);
     blo_tensor *x32 = tu_rand(ctx, r, BLO_F32, 4, sx, -1, 1);
     blo_tensor *w32 = tu_rand(ctx, r, BLO_F32, 4, sw, -1, 1);
     blo_tensor *b32 = tu_rand(ctx, r, BLO_F32, 1, &sb, -1, 1);
@@ -205,22 +278,22 @@ static void test_conv_f32(blo_ctx *ctx, blo_rng *r) {
     blo_set_requires_grad(w64, 1);
     blo_tensor *y32 = blo_conv2d(ctx, x32, w32, b32, &p);
     blo_tensor *y64 = blo_conv2d(ctx, x64, w64, b64, &p);
-    tu_check_ok(ctx, "conv2d f32");
+    tu_check_ok(ctx, what[0]);
     if (!y32 || !y64) return;
-    TU_CHECK(blo_tensor_dtype(y32) == BLO_F32, "conv2d f32: result dtype");
+    TU_CHECK(blo_tensor_dtype(y32) == BLO_F32, "%s: result dtype", what[0]);
     /* Relative to the output's scale: single rounding errors on sums of ~20 terms. */
     double *v = values(y64), scale = 0;
     for (int64_t i = 0; i < blo_tensor_numel(y64); i++)
         scale = fmax(scale, fabs(v[i]));
     free(v);
-    tu_check_close(y32, y64, 1e-5, 1e-5 * scale, "conv2d f32 against f64: values");
+    tu_check_close(y32, y64, 1e-5, 1e-5 * scale, what[1]);
 
     blo_tensor *r64 = weights_like(ctx, r, y64), *r32 = blo_cast(ctx, r64, BLO_F32);
     blo_tensor *s32 = blo_dot(ctx, y32, r32), *s64 = blo_dot(ctx, y64, r64);
     blo_tensor *in32[2] = {x32, w32}, *in64[2] = {x64, w64}, *g32[2], *g64[2];
     if (blo_grad(ctx, 1, &s32, NULL, 2, in32, 0, g32) ||
         blo_grad(ctx, 1, &s64, NULL, 2, in64, 0, g64)) {
-        TU_CHECK(0, "conv2d f32: blo_grad: %s", blo_ctx_error(ctx));
+        TU_CHECK(0, "%s: blo_grad: %s", what[0], blo_ctx_error(ctx));
         blo_ctx_clear_error(ctx);
     } else {
         for (int k = 0; k < 2; k++) {
@@ -228,11 +301,21 @@ static void test_conv_f32(blo_ctx *ctx, blo_rng *r) {
             for (int64_t i = 0; i < blo_tensor_numel(g64[k]); i++)
                 gs = fmax(gs, fabs(gv[i]));
             free(gv);
-            tu_check_close(g32[k], g64[k], 1e-5, 1e-5 * gs,
-                           k ? "conv2d f32 against f64: grad w" : "conv2d f32 against f64: grad x");
+            tu_check_close(g32[k], g64[k], 1e-5, 1e-5 * gs, what[2 + k]);
         }
     }
     blo_ctx_rewind(ctx, m);
+}
+
+/* Grouped with stride and dilation (im2col), and depthwise on the f32 direct kernels: the
+ * zero-bordered-plane ones (stride 1, with a multiplier 2 and a plane wider than eight
+ * columns) and the row ones (stride (1, 2)). */
+static void test_conv_f32(blo_ctx *ctx, blo_rng *r) {
+    const int64_t sx[4] = {2, 4, 9, 10}, sx_dw[4] = {3, 4, 11, 13};
+    const int64_t sw[4] = {6, 2, 3, 3}, sw_dw[4] = {8, 1, 3, 3}, sw_dw5[4] = {4, 1, 5, 5};
+    conv_f32_case(ctx, r, (blo_conv2d_params){2, 1, 1, 2, 1, 2, 2}, sx, sw);
+    conv_f32_case(ctx, r, (blo_conv2d_params){1, 1, 1, 2, 1, 2, 4}, sx_dw, sw_dw);
+    conv_f32_case(ctx, r, (blo_conv2d_params){1, 2, 2, 2, 1, 1, 4}, sx_dw, sw_dw5);
 }
 
 static void test_conv_errors(blo_ctx *ctx, blo_rng *r) {
@@ -732,6 +815,7 @@ int main(void) {
     blo_rng_seed(&r, 2024);
     test_conv_cases(ctx, &r);
     test_conv_big(ctx, &r);
+    test_conv_double_backward(ctx, &r);
     test_conv_f32(ctx, &r);
     test_conv_errors(ctx, &r);
     test_pool_values(ctx);

@@ -46,6 +46,13 @@ typedef enum blo_binary_kind {
 
 typedef enum blo_reduce_kind { BLO_R_SUM, BLO_R_MAX } blo_reduce_kind;
 
+/* Depthwise convolution (groups = C input channels, M = O/C outputs per input channel) and its
+ * two adjoints; x [N, C, H, W], w [O, 1, KH, KW], g [N, O, OH, OW]:
+ *   BLO_DW_FORWARD  out = y [N, O, OH, OW]  from (a, b) = (x, w)
+ *   BLO_DW_ADJ_X    out = x-shaped          from (a, b) = (g, w): the adjoint of x -> y
+ *   BLO_DW_ADJ_W    out = w-shaped          from (a, b) = (x, g): the adjoint of w -> y */
+typedef enum blo_dwconv_kind { BLO_DW_FORWARD, BLO_DW_ADJ_X, BLO_DW_ADJ_W } blo_dwconv_kind;
+
 typedef struct blo_backend {
     const char *name;
 
@@ -77,12 +84,17 @@ typedef struct blo_backend {
     void (*index_add)(blo_tensor *out, int axis, const blo_tensor *idx, const blo_tensor *src);
 
     /* Convolution support (cpu_conv.c has the formulas). x [N, C, H, W] and cols
-     * [N, C*KH*KW, OH*OW], both contiguous. im2col fills cols; col2im, its adjoint,
+     * [C*KH*KW, N*OH*OW], both contiguous. im2col fills cols; col2im, its adjoint,
      * overwrites x with the sums of the column entries that each pixel fed. */
     void (*im2col)(const blo_tensor *x, const blo_conv2d_params *p, int kh, int kw, int oh,
                    int ow, blo_tensor *cols);
     void (*col2im)(const blo_tensor *cols, const blo_conv2d_params *p, int kh, int kw, int oh,
                    int ow, blo_tensor *x);
+
+    /* Depthwise convolution (see blo_dwconv_kind): a, b and out contiguous, of the shapes
+     * above (all sizes are read from them); p's groups is not read. out is overwritten. */
+    void (*dwconv)(blo_dwconv_kind k, const blo_tensor *a, const blo_tensor *b,
+                   const blo_conv2d_params *p, blo_tensor *out);
 
     /* Pooling: p's strides are resolved (non-zero) and its padding is at most half the
      * kernel, so every window holds a real cell. x, out, gout and gx are contiguous

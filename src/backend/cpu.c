@@ -734,6 +734,7 @@ static const blo_backend cpu_backend = {
     .index_add = blo__cpu_index_add,
     .im2col = blo__cpu_im2col,
     .col2im = blo__cpu_col2im,
+    .dwconv = blo__cpu_dwconv,
     .max_pool2d = blo__cpu_max_pool2d,
     .avg_pool2d = blo__cpu_avg_pool2d,
     .avg_pool2d_adjoint = blo__cpu_avg_pool2d_adjoint,

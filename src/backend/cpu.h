@@ -24,6 +24,8 @@ void blo__cpu_im2col(const blo_tensor *x, const blo_conv2d_params *p, int kh, in
                      int ow, blo_tensor *cols);
 void blo__cpu_col2im(const blo_tensor *cols, const blo_conv2d_params *p, int kh, int kw, int oh,
                      int ow, blo_tensor *x);
+void blo__cpu_dwconv(blo_dwconv_kind k, const blo_tensor *a, const blo_tensor *b,
+                     const blo_conv2d_params *p, blo_tensor *out);
 void blo__cpu_max_pool2d(const blo_tensor *x, const blo_pool2d_params *p, blo_tensor *out,
                          blo_tensor *argmax);
 void blo__cpu_avg_pool2d(const blo_tensor *x, const blo_pool2d_params *p, blo_tensor *out);

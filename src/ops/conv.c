@@ -1,19 +1,24 @@
-/* conv.c — 2-d convolution (cross-correlation, as in PyTorch) as im2col + batched gemm.
+/* conv.c — 2-d convolution (cross-correlation, as in PyTorch) as im2col + gemm, and direct
+ * depthwise kernels.
  *
  *   out[n][o][y][x] = bias[o] + Σ_{c < Cg} Σ_{i < KH} Σ_{j < KW}
  *                     w[o][c][i][j] · x[n][g·Cg + c][y·sh − ph + i·dh][x·sw − pw + j·dw]
  *
  * with g = o / Og the group of output channel o, Cg = C / G and Og = O / G input and output
  * channels per group, and x zero outside the image. im2col is a linear map U: x -> cols
- * [N, C·KH·KW, OH·OW] (src/backend/cpu_conv.c). Its rows come group after group, so with
- * K = Cg·KH·KW the convolution of image n and group g is one matrix product,
+ * [C·KH·KW, N·OH·OW] (src/backend/cpu_conv.c), the images side by side. Its rows come group
+ * after group, so with K = Cg·KH·KW the convolution of group g is one matrix product for the
+ * whole batch,
  *
- *   out[n, g] = W_g · cols[n, g],   W_g = w[g·Og : (g+1)·Og] reshaped to [Og, K],
+ *   out[:, g] = W_g · cols[g],   W_g = w[g·Og : (g+1)·Og] reshaped to [Og, K],
  *
- * which blo_matmul does with batch axes [N, G] (one gemm per image and group). U's adjoint
- * is col2im, so im2col's backward is col2im and col2im's backward is im2col; both are
- * recorded ops, and matmul, reshape and add carry their own rules, so the convolution
- * differentiates to any order (Hessian-vector products through conv nets).
+ * which blo_matmul does with batch axis G (one gemm per group); the result [O, N, OH, OW] is
+ * transposed to [N, O, OH, OW]. (A 1×1 kernel without stride or padding skips im2col: x is
+ * its own columns, one gemm per image.) U's adjoint is col2im, so im2col's backward is col2im
+ * and col2im's backward is im2col; both are recorded ops, and matmul, reshape, transpose and
+ * add carry their own rules, so the convolution differentiates to any order (Hessian-vector
+ * products through conv nets). Depthwise convolutions (groups = C) take direct kernels
+ * instead, recorded as a family of three ops closed under differentiation (below).
  */
 #include "ops_util.h"
 
@@ -81,12 +86,12 @@ static blo_status col2im_bw(blo_ctx *ctx, const blo_node *n, blo_tensor *out, bl
 }
 static const blo_op_def COL2IM = {"col2im", col2im_bw, 1};
 
-/* x [N, C, H, W] -> cols [N, C·KH·KW, OH·OW]. The geometry was checked by the caller. */
+/* x [N, C, H, W] -> cols [C·KH·KW, N·OH·OW]. The geometry was checked by the caller. */
 static blo_tensor *im2col(blo_ctx *ctx, blo_tensor *x, const unfold_geom *g) {
     x = blo_contiguous(ctx, x);
     if (!x) return NULL;
-    int64_t sh[3] = {x->shape[0], x->shape[1] * g->kh * g->kw, (int64_t)g->oh * g->ow};
-    blo_tensor *cols = blo__alloc(ctx, x->dtype, 3, sh);
+    int64_t sh[2] = {x->shape[1] * g->kh * g->kw, x->shape[0] * g->oh * g->ow};
+    blo_tensor *cols = blo__alloc(ctx, x->dtype, 2, sh);
     if (!cols) return NULL;
     ctx->be->im2col(x, &g->p, g->kh, g->kw, g->oh, g->ow, cols);
     blo_node *n;
@@ -95,11 +100,12 @@ static blo_tensor *im2col(blo_ctx *ctx, blo_tensor *x, const unfold_geom *g) {
     return cols;
 }
 
-/* cols [N, C·KH·KW, OH·OW] -> x [N, C, H, W], the adjoint of im2col. */
+/* cols [C·KH·KW, N·OH·OW] -> x [N, C, H, W], the adjoint of im2col. */
 static blo_tensor *col2im(blo_ctx *ctx, blo_tensor *cols, const unfold_geom *g) {
     cols = blo_contiguous(ctx, cols);
     if (!cols) return NULL;
-    int64_t sh[4] = {cols->shape[0], cols->shape[1] / ((int64_t)g->kh * g->kw), g->h, g->w};
+    int64_t sh[4] = {cols->shape[1] / ((int64_t)g->oh * g->ow),
+                     cols->shape[0] / ((int64_t)g->kh * g->kw), g->h, g->w};
     blo_tensor *x = blo__alloc(ctx, cols->dtype, 4, sh);
     if (!x) return NULL;
     ctx->be->col2im(cols, &g->p, g->kh, g->kw, g->oh, g->ow, x);
@@ -107,6 +113,87 @@ static blo_tensor *col2im(blo_ctx *ctx, blo_tensor *cols, const unfold_geom *g) 
     BLO_RECORD(n, ctx, x, &COL2IM, 1, cols);
     if (n) geom_save(n, g);
     return x;
+}
+
+/* ---- Depthwise convolution as three recorded ops ----------------------------------------------
+ * With groups = C (one input channel per group, M = O/C outputs each), the per-group gemms
+ * are K = KH·KW long and one row tall: too small for BLAS. The backend's direct kernels do it
+ * instead, as three bilinear maps (x [N, C, H, W], w [O, 1, KH, KW], g [N, O, OH, OW]):
+ *
+ *   D(x, w) = the convolution,   X(g, w) = its adjoint in x,   W(x, g) = its adjoint in w.
+ *
+ * Each one's derivatives are the others, so the family differentiates to any order:
+ *   D(x, w):  gx = X(u, w),  gw = W(x, u)                      (u the incoming gradient)
+ *   X(g, w):  ⟨u, X(g, w)⟩ = ⟨D(u, w), g⟩ = ⟨W(u, g), w⟩:   gg = D(u, w),  gw = W(u, g)
+ *   W(x, g):  ⟨v, W(x, g)⟩ = ⟨D(x, v), g⟩ = ⟨X(g, v), x⟩:   gx = X(g, v),  gg = D(x, v)
+ * The nodes keep the geometry in ip as im2col's do, and M in fp[0]. */
+
+static blo_tensor *dwconv(blo_ctx *ctx, blo_dwconv_kind k, blo_tensor *a, blo_tensor *b,
+                          const unfold_geom *g, int64_t m);
+
+static blo_status dw_forward_bw(blo_ctx *ctx, const blo_node *n, blo_tensor *out, blo_tensor *gout,
+                                const bool *need, blo_tensor **gin) {
+    (void)out;
+    unfold_geom g = geom_load(n);
+    int64_t m = (int64_t)n->fp[0];
+    if (need[0]) gin[0] = dwconv(ctx, BLO_DW_ADJ_X, gout, n->in[1], &g, m);
+    if (need[1]) gin[1] = dwconv(ctx, BLO_DW_ADJ_W, n->in[0], gout, &g, m);
+    return ctx->status;
+}
+static const blo_op_def DW_FORWARD = {"dwconv", dw_forward_bw, 1};
+
+static blo_status dw_adj_x_bw(blo_ctx *ctx, const blo_node *n, blo_tensor *out, blo_tensor *gout,
+                              const bool *need, blo_tensor **gin) {
+    (void)out;
+    unfold_geom g = geom_load(n);
+    int64_t m = (int64_t)n->fp[0];
+    if (need[0]) gin[0] = dwconv(ctx, BLO_DW_FORWARD, gout, n->in[1], &g, m);
+    if (need[1]) gin[1] = dwconv(ctx, BLO_DW_ADJ_W, gout, n->in[0], &g, m);
+    return ctx->status;
+}
+static const blo_op_def DW_ADJ_X = {"dwconv_adjoint_x", dw_adj_x_bw, 1};
+
+static blo_status dw_adj_w_bw(blo_ctx *ctx, const blo_node *n, blo_tensor *out, blo_tensor *gout,
+                              const bool *need, blo_tensor **gin) {
+    (void)out;
+    unfold_geom g = geom_load(n);
+    int64_t m = (int64_t)n->fp[0];
+    if (need[0]) gin[0] = dwconv(ctx, BLO_DW_ADJ_X, n->in[1], gout, &g, m);
+    if (need[1]) gin[1] = dwconv(ctx, BLO_DW_FORWARD, n->in[0], gout, &g, m);
+    return ctx->status;
+}
+static const blo_op_def DW_ADJ_W = {"dwconv_adjoint_w", dw_adj_w_bw, 1};
+
+/* One of D, X, W (see above) on (a, b); the geometry was checked by blo_conv2d. */
+static blo_tensor *dwconv(blo_ctx *ctx, blo_dwconv_kind k, blo_tensor *a, blo_tensor *b,
+                          const unfold_geom *g, int64_t m) {
+    a = blo_contiguous(ctx, a);
+    b = blo_contiguous(ctx, b);
+    if (!a || !b) return NULL;
+    int64_t sh[4];
+    if (k == BLO_DW_FORWARD) { /* (x, w) -> [N, O, OH, OW] */
+        int64_t s[4] = {a->shape[0], b->shape[0], g->oh, g->ow};
+        memcpy(sh, s, sizeof s);
+    } else if (k == BLO_DW_ADJ_X) { /* (g, w) -> [N, C, H, W] */
+        int64_t s[4] = {a->shape[0], b->shape[0] / m, g->h, g->w};
+        memcpy(sh, s, sizeof s);
+    } else { /* (x, g) -> [O, 1, KH, KW] */
+        int64_t s[4] = {b->shape[1], 1, g->kh, g->kw};
+        memcpy(sh, s, sizeof s);
+    }
+    blo_tensor *out = blo__alloc(ctx, a->dtype, 4, sh);
+    if (!out) return NULL;
+    ctx->be->dwconv(k, a, b, &g->p, out);
+    const blo_op_def *def = k == BLO_DW_FORWARD ? &DW_FORWARD
+                            : k == BLO_DW_ADJ_X ? &DW_ADJ_X
+                                                : &DW_ADJ_W;
+    blo_node *n;
+    BLO_RECORD(n, ctx, out, def, 2, a, b);
+    if (n) {
+        geom_save(n, g);
+        n->fp[0] = (double)m;
+    }
+    return out;
 }
 
 /* ---- conv2d ---------------------------------------------------------------------------------- */
@@ -183,19 +270,32 @@ blo_tensor *blo_conv2d(blo_ctx *ctx, blo_tensor *x, blo_tensor *w, blo_tensor *b
     int64_t KH = w->shape[2], KW = w->shape[3];
     int64_t K = C / G * KH * KW, L = oh * ow;
 
-    blo_tensor *cols;
+    if (G == C && w->shape[1] == 1) { /* depthwise: direct kernels */
+        unfold_geom g = {prm, (int)KH, (int)KW, (int)oh, (int)ow, x->shape[2], x->shape[3]};
+        blo_tensor *y = dwconv(ctx, BLO_DW_FORWARD, x, w, &g, O / C);
+        if (y && bias) {
+            int64_t sb[3] = {O, 1, 1};
+            y = blo_add(ctx, y, blo_reshape(ctx, bias, 3, sb));
+        }
+        return y;
+    }
+    blo_tensor *y;
     if (KH == 1 && KW == 1 && prm.stride_h == 1 && prm.stride_w == 1 && prm.pad_h == 0 &&
         prm.pad_w == 0) {
-        /* A 1x1 kernel without stride or padding reads every pixel once: cols is x itself. */
-        int64_t s[3] = {N, C, L};
-        cols = blo_reshape(ctx, x, 3, s);
+        /* A 1x1 kernel without stride or padding reads every pixel once: x itself is the
+         * columns of each image, one gemm per image and group. */
+        int64_t sc[4] = {N, G, K, L}, sw[3] = {G, O / G, K}, so[4] = {N, O, oh, ow};
+        y = blo_matmul(ctx, blo_reshape(ctx, w, 3, sw), blo_reshape(ctx, x, 4, sc));
+        y = blo_reshape(ctx, y, 4, so);
     } else {
+        /* cols [G, K, N·L]: one gemm per group for the whole batch, giving [O, N, OH, OW],
+         * then the image axis is brought back to the front. */
         unfold_geom g = {prm, (int)KH, (int)KW, (int)oh, (int)ow, x->shape[2], x->shape[3]};
-        cols = im2col(ctx, x, &g);
+        int64_t sc[3] = {G, K, N * L}, sw[3] = {G, O / G, K}, so[4] = {O, N, oh, ow};
+        y = blo_matmul(ctx, blo_reshape(ctx, w, 3, sw),
+                       blo_reshape(ctx, im2col(ctx, x, &g), 3, sc));
+        y = blo_contiguous(ctx, blo_transpose(ctx, blo_reshape(ctx, y, 4, so), 0, 1));
     }
-    int64_t sc[4] = {N, G, K, L}, sw[3] = {G, O / G, K}, so[4] = {N, O, oh, ow};
-    blo_tensor *y = blo_matmul(ctx, blo_reshape(ctx, w, 3, sw), blo_reshape(ctx, cols, 4, sc));
-    y = blo_reshape(ctx, y, 4, so);
     if (bias) {
         int64_t sb[3] = {O, 1, 1};
         y = blo_add(ctx, y, blo_reshape(ctx, bias, 3, sb));
