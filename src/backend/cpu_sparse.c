@@ -9,23 +9,33 @@
  */
 #include "cpu.h"
 
+/* One output row i. */
+#define SPMM_ROW(T)                                                                          \
+    do {                                                                                     \
+        T *oi = o + i * k;                                                                   \
+        for (int64_t j = 0; j < k; j++) oi[j] = 0;                                           \
+        for (int64_t e = rowptr[i]; e < rowptr[i + 1]; e++) {                                \
+            T a = v[e * vs];                                                                 \
+            const T *br = bd + colidx[e] * bs0;                                              \
+            if (bs1 == 1)                                                                    \
+                for (int64_t j = 0; j < k; j++) oi[j] += a * br[j];                          \
+            else                                                                             \
+                for (int64_t j = 0; j < k; j++) oi[j] += a * br[j * bs1];                    \
+        }                                                                                    \
+    } while (0)
+
+/* Small work (or one thread) runs a plain loop: a parallel region with a false if clause
+ * still costs a libgomp team, about 1.4 µs. */
 #define SPMM(T)                                                                              \
     do {                                                                                     \
         const T *v = (const T *)values->data;                                                \
         const T *bd = (const T *)b->data;                                                    \
         T *o = (T *)out->data;                                                               \
-        _Pragma("omp parallel for schedule(static) if (work >= 32768)")                      \
-        for (int64_t i = 0; i < rows; i++) {                                                 \
-            T *oi = o + i * k;                                                               \
-            for (int64_t j = 0; j < k; j++) oi[j] = 0;                                       \
-            for (int64_t e = rowptr[i]; e < rowptr[i + 1]; e++) {                            \
-                T a = v[e * vs];                                                             \
-                const T *br = bd + colidx[e] * bs0;                                          \
-                if (bs1 == 1)                                                                \
-                    for (int64_t j = 0; j < k; j++) oi[j] += a * br[j];                      \
-                else                                                                         \
-                    for (int64_t j = 0; j < k; j++) oi[j] += a * br[j * bs1];                \
-            }                                                                                \
+        if (work < 32768 || blo_num_threads() <= 1) {                                        \
+            for (int64_t i = 0; i < rows; i++) SPMM_ROW(T);                                  \
+        } else {                                                                             \
+            _Pragma("omp parallel for schedule(static)")                                     \
+            for (int64_t i = 0; i < rows; i++) SPMM_ROW(T);                                  \
         }                                                                                    \
     } while (0)
 
