@@ -17,7 +17,7 @@
  *     base class, 5-way 1-shot episodes of 28x28 images;
  *   - meta feature learning (hyperrep) on a tiny float64 problem: the rhg hypergradient
  *     against central finite differences of the unrolled objective F(x, y_T(x)) computed here
- *     by plain SGD steps; cg and rhg at large T against finite differences of F(x, y*(x)) with
+ *     by plain SGD steps (also with features normalised before the head); cg and rhg at large T against finite differences of F(x, y*(x)) with
  *     the head problems solved to convergence (the implicit gradient); MAML's rhg likewise;
  *   - blo_fewshot_run on tinymnist: first-order MAML of a linear classifier, hyperrep and the
  *     pretrained baseline: meta-test accuracy far above chance; bad settings refused. */
@@ -491,6 +491,18 @@ static void test_hyperrep_hypergrad(void) {
                  "(%d layers): %.3g", layers, e[0]);
         blo_fewshot_meta_free(&m);
     }
+    /* The same with the features scaled to unit length before the head. */
+    if (!tiny_meta(&c, &m, BLO_FEWSHOT_HYPERREP, 2, 0.05)) return;
+    c.normalize = 1;
+    {
+        blo_problem pn = blo_fewshot_meta_problem(&m);
+        fd_errors(&pn, 1, (const char *[]){"rhg"}, 6, 0.5, 0, e, &scale);
+        printf("hyperrep rhg, normalised features, vs fd: max error %.3g (scale %.3g)\n", e[0],
+               scale);
+        TU_CHECK(scale > 1e-3 && e[0] < 1e-7 * (1 + scale), "hyperrep rhg with normalised "
+                 "features vs finite differences: %.3g", e[0]);
+    }
+    blo_fewshot_meta_free(&m);
     /* With the head problems solved (T = 150 steps of 0.5 on a λ = 1 strongly convex head
      * problem: y_T = y* to rounding), rhg and the implicit cg both give the gradient of
      * F(x, y*(x)); first_order, with a start that does not depend on x, gives only ∂F/∂x and

@@ -392,6 +392,10 @@ typedef struct blo_fewshot_config {
     int64_t hidden;         /* H; 0: a linear network (MAML only) */
     int layers;             /* hidden layers of the body, 1 .. BLO_FEWSHOT_MAX_LAYERS */
     double head_l2;         /* λ of the head problems (hyperrep and the fitted heads), > 0 */
+    int normalize;          /* feed the head φ / sqrt(‖φ‖² + 1e-6), the body's features scaled
+                               to unit length per image: bounds the head problem's curvature
+                               (≤ ½ + λ), so a fixed head step stays stable however the body
+                               scales its features */
     int64_t eval_episodes;
     int eval_steps;         /* < 0: solver.inner_steps */
     int64_t pretrain_steps, pretrain_batch; /* the baseline's Adam steps and minibatch */

@@ -183,8 +183,8 @@ static int run_fewshot(const cli_cmd *cmd, int argc, char **argv) {
     double head_l2 = c.head_l2, pre_lr = c.pretrain_lr;
     const char *dtype = "f32", *log = NULL, *plot = NULL, *split = "train",
                *learner = "maml", *class_split = "base";
-    int json = 0, quiet = 0;
-    cli_opt opts[28 + CLI_SOLVER_NOPTS] = {
+    int json = 0, quiet = 0, normalize = 0;
+    cli_opt opts[29 + CLI_SOLVER_NOPTS] = {
         {"--learner", NULL, CLI_CHOICE, &learner, 0, 0, "maml|hyperrep|pretrain", "L",
          "maml: learn the start of the whole network; hyperrep: learn the body, a head per "
          "episode; pretrain: the baseline"},
@@ -206,6 +206,9 @@ static int run_fewshot(const cli_cmd *cmd, int argc, char **argv) {
          "hidden layers of the body (ReLU after each)"},
         {"--head-l2", NULL, CLI_DOUBLE, &head_l2, 0, 1e12, NULL, "LAMBDA",
          "hyperrep / pretrain: lambda/2 |head|^2 in every head fit (> 0)"},
+        {"--normalize", NULL, CLI_FLAG, &normalize, 0, 0, NULL, NULL,
+         "scale the body's features to unit length before the head (keeps fixed head steps "
+         "stable)"},
         {"--eval-episodes", NULL, CLI_INT, &episodes, 1, 1e9, NULL, "N", "meta-test episodes"},
         {"--eval-steps", NULL, CLI_INT, &eval_steps, -1, 1e6, NULL, "T",
          "SGD steps (--inner-lr) per meta-test episode (-1: --inner)"},
@@ -216,7 +219,7 @@ static int run_fewshot(const cli_cmd *cmd, int argc, char **argv) {
         {"--seed", NULL, CLI_INT, &seed, 0, 9e18, NULL, "S", "class split, weights, episodes"},
         CLI_RUN_OPTS(threads, dtype, json, log, plot, quiet),
     };
-    int n = cli_solver_opts(opts, 24, &sa);
+    int n = cli_solver_opts(opts, 25, &sa);
     int rc;
     if (!cli_parse(cmd, argc, argv, opts, n, &rc)) return rc;
     if (!cli_solver_config("meta fewshot", &sa, &c.solver)) return CLI_EXIT_USAGE;
@@ -258,6 +261,7 @@ static int run_fewshot(const cli_cmd *cmd, int argc, char **argv) {
     c.hidden = hidden;
     c.layers = (int)layers;
     c.head_l2 = head_l2;
+    c.normalize = normalize;
     c.eval_episodes = episodes;
     c.eval_steps = (int)eval_steps;
     c.pretrain_steps = pre_steps;
@@ -310,7 +314,8 @@ static int run_fewshot(const cli_cmd *cmd, int argc, char **argv) {
                "\"hidden\":%lld,\"layers\":%lld,\"head_l2\":",
                ways, shots, queries, batch, hidden, layers);
         cli_json_number(stdout, c.learner == BLO_FEWSHOT_MAML ? NAN : head_l2);
-        printf(",\"inner_steps\":%d,\"inner_lr\":", c.solver.inner_steps);
+        printf(",\"normalize\":%s,\"inner_steps\":%d,\"inner_lr\":", normalize ? "true" : "false",
+               c.solver.inner_steps);
         cli_json_number(stdout, c.solver.inner.lr);
         printf(",\"classes\":%lld,\"train_classes\":%lld,\"test_classes\":%lld,\"side\":%lld",
                (long long)r.n_classes, (long long)r.n_train, (long long)r.n_test,

@@ -43,6 +43,7 @@ blo_fewshot_config blo_fewshot_default(void) {
     c.hidden = 64;
     c.layers = 2;
     c.head_l2 = 0.01;
+    c.normalize = 0;
     c.eval_episodes = 600;
     c.eval_steps = -1;
     c.pretrain_steps = 2000;
@@ -66,11 +67,18 @@ static blo_status fewshot_load(const blo_fewshot_config *c, blo_dataset *ds, cha
     return blo_mnist_load(c->data_dir, c->split ? c->split : "train", ds, err, errlen);
 }
 
-/* Logits of X ([M, d] or [B, M, d]) for params w[0 .. np) (each unbatched or stacked). */
-static blo_tensor *fs_net(blo_ctx *ctx, int np, blo_tensor *X, blo_tensor *const *w) {
+/* Logits of X ([M, d] or [B, M, d]) for params w[0 .. np) (each unbatched or stacked); with
+ * normalize, the body's features φ enter the head as φ / sqrt(‖φ‖² + 1e-6) (per row). */
+static blo_tensor *fs_net(blo_ctx *ctx, int np, int normalize, blo_tensor *X,
+                          blo_tensor *const *w) {
     blo_tensor *h = X;
     for (int l = 0; l < np; l += 2) {
         if (l) h = blo_relu(ctx, h);
+        if (l && l == np - 2 && normalize) {
+            int last = -1;
+            blo_tensor *n2 = blo_sum(ctx, blo_mul(ctx, h, h), 1, &last, 1);
+            h = blo_div(ctx, h, blo_sqrt(ctx, blo_add_scalar(ctx, n2, 1e-6)));
+        }
         h = blo_add(ctx, blo_matmul(ctx, h, w[l]), w[l + 1]);
     }
     return h;
@@ -139,7 +147,8 @@ static blo_tensor *fs_upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *cons
     blo_fewshot_meta *m = user;
     blo_tensor *w[BLO_FEWSHOT_MAXP];
     fs_params(m, x, y, w);
-    return ensure_batch(ctx, m, ev) ? fs_ce(ctx, fs_net(ctx, m->np, m->xq, w), m->yq) : NULL;
+    if (!ensure_batch(ctx, m, ev)) return NULL;
+    return fs_ce(ctx, fs_net(ctx, m->np, m->c->normalize, m->xq, w), m->yq);
 }
 
 static blo_tensor *fs_lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
@@ -148,7 +157,7 @@ static blo_tensor *fs_lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *cons
     if (!ensure_batch(ctx, m, ev)) return NULL;
     blo_tensor *w[BLO_FEWSHOT_MAXP];
     fs_params(m, x, y, w);
-    blo_tensor *ce = fs_ce(ctx, fs_net(ctx, m->np, m->xs, w), m->ys);
+    blo_tensor *ce = fs_ce(ctx, fs_net(ctx, m->np, m->c->normalize, m->xs, w), m->ys);
     return fs_l2(ctx, blo_scale(ctx, ce, (double)m->c->meta_batch), m->lambda, w + m->np - 2);
 }
 
@@ -298,7 +307,7 @@ static blo_status evaluate(blo_fewshot_meta *m, blo_tensor *const *p, blo_fewsho
         for (int t = 0; t <= steps; t++) {
             if ((t == 0 && maml) || t == steps) {
                 int old = blo_ctx_set_recording(ctx, 0);
-                blo_tensor *z = fs_net(ctx, m->np, ep.xq, w);
+                blo_tensor *z = fs_net(ctx, m->np, m->c->normalize, ep.xq, w);
                 blo_ctx_set_recording(ctx, old);
                 if (!z) break;
                 double a = accuracy(z, ep.yq);
@@ -306,7 +315,8 @@ static blo_status evaluate(blo_fewshot_meta *m, blo_tensor *const *p, blo_fewsho
                 if (t == steps) s1 += a, q1 += a * a;
             }
             if (t == steps) break;
-            blo_tensor *f = fs_ce(ctx, fs_net(ctx, m->np, ep.xs, w), ep.ys), *g[BLO_FEWSHOT_MAXP];
+            blo_tensor *g[BLO_FEWSHOT_MAXP];
+            blo_tensor *f = fs_ce(ctx, fs_net(ctx, m->np, m->c->normalize, ep.xs, w), ep.ys);
             f = fs_l2(ctx, f, m->lambda, w + m->np - 2);
             if (!f || blo_grad(ctx, 1, &f, NULL, m->np - a0, w + a0, 0, g)) break;
             int old = blo_ctx_set_recording(ctx, 0);
@@ -405,7 +415,7 @@ static blo_status pretrain(blo_fewshot_meta *m, blo_fewshot_result *r, blo_tenso
         blo_status st = blo_fewshot_batch_sample(sc, m->fs, m->fs->train, C, c->pretrain_batch,
                                                  c->dtype, &rng, &X, &lab, NULL, err, errlen);
         if (st) return st;
-        blo_tensor *loss = fs_ce(sc, fs_net(sc, np, X, p), lab);
+        blo_tensor *loss = fs_ce(sc, fs_net(sc, np, c->normalize, X, p), lab);
         if (!loss || blo_grad(sc, 1, &loss, NULL, np, p, 0, gr))
             return blo__fail(err, errlen, blo_ctx_status(sc) ? blo_ctx_status(sc) : BLO_ERR_NUMERIC,
                              "fewshot: pretrain step %lld: %s", (long long)t, blo_ctx_error(sc));

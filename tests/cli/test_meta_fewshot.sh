@@ -18,7 +18,7 @@ tiny=(meta fewshot --data "$src/tests/data/tinymnist" --train-classes 8 --ways 3
 expect_rc 0 "${tiny[@]}" --hidden 0 --outer 30 --json --log "$tmp/run.csv" --plot "$tmp/run.svg"
 cp "$tmp/out" "$tmp/run.json"
 check "--json prints one object with every field" json_ok "$tmp/run.json" \
-    'all(k in d for k in ("learner","method","class_split","ways","shots","queries","meta_batch","hidden","layers","head_l2","inner_steps","inner_lr","classes","train_classes","test_classes","side","iters","eval_episodes","eval_steps","acc","acc_ci95","acc_before","upper","seconds","peak_bytes"))'
+    'all(k in d for k in ("learner","method","class_split","ways","shots","queries","meta_batch","hidden","layers","head_l2","normalize","inner_steps","inner_lr","classes","train_classes","test_classes","side","iters","eval_episodes","eval_steps","acc","acc_ci95","acc_before","upper","seconds","peak_bytes"))'
 check "12 rotation classes of 8x8 images, 8 / 4 by base class" json_ok "$tmp/run.json" \
     'd["classes"] == 12 and d["train_classes"] == 8 and d["test_classes"] == 4 and d["side"] == 8 and d["class_split"] == "base"'
 check "30 iterations of maml with first_order (the defaults)" json_ok "$tmp/run.json" \
@@ -42,6 +42,8 @@ check "hyperrep (rhg): 3-way accuracy well above chance" json_ok "$tmp/out" \
     'd["learner"] == "hyperrep" and d["acc"] > 0.6 and d["acc_before"] is None and d["head_l2"] == 0.01'
 expect_rc 0 "${tiny[@]}" --learner hyperrep --hidden 16 --method cg --inner 20 --outer 5 --json
 check "hyperrep (cg) runs" json_ok "$tmp/out" 'd["method"] == "cg" and d["iters"] == 5'
+expect_rc 0 "${tiny[@]}" --learner hyperrep --hidden 16 --normalize --inner-lr 1 --method rhg --outer 30 --json
+check "hyperrep with normalised features" json_ok "$tmp/out" 'd["normalize"] is True and d["acc"] > 0.5'
 
 # The pretrained baseline.
 expect_rc 0 "${tiny[@]}" --learner pretrain --hidden 32 --pretrain-steps 200 --pretrain-lr 0.01 \
