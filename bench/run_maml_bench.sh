@@ -3,12 +3,14 @@
 # thread count and prints the MAML sinusoid meta-iteration times side by side, with the
 # speed-up of blo over each way of writing it in torch (torch / blo: above 1, blo is faster).
 #
-#   bench/run_maml_bench.sh [--threads N] [--rounds K] [--quick] [--build DIR]
+#   bench/run_maml_bench.sh [--threads N] [--rounds K] [--quick] [--clock wall|cpu] [--build DIR]
 #
 #   --threads N  threads for both (default 1)
 #   --rounds K   run the two programs alternately K times (default 1); the comparison then
 #                uses, per row, the median of the K medians
 #   --quick      fewer meta-iterations (smoke run)
+#   --clock C    wall (default) or cpu: each program times its calling thread's CPU time,
+#                which leaves out the time other processes hold the core (a loaded machine)
 #   --build DIR  the CMake build folder holding bench_maml (default: build/ in the source tree)
 #   PYTHON       the interpreter with torch (default /usr/bin/python3)
 #
@@ -21,6 +23,7 @@ root="$(dirname "$here")"
 threads=1
 rounds=1
 quick=()
+clock=wall
 build="$root/build"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -28,7 +31,10 @@ while [ $# -gt 0 ]; do
     --rounds) rounds="${2:?--rounds needs a number}"; shift 2 ;;
     --quick) quick=(--quick); shift ;;
     --build) build="${2:?--build needs a folder}"; shift 2 ;;
-    -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --clock)
+        clock="${2:?--clock needs wall or cpu}"; shift 2
+        case "$clock" in wall | cpu) ;; *) echo "run_maml_bench.sh: --clock: '$clock' is not wall or cpu" >&2; exit 2 ;; esac ;;
+    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_maml_bench.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -47,14 +53,15 @@ export OMP_NUM_THREADS="$threads"
 echo "== $(uname -n): $(getconf _NPROCESSORS_ONLN) cores, threads=$threads, rounds=$rounds," \
     "load average $(cut -d' ' -f1-3 /proc/loadavg) =="
 for k in $(seq 1 "$rounds"); do
-    "$exe" --threads "$threads" "${quick[@]}" | tee "$tmp/blo.$k"
+    "$exe" --threads "$threads" --clock "$clock" "${quick[@]}" | tee "$tmp/blo.$k"
     echo
-    "$python" "$here/bench_maml_torch.py" --threads "$threads" "${quick[@]}" | tee "$tmp/torch.$k"
+    "$python" "$here/bench_maml_torch.py" --threads "$threads" --clock "$clock" "${quick[@]}" |
+        tee "$tmp/torch.$k"
     echo
 done
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-awk -v threads="$threads" -v rounds="$rounds" '
+awk -v threads="$threads" -v rounds="$rounds" -v clock="$clock" '
     function med(s,    a, n, i, j, t) {
         n = split(s, a, " ")
         for (i = 2; i <= n; i++)
@@ -73,8 +80,8 @@ awk -v threads="$threads" -v rounds="$rounds" '
     END {
         for (x in val) val[x] = med(val[x])
         for (x in tval) tval[x] = med(tval[x])
-        printf "MAML sinusoid meta-iteration, ms (median; %s round(s)), threads=%s; " \
-               "speed-up = torch / blo\n", rounds, threads
+        printf "MAML sinusoid meta-iteration, ms (median; %s round(s)), threads=%s, %s clock; " \
+               "speed-up = torch / blo\n", rounds, threads, clock
         printf "%-18s %9s | %-16s %9s %8s | %-16s %9s %8s\n", "blo row", "blo", "torch loop",
                "ms", "speed-up", "torch batched", "ms", "speed-up"
         for (i = 1; i <= n; i++) {

@@ -155,6 +155,102 @@ static void check_threads(blo_ctx *ctx, blo_rng *r) {
     }
 }
 
+/* ---- Element-wise maps, bit for bit ---------------------------------------------------------- */
+
+/* The row kernels may run a vector build chosen at load time (AVX2 on x86-64); they must give
+ * the bits of the plain IEEE operations, for lengths that leave every remainder and for a
+ * broadcast operand. */
+static void check_map_bits(blo_ctx *ctx, blo_rng *r) {
+    const int64_t lens[4] = {1, 7, 40, 1003};
+    for (int d = 0; d < 2; d++)
+        for (int li = 0; li < 4; li++) {
+            blo_dtype dt = d ? BLO_F64 : BLO_F32;
+            int64_t n = lens[li], s2[2] = {3, n}, s1[2] = {1, n};
+            blo_tensor *a = blo_tensor_new(ctx, dt, 2, s2), *b = blo_tensor_new(ctx, dt, 2, s2);
+            blo_tensor *row = blo_tensor_new(ctx, dt, 2, s1);
+            blo_init_uniform(a, r, -2, 2);
+            blo_init_uniform(b, r, 0.5, 2);
+            blo_init_uniform(row, r, -1, 1);
+            blo_tensor *got[6] = {blo_add(ctx, a, b), blo_mul(ctx, a, b), blo_div(ctx, a, b),
+                                  blo_sub(ctx, a, row), blo_relu(ctx, a), blo_scale(ctx, a, 0.3)};
+            int bad = -1;
+            for (int64_t i = 0; i < 3 * n && bad < 0; i++) {
+                double x = blo_tensor_get(a, i), y = blo_tensor_get(b, i);
+                double w = blo_tensor_get(row, i % n), want[6];
+                if (dt == BLO_F32) {
+                    float xf = (float)x, yf = (float)y, wf = (float)w;
+                    want[0] = xf + yf, want[1] = xf * yf, want[2] = xf / yf, want[3] = xf - wf;
+                    want[4] = xf > 0 ? xf : 0.0f, want[5] = 0.3f * xf;
+                } else {
+                    want[0] = x + y, want[1] = x * y, want[2] = x / y, want[3] = x - w;
+                    want[4] = x > 0 ? x : 0.0, want[5] = 0.3 * x;
+                }
+                for (int q = 0; q < 6; q++)
+                    if (!got[q] || blo_tensor_get(got[q], i) != want[q]) bad = q;
+            }
+            TU_CHECK(bad < 0, "%s map %d of length %lld: not the bits of the plain operation",
+                     blo_dtype_name(dt), bad, (long long)n);
+        }
+    tu_check_ok(ctx, "element-wise maps");
+}
+
+/* ---- Sums over any set of axes ------------------------------------------------------------ */
+
+/* blo_sum over every non-empty set of axes of strided views of a 4-d tensor (kept and reduced
+ * axes interleaved, the innermost kept axis unit-stride or not, rows longer than the kernel's
+ * column tile), against a plain double sum; with one thread and with two. */
+static void check_sums(blo_ctx *ctx, blo_rng *r) {
+    const int64_t shape[4] = {4, 3, 5, 530}; /* 31800 elements: rows of 530 > one tile */
+    const int perms[3][4] = {{0, 1, 2, 3}, {0, 2, 1, 3}, {3, 1, 2, 0}};
+    int old = blo_num_threads();
+    for (int d = 0; d < 2; d++) {
+        blo_dtype dt = d ? BLO_F64 : BLO_F32;
+        blo_tensor *base = blo_tensor_new(ctx, dt, 4, shape);
+        blo_init_uniform(base, r, -1, 1);
+        for (int v = 0; v < 4; v++) {
+            blo_mark mk = blo_ctx_mark(ctx);
+            /* views 0-2: permutations; 3: every other entry of axis 1 of the second one */
+            blo_tensor *x = blo_permute(ctx, base, perms[v < 3 ? v : 1]);
+            if (v == 3) x = blo_slice(ctx, x, 1, 0, 5, 2);
+            int64_t xs[4], n = blo_tensor_numel(x);
+            for (int i = 0; i < 4; i++) xs[i] = blo_tensor_dim(x, i);
+            double *want = malloc(sizeof(double) * (size_t)n);
+            for (int set = 1; set < 16; set++) {
+                int axes[4], na = 0;
+                for (int i = 0; i < 4; i++)
+                    if (set >> i & 1) axes[na++] = i;
+                /* Reference: every element added into its output cell, in double. */
+                int64_t os[4], nout = 1;
+                for (int i = 0; i < 4; i++) nout *= os[i] = set >> i & 1 ? 1 : xs[i];
+                for (int64_t o = 0; o < nout; o++) want[o] = 0;
+                for (int64_t f = 0; f < n; f++) {
+                    int64_t rem = f, o = 0, mul = 1;
+                    for (int i = 3; i >= 0; i--) {
+                        int64_t c = rem % xs[i];
+                        rem /= xs[i];
+                        if (!(set >> i & 1)) o += c * mul;
+                        mul *= os[i];
+                    }
+                    want[o] += blo_tensor_get(x, f);
+                }
+                for (int t = 1; t <= 2; t++) {
+                    blo_set_num_threads(t);
+                    blo_tensor *got = blo_sum(ctx, x, na, axes, 1);
+                    char what[96];
+                    snprintf(what, sizeof what, "%s sum, view %d, axes set %d, %d thread(s)",
+                             blo_dtype_name(dt), v, set, t);
+                    TU_CHECK(got && blo_tensor_numel(got) == nout, "%s: shape", what);
+                    if (got) tu_check_close_f64(got, want, d ? 1e-12 : 1e-6, d ? 1e-12 : 1e-5, what);
+                }
+            }
+            free(want);
+            blo_ctx_rewind(ctx, mk);
+        }
+    }
+    blo_set_num_threads(old);
+    tu_check_ok(ctx, "sums over axes");
+}
+
 /* ---- Strided copies -------------------------------------------------------------------------- */
 
 static void check_copies(blo_ctx *ctx) {
@@ -289,6 +385,8 @@ int main(void) {
     blo_ctx *ctx = blo_ctx_new(0);
     check_threads(ctx, &r);
     check_copies(ctx);
+    check_sums(ctx, &r);
+    check_map_bits(ctx, &r);
     blo_ctx_free(ctx);
     check_arena();
     return tu_finish("test_backend");

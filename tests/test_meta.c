@@ -7,7 +7,7 @@
  *   - first_order equals the hand-computed FOMAML gradient Σ_b ∂F/∂y_T,b;
  *   - Meta-SGD (lr_x_per_y): rhg against finite differences in θ and in the step sizes α;
  *   - iMAML: with the proximal term, cg's implicit meta-gradient equals rhg's through a long,
- *     converged inner loop;
+ *     converged inner loop, and in float32 equals the float64 one to rounding;
  *   - a PyTorch fixture (tests/fixtures/gen_maml_fixture.py, float64): the batched problem in
  *     float32 reproduces F, the second-order MAML meta-gradient and FOMAML's to 1e-5;
  *   - the sinusoid sampler's ranges and moments;
@@ -248,6 +248,29 @@ static void test_imaml(void) {
     TU_CHECK(d < 1e-6, "iMAML: cg vs converged rhg differ by %.3g (relative)", d);
     /* ... and the implicit one is the finite-difference derivative of the converged loop. */
     check_fd(&m, NP, T, lr, hc, "cg (iMAML)");
+    /* The same problem in float32 (CG's vector updates then run on f32 tensors): the f64
+     * implicit meta-gradient to float rounding. */
+    blo_meta m32;
+    blo_rng r;
+    blo_rng_seed(&r, 3);
+    char err[256];
+    if (blo_meta_init(&m32, 2, 3, 3, 4, 4.0, 0, 0, BLO_F32, &r, err, sizeof err) == BLO_OK) {
+        blo_tensor *const from[4] = {m.xs, m.ys, m.xq, m.yq}, *const to[4] = {m32.xs, m32.ys,
+                                                                           m32.xq, m32.yq};
+        for (int q = 0; q < 4; q++) blo_copy_into(to[q], from[q]);
+        for (int i = 0; i < NP; i++) blo_copy_into(m32.x0[i], m.x0[i]);
+        blo_solver *s32 = solver_for(&m32, "cg", T, lr);
+        if (s32) {
+            double **h32 = hypergrad(s32, &m32, NP);
+            double d32 = max_rel_diff(h32, hc, &m, NP);
+            TU_CHECK(d32 < 1e-3, "iMAML: cg in float32 vs float64 differ by %.3g (relative)", d32);
+            free_grads(h32, NP);
+            blo_solver_free(s32);
+        }
+        blo_meta_free(&m32);
+    } else {
+        TU_CHECK(0, "blo_meta_init (f32): %s", err);
+    }
     free_grads(hr, NP);
     free_grads(hc, NP);
     blo_solver_free(sr);

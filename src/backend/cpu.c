@@ -14,6 +14,18 @@
 #include <cblas.h>
 #endif
 
+/* The element-wise row kernels are also built for AVX2 on x86-64 and picked at load time
+ * (GCC / clang function multi-versioning). AVX2 alone, without FMA, so that no product and
+ * sum are contracted: both versions compute the same bits. */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define BLO_ROW_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef BLO_ROW_CLONES
+#define BLO_ROW_CLONES
+#endif
+
 /* Work below this many elements stays on one thread. */
 #define PAR_MIN 32768
 
@@ -96,13 +108,20 @@ void blo__for_rows(int nd, int64_t *shape, int nops, int64_t (*st)[BLO_MAX_DIMS]
         }
         return;
     }
-    if (total < PAR_MIN) { /* serial without entering the OpenMP runtime, as above */
+    if (total < PAR_MIN || blo_num_threads() <= 1) { /* serial without entering OpenMP */
+        /* The row index as an odometer over axes 0 .. nd-2, the offsets stepped with it (no
+         * divisions per row: rows are often short, [B, N, 40] and the like). */
+        int64_t idx[BLO_MAX_DIMS] = {0}, off[3] = {0, 0, 0};
         for (int64_t r = 0; r < rows; r++) {
-            int64_t off[3];
-            row_offsets(nd, shape, nops, st, r, off);
             char *p[3];
             for (int k = 0; k < nops; k++) p[k] = (char *)ptrs[k] + off[k] * (int64_t)esize[k];
             fn(env, len, p, last_st);
+            for (int d = nd - 2; d >= 0; d--) {
+                for (int k = 0; k < nops; k++) off[k] += st[k][d];
+                if (++idx[d] < shape[d]) break;
+                for (int k = 0; k < nops; k++) off[k] -= idx[d] * st[k][d];
+                idx[d] = 0;
+            }
         }
         return;
     }
@@ -241,7 +260,7 @@ static inline double pow_d(double v, double p) {
     return p == 2.0 ? v * v : (p == 0.5 ? sqrt(v) : (p == -1.0 ? 1.0 / v : pow(v, p)));
 }
 
-static void unary_row_f32(const void *env, int64_t n, char **pp, const int64_t *s) {
+BLO_ROW_CLONES static void unary_row_f32(const void *env, int64_t n, char **pp, const int64_t *s) {
     const unary_env *e = env;
     const float *x = (const float *)pp[0];
     float *y = (float *)pp[1];
@@ -267,7 +286,7 @@ static void unary_row_f32(const void *env, int64_t n, char **pp, const int64_t *
 #undef pow_
 }
 
-static void unary_row_f64(const void *env, int64_t n, char **pp, const int64_t *s) {
+BLO_ROW_CLONES static void unary_row_f64(const void *env, int64_t n, char **pp, const int64_t *s) {
     const unary_env *e = env;
     const double *x = (const double *)pp[0];
     double *y = (double *)pp[1];
@@ -336,7 +355,8 @@ static void cpu_unary(blo_unary_kind k, const double *p, const blo_tensor *x, bl
     }
 
 #define BIN_ROW(NAME, T)                                                                     \
-    static void NAME(const void *env, int64_t n, char **pp, const int64_t *s) {              \
+    BLO_ROW_CLONES static void NAME(const void *env, int64_t n, char **pp,                  \
+                                   const int64_t *s) {                                       \
         blo_binary_kind k = *(const blo_binary_kind *)env;                                   \
         const T *a = (const T *)pp[0], *b = (const T *)pp[1];                                \
         T *y = (T *)pp[2];                                                                   \
@@ -456,6 +476,70 @@ static double red_block(const red_env *e, const char *base, int nd, const int64_
     return acc;
 }
 
+/* Output element o of the general path: the reduction of its block. */
+static void red_one(const red_env *e, const blo_tensor *x, blo_tensor *out, int nk,
+                    const int64_t *kshape, int64_t (*kst)[BLO_MAX_DIMS], int64_t o, int nr,
+                    const int64_t *rshape, const int64_t *rst) {
+    size_t es = blo_dtype_size(x->dtype);
+    int64_t xo = 0, oo = 0, r = o;
+    for (int i = nk - 1; i >= 0; i--) {
+        int64_t idx = r % kshape[i];
+        r /= kshape[i];
+        xo += idx * kst[0][i];
+        oo += idx * kst[1][i];
+    }
+    double v = red_block(e, (const char *)x->data + xo * (int64_t)es, nr, rshape, rst, 0,
+                         blo__numel(nr, rshape));
+    store(out->dtype, (char *)out->data + oo * (int64_t)es, v);
+}
+
+/* The row path's outer index o (kept axes ks[0 .. nkc-2], strides kc[0] in x and kc[1] in
+ * out): out[oo + j] = Σ over the reduced index of x[xo + roff + j], j < m. */
+BLO_ROW_CLONES static void sum_rows(const blo_tensor *x, blo_tensor *out, int nkc,
+                                   const int64_t *ks, int64_t (*kc)[BLO_MAX_DIMS], int64_t o,
+                                   int64_t m, int nr, const int64_t *rshape,
+                                   const int64_t *rst) {
+    enum { TILE = 512 };
+    int64_t xo = 0, oo = 0, rem = o;
+    for (int i = nkc - 2; i >= 0; i--) {
+        int64_t idx = rem % ks[i];
+        rem /= ks[i];
+        xo += idx * kc[0][i];
+        oo += idx * kc[1][i];
+    }
+    int64_t block = blo__numel(nr, rshape);
+    double acc[TILE];
+    for (int64_t j0 = 0; j0 < m; j0 += TILE) {
+        int64_t w = m - j0 < TILE ? m - j0 : TILE;
+        for (int64_t j = 0; j < w; j++) acc[j] = 0;
+        int64_t idx[BLO_MAX_DIMS] = {0}, off = xo + j0;
+        for (int64_t r = 0; r < block; r++) {
+            if (x->dtype == BLO_F32) {
+                const float *p = (const float *)x->data + off;
+                for (int64_t j = 0; j < w; j++) acc[j] += p[j];
+            } else {
+                const double *p = (const double *)x->data + off;
+                for (int64_t j = 0; j < w; j++) acc[j] += p[j];
+            }
+            idx[nr - 1]++;
+            off += rst[nr - 1];
+            for (int d = nr - 1; d > 0 && idx[d] == rshape[d]; d--) {
+                off -= idx[d] * rst[d];
+                idx[d] = 0;
+                idx[d - 1]++;
+                off += rst[d - 1];
+            }
+        }
+        if (out->dtype == BLO_F32) {
+            float *q = (float *)out->data + oo + j0;
+            for (int64_t j = 0; j < w; j++) q[j] = (float)acc[j];
+        } else {
+            double *q = (double *)out->data + oo + j0;
+            for (int64_t j = 0; j < w; j++) q[j] = acc[j];
+        }
+    }
+}
+
 static void cpu_reduce(blo_reduce_kind k, const blo_tensor *x, blo_tensor *out) {
     red_env e = {k, x->dtype};
     int nd = x->ndim;
@@ -482,10 +566,12 @@ static void cpu_reduce(blo_reduce_kind k, const blo_tensor *x, blo_tensor *out) 
     }
     nr = blo__coalesce(nr, rshape, 1, rst);
     int64_t block = blo__numel(nr, rshape);
-    size_t es = blo_dtype_size(x->dtype);
 
-    /* Fast path: reduced axes lead and the kept axes form a contiguous tail in both x and out
-     * (e.g. the sum over the batch of a [N, M] gradient): accumulate whole rows. */
+    /* Row path: the innermost kept axis is unit-stride in both x and out (e.g. a bias
+     * gradient, [B, N, H] summed over N to [B, 1, H], or θ's broadcast summed over the tasks,
+     * [B, H, H] to [1, H, H]). For each combination of the other kept axes, the rows of
+     * length m that the reduced axes select are added into double accumulators, a tile of
+     * columns at a time, in the order of the reduced index (as red_block would add them). */
     if (k == BLO_R_SUM && nk > 0) {
         int64_t kc[3][BLO_MAX_DIMS], ks[BLO_MAX_DIMS];
         for (int i = 0; i < nk; i++) {
@@ -494,52 +580,19 @@ static void cpu_reduce(blo_reduce_kind k, const blo_tensor *x, blo_tensor *out) 
             kc[1][i] = kst[1][i];
         }
         int nkc = blo__coalesce(nk, ks, 2, kc);
-        bool lead = true;
-        int ax = 0;
-        for (int i = 0; i < nd; i++) {
-            bool red = x->shape[i] != 1 && out->shape[i] == 1;
-            if (red && ax > 0) lead = false;
-            if (!red && x->shape[i] != 1) ax++;
-        }
-        if (lead && nkc == 1 && kc[0][0] == 1 && kc[1][0] == 1) {
-            int64_t m = ks[0];
-            double *acc = NULL;
-            /* Double accumulators on the stack for short rows, else accumulate per column. */
-            double stackbuf[1024];
-            if (m <= 1024) acc = stackbuf;
-            if (acc) {
-                for (int64_t j = 0; j < m; j++) acc[j] = 0;
-                int64_t idx[BLO_MAX_DIMS] = {0};
-                int64_t off = 0;
-                for (int64_t r = 0; r < block; r++) {
-                    if (x->dtype == BLO_F32) {
-                        const float *p = (const float *)((const char *)x->data + off * (int64_t)es);
-                        for (int64_t j = 0; j < m; j++) acc[j] += p[j];
-                    } else {
-                        const double *p =
-                            (const double *)((const char *)x->data + off * (int64_t)es);
-                        for (int64_t j = 0; j < m; j++) acc[j] += p[j];
-                    }
-                    idx[nr - 1]++;
-                    off += rst[0][nr - 1];
-                    for (int d = nr - 1; d > 0 && idx[d] == rshape[d]; d--) {
-                        off -= idx[d] * rst[0][d];
-                        idx[d] = 0;
-                        idx[d - 1]++;
-                        off += rst[0][d - 1];
-                    }
-                }
-                for (int64_t j = 0; j < m; j++) {
-                    if (out->dtype == BLO_F32)
-                        ((float *)out->data)[j] = (float)acc[j];
-                    else
-                        ((double *)out->data)[j] = acc[j];
-                }
-                return;
+        if (kc[0][nkc - 1] == 1 && kc[1][nkc - 1] == 1) {
+            int64_t m = ks[nkc - 1], nouter = blo__numel(nkc - 1, ks);
+            if (nouter > 1 && nouter * block * m >= PAR_MIN && blo_num_threads() > 1) {
+#pragma omp parallel for schedule(static)
+                for (int64_t o = 0; o < nouter; o++)
+                    sum_rows(x, out, nkc, ks, kc, o, m, nr, rshape, rst[0]);
+            } else {
+                for (int64_t o = 0; o < nouter; o++)
+                    sum_rows(x, out, nkc, ks, kc, o, m, nr, rshape, rst[0]);
             }
+            return;
         }
     }
-
     if (nout == 1) {
         int nt = block >= PAR_MIN ? blo_num_threads() : 1;
         if (nt < 1) nt = 1;
@@ -566,19 +619,12 @@ static void cpu_reduce(blo_reduce_kind k, const blo_tensor *x, blo_tensor *out) 
         store(out->dtype, out->data, acc);
         return;
     }
-#pragma omp parallel for schedule(static) if (nout * block >= PAR_MIN)
-    for (int64_t o = 0; o < nout; o++) {
-        int64_t xo = 0, oo = 0, r = o;
-        for (int i = nk - 1; i >= 0; i--) {
-            int64_t idx = r % kshape[i];
-            r /= kshape[i];
-            xo += idx * kst[0][i];
-            oo += idx * kst[1][i];
-        }
-        double v = red_block(&e, (const char *)x->data + xo * (int64_t)es, nr, rshape, rst[0], 0,
-                             block);
-        store(out->dtype, (char *)out->data + oo * (int64_t)es, v);
+    if (nout * block < PAR_MIN || blo_num_threads() <= 1) { /* serial: no OpenMP region */
+        for (int64_t o = 0; o < nout; o++) red_one(&e, x, out, nk, kshape, kst, o, nr, rshape, rst[0]);
+        return;
     }
+#pragma omp parallel for schedule(static)
+    for (int64_t o = 0; o < nout; o++) red_one(&e, x, out, nk, kshape, kst, o, nr, rshape, rst[0]);
 }
 
 /* ---- gemm ------------------------------------------------------------------------------------------ */

@@ -36,15 +36,28 @@ static void offsets(const blo_tensor *a, const blo_tensor *idx, int axis, int64_
     *oi = ri;
 }
 
+/* Work below this many elements, or with one thread, runs without entering OpenMP: even a
+ * region whose if clause is false sets up a team (about a microsecond a call). */
+#define PAR_MIN 32768
+static bool serial(int64_t work) {
+    return work < PAR_MIN || blo_num_threads() <= 1;
+}
+
+static void gather_one(const blo_tensor *a, int axis, const blo_tensor *idx, blo_tensor *out,
+                       int64_t f) {
+    int64_t oa, oi;
+    offsets(a, idx, axis, f, &oa, &oi);
+    st_add(out, f, ld(a, oa + ((const int64_t *)idx->data)[oi] * a->stride[axis]), false);
+}
+
 void blo__cpu_gather(const blo_tensor *a, int axis, const blo_tensor *idx, blo_tensor *out) {
     int64_t n = blo__numel(idx->ndim, idx->shape);
-    const int64_t *ix = idx->data;
-#pragma omp parallel for schedule(static) if (n >= 32768)
-    for (int64_t f = 0; f < n; f++) {
-        int64_t oa, oi;
-        offsets(a, idx, axis, f, &oa, &oi);
-        st_add(out, f, ld(a, oa + ix[oi] * a->stride[axis]), false);
+    if (serial(n)) {
+        for (int64_t f = 0; f < n; f++) gather_one(a, axis, idx, out, f);
+        return;
     }
+#pragma omp parallel for schedule(static)
+    for (int64_t f = 0; f < n; f++) gather_one(a, axis, idx, out, f);
 }
 
 void blo__cpu_scatter_add(blo_tensor *out, int axis, const blo_tensor *idx, const blo_tensor *src) {
@@ -75,6 +88,21 @@ static int64_t off3(const blo_tensor *t, int axis, int64_t o, int64_t j, int64_t
     return off;
 }
 
+/* Row ok = (o, j) of index_select's output: a's row (o, ix[j]) along axis. */
+static void select_row(const blo_tensor *a, int axis, const int64_t *ix, int64_t is, int64_t k,
+                       int64_t inner, size_t es, bool rows, blo_tensor *out, int64_t ok) {
+    int64_t o = ok / k, j = ok % k;
+    char *dst = (char *)out->data + (ok * inner) * (int64_t)es;
+    if (rows) {
+        const char *src =
+            (const char *)a->data + ((o * a->shape[axis] + ix[j * is]) * inner) * (int64_t)es;
+        memcpy(dst, src, (size_t)inner * es);
+    } else {
+        for (int64_t i = 0; i < inner; i++)
+            st_add(out, ok * inner + i, ld(a, off3(a, axis, o, ix[j * is], i)), false);
+    }
+}
+
 void blo__cpu_index_select(const blo_tensor *a, int axis, const blo_tensor *idx, blo_tensor *out) {
     int64_t outer = blo__numel(axis, a->shape);
     int64_t inner = blo__numel(a->ndim - axis - 1, a->shape + axis + 1);
@@ -83,19 +111,14 @@ void blo__cpu_index_select(const blo_tensor *a, int axis, const blo_tensor *idx,
     int64_t is = idx->stride[0];
     size_t es = blo_dtype_size(a->dtype);
     bool rows = blo__is_contig(a);
-#pragma omp parallel for schedule(static) if (outer * k * inner >= 32768)
-    for (int64_t ok = 0; ok < outer * k; ok++) {
-        int64_t o = ok / k, j = ok % k;
-        char *dst = (char *)out->data + (ok * inner) * (int64_t)es;
-        if (rows) {
-            const char *src = (const char *)a->data +
-                              ((o * a->shape[axis] + ix[j * is]) * inner) * (int64_t)es;
-            memcpy(dst, src, (size_t)inner * es);
-        } else {
-            for (int64_t i = 0; i < inner; i++)
-                st_add(out, ok * inner + i, ld(a, off3(a, axis, o, ix[j * is], i)), false);
-        }
+    if (serial(outer * k * inner)) {
+        for (int64_t ok = 0; ok < outer * k; ok++)
+            select_row(a, axis, ix, is, k, inner, es, rows, out, ok);
+        return;
     }
+#pragma omp parallel for schedule(static)
+    for (int64_t ok = 0; ok < outer * k; ok++)
+        select_row(a, axis, ix, is, k, inner, es, rows, out, ok);
 }
 
 void blo__cpu_index_add(blo_tensor *out, int axis, const blo_tensor *idx, const blo_tensor *src) {

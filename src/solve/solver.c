@@ -346,32 +346,54 @@ blo_status blo_solver_hypergrad(blo_solver *s, double **out) {
     return hypergrad_into(s, out, NULL, NULL);
 }
 
+/* Element k of t as a double: straight from the data when t is contiguous (c), else through
+ * its strides. */
+static inline double opt_ld(const blo_tensor *t, bool c, int64_t k) {
+    if (!c) return blo_tensor_get(t, k);
+    return t->dtype == BLO_F32 ? ((const float *)t->data)[k] : ((const double *)t->data)[k];
+}
+
+static inline void opt_st(blo_tensor *t, bool c, int64_t k, double v) {
+    if (!c)
+        blo_tensor_set(t, k, v);
+    else if (t->dtype == BLO_F32)
+        ((float *)t->data)[k] = (float)v;
+    else
+        ((double *)t->data)[k] = v;
+}
+
+/* Contiguous f32 / f64 tensors are read and written in place; others element by element. */
+static bool opt_direct(const blo_tensor *t) {
+    return !t || ((t->dtype == BLO_F32 || t->dtype == BLO_F64) && blo__is_contig(t));
+}
+
 /* One optimizer update of values v by gradient g (plain loops, not recorded). */
 static void opt_update(const blo_opt *o, int64_t t, blo_tensor *v, const double *g, blo_tensor *m,
                        blo_tensor *sq) {
     int64_t n = blo_tensor_numel(v);
     double b1c = 1 - pow(o->beta1, (double)t), b2c = 1 - pow(o->beta2, (double)t);
+    bool cv = opt_direct(v), cm = opt_direct(m), cs = opt_direct(sq);
     for (int64_t k = 0; k < n; k++) {
-        double w = blo_tensor_get(v, k), gk = g[k] + o->weight_decay * w, d = gk;
+        double w = opt_ld(v, cv, k), gk = g[k] + o->weight_decay * w, d = gk;
         switch (o->kind) {
         case BLO_OPT_SGD: break;
         case BLO_OPT_MOMENTUM:
         case BLO_OPT_NESTEROV: {
-            double mk = o->momentum * blo_tensor_get(m, k) + gk;
-            blo_tensor_set(m, k, mk);
+            double mk = o->momentum * opt_ld(m, cm, k) + gk;
+            opt_st(m, cm, k, mk);
             d = o->kind == BLO_OPT_MOMENTUM ? mk : gk + o->momentum * mk;
             break;
         }
         case BLO_OPT_ADAM: {
-            double mk = o->beta1 * blo_tensor_get(m, k) + (1 - o->beta1) * gk;
-            double vk = o->beta2 * blo_tensor_get(sq, k) + (1 - o->beta2) * gk * gk;
-            blo_tensor_set(m, k, mk);
-            blo_tensor_set(sq, k, vk);
+            double mk = o->beta1 * opt_ld(m, cm, k) + (1 - o->beta1) * gk;
+            double vk = o->beta2 * opt_ld(sq, cs, k) + (1 - o->beta2) * gk * gk;
+            opt_st(m, cm, k, mk);
+            opt_st(sq, cs, k, vk);
             d = (mk / b1c) / (sqrt(vk / b2c) + o->eps);
             break;
         }
         }
-        blo_tensor_set(v, k, w - o->lr * d);
+        opt_st(v, cv, k, w - o->lr * d);
     }
 }
 
