@@ -273,12 +273,14 @@ static void test_tiny(void) {
                                         &z, NULL, err, sizeof err) == BLO_ERR_INVALID,
              "refuses i64 images");
     blo_fewshot_data f2;
-    TU_CHECK(blo_fewshot_init(&f2, &ds, BLO_FEWSHOT_SPLIT_CLASS, 13, 1, err, sizeof err) == BLO_ERR_INVALID,
+    TU_CHECK(blo_fewshot_init(&f2, &ds, BLO_FEWSHOT_SPLIT_CLASS, 13, 1, err, sizeof err) ==
+                 BLO_ERR_INVALID,
              "refuses 13 meta-train classes of 12");
     blo_dataset odd = ds;
     odd.d = 63;
     odd.n = 1;
-    TU_CHECK(blo_fewshot_init(&f2, &odd, BLO_FEWSHOT_SPLIT_CLASS, 1, 1, err, sizeof err) == BLO_ERR_INVALID,
+    TU_CHECK(blo_fewshot_init(&f2, &odd, BLO_FEWSHOT_SPLIT_CLASS, 1, 1, err, sizeof err) ==
+                 BLO_ERR_INVALID,
              "refuses a non-square image");
     tu_check_ok(ctx, "tiny episodes");
     blo_ctx_free(ctx);
@@ -290,7 +292,8 @@ static void test_tiny(void) {
 static void test_base_split(void) {
     char err[512];
     blo_dataset ds;
-    blo_status st = blo_mnist_load(BLO_SOURCE_DIR "/tests/data/tinymnist", "train", &ds, err, sizeof err);
+    blo_status st = blo_mnist_load(BLO_SOURCE_DIR "/tests/data/tinymnist", "train", &ds, err,
+                                   sizeof err);
     TU_CHECK(st == BLO_OK, "load tinymnist: %s", err);
     if (st) return;
     blo_fewshot_data fs;

@@ -176,8 +176,8 @@ blo_status blo_fewshot_meta_init(blo_fewshot_meta *m, const blo_fewshot_config *
         c->learner != BLO_FEWSHOT_PRETRAIN)
         return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: unknown learner %d",
                          (int)c->learner);
-    if (d < 1 || c->ways < 2 || c->shots < 1 || c->queries < 1 || c->meta_batch < 1 || c->hidden < 0 ||
-        c->eval_episodes < 1 || (c->dtype != BLO_F32 && c->dtype != BLO_F64) || !c->data_dir)
+    if (d < 1 || c->ways < 2 || c->shots < 1 || c->queries < 1 || c->meta_batch < 1 ||
+        c->hidden < 0 || c->eval_episodes < 1 || (c->dtype != BLO_F32 && c->dtype != BLO_F64) || !c->data_dir)
         return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: ways >= 2, shots, queries, "
                          "meta-batch and evaluation episodes >= 1, hidden >= 0, dtype f32 or f64");
     if (c->layers < 1 || c->layers > BLO_FEWSHOT_MAX_LAYERS)
@@ -276,8 +276,8 @@ static void mean_ci(double s, double q, double n, double *mean, double *ci) {
  * fitted anew): on each of eval_episodes meta-test episodes, MAML fine-tunes every param from
  * p, the other learners fit a head from zero on the fixed body, by `steps` SGD steps of the
  * inner lr on the support CE (+ ½λ‖head‖²); query accuracy before and after. */
-static blo_status evaluate(blo_fewshot_meta *m, blo_tensor *const *p, blo_fewshot_result *r, char *err,
-                           size_t errlen) {
+static blo_status evaluate(blo_fewshot_meta *m, blo_tensor *const *p, blo_fewshot_result *r,
+                           char *err, size_t errlen) {
     const blo_fewshot_config *c = m->c;
     int steps = c->eval_steps < 0 ? c->solver.inner_steps : c->eval_steps;
     int maml = c->learner == BLO_FEWSHOT_MAML, a0 = maml ? 0 : m->np - 2; /* first adapted */
@@ -405,7 +405,8 @@ static blo_status pretrain(blo_fewshot_meta *m, blo_fewshot_result *r, blo_tenso
         if (p[i]) blo_set_requires_grad(p[i], 1);
     }
     if (blo_ctx_status(pc))
-        return blo__fail(err, errlen, blo_ctx_status(pc), "fewshot: pretrain: %s", blo_ctx_error(pc));
+        return blo__fail(err, errlen, blo_ctx_status(pc), "fewshot: pretrain: %s",
+                         blo_ctx_error(pc));
     const double b1 = 0.9, b2 = 0.999, eps = 1e-8, lr = c->pretrain_lr, t0 = seconds_now();
     blo_rng rng;
     blo_rng_seed(&rng, c->seed * 0x9E3779B97F4A7C15ULL + 0x5EED);
@@ -419,8 +420,8 @@ static blo_status pretrain(blo_fewshot_meta *m, blo_fewshot_result *r, blo_tenso
         if (!loss || blo_grad(sc, 1, &loss, NULL, np, p, 0, gr))
             return blo__fail(err, errlen, blo_ctx_status(sc) ? blo_ctx_status(sc) : BLO_ERR_NUMERIC,
                              "fewshot: pretrain step %lld: %s", (long long)t, blo_ctx_error(sc));
-        double lv = blo_tensor_get(loss, 0), c1 = 1 - pow(b1, (double)t), c2 = 1 - pow(b2, (double)t);
-        double gn = 0;
+        double lv = blo_tensor_get(loss, 0), gn = 0;
+        double c1 = 1 - pow(b1, (double)t), c2 = 1 - pow(b2, (double)t);
         if (!isfinite(lv))
             return blo__fail(err, errlen, BLO_ERR_NUMERIC, "fewshot: pretrain step %lld: the loss "
                              "is %g", (long long)t, lv);
