@@ -1,6 +1,8 @@
 /* cmd_meta.c — `blo meta sinusoid`: meta-learning an initialisation (MAML family) on sinusoid
- * regression from the command line, a thin layer over blo_meta_sinusoid_run
- * (include/blo/tasks.h): options, progress, log, plot, the summary table or JSON. */
+ * regression, and `blo meta fewshot`: few-shot classification over rotation classes (MAML,
+ * meta feature learning, the pretrained baseline), from the command line: thin layers over
+ * blo_meta_sinusoid_run and blo_fewshot_run (include/blo/tasks.h): options, progress, log,
+ * plot, the summary table or JSON. */
 #include "cli.h"
 #include "runlog.h"
 #include "solver_opts.h"
@@ -171,47 +173,85 @@ static int fewshot_on_iter(const blo_task_iter *it, void *user) {
 }
 
 static int run_fewshot(const cli_cmd *cmd, int argc, char **argv) {
-    blo_fewshot_maml_config c = blo_fewshot_maml_default();
+    blo_fewshot_config c = blo_fewshot_default();
     cli_solver_args sa;
     cli_solver_args_from(&sa, &c.solver);
     long long train_classes = c.train_classes, ways = c.ways, shots = c.shots,
-              queries = c.queries, batch = c.meta_batch, hidden = c.hidden,
-              episodes = c.eval_episodes, eval_steps = -1, seed = 0, threads = 1;
-    const char *dtype = "f32", *log = NULL, *plot = NULL, *split = "train";
-    int json = 0, quiet = 0;
-    cli_opt opts[20 + CLI_SOLVER_NOPTS] = {
+              queries = c.queries, batch = c.meta_batch, hidden = c.hidden, layers = c.layers,
+              episodes = c.eval_episodes, eval_steps = -1, pre_steps = c.pretrain_steps,
+              pre_batch = c.pretrain_batch, seed = 0, threads = 1;
+    double head_l2 = c.head_l2, pre_lr = c.pretrain_lr;
+    const char *dtype = "f32", *log = NULL, *plot = NULL, *split = "train",
+               *learner = "maml", *class_split = "base";
+    int json = 0, quiet = 0, normalize = 0;
+    cli_opt opts[29 + CLI_SOLVER_NOPTS] = {
+        {"--learner", NULL, CLI_CHOICE, &learner, 0, 0, "maml|hyperrep|pretrain", "L",
+         "maml: learn the start of the whole network; hyperrep: learn the body, a head per "
+         "episode; pretrain: the baseline"},
         {"--data", NULL, CLI_STRING, &c.data_dir, 0, 0, NULL, "DIR",
          "MNIST-layout folder"},
         {"--split", NULL, CLI_CHOICE, &split, 0, 0, "train|t10k", "S", "which file pair"},
+        {"--class-split", NULL, CLI_CHOICE, &class_split, 0, 0, "base|class", "S",
+         "base: all 4 rotations of a base class on one side (no image on both); class: "
+         "rotation classes split one by one"},
         {"--train-classes", NULL, CLI_INT, &train_classes, 0, 1e6, NULL, "N",
-         "meta-train rotation classes (the rest are meta-test)"},
+         "meta-train rotation classes, the rest meta-test (base split: a multiple of 4)"},
         {"--ways", NULL, CLI_INT, &ways, 2, 256, NULL, "N", "classes per episode"},
         {"--shots", NULL, CLI_INT, &shots, 1, 1e6, NULL, "K", "support images per class"},
         {"--queries", NULL, CLI_INT, &queries, 1, 1e6, NULL, "Q", "query images per class"},
         {"--meta-batch", NULL, CLI_INT, &batch, 1, 1e6, NULL, "B", "episodes per outer iteration"},
         {"--hidden", NULL, CLI_INT, &hidden, 0, 1e5, NULL, "H",
-         "0: linear classifier; H: Linear(d, H) -> ReLU -> Linear(H, N)"},
+         "width of the body's layers (0: a linear network, maml only)"},
+        {"--layers", NULL, CLI_INT, &layers, 1, BLO_FEWSHOT_MAX_LAYERS, NULL, "L",
+         "hidden layers of the body (ReLU after each)"},
+        {"--head-l2", NULL, CLI_DOUBLE, &head_l2, 0, 1e12, NULL, "LAMBDA",
+         "hyperrep / pretrain: lambda/2 |head|^2 in every head fit (> 0)"},
+        {"--normalize", NULL, CLI_FLAG, &normalize, 0, 0, NULL, NULL,
+         "scale the body's features to unit length before the head (keeps fixed head steps "
+         "stable)"},
         {"--eval-episodes", NULL, CLI_INT, &episodes, 1, 1e9, NULL, "N", "meta-test episodes"},
         {"--eval-steps", NULL, CLI_INT, &eval_steps, -1, 1e6, NULL, "T",
-         "fine-tuning steps per meta-test episode (-1: --inner)"},
+         "SGD steps (--inner-lr) per meta-test episode (-1: --inner)"},
+        {"--pretrain-steps", NULL, CLI_INT, &pre_steps, 0, 1e9, NULL, "N",
+         "pretrain: Adam steps over all meta-train classes"},
+        {"--pretrain-batch", NULL, CLI_INT, &pre_batch, 1, 1e6, NULL, "N", "pretrain: minibatch"},
+        {"--pretrain-lr", NULL, CLI_DOUBLE, &pre_lr, 0, 1e6, NULL, "LR", "pretrain: Adam lr"},
         {"--seed", NULL, CLI_INT, &seed, 0, 9e18, NULL, "S", "class split, weights, episodes"},
         CLI_RUN_OPTS(threads, dtype, json, log, plot, quiet),
     };
-    int n = cli_solver_opts(opts, 17, &sa);
+    int n = cli_solver_opts(opts, 25, &sa);
     int rc;
     if (!cli_parse(cmd, argc, argv, opts, n, &rc)) return rc;
     if (!cli_solver_config("meta fewshot", &sa, &c.solver)) return CLI_EXIT_USAGE;
     if (!cli_plot_has_log("meta fewshot", plot, log)) return CLI_EXIT_USAGE;
-    if (sa.resume) {
-        fprintf(stderr, "blo meta fewshot: --resume is not supported yet\n");
+    c.learner = (blo_fewshot_learner)blo_fewshot_learner_parse(learner);
+    c.class_split = (blo_fewshot_split)blo_fewshot_split_parse(class_split);
+    if (c.learner == BLO_FEWSHOT_PRETRAIN && sa.resume) {
+        fprintf(stderr, "blo meta fewshot: --resume: the pretrained baseline is no bilevel run "
+                        "and does not resume\n");
         return CLI_EXIT_USAGE;
     }
     if (c.solver.init != BLO_INIT_FIXED && c.solver.init != BLO_INIT_FROM_X) {
-        fprintf(stderr, "blo meta fewshot: --init: the start is theta itself (from_x); '%s' "
-                        "does not apply\n", blo_init_kind_name(c.solver.init));
+        fprintf(stderr, "blo meta fewshot: --init: the start is theta itself (maml) or a zero "
+                        "head (hyperrep); '%s' does not apply\n",
+                blo_init_kind_name(c.solver.init));
         return CLI_EXIT_USAGE;
     }
-    c.solver.init = BLO_INIT_FROM_X;
+    if (c.learner != BLO_FEWSHOT_MAML && (hidden < 1 || !(head_l2 > 0))) {
+        fprintf(stderr, "blo meta fewshot: --learner %s needs --hidden >= 1 and --head-l2 > 0\n",
+                learner);
+        return CLI_EXIT_USAGE;
+    }
+    if (c.class_split == BLO_FEWSHOT_SPLIT_BASE && train_classes % 4) {
+        fprintf(stderr, "blo meta fewshot: --train-classes %lld: the split by base class keeps "
+                        "the 4 rotations of a base class together, so it takes a multiple of 4 "
+                        "(or --class-split class)\n", train_classes);
+        return CLI_EXIT_USAGE;
+    }
+    if (c.learner == BLO_FEWSHOT_PRETRAIN && !(pre_lr > 0)) {
+        fprintf(stderr, "blo meta fewshot: --pretrain-lr must be > 0\n");
+        return CLI_EXIT_USAGE;
+    }
     c.split = split;
     c.train_classes = train_classes;
     c.ways = ways;
@@ -219,41 +259,63 @@ static int run_fewshot(const cli_cmd *cmd, int argc, char **argv) {
     c.queries = queries;
     c.meta_batch = batch;
     c.hidden = hidden;
+    c.layers = (int)layers;
+    c.head_l2 = head_l2;
+    c.normalize = normalize;
     c.eval_episodes = episodes;
     c.eval_steps = (int)eval_steps;
+    c.pretrain_steps = pre_steps;
+    c.pretrain_batch = pre_batch;
+    c.pretrain_lr = pre_lr;
     c.dtype = strcmp(dtype, "f64") ? BLO_F32 : BLO_F64;
     c.seed = (uint64_t)seed;
     c.solver.seed = (uint64_t)seed;
+    c.resume = sa.resume;
     blo_set_num_threads((int)threads);
+    int pre = c.learner == BLO_FEWSHOT_PRETRAIN;
 
     meta_ui ui;
     memset(&ui, 0, sizeof ui);
     static const char *const cols[6] = {"iter",    "upper",     "lower", "hypergrad_norm",
                                         "seconds", "peak_bytes"};
     if (log) {
-        if (!cli_log_open(&ui.log, log, 6, cols, 0)) return CLI_EXIT_USAGE;
+        if (!cli_log_open(&ui.log, log, 6, cols, sa.resume != NULL)) return CLI_EXIT_USAGE;
         ui.logging = 1;
     }
-    cli_progress_start(&ui.prog, "meta fewshot", c.solver.outer_iters, quiet);
+    cli_progress_start(&ui.prog, "meta fewshot", pre ? c.pretrain_steps : c.solver.outer_iters,
+                       quiet);
     c.on_iter = fewshot_on_iter;
     c.user = &ui;
-    if (!quiet)
-        fprintf(stderr, "meta fewshot: %s, %lld-way %lld-shot (%lld queries), meta-batch %lld, "
-                        "T = %d inner steps (lr %g), %lld outer iterations\n", c.solver.method,
-                ways, shots, queries, batch, c.solver.inner_steps, c.solver.inner.lr,
-                (long long)c.solver.outer_iters);
-    blo_fewshot_maml_result r;
+    if (!quiet) {
+        if (pre)
+            fprintf(stderr, "meta fewshot: pretrain, %lld Adam steps (lr %g) on minibatches of "
+                            "%lld over the meta-train classes; %lld-way %lld-shot evaluation\n",
+                    pre_steps, pre_lr, pre_batch, ways, shots);
+        else
+            fprintf(stderr, "meta fewshot: %s %s, %lld-way %lld-shot (%lld queries), meta-batch "
+                            "%lld, T = %d inner steps (lr %g), %lld outer iterations\n", learner,
+                    c.solver.method, ways, shots, queries, batch, c.solver.inner_steps,
+                    c.solver.inner.lr, (long long)c.solver.outer_iters);
+    }
+    blo_fewshot_result r;
     char err[1024] = "";
-    blo_status st = blo_fewshot_maml_run(&c, &r, err, sizeof err);
+    blo_status st = blo_fewshot_run(&c, &r, err, sizeof err);
     int done = cli_task_finish("meta fewshot", st, err, &ui.prog, &ui.log, plot, log);
     if (done >= 0) return done;
     int steps = c.eval_steps < 0 ? c.solver.inner_steps : c.eval_steps;
     if (json) {
-        printf("{\"task\":\"meta_fewshot\",\"method\":");
-        cli_json_string(stdout, c.solver.method);
+        printf("{\"task\":\"meta_fewshot\",\"learner\":");
+        cli_json_string(stdout, learner);
+        printf(",\"method\":");
+        cli_json_string(stdout, pre ? "adam" : c.solver.method);
+        printf(",\"class_split\":");
+        cli_json_string(stdout, class_split);
         printf(",\"ways\":%lld,\"shots\":%lld,\"queries\":%lld,\"meta_batch\":%lld,"
-               "\"hidden\":%lld,\"inner_steps\":%d,\"inner_lr\":",
-               ways, shots, queries, batch, hidden, c.solver.inner_steps);
+               "\"hidden\":%lld,\"layers\":%lld,\"head_l2\":",
+               ways, shots, queries, batch, hidden, layers);
+        cli_json_number(stdout, c.learner == BLO_FEWSHOT_MAML ? NAN : head_l2);
+        printf(",\"normalize\":%s,\"inner_steps\":%d,\"inner_lr\":", normalize ? "true" : "false",
+               c.solver.inner_steps);
         cli_json_number(stdout, c.solver.inner.lr);
         printf(",\"classes\":%lld,\"train_classes\":%lld,\"test_classes\":%lld,\"side\":%lld",
                (long long)r.n_classes, (long long)r.n_train, (long long)r.n_test,
@@ -272,13 +334,18 @@ static int run_fewshot(const cli_cmd *cmd, int argc, char **argv) {
         printf(",\"peak_bytes\":%zu}\n", r.peak_bytes);
         return CLI_EXIT_OK;
     }
-    printf("meta fewshot: %s, %lld-way %lld-shot on %lld rotation classes of %lldx%lld images "
-           "(%lld meta-train / %lld meta-test), %lld iterations, %.1f s\n", c.solver.method,
-           ways, shots, (long long)r.n_classes, (long long)r.side, (long long)r.side,
-           (long long)r.n_train, (long long)r.n_test, (long long)r.iters, r.seconds);
-    printf("  meta-test query accuracy over %lld episodes: %.3f ± %.3f after %d SGD steps "
-           "(%.3f ± %.3f before; chance %.3f)\n", episodes, r.acc, r.ci, steps, r.acc0, r.ci0,
-           1.0 / (double)ways);
+    printf("meta fewshot: %s (%s), %lld-way %lld-shot on %lld rotation classes of %lldx%lld "
+           "images (split by %s: %lld meta-train / %lld meta-test), %lld %s, %.1f s\n", learner,
+           pre ? "adam" : c.solver.method, ways, shots, (long long)r.n_classes, (long long)r.side,
+           (long long)r.side, class_split, (long long)r.n_train, (long long)r.n_test,
+           (long long)r.iters, pre ? "steps" : "iterations", r.seconds);
+    if (c.learner == BLO_FEWSHOT_MAML)
+        printf("  meta-test query accuracy over %lld episodes: %.3f ± %.3f after %d SGD steps "
+               "(%.3f ± %.3f before; chance %.3f)\n", episodes, r.acc, r.ci, steps, r.acc0,
+               r.ci0, 1.0 / (double)ways);
+    else
+        printf("  meta-test query accuracy over %lld episodes: %.3f ± %.3f with a head fitted by "
+               "%d SGD steps (chance %.3f)\n", episodes, r.acc, r.ci, steps, 1.0 / (double)ways);
     if (plot) printf("  plot: %s\n", plot);
     return CLI_EXIT_OK;
 }

@@ -1,7 +1,8 @@
 /* fewshot.c — few-shot classification episodes over rotation classes: each base class of an
  * MNIST-layout dataset at 0 / 90 / 180 / 270 degrees is a class of its own, the classes are
- * split into disjoint meta-train and meta-test sets, and an N-way K-shot episode draws N
- * classes of one set and K support plus Q query examples of each, relabelled 0..N-1. */
+ * split into disjoint meta-train and meta-test sets (by default whole base classes, so no
+ * image is seen on both sides), and an N-way K-shot episode draws N classes of one set and
+ * K support plus Q query examples of each, relabelled 0..N-1. */
 #include "blo/tasks.h"
 #include "tasks.h"
 
@@ -55,8 +56,18 @@ static int cmp_i64(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-blo_status blo_fewshot_init(blo_fewshot_data *fs, const blo_dataset *ds, int64_t n_train,
-                            uint64_t seed, char *err, size_t errlen) {
+const char *blo_fewshot_split_name(blo_fewshot_split k) {
+    return k == BLO_FEWSHOT_SPLIT_BASE ? "base" : k == BLO_FEWSHOT_SPLIT_CLASS ? "class" : "?";
+}
+
+int blo_fewshot_split_parse(const char *name) {
+    if (name && !strcmp(name, "base")) return BLO_FEWSHOT_SPLIT_BASE;
+    if (name && !strcmp(name, "class")) return BLO_FEWSHOT_SPLIT_CLASS;
+    return -1;
+}
+
+blo_status blo_fewshot_init(blo_fewshot_data *fs, const blo_dataset *ds, blo_fewshot_split split,
+                            int64_t n_train, uint64_t seed, char *err, size_t errlen) {
     memset(fs, 0, sizeof *fs);
     if (!ds || !ds->x || !ds->label || ds->num_classes < 1 || ds->n < 1)
         return blo__fail(err, errlen, BLO_ERR_INVALID,
@@ -81,13 +92,23 @@ blo_status blo_fewshot_init(blo_fewshot_data *fs, const blo_dataset *ds, int64_t
     }
     for (int64_t l = 0; l < L; l++) fs->n_base += per[l] > 0;
     fs->n_classes = 4 * fs->n_base;
-    if (n_train < 0 || n_train > fs->n_classes) {
+    if (n_train < 0 || n_train > fs->n_classes ||
+        (split != BLO_FEWSHOT_SPLIT_BASE && split != BLO_FEWSHOT_SPLIT_CLASS) ||
+        (split == BLO_FEWSHOT_SPLIT_BASE && n_train % 4)) {
         blo_free(per);
         int64_t nc = fs->n_classes;
         memset(fs, 0, sizeof *fs);
-        return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: %lld meta-train classes out of "
-                         "%lld", (long long)n_train, (long long)nc);
+        if (split != BLO_FEWSHOT_SPLIT_BASE && split != BLO_FEWSHOT_SPLIT_CLASS)
+            return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: unknown split kind %d",
+                             (int)split);
+        if (n_train % 4 == 0 || n_train < 0 || n_train > nc)
+            return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: %lld meta-train classes out "
+                             "of %lld", (long long)n_train, (long long)nc);
+        return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: a split by base class puts all "
+                         "4 rotations of a base class on one side, so the %lld meta-train classes "
+                         "must be a multiple of 4", (long long)n_train);
     }
+    fs->split = split;
     fs->n_train = n_train;
     fs->n_test = fs->n_classes - n_train;
     size_t nb = (size_t)fs->n_base, nc = (size_t)fs->n_classes;
@@ -125,15 +146,21 @@ blo_status blo_fewshot_init(blo_fewshot_data *fs, const blo_dataset *ds, int64_t
         fs->rows[fs->start[b] + fs->count[b]++] = i;
     }
     for (int r = 0; r < 4; r++) blo_rotation_map(side, r, fs->map[r]);
-    /* The split: a uniform permutation of the class ids, its first n_train meta-train. */
+    /* The split: a uniform permutation of the class ids (split by class) or of the base
+     * classes, each followed by its 4 rotations (split by base class); its first n_train
+     * entries are meta-train. */
     blo_rng g;
     blo_rng_seed(&g, seed);
-    for (int64_t c = 0; c < fs->n_classes; c++) perm[c] = c;
-    for (int64_t c = fs->n_classes - 1; c > 0; c--) {
+    int64_t units = split == BLO_FEWSHOT_SPLIT_BASE ? fs->n_base : fs->n_classes;
+    for (int64_t c = 0; c < units; c++) perm[c] = c;
+    for (int64_t c = units - 1; c > 0; c--) {
         int64_t j = (int64_t)blo_rng_below(&g, (uint64_t)(c + 1)), t = perm[c];
         perm[c] = perm[j];
         perm[j] = t;
     }
+    if (split == BLO_FEWSHOT_SPLIT_BASE)
+        for (int64_t b = units - 1; b >= 0; b--) /* in place, from the back */
+            for (int r = 3; r >= 0; r--) perm[4 * b + r] = 4 * perm[b] + r;
     memcpy(fs->train, perm, sizeof(int64_t) * (size_t)fs->n_train);
     memcpy(fs->test, perm + fs->n_train, sizeof(int64_t) * (size_t)fs->n_test);
     qsort(fs->train, (size_t)fs->n_train, sizeof(int64_t), cmp_i64);
@@ -251,5 +278,40 @@ blo_status blo_fewshot_episode_sample(blo_ctx *ctx, const blo_fewshot_data *fs,
     blo_free(pool);
     ep->xs = xs, ep->ys = ys, ep->xq = xq, ep->yq = yq;
     ep->ways = N, ep->shots = K, ep->queries = Q;
+    return BLO_OK;
+}
+
+blo_status blo_fewshot_batch_sample(blo_ctx *ctx, const blo_fewshot_data *fs,
+                                    const int64_t *classes, int64_t n_classes, int64_t n,
+                                    blo_dtype dt, blo_rng *rng, blo_tensor **x,
+                                    blo_tensor **labels, int64_t *src_rows, char *err,
+                                    size_t errlen) {
+    if (!ctx || !fs || !fs->ds || !rng || !x || !labels || !classes || n_classes < 1 || n < 1)
+        return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot batch: bad arguments (n >= 1 "
+                         "examples of >= 1 classes)");
+    if (dt != BLO_F32 && dt != BLO_F64)
+        return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot batch: images must be f32 or f64");
+    for (int64_t i = 0; i < n_classes; i++)
+        if (classes[i] < 0 || classes[i] >= fs->n_classes || fs->count[classes[i] / 4] < 1)
+            return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot batch: class id %lld is %s",
+                             (long long)classes[i],
+                             classes[i] < 0 || classes[i] >= fs->n_classes ? "unknown" : "empty");
+    blo_tensor *xb = blo_tensor_new(ctx, dt, 2, (int64_t[]){n, fs->ds->d});
+    blo_tensor *yb = blo_tensor_new(ctx, BLO_I64, 1, (int64_t[]){n});
+    if (!xb || !yb) {
+        blo_status st = blo_ctx_status(ctx) ? blo_ctx_status(ctx) : BLO_ERR_NOMEM;
+        return blo__fail(err, errlen, st, "fewshot batch: %s",
+                         blo_ctx_status(ctx) ? blo_ctx_error(ctx) : "out of memory");
+    }
+    int64_t *ly = blo_tensor_data(yb);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k = (int64_t)blo_rng_below(rng, (uint64_t)n_classes), c = classes[k], b = c / 4;
+        int64_t row = fs->rows[fs->start[b] + (int64_t)blo_rng_below(rng, (uint64_t)fs->count[b])];
+        put_image(xb, i, fs->ds, row, fs->map[c % 4]);
+        ly[i] = k;
+        if (src_rows) src_rows[i] = row;
+    }
+    *x = xb;
+    *labels = yb;
     return BLO_OK;
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # test_meta_fewshot.sh — `blo meta fewshot` end to end on tests/data/tinymnist (8x8, 3
-# classes: 12 rotation classes): exit codes (0 ok, 2 bad usage), the JSON summary's fields,
-# --log rows and --plot files, the linear and MLP learners, and meta-test accuracy far above
-# chance after fine-tuning.
+# classes: 12 rotation classes, split by base class 8 / 4 unless told): exit codes (0 ok,
+# 2 bad usage), the JSON summary's fields, --log rows and --plot files, the three learners
+# (maml with a linear or MLP network, hyperrep, pretrain) well above chance on the meta-test
+# episodes, the split by class, a run stopped halfway and resumed from its checkpoint (maml
+# and hyperrep), and refused options.
 # Usage: test_meta_fewshot.sh <blo binary> <source dir>.
 set -uo pipefail
 blo=${1:?usage: test_meta_fewshot.sh <blo binary> <source dir>}
@@ -13,29 +15,76 @@ export OMP_NUM_THREADS=1
 tiny=(meta fewshot --data "$src/tests/data/tinymnist" --train-classes 8 --ways 3 --shots 2
     --queries 5 --meta-batch 4 --eval-episodes 50 --outer-lr 0.01 --threads 1 -q)
 
-expect_rc 0 "${tiny[@]}" --outer 30 --json --log "$tmp/run.csv" --plot "$tmp/run.svg"
+expect_rc 0 "${tiny[@]}" --hidden 0 --outer 30 --json --log "$tmp/run.csv" --plot "$tmp/run.svg"
 cp "$tmp/out" "$tmp/run.json"
 check "--json prints one object with every field" json_ok "$tmp/run.json" \
-    'all(k in d for k in ("method","ways","shots","queries","classes","train_classes","test_classes","side","iters","acc","acc_ci95","acc_before","upper","seconds"))'
-check "12 rotation classes of 8x8 images, 8 / 4" json_ok "$tmp/run.json" \
-    'd["classes"] == 12 and d["train_classes"] == 8 and d["test_classes"] == 4 and d["side"] == 8'
-check "30 iterations of first_order (the default)" json_ok "$tmp/run.json" \
-    'd["iters"] == 30 and d["method"] == "first_order"'
+    'all(k in d for k in ("learner","method","class_split","ways","shots","queries","meta_batch","hidden","layers","head_l2","normalize","inner_steps","inner_lr","classes","train_classes","test_classes","side","iters","eval_episodes","eval_steps","acc","acc_ci95","acc_before","upper","seconds","peak_bytes"))'
+check "12 rotation classes of 8x8 images, 8 / 4 by base class" json_ok "$tmp/run.json" \
+    'd["classes"] == 12 and d["train_classes"] == 8 and d["test_classes"] == 4 and d["side"] == 8 and d["class_split"] == "base"'
+check "30 iterations of maml with first_order (the defaults)" json_ok "$tmp/run.json" \
+    'd["iters"] == 30 and d["method"] == "first_order" and d["learner"] == "maml"'
 check "3-way accuracy well above chance after fine-tuning" json_ok "$tmp/run.json" \
-    'd["acc"] > 0.7 and 0 <= d["acc_before"] <= 1'
+    'd["acc"] > 0.6 and 0 <= d["acc_before"] <= 1 and d["head_l2"] is None'
 check "--log has a header and 30 rows" test "$(wc -l <"$tmp/run.csv")" -eq 31
 check "--plot wrote an SVG" grep -q '<svg' "$tmp/run.svg"
 
-expect_rc 0 "${tiny[@]}" --outer 5 --hidden 8
-check "the summary names the rotation classes" grep -q 'rotation classes of 8x8' "$tmp/out"
-expect_rc 0 "${tiny[@]}" --outer 3 --method rhg --inner 2 --json
-check "second-order MAML runs" json_ok "$tmp/out" 'd["method"] == "rhg" and d["iters"] == 3'
-expect_rc 0 meta fewshot --help
-check "the help lists --ways" grep -q -- '--ways' "$tmp/out"
+expect_rc 0 "${tiny[@]}" --outer 5 --hidden 8 --layers 1
+check "the summary names the rotation classes and the split" grep -q 'rotation classes of 8x8 images (split by base' "$tmp/out"
+expect_rc 0 "${tiny[@]}" --outer 3 --method rhg --inner 2 --hidden 8 --json
+check "second-order MAML runs" json_ok "$tmp/out" 'd["method"] == "rhg" and d["iters"] == 3 and d["layers"] == 2'
+expect_rc 0 "${tiny[@]}" --outer 3 --hidden 0 --class-split class --train-classes 6 --json
+check "the split by class takes any count" json_ok "$tmp/out" \
+    'd["class_split"] == "class" and d["train_classes"] == 6 and d["test_classes"] == 6'
 
-# Usage errors.
+# Meta feature learning: rhg and cg; heads fitted from zero.
+expect_rc 0 "${tiny[@]}" --learner hyperrep --hidden 32 --method rhg --inner-lr 0.5 --outer 60 --json
+check "hyperrep (rhg): 3-way accuracy well above chance" json_ok "$tmp/out" \
+    'd["learner"] == "hyperrep" and d["acc"] > 0.6 and d["acc_before"] is None and d["head_l2"] == 0.01'
+expect_rc 0 "${tiny[@]}" --learner hyperrep --hidden 16 --method cg --inner 20 --outer 5 --json
+check "hyperrep (cg) runs" json_ok "$tmp/out" 'd["method"] == "cg" and d["iters"] == 5'
+expect_rc 0 "${tiny[@]}" --learner hyperrep --hidden 16 --normalize --inner-lr 1 --method rhg --outer 30 --json
+check "hyperrep with normalised features" json_ok "$tmp/out" 'd["normalize"] is True and d["acc"] > 0.5'
+
+# The pretrained baseline.
+expect_rc 0 "${tiny[@]}" --learner pretrain --hidden 32 --pretrain-steps 200 --pretrain-lr 0.01 \
+    --pretrain-batch 32 --eval-steps 20 --json --log "$tmp/pre.csv"
+check "pretrain: 3-way accuracy well above chance" json_ok "$tmp/out" \
+    'd["learner"] == "pretrain" and d["method"] == "adam" and d["iters"] == 200 and d["acc"] > 0.6'
+check "pretrain: --log has a row per Adam step" test "$(wc -l <"$tmp/pre.csv")" -eq 201
+
+# Resume: 6 iterations in one go == 3, stopped, then resumed to 6.
+for learner in maml hyperrep; do
+    run=("${tiny[@]}" --learner "$learner" --hidden 8 --method rhg --json)
+    expect_rc 0 "${run[@]}" --outer 6
+    cp "$tmp/out" "$tmp/full.json"
+    expect_rc 0 "${run[@]}" --outer 3 --checkpoint "$tmp/ck-$learner.bin"
+    expect_rc 0 "${run[@]}" --outer 6 --resume "$tmp/ck-$learner.bin"
+    cp "$tmp/out" "$tmp/resumed.json"
+    check "$learner: a resumed run ends where the uninterrupted one does" python3 -c '
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+sys.exit(0 if all(a[k] == b[k] for k in ("acc", "acc_ci95", "upper", "iters")) else 1)' \
+        "$tmp/full.json" "$tmp/resumed.json"
+done
+
+expect_rc 0 meta fewshot --help
+check "the help lists --ways and --learner" grep -q -- '--learner' "$tmp/out"
+check "the help explains meta feature learning" grep -q 'hyperrep' "$tmp/out"
+
+# Usage errors, each named.
 expect_rc 2 "${tiny[@]}" --ways 5
-expect_rc 2 "${tiny[@]}" --train-classes 13
+expect_rc 2 "${tiny[@]}" --train-classes 13 --class-split class
+expect_rc 2 "${tiny[@]}" --train-classes 6
+check "a count the base split cannot take is named" grep -q 'multiple of 4' "$tmp/err"
+expect_rc 2 "${tiny[@]}" --learner nope
+expect_rc 2 "${tiny[@]}" --class-split nope
+expect_rc 2 "${tiny[@]}" --learner hyperrep --hidden 0
+check "hyperrep without a body is named" grep -q 'hidden' "$tmp/err"
+expect_rc 2 "${tiny[@]}" --learner hyperrep --head-l2 0
+expect_rc 2 "${tiny[@]}" --learner pretrain --resume "$tmp/ck-maml.bin"
+check "pretrain refuses --resume" grep -q 'does not resume' "$tmp/err"
+expect_rc 2 "${tiny[@]}" --layers 9
+expect_rc 2 "${tiny[@]}" --init warm
 expect_rc 2 "${tiny[@]}" --plot "$tmp/x.svg"
 expect_rc 2 meta fewshot --data "$tmp/nowhere" -q
 cli_finish test_meta_fewshot
