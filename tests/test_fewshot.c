@@ -142,7 +142,7 @@ static void test_tiny(void) {
     TU_CHECK(st == BLO_OK, "load tinymnist: %s", err);
     if (st) return;
     blo_fewshot_data fs;
-    st = blo_fewshot_init(&fs, &ds, BLO_FEWSHOT_SPLIT_CLASS, 8, 1, err, sizeof err);
+    st = blo_fewshot_init(&fs, &ds, BLO_FEWSHOT_SPLIT_CLASS, 4, 8, 1, err, sizeof err);
     TU_CHECK(st == BLO_OK, "fewshot init: %s", err);
     if (st) {
         blo_dataset_free(&ds);
@@ -171,13 +171,13 @@ static void test_tiny(void) {
     int differs = 0;
     for (uint64_t s = 2; s < 6 && !differs; s++) {
         blo_fewshot_data g;
-        if (blo_fewshot_init(&g, &ds, BLO_FEWSHOT_SPLIT_CLASS, 8, s, err, sizeof err)) break;
+        if (blo_fewshot_init(&g, &ds, BLO_FEWSHOT_SPLIT_CLASS, 4, 8, s, err, sizeof err)) break;
         differs = memcmp(g.train, fs.train, sizeof(int64_t) * 8) != 0;
         blo_fewshot_free(&g);
     }
     TU_CHECK(differs, "tiny: the split depends on the seed");
     blo_fewshot_data same;
-    st = blo_fewshot_init(&same, &ds, BLO_FEWSHOT_SPLIT_CLASS, 8, 1, err, sizeof err);
+    st = blo_fewshot_init(&same, &ds, BLO_FEWSHOT_SPLIT_CLASS, 4, 8, 1, err, sizeof err);
     TU_CHECK(st == BLO_OK && memcmp(same.train, fs.train, sizeof(int64_t) * 8) == 0 &&
                  memcmp(same.test, fs.test, sizeof(int64_t) * 4) == 0,
              "tiny: the same seed gives the same split");
@@ -273,13 +273,13 @@ static void test_tiny(void) {
                                         &z, NULL, err, sizeof err) == BLO_ERR_INVALID,
              "refuses i64 images");
     blo_fewshot_data f2;
-    TU_CHECK(blo_fewshot_init(&f2, &ds, BLO_FEWSHOT_SPLIT_CLASS, 13, 1, err, sizeof err) ==
+    TU_CHECK(blo_fewshot_init(&f2, &ds, BLO_FEWSHOT_SPLIT_CLASS, 4, 13, 1, err, sizeof err) ==
                  BLO_ERR_INVALID,
              "refuses 13 meta-train classes of 12");
     blo_dataset odd = ds;
     odd.d = 63;
     odd.n = 1;
-    TU_CHECK(blo_fewshot_init(&f2, &odd, BLO_FEWSHOT_SPLIT_CLASS, 1, 1, err, sizeof err) ==
+    TU_CHECK(blo_fewshot_init(&f2, &odd, BLO_FEWSHOT_SPLIT_CLASS, 4, 1, 1, err, sizeof err) ==
                  BLO_ERR_INVALID,
              "refuses a non-square image");
     tu_check_ok(ctx, "tiny episodes");
@@ -297,7 +297,7 @@ static void test_base_split(void) {
     TU_CHECK(st == BLO_OK, "load tinymnist: %s", err);
     if (st) return;
     blo_fewshot_data fs;
-    st = blo_fewshot_init(&fs, &ds, BLO_FEWSHOT_SPLIT_BASE, 8, 5, err, sizeof err);
+    st = blo_fewshot_init(&fs, &ds, BLO_FEWSHOT_SPLIT_BASE, 4, 8, 5, err, sizeof err);
     TU_CHECK(st == BLO_OK, "base split: %s", err);
     if (st) {
         blo_dataset_free(&ds);
@@ -353,10 +353,10 @@ static void test_base_split(void) {
              used);
     TU_CHECK(test_base >= 0 && side_of_base[test_base] == 2, "base split: meta-test episodes seen");
     blo_fewshot_data f2;
-    TU_CHECK(blo_fewshot_init(&f2, &ds, BLO_FEWSHOT_SPLIT_BASE, 6, 5, err, sizeof err) ==
+    TU_CHECK(blo_fewshot_init(&f2, &ds, BLO_FEWSHOT_SPLIT_BASE, 4, 6, 5, err, sizeof err) ==
                      BLO_ERR_INVALID && strstr(err, "multiple of 4"),
              "base split refuses 6 meta-train classes: %s", err);
-    TU_CHECK(blo_fewshot_init(&f2, &ds, (blo_fewshot_split)7, 8, 5, err, sizeof err) ==
+    TU_CHECK(blo_fewshot_init(&f2, &ds, (blo_fewshot_split)7, 4, 8, 5, err, sizeof err) ==
                  BLO_ERR_INVALID,
              "refuses an unknown split kind");
     blo_tensor *X, *lab;
@@ -561,7 +561,7 @@ static void test_fashion(void) {
     TU_CHECK(st == BLO_OK, "load fashion t10k: %s", err);
     if (st) return;
     blo_fewshot_data fs;
-    st = blo_fewshot_init(&fs, &ds, BLO_FEWSHOT_SPLIT_BASE, 28, 0, err, sizeof err);
+    st = blo_fewshot_init(&fs, &ds, BLO_FEWSHOT_SPLIT_BASE, 4, 28, 0, err, sizeof err);
     TU_CHECK(st == BLO_OK, "fashion init: %s", err);
     if (!st) {
         TU_CHECK(fs.side == 28 && fs.n_classes == 40 && fs.n_train == 28 && fs.n_test == 12,
@@ -664,10 +664,62 @@ static void test_learners_tiny(void) {
              "the baseline refuses to resume");
 }
 
+/* One rotation per base class: the classes are the base classes, images are not turned, and a
+ * split by base class takes any count; rotations other than 1 and 4 are refused. */
+static void test_one_rotation(void) {
+    char err[512];
+    blo_dataset ds;
+    blo_status st = blo_mnist_load(BLO_SOURCE_DIR "/tests/data/tinymnist", "train", &ds, err,
+                                   sizeof err);
+    TU_CHECK(st == BLO_OK, "load tinymnist: %s", err);
+    if (st) return;
+    blo_fewshot_data fs;
+    st = blo_fewshot_init(&fs, &ds, BLO_FEWSHOT_SPLIT_BASE, 1, 2, 3, err, sizeof err);
+    TU_CHECK(st == BLO_OK, "one rotation: %s", err);
+    if (st) {
+        blo_dataset_free(&ds);
+        return;
+    }
+    TU_CHECK(fs.rotations == 1 && fs.n_classes == fs.n_base && fs.n_train == 2 &&
+                 fs.n_test == fs.n_base - 2,
+             "one rotation: %lld classes = %lld base classes, 2 meta-train",
+             (long long)fs.n_classes, (long long)fs.n_base);
+    blo_ctx *ctx = blo_ctx_new(0);
+    blo_rng rng;
+    blo_rng_seed(&rng, 5);
+    int64_t src[2 * 4];
+    int ok = 1;
+    for (int e = 0; e < 50 && ok; e++) {
+        blo_mark mk = blo_ctx_mark(ctx);
+        blo_fewshot_episode ep;
+        st = blo_fewshot_episode_sample(ctx, &fs, fs.train, fs.n_train, 2, 1, 3, BLO_F64, &rng,
+                                        &ep, src, err, sizeof err);
+        ok = !st;
+        for (int64_t i = 0; ok && i < 8; i++) { /* support rows 0, 1, then queries 2..7 */
+            blo_tensor *t = i < 2 ? ep.xs : ep.xq;
+            int64_t at = i < 2 ? i : i - 2, w = i < 2 ? i : (i - 2) / 3;
+            ok &= ds.label[src[i]] == fs.base_label[ep.way_class[w]];
+            for (int64_t j = 0; j < ds.d; j++)
+                ok &= blo_tensor_get(t, at * ds.d + j) == ds.x[src[i] * ds.d + j];
+        }
+        blo_ctx_rewind(ctx, mk);
+    }
+    TU_CHECK(ok, "one rotation: episodes hold the base classes' images unturned: %s",
+             st ? err : "");
+    blo_fewshot_data f2;
+    TU_CHECK(blo_fewshot_init(&f2, &ds, BLO_FEWSHOT_SPLIT_BASE, 2, 2, 3, err, sizeof err) ==
+                     BLO_ERR_INVALID && strstr(err, "rotations"),
+             "2 rotations refused: %s", err);
+    blo_ctx_free(ctx);
+    blo_fewshot_free(&fs);
+    blo_dataset_free(&ds);
+}
+
 int main(void) {
     test_rotation();
     test_tiny();
     test_base_split();
+    test_one_rotation();
     test_hyperrep_hypergrad();
     test_fashion();
     test_learners_tiny();

@@ -266,16 +266,18 @@ typedef struct blo_meta_sinusoid_result {
 blo_status blo_meta_sinusoid_run(const blo_meta_sinusoid_config *c, blo_meta_sinusoid_result *r,
                                  char *err, size_t errlen);
 /* ---- Few-shot episodes with rotation classes ------------------------------------------------
- * A class set for few-shot classification built from an MNIST-layout dataset of square
- * side x side images: every base class that has examples, seen at 0, 90, 180 and 270 degrees,
- * is a class of its own (the rotation augmentation of Omniglot-style benchmarks), so the 10
- * classes of Fashion-MNIST give 40. Class c is base class c / 4 (the base classes in order of
- * their labels) turned c % 4 quarter turns counter-clockwise; with every label present (as in
- * Fashion-MNIST) base class b is label b, so c = 4 label + turns. Rotations move pixels by an
+ * A class set for few-shot classification built from a labelled dataset of square side x side
+ * one-channel images (an MNIST-layout folder, or a class-per-folder PNG tree read by
+ * blo_image_folder_load): with R = 4 rotations, every base class that has examples, seen at
+ * 0, 90, 180 and 270 degrees, is a class of its own (the rotation augmentation of
+ * Omniglot-style benchmarks), so the 10 classes of Fashion-MNIST give 40; with R = 1 the
+ * classes are the base classes. Class c is base class c / R (the base classes in order of
+ * their labels) turned c % R quarter turns counter-clockwise; with every label present (as in
+ * Fashion-MNIST) base class b is label b, so c = R label + turns. Rotations move pixels by an
  * exact index permutation. The classes are split into disjoint meta-train and meta-test sets;
  * an episode draws N classes of one set and K + Q examples of each. */
 
-/* How the classes are split. By base class (the default), all 4 rotations of a base class
+/* How the classes are split. By base class (the default), all R rotations of a base class
  * fall on the same side, so meta-train and meta-test share no image (10 base classes: e.g.
  * 7 x 4 = 28 meta-train, 12 meta-test). By class, the rotation classes are split one by one,
  * so a meta-test class such as "shirt at 90°" may rotate images meta-train sees upright. */
@@ -297,7 +299,8 @@ typedef struct blo_fewshot_data {
     const blo_dataset *ds;  /* borrowed: dense, labelled, d = side² */
     int64_t side;
     int64_t n_base;         /* base classes with at least one example */
-    int64_t n_classes;      /* 4 n_base */
+    int64_t n_classes;      /* rotations n_base */
+    int rotations;          /* R: 1 or 4 */
     int64_t *base_label;    /* [n_base] the dataset label of each base class, ascending */
     int64_t *start, *count; /* [n_base] the base class's rows are rows[start .. start + count) */
     int64_t *rows;          /* [ds->n] example indices grouped by base class, ascending within */
@@ -307,14 +310,15 @@ typedef struct blo_fewshot_data {
     int64_t *train, *test;  /* the meta-train and meta-test class ids, ascending, disjoint */
 } blo_fewshot_data;
 
-/* Builds the class set of ds (borrowed; it must outlive fs) and splits the classes: n_train
- * of them are meta-train, the rest meta-test, drawn by a permutation from seed of the base
- * classes (split by base: n_train / 4 of them, so n_train must be a multiple of 4) or of the
- * rotation classes (split by class). n_train in [0, n_classes]. Errors: BLO_ERR_INVALID for a
- * sparse or unlabelled set, a d that is not a square, a bad n_train or split; BLO_ERR_NOMEM.
- * On failure fs holds nothing to free. */
+/* Builds the class set of ds (borrowed; it must outlive fs) with R = rotations (1 or 4) and
+ * splits the classes: n_train of them are meta-train, the rest meta-test, drawn by a
+ * permutation from seed of the base classes (split by base: n_train / R of them, so n_train
+ * must be a multiple of R) or of the classes (split by class). n_train in [0, n_classes].
+ * Errors: BLO_ERR_INVALID for a sparse or unlabelled set, a d that is not a square, a bad
+ * rotations, n_train or split; BLO_ERR_NOMEM. On failure fs holds nothing to free. */
 blo_status blo_fewshot_init(blo_fewshot_data *fs, const blo_dataset *ds, blo_fewshot_split split,
-                            int64_t n_train, uint64_t seed, char *err, size_t errlen);
+                            int rotations, int64_t n_train, uint64_t seed, char *err,
+                            size_t errlen);
 void blo_fewshot_free(blo_fewshot_data *fs); /* NULL-safe; fs->ds is not freed */
 /* Examples of class c (those of its base class). */
 int64_t blo_fewshot_class_count(const blo_fewshot_data *fs, int64_t c);
@@ -391,6 +395,11 @@ int blo_fewshot_learner_parse(const char *name);             /* -1 if unknown */
 typedef struct blo_fewshot_config {
     const char *data_dir;   /* MNIST layout */
     const char *split;      /* which file pair: "train" or "t10k" */
+    const char *images_dir; /* a class-per-folder PNG tree (blo_image_folder_load, gray) read
+                               instead of data_dir when not NULL */
+    int64_t image_side;     /* ... its images resized to this side (0: as they are; they must
+                               then all be square and of one size) */
+    int rotations;          /* R: 4 (each base class at 4 quarter turns) or 1 */
     blo_fewshot_split class_split;
     int64_t train_classes;  /* meta-train classes; the rest are meta-test */
     blo_fewshot_learner learner;

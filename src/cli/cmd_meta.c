@@ -179,23 +179,30 @@ static int run_fewshot(const cli_cmd *cmd, int argc, char **argv) {
     long long train_classes = c.train_classes, ways = c.ways, shots = c.shots,
               queries = c.queries, batch = c.meta_batch, hidden = c.hidden, layers = c.layers,
               episodes = c.eval_episodes, eval_steps = -1, pre_steps = c.pretrain_steps,
-              pre_batch = c.pretrain_batch, seed = 0, threads = 1;
+              pre_batch = c.pretrain_batch, seed = 0, threads = 1, image_size = c.image_side,
+              rotations = c.rotations;
     double head_l2 = c.head_l2, pre_lr = c.pretrain_lr;
     const char *dtype = "f32", *log = NULL, *plot = NULL, *split = "train",
                *learner = "maml", *class_split = "base";
     int json = 0, quiet = 0, normalize = 0;
-    cli_opt opts[29 + CLI_SOLVER_NOPTS] = {
+    cli_opt opts[32 + CLI_SOLVER_NOPTS] = {
         {"--learner", NULL, CLI_CHOICE, &learner, 0, 0, "maml|hyperrep|pretrain", "L",
          "maml: learn the start of the whole network; hyperrep: learn the body, a head per "
          "episode; pretrain: the baseline"},
         {"--data", NULL, CLI_STRING, &c.data_dir, 0, 0, NULL, "DIR",
          "MNIST-layout folder"},
         {"--split", NULL, CLI_CHOICE, &split, 0, 0, "train|t10k", "S", "which file pair"},
+        {"--images", NULL, CLI_STRING, &c.images_dir, 0, 0, NULL, "DIR",
+         "a class-per-folder PNG tree (DIR/<class>/*.png) instead of --data"},
+        {"--image-size", NULL, CLI_INT, &image_size, 0, 4096, NULL, "S",
+         "--images resized to S x S (0: as they are, all square and of one size)"},
+        {"--rotations", NULL, CLI_INT, &rotations, 1, 4, NULL, "R",
+         "classes per base class: 4 (at 0/90/180/270 degrees) or 1"},
         {"--class-split", NULL, CLI_CHOICE, &class_split, 0, 0, "base|class", "S",
-         "base: all 4 rotations of a base class on one side (no image on both); class: "
+         "base: all rotations of a base class on one side (no image on both); class: "
          "rotation classes split one by one"},
         {"--train-classes", NULL, CLI_INT, &train_classes, 0, 1e6, NULL, "N",
-         "meta-train rotation classes, the rest meta-test (base split: a multiple of 4)"},
+         "meta-train rotation classes, the rest meta-test (base split: a multiple of R)"},
         {"--ways", NULL, CLI_INT, &ways, 2, 256, NULL, "N", "classes per episode"},
         {"--shots", NULL, CLI_INT, &shots, 1, 1e6, NULL, "K", "support images per class"},
         {"--queries", NULL, CLI_INT, &queries, 1, 1e6, NULL, "Q", "query images per class"},
@@ -219,7 +226,7 @@ static int run_fewshot(const cli_cmd *cmd, int argc, char **argv) {
         {"--seed", NULL, CLI_INT, &seed, 0, 9e18, NULL, "S", "class split, weights, episodes"},
         CLI_RUN_OPTS(threads, dtype, json, log, plot, quiet),
     };
-    int n = cli_solver_opts(opts, 25, &sa);
+    int n = cli_solver_opts(opts, 28, &sa);
     int rc;
     if (!cli_parse(cmd, argc, argv, opts, n, &rc)) return rc;
     if (!cli_solver_config("meta fewshot", &sa, &c.solver)) return CLI_EXIT_USAGE;
@@ -242,10 +249,14 @@ static int run_fewshot(const cli_cmd *cmd, int argc, char **argv) {
                 learner);
         return CLI_EXIT_USAGE;
     }
-    if (c.class_split == BLO_FEWSHOT_SPLIT_BASE && train_classes % 4) {
+    if (rotations != 1 && rotations != 4) {
+        fprintf(stderr, "blo meta fewshot: --rotations %lld: 1 or 4\n", rotations);
+        return CLI_EXIT_USAGE;
+    }
+    if (c.class_split == BLO_FEWSHOT_SPLIT_BASE && train_classes % rotations) {
         fprintf(stderr, "blo meta fewshot: --train-classes %lld: the split by base class keeps "
-                        "the 4 rotations of a base class together, so it takes a multiple of 4 "
-                        "(or --class-split class)\n", train_classes);
+                        "the %lld rotations of a base class together, so it takes a multiple of "
+                        "%lld (or --class-split class)\n", train_classes, rotations, rotations);
         return CLI_EXIT_USAGE;
     }
     if (c.learner == BLO_FEWSHOT_PRETRAIN && !(pre_lr > 0)) {
@@ -253,6 +264,8 @@ static int run_fewshot(const cli_cmd *cmd, int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     c.split = split;
+    c.image_side = image_size;
+    c.rotations = (int)rotations;
     c.train_classes = train_classes;
     c.ways = ways;
     c.shots = shots;
@@ -317,9 +330,9 @@ static int run_fewshot(const cli_cmd *cmd, int argc, char **argv) {
         printf(",\"normalize\":%s,\"inner_steps\":%d,\"inner_lr\":", normalize ? "true" : "false",
                c.solver.inner_steps);
         cli_json_number(stdout, c.solver.inner.lr);
-        printf(",\"classes\":%lld,\"train_classes\":%lld,\"test_classes\":%lld,\"side\":%lld",
-               (long long)r.n_classes, (long long)r.n_train, (long long)r.n_test,
-               (long long)r.side);
+        printf(",\"rotations\":%lld,\"classes\":%lld,\"train_classes\":%lld,"
+               "\"test_classes\":%lld,\"side\":%lld", rotations, (long long)r.n_classes,
+               (long long)r.n_train, (long long)r.n_test, (long long)r.side);
         printf(",\"iters\":%lld,\"eval_episodes\":%lld,\"eval_steps\":%d,\"acc\":",
                (long long)r.iters, episodes, steps);
         cli_json_number(stdout, r.acc);

@@ -67,8 +67,13 @@ int blo_fewshot_split_parse(const char *name) {
 }
 
 blo_status blo_fewshot_init(blo_fewshot_data *fs, const blo_dataset *ds, blo_fewshot_split split,
-                            int64_t n_train, uint64_t seed, char *err, size_t errlen) {
+                            int rotations, int64_t n_train, uint64_t seed, char *err,
+                            size_t errlen) {
     memset(fs, 0, sizeof *fs);
+    if (rotations != 1 && rotations != 4)
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "fewshot: %d rotations per base class (1 or 4)", rotations);
+    const int R = rotations;
     if (!ds || !ds->x || !ds->label || ds->num_classes < 1 || ds->n < 1)
         return blo__fail(err, errlen, BLO_ERR_INVALID,
                          "fewshot: the dataset must be dense, labelled and non-empty");
@@ -91,24 +96,25 @@ blo_status blo_fewshot_init(blo_fewshot_data *fs, const blo_dataset *ds, blo_few
         per[ds->label[i]]++;
     }
     for (int64_t l = 0; l < L; l++) fs->n_base += per[l] > 0;
-    fs->n_classes = 4 * fs->n_base;
+    fs->n_classes = R * fs->n_base;
     if (n_train < 0 || n_train > fs->n_classes ||
         (split != BLO_FEWSHOT_SPLIT_BASE && split != BLO_FEWSHOT_SPLIT_CLASS) ||
-        (split == BLO_FEWSHOT_SPLIT_BASE && n_train % 4)) {
+        (split == BLO_FEWSHOT_SPLIT_BASE && n_train % R)) {
         blo_free(per);
         int64_t nc = fs->n_classes;
         memset(fs, 0, sizeof *fs);
         if (split != BLO_FEWSHOT_SPLIT_BASE && split != BLO_FEWSHOT_SPLIT_CLASS)
             return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: unknown split kind %d",
                              (int)split);
-        if (n_train % 4 == 0 || n_train < 0 || n_train > nc)
+        if (n_train % R == 0 || n_train < 0 || n_train > nc)
             return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: %lld meta-train classes out "
                              "of %lld", (long long)n_train, (long long)nc);
         return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: a split by base class puts all "
-                         "4 rotations of a base class on one side, so the %lld meta-train classes "
-                         "must be a multiple of 4", (long long)n_train);
+                         "%d rotations of a base class on one side, so the %lld meta-train classes "
+                         "must be a multiple of %d", R, (long long)n_train, R);
     }
     fs->split = split;
+    fs->rotations = R;
     fs->n_train = n_train;
     fs->n_test = fs->n_classes - n_train;
     size_t nb = (size_t)fs->n_base, nc = (size_t)fs->n_classes;
@@ -147,7 +153,7 @@ blo_status blo_fewshot_init(blo_fewshot_data *fs, const blo_dataset *ds, blo_few
     }
     for (int r = 0; r < 4; r++) blo_rotation_map(side, r, fs->map[r]);
     /* The split: a uniform permutation of the class ids (split by class) or of the base
-     * classes, each followed by its 4 rotations (split by base class); its first n_train
+     * classes, each followed by its R rotations (split by base class); its first n_train
      * entries are meta-train. */
     blo_rng g;
     blo_rng_seed(&g, seed);
@@ -160,7 +166,7 @@ blo_status blo_fewshot_init(blo_fewshot_data *fs, const blo_dataset *ds, blo_few
     }
     if (split == BLO_FEWSHOT_SPLIT_BASE)
         for (int64_t b = units - 1; b >= 0; b--) /* in place, from the back */
-            for (int r = 3; r >= 0; r--) perm[4 * b + r] = 4 * perm[b] + r;
+            for (int r = R - 1; r >= 0; r--) perm[R * b + r] = R * perm[b] + r;
     memcpy(fs->train, perm, sizeof(int64_t) * (size_t)fs->n_train);
     memcpy(fs->test, perm + fs->n_train, sizeof(int64_t) * (size_t)fs->n_test);
     qsort(fs->train, (size_t)fs->n_train, sizeof(int64_t), cmp_i64);
@@ -173,7 +179,7 @@ blo_status blo_fewshot_init(blo_fewshot_data *fs, const blo_dataset *ds, blo_few
 
 int64_t blo_fewshot_class_count(const blo_fewshot_data *fs, int64_t c) {
     if (!fs || c < 0 || c >= fs->n_classes) return 0;
-    return fs->count[c / 4];
+    return fs->count[c / fs->rotations];
 }
 
 /* Writes example `row` turned by map into row `at` of t (f32 or f64, [*, d]). */
@@ -218,13 +224,13 @@ blo_status blo_fewshot_episode_sample(blo_ctx *ctx, const blo_fewshot_data *fs,
                              (long long)c, c < 0 || c >= fs->n_classes ? "unknown" : "repeated");
         }
         seen[c] = 1;
-        if (fs->count[c / 4] < K + Q) {
+        if (fs->count[c / fs->rotations] < K + Q) {
             blo_free(seen);
             return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot episode: class %lld has %lld "
                              "examples, fewer than %lld shots + %lld queries", (long long)c,
-                             (long long)fs->count[c / 4], (long long)K, (long long)Q);
+                             (long long)fs->count[c / fs->rotations], (long long)K, (long long)Q);
         }
-        if (fs->count[c / 4] > maxcount) maxcount = fs->count[c / 4];
+        if (fs->count[c / fs->rotations] > maxcount) maxcount = fs->count[c / fs->rotations];
     }
     blo_free(seen);
     int64_t *pick = blo_malloc(sizeof(int64_t) * (size_t)n_classes);
@@ -255,7 +261,7 @@ blo_status blo_fewshot_episode_sample(blo_ctx *ctx, const blo_fewshot_data *fs,
     }
     int64_t *lys = blo_tensor_data(ys), *lyq = blo_tensor_data(yq);
     for (int64_t w = 0; w < N; w++) {
-        int64_t c = pick[w], b = c / 4, n = fs->count[b];
+        int64_t c = pick[w], b = c / fs->rotations, n = fs->count[b];
         ep->way_class[w] = c;
         memcpy(pool, fs->rows + fs->start[b], sizeof(int64_t) * (size_t)n);
         for (int64_t k = 0; k < K + Q; k++) { /* K + Q distinct examples */
@@ -264,12 +270,12 @@ blo_status blo_fewshot_episode_sample(blo_ctx *ctx, const blo_fewshot_data *fs,
             pool[j] = t;
         }
         for (int64_t k = 0; k < K; k++) {
-            put_image(xs, w * K + k, fs->ds, pool[k], fs->map[c % 4]);
+            put_image(xs, w * K + k, fs->ds, pool[k], fs->map[c % fs->rotations]);
             lys[w * K + k] = w;
             if (src_rows) src_rows[w * K + k] = pool[k];
         }
         for (int64_t q = 0; q < Q; q++) {
-            put_image(xq, w * Q + q, fs->ds, pool[K + q], fs->map[c % 4]);
+            put_image(xq, w * Q + q, fs->ds, pool[K + q], fs->map[c % fs->rotations]);
             lyq[w * Q + q] = w;
             if (src_rows) src_rows[N * K + w * Q + q] = pool[K + q];
         }
@@ -292,7 +298,7 @@ blo_status blo_fewshot_batch_sample(blo_ctx *ctx, const blo_fewshot_data *fs,
     if (dt != BLO_F32 && dt != BLO_F64)
         return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot batch: images must be f32 or f64");
     for (int64_t i = 0; i < n_classes; i++)
-        if (classes[i] < 0 || classes[i] >= fs->n_classes || fs->count[classes[i] / 4] < 1)
+        if (classes[i] < 0 || classes[i] >= fs->n_classes || fs->count[classes[i] / fs->rotations] < 1)
             return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot batch: class id %lld is %s",
                              (long long)classes[i],
                              classes[i] < 0 || classes[i] >= fs->n_classes ? "unknown" : "empty");
@@ -305,9 +311,10 @@ blo_status blo_fewshot_batch_sample(blo_ctx *ctx, const blo_fewshot_data *fs,
     }
     int64_t *ly = blo_tensor_data(yb);
     for (int64_t i = 0; i < n; i++) {
-        int64_t k = (int64_t)blo_rng_below(rng, (uint64_t)n_classes), c = classes[k], b = c / 4;
+        int64_t k = (int64_t)blo_rng_below(rng, (uint64_t)n_classes), c = classes[k];
+        int64_t b = c / fs->rotations;
         int64_t row = fs->rows[fs->start[b] + (int64_t)blo_rng_below(rng, (uint64_t)fs->count[b])];
-        put_image(xb, i, fs->ds, row, fs->map[c % 4]);
+        put_image(xb, i, fs->ds, row, fs->map[c % fs->rotations]);
         ly[i] = k;
         if (src_rows) src_rows[i] = row;
     }

@@ -32,6 +32,8 @@ blo_fewshot_config blo_fewshot_default(void) {
     blo_fewshot_config c;
     memset(&c, 0, sizeof c);
     c.data_dir = "/usr/share/datasets/fashion-mnist";
+    c.image_side = 28;
+    c.rotations = 4;
     c.split = "train";
     c.class_split = BLO_FEWSHOT_SPLIT_BASE;
     c.train_classes = 28;
@@ -61,9 +63,12 @@ blo_fewshot_config blo_fewshot_default(void) {
     return c;
 }
 
-/* The one place the few-shot tasks read their images: an MNIST-layout folder. */
+/* The one place the few-shot tasks read their images: a class-per-folder PNG tree (gray) when
+ * given, else an MNIST-layout folder. */
 static blo_status fewshot_load(const blo_fewshot_config *c, blo_dataset *ds, char *err,
                                size_t errlen) {
+    if (c->images_dir)
+        return blo_image_folder_load(c->images_dir, c->image_side, 1, ds, err, errlen);
     return blo_mnist_load(c->data_dir, c->split ? c->split : "train", ds, err, errlen);
 }
 
@@ -177,7 +182,8 @@ blo_status blo_fewshot_meta_init(blo_fewshot_meta *m, const blo_fewshot_config *
         return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: unknown learner %d",
                          (int)c->learner);
     if (d < 1 || c->ways < 2 || c->shots < 1 || c->queries < 1 || c->meta_batch < 1 ||
-        c->hidden < 0 || c->eval_episodes < 1 || (c->dtype != BLO_F32 && c->dtype != BLO_F64) || !c->data_dir)
+        c->hidden < 0 || c->eval_episodes < 1 || (c->dtype != BLO_F32 && c->dtype != BLO_F64) ||
+        (!c->data_dir && !c->images_dir))
         return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: ways >= 2, shots, queries, "
                          "meta-batch and evaluation episodes >= 1, hidden >= 0, dtype f32 or f64");
     if (c->layers < 1 || c->layers > BLO_FEWSHOT_MAX_LAYERS)
@@ -472,7 +478,8 @@ blo_status blo_fewshot_run(const blo_fewshot_config *c, blo_fewshot_result *r, c
     blo_status st = fewshot_load(c, &ds, err, errlen);
     if (st) return st;
     blo_fewshot_data fs;
-    if ((st = blo_fewshot_init(&fs, &ds, c->class_split, c->train_classes, c->seed, err, errlen))) {
+    if ((st = blo_fewshot_init(&fs, &ds, c->class_split, c->rotations, c->train_classes, c->seed,
+                               err, errlen))) {
         blo_dataset_free(&ds);
         return st;
     }

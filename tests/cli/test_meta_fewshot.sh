@@ -87,4 +87,54 @@ expect_rc 2 "${tiny[@]}" --layers 9
 expect_rc 2 "${tiny[@]}" --init warm
 expect_rc 2 "${tiny[@]}" --plot "$tmp/x.svg"
 expect_rc 2 meta fewshot --data "$tmp/nowhere" -q
+
+# A class-per-folder PNG tree (--images): 4 classes of 8 gray 12x12 images, each class a bright
+# band in another place plus noise, written with python3's zlib; read resized to 6x6, one
+# rotation per class (4 classes) and with four (16 classes); a linear learner tells the bands
+# apart after fine-tuning.
+python3 - "$tmp/tree" <<'PY'
+import os, struct, sys, zlib
+root = sys.argv[1]
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+seed = 3
+def noise():
+    global seed
+    seed = (1103515245 * seed + 12345) % (1 << 31)
+    return seed % 40
+for c, name in enumerate(["circle", "cross", "line", "square"]):
+    os.makedirs(os.path.join(root, name))
+    for k in range(8):
+        rows = b"".join(b"\0" + bytes((200 if c * 3 <= j < c * 3 + 3 else 20) + noise()
+                                      for j in range(12)) for _ in range(12))
+        ihdr = struct.pack(">IIBBBBB", 12, 12, 8, 0, 0, 0, 0)
+        png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) +
+               chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+        open(os.path.join(root, name, "%02d.png" % k), "wb").write(png)
+open(os.path.join(root, "line", "notes.txt"), "w").write("not an image\n")
+PY
+tree=(meta fewshot --images "$tmp/tree" --image-size 6 --ways 2 --shots 1 --queries 2
+      --meta-batch 2 --hidden 0 --outer 5 --eval-episodes 20 --threads 1 -q --json)
+expect_rc 0 "${tree[@]}" --rotations 1 --train-classes 2 --class-split class
+cp "$tmp/out" "$tmp/tree1.json"
+check "--images --rotations 1: 4 classes of 6x6 images, told apart after fine-tuning" json_ok \
+    "$tmp/tree1.json" 'd["rotations"] == 1 and d["classes"] == 4 and d["side"] == 6 and '\
+'d["train_classes"] == 2 and d["test_classes"] == 2 and d["acc"] > 0.9'
+expect_rc 0 "${tree[@]}" --train-classes 8
+cp "$tmp/out" "$tmp/tree4.json"
+check "--images with 4 rotations: 16 classes split 8 / 8 by base class" json_ok \
+    "$tmp/tree4.json" 'd["rotations"] == 4 and d["classes"] == 16 and '\
+'d["train_classes"] == 8 and d["test_classes"] == 8 and d["class_split"] == "base" and '\
+'d["acc"] > 0.9'
+expect_rc 2 "${tree[@]}" --rotations 2
+check "--rotations 2 is named" grep -q 'rotations 2' "$tmp/err"
+expect_rc 2 "${tree[@]}" --rotations 4 --train-classes 6
+check "a count the 4-rotation base split cannot take is named" grep -q 'multiple of 4' "$tmp/err"
+mkdir -p "$tmp/tree/empty"
+expect_rc 2 "${tree[@]}" --train-classes 8
+check "a class folder without PNGs is named" grep -q 'empty' "$tmp/err"
+rmdir "$tmp/tree/empty"
+printf 'not a png' >"$tmp/tree/line/99.png"
+expect_rc 2 "${tree[@]}" --train-classes 8
+check "an undecodable PNG is named" grep -q '99.png' "$tmp/err"
 cli_finish test_meta_fewshot
