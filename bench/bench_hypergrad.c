@@ -243,7 +243,7 @@ static int bench_method(const opts *o, dataset *ds, double rss_base) {
  */
 
 static int parse(int argc, char **argv, opts *o) {
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--write-data") && v)
             o->write_data = v;
@@ -277,7 +277,6 @@ static int parse(int argc, char **argv, opts *o) {
             fprintf(stderr, "bench_hypergrad: unknown option or missing value: %s\n", a);
             return 0;
         }
-        i++; /* every option takes a value */
     }
     return o->n > 0 && o->nv > 0 && o->d > 0 && o->classes > 1 && o->T >= 0 && o->K >= 1 &&
            o->threads >= 1 && o->repeats >= 1 && o->lr > 0;
