@@ -88,7 +88,10 @@ static const cli_cmd SEARCH = {
     "--alpha-log FILE records softmax(alpha) after every iteration (rows iter, cell, edge,\n"
     "op, weight); --plot FILE draws it: one panel per edge of each cell kind, one curve per\n"
     "op (`blo plot FILE` redraws it; `blo plot` of the --log draws the loss curves).\n"
-    "cg: the supernet's lower-level Hessian is indefinite; --damping D solves (H + D I) v = g.\n"
+    "cg: the supernet's lower-level Hessian H is indefinite, so plain cg stops; --damping D\n"
+    "solves (H + D I) v = dF/dy instead (the implicit gradient of f + D/2 |y - y_T|^2, which\n"
+    "is convex near y_T once D > -lambda_min(H)); dF/dx = dF/dx - d2f/dxdy v. As D grows it\n"
+    "tends to darts' step with xi = 1/D.\n"
     "Prints the genotype (top-2 incoming edges per node by strongest non-zero op) and the\n"
     "supernet's accuracy; --genotype FILE saves it for `blo nas train --genotype FILE`.",
     NULL};

@@ -469,12 +469,7 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
     for (int64_t i = 0; i < c->n_train; i++)
         perm[i] = i;
     int64_t per_epoch = (c->n_train + c->batch - 1) / c->batch, total = per_epoch * c->epochs;
-    double t0 = 0;
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        t0 = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-    }
+    double t0 = now_seconds();
     for (int64_t ep = 0; ep < c->epochs; ep++) {
         for (int64_t i = c->n_train - 1; i > 0; i--) {
             int64_t j = (int64_t)blo_rng_below(&rng, (uint64_t)(i + 1)), t = perm[i];
@@ -513,9 +508,7 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
             blo_ctx_rewind(sc, m);
         }
         r->train_loss = sum / (double)c->n_train;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        r->seconds = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec - t0;
+        r->seconds = now_seconds() - t0;
         if (c->on_iter) {
             blo_task_iter ti;
             memset(&ti, 0, sizeof ti);
