@@ -28,6 +28,8 @@ int main(void) {
         if (st) continue;
         TU_CHECK(ds.n == 3 && ds.d == 4 && ds.num_classes == 10, "mnist %s shape %lld x %lld",
                  splits[k], (long long)ds.n, (long long)ds.d);
+        TU_CHECK(ds.image[0] == 1 && ds.image[1] == 2 && ds.image[2] == 2 && !ds.class_name,
+                 "mnist %s: 1 x 2 x 2 images, no class names", splits[k]);
         TU_CHECK(tu_close(ds.x[1], 1.0, 0, 1e-7) && tu_close(ds.x[2], 128.0 / 255, 1e-6, 0) &&
                      tu_close(ds.x[4], 1.0 / 255, 1e-6, 0),
                  "mnist %s pixels scaled to [0, 1]", splits[k]);

@@ -1,4 +1,5 @@
-/* blo/data.h — datasets and the loaders for IDX (MNIST family, plain or gzip), LIBSVM and CSV.
+/* blo/data.h — datasets and the loaders for IDX (MNIST family, plain or gzip), LIBSVM, CSV,
+ * the CIFAR-10 binary batches, PNG images and class-per-folder PNG trees.
  *
  * Every loader reads the whole file (gzip-compressed or not: zlib reads both), checks it, and
  * either fills a blo_dataset or returns BLO_ERR_IO / BLO_ERR_FORMAT with a message that names
@@ -29,6 +30,9 @@ typedef struct blo_dataset {
     int64_t *label;  /* [n] class index, when every target is one of num_classes values */
     int64_t num_classes;
     double *class_value; /* [num_classes] the target value of each class, ascending */
+    char **class_name;   /* [num_classes] class names (image folders: the folder names), or NULL */
+    int64_t image[3];    /* image data: channels, height, width of each row (x is channel-major,
+                            d = channels * height * width); all 0 for other data */
 } blo_dataset;
 
 void blo_dataset_free(blo_dataset *ds);
@@ -48,9 +52,77 @@ blo_status blo_idx_load(const char *path, blo_idx *out, char *err, size_t errlen
 void blo_idx_free(blo_idx *a);
 
 /* The MNIST layout in dir: <split>-images-idx3-ubyte[.gz] and <split>-labels-idx1-ubyte[.gz],
- * split "train" or "t10k". Pixels scaled to [0, 1]; 10 classes. */
+ * split "train" or "t10k". Pixels scaled to [0, 1]; 10 classes; image = {1, h, w}. */
 blo_status blo_mnist_load(const char *dir, const char *split, blo_dataset *ds, char *err,
                           size_t errlen);
+
+/* CIFAR-10 binary batches: records of 3073 bytes, a label byte 0-9 then 3072 pixel bytes
+ * (1024 red, 1024 green, 1024 blue, each plane 32 x 32 row-major). x is [n, 3072] in that
+ * channel-major order (reshape to [n, 3, 32, 32]) scaled to [0, 1]; 10 classes; image = {3, 32,
+ * 32}. Errors: a size that is not a multiple of 3073 (the offset of the trailing partial record
+ * is named), a label above 9 (its offset named), an empty buffer. */
+blo_status blo_cifar10_parse(const unsigned char *buf, size_t len, const char *name,
+                             blo_dataset *ds, char *err, size_t errlen);
+/* The files of the CIFAR-10 binary distribution in dir: split "train" reads data_batch_1.bin ...
+ * data_batch_5.bin in that order, "test" reads test_batch.bin; each file may also be gzip'd
+ * (<file>.gz is tried first). A missing file is named (BLO_ERR_IO). */
+blo_status blo_cifar10_load(const char *dir, const char *split, blo_dataset *ds, char *err,
+                            size_t errlen);
+
+/* ---- PNG images ----------------------------------------------------------------------------------
+ * A decoded image: channels x height x width floats in [0, 1], channel-major (CHW). */
+typedef struct blo_image {
+    int64_t channels, height, width;
+    float *data; /* owned; free with blo_image_free */
+} blo_image;
+
+/* Decodes a PNG held in memory (libpng) to channels = 1 (gray) or 3 (RGB). Every PNG colour
+ * type and depth is read: gray, gray + alpha, palette (with or without transparency), RGB,
+ * RGBA; 1, 2, 4, 8 and 16 bits; interlaced or not. Values are sample / (2^depth - 1), with no
+ * gamma or colour-profile correction. Conversions, in double precision:
+ *   - alpha (or tRNS transparency) is composited over white: v = a c + (1 - a);
+ *   - gray from RGB is the luma 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601);
+ *   - RGB from gray repeats the gray value in the three planes.
+ * Images wider or taller than 16384 pixels, or of more than 2^26 pixels, are refused before
+ * anything is allocated for them. Errors (BLO_ERR_FORMAT) name the file (`name`) and carry
+ * libpng's message, e.g. "cat.png: IDAT: CRC error" or "cat.png: offset 90: the file ends
+ * early (truncated)". */
+blo_status blo_png_parse(const unsigned char *buf, size_t len, const char *name, int channels,
+                         blo_image *out, char *err, size_t errlen);
+/* The same on a file (read with blo_read_file, so a gzip'd PNG also reads). */
+blo_status blo_png_load(const char *path, int channels, blo_image *out, char *err, size_t errlen);
+void blo_image_free(blo_image *im);
+
+/* Resizes channels planes of h x w pixels (src, channel-major) to oh x ow (dst) by area
+ * averaging (a box filter): each output pixel is the mean of the source image over the
+ * rectangle it covers, source pixels cut by its edges weighing by the part inside. When oh
+ * divides h and ow divides w this is the plain mean of k x k blocks (average pooling); it
+ * also enlarges (each output pixel then lies in one or two source pixels per axis). */
+void blo_image_resize_area(const float *src, int64_t channels, int64_t h, int64_t w, float *dst,
+                           int64_t oh, int64_t ow);
+
+/* A class-per-folder image tree, as Omniglot or miniImageNet are distributed (after converting
+ * their images to PNG):
+ *     dir/<class A>/<image>.png ...
+ *     dir/<class B>/<image>.png ...
+ * Every non-hidden subfolder of dir is a class; classes in byte order of their names (strcmp,
+ * as `LC_ALL=C ls`) get labels 0..C-1, and ds->class_name keeps the names (class_value[c] = c,
+ * y = the label). In a class folder, every non-hidden file whose name ends in .png (any case)
+ * is an image, taken in byte order of the names; other files, hidden files and deeper folders
+ * are skipped; files directly in dir are skipped. Rows follow class order, then name order.
+ *
+ * Each image is decoded as blo_png_parse with `channels` (1 or 3) and, when side > 0, resized
+ * to side x side by blo_image_resize_area (non-square images are stretched); with side == 0
+ * every image must have the size of the first. ds->x is [n, channels * S * S] channel-major,
+ * i.e. [n, channels, S, S] images for a conv net, values in [0, 1]; ds->image = {channels, S,
+ * S}.
+ *
+ * Errors name the path: dir not a folder (BLO_ERR_IO), no class folders, a class folder with
+ * no .png file, an image that does not decode (libpng's message: truncated, corrupt, not a
+ * PNG), an image whose size differs from the first's when side == 0 (all BLO_ERR_FORMAT), a
+ * bad side or channels (BLO_ERR_INVALID). */
+blo_status blo_image_folder_load(const char *dir, int64_t side, int channels, blo_dataset *ds,
+                                 char *err, size_t errlen);
 
 /* LIBSVM text: "<target> <index>:<value> ..." per line, indices 1-based and strictly
  * ascending; '#' starts a comment; blank lines are skipped. d is the largest index (at least

@@ -142,10 +142,16 @@ blo_status blo_nas_genotype_load(const char *path, blo_nas_genotype *g, char *er
 
 /* The network: a 3x3 stem conv to 3C channels, `cells` cells (reductions at cells/3 and
  * 2 cells/3, as DARTS, doubling the channels), global average pooling, a linear classifier. */
+typedef enum blo_nas_data_format {
+    BLO_NAS_MNIST = 0, /* MNIST layout: train-* and t10k-* IDX files, 1 channel */
+    BLO_NAS_CIFAR10    /* CIFAR-10 binary: data_batch_1..5.bin, test_batch.bin; 3 x 32 x 32 */
+} blo_nas_data_format;
+
 typedef struct blo_nas_data_config {
-    const char *data_dir;  /* MNIST layout: train-* and t10k-* files */
+    const char *data_dir;  /* a folder of the format's files (each plain or .gz) */
     int64_t size;          /* images average-pooled to size x size (size must divide the side) */
     uint64_t seed;         /* which examples */
+    blo_nas_data_format format; /* the network's input channels follow the images' */
 } blo_nas_data_config;
 
 /* The α of a search after outer iteration iter (0-based): [edges, 8] row-major each, raw

@@ -74,6 +74,17 @@ static int exit_for(blo_status st) {
     return st == BLO_ERR_NUMERIC || st == BLO_ERR_NOMEM ? CLI_EXIT_FAILED : CLI_EXIT_USAGE;
 }
 
+/* --data and --data-format, shared by search and train. */
+#define DATA_OPTS(data, format)                                                                  \
+    {"--data", NULL, CLI_STRING, &(data), 0, 0, NULL, "DIR",                                     \
+     "data folder: MNIST layout (train-*, t10k-*) or CIFAR-10 batches"},                         \
+        {"--data-format", NULL, CLI_CHOICE, &(format), 0, 0, "mnist|cifar10", "F",               \
+         "the files in --data: MNIST IDX (1 channel) or CIFAR-10 binary (3 x 32 x 32)"}
+
+static blo_nas_data_format data_format(const char *name) {
+    return strcmp(name, "cifar10") ? BLO_NAS_MNIST : BLO_NAS_CIFAR10;
+}
+
 static const cli_cmd SEARCH = {
     "nas search", "DARTS search",
     "DARTS (Liu, Simonyan & Yang, ICLR 2019) on a Fashion-MNIST subset, images average-pooled\n"
@@ -93,7 +104,10 @@ static const cli_cmd SEARCH = {
     "is convex near y_T once D > -lambda_min(H)); dF/dx = dF/dx - d2f/dxdy v. As D grows it\n"
     "tends to darts' step with xi = 1/D.\n"
     "Prints the genotype (top-2 incoming edges per node by strongest non-zero op) and the\n"
-    "supernet's accuracy; --genotype FILE saves it for `blo nas train --genotype FILE`.",
+    "supernet's accuracy; --genotype FILE saves it for `blo nas train --genotype FILE`.\n"
+    "--data-format cifar10 reads the CIFAR-10 binary batches in --data instead (data_batch_1.bin\n"
+    "... data_batch_5.bin, test_batch.bin, each plain or .gz): 3-channel 32x32 images, so the\n"
+    "stem takes 3 input channels and --size must divide 32.",
     NULL};
 
 static const cli_cmd TRAIN = {
@@ -102,7 +116,8 @@ static const cli_cmd TRAIN = {
     "--genotype FILE`, or --random for a uniformly random architecture of the same space),\n"
     "trains it from scratch with SGD + momentum, weight decay and a cosine learning rate on\n"
     "--n-train examples of the training split, and reports its accuracy on --n-test examples\n"
-    "of the test split (BN with running statistics).",
+    "of the test split (BN with running statistics). --data-format cifar10 trains on the\n"
+    "CIFAR-10 binary batches (3-channel 32x32 images; --size must divide 32), as nas search.",
     NULL};
 
 static int nas_search(int argc, char **argv) {
@@ -114,10 +129,10 @@ static int nas_search(int argc, char **argv) {
               seed = 0, threads = 0, warmup = c.warmup;
     const char *data = c.data.data_dir, *dtype = "f32", *log = NULL, *plot = NULL, *geno = NULL,
                *alog = NULL;
+    const char *format = "mnist";
     int json = 0, quiet = 0;
     cli_opt opts[22 + CLI_SOLVER_NOPTS] = {
-        {"--data", NULL, CLI_STRING, &data, 0, 0, NULL, "DIR",
-         "MNIST-layout folder (train-*, t10k-*)"},
+        DATA_OPTS(data, format),
         {"--size", NULL, CLI_INT, &size, 1, 1e4, NULL, "S", "images average-pooled to S x S"},
         {"--n-search", NULL, CLI_INT, &n_search, 2, 1e9, NULL, "N",
          "training-split examples: first half f, second half F"},
@@ -138,10 +153,10 @@ static int nas_search(int argc, char **argv) {
          "softmax(alpha) per iteration, edge and op (.csv or .jsonl)"},
         CLI_RUN_OPTS(threads, dtype, json, log, plot, quiet),
     };
-    for (int i = 0; i < 19; i++)
+    for (int i = 0; i < 20; i++)
         if (!strcmp(opts[i].name, "--plot"))
             opts[i].help = "softmax(alpha) per edge over the search (.svg, .png); needs --alpha-log";
-    int n = cli_solver_opts(opts, 19, &sa);
+    int n = cli_solver_opts(opts, 20, &sa);
     int rc;
     if (!cli_parse(&SEARCH, argc, argv, opts, n, &rc)) return rc;
     if (!cli_solver_config(SEARCH.name, &sa, &c.solver)) return CLI_EXIT_USAGE;
@@ -150,6 +165,7 @@ static int nas_search(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     }
     c.data.data_dir = data;
+    c.data.format = data_format(format);
     c.data.size = size;
     c.data.seed = (uint64_t)seed;
     c.n_search = n_search;
@@ -246,6 +262,7 @@ static int nas_train(int argc, char **argv) {
               threads = 0;
     double lr = c.lr, momentum = c.momentum, wd = c.weight_decay;
     const char *data = c.data.data_dir, *dtype = "f32", *log = NULL, *plot = NULL, *geno = NULL;
+    const char *format = "mnist";
     int json = 0, quiet = 0, random = 0;
     cli_opt opts[] = {
         {"--genotype", NULL, CLI_STRING, &geno, 0, 0, NULL, "FILE",
@@ -254,8 +271,7 @@ static int nas_train(int argc, char **argv) {
          "a uniformly random genotype (drawn with --seed) instead"},
         {"--nodes", NULL, CLI_INT, &nodes, 1, BLO_NAS_MAX_NODES, NULL, "N",
          "nodes of a --random genotype"},
-        {"--data", NULL, CLI_STRING, &data, 0, 0, NULL, "DIR",
-         "MNIST-layout folder (train-*, t10k-*)"},
+        DATA_OPTS(data, format),
         {"--size", NULL, CLI_INT, &size, 1, 1e4, NULL, "S", "images average-pooled to S x S"},
         {"--n-train", NULL, CLI_INT, &n_train, 1, 1e9, NULL, "N", "training examples"},
         {"--n-test", NULL, CLI_INT, &n_test, 1, 1e9, NULL, "N", "test examples"},
@@ -296,6 +312,7 @@ static int nas_train(int argc, char **argv) {
         blo_nas_genotype_random((int)nodes, &g, &c.genotype);
     }
     c.data.data_dir = data;
+    c.data.format = data_format(format);
     c.data.size = size;
     c.data.seed = (uint64_t)seed;
     c.n_train = n_train;

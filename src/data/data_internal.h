@@ -9,6 +9,8 @@
  * and there are at most 65536 distinct values; otherwise leaves label NULL. Returns false
  * only when memory runs out. */
 bool blo__dataset_classes(blo_dataset *ds);
+/* dir/file.gz when that file exists, dir/file otherwise (the loaders read both). */
+void blo__data_path(char *path, size_t plen, const char *dir, const char *file);
 /* The last path component, for messages. */
 const char *blo__basename(const char *path);
 

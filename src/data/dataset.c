@@ -14,8 +14,20 @@ const char *blo__basename(const char *path) {
     return s ? s + 1 : path;
 }
 
+void blo__data_path(char *path, size_t plen, const char *dir, const char *file) {
+    snprintf(path, plen, "%s/%s.gz", dir, file);
+    FILE *f = fopen(path, "rb");
+    if (f)
+        fclose(f);
+    else
+        snprintf(path, plen, "%s/%s", dir, file);
+}
+
 void blo_dataset_free(blo_dataset *ds) {
     if (!ds) return;
+    if (ds->class_name)
+        for (int64_t c = 0; c < ds->num_classes; c++) blo_free(ds->class_name[c]);
+    blo_free(ds->class_name);
     blo_free(ds->x);
     blo_free(ds->rowptr);
     blo_free(ds->col);

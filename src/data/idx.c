@@ -101,12 +101,9 @@ blo_status blo_idx_load(const char *path, blo_idx *out, char *err, size_t errlen
 /* dir/<split>-<kind>, trying the .gz name first. */
 static blo_status load_part(const char *dir, const char *split, const char *kind, blo_idx *a,
                             char *path, size_t plen, char *err, size_t errlen) {
-    snprintf(path, plen, "%s/%s-%s.gz", dir, split, kind);
-    FILE *f = fopen(path, "rb");
-    if (f)
-        fclose(f);
-    else
-        snprintf(path, plen, "%s/%s-%s", dir, split, kind);
+    char file[1024];
+    snprintf(file, sizeof file, "%s-%s", split, kind);
+    blo__data_path(path, plen, dir, file);
     return blo_idx_load(path, a, err, errlen);
 }
 
@@ -132,6 +129,9 @@ blo_status blo_mnist_load(const char *dir, const char *split, blo_dataset *ds, c
     }
     ds->n = im.dims[0];
     ds->d = im.dims[1] * im.dims[2];
+    ds->image[0] = 1;
+    ds->image[1] = im.dims[1];
+    ds->image[2] = im.dims[2];
     ds->x = im.data;
     im.data = NULL;
     for (int64_t i = 0; i < ds->n * ds->d; i++) ds->x[i] /= 255.0f;

@@ -24,26 +24,30 @@
 #include <string.h>
 #include <time.h>
 
-/* count random examples of the split as images [count, 1, size, size] (2-d average pooling
- * of the square images) and their labels (blo_malloc'd into *labels). */
+/* count random examples of the split ("train" or "t10k", CIFAR-10's "test") as images
+ * [count, channels, size, size] (2-d average pooling of the square images) and their labels
+ * (blo_malloc'd into *labels). */
 static blo_status load_images(blo_ctx *ctx, const blo_nas_data_config *d, const char *split,
                               int64_t count, uint64_t stream, blo_dtype dt, blo_tensor **X,
                               int64_t **labels, int64_t *classes, char *err, size_t errlen) {
     blo_dataset ds;
-    blo_status st = blo_mnist_load(d->data_dir, split, &ds, err, errlen);
+    int cifar = d->format == BLO_NAS_CIFAR10;
+    if (cifar && !strcmp(split, "t10k")) split = "test";
+    blo_status st = cifar ? blo_cifar10_load(d->data_dir, split, &ds, err, errlen)
+                          : blo_mnist_load(d->data_dir, split, &ds, err, errlen);
     if (st) return st;
-    int64_t side = (int64_t)llround(sqrt((double)ds.d));
+    int64_t ch = ds.image[0], side = ds.image[1];
     int64_t *rows = NULL;
     if (count > ds.n) {
         st = blo__fail(err, errlen, BLO_ERR_INVALID, "nas: %lld %s examples asked for, %s has %lld",
                   (long long)count, split, d->data_dir, (long long)ds.n);
         goto out;
     }
-    if (side * side != ds.d || d->size < 1 || side % d->size) {
+    if (side != ds.image[2] || d->size < 1 || side % d->size) {
         st = blo__fail(err, errlen, BLO_ERR_INVALID,
-                  "nas: images of %lld pixels cannot be pooled to %lld x %lld (the size must "
-                  "divide the side of a square image)",
-                  (long long)ds.d, (long long)d->size, (long long)d->size);
+                  "nas: images of %lld x %lld pixels cannot be pooled to %lld x %lld (the size "
+                  "must divide the side of a square image)",
+                  (long long)side, (long long)ds.image[2], (long long)d->size, (long long)d->size);
         goto out;
     }
     rows = blo_malloc(sizeof(int64_t) * (size_t)ds.n);
@@ -64,7 +68,7 @@ static blo_status load_images(blo_ctx *ctx, const blo_nas_data_config *d, const 
     }
     *classes = ds.num_classes;
     blo_tensor *F = blo_dataset_features(ctx, &ds, dt, rows, count);
-    int64_t shape[4] = {count, 1, side, side};
+    int64_t shape[4] = {count, ch, side, side};
     int k = (int)(side / d->size);
     blo_pool2d_params pp = {k, k, k, k, 0, 0, 1};
     int rec = blo_ctx_set_recording(ctx, 0);
@@ -314,8 +318,8 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
     if (st) goto out;
     blo_rng g;
     blo_rng_seed(&g, c->seed ^ 0x0a4c41ULL);
-    st = nas_net_init(&net, NULL, c->cells, c->channels, c->nodes, 1, c->data.size, classes,
-                      c->dtype, &g, err, errlen);
+    st = nas_net_init(&net, NULL, c->cells, c->channels, c->nodes, blo_tensor_dim(X, 1),
+                      c->data.size, classes, c->dtype, &g, err, errlen);
     if (st) goto out;
     int E = blo_nas_num_edges(c->nodes);
     int64_t as[2] = {E, BLO_NAS_NUM_OPS};
@@ -448,8 +452,8 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
     if (st) goto out;
     blo_rng rng;
     blo_rng_seed(&rng, c->seed ^ 0x7a41eULL);
-    st = nas_net_init(&net, &c->genotype, c->cells, c->channels, c->genotype.nodes, 1, c->data.size,
-                      classes, c->dtype, &rng, err, errlen);
+    st = nas_net_init(&net, &c->genotype, c->cells, c->channels, c->genotype.nodes,
+                      blo_tensor_dim(X, 1), c->data.size, classes, c->dtype, &rng, err, errlen);
     if (st) goto out;
     mom = blo_malloc(sizeof *mom * (size_t)net.ny);
     g = blo_malloc(sizeof *g * (size_t)net.ny);
