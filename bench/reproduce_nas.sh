@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
 # reproduce_nas.sh — the DARTS search table of RESULTS.md ("Architecture search"): searches
-# with first_order, darts, rhg and cg on Fashion-MNIST at 7x7, then the found cells, 8
-# random cells and the hand-designed all-sep_conv_3x3 cell trained from scratch the same way,
-# each with 2 training seeds. About an hour on 2 loaded cores; the test suite does not run it.
+# with first_order, darts, rhg and cg on Fashion-MNIST at 7x7 (search seeds 1, 2, 3), then the
+# found cells, 8 random cells and the hand-designed all-sep_conv_3x3 cell trained from scratch
+# the same way, each with 2 training seeds. About an hour on 2 loaded cores; the test suite does not run it.
 #
-#   bench/reproduce_nas.sh [--out DIR] [--build DIR] [STAGE ...]
+#   bench/reproduce_nas.sh [--out DIR] [--build DIR] [--seeds "S ..."] [STAGE ...]
 #
-#   STAGE     search (the 4 searches), baselines (random and hand-designed cells), found (the
+#   STAGE     search (4 searches per seed), baselines (random and hand-designed cells), found (the
 #             searched cells), table (the summary); default: all four in that order. The
 #             stages write JSON files into DIR and skip a run whose file is already there, so
 #             an interrupted run continues, and baselines can run beside search.
 #   --out     where the logs, genotypes and JSON go (default nas_results/)
 #   --build   the CMake build folder holding blo (default build/)
+#   --seeds   the search seeds of the search and found stages (default "1 2 3")
 #   DATA      the Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)
 #
-# The protocol, fixed before any run: search seed 1 for every method; the supernet and the
+# The protocol (RESULTS.md says which parts were fixed when): search seeds 1, 2, 3 for every
+# method, the same settings for each; the supernet and the
 # trained networks have 3 cells and 3 nodes per cell; every architecture is trained on the same
 # 2000 examples for 10 epochs with training seeds 1 and 2 and scored on the same 2000 test
 # images; an architecture's accuracy is the mean over its 2 trainings.
@@ -25,11 +27,13 @@ root="$(dirname "$here")"
 out=nas_results
 build="$root/build"
 stages=()
+seeds="1 2 3"
 while [ $# -gt 0 ]; do
     case "$1" in
     --out) out="${2:?--out needs a folder}"; shift 2 ;;
     --build) build="${2:?--build needs a folder}"; shift 2 ;;
-    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --seeds) seeds="${2:?--seeds needs a list}"; shift 2 ;;
+    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     search | baselines | found | table) stages+=("$1"); shift ;;
     *) echo "reproduce_nas.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
@@ -44,7 +48,7 @@ export OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1
 # The search space and budget shared by every method.
 space=(--data "$data" --size 7 --cells 3 --nodes 3 --threads 1 -q)
 search=("${space[@]}" --channels 4 --n-search 1000 --n-test 1000 --batch 32 --warmup 50
-    --outer 100 --eval-every 25 --seed 1)
+    --outer 100 --eval-every 25)
 train=("${space[@]}" --channels 8 --n-train 2000 --n-test 2000 --epochs 10 --batch 32)
 # method name, then its settings.
 methods=(
@@ -80,9 +84,11 @@ run_train() { # name, then the genotype options
 for stage in "${stages[@]}"; do
     case "$stage" in
     search)
-        for m in "${methods[@]}"; do
-            # shellcheck disable=SC2086
-            run_search "${m%%|*}" ${m#*|}
+        for seed in $seeds; do
+            for m in "${methods[@]}"; do
+                # shellcheck disable=SC2086
+                run_search "${m%%|*}_seed$seed" ${m#*|} --seed "$seed"
+            done
         done ;;
     baselines)
         run_train hand --genotype "$root/examples/genotypes/sep_conv_3x3.txt"
@@ -96,9 +102,11 @@ for stage in "${stages[@]}"; do
             run_train "random_$r" --genotype "$out/random_$r.txt"
         done ;;
     found)
-        for m in "${methods[@]}"; do
-            name=${m%%|*}
-            [ -s "$out/$name.txt" ] && run_train "$name" --genotype "$out/$name.txt"
+        for seed in $seeds; do
+            for m in "${methods[@]}"; do
+                name=${m%%|*}_seed$seed
+                if [ -s "$out/$name.txt" ]; then run_train "$name" --genotype "$out/$name.txt"; fi
+            done
         done ;;
     table)
         python3 "$here/nas_table.py" "$out" ;;
