@@ -2,7 +2,8 @@
  * ridge regression with per-feature penalties (tests/bilevel_problems.h), each against an
  * oracle: rhg for the same T (checkpointed reverse mode and forward mode must reproduce it),
  * the closed-form hypergradient (neumann as K grows), cg (fixed_point), the direct term and
- * the closed-form indirect part (first_order), DARTS' formula written out by hand (darts);
+ * the closed-form indirect part (first_order), DARTS' formula written out by hand (darts),
+ * damped cg's closed form on an indefinite lower level;
  * then a few outer iterations of each through blo_solver_run. */
 #include "../src/solve/solver.h"
 #include "bilevel_problems.h"
@@ -463,6 +464,82 @@ static void test_runs(ridge *r, double L) {
     }
 }
 
+/* Damped cg against its closed form on an indefinite lower level. With x_0 chosen so that
+ * H_00 = (AᵀA)_00 + x_0 = −1 < 0, H = AᵀA + diag(x) is indefinite (e_0ᵀ H e_0 < 0); δ above
+ * the Gershgorin bound max_i Σ_j |H_ij| makes H + δI positive definite. With T = 0, y_T = y0
+ * and the damped implicit hypergradient is, in closed form,
+ *     dF/dx = c x − y0 ⊙ v,   (H + δI) v = A_vᵀ (A_v y0 − b_v)
+ * (∇²_xy f · v = y ⊙ v for f's ½ yᵀ diag(x) y). CG on the d = 5 system converges in d steps. */
+static void test_cg_damping(void) {
+    ridge r;
+    ridge_init(&r, BLO_F64, 24, 16, 5, 0.3, 11);
+    int d = r.d;
+    double x[RIDGE_MAXD], y[RIDGE_MAXD], H[RIDGE_MAXD * RIDGE_MAXD], v[RIDGE_MAXD];
+    blo_tensor_to_f64(r.x0, x);
+    blo_tensor_to_f64(r.y0, y);
+    double ata00 = 0;
+    for (int k = 0; k < r.n; k++) ata00 += r.Ad[k * d] * r.Ad[k * d];
+    x[0] = -ata00 - 1;
+    blo_tensor_set(r.x0, 0, x[0]);
+    double bound = 0;
+    for (int i = 0; i < d; i++) {
+        double row = 0;
+        for (int j = 0; j < d; j++) {
+            double h = i == j ? x[i] : 0;
+            for (int k = 0; k < r.n; k++) h += r.Ad[k * d + i] * r.Ad[k * d + j];
+            H[i * d + j] = h;
+            row += fabs(h);
+        }
+        bound = fmax(bound, row);
+    }
+    TU_CHECK(H[0] < 0, "the lower level must be indefinite: H_00 = %g", H[0]);
+    double delta = bound + 1, exact[RIDGE_MAXD];
+    for (int i = 0; i < d; i++) H[i * d + i] += delta;
+    for (int i = 0; i < d; i++) { /* v's right-hand side: A_vᵀ (A_v y0 − b_v) */
+        v[i] = 0;
+        for (int k = 0; k < r.nv; k++) {
+            double res = -r.bvd[k];
+            for (int j = 0; j < d; j++) res += r.Avd[k * d + j] * y[j];
+            v[i] += r.Avd[k * d + i] * res;
+        }
+    }
+    ridge_solve(d, H, v);
+    for (int i = 0; i < d; i++) exact[i] = r.c * x[i] - y[i] * v[i];
+
+    blo_config c = blo_config_default();
+    c.method = "cg";
+    c.inner_steps = 0;
+    c.K = 20;
+    c.tol = 1e-14;
+    c.damping = delta;
+    double hg[RIDGE_MAXD];
+    grads(&r, c, hg, NULL, NULL);
+    double e = max_rel(d, hg, exact);
+    printf("damped cg (delta %.3g, H_00 = %.3g) vs the closed form: %.3g\n", delta, H[0] - delta, e);
+    TU_CHECK(e < 1e-10, "damped cg vs the closed form (H + %g I): %.3g", delta, e);
+    /* Undamped, the same system is not the damped one: the damping is really applied. */
+    c.damping = 0;
+    blo_solver *s = make(&r, c);
+    double *o[1] = {hg};
+    if (s && !blo_solver_hypergrad(s, o))
+        TU_CHECK(max_rel(d, hg, exact) > 1e-3, "cg without damping must differ from damped cg");
+    blo_solver_free(s);
+    c.damping = -1;
+    blo_problem p = ridge_problem(&r);
+    char err[256] = "";
+    s = blo_solver_new(&p, &c, err, sizeof err);
+    if (s) {
+        double *o2[1] = {hg};
+        TU_CHECK(blo_solver_hypergrad(s, o2) == BLO_ERR_INVALID &&
+                     strstr(blo_solver_error(s), "damping"),
+                 "a negative damping must be refused naming it");
+        blo_solver_free(s);
+    } else {
+        TU_CHECK(strstr(err, "damping") != NULL, "a negative damping must be named: %s", err);
+    }
+    ridge_free(&r);
+}
+
 int main(void) {
     ridge r;
     ridge_init(&r, BLO_F64, 24, 16, 5, 0.3, 7);
@@ -489,6 +566,7 @@ int main(void) {
     test_first_order(&r, L, x0, exact);
     test_darts(&r, L, x0);
     test_runs(&r, L);
+    test_cg_damping();
 
     ridge_free(&r);
     return tu_finish("test_hypergrad_methods");

@@ -130,6 +130,7 @@ typedef struct blo_config {
     /* Method settings (each method reads the ones it documents). */
     int K;                 /* trhg: steps kept; neumann: terms; cg / fixed_point: iterations */
     double tol;            /* cg / fixed_point: stop when the residual norm is below tol */
+    double damping;        /* cg: δ >= 0, solve (∇²_yy f + δI) v = ∂F/∂y (0: plain cg) */
     double alpha;          /* neumann step; bda: μ_0 (weight μ_t = alpha/(t+1)) */
     double eta;            /* bome: η */
     double fd_radius;      /* darts: radius of the finite-difference perturbation */
@@ -148,7 +149,7 @@ typedef struct blo_config {
 } blo_config;
 
 /* Defaults: rhg, SGD lr 0.1 with T = 20, fixed start, outer Adam lr 0.01, 100 iterations,
- * K 10, tol 1e-10, alpha 0.5, eta 0.5, fd_radius 0.01, upper_lr 0.1, max_fhg_dim 4096,
+ * K 10, tol 1e-10, damping 0, alpha 0.5, eta 0.5, fd_radius 0.01, upper_lr 0.1, max_fhg_dim 4096,
  * seed 0. */
 blo_config blo_config_default(void);
 

@@ -154,6 +154,11 @@ typedef struct blo_nas_data_config {
     blo_nas_data_format format; /* the network's input channels follow the images' */
 } blo_nas_data_config;
 
+/* The α of a search after outer iteration iter (0-based): [edges, 8] row-major each, raw
+ * values (softmax per row gives the op weights). Non-zero stops the search. */
+typedef int (*blo_nas_alpha_fn)(int64_t iter, int edges, const double *alpha_normal,
+                                const double *alpha_reduce, void *user);
+
 typedef struct blo_nas_search_config {
     blo_nas_data_config data;
     int64_t n_search;      /* examples from the train split: first half f, second half F */
@@ -165,8 +170,12 @@ typedef struct blo_nas_search_config {
     const char *resume;
     int64_t eval_every;    /* supernet accuracy on the F half every k iterations (0: end only) */
     uint64_t seed;         /* the initial weights */
+    int64_t warmup;        /* weights-only steps (α held at its start) before the bilevel
+                              loop, with the inner optimizer's lr, momentum and weight decay
+                              (skipped when resuming: the checkpoint holds the weights) */
     blo_task_iter_fn on_iter; /* test_acc carries the F-half accuracy when evaluated */
-    void *user;
+    blo_nas_alpha_fn on_alpha; /* after each outer iteration: α_normal, α_reduce [E, 8] */
+    void *user;                /* for on_iter and on_alpha */
 } blo_nas_search_config;
 
 /* A budget for 2 cores: 1000 search examples pooled to 14x14, batches of 32, 3 cells of 4

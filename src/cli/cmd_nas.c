@@ -13,9 +13,30 @@
 
 typedef struct nas_ui {
     cli_progress prog;
-    cli_log log;
-    int logging;
+    cli_log log, alog;
+    int logging, alogging;
 } nas_ui;
+
+/* The α log: one row (iter, cell, edge, op, weight) per cell kind, edge and op, with the
+ * op's weight softmax(α_edge)_op, as `blo plot` reads it back (cli_plot_alpha). */
+static const char *const ALPHA_LOG_COLS[5] = {"iter", "cell", "edge", "op", "weight"};
+
+static int nas_on_alpha(int64_t iter, int edges, const double *an, const double *ar, void *user) {
+    nas_ui *ui = user;
+    if (!ui->alogging) return 0;
+    for (int cell = 0; cell < 2; cell++)
+        for (int e = 0; e < edges; e++) {
+            const double *a = (cell ? ar : an) + e * BLO_NAS_NUM_OPS;
+            double mx = a[0], z = 0;
+            for (int o = 1; o < BLO_NAS_NUM_OPS; o++) mx = fmax(mx, a[o]);
+            for (int o = 0; o < BLO_NAS_NUM_OPS; o++) z += exp(a[o] - mx);
+            for (int o = 0; o < BLO_NAS_NUM_OPS; o++) {
+                double row[5] = {(double)iter, cell, e, o, exp(a[o] - mx) / z};
+                cli_log_row(&ui->alog, row);
+            }
+        }
+    return 0;
+}
 
 static int nas_on_iter(const blo_task_iter *it, void *user) {
     nas_ui *ui = user;
@@ -38,6 +59,8 @@ static int nas_on_iter(const blo_task_iter *it, void *user) {
 static const char *const LOG_COLS[7] = {"iter",    "upper",      "lower",   "hypergrad_norm",
                                         "seconds", "peak_bytes", "test_acc"};
 
+/* Draws log into plot: a run log's curves, or an α log's panels (cli_plot_logs tells them
+ * apart by their columns). */
 static int finish_plot(const char *name, const char *plot, const char *log) {
     if (!plot) return CLI_EXIT_OK;
     char perr[512];
@@ -71,6 +94,15 @@ static const cli_cmd SEARCH = {
     "  F(x, y) = CE on a minibatch of the second half                        (upper)\n"
     "With --init warm and --inner T the loop alternates T weight steps and one alpha step:\n"
     "first_order = DARTS-1st, darts = DARTS-2nd, rhg = through the T unrolled steps, cg.\n"
+    "--warmup N first trains the weights alone for N steps (alpha held at its start), so\n"
+    "the parametric ops are not judged untrained (the bias towards pooling and skips).\n"
+    "--alpha-log FILE records softmax(alpha) after every iteration (rows iter, cell, edge,\n"
+    "op, weight); --plot FILE draws it: one panel per edge of each cell kind, one curve per\n"
+    "op (`blo plot FILE` redraws it; `blo plot` of the --log draws the loss curves).\n"
+    "cg: the supernet's lower-level Hessian H is indefinite, so plain cg stops; --damping D\n"
+    "solves (H + D I) v = dF/dy instead (the implicit gradient of f + D/2 |y - y_T|^2, which\n"
+    "is convex near y_T once D > -lambda_min(H)); dF/dx = dF/dx - d2f/dxdy v. As D grows it\n"
+    "tends to darts' step with xi = 1/D.\n"
     "Prints the genotype (top-2 incoming edges per node by strongest non-zero op) and the\n"
     "supernet's accuracy; --genotype FILE saves it for `blo nas train --genotype FILE`.\n"
     "--data-format cifar10 reads the CIFAR-10 binary batches in --data instead (data_batch_1.bin\n"
@@ -94,11 +126,12 @@ static int nas_search(int argc, char **argv) {
     cli_solver_args_from(&sa, &c.solver);
     long long n_search = c.n_search, n_test = c.n_test, batch = c.batch, size = c.data.size,
               cells = c.cells, channels = c.channels, nodes = c.nodes, eval_every = c.eval_every,
-              seed = 0, threads = 0;
-    const char *data = c.data.data_dir, *dtype = "f32", *log = NULL, *plot = NULL, *geno = NULL;
+              seed = 0, threads = 0, warmup = c.warmup;
+    const char *data = c.data.data_dir, *dtype = "f32", *log = NULL, *plot = NULL, *geno = NULL,
+               *alog = NULL;
     const char *format = "mnist";
     int json = 0, quiet = 0;
-    cli_opt opts[20 + CLI_SOLVER_NOPTS] = {
+    cli_opt opts[22 + CLI_SOLVER_NOPTS] = {
         DATA_OPTS(data, format),
         {"--size", NULL, CLI_INT, &size, 1, 1e4, NULL, "S", "images average-pooled to S x S"},
         {"--n-search", NULL, CLI_INT, &n_search, 2, 1e9, NULL, "N",
@@ -114,13 +147,23 @@ static int nas_search(int argc, char **argv) {
          "supernet accuracy on the F half every N iterations (0: at the end)"},
         {"--seed", NULL, CLI_INT, &seed, 0, 9e18, NULL, "S",
          "data subset, weights, alpha, batches"},
+        {"--warmup", NULL, CLI_INT, &warmup, 0, 1e12, NULL, "N",
+         "weights-only steps on f before alpha moves"},
+        {"--alpha-log", NULL, CLI_STRING, &alog, 0, 0, NULL, "FILE",
+         "softmax(alpha) per iteration, edge and op (.csv or .jsonl)"},
         CLI_RUN_OPTS(threads, dtype, json, log, plot, quiet),
     };
-    int n = cli_solver_opts(opts, 18, &sa);
+    for (int i = 0; i < 20; i++)
+        if (!strcmp(opts[i].name, "--plot"))
+            opts[i].help = "softmax(alpha) per edge over the search (.svg, .png); needs --alpha-log";
+    int n = cli_solver_opts(opts, 20, &sa);
     int rc;
     if (!cli_parse(&SEARCH, argc, argv, opts, n, &rc)) return rc;
     if (!cli_solver_config(SEARCH.name, &sa, &c.solver)) return CLI_EXIT_USAGE;
-    if (!cli_plot_has_log("nas search", plot, log)) return CLI_EXIT_USAGE;
+    if (plot && !alog) {
+        fprintf(stderr, "blo nas search: --plot draws the alpha log; give --alpha-log FILE too\n");
+        return CLI_EXIT_USAGE;
+    }
     c.data.data_dir = data;
     c.data.format = data_format(format);
     c.data.size = size;
@@ -136,6 +179,7 @@ static int nas_search(int argc, char **argv) {
     c.seed = (uint64_t)seed;
     c.solver.seed = (uint64_t)seed;
     c.resume = sa.resume;
+    c.warmup = warmup;
     blo_set_num_threads((int)threads);
     nas_ui ui;
     memset(&ui, 0, sizeof ui);
@@ -143,20 +187,29 @@ static int nas_search(int argc, char **argv) {
         if (!cli_log_open(&ui.log, log, 7, LOG_COLS, sa.resume != NULL)) return CLI_EXIT_USAGE;
         ui.logging = 1;
     }
+    if (alog) {
+        if (!cli_log_open(&ui.alog, alog, 5, ALPHA_LOG_COLS, sa.resume != NULL)) {
+            if (ui.logging) cli_log_close(&ui.log);
+            return CLI_EXIT_USAGE;
+        }
+        ui.alogging = 1;
+    }
     cli_progress_start(&ui.prog, "nas search", c.solver.outer_iters, quiet);
     c.on_iter = nas_on_iter;
+    c.on_alpha = nas_on_alpha;
     c.user = &ui;
     if (!quiet)
         fprintf(stderr,
                 "nas search: %s, %d cells x %d channels x %d nodes, %lldx%lld images, T = %d, "
-                "%lld outer iterations, %s start\n",
+                "%lld warm-up steps, %lld outer iterations, %s start\n",
                 c.solver.method, c.cells, c.channels, c.nodes, size, size, c.solver.inner_steps,
-                (long long)c.solver.outer_iters, blo_init_kind_name(c.solver.init));
+                warmup, (long long)c.solver.outer_iters, blo_init_kind_name(c.solver.init));
     blo_nas_search_result r;
     char err[1024] = "";
     blo_status st = blo_nas_search_run(&c, &r, err, sizeof err);
     cli_progress_end(&ui.prog);
     if (ui.logging) cli_log_close(&ui.log);
+    if (ui.alogging) cli_log_close(&ui.alog);
     if (st) {
         fprintf(stderr, "blo nas search: %s\n", strncmp(err, "nas: ", 5) ? err : err + 5);
         return exit_for(st);
@@ -167,14 +220,15 @@ static int nas_search(int argc, char **argv) {
         fprintf(stderr, "blo nas search: %s\n", err);
         return exit_for(st);
     }
-    if ((rc = finish_plot(SEARCH.name, plot, log))) return rc;
+    if ((rc = finish_plot(SEARCH.name, plot, alog))) return rc;
     char text[4096];
     blo_nas_genotype_format(&r.genotype, text, sizeof text);
     if (json) {
         printf("{\"task\":\"nas_search\",\"method\":\"%s\",\"init\":\"%s\",\"inner_steps\":%d,"
-               "\"cells\":%d,\"channels\":%d,\"nodes\":%d,\"iters\":%lld,\"params\":%lld,",
+               "\"cells\":%d,\"channels\":%d,\"nodes\":%d,\"warmup\":%lld,\"iters\":%lld,"
+               "\"params\":%lld,",
                c.solver.method, blo_init_kind_name(c.solver.init), c.solver.inner_steps, c.cells,
-               c.channels, c.nodes, (long long)r.iters, (long long)r.params);
+               c.channels, c.nodes, warmup, (long long)r.iters, (long long)r.params);
         const char *keys[] = {"val_acc", "test_acc", "upper", "lower", "seconds"};
         double vals[] = {r.val_acc, r.test_acc, r.upper, r.lower, r.seconds};
         for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {

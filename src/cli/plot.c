@@ -148,6 +148,11 @@ static void fmt_tick(char *buf, size_t n, double v) {
 
 static void panel(canvas *c, int px, int py, const cli_table *tables, int nt,
                   const cli_plot_panel *p) {
+    if (!p->y) return;
+    if (p->tables) {
+        tables = p->tables;
+        nt = p->ntables;
+    }
     double x0 = px + MARGIN_L, x1 = px + W_PANEL - MARGIN_R;
     double y0 = py + MARGIN_T, y1 = py + H_PANEL - MARGIN_B;
     double xl = INFINITY, xh = -INFINITY, yl = INFINITY, yh = -INFINITY;
@@ -252,7 +257,14 @@ static void draw(canvas *c, const cli_table *tables, int nt, const cli_plot_pane
 
 bool cli_plot_write(const char *path, const cli_table *tables, int nt,
                     const cli_plot_panel *panels, int np, char *err, size_t errlen) {
-    int cols = np > 1 ? 2 : 1, rows = (np + cols - 1) / cols;
+    return cli_plot_write_grid(path, tables, nt, panels, np, np > 1 ? 2 : 1, err, errlen);
+}
+
+bool cli_plot_write_grid(const char *path, const cli_table *tables, int nt,
+                         const cli_plot_panel *panels, int np, int cols, char *err,
+                         size_t errlen) {
+    if (cols < 1) cols = 1;
+    int rows = (np + cols - 1) / cols;
     int legend_h = 12 + 20 * ((nt + 1) / 2);
     canvas c = {cols * W_PANEL, rows * H_PANEL + legend_h, NULL, NULL};
     size_t n = strlen(path);

@@ -56,12 +56,27 @@ int cli_table_col(const cli_table *t, const char *name); /* -1 if absent */
  * Panels of y columns against an x column ("iter" or "seconds"), one curve per table, with a
  * legend of the tables' names. The format follows the extension: .svg or .png. */
 typedef struct cli_plot_panel {
-    const char *x, *y;   /* column names */
+    const char *x, *y;   /* column names; y NULL: an empty slot of the grid */
     const char *title;
     int log_y;           /* log scale on y (for losses) */
+    const cli_table *tables; /* this panel's own curves (NULL: the plot's tables), coloured */
+    int ntables;             /* by their index, as the legend's */
 } cli_plot_panel;
 bool cli_plot_write(const char *path, const cli_table *tables, int ntables,
                     const cli_plot_panel *panels, int npanels, char *err, size_t errlen);
+/* The same on a grid of cols columns (cli_plot_write: 2, or 1 for a single panel); the legend
+ * names the plot's tables. */
+bool cli_plot_write_grid(const char *path, const cli_table *tables, int ntables,
+                         const cli_plot_panel *panels, int npanels, int cols, char *err,
+                         size_t errlen);
+
+/* A DARTS search's α log (columns iter, cell, edge, op, weight: one row per iteration, cell
+ * kind, edge and op, written by `blo nas search --alpha-log`) as small multiples: one row of
+ * panels per cell kind and node, one panel per incoming edge, one curve per op (legend: the
+ * op names). Returns an exit code, with a message in err. */
+int cli_plot_alpha(const char *out, const cli_table *t, char *err, size_t errlen);
+/* Whether t has the α log's columns. */
+bool cli_table_is_alpha(const cli_table *t);
 
 /* Reads the logs and draws the standard panels (whichever columns they have) into out; x_only
  * "iter" or "seconds" keeps the panels against that axis. Returns an exit code, with a

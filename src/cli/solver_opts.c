@@ -18,6 +18,7 @@ void cli_solver_args_from(cli_solver_args *a, const blo_config *c) {
     a->weight_decay = c->inner.weight_decay;
     a->K = c->K;
     a->tol = c->tol;
+    a->damping = c->damping;
     a->alpha = c->alpha;
     a->eta = c->eta;
     a->fd_radius = c->fd_radius;
@@ -51,6 +52,8 @@ int cli_solver_opts(cli_opt *o, int n, cli_solver_args *a) {
         {"--K", NULL, CLI_INT, &a->K, 0, 1e9, NULL, "K",
          "trhg: steps kept; neumann: terms; cg / fixed_point: iterations"},
         {"--tol", NULL, CLI_DOUBLE, &a->tol, 0, BIG, NULL, "TOL", "cg / fixed_point residual tolerance"},
+        {"--damping", NULL, CLI_DOUBLE, &a->damping, 0, BIG, NULL, "D",
+         "cg: solve (H + D I) v = dF/dy, for an indefinite lower-level Hessian H"},
         {"--alpha", NULL, CLI_DOUBLE, &a->alpha, 0, BIG, NULL, "A",
          "neumann step; bda aggregation weight mu_0"},
         {"--eta", NULL, CLI_DOUBLE, &a->eta, 0, BIG, NULL, "E", "bome eta"},
@@ -94,6 +97,7 @@ bool cli_solver_config(const char *cmd, const cli_solver_args *a, blo_config *c)
     c->init_opt.lr = a->init_lr;
     c->K = (int)a->K;
     c->tol = a->tol;
+    c->damping = a->damping;
     c->alpha = a->alpha;
     c->eta = a->eta;
     c->fd_radius = a->fd_radius;

@@ -10,6 +10,16 @@
  * Pedregosa, "Hyperparameter optimization with approximate gradient", ICML 2016 (HOAG);
  * Rajeswaran, Finn, Kakade & Levine, "Meta-learning with implicit gradients", NeurIPS 2019.
  * Needs ∇²_yy f positive definite at y_T (a strongly convex lower level).
+ *
+ * Damping (opt in, blo_config.damping = δ > 0): solve (H + δI) v = ∂F/∂y instead. This is the
+ * implicit hypergradient of the proximally regularised lower level
+ *     f_δ(x, y) = f(x, y) + ½ δ ‖y − y_T‖²   (y_T held fixed, so ∇_y f_δ = ∇_y f at y = y_T
+ *                                            and ∇²_xy f_δ = ∇²_xy f),
+ * whose Hessian H + δI is positive definite once δ > −λ_min(H): with an indefinite H (a deep
+ * network's, e.g. the DARTS supernet) the undamped system has no meaningful solution, the
+ * damped one does, and it tends to ∂F/∂x as δ → ∞ (v ≈ ∂F/∂y / δ → 0), so δ trades the
+ * curvature information against stability (as the Levenberg–Marquardt step does). δ = 0 is
+ * the plain method.
  */
 #include "../solve/solver.h"
 
@@ -20,10 +30,14 @@ static blo_status cg_check(blo_solver *s) {
     if (s->c.K < 1)
         return blo__solver_fail(s, BLO_ERR_INVALID, "cg: K (iterations) must be >= 1, got %d",
                                 s->c.K);
+    if (!(s->c.damping >= 0) || !isfinite(s->c.damping))
+        return blo__solver_fail(s, BLO_ERR_INVALID, "cg: damping must be finite and >= 0, got %g",
+                                s->c.damping);
     return BLO_OK;
 }
 
-/* out = H p with H = ∇²_yy f, from the recorded inner gradient g (values copied into out). */
+/* out = (H + δI) p with H = ∇²_yy f, from the recorded inner gradient g (values copied into
+ * out), δ = the damping. */
 static blo_status hess_vec(blo_solver *s, blo_tensor **g, blo_tensor **y, blo_tensor **p,
                            blo_tensor **out) {
     blo_ctx *c = s->sctx;
@@ -43,6 +57,7 @@ static blo_status hess_vec(blo_solver *s, blo_tensor **g, blo_tensor **y, blo_te
             return blo__solver_ctx_fail(s, "cg: Hessian-vector product");
         for (int i = 0; i < s->ny; i++) blo_copy_into(out[i], hv[i]);
     }
+    if (s->c.damping > 0) blo__axpy_list(s->ny, s->c.damping, p, out);
     blo_ctx_rewind(c, mk);
     return BLO_OK;
 }
@@ -98,11 +113,13 @@ static blo_status cg_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **hy0)
             /* A direction of zero or negative curvature: a singular (or, in float32, rounded
              * below zero) Hessian. Stop with the solution so far, as truncated CG does; with
              * no step taken yet there is none, and the lower level is not strongly convex. */
-            if (k == 0)
+            if (k == 0) /* p = ∂F/∂y: its Rayleigh quotient bounds λ_min(H) + δ from above */
                 return blo__solver_fail(s, BLO_ERR_NUMERIC,
                                         "cg: the lower-level Hessian is not positive definite at "
-                                        "y_T (pᵀHp = %g); use more inner steps, a regularised "
-                                        "lower level, or neumann", php);
+                                        "y_T (pᵀ(H + %g I)p / pᵀp = %g along p = dF/dy, so the "
+                                        "damping must exceed %g); use more inner steps, a "
+                                        "regularised lower level, a larger damping, or neumann",
+                                        s->c.damping, php / rr, s->c.damping - php / rr);
             break;
         }
         double a = rr / php;
@@ -142,6 +159,6 @@ static blo_status cg_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **hy0)
 }
 
 const blo_method blo__method_cg = {
-    {"cg", "implicit: solve ∇²_yy f·v = ∂F/∂y by CG, dF/dx = ∂F/∂x − ∇²_xy f·v",
-     "Pedregosa, ICML 2016; Rajeswaran et al., NeurIPS 2019", "inner, inner_steps, K, tol"},
+    {"cg", "implicit: solve (∇²_yy f + δI)·v = ∂F/∂y by CG (δ: damping, 0 by default), dF/dx = ∂F/∂x − ∇²_xy f·v",
+     "Pedregosa, ICML 2016; Rajeswaran et al., NeurIPS 2019", "inner, inner_steps, K, tol, damping"},
     cg_check, cg_hypergrad, 0};

@@ -112,6 +112,21 @@ static double accuracy(const nas_net *net, blo_tensor *const *y, blo_tensor *an,
     return (double)right / (double)n;
 }
 
+/* One step of SGD with momentum and weight decay on the ny tensors w with gradients g and
+ * momentum buffers m (as PyTorch's SGD): m = μ m + (g + wd w); w -= lr m. */
+static void sgd_momentum_step(int ny, blo_tensor *const *w, blo_tensor *const *g,
+                              blo_tensor *const *m, double lr, double mu, double wd) {
+    for (int i = 0; i < ny; i++) {
+        int64_t n = blo_tensor_numel(w[i]);
+        for (int64_t q = 0; q < n; q++) {
+            double wq = blo_tensor_get(w[i], q);
+            double mq = mu * blo_tensor_get(m[i], q) + blo_tensor_get(g[i], q) + wd * wq;
+            blo_tensor_set(m[i], q, mq);
+            blo_tensor_set(w[i], q, wq - lr * mq);
+        }
+    }
+}
+
 /* ---- The bilevel problem --------------------------------------------------------------------- */
 /* Cross-entropy of the supernet on a minibatch of rows [lo, lo + cnt). */
 static blo_tensor *batch_loss(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
@@ -182,7 +197,61 @@ typedef struct search_state {
     blo_solver *s;
     size_t peak;
     double seconds;
+    double *alpha; /* 2 E * 8 scratch values for on_alpha: α_normal, then α_reduce */
 } search_state;
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The weights-only warm-up: c->warmup steps of the solver's inner optimizer settings (lr,
+ * momentum when the inner optimizer is momentum, weight decay) on f with α held at its
+ * initial value, updating net->y in place before the bilevel loop starts. Minibatches come
+ * from a generator of its own (seeded from c->seed), so the loop's batches are the same with
+ * and without a warm-up. Its peak scratch bytes raise *peak. */
+static blo_status warm_up(const blo_nas_search_config *c, nas_problem *p, nas_net *net,
+                          blo_tensor *const *alpha, size_t *peak, char *err, size_t errlen) {
+    blo_ctx *sc = blo_ctx_new(0), *mctx = blo_ctx_new(0);
+    blo_tensor **mom = blo_malloc(sizeof *mom * (size_t)net->ny);
+    blo_tensor **g = blo_malloc(sizeof *g * (size_t)net->ny);
+    blo_status st = sc && mctx && mom && g ? BLO_OK : blo__fail(err, errlen, BLO_ERR_NOMEM,
+                                                                "nas: out of memory");
+    for (int i = 0; !st && i < net->ny; i++)
+        if (!(mom[i] = blo_zeros(mctx, c->dtype, blo_tensor_ndim(net->y[i]),
+                                 blo_tensor_shape(net->y[i]))))
+            st = blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+    blo_rng rng;
+    blo_rng_seed(&rng, c->seed ^ 0x3a4de0ULL);
+    const blo_opt *o = &c->solver.inner;
+    double mu = o->kind == BLO_OPT_MOMENTUM ? o->momentum : 0;
+    for (int64_t t = 0; !st && t < c->warmup; t++) {
+        blo_mark m = blo_ctx_mark(sc);
+        blo_eval ev = {1, -1, t, &rng};
+        blo_tensor *loss = nas_lower(sc, alpha, net->y, &ev, p);
+        if (!loss || blo_grad(sc, 1, &loss, NULL, net->ny, net->y, 0, g)) {
+            st = blo__fail(err, errlen, blo_ctx_status(sc), "nas: warm-up step %lld: %s",
+                           (long long)t, blo_ctx_error(sc));
+            break;
+        }
+        if (!isfinite(blo_tensor_item(loss))) {
+            st = blo__fail(err, errlen, BLO_ERR_NUMERIC,
+                           "nas: the loss is not finite at warm-up step %lld (lower --inner-lr?)",
+                           (long long)t);
+            break;
+        }
+        sgd_momentum_step(net->ny, net->y, g, mom, o->lr, mu, o->weight_decay);
+        size_t pk = blo_ctx_peak_bytes(sc);
+        if (pk > *peak) *peak = pk;
+        blo_ctx_rewind(sc, m);
+    }
+    blo_free(mom);
+    blo_free(g);
+    blo_ctx_free(mctx);
+    blo_ctx_free(sc);
+    return st;
+}
 
 static double supernet_val_acc(search_state *ss) {
     const nas_net *net = ss->p->net;
@@ -210,6 +279,14 @@ static int search_on_record(const blo_record *rec, void *user) {
     blo_task_iter it = {*rec, NAN, NAN, NAN};
     int64_t done = rec->iter + 1;
     if (ss->c->eval_every > 0 && done % ss->c->eval_every == 0) it.test_acc = supernet_val_acc(ss);
+    if (ss->c->on_alpha) {
+        int64_t E = blo_tensor_dim(blo_solver_x(ss->s, 0), 0);
+        blo_tensor_to_f64(blo_solver_x(ss->s, 0), ss->alpha);
+        blo_tensor_to_f64(blo_solver_x(ss->s, 1), ss->alpha + E * BLO_NAS_NUM_OPS);
+        if (ss->c->on_alpha(rec->iter, (int)E, ss->alpha, ss->alpha + E * BLO_NAS_NUM_OPS,
+                            ss->c->user))
+            return 1;
+    }
     return ss->c->on_iter ? ss->c->on_iter(&it, ss->c->user) : 0;
 }
 
@@ -228,6 +305,7 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
     memset(&net, 0, sizeof net);
     nas_problem p;
     memset(&p, 0, sizeof p);
+    search_state ss = {c, &p, NULL, 0, 0, NULL};
     blo_solver *s = NULL;
     blo_tensor **ys = NULL;
     blo_status st = dctx ? BLO_OK : blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
@@ -275,7 +353,16 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
     prob.user = &p;
     prob.x_lo = -INFINITY;
     prob.x_hi = INFINITY;
-    search_state ss = {c, &p, NULL, 0, 0};
+    double warm_seconds = 0;
+    if (c->warmup > 0 && !c->resume) { /* a resumed run's y comes from its checkpoint */
+        double t0 = now_seconds();
+        if ((st = warm_up(c, &p, &net, x0, &ss.peak, err, errlen))) goto out;
+        warm_seconds = now_seconds() - t0;
+    }
+    if (c->on_alpha && !(ss.alpha = blo_malloc(sizeof(double) * 2 * (size_t)E * BLO_NAS_NUM_OPS))) {
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+        goto out;
+    }
     blo_config sc = c->solver;
     sc.on_record = search_on_record;
     sc.record_user = &ss;
@@ -301,9 +388,10 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
             accuracy(&net, ys, blo_solver_x(s, 0), blo_solver_x(s, 1), Xte, lte, c->n_test);
     r->iters = blo_solver_iter(s);
     blo_solver_values(s, &r->upper, &r->lower);
-    r->seconds = ss.seconds;
+    r->seconds = warm_seconds + ss.seconds;
     r->peak_bytes = ss.peak;
 out:
+    blo_free(ss.alpha);
     if (st) {
         blo_free(r->alpha_normal);
         blo_free(r->alpha_reduce);
@@ -385,12 +473,7 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
     for (int64_t i = 0; i < c->n_train; i++)
         perm[i] = i;
     int64_t per_epoch = (c->n_train + c->batch - 1) / c->batch, total = per_epoch * c->epochs;
-    double t0 = 0;
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        t0 = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-    }
+    double t0 = now_seconds();
     for (int64_t ep = 0; ep < c->epochs; ep++) {
         for (int64_t i = c->n_train - 1; i > 0; i--) {
             int64_t j = (int64_t)blo_rng_below(&rng, (uint64_t)(i + 1)), t = perm[i];
@@ -425,22 +508,11 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
                 goto out;
             }
             sum += lv * (double)k;
-            for (int i = 0; i < net.ny; i++) { /* m = μ m + (g + wd w); w -= lr m */
-                int64_t n = blo_tensor_numel(net.y[i]);
-                for (int64_t q = 0; q < n; q++) {
-                    double w = blo_tensor_get(net.y[i], q);
-                    double mq = c->momentum * blo_tensor_get(mom[i], q) + blo_tensor_get(g[i], q) +
-                                c->weight_decay * w;
-                    blo_tensor_set(mom[i], q, mq);
-                    blo_tensor_set(net.y[i], q, w - lr * mq);
-                }
-            }
+            sgd_momentum_step(net.ny, net.y, g, mom, lr, c->momentum, c->weight_decay);
             blo_ctx_rewind(sc, m);
         }
         r->train_loss = sum / (double)c->n_train;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        r->seconds = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec - t0;
+        r->seconds = now_seconds() - t0;
         if (c->on_iter) {
             blo_task_iter ti;
             memset(&ti, 0, sizeof ti);

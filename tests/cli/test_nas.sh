@@ -2,8 +2,9 @@
 # test_nas.sh — `blo nas search` and `blo nas train` end to end on tests/data/tinymnist (120 8x8
 # images, 3 classes; its training files also stand in for the test split): exit codes, the
 # JSON summary's fields and ranges, the genotype file (readable, loads back into `nas train`),
-# --log rows and --plot, every search method named by the task, a resumed search ending where
-# an uninterrupted one ends, and bad input named.
+# --log rows, the alpha log and its plot (also redrawn by `blo plot`), every search method
+# named by the task (cg damped), the warm-up, a resumed search ending where an uninterrupted
+# one ends, and bad input named.
 # Usage: test_nas.sh <blo binary> <source dir>.
 set -uo pipefail
 blo=${1:?usage: test_nas.sh <blo binary> <source dir>}
@@ -21,7 +22,7 @@ net=(--data "$data" --size 4 --cells 3 --channels 2 --threads 1 -q)
 search=("${net[@]}" --n-search 40 --n-test 20 --batch 8 --nodes 2)
 
 expect_rc 0 nas search "${search[@]}" --outer 4 --inner 2 --json --genotype "$tmp/g.txt" \
-    --log "$tmp/s.csv" --plot "$tmp/s.svg" --eval-every 2
+    --log "$tmp/s.csv" --eval-every 2
 cp "$tmp/out" "$tmp/s.json"
 check "--json has every field" json_ok "$tmp/s.json" \
     'all(k in d for k in ("method","iters","params","val_acc","test_acc","upper","lower","genotype","genotype_file"))'
@@ -34,7 +35,8 @@ sys.exit(0 if json.load(open(sys.argv[1]))["genotype"] == open(sys.argv[2]).read
 check "the genotype file has 2 nodes of each cell kind" test "$(grep -cE '^(normal|reduce) [01]: [a-z_0-9]+ <- [0-3], [a-z_0-9]+ <- [0-3]$' "$tmp/g.txt")" -eq 4
 check "no 'none' op in a genotype" bash -c "! grep -q 'none <-' '$tmp/g.txt'"
 check "--log has a header and 4 rows" test "$(wc -l <"$tmp/s.csv")" -eq 5
-check "--plot wrote an SVG" grep -q '<svg' "$tmp/s.svg"
+expect_rc 0 plot "$tmp/s.csv" -o "$tmp/s.svg"
+check "blo plot draws the search's loss curves" grep -q 'upper-level loss F' "$tmp/s.svg"
 
 # The saved genotype trains from scratch; a random one too.
 expect_rc 0 nas train "${net[@]}" --genotype "$tmp/g.txt" --n-train 60 --n-test 30 --epochs 2 \
@@ -56,9 +58,64 @@ for m in darts rhg; do
     expect_rc 0 nas search "${search[@]}" --outer 2 --inner 2 --method "$m" --json
     check "$m ran 2 iterations" json_ok "$tmp/out" "d['iters'] == 2 and d['method'] == '$m'"
 done
-# cg needs a positive definite lower-level Hessian; a supernet's is not, and cg says so.
+# cg needs a positive definite lower-level Hessian; a supernet's is not, and cg says so with
+# the damping that would be needed; damped, (H + D I) v = g, it runs.
 expect_rc 1 nas search "${search[@]}" --outer 2 --inner 2 --method cg
 check "cg names the indefinite Hessian" grep -q "positive definite" "$tmp/err"
+check "cg names the damping needed" grep -q "damping must exceed" "$tmp/err"
+expect_rc 0 nas search "${search[@]}" --outer 2 --inner 2 --method cg --K 3 --damping 100 --json
+check "damped cg ran 2 iterations" json_ok "$tmp/out" "d['iters'] == 2 and d['method'] == 'cg'"
+expect_rc 2 nas search "${search[@]}" --outer 2 --method cg --damping -1
+check "a negative damping is refused" grep -q -- "--damping" "$tmp/err"
+
+# A weights-only warm-up before alpha moves.
+expect_rc 0 nas search "${search[@]}" --outer 2 --warmup 3 --json
+check "--warmup is reported" json_ok "$tmp/out" "d['warmup'] == 3 and d['iters'] == 2"
+
+# The alpha log and its plot: softmax(alpha) per iteration, cell kind, edge and op; one panel
+# per edge (2 nodes: 2 + 3 edges per cell kind), one curve per op.
+expect_rc 0 nas search "${search[@]}" --outer 3 --alpha-log "$tmp/a.csv" --plot "$tmp/a.svg" \
+    --genotype "$tmp/ga.txt"
+check "alpha log: header, 3 x 2 x 5 x 8 rows, each edge's weights sum to 1" python3 -c '
+import csv, sys, collections
+rows = list(csv.DictReader(open(sys.argv[1])))
+s = collections.defaultdict(float)
+for r in rows: s[(r["iter"], r["cell"], r["edge"])] += float(r["weight"])
+ok = len(rows) == 240 and len(s) == 30 and all(abs(v - 1) < 1e-6 for v in s.values())
+ok = ok and sorted({r["iter"] for r in rows}) == ["0", "1", "2"] and {r["op"] for r in rows} == set(map(str, range(8)))
+sys.exit(0 if ok else 1)' "$tmp/a.csv"
+check "alpha log: the last weights give the saved genotype's strongest op on node 0's first edge" python3 -c '
+import csv, sys
+names = ["none","max_pool_3x3","avg_pool_3x3","skip_connect","sep_conv_3x3","sep_conv_5x5","dil_conv_3x3","dil_conv_5x5"]
+rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["iter"] == "2" and r["cell"] == "0"]
+w = {(int(r["edge"]), int(r["op"])): float(r["weight"]) for r in rows}
+line = [l for l in open(sys.argv[2]) if l.startswith("normal 0:")][0]
+op, src = line.split(":")[1].split(",")[0].split("<-")
+e = int(src)
+best = max(range(1, 8), key=lambda o: w[(e, o)])
+sys.exit(0 if names[best] == op.strip() else 1)' "$tmp/a.csv" "$tmp/ga.txt"
+check "alpha plot: an SVG with 10 edge panels of 8 curves" python3 -c '
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+ns = "{http://www.w3.org/2000/svg}"
+titles = [t.text for t in root.iter(ns + "text") if t.text and " from " in t.text]
+lines = list(root.iter(ns + "polyline"))
+ok = len(titles) == 10 and len(lines) == 80 and "normal: node 1 from node 0" in titles
+ok = ok and "reduce: node 0 from input 1" in titles and any(t.text == "sep_conv_3x3" for t in root.iter(ns + "text"))
+sys.exit(0 if ok else 1)' "$tmp/a.svg"
+expect_rc 0 plot "$tmp/a.csv" -o "$tmp/a.png"
+check "blo plot redraws the alpha log as a PNG" python3 -c '
+import sys, struct
+b = open(sys.argv[1], "rb").read()
+w, h = struct.unpack(">II", b[16:24])
+sys.exit(0 if b[:8] == b"\x89PNG\r\n\x1a\n" and w == 3 * 480 and h > 4 * 320 else 1)' "$tmp/a.png"
+expect_rc 2 nas search "${search[@]}" --outer 1 --plot "$tmp/b.svg"
+check "--plot without --alpha-log says what to give" grep -q -- "--alpha-log" "$tmp/err"
+expect_rc 2 plot "$tmp/a.csv" "$tmp/s.csv" -o "$tmp/c.svg"
+check "an alpha log is plotted on its own" grep -q "on its own" "$tmp/err"
+printf 'iter,cell,edge,op,weight\n0,5,0,0,0.5\n' >"$tmp/bad_alpha.csv"
+expect_rc 2 plot "$tmp/bad_alpha.csv" -o "$tmp/c.svg"
+check "a bad alpha log names the row" grep -q "row 1: cell must be 0 or 1" "$tmp/err"
 
 # Resume: 4 iterations in one go == 2, stopped, then resumed to 4.
 expect_rc 0 nas search "${search[@]}" --outer 4 --json
