@@ -67,13 +67,26 @@ static void valid_range(int64_t off, int64_t s, int64_t size, int64_t n, int64_t
     *hi = b;
 }
 
+/* Runs the statements that follow with T the element type of dt (f32 or f64): each row
+ * helper below is written once and compiled for both types. */
+#define TYPED(dt, ...)                                                                       \
+    do {                                                                                     \
+        if ((dt) == BLO_F32) {                                                               \
+            typedef float T;                                                                 \
+            __VA_ARGS__                                                                      \
+        } else {                                                                             \
+            typedef double T;                                                                \
+            __VA_ARGS__                                                                      \
+        }                                                                                    \
+    } while (0)
+
 /* d[0, x0) = 0, d[x0, x1) = src[(k − x0)·s], d[x1, n) = 0: one row of cols, written in one
  * typed pass (rows are often a handful of elements, too short for memset and memcpy calls). */
 static inline void row_fill(blo_dtype dt, char *dst, const char *src, int64_t x0, int64_t x1,
                             int64_t n, int64_t s) {
-    if (dt == BLO_F32) {
-        float *restrict d = (float *)dst;
-        const float *restrict x = (const float *)src - x0 * s;
+    TYPED(dt, {
+        T *restrict d = (T *)dst;
+        const T *restrict x = (const T *)src - x0 * s;
         for (int64_t k = 0; k < x0; k++)
             d[k] = 0;
         if (s == 1)
@@ -84,43 +97,21 @@ static inline void row_fill(blo_dtype dt, char *dst, const char *src, int64_t x0
                 d[k] = x[k * s];
         for (int64_t k = x1; k < n; k++)
             d[k] = 0;
-    } else {
-        double *restrict d = (double *)dst;
-        const double *restrict x = (const double *)src - x0 * s;
-        for (int64_t k = 0; k < x0; k++)
-            d[k] = 0;
-        if (s == 1)
-            for (int64_t k = x0; k < x1; k++)
-                d[k] = x[k];
-        else
-            for (int64_t k = x0; k < x1; k++)
-                d[k] = x[k * s];
-        for (int64_t k = x1; k < n; k++)
-            d[k] = 0;
-    }
+    });
 }
 
 /* dst[k·s] += src[k], k < n. */
 static inline void row_scatter_add(blo_dtype dt, char *dst, const char *src, int64_t n, int64_t s) {
-    if (dt == BLO_F32) {
-        float *restrict d = (float *)dst;
-        const float *restrict x = (const float *)src;
+    TYPED(dt, {
+        T *restrict d = (T *)dst;
+        const T *restrict x = (const T *)src;
         if (s == 1)
             for (int64_t k = 0; k < n; k++)
                 d[k] += x[k];
         else
             for (int64_t k = 0; k < n; k++)
                 d[k * s] += x[k];
-    } else {
-        double *restrict d = (double *)dst;
-        const double *restrict x = (const double *)src;
-        if (s == 1)
-            for (int64_t k = 0; k < n; k++)
-                d[k] += x[k];
-        else
-            for (int64_t k = 0; k < n; k++)
-                d[k * s] += x[k];
-    }
+    });
 }
 
 /* ---- Zero-bordered planes -------------------------------------------------------------------- */
@@ -319,29 +310,20 @@ static inline void st(void *p, int64_t i, double v, bool f32) {
 /* ---- Depthwise convolution --------------------------------------------------------------------
  * Row helpers: the stride-1 loops have restrict pointers and unit steps, so they vectorise. */
 
-/* d[k] += a · x[k·s], k < n. */
+/* d[k] += a · x[k·s], k < n (a rounded to the dtype). */
 static inline void axpy_row(blo_dtype dt, char *dst, const char *src, int64_t n, int64_t s,
                             double a) {
-    if (dt == BLO_F32) {
-        float *restrict d = (float *)dst;
-        const float *restrict x = (const float *)src;
-        float af = (float)a;
+    TYPED(dt, {
+        T *restrict d = (T *)dst;
+        const T *restrict x = (const T *)src;
+        T at = (T)a;
         if (s == 1)
             for (int64_t k = 0; k < n; k++)
-                d[k] += af * x[k];
+                d[k] += at * x[k];
         else
             for (int64_t k = 0; k < n; k++)
-                d[k] += af * x[k * s];
-    } else {
-        double *restrict d = (double *)dst;
-        const double *restrict x = (const double *)src;
-        if (s == 1)
-            for (int64_t k = 0; k < n; k++)
-                d[k] += a * x[k];
-        else
-            for (int64_t k = 0; k < n; k++)
-                d[k] += a * x[k * s];
-    }
+                d[k] += at * x[k * s];
+    });
 }
 
 /* d[k·s] += a · x[k], k < n. */
@@ -349,42 +331,30 @@ static inline void axpy_scatter_row(blo_dtype dt, char *dst, const char *src, in
                                     double a) {
     if (s == 1) {
         axpy_row(dt, dst, src, n, 1, a);
-    } else if (dt == BLO_F32) {
-        float *restrict d = (float *)dst;
-        const float *restrict x = (const float *)src;
-        float af = (float)a;
-        for (int64_t k = 0; k < n; k++)
-            d[k * s] += af * x[k];
-    } else {
-        double *restrict d = (double *)dst;
-        const double *restrict x = (const double *)src;
-        for (int64_t k = 0; k < n; k++)
-            d[k * s] += a * x[k];
+        return;
     }
+    TYPED(dt, {
+        T *restrict d = (T *)dst;
+        const T *restrict x = (const T *)src;
+        T at = (T)a;
+        for (int64_t k = 0; k < n; k++)
+            d[k * s] += at * x[k];
+    });
 }
 
 /* acc[k] += g[k] · x[k·s], k < n (acc of the dtype). */
 static inline void mul_acc_row(blo_dtype dt, char *acc, const char *gsrc, const char *xsrc,
                                int64_t n, int64_t s) {
-    if (dt == BLO_F32) {
-        float *restrict a = (float *)acc;
-        const float *restrict g = (const float *)gsrc, *restrict x = (const float *)xsrc;
+    TYPED(dt, {
+        T *restrict a = (T *)acc;
+        const T *restrict g = (const T *)gsrc, *restrict x = (const T *)xsrc;
         if (s == 1)
             for (int64_t k = 0; k < n; k++)
                 a[k] += g[k] * x[k];
         else
             for (int64_t k = 0; k < n; k++)
                 a[k] += g[k] * x[k * s];
-    } else {
-        double *restrict a = (double *)acc;
-        const double *restrict g = (const double *)gsrc, *restrict x = (const double *)xsrc;
-        if (s == 1)
-            for (int64_t k = 0; k < n; k++)
-                a[k] += g[k] * x[k];
-        else
-            for (int64_t k = 0; k < n; k++)
-                a[k] += g[k] * x[k * s];
-    }
+    });
 }
 
 /* Σ_k a[k] · b[k], k < n: eight partial sums in the dtype (a fixed-width loop the compiler
@@ -392,9 +362,9 @@ static inline void mul_acc_row(blo_dtype dt, char *acc, const char *gsrc, const 
 static inline double dot_row(blo_dtype dt, const char *asrc, const char *bsrc, int64_t n) {
     double total = 0;
     int64_t k = 0;
-    if (dt == BLO_F32) {
-        const float *restrict a = (const float *)asrc, *restrict b = (const float *)bsrc;
-        float s8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    TYPED(dt, {
+        const T *restrict a = (const T *)asrc, *restrict b = (const T *)bsrc;
+        T s8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         for (; k + 8 <= n; k += 8)
             for (int l = 0; l < 8; l++)
                 s8[l] += a[k + l] * b[k + l];
@@ -402,17 +372,7 @@ static inline double dot_row(blo_dtype dt, const char *asrc, const char *bsrc, i
             total += s8[l];
         for (; k < n; k++)
             total += (double)(a[k] * b[k]);
-    } else {
-        const double *restrict a = (const double *)asrc, *restrict b = (const double *)bsrc;
-        double s8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        for (; k + 8 <= n; k += 8)
-            for (int l = 0; l < 8; l++)
-                s8[l] += a[k + l] * b[k + l];
-        for (int l = 0; l < 8; l++)
-            total += s8[l];
-        for (; k < n; k++)
-            total += a[k] * b[k];
-    }
+    });
     return total;
 }
 
