@@ -35,28 +35,7 @@
 #include <string.h>
 #include <time.h>
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* CPU time of the calling thread: on a loaded machine it counts only the time the thread ran. */
-static double cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+#include "bench_util.h"
 
 static void die(const char *what, const char *msg) {
     fprintf(stderr, "bench_conv: %s: %s\n", what, msg);
@@ -111,10 +90,10 @@ static void bench_conv(const conv_case *cc, int warmup, int repeats) {
     double check = 0;
     for (int r = -warmup; r < repeats; r++) {
         blo_mark m = blo_ctx_mark(ctx);
-        double t0 = now_s(), c0 = cpu_s();
+        double t0 = bench_wall_s(), c0 = bench_cpu_s();
         blo_tensor *y = blo_conv2d(ctx, x, w, NULL, &p);
         if (!y || blo_grad(ctx, 1, &y, &gy, 2, in, 0, gr)) die(cc->name, blo_ctx_error(ctx));
-        double dt = now_s() - t0, dc = cpu_s() - c0;
+        double dt = bench_wall_s() - t0, dc = bench_cpu_s() - c0;
         if (r >= 0) t[r] = dt * 1e3, tc[r] = dc * 1e3;
         check = blo_tensor_get(gr[0], 0) + blo_tensor_get(gr[1], 0);
         blo_ctx_rewind(ctx, m);
@@ -123,9 +102,9 @@ static void bench_conv(const conv_case *cc, int warmup, int repeats) {
     snprintf(note, sizeof note,
              "cpu %.4f ms; x [%d,%d,%d,%d] w [%d,%d,%d,%d] stride %d pad %d dil %d; "
              "gx[0]+gw[0] %.4g",
-             median(tc, repeats), cc->n, cc->c, cc->s, cc->s, cc->o, cc->c / cc->groups, cc->k,
+             bench_median(tc, repeats), cc->n, cc->c, cc->s, cc->s, cc->o, cc->c / cc->groups, cc->k,
              cc->k, cc->stride, cc->pad, cc->dil, check);
-    printf("%-20s %12.4f %-6s %7d  %-20s %s\n", cc->name, median(t, repeats), "ms", repeats,
+    printf("%-20s %12.4f %-6s %7d  %-20s %s\n", cc->name, bench_median(t, repeats), "ms", repeats,
            cc->name, note);
     fflush(stdout);
     free(t);
@@ -181,9 +160,9 @@ static void bench_search(int warmup, int repeats) {
     size_t peak = 0;
     double first = NAN, last = NAN;
     for (int r = -warmup; r < repeats; r++) {
-        double t0 = now_s(), c0 = cpu_s();
+        double t0 = bench_wall_s(), c0 = bench_cpu_s();
         blo_status st = blo_solver_step(s, &rec);
-        double dt = now_s() - t0, dc = cpu_s() - c0;
+        double dt = bench_wall_s() - t0, dc = bench_cpu_s() - c0;
         if (st) die("search", blo_solver_error(s));
         if (r >= 0) t[r] = dt * 1e3, tc[r] = dc * 1e3;
         if (rec.peak_bytes > peak) peak = rec.peak_bytes;
@@ -197,9 +176,9 @@ static void bench_search(int warmup, int repeats) {
     snprintf(note, sizeof note,
              "cpu %.4f ms; %d cells x %d ch, %d nodes, batch %lld, %lld weights; train loss "
              "%.3f -> %.3f; scratch peak %zu KiB",
-             median(tc, repeats), c.cells, c.channels, c.nodes, (long long)c.batch,
+             bench_median(tc, repeats), c.cells, c.channels, c.nodes, (long long)c.batch,
              (long long)params, first, last, peak / 1024);
-    printf("%-20s %12.4f %-6s %7d  %-20s %s\n", "search_step", median(t, repeats), "ms", repeats,
+    printf("%-20s %12.4f %-6s %7d  %-20s %s\n", "search_step", bench_median(t, repeats), "ms", repeats,
            "search_step", note);
     fflush(stdout);
     free(t);

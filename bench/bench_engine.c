@@ -30,6 +30,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #if defined(__has_include)
 #if __has_include(<cblas.h>)
 #include <cblas.h>
@@ -41,22 +43,6 @@
 #pragma weak openblas_get_parallel
 #endif
 #endif
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void row(const char *metric, double value, const char *unit, int repeats, const char *ref,
                 const char *note) {
@@ -82,19 +68,19 @@ static void bench_add(int repeats) {
     blo_mark m = blo_ctx_mark(ctx);
     double *t = malloc(sizeof(double) * (size_t)repeats);
     for (int r = -2; r < repeats; r++) { /* two warm-up repeats */
-        double t0 = now_s();
+        double t0 = bench_wall_s();
         for (int i = 0; i < iters; i++) {
             if (i % window == 0) blo_ctx_rewind(ctx, m);
             blo_add(ctx, a, b);
         }
-        double dt = now_s() - t0;
+        double dt = bench_wall_s() - t0;
         if (r >= 0) t[r] = dt / iters * 1e9;
     }
     die_if_error(ctx, "blo_add");
     blo_ctx_rewind(ctx, m);
     char note[96];
     snprintf(note, sizeof note, "peak arena %zu KiB", blo_ctx_peak_bytes(ctx) / 1024);
-    row("add_4_f32", median(t, repeats), "ns/op", repeats, "add_4_f32", note);
+    row("add_4_f32", bench_median(t, repeats), "ns/op", repeats, "add_4_f32", note);
     free(t);
     blo_ctx_free(ctx);
 }
@@ -145,13 +131,13 @@ static blo_tensor *mlp_loss(mlp_t *m, int fast) {
 static double mlp_step(mlp_t *m, int kind) {
     blo_mark mk = blo_ctx_mark(m->ctx);
     blo_tensor *out[4];
-    double t0 = now_s();
+    double t0 = bench_wall_s();
     blo_tensor *loss = mlp_loss(m, kind == 1);
     if (kind == 2)
         blo_hvp(m->ctx, loss, 4, m->p, m->v, 0, out);
     else
         blo_grad(m->ctx, 1, &loss, NULL, 4, m->p, 0, out);
-    double dt = now_s() - t0;
+    double dt = bench_wall_s() - t0;
     die_if_error(m->ctx, kind == 2 ? "mlp hvp" : "mlp forward/backward");
     blo_ctx_rewind(m->ctx, mk);
     return dt;
@@ -174,7 +160,7 @@ static void bench_mlp(int repeats) {
             double dt = mlp_step(&m, runs[k].kind);
             if (r >= 0) t[r] = dt * 1e3;
         }
-        row(runs[k].name, median(t, repeats), "ms", repeats, runs[k].ref, runs[k].note);
+        row(runs[k].name, bench_median(t, repeats), "ms", repeats, runs[k].ref, runs[k].note);
         blo_ctx_free(m.ctx);
     }
     free(t);
@@ -206,18 +192,18 @@ static void bench_matmul(int repeats) {
     double *ratio = malloc(sizeof(double) * (size_t)repeats);
     blo_mark mk = blo_ctx_mark(ctx);
     for (int i = -2; i < repeats; i++) {
-        double t0 = now_s();
+        double t0 = bench_wall_s();
         blo_matmul(ctx, a, b);
-        double dt = now_s() - t0;
+        double dt = bench_wall_s() - t0;
         die_if_error(ctx, "blo_matmul");
         blo_ctx_rewind(ctx, mk);
         double ds = NAN;
 #ifdef BENCH_HAVE_CBLAS
         if (have_sgemm) {
-            t0 = now_s();
+            t0 = bench_wall_s();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f,
                         blo_tensor_data(a), n, blo_tensor_data(b), n, 0.0f, c, n);
-            ds = now_s() - t0;
+            ds = bench_wall_s() - t0;
         }
 #endif
         if (i >= 0) {
@@ -226,19 +212,19 @@ static void bench_matmul(int repeats) {
             ratio[i] = ds / dt;
         }
     }
-    double blo_t = median(tb, repeats);
+    double blo_t = bench_median(tb, repeats);
     char note[96];
     snprintf(note, sizeof note, "%.1f GFLOP/s", gflop / blo_t);
     row("matmul_1024", blo_t * 1e3, "ms", repeats, "matmul_1024", note);
     if (!have_sgemm) {
         row("sgemm_1024", NAN, "ms", 0, "matmul_1024", "n/a: no cblas in this build");
     } else {
-        double sgemm_t = median(ts, repeats);
+        double sgemm_t = bench_median(ts, repeats);
         snprintf(note, sizeof note, "%.1f GFLOP/s (cblas_sgemm direct)", gflop / sgemm_t);
         row("sgemm_1024", sgemm_t * 1e3, "ms", repeats, "matmul_1024", note);
         printf("# blo_matmul reaches %.1f %% of OpenBLAS's own sgemm rate (median of %d paired "
                "runs; target 90 %%)\n",
-               100.0 * median(ratio, repeats), repeats);
+               100.0 * bench_median(ratio, repeats), repeats);
     }
     free(c);
     free(tb);

@@ -34,6 +34,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 typedef struct opts {
     const char *write_data, *data, *method, *hg_out;
     int64_t n, nv, d, classes;
@@ -51,26 +53,8 @@ static int usage(const char *msg) {
     return 2;
 }
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static double cpu_now(void) { /* all threads of the process */
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static double median_of(double *v, int n) {
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    return bench_clock_s(CLOCK_PROCESS_CPUTIME_ID);
 }
 
 static double maxrss_mib(void) {
@@ -194,9 +178,9 @@ static int bench_method(const opts *o, dataset *ds, double rss_base) {
     double *cpu = malloc(sizeof(double) * (size_t)(o->repeats + 1));
     int rc = 0;
     for (int r = 0; r <= o->repeats && !rc; r++) { /* r = 0: warm-up */
-        double t0 = now(), c0 = cpu_now();
+        double t0 = bench_wall_s(), c0 = cpu_now();
         blo_status st = blo_solver_hypergrad(s, o1);
-        times[r] = now() - t0;
+        times[r] = bench_wall_s() - t0;
         cpu[r] = cpu_now() - c0;
         if (st) {
             fprintf(stderr, "bench_hypergrad: %s failed: %s\n", o->method, blo_solver_error(s));
@@ -212,8 +196,8 @@ static int bench_method(const opts *o, dataset *ds, double rss_base) {
     }
     if (!rc) {
         double rss = maxrss_mib();
-        double median = median_of(times + 1, o->repeats),
-               cpu_median = median_of(cpu + 1, o->repeats);
+        double median = bench_median(times + 1, o->repeats),
+               cpu_median = bench_median(cpu + 1, o->repeats);
         double norm = 0;
         for (int64_t i = 0; i < n; i++)
             norm += hg[i] * hg[i];

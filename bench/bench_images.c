@@ -17,16 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "bench_util.h"
 
 int main(int argc, char **argv) {
     int folder = argc == 6 && !strcmp(argv[1], "folder"),
@@ -43,11 +34,11 @@ int main(int argc, char **argv) {
     for (int r = -1; r < repeats; r++) {
         blo_dataset ds;
         char err[1024];
-        double t0 = now_s();
+        double t0 = bench_wall_s();
         blo_status st = folder ? blo_image_folder_load(argv[2], atoll(argv[3]), atoi(argv[4]), &ds,
                                                        err, sizeof err)
                                : blo_cifar10_load(argv[2], argv[3], &ds, err, sizeof err);
-        double dt = now_s() - t0;
+        double dt = bench_wall_s() - t0;
         if (st) {
             fprintf(stderr, "bench_images: %s\n", err);
             return 1;
@@ -56,8 +47,7 @@ int main(int argc, char **argv) {
         blo_dataset_free(&ds);
         if (r >= 0) t[r] = dt;
     }
-    qsort(t, (size_t)repeats, sizeof *t, cmp_double);
-    double med = repeats % 2 ? t[repeats / 2] : 0.5 * (t[repeats / 2 - 1] + t[repeats / 2]);
+    double med = bench_median(t, repeats);
     printf("%-8s %8lld images  median %9.4f s  %10.0f images/s  (%d repeats)\n", argv[1],
            (long long)n, med, (double)n / med, repeats);
     return 0;

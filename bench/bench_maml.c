@@ -36,25 +36,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 enum { B = 25, K = 10, Q = 10, H = 40 };
 
 static clockid_t bench_clock = CLOCK_MONOTONIC;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(bench_clock, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* Iteration it's meta-batch: B tasks of K + Q points from a generator seeded by it, the first
  * K points of each task its support set, the rest its query set. */
@@ -120,9 +106,9 @@ static void bench_method(const char *method, const char *metric, const char *ref
     size_t peak = 0;
     double first = NAN, last = NAN;
     for (int r = -warmup; r < repeats; r++) {
-        double t0 = now_s();
+        double t0 = bench_clock_s(bench_clock);
         blo_status st = blo_solver_step(s, &rec);
-        double dt = now_s() - t0;
+        double dt = bench_clock_s(bench_clock) - t0;
         if (st) {
             fprintf(stderr, "bench_maml: %s: %s\n", method, blo_solver_error(s));
             exit(1);
@@ -135,7 +121,7 @@ static void bench_method(const char *method, const char *metric, const char *ref
     char note[160];
     snprintf(note, sizeof note, "query MSE %.3f -> %.3f over %d its; scratch peak %zu KiB", first,
              last, warmup + repeats, peak / 1024);
-    printf("%-20s %12.4f %-6s %7d  %-16s %s\n", metric, median(t, repeats), "ms", repeats, ref,
+    printf("%-20s %12.4f %-6s %7d  %-16s %s\n", metric, bench_median(t, repeats), "ms", repeats, ref,
            note);
     free(t);
     blo_solver_free(s);
