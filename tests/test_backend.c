@@ -6,6 +6,7 @@
 
 #include "backend/backend.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +193,98 @@ static void check_map_bits(blo_ctx *ctx, blo_rng *r) {
                      blo_dtype_name(dt), bad, (long long)n);
         }
     tu_check_ok(ctx, "element-wise maps");
+}
+
+/* ---- float32 tanh -------------------------------------------------------------------------- */
+
+/* The spacing of floats at |v| (the subnormal spacing below FLT_MIN): errors in ulps. */
+static double ulp_f32(double v) {
+    float f = (float)fabs(v);
+    if (f < FLT_MIN) return 0x1p-149;
+    int e;
+    frexpf(f, &e);
+    return ldexp(1.0, e - 24);
+}
+
+/* blo_tanh of n floats (wrapped, contiguous); NULL on failure. */
+static const float *tanh_of(blo_ctx *ctx, float *in, int64_t n) {
+    int64_t sh[1] = {n};
+    blo_tensor *y = blo_tanh(ctx, blo_wrap(ctx, BLO_F32, 1, sh, in));
+    return y ? blo_tensor_data(y) : NULL;
+}
+
+/* The f32 kernel is its own approximation (not libm's tanhf): against double tanh, at most
+ * 2 ulp, on a dense sweep of [-20, 20] and on a stride through every float's bit pattern;
+ * odd to the bit; non-decreasing; exact where floats can be (±0, tiny, saturated, ±inf), NaN
+ * through; and the strided loop gives the contiguous loop's bits. */
+static void check_tanh_f32(blo_ctx *ctx) {
+    blo_mark m0 = blo_ctx_mark(ctx);
+    const int64_t nd = 4000001; /* -20 to 20 by 1e-5 */
+    const int64_t stride = 211; /* through the non-negative bit patterns up to +inf */
+    const int64_t nb = 0x7f800000 / stride + 1;
+    float *in = malloc((size_t)(2 * nd + nb) * sizeof *in);
+    for (int64_t i = 0; i < nd; i++) {
+        in[i] = (float)(-20 + 40 * (double)i / (double)(nd - 1));
+        in[nd + i] = -in[i];
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        uint32_t b = (uint32_t)(i * stride);
+        memcpy(&in[2 * nd + i], &b, sizeof b);
+    }
+    const float *y = tanh_of(ctx, in, 2 * nd + nb);
+    tu_check_ok(ctx, "tanh f32");
+    if (!y) {
+        free(in);
+        return;
+    }
+    double maxulp = 0, maxerr = 0;
+    float worst = 0;
+    int64_t odd_bad = -1, mono_bad = -1;
+    for (int64_t i = 0; i < 2 * nd + nb; i++) {
+        double want = tanh((double)in[i]), d = fabs((double)y[i] - want), u = d / ulp_f32(want);
+        if (u > maxulp) maxulp = u, worst = in[i];
+        if (d / (1 + fabs(want)) > maxerr) maxerr = d / (1 + fabs(want));
+    }
+    for (int64_t i = 0; i < nd; i++) {
+        if (odd_bad < 0 && y[nd + i] != -y[i]) odd_bad = i;
+        if (mono_bad < 0 && i > 0 && y[i] < y[i - 1]) mono_bad = i;
+    }
+    printf("tanh f32 against double tanh, %lld points: max error %.3f ulp (at x = %.9g), "
+           "%.3g relative+absolute\n",
+           (long long)(2 * nd + nb), maxulp, (double)worst, maxerr);
+    TU_CHECK(maxulp <= 2, "tanh f32: %.3f ulp from double tanh at x = %.9g", maxulp,
+             (double)worst);
+    TU_CHECK(maxerr <= 1e-6, "tanh f32: error %.3g relative+absolute", maxerr);
+    TU_CHECK(odd_bad < 0, "tanh f32 not odd at x = %.9g", odd_bad < 0 ? 0.0 : (double)in[odd_bad]);
+    TU_CHECK(mono_bad < 0, "tanh f32 decreases at x = %.9g",
+             mono_bad < 0 ? 0.0 : (double)in[mono_bad]);
+
+    /* Special values, and what each must give exactly (NaN: any NaN). */
+    float sp[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e-30f, -1e-30f, 1e-40f, -1e-40f,
+                  FLT_MIN, 0x1p-13f, 9.5f, -10.0f, 20.0f, 1e30f, -FLT_MAX};
+    float want[] = {0.0f, -0.0f, 1.0f, -1.0f, NAN, 1e-30f, -1e-30f, 1e-40f, -1e-40f,
+                    FLT_MIN, (float)tanh(0x1p-13), 1.0f, -1.0f, 1.0f, 1.0f, -1.0f};
+    int nsp = (int)(sizeof sp / sizeof *sp);
+    const float *ys = tanh_of(ctx, sp, nsp);
+    for (int i = 0; ys && i < nsp; i++) {
+        int ok = isnan(want[i]) ? isnan(ys[i])
+                                : (ys[i] == want[i] && signbit(ys[i]) == signbit(want[i]));
+        TU_CHECK(ok, "tanh f32 of %.9g gives %.9g, not %.9g", (double)sp[i], (double)ys[i],
+                 (double)want[i]);
+    }
+
+    /* A strided view (every third of the sweep) through the strided loop. */
+    int64_t s2[2] = {nd / 3, 3};
+    blo_tensor *col = blo_slice(ctx, blo_wrap(ctx, BLO_F32, 2, s2, in), 1, 1, 2, 1);
+    blo_tensor *yc = blo_tanh(ctx, col);
+    int64_t str_bad = -1;
+    for (int64_t i = 0; yc && i < nd / 3 && str_bad < 0; i++)
+        if ((float)blo_tensor_get(yc, i) != y[3 * i + 1]) str_bad = i;
+    TU_CHECK(yc && str_bad < 0, "tanh f32 of a strided view differs at row %lld",
+             (long long)str_bad);
+    tu_check_ok(ctx, "tanh f32 special values");
+    free(in);
+    blo_ctx_rewind(ctx, m0);
 }
 
 /* ---- Sums over any set of axes ------------------------------------------------------------ */
@@ -387,6 +480,7 @@ int main(void) {
     check_copies(ctx);
     check_sums(ctx, &r);
     check_map_bits(ctx, &r);
+    check_tanh_f32(ctx);
     blo_ctx_free(ctx);
     check_arena();
     return tu_finish("test_backend");
