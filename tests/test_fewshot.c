@@ -19,6 +19,9 @@
  *     against central finite differences of the unrolled objective F(x, y_T(x)) computed here
  *     by plain SGD steps (also with features normalised before the head); cg and rhg at large T against finite differences of F(x, y*(x)) with
  *     the head problems solved to convergence (the implicit gradient); MAML's rhg likewise;
+ *   - MAML's objectives against plain loops (f sums the episodes' mean support CE, so the
+ *     inner step does not grow with the shots; F is the mean query CE) and first_order's
+ *     hypergradient against Σ_b ∂F/∂y_b at y_T from hand-made SGD steps;
  *   - blo_fewshot_run on tinymnist: first-order MAML of a linear classifier, hyperrep and the
  *     pretrained baseline: meta-test accuracy far above chance; bad settings refused. */
 #include "../src/tasks/tasks.h"
@@ -550,6 +553,117 @@ static void test_hyperrep_hypergrad(void) {
              "learner names");
 }
 
+/* (1/M) Σ_i CE_i of episode b of X [B, M, d] with labels lab[b M ..] under the b-th copy of a
+ * one-hidden-layer network w = (W1 [B, d, H], b1 [B, 1, H], W2 [B, H, N], b2 [B, 1, N]),
+ * by plain loops: the per-episode mean the few-shot objectives are defined by. */
+static double episode_ce(const blo_tensor *X, const blo_tensor *lab, blo_tensor *const *w,
+                         int64_t b) {
+    const int64_t M = blo_tensor_dim(X, 1), d = blo_tensor_dim(X, 2);
+    const int64_t H = blo_tensor_dim(w[0], 2), N = blo_tensor_dim(w[2], 2);
+    double sum = 0, h[16], z[16];
+    for (int64_t i = 0; i < M; i++) {
+        for (int64_t j = 0; j < H; j++) {
+            double a = blo_tensor_get(w[1], b * H + j);
+            for (int64_t k = 0; k < d; k++)
+                a += blo_tensor_get(X, (b * M + i) * d + k) *
+                     blo_tensor_get(w[0], (b * d + k) * H + j);
+            h[j] = a > 0 ? a : 0;
+        }
+        double zmax = -INFINITY, se = 0;
+        for (int64_t n = 0; n < N; n++) {
+            z[n] = blo_tensor_get(w[3], b * N + n);
+            for (int64_t j = 0; j < H; j++)
+                z[n] += h[j] * blo_tensor_get(w[2], (b * H + j) * N + n);
+            if (z[n] > zmax) zmax = z[n];
+        }
+        for (int64_t n = 0; n < N; n++) se += exp(z[n] - zmax);
+        sum += zmax + log(se) - z[(int64_t)blo_tensor_get(lab, b * M + i)];
+    }
+    return sum / (double)M;
+}
+
+/* MAML's objectives and first-order hypergradient on the tiny problem (2 episodes, 2-way
+ * 2-shot): f = Σ_b (support CE averaged over the episode's N K images), so an inner SGD step
+ * of lr moves each copy by lr times the gradient of its own episode's mean CE whatever K is,
+ * and F = (1/B) Σ_b (query CE averaged over its N Q images), both against plain loops at
+ * copies that differ by episode; first_order's hypergradient is Σ_b ∂F/∂y_b at y_T, with y_T
+ * from T SGD steps by hand (first-order MAML). */
+static void test_maml_objectives(void) {
+    blo_fewshot_config c;
+    blo_fewshot_meta m;
+    if (!tiny_meta(&c, &m, BLO_FEWSHOT_MAML, 1, 0)) return;
+    blo_problem p = blo_fewshot_meta_problem(&m);
+    blo_ctx *ctx = blo_ctx_new(0);
+    blo_tensor *y[BLO_FEWSHOT_MAXP], *g[BLO_FEWSHOT_MAXP];
+    blo_rng r;
+    blo_rng_seed(&r, 17);
+    for (int i = 0; i < p.ny; i++) {
+        y[i] = blo_clone(ctx, p.init_y(ctx, i, p.x, p.user));
+        for (int64_t k = 0; k < blo_tensor_numel(y[i]); k++)
+            blo_tensor_set(y[i], k, blo_tensor_get(y[i], k) + 0.3 * (blo_rng_uniform(&r) - 0.5));
+    }
+    blo_eval ev = {1, 0, 0, NULL};
+    blo_tensor *f = p.lower(ctx, p.x, y, &ev, p.user);
+    ev.level = 0;
+    blo_tensor *F = p.upper(ctx, p.x, y, &ev, p.user);
+    double fh = episode_ce(m.xs, m.ys, y, 0) + episode_ce(m.xs, m.ys, y, 1);
+    double Fh = 0.5 * (episode_ce(m.xq, m.yq, y, 0) + episode_ce(m.xq, m.yq, y, 1));
+    TU_CHECK(f && F && fabs(blo_tensor_get(f, 0) - fh) < 1e-12 * (1 + fh) &&
+                 fabs(blo_tensor_get(F, 0) - Fh) < 1e-12 * (1 + Fh),
+             "maml: f = Σ_b mean support CE_b (%.15g, by hand %.15g), F = mean over episodes of "
+             "the mean query CE (%.15g, by hand %.15g)", f ? blo_tensor_get(f, 0) : NAN, fh,
+             F ? blo_tensor_get(F, 0) : NAN, Fh);
+
+    /* first_order against Σ_b ∂F/∂y_b after T = 3 steps of 0.3 from θ. */
+    const int T = 3;
+    const double lr = 0.3;
+    for (int i = 0; i < p.ny; i++) {
+        y[i] = blo_clone(ctx, p.init_y(ctx, i, p.x, p.user));
+        blo_set_requires_grad(y[i], 1);
+    }
+    ev.level = 1;
+    for (int t = 0; t < T; t++) {
+        ev.inner_step = t;
+        f = p.lower(ctx, p.x, y, &ev, p.user);
+        if (!f || blo_grad(ctx, 1, &f, NULL, p.ny, y, 0, g)) break;
+        for (int i = 0; i < p.ny; i++) {
+            y[i] = blo_clone(ctx, blo_sub(ctx, y[i], blo_scale(ctx, g[i], lr)));
+            blo_set_requires_grad(y[i], 1);
+        }
+    }
+    ev.level = 0;
+    ev.inner_step = T;
+    F = p.upper(ctx, p.x, y, &ev, p.user);
+    int ok = F && !blo_grad(ctx, 1, &F, NULL, p.ny, y, 0, g);
+    TU_CHECK(ok, "maml: the gradient of F by hand: %s", blo_ctx_error(ctx));
+    blo_config sc = blo_config_default();
+    sc.method = "first_order";
+    sc.inner = blo_opt_sgd(lr);
+    sc.inner_steps = T;
+    sc.init = BLO_INIT_FROM_X;
+    char msg[256];
+    blo_solver *s = blo_solver_new(&p, &sc, msg, sizeof msg);
+    double buf[64], *hg[BLO_FEWSHOT_MAXP], *at = buf, err = 0, scale = 0;
+    for (int i = 0; i < p.nx; i++) hg[i] = at, at += blo_tensor_numel(p.x[i]);
+    TU_CHECK(at - buf <= 64, "maml: the tiny network fits the buffer");
+    blo_status st = s && at - buf <= 64 ? blo_solver_hypergrad(s, hg) : BLO_ERR_INVALID;
+    TU_CHECK(st == BLO_OK, "maml first_order: %s", s ? blo_solver_error(s) : msg);
+    for (int i = 0; ok && !st && i < p.nx; i++) {
+        int64_t n = blo_tensor_numel(p.x[i]);
+        for (int64_t k = 0; k < n; k++) {
+            double want = blo_tensor_get(g[i], k) + blo_tensor_get(g[i], n + k); /* b = 0, 1 */
+            if (fabs(want) > scale) scale = fabs(want);
+            if (fabs(want - hg[i][k]) > err) err = fabs(want - hg[i][k]);
+        }
+    }
+    printf("maml first_order vs Σ_b dF/dy_b at y_T: max error %.3g (scale %.3g)\n", err, scale);
+    TU_CHECK(!st && scale > 1e-3 && err < 1e-12 * (1 + scale),
+             "maml first_order = Σ_b ∂F/∂y_b at y_T: error %.3g", err);
+    blo_solver_free(s);
+    blo_ctx_free(ctx);
+    blo_fewshot_meta_free(&m);
+}
+
 static void test_fashion(void) {
     if (access(FASHION_DIR "/t10k-labels-idx1-ubyte.gz", R_OK) != 0) {
         printf("fashion-mnist not found under %s: skipped\n", FASHION_DIR);
@@ -721,6 +835,7 @@ int main(void) {
     test_base_split();
     test_one_rotation();
     test_hyperrep_hypergrad();
+    test_maml_objectives();
     test_fashion();
     test_learners_tiny();
     return tu_finish("fewshot");

@@ -6,8 +6,9 @@
  *     MAML:     x = p,                y = B copies of p [B, ...], y_0 = x broadcast
  *     hyperrep: x = the body p[0..2L), y = B heads [B, H, N], [B, 1, N], y_0 = 0
  *     f = Σ_b support CE_b (+ ½λ Σ_b ‖head_b‖² for hyperrep),  F = (1/B) Σ_b query CE_b
- * Every episode has N K support and N Q query images, so Σ_b mean_b = B · (mean over all)
- * and each loss is one cross-entropy over the flattened batch. */
+ * where CE_b is the mean over episode b's N K support (N Q query) images, so an inner step of
+ * a given lr is the same step at any K. Every episode has the same counts, so
+ * Σ_b mean_b = B · (mean over all) and each loss is one cross-entropy over the flattened batch. */
 #include "blo/tasks.h"
 #include "tasks.h"
 
