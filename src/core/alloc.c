@@ -1,8 +1,20 @@
 /* alloc.c — the one allocator. Every host allocation blo makes comes through here, so a test
- * can make the n-th one fail (blo_alloc_fail_at) and count what is still live. */
+ * can make the n-th one fail (blo_alloc_fail_at) and count what is still live.
+ *
+ * Blocks of 4 MiB and more are aligned to 2 MiB and offered to the kernel for transparent huge
+ * pages (madvise MADV_HUGEPAGE, Linux): their first touch then faults once per 2 MiB instead of
+ * once per 4 KiB page, which on a VM where page faults are dear dominated loading large data
+ * sets (a 600 MB CIFAR-10 split). Where huge pages are off or unknown, nothing changes. */
+#define _DEFAULT_SOURCE /* madvise and MADV_HUGEPAGE, beside _POSIX_C_SOURCE */
 #include "blo/core.h"
 
 #include <stdlib.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+#define HUGE_MIN ((size_t)4 << 20)
+#define HUGE_ALIGN ((size_t)2 << 20)
 
 static long fail_at;    /* 0: no injection; else calls left until the failing one */
 static long n_allocs;   /* successful allocations, ever */
@@ -23,9 +35,13 @@ long blo_alloc_live(void) {
 void *blo_malloc(size_t size) {
     if (fail_at > 0 && --fail_at == 0) return NULL;
     if (size == 0) size = 1;
-    size_t rounded = (size + 63) & ~(size_t)63;
+    size_t align = size >= HUGE_MIN ? HUGE_ALIGN : 64;
+    size_t rounded = (size + align - 1) & ~(align - 1);
     if (rounded < size) return NULL; /* overflow */
-    void *p = aligned_alloc(64, rounded);
+    void *p = aligned_alloc(align, rounded);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (p && align == HUGE_ALIGN) (void)madvise(p, rounded, MADV_HUGEPAGE); /* a hint only */
+#endif
     if (p) {
         n_allocs++;
         n_live++;
