@@ -17,12 +17,13 @@ typedef struct meta_ui {
     cli_progress prog;
     cli_log log;
     int logging;
+    const char *upper_name; /* what F is, for the progress line: "query MSE", "query CE" */
 } meta_ui;
 
 static int meta_on_iter(const blo_task_iter *it, void *user) {
     meta_ui *ui = user;
     char status[128];
-    snprintf(status, sizeof status, "query MSE %.4f  |dF/dθ| %.3g", it->rec.upper,
+    snprintf(status, sizeof status, "%s %.4f  |dF/dθ| %.3g", ui->upper_name, it->rec.upper,
              it->rec.hypergrad_norm);
     cli_progress_update(&ui->prog, it->rec.iter + 1, status);
     if (ui->logging) {
@@ -31,6 +32,22 @@ static int meta_on_iter(const blo_task_iter *it, void *user) {
         cli_log_row(&ui->log, row);
     }
     return 0;
+}
+
+/* Opens the --log (appending when resuming) and starts the progress line of `total`
+ * iterations; false (a message printed) when the log cannot be opened. */
+static bool meta_ui_start(meta_ui *ui, const char *cmd, const char *upper_name, const char *log,
+                          bool resume, int64_t total, int quiet) {
+    memset(ui, 0, sizeof *ui);
+    ui->upper_name = upper_name;
+    static const char *const cols[6] = {"iter",    "upper",     "lower", "hypergrad_norm",
+                                        "seconds", "peak_bytes"};
+    if (log) {
+        if (!cli_log_open(&ui->log, log, 6, cols, resume)) return false;
+        ui->logging = 1;
+    }
+    cli_progress_start(&ui->prog, cmd, total, quiet);
+    return true;
 }
 
 static void json_steps(const char *key, const double *v) {
@@ -105,14 +122,9 @@ static int run_sinusoid(const cli_cmd *cmd, int argc, char **argv) {
     blo_set_num_threads((int)threads);
 
     meta_ui ui;
-    memset(&ui, 0, sizeof ui);
-    static const char *const cols[6] = {"iter",    "upper",     "lower", "hypergrad_norm",
-                                        "seconds", "peak_bytes"};
-    if (log) {
-        if (!cli_log_open(&ui.log, log, 6, cols, sa.resume != NULL)) return CLI_EXIT_USAGE;
-        ui.logging = 1;
-    }
-    cli_progress_start(&ui.prog, "meta sinusoid", c.solver.outer_iters, quiet);
+    if (!meta_ui_start(&ui, "meta sinusoid", "query MSE", log, sa.resume != NULL,
+                       c.solver.outer_iters, quiet))
+        return CLI_EXIT_USAGE;
     c.on_iter = meta_on_iter;
     c.user = &ui;
     if (!quiet)
@@ -156,20 +168,6 @@ static int run_sinusoid(const cli_cmd *cmd, int argc, char **argv) {
     table_row("pretrained baseline", r.base_mse, r.base_ci);
     if (plot) printf("  plot: %s\n", plot);
     return CLI_EXIT_OK;
-}
-
-static int fewshot_on_iter(const blo_task_iter *it, void *user) {
-    meta_ui *ui = user;
-    char status[128];
-    snprintf(status, sizeof status, "query CE %.4f  |dF/dθ| %.3g", it->rec.upper,
-             it->rec.hypergrad_norm);
-    cli_progress_update(&ui->prog, it->rec.iter + 1, status);
-    if (ui->logging) {
-        double row[6] = {(double)it->rec.iter, it->rec.upper, it->rec.lower,
-                         it->rec.hypergrad_norm, it->rec.seconds, (double)it->rec.peak_bytes};
-        cli_log_row(&ui->log, row);
-    }
-    return 0;
 }
 
 static int run_fewshot(const cli_cmd *cmd, int argc, char **argv) {
@@ -288,16 +286,10 @@ static int run_fewshot(const cli_cmd *cmd, int argc, char **argv) {
     int pre = c.learner == BLO_FEWSHOT_PRETRAIN;
 
     meta_ui ui;
-    memset(&ui, 0, sizeof ui);
-    static const char *const cols[6] = {"iter",    "upper",     "lower", "hypergrad_norm",
-                                        "seconds", "peak_bytes"};
-    if (log) {
-        if (!cli_log_open(&ui.log, log, 6, cols, sa.resume != NULL)) return CLI_EXIT_USAGE;
-        ui.logging = 1;
-    }
-    cli_progress_start(&ui.prog, "meta fewshot", pre ? c.pretrain_steps : c.solver.outer_iters,
-                       quiet);
-    c.on_iter = fewshot_on_iter;
+    if (!meta_ui_start(&ui, "meta fewshot", "query CE", log,
+                       sa.resume != NULL, pre ? c.pretrain_steps : c.solver.outer_iters, quiet))
+        return CLI_EXIT_USAGE;
+    c.on_iter = meta_on_iter;
     c.user = &ui;
     if (!quiet) {
         if (pre)
