@@ -140,16 +140,7 @@ static void bench_search(int warmup, int repeats) {
     nas_problem np = {
         .net = &net, .X = X, .labels = labels, .n = n, .half = n / 2, .batch = c.batch, .buf = buf};
     blo_problem prob;
-    memset(&prob, 0, sizeof prob);
-    prob.nx = 2;
-    prob.x = x0;
-    prob.ny = net.ny;
-    prob.y = net.y;
-    prob.upper = nas_upper;
-    prob.lower = nas_lower;
-    prob.user = &np;
-    prob.x_lo = -INFINITY;
-    prob.x_hi = INFINITY;
+    nas_bilevel_problem(&prob, x0, &np);
     blo_config sc = c.solver;
     sc.outer_iters = warmup + repeats;
     blo_solver *s = blo_solver_new(&prob, &sc, err, sizeof err);

@@ -98,16 +98,7 @@ static void tiny_init(tiny *t) {
 
 static blo_problem tiny_problem(tiny *t, blo_tensor *const *alpha) {
     blo_problem pr;
-    memset(&pr, 0, sizeof pr);
-    pr.nx = 2;
-    pr.x = alpha;
-    pr.ny = t->net.ny;
-    pr.y = t->net.y;
-    pr.upper = nas_upper;
-    pr.lower = nas_lower;
-    pr.user = &t->p;
-    pr.x_lo = -INFINITY;
-    pr.x_hi = INFINITY;
+    nas_bilevel_problem(&pr, alpha, &t->p);
     return pr;
 }
 

@@ -164,6 +164,19 @@ blo_tensor *nas_upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, 
     return batch_loss(ctx, x, y, ev->rng, p, p->half, p->n - p->half);
 }
 
+void nas_bilevel_problem(blo_problem *prob, blo_tensor *const *alpha, nas_problem *p) {
+    memset(prob, 0, sizeof *prob);
+    prob->nx = 2;
+    prob->x = alpha;
+    prob->ny = p->net->ny;
+    prob->y = p->net->y;
+    prob->upper = nas_upper;
+    prob->lower = nas_lower;
+    prob->user = p;
+    prob->x_lo = -INFINITY;
+    prob->x_hi = INFINITY;
+}
+
 blo_nas_search_config blo_nas_search_default(void) {
     blo_nas_search_config c;
     memset(&c, 0, sizeof c);
@@ -343,16 +356,7 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
         goto out;
     }
     blo_problem prob;
-    memset(&prob, 0, sizeof prob);
-    prob.nx = 2;
-    prob.x = x0;
-    prob.ny = net.ny;
-    prob.y = net.y;
-    prob.upper = nas_upper;
-    prob.lower = nas_lower;
-    prob.user = &p;
-    prob.x_lo = -INFINITY;
-    prob.x_hi = INFINITY;
+    nas_bilevel_problem(&prob, x0, &p);
     double warm_seconds = 0;
     if (c->warmup > 0 && !c->resume) { /* a resumed run's y comes from its checkpoint */
         double t0 = now_seconds();

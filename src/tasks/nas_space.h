@@ -83,5 +83,8 @@ blo_tensor *nas_lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, 
                       void *user);
 blo_tensor *nas_upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, const blo_eval *ev,
                       void *user);
+/* The search's bilevel problem: x = alpha[0 .. 2) (α_normal, α_reduce), y = p->net's
+ * parameters, f = nas_lower, F = nas_upper (user p), α unbounded. */
+void nas_bilevel_problem(blo_problem *prob, blo_tensor *const *alpha, nas_problem *p);
 
 #endif
