@@ -138,12 +138,20 @@ static int check_episode(const blo_fewshot_data *fs, const blo_fewshot_episode *
     return ok;
 }
 
+/* tests/data/tinymnist's "train" pair into ds; false (a failed check) when it does not load. */
+static bool load_tiny(blo_dataset *ds) {
+    char err[512];
+    blo_status st = blo_mnist_load(BLO_SOURCE_DIR "/tests/data/tinymnist", "train", ds, err,
+                                   sizeof err);
+    TU_CHECK(st == BLO_OK, "load tinymnist: %s", err);
+    return st == BLO_OK;
+}
+
 static void test_tiny(void) {
     char err[512];
     blo_dataset ds;
-    blo_status st = blo_mnist_load(BLO_SOURCE_DIR "/tests/data/tinymnist", "train", &ds, err, sizeof err);
-    TU_CHECK(st == BLO_OK, "load tinymnist: %s", err);
-    if (st) return;
+    if (!load_tiny(&ds)) return;
+    blo_status st;
     blo_fewshot_data fs;
     st = blo_fewshot_init(&fs, &ds, BLO_FEWSHOT_SPLIT_CLASS, 4, 8, 1, err, sizeof err);
     TU_CHECK(st == BLO_OK, "fewshot init: %s", err);
@@ -295,10 +303,8 @@ static void test_tiny(void) {
 static void test_base_split(void) {
     char err[512];
     blo_dataset ds;
-    blo_status st = blo_mnist_load(BLO_SOURCE_DIR "/tests/data/tinymnist", "train", &ds, err,
-                                   sizeof err);
-    TU_CHECK(st == BLO_OK, "load tinymnist: %s", err);
-    if (st) return;
+    if (!load_tiny(&ds)) return;
+    blo_status st;
     blo_fewshot_data fs;
     st = blo_fewshot_init(&fs, &ds, BLO_FEWSHOT_SPLIT_BASE, 4, 8, 5, err, sizeof err);
     TU_CHECK(st == BLO_OK, "base split: %s", err);
@@ -783,10 +789,8 @@ static void test_learners_tiny(void) {
 static void test_one_rotation(void) {
     char err[512];
     blo_dataset ds;
-    blo_status st = blo_mnist_load(BLO_SOURCE_DIR "/tests/data/tinymnist", "train", &ds, err,
-                                   sizeof err);
-    TU_CHECK(st == BLO_OK, "load tinymnist: %s", err);
-    if (st) return;
+    if (!load_tiny(&ds)) return;
+    blo_status st;
     blo_fewshot_data fs;
     st = blo_fewshot_init(&fs, &ds, BLO_FEWSHOT_SPLIT_BASE, 1, 2, 3, err, sizeof err);
     TU_CHECK(st == BLO_OK, "one rotation: %s", err);
