@@ -42,20 +42,15 @@ while [ $# -gt 0 ]; do
 done
 case "$threads$rounds" in *[!0-9]*) echo "run_conv_bench.sh: --threads and --rounds take numbers" >&2; exit 2 ;; esac
 python="${PYTHON:-/usr/bin/python3}"
-exe="$build/bench_conv"
-if [ ! -x "$exe" ]; then
-    echo "run_conv_bench.sh: $exe not found; build first:" >&2
-    echo "  cmake -S $root -B $build -DCMAKE_BUILD_TYPE=Release && cmake --build $build -j2" >&2
-    exit 2
-fi
+. "$here/lib.sh"
+exe="$(bench_exe run_conv_bench.sh bench_conv)"
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads"
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 
-echo "== $(uname -n): $(getconf _NPROCESSORS_ONLN) cores, threads=$threads, rounds=$rounds," \
-    "load average $(cut -d' ' -f1-3 /proc/loadavg) =="
+bench_banner "$threads" "$rounds"
 for k in $(seq 1 "$rounds"); do
     "$exe" --threads "$threads" "${opts[@]}" | tee "$tmp/blo.$k"
     echo
@@ -65,15 +60,7 @@ done
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # Each row: its wall median ($2) and the CPU median after "cpu" in the note.
-awk -v threads="$threads" -v rounds="$rounds" '
-    function med(s,    a, n, i, j, t) {
-        n = split(s, a, " ")
-        for (i = 2; i <= n; i++)
-            for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) {
-                t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
-            }
-        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
+awk -v threads="$threads" -v rounds="$rounds" "$bench_median_awk"'
     function cpu(    i) {
         for (i = 6; i < NF; i++) if ($i == "cpu") return $(i + 1)
         return "nan"

@@ -34,12 +34,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 python="${PYTHON:-/usr/bin/python3}"
-exe="$build/bench_engine"
-if [ ! -x "$exe" ]; then
-    echo "run_engine_bench.sh: $exe not found; build first:" >&2
-    echo "  cmake -S $root -B $build -DCMAKE_BUILD_TYPE=Release && cmake --build $build -j2" >&2
-    exit 2
-fi
+. "$here/lib.sh"
+exe="$(bench_exe run_engine_bench.sh bench_engine)"
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -47,8 +43,7 @@ trap 'rm -rf "$tmp"' EXIT
 # and this keeps any library that reads the variable in line with them.
 export OMP_NUM_THREADS="$threads"
 
-echo "== $(uname -n): $(getconf _NPROCESSORS_ONLN) cores, threads=$threads, rounds=$rounds," \
-    "load average $(cut -d' ' -f1-3 /proc/loadavg) =="
+bench_banner "$threads" "$rounds"
 for k in $(seq 1 "$rounds"); do
     "$exe" --threads "$threads" "${quick[@]}" | tee "$tmp/blo.$k"
     echo
@@ -57,19 +52,8 @@ for k in $(seq 1 "$rounds"); do
 done
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# med(s): the median of the numbers in the space-separated string s (insertion sort: few).
-median_awk='
-    function med(s,    a, n, i, j, t) {
-        n = split(s, a, " ")
-        for (i = 2; i <= n; i++)
-            for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) {
-                t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
-            }
-        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }'
-
 # Per row, the median over rounds of each program's median.
-awk -v threads="$threads" -v rounds="$rounds" "$median_awk"'
+awk -v threads="$threads" -v rounds="$rounds" "$bench_median_awk"'
     /^#/ || $1 == "metric" { next }
     FILENAME ~ /\/blo\.[0-9]+$/ {
         if (!($1 in val)) order[++n] = $1
@@ -96,7 +80,7 @@ awk -v threads="$threads" -v rounds="$rounds" "$median_awk"'
     }' "$tmp"/blo.* "$tmp"/torch.*
 
 # blo as % of OpenBLAS (paired inside bench_engine), median over rounds.
-awk "$median_awk"'
+awk "$bench_median_awk"'
     /^# blo_matmul reaches/ { v = v " " $4; n++ }
     END {
         if (n) printf "blo_matmul reaches %.1f %% of OpenBLAS sgemm (median over %d round(s)); " \

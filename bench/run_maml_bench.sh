@@ -39,19 +39,14 @@ while [ $# -gt 0 ]; do
     esac
 done
 python="${PYTHON:-/usr/bin/python3}"
-exe="$build/bench_maml"
-if [ ! -x "$exe" ]; then
-    echo "run_maml_bench.sh: $exe not found; build first:" >&2
-    echo "  cmake -S $root -B $build -DCMAKE_BUILD_TYPE=Release && cmake --build $build -j2" >&2
-    exit 2
-fi
+. "$here/lib.sh"
+exe="$(bench_exe run_maml_bench.sh bench_maml)"
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS="$threads"
 
-echo "== $(uname -n): $(getconf _NPROCESSORS_ONLN) cores, threads=$threads, rounds=$rounds," \
-    "load average $(cut -d' ' -f1-3 /proc/loadavg) =="
+bench_banner "$threads" "$rounds"
 for k in $(seq 1 "$rounds"); do
     "$exe" --threads "$threads" --clock "$clock" "${quick[@]}" | tee "$tmp/blo.$k"
     echo
@@ -61,15 +56,7 @@ for k in $(seq 1 "$rounds"); do
 done
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-awk -v threads="$threads" -v rounds="$rounds" -v clock="$clock" '
-    function med(s,    a, n, i, j, t) {
-        n = split(s, a, " ")
-        for (i = 2; i <= n; i++)
-            for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) {
-                t = a[j]; a[j] = a[j - 1]; a[j - 1] = t
-            }
-        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
+awk -v threads="$threads" -v rounds="$rounds" -v clock="$clock" "$bench_median_awk"'
     function cell(r) { return (r in tval) ? sprintf("%9.4f %7.1fx", tval[r], tval[r] / val[m]) : sprintf("%9s %8s", "-", "-") }
     /^#/ || $1 == "metric" { next }
     FILENAME ~ /\/blo\.[0-9]+$/ {
