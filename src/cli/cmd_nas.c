@@ -1,6 +1,7 @@
-/* cmd_nas.c — `blo nas search` and `blo nas train`: DARTS architecture search and training a
- * found (or random) genotype from scratch, thin layers over blo_nas_search_run and
- * blo_nas_train_run (include/blo/tasks.h): options, progress, log, plot, summary or JSON. */
+/* cmd_nas.c — `blo nas search`, `blo nas train` and `blo nas derive`: DARTS architecture
+ * search, training a found (or random) genotype from scratch, and deriving a genotype from α
+ * logs; thin layers over blo_nas_search_run, blo_nas_train_run and blo_nas_genotype_derive
+ * (include/blo/tasks.h): options, progress, log, plot, summary or JSON. */
 #include "cli.h"
 #include "runlog.h"
 #include "solver_opts.h"
@@ -9,6 +10,7 @@
 #include "blo/tasks.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct nas_ui {
@@ -96,9 +98,12 @@ static const cli_cmd SEARCH = {
     "first_order = DARTS-1st, darts = DARTS-2nd, rhg = through the T unrolled steps, cg.\n"
     "--warmup N first trains the weights alone for N steps (alpha held at its start), so\n"
     "the parametric ops are not judged untrained (the bias towards pooling and skips).\n"
+    "DARTS moves alpha by Adam 3e-4 over ~20 000 steps; a search of a few hundred needs a\n"
+    "larger --outer-lr for alpha to move as far (RESULTS.md: 0.03 over 200 iterations).\n"
     "--alpha-log FILE records softmax(alpha) after every iteration (rows iter, cell, edge,\n"
     "op, weight); --plot FILE draws it: one panel per edge of each cell kind, one curve per\n"
-    "op (`blo plot FILE` redraws it; `blo plot` of the --log draws the loss curves).\n"
+    "op (`blo plot FILE` redraws it; `blo plot` of the --log draws the loss curves;\n"
+    "`blo nas derive FILE...` derives a genotype from one or several such logs).\n"
     "cg: the supernet's lower-level Hessian H is indefinite, so plain cg stops; --damping D\n"
     "solves (H + D I) v = dF/dy instead (the implicit gradient of f + D/2 |y - y_T|^2, which\n"
     "is convex near y_T once D > -lambda_min(H)); dF/dx = dF/dx - d2f/dxdy v. As D grows it\n"
@@ -372,13 +377,143 @@ static int nas_train(int argc, char **argv) {
     return CLI_EXIT_OK;
 }
 
+static const cli_cmd DERIVE = {
+    "nas derive", "a genotype from alpha logs",
+    "Derives a genotype from one or more alpha logs (`blo nas search --alpha-log FILE`): the\n"
+    "op weights softmax(alpha) of every edge at iteration --iter (default: each log's last),\n"
+    "averaged over the logs, then DARTS' rule (per node the two incoming edges with the\n"
+    "strongest non-zero op). One log gives back its search's genotype; the logs of several\n"
+    "search seeds give the cell they agree on (the mean of their op weights). Prints the\n"
+    "genotype; --genotype FILE saves it for `blo nas train --genotype FILE`.",
+    NULL};
+
+/* The edges of a cell of the most nodes, n (n + 3) / 2. */
+#define MAX_EDGES (BLO_NAS_MAX_NODES * (BLO_NAS_MAX_NODES + 3) / 2)
+
+/* Adds the weights of iteration iter (< 0: the log's last) of the α log t, a cell of nodes
+ * nodes, to sum [2, E, 8]; every (cell, edge, op) must appear exactly once there. */
+static int derive_add(const cli_table *t, const int col[5], int nodes, long long iter, double *sum,
+                      char *err, size_t errlen) {
+    int64_t n = 2 * (int64_t)blo_nas_num_edges(nodes) * BLO_NAS_NUM_OPS;
+    double it = (double)iter;
+    if (iter < 0) {
+        it = -1;
+        for (int64_t r = 0; r < t->nrows; r++) it = fmax(it, t->v[r * t->ncols + col[0]]);
+    }
+    unsigned char seen[2 * MAX_EDGES * BLO_NAS_NUM_OPS] = {0};
+    for (int64_t r = 0; r < t->nrows; r++) {
+        const double *v = t->v + r * t->ncols;
+        if (v[col[0]] != it) continue;
+        int64_t k = ((int64_t)v[col[1]] * blo_nas_num_edges(nodes) + (int64_t)v[col[2]]) *
+                        BLO_NAS_NUM_OPS + (int64_t)v[col[3]];
+        double w = v[col[4]];
+        if (!(w >= 0 && w <= 1) || seen[k]++) {
+            snprintf(err, errlen, "%s: row %lld: %s", t->name, (long long)r + 1,
+                     seen[k] > 1 ? "a second weight for the same cell, edge and op"
+                                 : "an op weight outside [0, 1]");
+            return CLI_EXIT_USAGE;
+        }
+        sum[k] += w;
+    }
+    int64_t found = 0;
+    for (int64_t k = 0; k < n; k++) found += seen[k];
+    if (!found) {
+        snprintf(err, errlen, "%s: no rows of iteration %.0f", t->name, it);
+        return CLI_EXIT_USAGE;
+    }
+    for (int64_t k = 0; k < n; k++)
+        if (!seen[k]) {
+            snprintf(err, errlen, "%s: iteration %.0f has no weight for cell %lld, edge %lld, op %s",
+                     t->name, it, (long long)(k / BLO_NAS_NUM_OPS / blo_nas_num_edges(nodes)),
+                     (long long)(k / BLO_NAS_NUM_OPS % blo_nas_num_edges(nodes)),
+                     blo_nas_op_name((int)(k % BLO_NAS_NUM_OPS)));
+            return CLI_EXIT_USAGE;
+        }
+    return CLI_EXIT_OK;
+}
+
+static int nas_derive(int argc, char **argv) {
+    long long iter = -1;
+    const char *geno = NULL;
+    int json = 0;
+    cli_opt opts[] = {
+        {"--iter", NULL, CLI_INT, &iter, -1, 9e18, NULL, "N",
+         "the iteration whose op weights are used (-1: each log's last)"},
+        {"--genotype", NULL, CLI_STRING, &geno, 0, 0, NULL, "FILE", "save the genotype here"},
+        {"--json", NULL, CLI_FLAG, &json, 0, 0, NULL, NULL,
+         "the genotype as one JSON object on stdout"},
+    };
+    int rc, npos = 0;
+    char **logs = blo_malloc(sizeof(char *) * (size_t)(argc > 0 ? argc : 1));
+    if (!logs) {
+        fprintf(stderr, "blo nas derive: out of memory\n");
+        return CLI_EXIT_FAILED;
+    }
+    if (!cli_parse_args(&DERIVE, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), &rc, logs,
+                        &npos)) {
+        blo_free(logs);
+        return rc;
+    }
+    rc = CLI_EXIT_OK;
+    char err[1024] = "";
+    if (npos == 0) {
+        snprintf(err, sizeof err, "give one or more alpha logs (blo nas search --alpha-log)");
+        rc = CLI_EXIT_USAGE;
+    }
+    double sum[2 * MAX_EDGES * BLO_NAS_NUM_OPS] = {0};
+    int nodes = 0;
+    for (int i = 0; !rc && i < npos; i++) {
+        cli_table t;
+        int col[5], n = 0;
+        if (!cli_table_read(logs[i], &t, err, sizeof err)) {
+            rc = CLI_EXIT_USAGE;
+            break;
+        }
+        rc = cli_alpha_shape(&t, col, &n, err, sizeof err);
+        if (!rc && i > 0 && n != nodes) {
+            snprintf(err, sizeof err, "%s: a cell of %d nodes, but %s has %d", logs[i], n, logs[0],
+                     nodes);
+            rc = CLI_EXIT_USAGE;
+        }
+        nodes = n;
+        if (!rc) rc = derive_add(&t, col, nodes, iter, sum, err, sizeof err);
+        cli_table_free(&t);
+    }
+    blo_nas_genotype g;
+    char text[4096];
+    if (!rc) {
+        /* softmax(log p) = p for a probability vector p, so the mean weights serve as α. */
+        int64_t n = 2 * (int64_t)blo_nas_num_edges(nodes) * BLO_NAS_NUM_OPS;
+        for (int64_t k = 0; k < n; k++) sum[k] = log(fmax(sum[k] / npos, 1e-300));
+        blo_nas_genotype_derive(nodes, sum, sum + n / 2, &g);
+        blo_nas_genotype_format(&g, text, sizeof text);
+        if (geno && blo_nas_genotype_save(&g, geno, err, sizeof err)) rc = CLI_EXIT_USAGE;
+    }
+    if (rc) {
+        fprintf(stderr, "blo nas derive: %s\n", err);
+    } else if (json) {
+        printf("{\"task\":\"nas_derive\",\"logs\":%d,\"nodes\":%d,\"genotype_file\":", npos, nodes);
+        if (geno) cli_json_string(stdout, geno);
+        else printf("null");
+        printf(",\"genotype\":");
+        cli_json_string(stdout, text);
+        printf("}\n");
+    } else {
+        fputs(text, stdout);
+    }
+    blo_free(logs);
+    return rc;
+}
+
 int cli_nas_run(const cli_cmd *cmd, int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "search")) return nas_search(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "train")) return nas_train(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "derive")) return nas_derive(argc - 1, argv + 1);
     FILE *f = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? stdout : stderr;
     fprintf(f,
             "usage: blo nas search [options]   (blo nas search --help)\n"
-            "       blo nas train --genotype FILE | --random [options]\n\n%s\n",
+            "       blo nas train --genotype FILE | --random [options]\n"
+            "       blo nas derive ALPHA_LOG... [options]\n\n%s\n",
             cmd->help);
     return f == stdout ? CLI_EXIT_OK : CLI_EXIT_USAGE;
 }

@@ -30,8 +30,12 @@ bool cli_table_is_alpha(const cli_table *t) {
     return true;
 }
 
-int cli_plot_alpha(const char *out, const cli_table *t, char *err, size_t errlen) {
-    int col[5];
+int cli_alpha_shape(const cli_table *t, int col[5], int *nodes, char *err, size_t errlen) {
+    if (!cli_table_is_alpha(t)) {
+        snprintf(err, errlen, "%s: not an architecture (alpha) log: it needs the columns iter, "
+                 "cell, edge, op, weight (blo nas search --alpha-log)", t->name);
+        return CLI_EXIT_USAGE;
+    }
     for (int i = 0; i < 5; i++) col[i] = cli_table_col(t, ALPHA_COLS[i]);
     /* The cell's size from the largest edge index: E = n (n + 3) / 2 edges for n nodes. */
     int64_t E = 0;
@@ -46,13 +50,21 @@ int cli_plot_alpha(const char *out, const cli_table *t, char *err, size_t errlen
         }
         if ((int64_t)edge + 1 > E) E = (int64_t)edge + 1;
     }
-    int nodes = 0;
-    while (nodes < BLO_NAS_MAX_NODES && blo_nas_num_edges(nodes) < E) nodes++;
-    if (t->nrows == 0 || blo_nas_num_edges(nodes) != E) {
+    int n = 0;
+    while (n < BLO_NAS_MAX_NODES && blo_nas_num_edges(n) < E) n++;
+    if (t->nrows == 0 || blo_nas_num_edges(n) != E) {
         snprintf(err, errlen, "%s: %lld edges is not the edge count of a cell (n (n + 3) / 2)",
                  t->name, (long long)E);
         return CLI_EXIT_USAGE;
     }
+    *nodes = n;
+    return CLI_EXIT_OK;
+}
+
+int cli_plot_alpha(const char *out, const cli_table *t, char *err, size_t errlen) {
+    int col[5], nodes, rc0 = cli_alpha_shape(t, col, &nodes, err, errlen);
+    if (rc0) return rc0;
+    int64_t E = blo_nas_num_edges(nodes);
     /* One two-column table (iter, weight) per cell kind, edge and op, in the log's order. */
     int ng = 2 * (int)E * BLO_NAS_NUM_OPS;
     cli_table *g = blo_calloc((size_t)ng, sizeof *g);

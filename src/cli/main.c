@@ -27,12 +27,13 @@ const cli_cmd cli_commands[] = {
      "Reports test accuracy, cleaner precision / recall / F1, and three baselines: trained\n"
      "on the noisy set, on the validation set only, and on the clean part + validation.",
      cli_hyperclean_run},
-    {"nas", "DARTS architecture search (nas search) and training a genotype (nas train)",
+    {"nas", "DARTS architecture search (nas search|train|derive)",
      "Differentiable architecture search (Liu, Simonyan & Yang, ICLR 2019): x = the cell\n"
      "architecture weights alpha (softmax over 8 candidate ops per edge), y = the supernet's\n"
      "weights; f = training loss on one half of the search data, F = loss on the other.\n"
      "  blo nas search [options]                    search, print and save the genotype\n"
-     "  blo nas train --genotype FILE | --random    train a discrete network from scratch",
+     "  blo nas train --genotype FILE | --random    train a discrete network from scratch\n"
+     "  blo nas derive ALPHA_LOG...                 a genotype from alpha logs (averaged)",
      cli_nas_run},
     {"meta", "meta-learning (MAML, FOMAML, iMAML, Meta-SGD, meta features): blo meta sinusoid|fewshot",
      "Sinusoid regression (Finn et al. ICML 2017): tasks y = A sin(x - phase), A ~ U[0.1, 5],\n"

@@ -77,6 +77,10 @@ bool cli_plot_write_grid(const char *path, const cli_table *tables, int ntables,
 int cli_plot_alpha(const char *out, const cli_table *t, char *err, size_t errlen);
 /* Whether t has the α log's columns. */
 bool cli_table_is_alpha(const cli_table *t);
+/* Checks that t is an α log with valid cell, edge and op values and a cell's edge count;
+ * gives the columns of iter, cell, edge, op, weight in col and the cell's nodes. Returns an
+ * exit code, with a message naming the file in err. */
+int cli_alpha_shape(const cli_table *t, int col[5], int *nodes, char *err, size_t errlen);
 
 /* Reads the logs and draws the standard panels (whichever columns they have) into out; x_only
  * "iter" or "seconds" keeps the panels against that axis. Returns an exit code, with a

@@ -117,6 +117,47 @@ printf 'iter,cell,edge,op,weight\n0,5,0,0,0.5\n' >"$tmp/bad_alpha.csv"
 expect_rc 2 plot "$tmp/bad_alpha.csv" -o "$tmp/c.svg"
 check "a bad alpha log names the row" grep -q "row 1: cell must be 0 or 1" "$tmp/err"
 
+# nas derive: one alpha log gives back its search's genotype; several logs' mean op weights
+# decide the averaged cell; --iter picks an earlier iteration; bad logs are named.
+expect_rc 0 nas derive "$tmp/a.csv" --genotype "$tmp/gd.txt"
+check "nas derive of the search's alpha log gives the search's genotype" \
+    diff <(grep -v '^#' "$tmp/ga.txt") <(grep -v '^#' "$tmp/gd.txt")
+# Hand-made logs of a 1-node cell (2 edges per cell kind). Edge 0 of the normal cell: log A
+# puts 0.5 on sep_conv_3x3 (the other ops 0.5/7) at iteration 1 and 0.5 on max_pool_3x3 at
+# iteration 0; log B puts 0.3 on dil_conv_3x3 (the others 0.1). The mean favours sep_conv_3x3
+# (0.3 against 0.19); B alone dil_conv_3x3. Every other edge: 0.3 on skip_connect.
+python3 -c '
+import sys
+def log(path, picks):  # picks: {iteration: op of normal edge 0 and its weight}
+    with open(path, "w") as f:
+        f.write("iter,cell,edge,op,weight\n")
+        for it, (best, w) in picks.items():
+            for cell in (0, 1):
+                for e in (0, 1):
+                    b, bw = (best, w) if (cell, e) == (0, 0) else (3, 0.3)
+                    for o in range(8):
+                        f.write("%d,%d,%d,%d,%.6f\n" % (it, cell, e, o, bw if o == b else (1 - bw) / 7))
+log(sys.argv[1], {0: (1, 0.5), 1: (4, 0.5)})
+log(sys.argv[2], {0: (6, 0.3)})' "$tmp/da.csv" "$tmp/db.csv"
+expect_rc 0 nas derive "$tmp/da.csv" "$tmp/db.csv"
+check "derive: the mean of two logs' weights picks sep_conv_3x3" grep -q "^normal 0: sep_conv_3x3 <- 0, skip_connect <- 1" "$tmp/out"
+expect_rc 0 nas derive "$tmp/db.csv" --json
+check "derive: one log alone picks its own op" json_ok "$tmp/out" \
+    '"normal 0: dil_conv_3x3 <- 0" in d["genotype"] and d["logs"] == 1 and d["nodes"] == 1'
+expect_rc 0 nas derive "$tmp/da.csv" --iter 0
+check "derive --iter 0 reads the earlier weights" grep -q "^normal 0: max_pool_3x3 <- 0" "$tmp/out"
+expect_rc 2 nas derive "$tmp/da.csv" --iter 7
+check "derive: a missing iteration is named" grep -q "da.csv: no rows of iteration 7" "$tmp/err"
+expect_rc 2 nas derive "$tmp/a.csv" "$tmp/da.csv"
+check "derive: logs of different cells are refused" grep -q "a cell of 1 nodes, but .*a.csv has 2" "$tmp/err"
+expect_rc 2 nas derive "$tmp/s.csv"
+check "derive: a run log is not an alpha log" grep -q "s.csv: not an architecture (alpha) log" "$tmp/err"
+head -n 20 "$tmp/da.csv" >"$tmp/dc.csv"
+expect_rc 2 nas derive "$tmp/dc.csv"
+check "derive: a cut log names what is missing" grep -q "dc.csv: .*edge count\|dc.csv: iteration 0 has no weight" "$tmp/err"
+expect_rc 2 nas derive
+check "derive without logs says what to give" grep -q "one or more alpha logs" "$tmp/err"
+
 # Resume: 4 iterations in one go == 2, stopped, then resumed to 4.
 expect_rc 0 nas search "${search[@]}" --outer 4 --json
 cp "$tmp/out" "$tmp/full.json"
