@@ -7,8 +7,10 @@ First one row per search (method and search seed): its time, the peak scratch me
 iteration and the process's peak resident memory, the supernet's test accuracy, and the found
 cell trained from scratch (weights, accuracy per training seed, their mean). Then the
 hand-designed and the random cells, trained the same way. Last, per method, the mean over its
-search seeds against the random cells' mean and best (also against the random cells within
-25 % of the found cells' weights)."""
+search seeds against the random cells' mean, with the standard error of the difference (cells
+as the samples), and against the random cells within 25 % of the found cells' weights. Last,
+the cells derived from each method's search seeds together (`blo nas derive`, the stage
+"averaged" of reproduce_nas.sh), where trained."""
 import glob
 import json
 import os
@@ -29,6 +31,11 @@ def trainings(d, name):
     for p in glob.glob(os.path.join(d, "train_%s_s*.json" % name)):
         runs[int(re.search(r"_s(\d+)\.json$", p).group(1))] = load(p)
     return [runs[k] for k in sorted(runs)]
+
+
+def sem(xs):
+    """The standard error of the mean of xs (0 for a single value)."""
+    return statistics.stdev(xs) / len(xs) ** 0.5 if len(xs) > 1 else 0.0
 
 
 def weights(n):
@@ -91,7 +98,8 @@ def main():
               weights(min(w for w, _ in rnd)), weights(max(w for w, _ in rnd))))
     print()
     print("| method | found cells (search seeds) | their mean | against the random mean "
-          "| seeds above the random mean | random cells within 25 % of the weights: mean |")
+          "(± standard error) | seeds above the random mean "
+          "| random cells within 25 % of the weights: mean |")
     print("|---|---|---|---|---|---|")
     for m in METHODS:
         f = found[m]
@@ -99,10 +107,25 @@ def main():
             continue
         v = statistics.mean(a for a, _ in f)
         near = [a for w, a in rnd if any(abs(w - fw) <= 0.25 * fw for _, fw in f)]
-        print("| %s | %s | %.2f %% | %+.2f points | %d of %d | %s |" % (
+        # the standard error of the difference of two means, cells as the samples
+        se = (sem([a for a, _ in f]) ** 2 + sem(means) ** 2) ** 0.5
+        print("| %s | %s | %.2f %% | %+.2f ± %.2f points | %d of %d | %s |" % (
             m, ", ".join("%.2f %%" % (100 * a) for a, _ in f), 100 * v, 100 * (v - rmean),
-            sum(a > rmean for a, _ in f), len(f),
+            100 * se, sum(a > rmean for a, _ in f), len(f),
             "%.2f %% (%d cells)" % (100 * statistics.mean(near), len(near)) if near else "none"))
+
+    avg = [(m, trainings(d, m + "_averaged")) for m in METHODS]
+    avg = [(m, t) for m, t in avg if t]
+    if avg:
+        print()
+        print("| method | cell of the search seeds' mean op weights: weights "
+              "| test accuracy per training seed | mean | against the random mean |")
+        print("|---|---|---|---|---|")
+        for m, t in avg:
+            accs = [r["test_acc"] for r in t]
+            v = statistics.mean(accs)
+            print("| %s | %s | %s | %.2f %% | %+.2f points |" % (
+                m, weights(t[0]["params"]), pct(accs), 100 * v, 100 * (v - rmean)))
 
 
 if __name__ == "__main__":
