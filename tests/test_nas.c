@@ -7,7 +7,8 @@
  *  - darts' gradient equals its closed formula ∂F/∂α(α, y') − ξ [∇_α f(α, y⁺) − ∇_α f(α, y⁻)]/2ε
  *    computed here by hand, and approaches rhg with T = 1 (the exact one-step derivative);
  *  - the genotype of a hand-made α (DARTS' top-2 rule, 'none' ignored), its text form, and a
- *    saved genotype loading back to a network with the same outputs. */
+ *    saved genotype loading back to a network with the same outputs;
+ *  - perturbation-based selection against a made-up loss whose answer is known. */
 #include "tasks/nas_space.h"
 #include "testutil.h"
 
@@ -362,6 +363,65 @@ static void test_genotype(tiny *t) {
     remove(path);
 }
 
+/* Perturbation-based selection with a made-up loss: taking op o out of edge e of cell kind k
+ * costs q[k][e][o], so each edge must get its op of largest q and each node the two edges
+ * of largest sum over their ops; a loss that turns NaN is reported. */
+typedef struct perturb_fake {
+    double q[2][9][BLO_NAS_NUM_OPS];
+    int calls, nan_at;
+} perturb_fake;
+
+static double fake_score(const double *an, const double *ar, void *user) {
+    perturb_fake *f = user;
+    double loss = 1;
+    for (int k = 0; k < 2; k++)
+        for (int e = 0; e < 9; e++)
+            for (int o = 1; o < BLO_NAS_NUM_OPS; o++)
+                if ((k ? ar : an)[e * BLO_NAS_NUM_OPS + o] < -1e29) loss += f->q[k][e][o];
+    return ++f->calls == f->nan_at ? NAN : loss;
+}
+
+static void test_perturb(void) {
+    perturb_fake f;
+    memset(&f, 0, sizeof f);
+    blo_rng r;
+    blo_rng_seed(&r, 11);
+    for (int k = 0; k < 2; k++)
+        for (int e = 0; e < 9; e++)
+            for (int o = 1; o < BLO_NAS_NUM_OPS; o++) f.q[k][e][o] = blo_rng_uniform(&r);
+    double an[9 * BLO_NAS_NUM_OPS], ar[9 * BLO_NAS_NUM_OPS];
+    for (int i = 0; i < 9 * BLO_NAS_NUM_OPS; i++) an[i] = ar[i] = blo_rng_uniform(&r);
+    blo_nas_genotype g;
+    char err[256] = "";
+    TU_CHECK(blo_nas_genotype_perturb(3, an, ar, fake_score, &f, &g, err, sizeof err) == BLO_OK,
+             "perturb: %s", err);
+    TU_CHECK(f.calls == 1 + 2 * 9 * BLO_NAS_NUM_OPS, "1 + 2 E 8 scores (%d)", f.calls);
+    int same = g.nodes == 3;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0, e0 = 0; i < 3; e0 += 2 + i, i++) {
+            double edge[5];
+            int op[5], b0 = -1, b1 = -1;
+            for (int j = 0; j < 2 + i; j++) {
+                edge[j] = 0, op[j] = 1;
+                for (int o = 1; o < BLO_NAS_NUM_OPS; o++) {
+                    edge[j] += f.q[k][e0 + j][o];
+                    if (f.q[k][e0 + j][o] > f.q[k][e0 + j][op[j]]) op[j] = o;
+                }
+                if (b0 < 0 || edge[j] > edge[b0]) b1 = b0, b0 = j;
+                else if (b1 < 0 || edge[j] > edge[b1]) b1 = j;
+            }
+            int lo = b0 < b1 ? b0 : b1, hi = b0 < b1 ? b1 : b0;
+            same &= g.in[k][i][0] == lo && g.op[k][i][0] == op[lo] && g.in[k][i][1] == hi &&
+                    g.op[k][i][1] == op[hi];
+        }
+    TU_CHECK(same, "perturbation picks the costliest op per edge and the costliest edges");
+    f.calls = 0, f.nan_at = 7;
+    TU_CHECK(blo_nas_genotype_perturb(3, an, ar, fake_score, &f, &g, err, sizeof err) ==
+                     BLO_ERR_NUMERIC &&
+                 strstr(err, "not finite") != NULL,
+             "a NaN loss is reported: %s", err);
+}
+
 int main(void) {
     test_mixed_op();
     tiny t;
@@ -369,6 +429,7 @@ int main(void) {
     test_rhg_fd(&t);
     test_darts_formula(&t);
     test_genotype(&t);
+    test_perturb();
     nas_net_free(&t.net);
     blo_ctx_free(t.ctx);
     return tu_finish("test_nas");

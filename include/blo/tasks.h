@@ -123,6 +123,19 @@ typedef struct blo_nas_genotype {
  * largest weights (ties: the earlier edge), each with its argmax non-zero op. */
 void blo_nas_genotype_derive(int nodes, const double *alpha_normal, const double *alpha_reduce,
                              blo_nas_genotype *g);
+/* Perturbation-based selection (Wang et al., "Rethinking architecture selection in
+ * differentiable NAS", ICLR 2021), without their fine-tuning between decisions: an op counts
+ * by how much the supernet's loss rises when it is taken out of its edge, an edge by how much
+ * it rises when the whole edge is (all its ops but `none`). For node i, each incoming edge
+ * gets its most important non-zero op, and the two most important edges are kept (ties: the
+ * earlier). score(an, ar, user) is the supernet's loss with op weights softmax(an), softmax(ar)
+ * ([E, 8] each); a removed op has α = -1e30. It is called 1 + 2 E 8 times. Fails (BLO_ERR_NUMERIC,
+ * message in err) when a score is not finite. */
+typedef double (*blo_nas_score_fn)(const double *alpha_normal, const double *alpha_reduce,
+                                   void *user);
+blo_status blo_nas_genotype_perturb(int nodes, const double *alpha_normal,
+                                    const double *alpha_reduce, blo_nas_score_fn score,
+                                    void *user, blo_nas_genotype *g, char *err, size_t errlen);
 /* A uniformly random genotype: two distinct inputs per node, non-zero ops. */
 void blo_nas_genotype_random(int nodes, blo_rng *rng, blo_nas_genotype *g);
 /* Checks nodes in [1, BLO_NAS_MAX_NODES], ops in [1, 8), inputs in [0, 2 + i). Returns 0 and
@@ -159,6 +172,10 @@ typedef struct blo_nas_data_config {
 typedef int (*blo_nas_alpha_fn)(int64_t iter, int edges, const double *alpha_normal,
                                 const double *alpha_reduce, void *user);
 
+/* Genotype selection: DARTS' rule on α's magnitudes (blo_nas_genotype_derive), or the
+ * perturbation of the final supernet's loss on the F half (blo_nas_genotype_perturb). */
+typedef enum blo_nas_select { BLO_NAS_SELECT_ALPHA = 0, BLO_NAS_SELECT_PERTURB } blo_nas_select;
+
 typedef struct blo_nas_search_config {
     blo_nas_data_config data;
     int64_t n_search;      /* examples from the train split: first half f, second half F */
@@ -170,6 +187,7 @@ typedef struct blo_nas_search_config {
     const char *resume;
     int64_t eval_every;    /* supernet accuracy on the F half every k iterations (0: end only) */
     uint64_t seed;         /* the initial weights */
+    blo_nas_select select; /* how the genotype is read off the searched supernet */
     int64_t warmup;        /* weights-only steps (α held at its start) before the bilevel
                               loop, with the inner optimizer's lr, momentum and weight decay
                               (skipped when resuming: the checkpoint holds the weights) */
@@ -190,7 +208,8 @@ typedef struct blo_nas_search_result {
     double val_acc, test_acc;           /* supernet on the F half and on the test examples */
     double upper, lower;
     int64_t iters, params;
-    double seconds;
+    double seconds;        /* warm-up and search */
+    double select_seconds; /* reading the genotype off (perturbation: 1 + 2 E 8 evaluations) */
     size_t peak_bytes;
 } blo_nas_search_result;
 

@@ -110,6 +110,9 @@ static const cli_cmd SEARCH = {
     "tends to darts' step with xi = 1/D.\n"
     "Prints the genotype (top-2 incoming edges per node by strongest non-zero op) and the\n"
     "supernet's accuracy; --genotype FILE saves it for `blo nas train --genotype FILE`.\n"
+    "--select perturb reads the genotype off the final supernet instead (Wang et al., ICLR\n"
+    "2021, without fine-tuning between decisions): each edge takes the non-zero op whose\n"
+    "removal raises the loss on the F half most, each node the two edges whose removal does.\n"
     "--data-format cifar10 reads the CIFAR-10 binary batches in --data instead (data_batch_1.bin\n"
     "... data_batch_5.bin, test_batch.bin, each plain or .gz): 3-channel 32x32 images, so the\n"
     "stem takes 3 input channels and --size must divide 32.",
@@ -133,7 +136,7 @@ static int nas_search(int argc, char **argv) {
               cells = c.cells, channels = c.channels, nodes = c.nodes, eval_every = c.eval_every,
               seed = 0, threads = 0, warmup = c.warmup;
     const char *data = c.data.data_dir, *dtype = "f32", *log = NULL, *plot = NULL, *geno = NULL,
-               *alog = NULL;
+               *alog = NULL, *select = "alpha";
     const char *format = "mnist";
     int json = 0, quiet = 0;
     cli_opt opts[22 + CLI_SOLVER_NOPTS] = {
@@ -156,12 +159,15 @@ static int nas_search(int argc, char **argv) {
          "weights-only steps on f before alpha moves"},
         {"--alpha-log", NULL, CLI_STRING, &alog, 0, 0, NULL, "FILE",
          "softmax(alpha) per iteration, edge and op (.csv or .jsonl)"},
+        {"--select", NULL, CLI_CHOICE, &select, 0, 0, "alpha|perturb", "HOW",
+         "the genotype from alpha's magnitudes (DARTS) or from the supernet's loss when an op "
+         "or edge is taken out"},
         CLI_RUN_OPTS(threads, dtype, json, log, plot, quiet),
     };
-    for (int i = 0; i < 20; i++)
+    for (int i = 0; i < 21; i++)
         if (!strcmp(opts[i].name, "--plot"))
             opts[i].help = "softmax(alpha) per edge over the search (.svg, .png); needs --alpha-log";
-    int n = cli_solver_opts(opts, 20, &sa);
+    int n = cli_solver_opts(opts, 21, &sa);
     int rc;
     if (!cli_parse(&SEARCH, argc, argv, opts, n, &rc)) return rc;
     if (!cli_solver_config(SEARCH.name, &sa, &c.solver)) return CLI_EXIT_USAGE;
@@ -180,6 +186,7 @@ static int nas_search(int argc, char **argv) {
     c.channels = (int)channels;
     c.nodes = (int)nodes;
     c.eval_every = eval_every;
+    c.select = strcmp(select, "perturb") ? BLO_NAS_SELECT_ALPHA : BLO_NAS_SELECT_PERTURB;
     c.dtype = strcmp(dtype, "f64") ? BLO_F32 : BLO_F64;
     c.seed = (uint64_t)seed;
     c.solver.seed = (uint64_t)seed;
@@ -234,8 +241,9 @@ static int nas_search(int argc, char **argv) {
                "\"params\":%lld,",
                c.solver.method, blo_init_kind_name(c.solver.init), c.solver.inner_steps, c.cells,
                c.channels, c.nodes, warmup, (long long)r.iters, (long long)r.params);
-        const char *keys[] = {"val_acc", "test_acc", "upper", "lower", "seconds"};
-        double vals[] = {r.val_acc, r.test_acc, r.upper, r.lower, r.seconds};
+        printf("\"select\":\"%s\",", select);
+        const char *keys[] = {"val_acc", "test_acc", "upper", "lower", "seconds", "select_seconds"};
+        double vals[] = {r.val_acc, r.test_acc, r.upper, r.lower, r.seconds, r.select_seconds};
         for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
             printf("\"%s\":", keys[i]);
             cli_json_number(stdout, vals[i]);

@@ -81,16 +81,19 @@ out:
     return st;
 }
 
-/* Fraction of the n images whose argmax logit is the label (chunks of 250, no graph). */
-static double accuracy(const nas_net *net, blo_tensor *const *y, blo_tensor *an, blo_tensor *ar,
-                       blo_tensor *X, const int64_t *labels, int64_t n) {
+/* The accuracy of the network on n examples X (logits in chunks of 250, not recorded); with
+ * loss, also the mean cross-entropy there. NAN when a forward pass fails. */
+static double evaluate(const nas_net *net, blo_tensor *const *y, blo_tensor *an, blo_tensor *ar,
+                       blo_tensor *X, const int64_t *labels, int64_t n, double *loss) {
     blo_ctx *ctx = blo_ctx_new(0);
+    if (loss) *loss = NAN;
     if (!ctx || n < 1) {
         blo_ctx_free(ctx);
         return NAN;
     }
     blo_ctx_set_recording(ctx, 0);
     int64_t right = 0;
+    double ce = 0;
     for (int64_t lo = 0; lo < n; lo += 250) {
         int64_t hi = lo + 250 < n ? lo + 250 : n;
         blo_mark m = blo_ctx_mark(ctx);
@@ -105,11 +108,20 @@ static double accuracy(const nas_net *net, blo_tensor *const *y, blo_tensor *an,
             for (int64_t c = 1; c < C; c++)
                 if (blo_tensor_get(z, i * C + c) > blo_tensor_get(z, i * C + best)) best = c;
             right += best == labels[lo + i];
+            double mx = blo_tensor_get(z, i * C + best), se = 0;
+            for (int64_t c = 0; c < C; c++) se += exp(blo_tensor_get(z, i * C + c) - mx);
+            ce += mx + log(se) - blo_tensor_get(z, i * C + labels[lo + i]);
         }
         blo_ctx_rewind(ctx, m);
     }
     blo_ctx_free(ctx);
+    if (loss) *loss = ce / (double)n;
     return (double)right / (double)n;
+}
+
+static double accuracy(const nas_net *net, blo_tensor *const *y, blo_tensor *an, blo_tensor *ar,
+                       blo_tensor *X, const int64_t *labels, int64_t n) {
+    return evaluate(net, y, an, ar, X, labels, n, NULL);
 }
 
 /* One step of SGD with momentum and weight decay on the ny tensors w with gradients g and
@@ -285,6 +297,33 @@ static double supernet_val_acc(search_state *ss) {
     return acc;
 }
 
+/* blo_nas_genotype_perturb's score: the supernet's mean cross-entropy on the F half with the
+ * given α and the solver's weights. */
+typedef struct perturb_state {
+    search_state *ss;
+    blo_ctx *ctx;
+    int64_t edges;
+} perturb_state;
+
+static double supernet_val_loss(const double *an, const double *ar, void *user) {
+    perturb_state *ps = user;
+    const nas_problem *p = ps->ss->p;
+    int64_t shape[2] = {ps->edges, BLO_NAS_NUM_OPS};
+    blo_mark m = blo_ctx_mark(ps->ctx);
+    blo_tensor *a[2] = {blo_from_f64(ps->ctx, ps->ss->c->dtype, 2, shape, an),
+                        blo_from_f64(ps->ctx, ps->ss->c->dtype, 2, shape, ar)};
+    blo_tensor *Xv = blo_slice(ps->ctx, p->X, 0, p->half, p->n, 1);
+    blo_tensor **ys = blo_malloc(sizeof *ys * (size_t)p->net->ny);
+    double loss = NAN;
+    if (a[0] && a[1] && Xv && ys) {
+        for (int i = 0; i < p->net->ny; i++) ys[i] = blo_solver_y(ps->ss->s, i);
+        evaluate(p->net, ys, a[0], a[1], Xv, p->labels + p->half, p->n - p->half, &loss);
+    }
+    blo_free(ys);
+    blo_ctx_rewind(ps->ctx, m);
+    return loss;
+}
+
 static int search_on_record(const blo_record *rec, void *user) {
     search_state *ss = user;
     if (rec->peak_bytes > ss->peak) ss->peak = rec->peak_bytes;
@@ -381,7 +420,18 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
     }
     blo_tensor_to_f64(blo_solver_x(s, 0), r->alpha_normal);
     blo_tensor_to_f64(blo_solver_x(s, 1), r->alpha_reduce);
-    blo_nas_genotype_derive(c->nodes, r->alpha_normal, r->alpha_reduce, &r->genotype);
+    double t_select = now_seconds();
+    if (c->select == BLO_NAS_SELECT_PERTURB) {
+        perturb_state ps = {&ss, blo_ctx_new(0), E};
+        st = ps.ctx ? blo_nas_genotype_perturb(c->nodes, r->alpha_normal, r->alpha_reduce,
+                                               supernet_val_loss, &ps, &r->genotype, err, errlen)
+                    : blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+        blo_ctx_free(ps.ctx);
+        if (st) goto out;
+    } else {
+        blo_nas_genotype_derive(c->nodes, r->alpha_normal, r->alpha_reduce, &r->genotype);
+    }
+    r->select_seconds = now_seconds() - t_select;
     r->val_acc = supernet_val_acc(&ss);
     for (int i = 0; i < net.ny; i++) {
         ys[i] = blo_solver_y(s, i);

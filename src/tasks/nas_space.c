@@ -422,6 +422,23 @@ blo_status nas_mixed_params(blo_ctx *pctx, int64_t C, int stride, blo_dtype dt, 
 }
 
 /* ---- Genotypes ----------------------------------------------------------------------------- */
+/* Node i of cell kind `kind` keeps the two edges j with the largest imp[j], each with op[j];
+ * listed by input, as DARTS prints them. */
+static void keep_top2(blo_nas_genotype *g, int kind, int i, const double *imp, const int *op) {
+    int b0 = -1, b1 = -1;
+    for (int j = 0; j < 2 + i; j++) {
+        if (b0 < 0 || imp[j] > imp[b0]) {
+            b1 = b0;
+            b0 = j;
+        } else if (b1 < 0 || imp[j] > imp[b1]) {
+            b1 = j;
+        }
+    }
+    int lo = b0 < b1 ? b0 : b1, hi = b0 < b1 ? b1 : b0;
+    g->in[kind][i][0] = lo, g->op[kind][i][0] = op[lo];
+    g->in[kind][i][1] = hi, g->op[kind][i][1] = op[hi];
+}
+
 void blo_nas_genotype_derive(int nodes, const double *alpha_normal, const double *alpha_reduce,
                              blo_nas_genotype *g) {
     memset(g, 0, sizeof *g);
@@ -429,8 +446,8 @@ void blo_nas_genotype_derive(int nodes, const double *alpha_normal, const double
     for (int kind = 0; kind < 2; kind++) {
         const double *a = kind ? alpha_reduce : alpha_normal;
         for (int i = 0; i < nodes; i++) {
-            double best_w[2] = {-1, -1};
-            int best_j[2] = {-1, -1}, best_o[2] = {-1, -1};
+            double imp[BLO_NAS_MAX_NODES + 1];
+            int op[BLO_NAS_MAX_NODES + 1];
             for (int j = 0; j < 2 + i; j++) {
                 const double *row = a + (size_t)edge_index(i, j) * BLO_NAS_NUM_OPS;
                 double mx = row[0], z = 0;
@@ -441,22 +458,66 @@ void blo_nas_genotype_derive(int nodes, const double *alpha_normal, const double
                 int bo = 1;
                 for (int o = 2; o < BLO_NAS_NUM_OPS; o++)
                     if (row[o] > row[bo]) bo = o;
-                double w = exp(row[bo] - mx) / z;
-                if (w > best_w[0]) {
-                    best_w[1] = best_w[0], best_j[1] = best_j[0], best_o[1] = best_o[0];
-                    best_w[0] = w, best_j[0] = j, best_o[0] = bo;
-                } else if (w > best_w[1]) {
-                    best_w[1] = w, best_j[1] = j, best_o[1] = bo;
-                }
+                imp[j] = exp(row[bo] - mx) / z;
+                op[j] = bo;
             }
-            /* Listed by input, as DARTS prints them. */
-            int first = best_j[0] < best_j[1] ? 0 : 1;
-            for (int k = 0; k < 2; k++) {
-                g->in[kind][i][k] = best_j[k ? 1 - first : first];
-                g->op[kind][i][k] = best_o[k ? 1 - first : first];
-            }
+            keep_top2(g, kind, i, imp, op);
         }
     }
+}
+
+#define NAS_REMOVED (-1e30) /* the α of an op taken out: softmax gives it weight 0 */
+
+blo_status blo_nas_genotype_perturb(int nodes, const double *alpha_normal,
+                                    const double *alpha_reduce, blo_nas_score_fn score,
+                                    void *user, blo_nas_genotype *g, char *err, size_t errlen) {
+    memset(g, 0, sizeof *g);
+    g->nodes = nodes;
+    size_t n = (size_t)blo_nas_num_edges(nodes) * BLO_NAS_NUM_OPS;
+    double *a = blo_malloc(sizeof(double) * 2 * n);
+    if (!a) return blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+    memcpy(a, alpha_normal, sizeof(double) * n);
+    memcpy(a + n, alpha_reduce, sizeof(double) * n);
+    blo_status st = BLO_OK;
+    double base = score(a, a + n, user);
+    if (!isfinite(base))
+        st = blo__fail(err, errlen, BLO_ERR_NUMERIC, "nas: the supernet's loss is not finite");
+    for (int kind = 0; !st && kind < 2; kind++)
+        for (int i = 0; !st && i < nodes; i++) {
+            double imp[BLO_NAS_MAX_NODES + 1];
+            int op[BLO_NAS_MAX_NODES + 1];
+            for (int j = 0; !st && j < 2 + i; j++) {
+                double *row = a + kind * n + (size_t)edge_index(i, j) * BLO_NAS_NUM_OPS,
+                       keep[BLO_NAS_NUM_OPS];
+                memcpy(keep, row, sizeof keep);
+                op[j] = -1;
+                double best = 0;
+                for (int o = 1; o <= BLO_NAS_NUM_OPS; o++) {
+                    /* o < 8: take op o out; o = 8: take out every op but none (the edge) */
+                    for (int q = 1; q < BLO_NAS_NUM_OPS; q++)
+                        row[q] = o == BLO_NAS_NUM_OPS || q == o ? NAS_REMOVED : keep[q];
+                    double d = score(a, a + n, user) - base;
+                    memcpy(row, keep, sizeof keep);
+                    if (!isfinite(d)) {
+                        st = blo__fail(err, errlen, BLO_ERR_NUMERIC,
+                                       "nas: the supernet's loss is not finite with %s taken "
+                                       "out of the %s cell's edge %d -> node %d",
+                                       o < BLO_NAS_NUM_OPS ? blo_nas_op_name(o) : "every op",
+                                       kind ? "reduction" : "normal", j, i);
+                        break;
+                    }
+                    if (o == BLO_NAS_NUM_OPS) {
+                        imp[j] = d;
+                    } else if (op[j] < 0 || d > best) {
+                        op[j] = o;
+                        best = d;
+                    }
+                }
+            }
+            if (!st) keep_top2(g, kind, i, imp, op);
+        }
+    blo_free(a);
+    return st;
 }
 
 void blo_nas_genotype_random(int nodes, blo_rng *rng, blo_nas_genotype *g) {

@@ -68,6 +68,15 @@ check "damped cg ran 2 iterations" json_ok "$tmp/out" "d['iters'] == 2 and d['me
 expect_rc 2 nas search "${search[@]}" --outer 2 --method cg --damping -1
 check "a negative damping is refused" grep -q -- "--damping" "$tmp/err"
 
+# Perturbation-based selection: the genotype read off the supernet by taking ops and edges
+# out; it trains like any other.
+expect_rc 0 nas search "${search[@]}" --outer 2 --select perturb --json --genotype "$tmp/gp.txt"
+check "--select perturb is reported and timed" json_ok "$tmp/out" \
+    'd["select"] == "perturb" and d["select_seconds"] > 0 and "normal 1:" in d["genotype"]'
+expect_rc 0 nas train "${net[@]}" --genotype "$tmp/gp.txt" --n-train 20 --n-test 10 --epochs 1 --json
+expect_rc 2 nas search "${search[@]}" --outer 1 --select best
+check "an unknown --select is named" grep -q -- "--select" "$tmp/err"
+
 # A weights-only warm-up before alpha moves.
 expect_rc 0 nas search "${search[@]}" --outer 2 --warmup 3 --json
 check "--warmup is reported" json_ok "$tmp/out" "d['warmup'] == 3 and d['iters'] == 2"
