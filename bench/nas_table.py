@@ -18,7 +18,7 @@ import re
 import statistics
 import sys
 
-METHODS = ["first_order", "darts", "rhg", "cg"]
+METHODS = ["first_order", "darts", "rhg", "cg", "first_order_perturb", "darts_perturb"]
 
 
 def load(path):

@@ -2,7 +2,7 @@
 # reproduce_nas.sh — the DARTS search table of RESULTS.md ("Architecture search"): searches
 # with first_order, darts, rhg and cg on Fashion-MNIST at 14x14 (search seeds 1, 2, 3), then
 # the found cells, 8 random cells and the hand-designed all-sep_conv_3x3 cell trained from
-# scratch the same way, each with 4 training seeds. About an hour on 2 cores (--jobs 2); the
+# scratch the same way, each with 4 training seeds. About two hours on 2 cores (--jobs 2); the
 # test suite does not run it.
 #
 #   bench/reproduce_nas.sh [--out DIR] [--build DIR] [--jobs N] [--seeds "S ..."] [STAGE ...]
@@ -10,7 +10,9 @@
 #   STAGE     search (the 4 methods' searches and the baselines' trainings: the random and the
 #             hand-designed cells), found (the searched cells' trainings), averaged (per method
 #             the cell of its search seeds' mean op weights, `blo nas derive`, and its
-#             trainings), table (the summary); default: all four in that order. Each run writes a JSON file into DIR and is
+#             trainings), perturb (first_order and darts searched again with the genotype
+#             read off by perturbation, --select perturb, and its trainings), table (the
+#             summary); default: all five in that order. Each run writes a JSON file into DIR and is
 #             skipped when its file is already there, so an interrupted run continues.
 #   --out     where the logs, genotypes and JSON go (default nas_results/)
 #   --build   the CMake build folder holding blo (default build/)
@@ -43,12 +45,12 @@ while [ $# -gt 0 ]; do
     --seeds) seeds="${2:?--seeds needs a list}"; shift 2 ;;
     --train-seeds) train_seeds="${2:?--train-seeds needs a list}"; shift 2 ;;
     --job) shift; job=("$@"); break ;; # internal: one run of the list, "kind name seed arg"
-    -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    search | found | averaged | table) stages+=("$1"); shift ;;
+    -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    search | found | averaged | perturb | table) stages+=("$1"); shift ;;
     *) echo "reproduce_nas.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
-[ ${#stages[@]} -gt 0 ] || stages=(search found averaged table)
+[ ${#stages[@]} -gt 0 ] || stages=(search found averaged perturb table)
 blo="$build/blo"
 [ -x "$blo" ] || { echo "reproduce_nas.sh: $blo not found; build first" >&2; exit 2; }
 data="${DATA:-/usr/share/datasets/fashion-mnist}"
@@ -67,11 +69,16 @@ methods=(
     "rhg|--method rhg --inner 2"
     "cg|--method cg --inner 2 --K 5 --damping 20"
 )
+# the same searches with the genotype read off by perturbation (stage perturb)
+perturbed=(
+    "first_order_perturb|--method first_order --inner 1 --select perturb"
+    "darts_perturb|--method darts --inner 1 --select perturb"
+)
 
 run_search() { # name, search seed, method
     local name=$1 seed=$2 m
     [ -s "$out/search_$name.json" ] && return 0
-    for m in "${methods[@]}"; do [ "${m%%|*}" = "$3" ] && break; done
+    for m in "${methods[@]}" "${perturbed[@]}"; do [ "${m%%|*}" = "$3" ] && break; done
     echo "search $name" >&2
     # shellcheck disable=SC2086  # the method's settings are words
     # peak resident memory of the whole process, from GNU time
@@ -146,6 +153,13 @@ for stage in "${stages[@]}"; do
                 "$blo" nas derive "${logs[@]}" --genotype "$out/$name.txt" >/dev/null
             fi
             trainings "$name" "$out/$name.txt"
+        done | run_list ;;
+    perturb) # first_order and darts again, the genotype by perturbation; then its trainings
+        for m in "${perturbed[@]}"; do
+            for seed in $seeds; do printf '%s\0' search "${m%%|*}_seed$seed" "$seed" "${m%%|*}"; done
+        done | run_list
+        for m in "${perturbed[@]}"; do
+            for seed in $seeds; do trainings "${m%%|*}_seed$seed" "$out/${m%%|*}_seed$seed.txt"; done
         done | run_list ;;
     table)
         python3 "$here/nas_table.py" "$out" ;;
