@@ -387,6 +387,7 @@ static int nas_train(int argc, char **argv) {
 
 static const cli_cmd DERIVE = {
     "nas derive", "a genotype from alpha logs",
+    "usage: blo nas derive [--iter N] [--genotype FILE] [--json] ALPHA_LOG [ALPHA_LOG ...]\n"
     "Derives a genotype from one or more alpha logs (`blo nas search --alpha-log FILE`): the\n"
     "op weights softmax(alpha) of every edge at iteration --iter (default: each log's last),\n"
     "averaged over the logs, then DARTS' rule (per node the two incoming edges with the\n"
