@@ -134,7 +134,9 @@ for stage in "${stages[@]}"; do
                     printf '%s\0' search "${m%%|*}_seed$seed" "$seed" "${m%%|*}"
                 done
             done
-            trainings hand "$root/examples/genotypes/sep_conv_3x3.txt"
+            # a copy in DIR, so the JSON names the genotype by a path relative to the run
+            [ -s "$out/hand.txt" ] || cp "$root/examples/genotypes/sep_conv_3x3.txt" "$out/hand.txt"
+            trainings hand "$out/hand.txt"
             for r in 1 2 3 4 5 6 7 8; do trainings "random_$r" "$out/random_$r.txt"; done
         } | run_list ;;
     found)
