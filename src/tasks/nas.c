@@ -108,6 +108,7 @@ static double evaluate(const nas_net *net, blo_tensor *const *y, blo_tensor *an,
             for (int64_t c = 1; c < C; c++)
                 if (blo_tensor_get(z, i * C + c) > blo_tensor_get(z, i * C + best)) best = c;
             right += best == labels[lo + i];
+            if (!loss) continue;
             double mx = blo_tensor_get(z, i * C + best), se = 0;
             for (int64_t c = 0; c < C; c++) se += exp(blo_tensor_get(z, i * C + c) - mx);
             ce += mx + log(se) - blo_tensor_get(z, i * C + labels[lo + i]);
@@ -278,23 +279,28 @@ static blo_status warm_up(const blo_nas_search_config *c, nas_problem *p, nas_ne
     return st;
 }
 
-static double supernet_val_acc(search_state *ss) {
+/* The supernet with op weights from α (an, ar) and the solver's weights on the F half: its
+ * accuracy and, with loss, its mean cross-entropy. */
+static double supernet_eval(search_state *ss, blo_tensor *an, blo_tensor *ar, double *loss) {
     const nas_net *net = ss->p->net;
-    int64_t nv = ss->p->n - ss->p->half;
     blo_ctx *tmp = blo_ctx_new(0);
-    if (!tmp) return NAN;
-    blo_tensor *Xv = blo_slice(tmp, ss->p->X, 0, ss->p->half, ss->p->n, 1);
+    blo_tensor *Xv = tmp ? blo_slice(tmp, ss->p->X, 0, ss->p->half, ss->p->n, 1) : NULL;
     blo_tensor **ys = blo_malloc(sizeof *ys * (size_t)net->ny);
     double acc = NAN;
+    if (loss) *loss = NAN;
     if (Xv && ys) {
         for (int i = 0; i < net->ny; i++)
             ys[i] = blo_solver_y(ss->s, i);
-        acc = accuracy(net, ys, blo_solver_x(ss->s, 0), blo_solver_x(ss->s, 1), Xv,
-                       ss->p->labels + ss->p->half, nv);
+        acc = evaluate(net, ys, an, ar, Xv, ss->p->labels + ss->p->half, ss->p->n - ss->p->half,
+                       loss);
     }
     blo_free(ys);
     blo_ctx_free(tmp);
     return acc;
+}
+
+static double supernet_val_acc(search_state *ss) {
+    return supernet_eval(ss, blo_solver_x(ss->s, 0), blo_solver_x(ss->s, 1), NULL);
 }
 
 /* blo_nas_genotype_perturb's score: the supernet's mean cross-entropy on the F half with the
@@ -307,19 +313,12 @@ typedef struct perturb_state {
 
 static double supernet_val_loss(const double *an, const double *ar, void *user) {
     perturb_state *ps = user;
-    const nas_problem *p = ps->ss->p;
     int64_t shape[2] = {ps->edges, BLO_NAS_NUM_OPS};
     blo_mark m = blo_ctx_mark(ps->ctx);
     blo_tensor *a[2] = {blo_from_f64(ps->ctx, ps->ss->c->dtype, 2, shape, an),
                         blo_from_f64(ps->ctx, ps->ss->c->dtype, 2, shape, ar)};
-    blo_tensor *Xv = blo_slice(ps->ctx, p->X, 0, p->half, p->n, 1);
-    blo_tensor **ys = blo_malloc(sizeof *ys * (size_t)p->net->ny);
     double loss = NAN;
-    if (a[0] && a[1] && Xv && ys) {
-        for (int i = 0; i < p->net->ny; i++) ys[i] = blo_solver_y(ps->ss->s, i);
-        evaluate(p->net, ys, a[0], a[1], Xv, p->labels + p->half, p->n - p->half, &loss);
-    }
-    blo_free(ys);
+    if (a[0] && a[1]) supernet_eval(ps->ss, a[0], a[1], &loss);
     blo_ctx_rewind(ps->ctx, m);
     return loss;
 }
