@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """nas_table.py — the summary tables of bench/reproduce_nas.sh's results folder, as Markdown.
 
-    python3 bench/nas_table.py DIR
+    python3 bench/nas_table.py DIR [--baselines BDIR]
 
 First one row per search (method and search seed): its time, the peak scratch memory of one
 iteration and the process's peak resident memory, the supernet's test accuracy, and the found
@@ -10,7 +10,9 @@ hand-designed and the random cells, trained the same way. Last, per method, the 
 search seeds against the random cells' mean, with the standard error of the difference (cells
 as the samples), and against the random cells within 25 % of the found cells' weights. Last,
 the cells derived from each method's search seeds together (`blo nas derive`, the stage
-"averaged" of reproduce_nas.sh), where trained."""
+"averaged" of reproduce_nas.sh), where trained. --baselines BDIR takes the hand-designed and
+random cells' trainings from BDIR instead of DIR (an earlier run with the same training
+protocol, reproduce_nas.sh --baselines)."""
 import glob
 import json
 import os
@@ -47,9 +49,13 @@ def pct(accs):
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: nas_table.py DIR")
-    d = sys.argv[1]
+    args = sys.argv[1:]
+    if len(args) == 3 and args[1] == "--baselines":
+        d, bdir = args[0], args[2]
+    elif len(args) == 1:
+        d = bdir = args[0]
+    else:
+        sys.exit("usage: nas_table.py DIR [--baselines BDIR]")
     print("| method | search seed | search time | peak memory: iteration scratch / process RSS "
           "| supernet test acc | found cell: weights | test accuracy per training seed | mean |")
     print("|---|---|---|---|---|---|---|---|")
@@ -77,7 +83,7 @@ def main():
     print("|---|---|---|---|")
     rnd = []
     for name in ["hand"] + ["random_%d" % i for i in range(1, 100)]:
-        t = trainings(d, name)
+        t = trainings(bdir, name)
         if not t:
             continue
         accs = [r["test_acc"] for r in t]
