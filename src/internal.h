@@ -78,6 +78,11 @@ bool blo__broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, in
 blo_tensor *blo__expand_view(blo_ctx *ctx, const blo_tensor *t, int ndim, const int64_t *shape);
 /* The same, written into a caller's header (no allocation; for kernels' operands). */
 void blo__expand_into(blo_tensor *dst, const blo_tensor *t, int ndim, const int64_t *shape);
+/* Vector algebra on values through the tensor's backend (not recorded; no checks: same shape
+ * and float dtype are the caller's to ensure): Σ a_k b_k in double; y += α x; y *= α. */
+double blo__vec_dot(const blo_tensor *a, const blo_tensor *b);
+void blo__vec_axpy(double alpha, const blo_tensor *x, blo_tensor *y);
+void blo__vec_scale(double alpha, blo_tensor *y);
 /* "f32[2, 3]" */
 const char *blo__desc(const blo_tensor *t, char *buf, size_t n);
 

@@ -117,6 +117,12 @@ typedef struct blo_backend {
      * weights [N] or NULL. loss_terms [N] = -log softmax_{y_i}; probs [N, C] = softmax. */
     void (*xent_forward)(const blo_tensor *logits, const blo_tensor *labels,
                          blo_tensor *loss_terms, blo_tensor *probs);
+
+    /* Vector algebra of the iterative solvers, on whole tensors of one shape and float dtype
+     * (any layout), accumulated in double: dot = Σ a_k b_k; axpy: y += α x; scale: y *= α. */
+    double (*dot)(const blo_tensor *a, const blo_tensor *b);
+    void (*axpy)(double alpha, const blo_tensor *x, blo_tensor *y);
+    void (*scale)(double alpha, blo_tensor *y);
 } blo_backend;
 
 /* The reference CPU backend (plain loops, OpenMP where it pays, BLAS gemm when built in). */

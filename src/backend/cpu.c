@@ -795,6 +795,9 @@ static const blo_backend cpu_backend = {
     .avg_pool2d_adjoint = blo__cpu_avg_pool2d_adjoint,
     .spmm = blo__cpu_spmm,
     .xent_forward = blo__cpu_xent_forward,
+    .dot = blo__cpu_dot,
+    .axpy = blo__cpu_axpy,
+    .scale = blo__cpu_scale,
 };
 
 const blo_backend *blo_backend_cpu(void) {

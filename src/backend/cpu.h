@@ -40,4 +40,9 @@ void blo__cpu_spmm(int64_t rows, const int64_t *rowptr, const int64_t *colidx,
 void blo__cpu_xent_forward(const blo_tensor *logits, const blo_tensor *labels,
                            blo_tensor *loss_terms, blo_tensor *probs);
 
+/* cpu_vec.c */
+double blo__cpu_dot(const blo_tensor *a, const blo_tensor *b);
+void blo__cpu_axpy(double a, const blo_tensor *x, blo_tensor *y);
+void blo__cpu_scale(double a, blo_tensor *y);
+
 #endif

@@ -28,63 +28,16 @@ blo_status blo__zeros_like(blo_solver *s, int n, blo_tensor *const *ts, blo_tens
 
 double blo__dot_list(int n, blo_tensor *const *a, blo_tensor *const *b) {
     double acc = 0;
-    for (int i = 0; i < n; i++) {
-        int64_t m = blo_tensor_numel(a[i]);
-        if (a[i]->dtype == BLO_F64 && b[i]->dtype == BLO_F64 && blo__is_contig(a[i]) &&
-            blo__is_contig(b[i])) {
-            const double *x = a[i]->data, *y = b[i]->data;
-            for (int64_t k = 0; k < m; k++) acc += x[k] * y[k];
-        } else if (a[i]->dtype == BLO_F32 && b[i]->dtype == BLO_F32 && blo__is_contig(a[i]) &&
-                   blo__is_contig(b[i])) {
-            /* Eight partial sums in double (lanes the compiler can vectorise; one chain
-             * of dependent adds would run at the adder's latency), combined pairwise. */
-            const float *x = a[i]->data, *y = b[i]->data;
-            double part[8] = {0};
-            int64_t k = 0;
-            for (; k + 8 <= m; k += 8)
-                for (int j = 0; j < 8; j++) part[j] += (double)x[k + j] * y[k + j];
-            for (; k < m; k++) part[0] += (double)x[k] * y[k];
-            acc += ((part[0] + part[4]) + (part[1] + part[5])) +
-                   ((part[2] + part[6]) + (part[3] + part[7]));
-        } else {
-            for (int64_t k = 0; k < m; k++) acc += blo_tensor_get(a[i], k) * blo_tensor_get(b[i], k);
-        }
-    }
+    for (int i = 0; i < n; i++) acc += blo__vec_dot(a[i], b[i]);
     return acc;
 }
 
 void blo__axpy_list(int n, double a, blo_tensor *const *x, blo_tensor *const *y) {
-    for (int i = 0; i < n; i++) {
-        int64_t m = blo_tensor_numel(y[i]);
-        bool contig = blo__is_contig(x[i]) && blo__is_contig(y[i]);
-        if (contig && y[i]->dtype == BLO_F64 && x[i]->dtype == BLO_F64) {
-            const double *xs = x[i]->data;
-            double *ys = y[i]->data;
-            for (int64_t k = 0; k < m; k++) ys[k] += a * xs[k];
-        } else if (contig && y[i]->dtype == BLO_F32 && x[i]->dtype == BLO_F32) {
-            const float *xs = x[i]->data; /* in double, rounded once, as the general path */
-            float *ys = y[i]->data;
-            for (int64_t k = 0; k < m; k++) ys[k] = (float)((double)ys[k] + a * (double)xs[k]);
-        } else {
-            for (int64_t k = 0; k < m; k++)
-                blo_tensor_set(y[i], k, blo_tensor_get(y[i], k) + a * blo_tensor_get(x[i], k));
-        }
-    }
+    for (int i = 0; i < n; i++) blo__vec_axpy(a, x[i], y[i]);
 }
 
 void blo__scale_list(int n, double a, blo_tensor *const *y) {
-    for (int i = 0; i < n; i++) {
-        int64_t m = blo_tensor_numel(y[i]);
-        if (blo__is_contig(y[i]) && y[i]->dtype == BLO_F64) {
-            double *ys = y[i]->data;
-            for (int64_t k = 0; k < m; k++) ys[k] *= a;
-        } else if (blo__is_contig(y[i]) && y[i]->dtype == BLO_F32) {
-            float *ys = y[i]->data;
-            for (int64_t k = 0; k < m; k++) ys[k] = (float)(a * (double)ys[k]);
-        } else {
-            for (int64_t k = 0; k < m; k++) blo_tensor_set(y[i], k, a * blo_tensor_get(y[i], k));
-        }
-    }
+    for (int i = 0; i < n; i++) blo__vec_scale(a, y[i]);
 }
 
 blo_tensor **blo__list(blo_solver *s, int n) {

@@ -47,6 +47,18 @@ int blo__axis(int axis, int ndim) {
     return axis >= 0 && axis < ndim ? axis : -1;
 }
 
+double blo__vec_dot(const blo_tensor *a, const blo_tensor *b) {
+    return a->ctx->be->dot(a, b);
+}
+
+void blo__vec_axpy(double alpha, const blo_tensor *x, blo_tensor *y) {
+    y->ctx->be->axpy(alpha, x, y);
+}
+
+void blo__vec_scale(double alpha, blo_tensor *y) {
+    y->ctx->be->scale(alpha, y);
+}
+
 const char *blo__desc(const blo_tensor *t, char *buf, size_t n) {
     if (!t) {
         snprintf(buf, n, "(null)");
