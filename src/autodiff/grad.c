@@ -1,4 +1,5 @@
-/* grad.c — the tape and reverse-mode differentiation of any order.
+/* grad.c — reverse-mode differentiation of any order, above the ops (the tape it reads is
+ * recorded by tape.c, below them).
  *
  * blo_grad sorts the recorded graph reachable from the outputs (iterative depth-first
  * search, so trajectories of thousands of ops do not exhaust the C stack), keeps only the
@@ -6,43 +7,10 @@
  * reverse topological order. Backward rules are blo ops: with BLO_GRAD_CREATE_GRAPH the
  * context records them and the gradients carry history of their own.
  */
-#include "../internal.h"
+#include "tape.h"
 
 #include <stdio.h>
 #include <string.h>
-
-bool blo__any_requires_grad(int n, blo_tensor *const *in) {
-    for (int i = 0; i < n; i++)
-        if (in[i] && in[i]->requires_grad) return true;
-    return false;
-}
-
-blo_node *blo__record(blo_ctx *ctx, blo_tensor *out, const blo_op_def *op, int n_in,
-                      blo_tensor *const *in) {
-    if (!ctx->recording || !blo__any_requires_grad(n_in, in)) return NULL;
-    out->requires_grad = true; /* so that BLO_RECORD can tell failure from "not recorded" */
-    blo_node *n = blo__ctx_alloc(ctx, sizeof *n);
-    if (!n) return NULL;
-    memset(n, 0, sizeof *n);
-    n->op = op;
-    if (n_in > BLO_NODE_MAX_IN) {
-        n->var_in = blo__ctx_alloc(ctx, (size_t)n_in * sizeof *n->var_in);
-        if (!n->var_in) return NULL;
-        memcpy(n->var_in, in, (size_t)n_in * sizeof *n->var_in);
-        n->nvar = n_in;
-    } else {
-        n->n_in = n_in;
-        for (int i = 0; i < n_in; i++) n->in[i] = in[i];
-    }
-    out->node = n;
-    return n;
-}
-
-blo_tensor *blo_detach(blo_ctx *ctx, blo_tensor *t) {
-    BLO_GUARD(ctx);
-    if (!t) return NULL;
-    return blo__view(ctx, t, t->ndim, t->shape, t->stride, t->data);
-}
 
 /* ---- Pointer map: tensor -> slot ------------------------------------------------------------- */
 
@@ -130,30 +98,30 @@ static int tmap_get(tmap *m, blo_tensor *t, bool add) {
     return m->n++;
 }
 
-int blo__node_inputs(const blo_node *n, blo_tensor *const **in) {
-    if (n->var_in) {
-        *in = n->var_in;
-        return (int)n->nvar;
-    }
-    *in = n->in;
-    return n->n_in;
+/* ---- blo_grad, in four phases -------------------------------------------------------------------
+ *   1. check_args: outputs, seeds and inputs are well formed;
+ *   2. collect:    the tensors reachable from the outputs, in DFS post-order (inputs before the
+ *                  tensors made from them), each marked with whether it leads to an input;
+ *   3. seed + walk_back: the outputs' gradients are the seeds; in reverse order each node's
+ *                  backward rule adds its inputs' gradients;
+ *   4. hand_out:   the inputs' gradients (zeros for an input no output depends on). */
+
+/* The state of one blo_grad call: the slots of the tensors it reaches and their order. */
+typedef struct {
+    tmap m;
+    int *order; /* slots in DFS post-order */
+    int n_order;
+} walk;
+
+static void walk_free(walk *w) {
+    tmap_free(&w->m);
+    blo_free(w->order);
 }
 
-/* ---- blo_grad --------------------------------------------------------------------------------- */
-
-static blo_status finish(tmap *m, int **order, blo_status s) {
-    tmap_free(m);
-    blo_free(*order);
-    return s;
-}
-
-blo_status blo_grad(blo_ctx *ctx, int n_out, blo_tensor *const *outputs,
-                    blo_tensor *const *seeds, int n_in, blo_tensor *const *inputs,
-                    unsigned flags, blo_tensor **grads) {
-    if (!ctx) return BLO_ERR_INVALID;
-    if (grads)
-        for (int i = 0; i < n_in; i++) grads[i] = NULL; /* no stale pointer on any failure */
-    if (ctx->status) return ctx->status; /* an earlier op failed: its message stands */
+/* Phase 1. Records a message and returns an error when an argument is malformed. */
+static blo_status check_args(blo_ctx *ctx, int n_out, blo_tensor *const *outputs,
+                             blo_tensor *const *seeds, int n_in, blo_tensor *const *inputs,
+                             blo_tensor **grads) {
     if (n_out < 1 || !outputs || n_in < 1 || !inputs || !grads)
         return blo_ctx_set_error(ctx, BLO_ERR_INVALID,
                                  "blo_grad: needs at least one output and one input");
@@ -183,209 +151,227 @@ blo_status blo_grad(blo_ctx *ctx, int n_out, blo_tensor *const *outputs,
                                      "history (blo_set_requires_grad marks a variable)",
                                      i);
     }
+    return BLO_OK;
+}
 
-    tmap m = {0};
-    int *order = NULL; /* slots in DFS post-order */
-    int n_order = 0;
-    /* A tensor made before the oldest input cannot lie on a path from an input (a node's
-     * inputs are always older than its output), so the walk stops there: an inner step's
-     * gradient w.r.t. y_t then visits that step only, not the whole trajectory behind y_t. */
+/* Grows an int array held by blo_malloc to nc entries, keeping its first n. */
+static bool grow_ints(int **a, int n, int nc) {
+    int *p = blo_malloc((size_t)nc * sizeof(int));
+    if (!p) return false;
+    if (*a) memcpy(p, *a, (size_t)n * sizeof(int));
+    blo_free(*a);
+    *a = p;
+    return true;
+}
+
+/* Phase 2, for one finished tensor: it leads to an input when it is one or when one of its
+ * recorded inputs does; it is appended to the post-order. */
+static bool finish_slot(walk *w, int s, int nin, blo_tensor *const *in) {
+    bool leads = w->m.slots[s].is_input;
+    for (int j = 0; j < nin; j++) {
+        if (!in[j] || !in[j]->requires_grad) continue;
+        int cs = tmap_get(&w->m, in[j], false);
+        if (cs >= 0 && w->m.slots[cs].leads) leads = true;
+    }
+    w->m.slots[s].leads = leads;
+    w->m.slots[s].state = 2;
+    int n = w->n_order;
+    if ((n & (n - 1)) == 0 && !grow_ints(&w->order, n, n ? n * 2 : 64)) /* powers of two */
+        return false;
+    w->order[w->n_order++] = s;
+    return true;
+}
+
+/* Phase 2: iterative DFS from each output over the recorded inputs (a stack of (slot, next
+ * child), so deep trajectories do not exhaust the C stack). A tensor made before the oldest
+ * input cannot lie on a path from an input (a node's inputs are always older than its output),
+ * so the walk stops there: an inner step's gradient w.r.t. y_t then visits that step only, not
+ * the whole trajectory behind y_t. Returns false when memory runs out. */
+static bool collect(walk *w, int n_out, blo_tensor *const *outputs, int n_in,
+                    blo_tensor *const *inputs) {
     uint64_t oldest = UINT64_MAX;
     for (int i = 0; i < n_in; i++)
         if (inputs[i]->seq < oldest) oldest = inputs[i]->seq;
     for (int i = 0; i < n_in; i++) {
-        int s = tmap_get(&m, inputs[i], true);
-        if (s < 0) goto nomem;
-        m.slots[s].is_input = true;
+        int s = tmap_get(&w->m, inputs[i], true);
+        if (s < 0) return false;
+        w->m.slots[s].is_input = true;
     }
-
-    /* Iterative DFS: stack of (slot, next child). */
-    {
-        int cap = 256, sp = 0;
-        int *st_slot = blo_malloc((size_t)cap * sizeof(int));
-        int *st_next = blo_malloc((size_t)cap * sizeof(int));
-        if (!st_slot || !st_next) {
-            blo_free(st_slot);
-            blo_free(st_next);
-            goto nomem;
+    int cap = 256, sp = 0;
+    int *st_slot = NULL, *st_next = NULL;
+    bool ok = grow_ints(&st_slot, 0, cap) && grow_ints(&st_next, 0, cap);
+    for (int k = 0; k < n_out && ok; k++) {
+        int root = tmap_get(&w->m, outputs[k], true);
+        if (root < 0) {
+            ok = false;
+            break;
         }
-        bool oom = false;
-        for (int k = 0; k < n_out && !oom; k++) {
-            int root = tmap_get(&m, outputs[k], true);
-            if (root < 0) {
-                oom = true;
-                break;
-            }
-            if (m.slots[root].state) continue;
-            m.slots[root].state = 1;
-            st_slot[0] = root;
-            st_next[0] = 0;
-            sp = 1;
-            while (sp > 0 && !oom) {
-                int s = st_slot[sp - 1];
-                blo_tensor *t = m.slots[s].t;
-                blo_tensor *const *in = NULL;
-                int nin = t->node ? blo__node_inputs(t->node, &in) : 0;
-                /* Do not walk above an input unless it has history that may lead to others. */
-                int c = st_next[sp - 1];
-                while (c < nin && (!in[c] || !in[c]->requires_grad || in[c]->seq < oldest)) c++;
-                if (c < nin) {
-                    st_next[sp - 1] = c + 1;
-                    int cs = tmap_get(&m, in[c], true);
-                    if (cs < 0) {
-                        oom = true;
-                        break;
-                    }
-                    if (m.slots[cs].state == 0) {
-                        if (sp == cap) {
-                            int nc = cap * 2;
-                            int *a = blo_malloc((size_t)nc * sizeof(int));
-                            int *b = blo_malloc((size_t)nc * sizeof(int));
-                            if (!a || !b) {
-                                blo_free(a);
-                                blo_free(b);
-                                oom = true;
-                                break;
-                            }
-                            memcpy(a, st_slot, (size_t)sp * sizeof(int));
-                            memcpy(b, st_next, (size_t)sp * sizeof(int));
-                            blo_free(st_slot);
-                            blo_free(st_next);
-                            st_slot = a;
-                            st_next = b;
-                            cap = nc;
-                        }
-                        m.slots[cs].state = 1;
-                        st_slot[sp] = cs;
-                        st_next[sp] = 0;
-                        sp++;
-                    }
-                    continue;
-                }
-                /* All children done: finish s. */
-                bool leads = m.slots[s].is_input;
-                for (int j = 0; j < nin; j++) {
-                    if (!in[j] || !in[j]->requires_grad) continue;
-                    int cs = tmap_get(&m, in[j], false);
-                    if (cs >= 0 && m.slots[cs].leads) leads = true;
-                }
-                m.slots[s].leads = leads;
-                m.slots[s].state = 2;
-                if ((n_order & (n_order - 1)) == 0) { /* grow at powers of two */
-                    int nc = n_order ? n_order * 2 : 64;
-                    int *o = blo_malloc((size_t)nc * sizeof(int));
-                    if (!o) {
-                        oom = true;
-                        break;
-                    }
-                    if (order) memcpy(o, order, (size_t)n_order * sizeof(int));
-                    blo_free(order);
-                    order = o;
-                }
-                order[n_order++] = s;
+        if (w->m.slots[root].state) continue;
+        w->m.slots[root].state = 1;
+        st_slot[0] = root;
+        st_next[0] = 0;
+        sp = 1;
+        while (sp > 0 && ok) {
+            int s = st_slot[sp - 1];
+            blo_tensor *t = w->m.slots[s].t;
+            blo_tensor *const *in = NULL;
+            int nin = t->node ? blo__node_inputs(t->node, &in) : 0;
+            /* Do not walk above an input unless it has history that may lead to others. */
+            int c = st_next[sp - 1];
+            while (c < nin && (!in[c] || !in[c]->requires_grad || in[c]->seq < oldest)) c++;
+            if (c == nin) { /* all children done */
+                ok = finish_slot(w, s, nin, in);
                 sp--;
+                continue;
             }
-        }
-        blo_free(st_slot);
-        blo_free(st_next);
-        if (oom) goto nomem;
-    }
-
-    int old_rec = ctx->recording;
-    bool create = (flags & BLO_GRAD_CREATE_GRAPH) != 0;
-    ctx->recording = create ? 1 : 0;
-    blo_status status = BLO_OK;
-
-    /* Seed the outputs. */
-    for (int k = 0; k < n_out && !status; k++) {
-        int s = tmap_get(&m, outputs[k], false);
-        if (!m.slots[s].leads) continue;
-        blo_tensor *seed = seeds ? seeds[k] : NULL;
-        if (!seed) seed = blo_full(ctx, outputs[k]->dtype, outputs[k]->ndim, outputs[k]->shape, 1);
-        blo_tensor *g = m.slots[s].grad ? blo_add(ctx, m.slots[s].grad, seed) : seed;
-        if (!g) status = ctx->status ? ctx->status : BLO_ERR_NOMEM;
-        m.slots[s].grad = g;
-    }
-
-    /* Reverse topological order: outputs first. */
-    for (int oi = n_order - 1; oi >= 0 && !status; oi--) {
-        slot *sl = &m.slots[order[oi]];
-        blo_tensor *t = sl->t;
-        if (!sl->leads || !sl->grad || !t->node) continue;
-        const blo_node *node = t->node;
-        blo_tensor *const *in = NULL;
-        int nin = blo__node_inputs(node, &in);
-        if (create && !node->op->differentiable_backward) {
-            status = blo_ctx_set_error(ctx, BLO_ERR_NOT_DIFFERENTIABLE,
-                                       "blo_grad: create-graph reached '%s', whose backward is "
-                                       "a fused first-order kernel; use its differentiable "
-                                       "counterpart for higher-order derivatives",
-                                       node->op->name);
-            break;
-        }
-        bool need_small[16];
-        bool *need = nin <= 16 ? need_small : blo_malloc((size_t)nin * sizeof(bool));
-        blo_tensor *gin_small[16];
-        blo_tensor **gin = nin <= 16 ? gin_small : blo_malloc((size_t)nin * sizeof(blo_tensor *));
-        if (!need || !gin) {
-            if (need != need_small) blo_free(need);
-            if (gin != gin_small) blo_free(gin);
-            status = blo_ctx_set_error(ctx, BLO_ERR_NOMEM, "blo_grad: out of memory");
-            break;
-        }
-        bool any = false;
-        for (int j = 0; j < nin; j++) {
-            gin[j] = NULL;
-            need[j] = false;
-            if (!in[j] || !in[j]->requires_grad) continue;
-            int cs = tmap_get(&m, in[j], false);
-            need[j] = cs >= 0 && m.slots[cs].leads;
-            any |= need[j];
-        }
-        if (any) {
-            status = node->op->backward(ctx, node, t, sl->grad, need, gin);
-            if (!status && ctx->status) status = ctx->status;
-            if (status && !ctx->status)
-                blo_ctx_set_error(ctx, status, "blo_grad: backward of '%s' failed",
-                                  node->op->name);
-            for (int j = 0; j < nin && !status; j++) {
-                if (!need[j] || !gin[j]) continue;
-                slot *cs = &m.slots[tmap_get(&m, in[j], false)];
-                if (cs->grad) {
-                    blo_tensor *sum = blo_add(ctx, cs->grad, gin[j]);
-                    if (!sum) status = ctx->status;
-                    cs->grad = sum;
-                } else {
-                    cs->grad = gin[j];
-                }
-            }
-        }
-        if (need != need_small) blo_free(need);
-        if (gin != gin_small) blo_free(gin);
-    }
-
-    for (int i = 0; i < n_in && !status; i++) {
-        int s = tmap_get(&m, inputs[i], false);
-        blo_tensor *g = m.slots[s].grad;
-        if (!g) {
-            if (flags & BLO_GRAD_STRICT) {
-                status = blo_ctx_set_error(ctx, BLO_ERR_INVALID,
-                                           "blo_grad: input %d does not influence any output", i);
+            st_next[sp - 1] = c + 1;
+            int cs = tmap_get(&w->m, in[c], true);
+            if (cs < 0) {
+                ok = false;
                 break;
             }
+            if (w->m.slots[cs].state != 0) continue;
+            if (sp == cap) {
+                ok = grow_ints(&st_slot, sp, cap * 2) && grow_ints(&st_next, sp, cap * 2);
+                if (!ok) break;
+                cap *= 2;
+            }
+            w->m.slots[cs].state = 1;
+            st_slot[sp] = cs;
+            st_next[sp] = 0;
+            sp++;
+        }
+    }
+    blo_free(st_slot);
+    blo_free(st_next);
+    return ok;
+}
+
+/* Adds g to the gradient held in slot s (or sets it); returns the status. */
+static blo_status accumulate(blo_ctx *ctx, slot *s, blo_tensor *g) {
+    if (!s->grad) {
+        s->grad = g;
+        return BLO_OK;
+    }
+    s->grad = blo_add(ctx, s->grad, g);
+    return s->grad ? BLO_OK : ctx->status;
+}
+
+/* Phase 3a: each output that leads to an input receives its seed (1 when none is given). */
+static blo_status seed(blo_ctx *ctx, walk *w, int n_out, blo_tensor *const *outputs,
+                       blo_tensor *const *seeds) {
+    for (int k = 0; k < n_out; k++) {
+        slot *s = &w->m.slots[tmap_get(&w->m, outputs[k], false)];
+        if (!s->leads) continue;
+        blo_tensor *sd = seeds ? seeds[k] : NULL;
+        if (!sd) sd = blo_full(ctx, outputs[k]->dtype, outputs[k]->ndim, outputs[k]->shape, 1);
+        blo_tensor *g = s->grad ? blo_add(ctx, s->grad, sd) : sd;
+        s->grad = g;
+        if (!g) return ctx->status ? ctx->status : BLO_ERR_NOMEM;
+    }
+    return BLO_OK;
+}
+
+/* Phase 3b, one node: runs the backward rule of the node that made sl->t for the inputs that
+ * lead to an input of blo_grad, and adds what it returns to their gradients. */
+static blo_status back_one(blo_ctx *ctx, walk *w, slot *sl, bool create) {
+    const blo_node *node = sl->t->node;
+    blo_tensor *const *in = NULL;
+    int nin = blo__node_inputs(node, &in);
+    if (create && !node->op->differentiable_backward)
+        return blo_ctx_set_error(ctx, BLO_ERR_NOT_DIFFERENTIABLE,
+                                 "blo_grad: create-graph reached '%s', whose backward is "
+                                 "a fused first-order kernel; use its differentiable "
+                                 "counterpart for higher-order derivatives",
+                                 node->op->name);
+    bool need_small[16];
+    bool *need = nin <= 16 ? need_small : blo_malloc((size_t)nin * sizeof(bool));
+    blo_tensor *gin_small[16];
+    blo_tensor **gin = nin <= 16 ? gin_small : blo_malloc((size_t)nin * sizeof(blo_tensor *));
+    blo_status status = BLO_OK;
+    if (!need || !gin) {
+        status = blo_ctx_set_error(ctx, BLO_ERR_NOMEM, "blo_grad: out of memory");
+        goto done;
+    }
+    bool any = false;
+    for (int j = 0; j < nin; j++) {
+        gin[j] = NULL;
+        need[j] = false;
+        if (!in[j] || !in[j]->requires_grad) continue;
+        int cs = tmap_get(&w->m, in[j], false);
+        need[j] = cs >= 0 && w->m.slots[cs].leads;
+        any |= need[j];
+    }
+    if (!any) goto done;
+    status = node->op->backward(ctx, node, sl->t, sl->grad, need, gin);
+    if (!status && ctx->status) status = ctx->status;
+    if (status && !ctx->status)
+        blo_ctx_set_error(ctx, status, "blo_grad: backward of '%s' failed", node->op->name);
+    for (int j = 0; j < nin && !status; j++)
+        if (need[j] && gin[j])
+            status = accumulate(ctx, &w->m.slots[tmap_get(&w->m, in[j], false)], gin[j]);
+done:
+    if (need != need_small) blo_free(need);
+    if (gin != gin_small) blo_free(gin);
+    return status;
+}
+
+/* Phase 3b: the nodes in reverse post-order (outputs first), so a tensor's gradient is
+ * complete before its own node runs. */
+static blo_status walk_back(blo_ctx *ctx, walk *w, bool create) {
+    for (int oi = w->n_order - 1; oi >= 0; oi--) {
+        slot *sl = &w->m.slots[w->order[oi]];
+        if (!sl->leads || !sl->grad || !sl->t->node) continue;
+        blo_status s = back_one(ctx, w, sl, create);
+        if (s) return s;
+    }
+    return BLO_OK;
+}
+
+/* Phase 4: grads[i] is inputs[i]'s gradient, or zeros (an error with BLO_GRAD_STRICT). */
+static blo_status hand_out(blo_ctx *ctx, walk *w, int n_in, blo_tensor *const *inputs,
+                           unsigned flags, blo_tensor **grads) {
+    for (int i = 0; i < n_in; i++) {
+        blo_tensor *g = w->m.slots[tmap_get(&w->m, inputs[i], false)].grad;
+        if (!g) {
+            if (flags & BLO_GRAD_STRICT)
+                return blo_ctx_set_error(ctx, BLO_ERR_INVALID,
+                                         "blo_grad: input %d does not influence any output", i);
             g = blo_zeros(ctx, inputs[i]->dtype, inputs[i]->ndim, inputs[i]->shape);
-            if (!g) status = ctx->status;
+            if (!g) return ctx->status;
         }
         grads[i] = g;
     }
+    return BLO_OK;
+}
+
+blo_status blo_grad(blo_ctx *ctx, int n_out, blo_tensor *const *outputs,
+                    blo_tensor *const *seeds, int n_in, blo_tensor *const *inputs,
+                    unsigned flags, blo_tensor **grads) {
+    if (!ctx) return BLO_ERR_INVALID;
+    if (grads)
+        for (int i = 0; i < n_in; i++) grads[i] = NULL; /* no stale pointer on any failure */
+    if (ctx->status) return ctx->status; /* an earlier op failed: its message stands */
+    blo_status status = check_args(ctx, n_out, outputs, seeds, n_in, inputs, grads);
+    if (status) return status;
+
+    walk w = {0};
+    if (!collect(&w, n_out, outputs, n_in, inputs)) {
+        walk_free(&w);
+        return blo_ctx_set_error(ctx, BLO_ERR_NOMEM, "blo_grad: out of memory sorting the graph");
+    }
+    /* The backward pass is recorded only with create-graph. */
+    int old_rec = ctx->recording;
+    bool create = (flags & BLO_GRAD_CREATE_GRAPH) != 0;
+    ctx->recording = create ? 1 : 0;
+    status = seed(ctx, &w, n_out, outputs, seeds);
+    if (!status) status = walk_back(ctx, &w, create);
+    if (!status) status = hand_out(ctx, &w, n_in, inputs, flags, grads);
     ctx->recording = old_rec;
     if (status)
         for (int i = 0; i < n_in; i++) grads[i] = NULL;
-    return finish(&m, &order, status);
-
-nomem:
-    return finish(&m, &order,
-                blo_ctx_set_error(ctx, BLO_ERR_NOMEM, "blo_grad: out of memory sorting the graph"));
+    walk_free(&w);
+    return status;
 }
 
 /* ---- Helpers built on blo_grad ------------------------------------------------------------------ */

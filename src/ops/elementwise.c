@@ -2,8 +2,6 @@
  * Each backward rule is written with blo ops, so it records when create-graph is on. Masks
  * that select a subgradient (relu, abs, clamp) are constants: the second derivative of a
  * piecewise-linear map is zero almost everywhere. */
-#include "../backend/backend.h"
-#include "../internal.h"
 #include "ops_util.h"
 
 #include <stdio.h>

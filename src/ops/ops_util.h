@@ -2,8 +2,8 @@
 #ifndef BLO_OPS_UTIL_H
 #define BLO_OPS_UTIL_H
 
+#include "../autodiff/tape.h"
 #include "../backend/backend.h"
-#include "../internal.h"
 
 /* g summed over its broadcast axes down to like's shape (g itself when shapes match). */
 blo_tensor *blo__sum_like(blo_ctx *ctx, blo_tensor *g, const blo_tensor *like);
