@@ -36,7 +36,11 @@ struct blo_ctx {
     blo_status status;
     char msg[512];
     int recording;
+    /* The kernel table of this context's tensors. NULL until the first tensor is made, when
+     * the tensor layer binds the registry's default unless blo_ctx_set_backend chose one;
+     * core itself names no backend. */
     const struct blo_backend *be;
+    int holds_tensors; /* a tensor was made here: the backend can no longer change */
 };
 
 /* Arena allocation, 64-byte aligned. On failure records BLO_ERR_NOMEM in ctx, returns NULL. */
@@ -62,9 +66,16 @@ uint64_t blo__next_seq(void);
 
 /* A header in ctx with the given shape and fresh contiguous storage (uninitialised). */
 blo_tensor *blo__alloc(blo_ctx *ctx, blo_dtype dt, int ndim, const int64_t *shape);
-/* A header in ctx that views `base`'s storage with new shape/strides/data pointer. */
+/* A header in ctx that views `base`'s storage with a new shape and strides, its element 0
+ * `offset` elements after base's element 0 (offsets are in elements, never bytes, so views
+ * need no pointer arithmetic outside the tensor layer). No history. */
 blo_tensor *blo__view(blo_ctx *ctx, const blo_tensor *base, int ndim, const int64_t *shape,
-                      const int64_t *stride, void *data);
+                      const int64_t *stride, int64_t offset);
+/* Moves a header's element 0 by `offset` elements (for windows built in a caller's header, as
+ * kernels' operands). */
+void blo__view_shift(blo_tensor *t, int64_t offset);
+/* The context's backend, binding the registry's default when none is bound yet. */
+const struct blo_backend *blo__ctx_backend(blo_ctx *ctx);
 int64_t blo__numel(int ndim, const int64_t *shape);
 void blo__contig_strides(int ndim, const int64_t *shape, int64_t *stride);
 bool blo__is_contig(const blo_tensor *t);

@@ -88,6 +88,22 @@ blo_status blo_ctx_set_error(blo_ctx *ctx, blo_status s, const char *fmt, ...)
 int blo_ctx_set_recording(blo_ctx *ctx, int on);
 int blo_ctx_recording(const blo_ctx *ctx);
 
+/* ---- Backends ---------------------------------------------------------------------------
+ * A backend holds tensor storage and runs every loop over tensor data. This build's backends
+ * are listed by index; the first ("cpu": reference loops, BLAS gemm, OpenMP) is the default a
+ * context uses unless told otherwise. */
+/* The number of backends in this build (at least 1). */
+int blo_backend_count(void);
+/* The name of backend i in [0, blo_backend_count()), a static string; NULL out of range. */
+const char *blo_backend_name_at(int i);
+/* Selects the backend, by name, of the tensors that ctx will hold. Returns BLO_OK, or
+ * BLO_ERR_INVALID (with a message in ctx) for an unknown name, or once a tensor has been
+ * made in ctx (tensors never move between backends: select before making any, even after a
+ * rewind). ctx's backend is unchanged on failure. */
+blo_status blo_ctx_set_backend(blo_ctx *ctx, const char *name);
+/* The name of ctx's backend (a static string); NULL for a NULL ctx. */
+const char *blo_ctx_backend_name(const blo_ctx *ctx);
+
 /* ---- Threads ---------------------------------------------------------------------------
  * The number of threads for blo's own loops and for BLAS. n <= 0 means all cores.
  * For a given seed and thread count, results are identical run to run. */

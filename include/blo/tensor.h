@@ -78,8 +78,18 @@ double blo_tensor_get(const blo_tensor *t, int64_t flat);
 blo_status blo_tensor_set(blo_tensor *t, int64_t flat, double v);
 /* The value of a one-element tensor. */
 double blo_tensor_item(const blo_tensor *t);
-/* Copies all values (row-major order of the view) into out[numel] as double. */
+/* Copies all values (row-major order of the view) into out[numel] as double: the same as
+ * blo_tensor_copy_to_host(t, BLO_F64, out). */
 blo_status blo_tensor_to_f64(const blo_tensor *t, double *out);
+/* Host copies, the way values enter and leave a tensor whatever backend holds its storage.
+ * The host buffer holds numel(t) elements of type dt, contiguous in the row-major order of
+ * t's view (t itself may be any strided view); values are converted between dt and t's dtype
+ * (f32 / f64 / i64; to i64 truncates toward zero; i64 to i64 keeps all 64 bits). The caller
+ * owns the buffer; nothing keeps a pointer to it. Returns BLO_OK; BLO_ERR_INVALID for a NULL
+ * tensor or buffer; BLO_ERR_DTYPE (recorded in t's context) for an unknown dt.
+ * to_host writes dst; from_host overwrites t's values in place (not recorded). */
+blo_status blo_tensor_copy_to_host(const blo_tensor *t, blo_dtype dt, void *dst);
+blo_status blo_tensor_copy_from_host(blo_tensor *t, blo_dtype dt, const void *src);
 /* "f32[2, 3]" into buf (always terminated); returns buf. */
 const char *blo_tensor_describe(const blo_tensor *t, char *buf, size_t n);
 

@@ -45,5 +45,5 @@ int blo__node_inputs(const blo_node *n, blo_tensor *const **in) {
 blo_tensor *blo_detach(blo_ctx *ctx, blo_tensor *t) {
     BLO_GUARD(ctx);
     if (!t) return NULL;
-    return blo__view(ctx, t, t->ndim, t->shape, t->stride, t->data);
+    return blo__view(ctx, t, t->ndim, t->shape, t->stride, 0);
 }

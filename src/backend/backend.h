@@ -1,6 +1,19 @@
-/* backend.h — the kernel table. Ops (src/ops) check arguments, allocate results and record
- * tape nodes; all arithmetic on tensor data goes through a blo_backend, so a CUDA backend
- * can be added by filling another table, without touching ops or methods.
+/* backend.h — the kernel table and the registry of backends. Ops (src/ops) check arguments,
+ * allocate results and record tape nodes; tensor storage, host copies and all arithmetic on
+ * tensor data go through a blo_backend, so a CUDA backend can be added by filling another
+ * table and listing it in registry.c, without touching ops or methods. Outside src/backend and
+ * src/tensor no code reads tensor data (`->data`); a check in CI holds to that.
+ *
+ * Storage and lifetime. Every tensor's storage comes from `alloc`, called by the tensor layer
+ * with the context that will own it; nothing frees a tensor alone. The CPU table carves it
+ * from the context's arena, so blo_ctx_rewind / blo_ctx_free release it with the headers. A
+ * device backend keeps its storage in device memory with the same lifetime: it holds, per
+ * context, a stack of device blocks, each tagged with the context's position (blo_ctx_bytes)
+ * when it was taken. The header of every tensor is taken from the host arena just before its
+ * storage, so a rewind to a mark m has released exactly the device blocks tagged above
+ * m.bytes: the backend returns them to its device pool (lazily, at its next alloc, or when
+ * the context is freed). Host code never dereferences device storage: values reach the host
+ * only through to_host / from_host (blo_tensor_copy_to_host and friends).
  *
  * Kernel contracts: `out` tensors are fresh and contiguous unless stated otherwise; input
  * tensors may be any strided view (zero strides for broadcast axes) of the shape stated.
@@ -56,6 +69,14 @@ typedef enum blo_dwconv_kind { BLO_DW_FORWARD, BLO_DW_ADJ_X, BLO_DW_ADJ_W } blo_
 typedef struct blo_backend {
     const char *name;
 
+    /* Storage for a tensor of `bytes` bytes whose lifetime is ctx's (see above). On failure
+     * records BLO_ERR_NOMEM in ctx and returns NULL. */
+    void *(*alloc)(blo_ctx *ctx, size_t bytes);
+    /* Host copies: dst / src is a contiguous row-major host buffer of numel(t) elements of
+     * type dt; values are converted (f32 / f64 / i64), t may be any strided view. */
+    void (*to_host)(const blo_tensor *t, blo_dtype dt, void *dst);
+    void (*from_host)(blo_tensor *t, blo_dtype dt, const void *src);
+
     /* out = x / values converted, any layouts, same shape; dtypes may differ (f32/f64/i64). */
     void (*copy)(const blo_tensor *src, blo_tensor *dst);
     void (*fill)(blo_tensor *t, double v); /* t may be strided */
@@ -70,10 +91,13 @@ typedef struct blo_backend {
     /* out has x's ndim with size 1 on the reduced axes (keepdim layout). */
     void (*reduce)(blo_reduce_kind k, const blo_tensor *x, blo_tensor *out);
 
-    /* C = alpha op(A) op(B) + beta C, row-major; op = transpose when trans_*. */
-    void (*gemm)(blo_dtype dt, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
-                 double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
-                 double beta, void *c, int64_t ldc);
+    /* C = alpha op(A) op(B) + beta C, row-major; op = transpose when trans_*. Each matrix
+     * starts *_off elements after its tensor's element 0 (a batch of products walks one
+     * tensor with offsets); the dtype is a's, and b and c have it too. */
+    void (*gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                 const blo_tensor *a, int64_t a_off, int64_t lda, const blo_tensor *b,
+                 int64_t b_off, int64_t ldb, double beta, blo_tensor *c, int64_t c_off,
+                 int64_t ldc);
 
     /* Indexing along `axis` (see ops.h for the semantics). out contiguous. */
     void (*gather)(const blo_tensor *a, int axis, const blo_tensor *idx, blo_tensor *out);
@@ -109,14 +133,34 @@ typedef struct blo_backend {
     void (*avg_pool2d_adjoint)(const blo_tensor *gout, const blo_pool2d_params *p,
                                blo_tensor *gx);
 
-    /* out [rows, K] = A b with A in CSR (rowptr, colidx, values [nnz]); b [cols, K]. */
-    void (*spmm)(int64_t rows, const int64_t *rowptr, const int64_t *colidx,
+    /* out [rows, K] = A b with A in CSR (rowptr [rows + 1] in host memory, colidx an i64
+     * [nnz] tensor, values [nnz]); b [cols, K]. */
+    void (*spmm)(int64_t rows, const int64_t *rowptr, const blo_tensor *colidx,
                  const blo_tensor *values, const blo_tensor *b, blo_tensor *out);
+    /* The transpose of a checked CSR pattern (rows x cols, nnz entries; rowptr [rows + 1] and
+     * colidx [nnz] host arrays). Fills, all i64 [nnz] tensors: a_col = colidx, a_row = the row
+     * of each entry, a_perm[e] = the position of entry e in the transpose; t_rowptr (host,
+     * [cols + 1]) and t_col, t_row, t_perm the same for the transpose, whose entries are
+     * ordered by (column, row), so each of its rows has strictly increasing columns. */
+    void (*csr_transpose)(int64_t rows, int64_t cols, int64_t nnz, const int64_t *rowptr,
+                          const int64_t *colidx, blo_tensor *a_col, blo_tensor *a_row,
+                          blo_tensor *a_perm, int64_t *t_rowptr, blo_tensor *t_col,
+                          blo_tensor *t_row, blo_tensor *t_perm);
 
     /* Fused softmax cross-entropy, first order. logits [N, C] contiguous, labels [N],
      * weights [N] or NULL. loss_terms [N] = -log softmax_{y_i}; probs [N, C] = softmax. */
     void (*xent_forward)(const blo_tensor *logits, const blo_tensor *labels,
                          blo_tensor *loss_terms, blo_tensor *probs);
+    /* Its backward (first order, not recorded). g is the loss's gradient: one element (a
+     * reduced loss) or [N] (per example); s_i = scale g_i (or scale g). With w [N] the
+     * weights (NULL: all 1):
+     *   glogits [N, C] = s_i w_i (probs_i - onehot(labels_i))   when glogits is not NULL,
+     *   gweights [N]   = s_i loss_terms_i                       when gweights is not NULL.
+     * probs, glogits contiguous; the others any stride. */
+    void (*xent_backward)(const blo_tensor *probs, const blo_tensor *labels,
+                          const blo_tensor *loss_terms, const blo_tensor *weights,
+                          const blo_tensor *g, double scale, blo_tensor *glogits,
+                          blo_tensor *gweights);
 
     /* Vector algebra of the iterative solvers, on whole tensors of one shape and float dtype
      * (any layout), accumulated in double: dot = Σ a_k b_k; axpy: y += α x; scale: y *= α. */
@@ -127,6 +171,18 @@ typedef struct blo_backend {
 
 /* The reference CPU backend (plain loops, OpenMP where it pays, BLAS gemm when built in). */
 const blo_backend *blo_backend_cpu(void);
+
+/* ---- Registry (registry.c) --------------------------------------------------------------------
+ * The backends this build has, the first being the default a context gets when its first
+ * tensor is made. blo_ctx_set_backend (core.h) picks another by name. */
+const blo_backend *blo__backend_default(void);
+/* The backend called name, or NULL. */
+const blo_backend *blo__backend_find(const char *name);
+
+/* The CPU gemm on raw row-major arrays (BLAS when built in): what the table's gemm calls. */
+void blo__cpu_gemm(blo_dtype dt, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                   double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
+                   double beta, void *c, int64_t ldc);
 /* The reference loop gemm (the oracle the BLAS path is tested against). */
 void blo__gemm_ref(blo_dtype dt, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                    double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,

@@ -177,6 +177,12 @@ static void copy_row(const void *env, int64_t n, char **p, const int64_t *s) {
         for (int64_t i = 0; i < n; i++) y[i * s[1]] = x[i * s[0]];
         return;
     }
+    if (e->src == BLO_I64 && e->dst == BLO_I64) { /* not through double: all 64 bits kept */
+        const int64_t *x = (const int64_t *)p[0];
+        int64_t *y = (int64_t *)p[1];
+        for (int64_t i = 0; i < n; i++) y[i * s[1]] = x[i * s[0]];
+        return;
+    }
     for (int64_t i = 0; i < n; i++)
         store(e->dst, p[1] + i * s[1] * (int64_t)ed, load(e->src, p[0] + i * s[0] * (int64_t)es));
 }
@@ -192,6 +198,26 @@ static void cpu_copy(const blo_tensor *src, blo_tensor *dst) {
     size_t es[2] = {blo_dtype_size(src->dtype), blo_dtype_size(dst->dtype)};
     copy_env e = {src->dtype, dst->dtype};
     blo__for_rows(dst->ndim, shape, 2, st, ptrs, es, copy_row, &e);
+}
+
+/* Host copies are copies between t and a contiguous header over the host buffer. */
+static blo_tensor host_header(const blo_tensor *t, blo_dtype dt, const void *buf) {
+    blo_tensor h = *t;
+    h.dtype = dt;
+    h.data = (void *)buf;
+    h.node = NULL;
+    blo__contig_strides(t->ndim, t->shape, h.stride);
+    return h;
+}
+
+static void cpu_to_host(const blo_tensor *t, blo_dtype dt, void *dst) {
+    blo_tensor h = host_header(t, dt, dst);
+    cpu_copy(t, &h);
+}
+
+static void cpu_from_host(blo_tensor *t, blo_dtype dt, const void *src) {
+    blo_tensor h = host_header(t, dt, src);
+    cpu_copy(&h, t);
 }
 
 static void fill_row(const void *env, int64_t n, char **p, const int64_t *s) {
@@ -749,9 +775,9 @@ static void cpu_gemv(blo_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t
 }
 #endif
 
-static void cpu_gemm(blo_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha,
-                     const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c,
-                     int64_t ldc) {
+void blo__cpu_gemm(blo_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha,
+                   const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c,
+                   int64_t ldc) {
     if (m == 0 || n == 0) return;
 #ifdef BLO_HAVE_CBLAS
     if (k == 0) {
@@ -774,8 +800,22 @@ static void cpu_gemm(blo_dtype dt, int ta, int tb, int64_t m, int64_t n, int64_t
 #endif
 }
 
+/* The table's gemm: element offsets into the tensors become pointers here. */
+static void cpu_gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha,
+                     const blo_tensor *a, int64_t a_off, int64_t lda, const blo_tensor *b,
+                     int64_t b_off, int64_t ldb, double beta, blo_tensor *c, int64_t c_off,
+                     int64_t ldc) {
+    int64_t es = (int64_t)blo_dtype_size(a->dtype);
+    blo__cpu_gemm(a->dtype, ta, tb, m, n, k, alpha, (const char *)a->data + a_off * es, lda,
+                  (const char *)b->data + b_off * es, ldb, beta, (char *)c->data + c_off * es,
+                  ldc);
+}
+
 static const blo_backend cpu_backend = {
     .name = "cpu",
+    .alloc = blo__ctx_alloc,
+    .to_host = cpu_to_host,
+    .from_host = cpu_from_host,
     .copy = cpu_copy,
     .fill = cpu_fill,
     .unary = cpu_unary,
@@ -794,7 +834,9 @@ static const blo_backend cpu_backend = {
     .avg_pool2d = blo__cpu_avg_pool2d,
     .avg_pool2d_adjoint = blo__cpu_avg_pool2d_adjoint,
     .spmm = blo__cpu_spmm,
+    .csr_transpose = blo__cpu_csr_transpose,
     .xent_forward = blo__cpu_xent_forward,
+    .xent_backward = blo__cpu_xent_backward,
     .dot = blo__cpu_dot,
     .axpy = blo__cpu_axpy,
     .scale = blo__cpu_scale,

@@ -33,12 +33,20 @@ void blo__cpu_avg_pool2d_adjoint(const blo_tensor *gout, const blo_pool2d_params
                                  blo_tensor *gx);
 
 /* cpu_sparse.c */
-void blo__cpu_spmm(int64_t rows, const int64_t *rowptr, const int64_t *colidx,
+void blo__cpu_spmm(int64_t rows, const int64_t *rowptr, const blo_tensor *colidx,
                    const blo_tensor *values, const blo_tensor *b, blo_tensor *out);
+void blo__cpu_csr_transpose(int64_t rows, int64_t cols, int64_t nnz, const int64_t *rowptr,
+                            const int64_t *colidx, blo_tensor *a_col, blo_tensor *a_row,
+                            blo_tensor *a_perm, int64_t *t_rowptr, blo_tensor *t_col,
+                            blo_tensor *t_row, blo_tensor *t_perm);
 
 /* cpu_loss.c */
 void blo__cpu_xent_forward(const blo_tensor *logits, const blo_tensor *labels,
                            blo_tensor *loss_terms, blo_tensor *probs);
+void blo__cpu_xent_backward(const blo_tensor *probs, const blo_tensor *labels,
+                            const blo_tensor *loss_terms, const blo_tensor *weights,
+                            const blo_tensor *g, double scale, blo_tensor *glogits,
+                            blo_tensor *gweights);
 
 /* cpu_vec.c */
 double blo__cpu_dot(const blo_tensor *a, const blo_tensor *b);

@@ -1,5 +1,8 @@
-/* cpu_loss.c — the fused softmax cross-entropy forward: per-example loss terms and the
- * softmax probabilities the fused backward needs. logits [N, C] contiguous. */
+/* cpu_loss.c — the fused softmax cross-entropy: the forward (per-example loss terms and the
+ * softmax probabilities p) and its first-order backward
+ *   ∂ℓ_i/∂z_i = p_i - onehot(y_i),   so  g_z[i] = s_i w_i (p_i - onehot(y_i)),  g_w[i] = s_i ℓ_i
+ * for the loss Σ_i w_i ℓ_i scaled by s_i (the incoming gradient times 1/N for a mean).
+ * logits [N, C] contiguous. */
 #include "cpu.h"
 
 #include <math.h>
@@ -43,4 +46,51 @@ void blo__cpu_xent_forward(const blo_tensor *logits, const blo_tensor *labels,
         XENT(float, expf, log);
     else
         XENT(double, exp, log);
+}
+
+/* Element i of a one-element or [N] tensor of any stride, as double. */
+static double at(const blo_tensor *t, int64_t i) {
+    int64_t off = t->ndim ? i * t->stride[0] : 0;
+    switch (t->dtype) {
+    case BLO_F32: return ((const float *)t->data)[off];
+    case BLO_F64: return ((const double *)t->data)[off];
+    case BLO_I64: return (double)((const int64_t *)t->data)[off];
+    }
+    return 0;
+}
+
+static void put(blo_tensor *t, int64_t i, double v) {
+    if (t->dtype == BLO_F32)
+        ((float *)t->data)[i * t->stride[0]] = (float)v;
+    else
+        ((double *)t->data)[i * t->stride[0]] = v;
+}
+
+void blo__cpu_xent_backward(const blo_tensor *probs, const blo_tensor *labels,
+                            const blo_tensor *loss_terms, const blo_tensor *weights,
+                            const blo_tensor *g, double scale, blo_tensor *glogits,
+                            blo_tensor *gweights) {
+    int64_t n = probs->shape[0], c = probs->shape[1];
+    bool per_example = blo__numel(g->ndim, g->shape) != 1; /* else one value for all rows */
+    const int64_t *y = labels->data;
+    int64_t ys = labels->stride[0];
+    for (int64_t i = 0; i < n; i++) {
+        double gi = (per_example ? at(g, i) : at(g, 0)) * scale;
+        if (glogits) {
+            double f = gi * (weights ? at(weights, i) : 1.0);
+            int64_t yi = y[i * ys];
+            if (probs->dtype == BLO_F32) {
+                const float *pr = (const float *)probs->data + i * c;
+                float *o = (float *)glogits->data + i * c;
+                for (int64_t k = 0; k < c; k++) o[k] = (float)(f * pr[k]);
+                o[yi] -= (float)f;
+            } else {
+                const double *pr = (const double *)probs->data + i * c;
+                double *o = (double *)glogits->data + i * c;
+                for (int64_t k = 0; k < c; k++) o[k] = f * pr[k];
+                o[yi] -= f;
+            }
+        }
+        if (gweights) put(gweights, i, gi * at(loss_terms, i));
+    }
 }

@@ -1,6 +1,5 @@
 /* ctx.c — contexts: arenas that own tensors and tape nodes, with mark/rewind, and the first
  * error recorded since the last clear. */
-#include "../backend/backend.h"
 #include "../internal.h"
 
 #include <stdarg.h>
@@ -13,8 +12,7 @@ blo_ctx *blo_ctx_new(size_t chunk_bytes) {
     blo_ctx *ctx = blo_calloc(1, sizeof *ctx);
     if (!ctx) return NULL;
     ctx->chunk_bytes = chunk_bytes ? (chunk_bytes + 63) & ~(size_t)63 : DEFAULT_CHUNK;
-    ctx->recording = 1;
-    ctx->be = blo_backend_cpu();
+    ctx->recording = 1; /* ctx->be stays NULL: the tensor layer binds the default backend */
     return ctx;
 }
 

@@ -108,38 +108,19 @@ blo_tensor *blo_cross_entropy(blo_ctx *ctx, blo_tensor *logits, blo_tensor *labe
 }
 
 /* Fused variant. Node: in[0] logits, in[1] weights (or NULL); saved[0] probs, saved[1] labels,
- * saved[2] the unweighted loss terms; ip[0] reduction. Its backward writes the gradient with
- * plain loops (not recorded), so it is flagged first order only. */
+ * saved[2] the unweighted loss terms; ip[0] reduction. Its backward is a kernel of the
+ * backend (not recorded), so it is flagged first order only. */
 static blo_status xent_fast_bw(blo_ctx *ctx, const blo_node *n, blo_tensor *out, blo_tensor *g,
                                const bool *need, blo_tensor **gin) {
     (void)out;
     blo_tensor *p = n->saved[0], *lab = n->saved[1], *terms = n->saved[2], *w = n->in[1];
-    int64_t N = p->shape[0], C = p->shape[1];
+    int64_t N = p->shape[0];
     blo_reduction red = (blo_reduction)n->ip[0];
     double scale = red == BLO_REDUCE_MEAN ? 1.0 / (double)N : 1.0;
     blo_tensor *gl = need[0] ? blo__alloc(ctx, p->dtype, 2, p->shape) : NULL;
     blo_tensor *gw = w && need[1] ? blo__alloc(ctx, p->dtype, 1, w->shape) : NULL;
     if ((need[0] && !gl) || (w && need[1] && !gw)) return ctx->status;
-    const int64_t *y = lab->data;
-    for (int64_t i = 0; i < N; i++) {
-        double gi = (red == BLO_REDUCE_NONE ? blo_tensor_get(g, i) : blo_tensor_item(g)) * scale;
-        double wi = w ? blo_tensor_get(w, i) : 1.0;
-        if (gl) {
-            double f = gi * wi;
-            if (p->dtype == BLO_F32) {
-                const float *pr = (const float *)p->data + i * C;
-                float *o = (float *)gl->data + i * C;
-                for (int64_t c = 0; c < C; c++) o[c] = (float)(f * pr[c]);
-                o[y[i]] -= (float)f;
-            } else {
-                const double *pr = (const double *)p->data + i * C;
-                double *o = (double *)gl->data + i * C;
-                for (int64_t c = 0; c < C; c++) o[c] = f * pr[c];
-                o[y[i]] -= f;
-            }
-        }
-        if (gw) blo_tensor_set(gw, i, gi * blo_tensor_get(terms, i));
-    }
+    ctx->be->xent_backward(p, lab, terms, w, g, scale, gl, gw);
     gin[0] = gl;
     if (w) gin[1] = gw;
     return BLO_OK;

@@ -92,7 +92,6 @@ static blo_tensor *matmul2(blo_ctx *ctx, blo_tensor *a, blo_tensor *b) {
         ctx->be->copy(b, bc);
         gemm_layout(bc, &tb, &ldb);
     }
-    size_t es = blo_dtype_size(a->dtype);
     int64_t nbatch = blo__numel(nbo, bsh);
 
     /* One gemm when b is a single matrix and a's batch axes fold into its rows. */
@@ -104,8 +103,7 @@ static blo_tensor *matmul2(blo_ctx *ctx, blo_tensor *a, blo_tensor *b) {
     }
     if (fold || nbatch == 1) {
         int64_t rows = fold ? M * nbatch : M;
-        ctx->be->gemm(a->dtype, ta, tb, rows, N, K, 1.0, ac->data, lda, bc->data, ldb, 0.0,
-                      out->data, N);
+        ctx->be->gemm(ta, tb, rows, N, K, 1.0, ac, 0, lda, bc, 0, ldb, 0.0, out, 0, N);
     } else {
         blo_tensor ea, eb;
         int64_t ash[BLO_MAX_DIMS], bsh2[BLO_MAX_DIMS];
@@ -126,9 +124,8 @@ static blo_tensor *matmul2(blo_ctx *ctx, blo_tensor *a, blo_tensor *b) {
                 oa += idx * ea.stride[d];
                 ob += idx * eb.stride[d];
             }
-            ctx->be->gemm(a->dtype, ta, tb, M, N, K, 1.0, (char *)ac->data + oa * (int64_t)es,
-                          lda, (char *)bc->data + ob * (int64_t)es, ldb, 0.0,
-                          (char *)out->data + bi * M * N * (int64_t)es, N);
+            ctx->be->gemm(ta, tb, M, N, K, 1.0, ac, oa, lda, bc, ob, ldb, 0.0, out, bi * M * N,
+                          N);
         }
     }
     blo_node *n;

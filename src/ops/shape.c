@@ -106,7 +106,7 @@ blo_tensor *blo_reshape(blo_ctx *ctx, blo_tensor *a, int ndim, const int64_t *sh
     }
     int64_t st[BLO_MAX_DIMS];
     blo__contig_strides(ndim, sh, st);
-    blo_tensor *out = blo__view(ctx, src, ndim, sh, st, src->data);
+    blo_tensor *out = blo__view(ctx, src, ndim, sh, st, 0);
     if (!out) return NULL;
     blo_node *nd;
     BLO_RECORD(nd, ctx, out, &RESHAPE, 1, src);
@@ -158,7 +158,7 @@ blo_tensor *blo_permute(blo_ctx *ctx, blo_tensor *a, const int *perm) {
         sh[i] = a->shape[p[i]];
         st[i] = a->stride[p[i]];
     }
-    blo_tensor *out = blo__view(ctx, a, a->ndim, sh, st, a->data);
+    blo_tensor *out = blo__view(ctx, a, a->ndim, sh, st, 0);
     if (!out) return NULL;
     blo_node *n;
     BLO_RECORD(n, ctx, out, &PERMUTE, 1, a);
@@ -264,8 +264,7 @@ blo_tensor *blo_slice(blo_ctx *ctx, blo_tensor *a, int axis, int64_t start, int6
     memcpy(st, a->stride, sizeof st);
     sh[ax] = len;
     st[ax] = a->stride[ax] * step;
-    char *data = (char *)a->data + start * a->stride[ax] * (int64_t)blo_dtype_size(a->dtype);
-    blo_tensor *out = blo__view(ctx, a, a->ndim, sh, st, len ? data : a->data);
+    blo_tensor *out = blo__view(ctx, a, a->ndim, sh, st, len ? start * a->stride[ax] : 0);
     if (!out) return NULL;
     blo_node *nd;
     BLO_RECORD(nd, ctx, out, &SLICE, 1, a);
@@ -286,7 +285,7 @@ static blo_tensor *unslice(blo_ctx *ctx, blo_tensor *g, const blo_tensor *like, 
     blo_tensor win = *out;
     win.shape[axis] = g->shape[axis];
     win.stride[axis] = out->stride[axis] * step;
-    win.data = (char *)out->data + start * out->stride[axis] * (int64_t)blo_dtype_size(g->dtype);
+    blo__view_shift(&win, start * out->stride[axis]);
     if (g->shape[axis] > 0) ctx->be->copy(g, &win);
     blo_node *n;
     BLO_RECORD(n, ctx, out, &UNSLICE, 1, g);
@@ -353,7 +352,7 @@ blo_tensor *blo_concat(blo_ctx *ctx, int n, blo_tensor *const *ts, int axis) {
     for (int i = 0; i < n; i++) {
         blo_tensor win = *out;
         win.shape[ax] = ts[i]->shape[ax];
-        win.data = (char *)out->data + off * out->stride[ax] * (int64_t)blo_dtype_size(out->dtype);
+        blo__view_shift(&win, off * out->stride[ax]);
         if (win.shape[ax] > 0) ctx->be->copy(ts[i], &win);
         off += ts[i]->shape[ax];
     }

@@ -116,30 +116,9 @@ blo_csr *blo_csr_new(blo_ctx *ctx, int64_t rows, int64_t cols, int64_t nnz,
     a->t = t;
     t->t = a;
 
-    int64_t *acol = a->col_of->data, *arow = a->row_of->data, *aperm = a->perm->data;
-    int64_t *tcol = t->col_of->data, *trow = t->row_of->data, *tperm = t->perm->data;
+    ctx->be->csr_transpose(rows, cols, nnz, rowptr, colidx, a->col_of, a->row_of, a->perm,
+                           t->rowptr, t->col_of, t->row_of, t->perm);
     memcpy(a->rowptr, rowptr, (size_t)(rows + 1) * sizeof(int64_t));
-    if (nnz > 0) memcpy(acol, colidx, (size_t)nnz * sizeof(int64_t));
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t e = rowptr[i]; e < rowptr[i + 1]; e++) arow[e] = i;
-
-    /* Transpose by counting sort on the column: count entries per column, turn the counts
-     * into starts, then place each entry at its column's cursor (tptr[c] advances as it
-     * fills, ending at the next column's start, so one shift restores the starts). Rows are
-     * visited in increasing order, so each transposed row's columns strictly increase. */
-    int64_t *tptr = t->rowptr;
-    memset(tptr, 0, (size_t)(cols + 1) * sizeof(int64_t));
-    for (int64_t e = 0; e < nnz; e++) tptr[acol[e] + 1]++;
-    for (int64_t c = 0; c < cols; c++) tptr[c + 1] += tptr[c];
-    for (int64_t e = 0; e < nnz; e++) {
-        int64_t k = tptr[acol[e]]++;
-        tcol[k] = arow[e];
-        trow[k] = acol[e];
-        tperm[k] = e;
-        aperm[e] = k;
-    }
-    for (int64_t c = cols; c > 0; c--) tptr[c] = tptr[c - 1];
-    tptr[0] = 0;
     return a;
 }
 
@@ -193,7 +172,7 @@ blo_tensor *blo_spmm(blo_ctx *ctx, const blo_csr *a, blo_tensor *values, blo_ten
     int64_t sh[2] = {a->rows, b->shape[1]};
     blo_tensor *out = blo__alloc(ctx, b->dtype, 2, sh);
     if (!out) return NULL;
-    ctx->be->spmm(a->rows, a->rowptr, a->col_of->data, values, b, out);
+    ctx->be->spmm(a->rows, a->rowptr, a->col_of, values, b, out);
     blo_node *n;
     BLO_RECORD(n, ctx, out, &SPMM, 2, values, b);
     if (n) n->ptr = a;

@@ -105,37 +105,61 @@ uint64_t blo__next_seq(void) {
     return ++seq;
 }
 
-blo_tensor *blo__alloc(blo_ctx *ctx, blo_dtype dt, int ndim, const int64_t *shape) {
-    int64_t n;
-    if (!check_shape(ctx, "tensor", ndim, shape, &n)) return NULL;
+const blo_backend *blo__ctx_backend(blo_ctx *ctx) {
+    if (!ctx->be) ctx->be = blo__backend_default();
+    return ctx->be;
+}
+
+/* A zeroed header in ctx; binds the context to its backend (a context holding tensors keeps
+ * the backend it has: blo_ctx_set_backend refuses from now on). */
+static blo_tensor *new_header(blo_ctx *ctx) {
     blo_tensor *t = blo__ctx_alloc(ctx, sizeof *t);
     if (!t) return NULL;
     memset(t, 0, sizeof *t);
-    t->data = blo__ctx_alloc(ctx, (size_t)n * blo_dtype_size(dt));
-    if (!t->data) return NULL;
-    t->dtype = dt;
-    t->ndim = ndim;
-    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
-    blo__contig_strides(ndim, shape, t->stride);
+    blo__ctx_backend(ctx);
+    ctx->holds_tensors = 1;
     t->ctx = ctx;
     t->seq = blo__next_seq();
     return t;
 }
 
-blo_tensor *blo__view(blo_ctx *ctx, const blo_tensor *base, int ndim, const int64_t *shape,
-                      const int64_t *stride, void *data) {
-    blo_tensor *t = blo__ctx_alloc(ctx, sizeof *t);
+blo_tensor *blo__alloc(blo_ctx *ctx, blo_dtype dt, int ndim, const int64_t *shape) {
+    int64_t n;
+    if (!check_shape(ctx, "tensor", ndim, shape, &n)) return NULL;
+    blo_tensor *t = new_header(ctx);
     if (!t) return NULL;
-    memset(t, 0, sizeof *t);
-    t->dtype = base->dtype;
+    t->data = ctx->be->alloc(ctx, (size_t)n * blo_dtype_size(dt));
+    if (!t->data) return NULL;
+    t->dtype = dt;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    blo__contig_strides(ndim, shape, t->stride);
+    return t;
+}
+
+/* A header in ctx over `data` (element 0) with the given dtype and layout. */
+static blo_tensor *header_over(blo_ctx *ctx, blo_dtype dt, int ndim, const int64_t *shape,
+                               const int64_t *stride, void *data) {
+    blo_tensor *t = new_header(ctx);
+    if (!t) return NULL;
+    t->dtype = dt;
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) {
         t->shape[i] = shape[i];
         t->stride[i] = stride[i];
     }
     t->data = data;
-    t->ctx = ctx;
-    t->seq = blo__next_seq();
+    return t;
+}
+
+void blo__view_shift(blo_tensor *t, int64_t offset) {
+    t->data = (char *)t->data + offset * (int64_t)blo_dtype_size(t->dtype);
+}
+
+blo_tensor *blo__view(blo_ctx *ctx, const blo_tensor *base, int ndim, const int64_t *shape,
+                      const int64_t *stride, int64_t offset) {
+    blo_tensor *t = header_over(ctx, base->dtype, ndim, shape, stride, base->data);
+    if (t) blo__view_shift(t, offset);
     return t;
 }
 
@@ -169,7 +193,7 @@ void blo__expand_into(blo_tensor *dst, const blo_tensor *t, int ndim, const int6
 blo_tensor *blo__expand_view(blo_ctx *ctx, const blo_tensor *t, int ndim, const int64_t *shape) {
     blo_tensor tmp;
     blo__expand_into(&tmp, t, ndim, shape);
-    return blo__view(ctx, t, ndim, shape, tmp.stride, t->data);
+    return blo__view(ctx, t, ndim, shape, tmp.stride, 0);
 }
 
 bool blo__check_float(blo_ctx *ctx, const char *op, const blo_tensor *t) {
@@ -225,15 +249,7 @@ blo_tensor *blo_from_f64(blo_ctx *ctx, blo_dtype dt, int ndim, const int64_t *sh
         blo_ctx_set_error(ctx, BLO_ERR_INVALID, "blo_from_f64: values is NULL");
         return NULL;
     }
-    int64_t n = blo__numel(ndim, shape);
-    for (int64_t i = 0; i < n; i++) {
-        if (dt == BLO_F32)
-            ((float *)t->data)[i] = (float)values[i];
-        else if (dt == BLO_F64)
-            ((double *)t->data)[i] = values[i];
-        else
-            ((int64_t *)t->data)[i] = (int64_t)values[i];
-    }
+    ctx->be->from_host(t, BLO_F64, values);
     return t;
 }
 
@@ -244,7 +260,7 @@ blo_tensor *blo_from_i64(blo_ctx *ctx, int ndim, const int64_t *shape, const int
         blo_ctx_set_error(ctx, BLO_ERR_INVALID, "blo_from_i64: values is NULL");
         return NULL;
     }
-    memcpy(t->data, values, (size_t)blo__numel(ndim, shape) * sizeof(int64_t));
+    ctx->be->from_host(t, BLO_I64, values);
     return t;
 }
 
@@ -256,10 +272,9 @@ blo_tensor *blo_wrap(blo_ctx *ctx, blo_dtype dt, int ndim, const int64_t *shape,
         blo_ctx_set_error(ctx, BLO_ERR_INVALID, "blo_wrap: data is NULL");
         return NULL;
     }
-    blo_tensor proto = {.dtype = dt};
     int64_t st[BLO_MAX_DIMS];
     blo__contig_strides(ndim, shape, st);
-    return blo__view(ctx, &proto, ndim, shape, st, data);
+    return header_over(ctx, dt, ndim, shape, st, data);
 }
 
 blo_tensor *blo_clone(blo_ctx *ctx, const blo_tensor *t) {
@@ -372,16 +387,26 @@ double blo_tensor_item(const blo_tensor *t) {
 }
 
 blo_status blo_tensor_to_f64(const blo_tensor *t, double *out) {
-    if (!t || !out) return BLO_ERR_INVALID;
-    int64_t n = blo_tensor_numel(t);
-    if (blo__is_contig(t) && t->dtype == BLO_F64) {
-        memcpy(out, t->data, (size_t)n * sizeof(double));
-    } else if (blo__is_contig(t) && t->dtype == BLO_F32) {
-        const float *p = t->data;
-        for (int64_t i = 0; i < n; i++) out[i] = p[i];
-    } else {
-        for (int64_t i = 0; i < n; i++) out[i] = blo_tensor_get(t, i);
-    }
+    return blo_tensor_copy_to_host(t, BLO_F64, out);
+}
+
+static bool host_dtype_ok(blo_ctx *ctx, const char *who, blo_dtype dt) {
+    if (dt == BLO_F32 || dt == BLO_F64 || dt == BLO_I64) return true;
+    blo_ctx_set_error(ctx, BLO_ERR_DTYPE, "%s: unknown host dtype %d", who, (int)dt);
+    return false;
+}
+
+blo_status blo_tensor_copy_to_host(const blo_tensor *t, blo_dtype dt, void *dst) {
+    if (!t || !dst) return BLO_ERR_INVALID;
+    if (!host_dtype_ok(t->ctx, "blo_tensor_copy_to_host", dt)) return BLO_ERR_DTYPE;
+    t->ctx->be->to_host(t, dt, dst);
+    return BLO_OK;
+}
+
+blo_status blo_tensor_copy_from_host(blo_tensor *t, blo_dtype dt, const void *src) {
+    if (!t || !src) return BLO_ERR_INVALID;
+    if (!host_dtype_ok(t->ctx, "blo_tensor_copy_from_host", dt)) return BLO_ERR_DTYPE;
+    t->ctx->be->from_host(t, dt, src);
     return BLO_OK;
 }
 
