@@ -205,7 +205,7 @@ static void test_png_decode(void) {
             float want[48];
             expected(&TREE[i], ch, want);
             int same = im.channels == ch && im.height == 4 && im.width == 4;
-            for (int k = 0; same && k < 16 * ch; k++) same = im.data[k] == want[k];
+            for (int k = 0; same && k < 16 * ch; k++) same = im.pixels[k] == want[k];
             TU_CHECK(same, "%s with %d channel(s): every pixel exactly as defined", TREE[i].file,
                      ch);
             blo_image_free(&im);
@@ -217,14 +217,14 @@ static void test_png_decode(void) {
     int same = st == BLO_OK && im.height == 8 && im.width == 8;
     for (int r = 0; same && r < 8; r++)
         for (int c = 0; c < 8; c++)
-            same &= im.data[r * 8 + c] == (float)(((17 * r + 29 * c) % 256) / 255.0);
+            same &= im.pixels[r * 8 + c] == (float)(((17 * r + 29 * c) % 256) / 255.0);
     TU_CHECK(same, "png/gray8.png pixels (%s)", st ? err : "");
     blo_image_free(&im);
     st = blo_png_load(DATA "/png/gray1.png", 1, &im, err, sizeof err);
     const unsigned char bits[2] = {0xa5, 0x3c};
     same = st == BLO_OK && im.height == 2 && im.width == 8;
     for (int r = 0; same && r < 2; r++)
-        for (int c = 0; c < 8; c++) same &= im.data[r * 8 + c] == (float)(bits[r] >> (7 - c) & 1);
+        for (int c = 0; c < 8; c++) same &= im.pixels[r * 8 + c] == (float)(bits[r] >> (7 - c) & 1);
     TU_CHECK(same, "png/gray1.png bits, most significant first (%s)", st ? err : "");
     blo_image_free(&im);
     /* Palette: red at alpha 128/255, green at alpha 0, blue opaque, (9, 9, 9) opaque (no tRNS
@@ -234,16 +234,16 @@ static void test_png_decode(void) {
     float g9 = (float)(9 / 255.0);
     float want_pal[12] = {1, 1, 0, g9, (float)(1 - a), 1, 0, g9, (float)(1 - a), 1, 1, g9};
     same = st == BLO_OK && im.channels == 3 && im.height == 1 && im.width == 4;
-    for (int k = 0; same && k < 12; k++) same = im.data[k] == want_pal[k];
+    for (int k = 0; same && k < 12; k++) same = im.pixels[k] == want_pal[k];
     TU_CHECK(same, "png/palette2.png: palette with tRNS over white (%s)", st ? err : "");
     blo_image_free(&im);
     st = blo_png_load(DATA "/png/rgba16.png", 3, &im, err, sizeof err);
     a = 40000 / 65535.0;
     /* Pixel 0 is (0, 65535, 1000) at alpha 40000, pixel 1 (5, 6, 7) opaque. */
-    TU_CHECK(st == BLO_OK && im.data[0] == (float)(a * 0 + (1 - a)) &&
-                 im.data[4] == (float)(a * (65535 / 65535.0) + (1 - a)) &&
-                 im.data[1] == (float)(5 / 65535.0) &&
-                 im.data[8] == (float)(a * (1000 / 65535.0) + (1 - a)),
+    TU_CHECK(st == BLO_OK && im.pixels[0] == (float)(a * 0 + (1 - a)) &&
+                 im.pixels[4] == (float)(a * (65535 / 65535.0) + (1 - a)) &&
+                 im.pixels[1] == (float)(5 / 65535.0) &&
+                 im.pixels[8] == (float)(a * (1000 / 65535.0) + (1 - a)),
              "png/rgba16.png: 16-bit samples, alpha over white (%s)", st ? err : "");
     blo_image_free(&im);
 
@@ -256,7 +256,7 @@ static void test_png_decode(void) {
         snprintf(p, sizeof p, DATA "/bad/%s", bad[i].file);
         st = blo_png_load(p, 1, &im, err, sizeof err);
         expect_error(st, err, BLO_ERR_FORMAT, bad[i].file, bad[i].file, bad[i].what);
-        TU_CHECK(im.data == NULL, "%s: no image left behind", bad[i].file);
+        TU_CHECK(im.pixels == NULL, "%s: no image left behind", bad[i].file);
     }
     /* Every prefix of a good PNG is an error, never a crash. */
     unsigned char *buf;

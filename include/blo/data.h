@@ -43,8 +43,8 @@ typedef struct blo_idx {
     int type;
     int ndim;
     int64_t dims[8];
-    int64_t count; /* product of dims */
-    float *data;   /* owned; free with blo_idx_free */
+    int64_t count;  /* product of dims */
+    float *values;  /* [count] host memory, owned; free with blo_idx_free */
 } blo_idx;
 blo_status blo_idx_parse(const unsigned char *buf, size_t len, const char *name, blo_idx *out,
                          char *err, size_t errlen);
@@ -73,7 +73,7 @@ blo_status blo_cifar10_load(const char *dir, const char *split, blo_dataset *ds,
  * A decoded image: channels x height x width floats in [0, 1], channel-major (CHW). */
 typedef struct blo_image {
     int64_t channels, height, width;
-    float *data; /* owned; free with blo_image_free */
+    float *pixels; /* [channels * height * width] host memory, owned; free with blo_image_free */
 } blo_image;
 
 /* Decodes a PNG held in memory (libpng) to channels = 1 (gray) or 3 (RGB). Every PNG colour

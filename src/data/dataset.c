@@ -144,6 +144,10 @@ blo_status blo_read_file(const char *path, unsigned char **buf, size_t *len, cha
     return BLO_OK;
 }
 
+/* The loaders keep data sets in host memory (blo_dataset); tensors get their values through
+ * the tensor layer's host copy, so a device backend receives them the same way. The rows are
+ * gathered into a host buffer first: one extra copy of the selected rows, made once per call,
+ * never on an op's path. */
 blo_tensor *blo_dataset_features(blo_ctx *ctx, const blo_dataset *ds, blo_dtype dt,
                                  const int64_t *rows, int64_t k) {
     BLO_GUARD(ctx);
@@ -151,9 +155,6 @@ blo_tensor *blo_dataset_features(blo_ctx *ctx, const blo_dataset *ds, blo_dtype 
         blo_ctx_set_error(ctx, BLO_ERR_INVALID, "blo_dataset_features: bad arguments");
         return NULL;
     }
-    int64_t sh[2] = {k, ds->d};
-    blo_tensor *t = blo_zeros(ctx, dt, 2, sh);
-    if (!t) return NULL;
     for (int64_t r = 0; r < k; r++) {
         int64_t i = rows ? rows[r] : r;
         if (i < 0 || i >= ds->n) {
@@ -161,21 +162,29 @@ blo_tensor *blo_dataset_features(blo_ctx *ctx, const blo_dataset *ds, blo_dtype 
                               (long long)i, (long long)ds->n);
             return NULL;
         }
-        if (dt == BLO_F32) {
-            float *o = (float *)blo_tensor_data(t) + r * ds->d;
-            if (ds->x)
-                memcpy(o, ds->x + i * ds->d, sizeof(float) * (size_t)ds->d);
-            else
-                for (int64_t e = ds->rowptr[i]; e < ds->rowptr[i + 1]; e++) o[ds->col[e]] = ds->val[e];
-        } else {
-            double *o = (double *)blo_tensor_data(t) + r * ds->d;
-            if (ds->x)
-                for (int64_t j = 0; j < ds->d; j++) o[j] = ds->x[i * ds->d + j];
-            else
-                for (int64_t e = ds->rowptr[i]; e < ds->rowptr[i + 1]; e++) o[ds->col[e]] = ds->val[e];
-        }
     }
-    return t;
+    int64_t sh[2] = {k, ds->d};
+    blo_tensor *t = blo_tensor_new(ctx, dt, 2, sh);
+    if (!t) return NULL;
+    if (ds->x && !rows) /* the first k dense rows are already one host block */
+        return blo_tensor_copy_from_host(t, BLO_F32, ds->x) ? NULL : t;
+    size_t d = (size_t)ds->d;
+    float *buf = blo_calloc((size_t)k * d + 1, sizeof(float));
+    if (!buf) {
+        blo_ctx_set_error(ctx, BLO_ERR_NOMEM, "blo_dataset_features: out of memory");
+        return NULL;
+    }
+    for (int64_t r = 0; r < k; r++) {
+        int64_t i = rows ? rows[r] : r;
+        float *o = buf + (size_t)r * d;
+        if (ds->x)
+            memcpy(o, ds->x + i * ds->d, sizeof(float) * d);
+        else
+            for (int64_t e = ds->rowptr[i]; e < ds->rowptr[i + 1]; e++) o[ds->col[e]] = ds->val[e];
+    }
+    blo_status st = blo_tensor_copy_from_host(t, BLO_F32, buf);
+    blo_free(buf);
+    return st ? NULL : t;
 }
 
 blo_tensor *blo_dataset_labels(blo_ctx *ctx, const blo_dataset *ds, const int64_t *rows,
@@ -186,9 +195,6 @@ blo_tensor *blo_dataset_labels(blo_ctx *ctx, const blo_dataset *ds, const int64_
                           "blo_dataset_labels: the dataset has no class labels");
         return NULL;
     }
-    blo_tensor *t = blo_tensor_new(ctx, BLO_I64, 1, &k);
-    if (!t) return NULL;
-    int64_t *o = blo_tensor_data(t);
     for (int64_t r = 0; r < k; r++) {
         int64_t i = rows ? rows[r] : r;
         if (i < 0 || i >= ds->n) {
@@ -196,7 +202,17 @@ blo_tensor *blo_dataset_labels(blo_ctx *ctx, const blo_dataset *ds, const int64_
                               (long long)i, (long long)ds->n);
             return NULL;
         }
-        o[r] = ds->label[i];
     }
-    return t;
+    blo_tensor *t = blo_tensor_new(ctx, BLO_I64, 1, &k);
+    if (!t) return NULL;
+    if (!rows) return blo_tensor_copy_from_host(t, BLO_I64, ds->label) ? NULL : t;
+    int64_t *buf = blo_malloc(((size_t)k + 1) * sizeof(int64_t));
+    if (!buf) {
+        blo_ctx_set_error(ctx, BLO_ERR_NOMEM, "blo_dataset_labels: out of memory");
+        return NULL;
+    }
+    for (int64_t r = 0; r < k; r++) buf[r] = ds->label[rows[r]];
+    blo_status st = blo_tensor_copy_from_host(t, BLO_I64, buf);
+    blo_free(buf);
+    return st ? NULL : t;
 }

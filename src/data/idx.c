@@ -22,8 +22,8 @@ static int type_size(int t) {
 
 void blo_idx_free(blo_idx *a) {
     if (!a) return;
-    blo_free(a->data);
-    a->data = NULL;
+    blo_free(a->values);
+    a->values = NULL;
 }
 
 blo_status blo_idx_parse(const unsigned char *buf, size_t len, const char *name, blo_idx *out,
@@ -56,8 +56,8 @@ blo_status blo_idx_parse(const unsigned char *buf, size_t len, const char *name,
                               "%s: offset %zu: %zu bytes of data expected for the sizes in the "
                               "header, %zu found%s",
                               name, off, need, len - off, len - off < need ? " (truncated)" : "");
-    out->data = blo_malloc(sizeof(float) * (size_t)(count ? count : 1));
-    if (!out->data) return blo__fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", name);
+    out->values = blo_malloc(sizeof(float) * (size_t)(count ? count : 1));
+    if (!out->values) return blo__fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", name);
     const unsigned char *p = buf + off;
     for (int64_t i = 0; i < count; i++, p += es) {
         float v = 0;
@@ -79,7 +79,7 @@ blo_status blo_idx_parse(const unsigned char *buf, size_t len, const char *name,
             break;
         }
         }
-        out->data[i] = v;
+        out->values[i] = v;
     }
     out->type = type;
     out->ndim = nd;
@@ -132,8 +132,8 @@ blo_status blo_mnist_load(const char *dir, const char *split, blo_dataset *ds, c
     ds->image[0] = 1;
     ds->image[1] = im.dims[1];
     ds->image[2] = im.dims[2];
-    ds->x = im.data;
-    im.data = NULL;
+    ds->x = im.values;
+    im.values = NULL;
     for (int64_t i = 0; i < ds->n * ds->d; i++) ds->x[i] /= 255.0f;
     ds->y = blo_malloc(sizeof(double) * (size_t)(ds->n ? ds->n : 1));
     if (!ds->y) {
@@ -150,13 +150,13 @@ blo_status blo_mnist_load(const char *dir, const char *split, blo_dataset *ds, c
     for (int c = 0; c < 10; c++) ds->class_value[c] = c;
     ds->num_classes = 10;
     for (int64_t i = 0; i < ds->n; i++) {
-        if (lb.data[i] > 9) {
+        if (lb.values[i] > 9) {
             st = blo__fail(err, errlen, BLO_ERR_FORMAT, "%s: offset %lld: label %g is not a "
-                                "digit class 0-9", lpath, (long long)(8 + i), (double)lb.data[i]);
+                                "digit class 0-9", lpath, (long long)(8 + i), (double)lb.values[i]);
             goto out;
         }
-        ds->y[i] = lb.data[i];
-        ds->label[i] = (int64_t)lb.data[i];
+        ds->y[i] = lb.values[i];
+        ds->label[i] = (int64_t)lb.values[i];
     }
 out:
     blo_idx_free(&im);

@@ -29,7 +29,7 @@
 
 void blo_image_free(blo_image *im) {
     if (!im) return;
-    blo_free(im->data);
+    blo_free(im->pixels);
     memset(im, 0, sizeof *im);
 }
 
@@ -145,8 +145,8 @@ blo_status blo_png_parse(const unsigned char *buf, size_t len, const char *name,
                        j.msg);
     } else {
         size_t np = (size_t)j.w * j.h;
-        out->data = blo_malloc(sizeof(float) * (size_t)channels * np);
-        if (!out->data) st = blo__fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", name);
+        out->pixels = blo_malloc(sizeof(float) * (size_t)channels * np);
+        if (!out->pixels) st = blo__fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", name);
     }
     if (!st) {
         size_t np = (size_t)j.w * j.h;
@@ -158,9 +158,9 @@ blo_status blo_png_parse(const unsigned char *buf, size_t len, const char *name,
                 v[k] = alpha ? a * c + (1 - a) : c;
             }
             if (channels == 1)
-                out->data[p] = (float)(color ? 0.299 * v[0] + 0.587 * v[1] + 0.114 * v[2] : v[0]);
+                out->pixels[p] = (float)(color ? 0.299 * v[0] + 0.587 * v[1] + 0.114 * v[2] : v[0]);
             else
-                for (int k = 0; k < 3; k++) out->data[(size_t)k * np + p] = (float)v[k];
+                for (int k = 0; k < 3; k++) out->pixels[(size_t)k * np + p] = (float)v[k];
         }
         out->channels = channels;
         out->height = j.h;
@@ -394,7 +394,7 @@ blo_status blo_image_folder_load(const char *dir, int64_t side, int channels, bl
                                (long long)ds->image[2]);
                 goto out;
             }
-            blo_image_resize_area(im.data, channels, im.height, im.width, ds->x + i * ds->d,
+            blo_image_resize_area(im.pixels, channels, im.height, im.width, ds->x + i * ds->d,
                                   ds->image[1], ds->image[2]);
             blo_image_free(&im);
             ds->label[i] = c;

@@ -11,7 +11,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     if (blo_png_parse(data, size, "fuzz", channels, &im, err, sizeof err) == BLO_OK) {
         /* A decoded image also goes through the resize, to a size that is not a divisor. */
         float out[3 * 5 * 7];
-        blo_image_resize_area(im.data, im.channels, im.height, im.width, out, 5, 7);
+        blo_image_resize_area(im.pixels, im.channels, im.height, im.width, out, 5, 7);
         blo_image_free(&im);
     }
     return 0;
