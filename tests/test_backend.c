@@ -1,7 +1,8 @@
 /* test_backend.c — the CPU backend below the ops: the BLAS gemm path against the reference
  * loops, determinism of threaded reductions and maps (same bits run to run for a thread count,
  * agreement to rounding across thread counts), strided copies, and the arena: mark/rewind
- * frees and reuses memory, blo_wrap neither copies nor frees. */
+ * frees and reuses memory, blo_wrap neither copies nor frees; the registry of backends and
+ * the host copies through it. */
 #include "testutil.h"
 
 #include "backend/backend.h"
@@ -51,7 +52,13 @@ static void check_gemm_beta(blo_rng *r, blo_dtype dt, int ta, int tb, int64_t m,
             }
     memcpy(c2, c1, (size_t)(m * ldc) * es);
     double alpha = 0.75;
-    be->gemm(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c1, ldc);
+    /* The table's gemm takes tensors (here wrapping the raw buffers) and element offsets. */
+    blo_ctx *ctx = blo_ctx_new(0);
+    int64_t na = a_rows * lda, nb = b_rows * ldb, nc = m * ldc;
+    blo_tensor *ta_ = blo_wrap(ctx, dt, 1, &na, a), *tb_ = blo_wrap(ctx, dt, 1, &nb, b);
+    blo_tensor *tc_ = blo_wrap(ctx, dt, 1, &nc, c1);
+    be->gemm(ta, tb, m, n, k, alpha, ta_, 0, lda, tb_, 0, ldb, beta, tc_, 0, ldc);
+    blo_ctx_free(ctx);
     blo__gemm_ref(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c2, ldc);
     double tol = dt == BLO_F32 ? 1e-5 : 1e-13;
     int64_t bad = -1;
@@ -97,6 +104,96 @@ static void check_gemms(blo_rng *r) {
     TU_CHECK(c[0] == 17 && c[1] == 39, "reference gemm: %g %g", c[0], c[1]);
     blo__gemm_ref(BLO_F64, 1, 0, 2, 1, 2, 1.0, a, 2, b, 1, 0.0, c, 1); /* Aᵀ b = [23; 34] */
     TU_CHECK(c[0] == 23 && c[1] == 34, "reference gemm transposed: %g %g", c[0], c[1]);
+}
+
+/* ---- Registry ---------------------------------------------------------------------------------- */
+
+static void check_registry(void) {
+    int n = blo_backend_count();
+    TU_CHECK(n >= 1, "blo_backend_count() = %d", n);
+    int has_cpu = 0;
+    for (int i = 0; i < n; i++) has_cpu |= blo_backend_name_at(i) && !strcmp(blo_backend_name_at(i), "cpu");
+    TU_CHECK(has_cpu, "the registry lists \"cpu\"");
+    TU_CHECK(!blo_backend_name_at(-1) && !blo_backend_name_at(n), "names out of range are NULL");
+
+    blo_ctx *ctx = blo_ctx_new(0);
+    TU_CHECK(!strcmp(blo_ctx_backend_name(ctx), "cpu"), "default backend %s",
+             blo_ctx_backend_name(ctx));
+    blo_status st = blo_ctx_set_backend(ctx, "no-such-device");
+    TU_CHECK(st == BLO_ERR_INVALID && strstr(blo_ctx_error(ctx), "no-such-device") &&
+                 strstr(blo_ctx_error(ctx), "cpu"),
+             "an unknown backend is refused, naming it and the known ones: %s",
+             blo_ctx_error(ctx));
+    blo_ctx_clear_error(ctx);
+    TU_CHECK(blo_ctx_set_backend(ctx, "cpu") == BLO_OK, "selecting cpu on an empty context");
+    int64_t n3 = 3;
+    blo_tensor *t = blo_full(ctx, BLO_F32, 1, &n3, 2.0);
+    TU_CHECK(t && blo_tensor_item(blo_sum_all(ctx, t)) == 6, "a tensor on the selected backend");
+    st = blo_ctx_set_backend(ctx, "cpu");
+    TU_CHECK(st == BLO_ERR_INVALID && strstr(blo_ctx_error(ctx), "already holds tensors"),
+             "selecting once the context holds tensors is refused: %s", blo_ctx_error(ctx));
+    TU_CHECK(!strcmp(blo_ctx_backend_name(ctx), "cpu"), "the backend is kept on failure");
+    blo_ctx_free(ctx);
+}
+
+/* ---- Host copies ----------------------------------------------------------------------------- */
+
+/* Round trips between host buffers and tensors of every dtype, converting, through a strided
+ * view (a transpose), against values written by hand. */
+static void check_host_copies(void) {
+    blo_ctx *ctx = blo_ctx_new(0);
+    const int64_t sh[2] = {2, 3};
+    const double vals[6] = {1.5, -2.25, 3, 4.75, -5.5, 1e6};
+    const blo_dtype dts[3] = {BLO_F32, BLO_F64, BLO_I64};
+    for (int a = 0; a < 3; a++) {     /* tensor dtype */
+        for (int b = 0; b < 3; b++) { /* host dtype */
+            blo_tensor *t = blo_tensor_new(ctx, dts[a], 2, sh);
+            char host[6 * 8], back[6 * 8];
+            for (int i = 0; i < 6; i++) {
+                if (dts[b] == BLO_F32) ((float *)host)[i] = (float)vals[i];
+                else if (dts[b] == BLO_F64) ((double *)host)[i] = vals[i];
+                else ((int64_t *)host)[i] = (int64_t)vals[i];
+            }
+            blo_status s1 = blo_tensor_copy_from_host(t, dts[b], host);
+            /* Each element, converted to the tensor's dtype then read back as double. */
+            int bad = -1;
+            for (int i = 0; i < 6 && t; i++) {
+                double want = dts[b] == BLO_I64 || dts[a] == BLO_I64 ? (double)(int64_t)vals[i]
+                                                                     : vals[i];
+                if (blo_tensor_get(t, i) != want) bad = i;
+            }
+            TU_CHECK(!s1 && bad < 0, "from host %s into %s: element %d",
+                     blo_dtype_name(dts[b]), blo_dtype_name(dts[a]), bad);
+            /* Out again through the transposed view: row-major order of the view. */
+            blo_tensor *tt = blo_transpose(ctx, t, 0, 1);
+            blo_status s2 = blo_tensor_copy_to_host(tt, dts[b], back);
+            bad = -1;
+            for (int r = 0; r < 3; r++)
+                for (int c = 0; c < 2; c++) {
+                    double got = dts[b] == BLO_F32   ? ((float *)back)[r * 2 + c]
+                                 : dts[b] == BLO_F64 ? ((double *)back)[r * 2 + c]
+                                                     : (double)((int64_t *)back)[r * 2 + c];
+                    if (got != blo_tensor_get(t, c * 3 + r)) bad = r * 2 + c;
+                }
+            TU_CHECK(!s2 && bad < 0, "to host %s from a transposed %s: element %d",
+                     blo_dtype_name(dts[b]), blo_dtype_name(dts[a]), bad);
+        }
+    }
+    /* i64 keeps all 64 bits, also through a strided view (not via double). */
+    int64_t big[2] = {((int64_t)1 << 53) + 1, -(((int64_t)1 << 62) + 3)}, got[2] = {0, 0};
+    int64_t n4 = 4, two = 2;
+    blo_tensor *w = blo_zeros(ctx, BLO_I64, 1, &n4);
+    blo_tensor *every2 = blo_slice(ctx, w, 0, 0, 4, 2);
+    blo_status s = blo_tensor_copy_from_host(every2, BLO_I64, big);
+    s = s ? s : blo_tensor_copy_to_host(every2, BLO_I64, got);
+    TU_CHECK(!s && got[0] == big[0] && got[1] == big[1] && blo_tensor_numel(every2) == two,
+             "i64 through a strided view: %lld %lld", (long long)got[0], (long long)got[1]);
+    /* Errors: a NULL buffer, an unknown dtype (named). */
+    TU_CHECK(blo_tensor_copy_to_host(w, BLO_F64, NULL) == BLO_ERR_INVALID, "NULL buffer");
+    TU_CHECK(blo_tensor_copy_from_host(w, (blo_dtype)7, big) == BLO_ERR_DTYPE &&
+                 strstr(blo_ctx_error(ctx), "dtype 7"),
+             "unknown host dtype: %s", blo_ctx_error(ctx));
+    blo_ctx_free(ctx);
 }
 
 /* ---- Threads --------------------------------------------------------------------------------- */
@@ -483,5 +580,7 @@ int main(void) {
     check_tanh_f32(ctx);
     blo_ctx_free(ctx);
     check_arena();
+    check_registry();
+    check_host_copies();
     return tu_finish("test_backend");
 }
