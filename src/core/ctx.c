@@ -12,7 +12,7 @@ blo_ctx *blo_ctx_new(size_t chunk_bytes) {
     blo_ctx *ctx = blo_calloc(1, sizeof *ctx);
     if (!ctx) return NULL;
     ctx->chunk_bytes = chunk_bytes ? (chunk_bytes + 63) & ~(size_t)63 : DEFAULT_CHUNK;
-    ctx->recording = 1; /* ctx->be stays NULL: the tensor layer binds the default backend */
+    ctx->recording = 1; /* ctx->be stays NULL until the tensor layer binds it */
     return ctx;
 }
 
