@@ -344,6 +344,24 @@ static void check_errors(blo_ctx *ctx) {
     TU_CHECK(!blo_index_select(ctx, z, 0, neg) && blo_ctx_status(ctx) == BLO_ERR_INVALID,
              "index_select negative index");
     blo_ctx_clear_error(ctx);
+    /* Indices read through a strided view: every other entry of [0, 9, 2, 1, 7, 0]. The
+     * check names the first bad position of the view and its value; one_hot of the view
+     * [0, 2, 1] of another array puts its ones at those labels. */
+    {
+        const int64_t raw[6] = {0, 9, 2, 1, 7, 0}, good_raw[6] = {0, 9, 2, 1, 1, 0};
+        int64_t n6 = 6, n3b = 3;
+        blo_tensor *every2 = blo_slice(ctx, blo_from_i64(ctx, 1, &n6, raw), 0, 0, 6, 2);
+        TU_CHECK(!blo_index_select(ctx, z, 1, every2) &&
+                     strstr(blo_ctx_error(ctx), "index 7 at position 2"),
+                 "strided indices: the message names position and value: '%s'",
+                 blo_ctx_error(ctx));
+        blo_ctx_clear_error(ctx);
+        blo_tensor *lab3 = blo_slice(ctx, blo_from_i64(ctx, 1, &n6, good_raw), 0, 0, 6, 2);
+        blo_tensor *oh3 = blo_one_hot(ctx, lab3, 3, BLO_F64);
+        const double want3[9] = {1, 0, 0, 0, 0, 1, 0, 1, 0};
+        TU_CHECK(oh3 && blo_tensor_numel(lab3) == n3b, "one_hot of a strided view");
+        if (oh3) tu_check_close_f64(oh3, want3, 0, 0, "one_hot of a strided view");
+    }
     /* Labels of the wrong dtype or length, weights of the wrong length. */
     int64_t n3 = 3;
     TU_CHECK(!blo_cross_entropy(ctx, z, blo_zeros(ctx, BLO_F64, 1, s2), NULL, BLO_REDUCE_SUM) &&

@@ -43,6 +43,7 @@ typedef enum blo_unary_kind {
     BLO_U_CLAMP,      /* min(max(x, p0), p1) */
     BLO_U_CLAMP_MASK, /* p0 <= x <= p1 ? 1 : 0 */
     BLO_U_AFFINE,     /* p0 x + p1 */
+    BLO_U_FINITE,     /* x when finite, else 0 */
     BLO_U_COUNT
 } blo_unary_kind;
 
@@ -99,6 +100,10 @@ typedef struct blo_backend {
                  int64_t b_off, int64_t ldb, double beta, blo_tensor *c, int64_t c_off,
                  int64_t ldc);
 
+    /* The first position k (row-major over idx's view, any layout) whose index idx_k (i64)
+     * lies outside [0, n), with its value in *value; -1 when all lie inside. How ops check
+     * indices before a kernel uses them. */
+    int64_t (*index_outside)(const blo_tensor *idx, int64_t n, int64_t *value);
     /* Indexing along `axis` (see ops.h for the semantics). out contiguous. */
     void (*gather)(const blo_tensor *a, int axis, const blo_tensor *idx, blo_tensor *out);
     /* out (contiguous, already holding the base values) += src scattered at idx. */
@@ -147,10 +152,13 @@ typedef struct blo_backend {
                           blo_tensor *a_perm, int64_t *t_rowptr, blo_tensor *t_col,
                           blo_tensor *t_row, blo_tensor *t_perm);
 
-    /* Fused softmax cross-entropy, first order. logits [N, C] contiguous, labels [N],
-     * weights [N] or NULL. loss_terms [N] = -log softmax_{y_i}; probs [N, C] = softmax. */
+    /* Fused softmax cross-entropy, first order. logits [N, C] contiguous, labels [N] (i64,
+     * contiguous), weights [N] (any stride) or NULL. loss_terms [N] = -log softmax_{y_i};
+     * probs [N, C] = softmax; out = the loss: w_i loss_terms_i ([N], red NONE) or their sum
+     * (scalar, SUM) or mean (scalar, MEAN), accumulated in double. */
     void (*xent_forward)(const blo_tensor *logits, const blo_tensor *labels,
-                         blo_tensor *loss_terms, blo_tensor *probs);
+                         const blo_tensor *weights, blo_reduction red, blo_tensor *loss_terms,
+                         blo_tensor *probs, blo_tensor *out);
     /* Its backward (first order, not recorded). g is the loss's gradient: one element (a
      * reduced loss) or [N] (per example); s_i = scale g_i (or scale g). With w [N] the
      * weights (NULL: all 1):

@@ -276,6 +276,7 @@ typedef struct {
     case BLO_U_CLAMP: MAP(v < (T)e->p0 ? (T)e->p0 : (v > (T)e->p1 ? (T)e->p1 : v)); break;   \
     case BLO_U_CLAMP_MASK: MAP(v >= (T)e->p0 && v <= (T)e->p1 ? (T)1 : (T)0); break;         \
     case BLO_U_AFFINE: MAP((T)e->p0 * v + (T)e->p1); break;                                  \
+    case BLO_U_FINITE: MAP(isfinite(v) ? v : (T)0); break;                                   \
     case BLO_U_COUNT: break;                                                                 \
     }
 
@@ -823,6 +824,7 @@ static const blo_backend cpu_backend = {
     .where = cpu_where,
     .reduce = cpu_reduce,
     .gemm = cpu_gemm,
+    .index_outside = blo__cpu_index_outside,
     .gather = blo__cpu_gather,
     .scatter_add = blo__cpu_scatter_add,
     .index_select = blo__cpu_index_select,

@@ -12,6 +12,7 @@ void blo__for_rows(int nd, int64_t *shape, int nops, int64_t (*st)[BLO_MAX_DIMS]
                    const void *env);
 
 /* cpu_index.c */
+int64_t blo__cpu_index_outside(const blo_tensor *idx, int64_t n, int64_t *value);
 void blo__cpu_gather(const blo_tensor *a, int axis, const blo_tensor *idx, blo_tensor *out);
 void blo__cpu_scatter_add(blo_tensor *out, int axis, const blo_tensor *idx,
                           const blo_tensor *src);
@@ -42,7 +43,8 @@ void blo__cpu_csr_transpose(int64_t rows, int64_t cols, int64_t nnz, const int64
 
 /* cpu_loss.c */
 void blo__cpu_xent_forward(const blo_tensor *logits, const blo_tensor *labels,
-                           blo_tensor *loss_terms, blo_tensor *probs);
+                           const blo_tensor *weights, blo_reduction red,
+                           blo_tensor *loss_terms, blo_tensor *probs, blo_tensor *out);
 void blo__cpu_xent_backward(const blo_tensor *probs, const blo_tensor *labels,
                             const blo_tensor *loss_terms, const blo_tensor *weights,
                             const blo_tensor *g, double scale, blo_tensor *glogits,

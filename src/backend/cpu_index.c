@@ -2,6 +2,33 @@
  * Scatters run on one thread so that repeated indices add up in a fixed order. */
 #include "cpu.h"
 
+int64_t blo__cpu_index_outside(const blo_tensor *idx, int64_t n, int64_t *value) {
+    int64_t m = blo__numel(idx->ndim, idx->shape);
+    if (blo__is_contig(idx)) {
+        const int64_t *v = idx->data;
+        for (int64_t k = 0; k < m; k++)
+            if (v[k] < 0 || v[k] >= n) {
+                *value = v[k];
+                return k;
+            }
+        return -1;
+    }
+    for (int64_t k = 0, flat; k < m; k++) { /* a strided view: the offset of element k */
+        int64_t off = 0;
+        flat = k;
+        for (int d = idx->ndim - 1; d >= 0; d--) {
+            off += flat % idx->shape[d] * idx->stride[d];
+            flat /= idx->shape[d];
+        }
+        int64_t v = ((const int64_t *)idx->data)[off];
+        if (v < 0 || v >= n) {
+            *value = v;
+            return k;
+        }
+    }
+    return -1;
+}
+
 #include <string.h>
 
 static double ld(const blo_tensor *t, int64_t off) {

@@ -38,15 +38,6 @@
         }                                                                                    \
     } while (0)
 
-void blo__cpu_xent_forward(const blo_tensor *logits, const blo_tensor *labels,
-                           blo_tensor *loss_terms, blo_tensor *probs) {
-    int64_t n = logits->shape[0], c = logits->shape[1];
-    const int64_t *y = labels->data;
-    if (logits->dtype == BLO_F32)
-        XENT(float, expf, log);
-    else
-        XENT(double, exp, log);
-}
 
 /* Element i of a one-element or [N] tensor of any stride, as double. */
 static double at(const blo_tensor *t, int64_t i) {
@@ -93,4 +84,34 @@ void blo__cpu_xent_backward(const blo_tensor *probs, const blo_tensor *labels,
         }
         if (gweights) put(gweights, i, gi * at(loss_terms, i));
     }
+}
+
+/* The weighted loss from its terms: per example (NONE), or summed in double in example order
+ * (SUM, MEAN). */
+static void xent_reduce(const blo_tensor *terms, const blo_tensor *w, blo_reduction red,
+                        blo_tensor *out) {
+    int64_t n = terms->shape[0];
+    if (red == BLO_REDUCE_NONE) {
+        for (int64_t i = 0; i < n; i++) put(out, i, at(terms, i) * (w ? at(w, i) : 1));
+        return;
+    }
+    double total = 0;
+    for (int64_t i = 0; i < n; i++) total += at(terms, i) * (w ? at(w, i) : 1);
+    if (red == BLO_REDUCE_MEAN) total /= (double)n;
+    if (out->dtype == BLO_F32)
+        *(float *)out->data = (float)total;
+    else
+        *(double *)out->data = total;
+}
+
+void blo__cpu_xent_forward(const blo_tensor *logits, const blo_tensor *labels,
+                           const blo_tensor *weights, blo_reduction red,
+                           blo_tensor *loss_terms, blo_tensor *probs, blo_tensor *out) {
+    int64_t n = logits->shape[0], c = logits->shape[1];
+    const int64_t *y = labels->data;
+    if (logits->dtype == BLO_F32)
+        XENT(float, expf, log);
+    else
+        XENT(double, exp, log);
+    xent_reduce(loss_terms, weights, red, out);
 }

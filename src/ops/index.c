@@ -11,14 +11,11 @@ static bool check_index(blo_ctx *ctx, const char *op, const blo_tensor *idx, int
                           blo_dtype_name(idx->dtype));
         return false;
     }
-    int64_t m = blo__numel(idx->ndim, idx->shape);
-    for (int64_t i = 0; i < m; i++) {
-        double v = blo_tensor_get(idx, i);
-        if (v < 0 || v >= (double)n) {
-            blo_ctx_set_error(ctx, BLO_ERR_INVALID, "%s: index %lld at position %lld is outside [0, %lld)",
-                              op, (long long)v, (long long)i, (long long)n);
-            return false;
-        }
+    int64_t v = 0, i = ctx->be->index_outside(idx, n, &v);
+    if (i >= 0) {
+        blo_ctx_set_error(ctx, BLO_ERR_INVALID, "%s: index %lld at position %lld is outside [0, %lld)",
+                          op, (long long)v, (long long)i, (long long)n);
+        return false;
     }
     return true;
 }
@@ -184,10 +181,13 @@ blo_tensor *blo_one_hot(blo_ctx *ctx, blo_tensor *labels, int64_t num_classes, b
         return NULL;
     }
     if (!check_index(ctx, "blo_one_hot", labels, num_classes)) return NULL;
-    int64_t sh[2] = {labels->shape[0], num_classes};
+    /* out[i, labels_i] = 1: ones scattered into zeros at the labels, seen as [N, 1] */
+    int64_t sh[2] = {labels->shape[0], num_classes}, col[2] = {sh[0], 1};
+    int64_t st[2] = {labels->stride[0], 1};
     blo_tensor *out = blo_zeros(ctx, dt, 2, sh);
-    if (!out) return NULL;
-    for (int64_t i = 0; i < sh[0]; i++)
-        blo_tensor_set(out, i * num_classes + (int64_t)blo_tensor_get(labels, i), 1.0);
+    blo_tensor *ones = blo_full(ctx, dt, 2, col, 1.0);
+    blo_tensor *idx = blo__view(ctx, labels, 2, col, st, 0);
+    if (!out || !ones || !idx) return NULL;
+    ctx->be->scatter_add(out, 1, idx, ones);
     return out;
 }

@@ -64,14 +64,12 @@ static bool check_xent(blo_ctx *ctx, const char *op, const blo_tensor *logits,
         blo_ctx_set_error(ctx, BLO_ERR_DTYPE, "%s: labels must be i64", op);
         return false;
     }
-    int64_t n = labels->shape[0], c = logits->shape[1];
-    for (int64_t i = 0; i < n; i++) {
-        double v = blo_tensor_get(labels, i);
-        if (v < 0 || v >= (double)c) {
-            blo_ctx_set_error(ctx, BLO_ERR_INVALID, "%s: label %lld of example %lld is outside [0, %lld)",
-                              op, (long long)v, (long long)i, (long long)c);
-            return false;
-        }
+    int64_t n = labels->shape[0], c = logits->shape[1], v = 0;
+    int64_t i = ctx->be->index_outside(labels, c, &v);
+    if (i >= 0) {
+        blo_ctx_set_error(ctx, BLO_ERR_INVALID, "%s: label %lld of example %lld is outside [0, %lld)",
+                          op, (long long)v, (long long)i, (long long)c);
+        return false;
     }
     if (w && (w->ndim != 1 || w->shape[0] != n || w->dtype != logits->dtype)) {
         blo_ctx_set_error(ctx, BLO_ERR_SHAPE, "%s: weights %s do not match %lld examples of %s", op,
@@ -146,23 +144,9 @@ blo_tensor *blo_cross_entropy_fast(blo_ctx *ctx, blo_tensor *logits, blo_tensor 
     blo_tensor *lab = blo__is_contig(labels) ? labels : blo__alloc(ctx, BLO_I64, 1, &N);
     if (!terms || !probs || !lab) return NULL;
     if (lab != labels) ctx->be->copy(labels, lab);
-    ctx->be->xent_forward(lc, lab, terms, probs);
-    /* The weighted, reduced value, computed without recording. */
-    double total = 0;
-    blo_tensor *out;
-    if (red == BLO_REDUCE_NONE) {
-        out = blo__alloc(ctx, logits->dtype, 1, &N);
-        if (!out) return NULL;
-        for (int64_t i = 0; i < N; i++)
-            blo_tensor_set(out, i, blo_tensor_get(terms, i) * (weights ? blo_tensor_get(weights, i) : 1));
-    } else {
-        for (int64_t i = 0; i < N; i++)
-            total += blo_tensor_get(terms, i) * (weights ? blo_tensor_get(weights, i) : 1);
-        if (red == BLO_REDUCE_MEAN) total /= (double)N;
-        out = blo__alloc(ctx, logits->dtype, 0, NULL);
-        if (!out) return NULL;
-        blo_tensor_set(out, 0, total);
-    }
+    blo_tensor *out = blo__alloc(ctx, logits->dtype, red == BLO_REDUCE_NONE ? 1 : 0, &N);
+    if (!out) return NULL;
+    ctx->be->xent_forward(lc, lab, weights, red, terms, probs, out);
     blo_node *n;
     BLO_RECORD(n, ctx, out, &XENT_FAST, 2, logits, weights);
     if (n) {

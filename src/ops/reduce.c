@@ -167,9 +167,7 @@ blo_tensor *blo_logsumexp(blo_ctx *ctx, blo_tensor *a, int naxes, const int *axe
     if (!blo__axes_mask(ctx, "blo_logsumexp", a, naxes, axes, &mask)) return NULL;
     blo_tensor *m = blo__reduce_const(ctx, BLO_R_MAX, a, mask);
     if (!m) return NULL;
-    int64_t nm = blo__numel(m->ndim, m->shape);
-    for (int64_t i = 0; i < nm; i++) /* an all -inf slice: shift by 0 instead of inf */
-        if (!isfinite(blo_tensor_get(m, i))) blo_tensor_set(m, i, 0.0);
+    ctx->be->unary(BLO_U_FINITE, NULL, m, m); /* an all -inf slice: shift by 0, not inf */
     blo_tensor *s = blo_sum(ctx, blo_exp(ctx, blo_sub(ctx, a, m)), naxes, axes, 1);
     blo_tensor *out = blo_add(ctx, blo_log(ctx, s), m);
     if (!out || keepdim) return out;
