@@ -8,6 +8,7 @@
  */
 #ifndef BLO_AUTODIFF_H
 #define BLO_AUTODIFF_H
+#pragma GCC visibility push(default)
 
 #include "blo/ops.h"
 
@@ -55,4 +56,5 @@ blo_tensor *blo_detach(blo_ctx *ctx, blo_tensor *t);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

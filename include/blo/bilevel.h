@@ -15,6 +15,7 @@
  */
 #ifndef BLO_BILEVEL_H
 #define BLO_BILEVEL_H
+#pragma GCC visibility push(default)
 
 #include "blo/autodiff.h"
 
@@ -205,4 +206,5 @@ blo_tensor *blo_solver_y0(const blo_solver *s, int i);    /* the LL start (learn
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

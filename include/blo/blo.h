@@ -9,6 +9,7 @@
  */
 #ifndef BLO_BLO_H
 #define BLO_BLO_H
+#pragma GCC visibility push(default)
 
 #include "blo/autodiff.h"
 #include "blo/bilevel.h"
@@ -19,4 +20,5 @@
 
 #define BLO_VERSION_STRING "0.1.0"
 
+#pragma GCC visibility pop
 #endif

@@ -11,6 +11,7 @@
  */
 #ifndef BLO_CORE_H
 #define BLO_CORE_H
+#pragma GCC visibility push(default)
 
 #include <stddef.h>
 #include <stdint.h>
@@ -126,4 +127,5 @@ uint64_t blo_rng_below(blo_rng *r, uint64_t n);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

@@ -10,6 +10,7 @@
  */
 #ifndef BLO_DATA_H
 #define BLO_DATA_H
+#pragma GCC visibility push(default)
 
 #include "blo/tensor.h"
 
@@ -153,4 +154,5 @@ blo_tensor *blo_dataset_labels(blo_ctx *ctx, const blo_dataset *ds, const int64_
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

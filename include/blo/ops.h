@@ -15,6 +15,7 @@
  */
 #ifndef BLO_OPS_H
 #define BLO_OPS_H
+#pragma GCC visibility push(default)
 
 #include "blo/tensor.h"
 
@@ -182,4 +183,5 @@ blo_tensor *blo_spmm(blo_ctx *ctx, const blo_csr *a, blo_tensor *values, blo_ten
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

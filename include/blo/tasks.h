@@ -12,6 +12,7 @@
  */
 #ifndef BLO_TASKS_H_PUBLIC
 #define BLO_TASKS_H_PUBLIC
+#pragma GCC visibility push(default)
 
 #include "blo/bilevel.h"
 #include "blo/data.h"
@@ -598,4 +599,5 @@ void blo_regsearch_result_free(blo_regsearch_result *r);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif

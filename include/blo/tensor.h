@@ -11,6 +11,7 @@
  */
 #ifndef BLO_TENSOR_H
 #define BLO_TENSOR_H
+#pragma GCC visibility push(default)
 
 #include "blo/core.h"
 
@@ -104,4 +105,5 @@ int blo_has_history(const blo_tensor *t);
 #ifdef __cplusplus
 }
 #endif
+#pragma GCC visibility pop
 #endif
