@@ -287,13 +287,13 @@ static void col2im_job(const void *env, int64_t q) {
 void blo__cpu_im2col(const blo_tensor *x, const blo_conv2d_params *p, int kh, int kw, int oh,
                      int ow, blo_tensor *cols) {
     unfold_job j = {x->dtype, unfold_of(x, p, kh, kw, oh, ow), x->data, cols->data};
-    for_planes(j.u.n * j.u.c, blo_tensor_numel(cols), im2col_job, &j);
+    for_planes(j.u.n * j.u.c, blo__numel(cols->ndim, cols->shape), im2col_job, &j);
 }
 
 void blo__cpu_col2im(const blo_tensor *cols, const blo_conv2d_params *p, int kh, int kw, int oh,
                      int ow, blo_tensor *x) {
     unfold_job j = {x->dtype, unfold_of(x, p, kh, kw, oh, ow), cols->data, x->data};
-    for_planes(j.u.n * j.u.c, blo_tensor_numel(cols), col2im_job, &j);
+    for_planes(j.u.n * j.u.c, blo__numel(cols->ndim, cols->shape), col2im_job, &j);
 }
 
 /* Element i of an f32 or f64 array, through double. */

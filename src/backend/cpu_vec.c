@@ -7,6 +7,30 @@
  */
 #include "cpu.h"
 
+/* The storage offset of a flat row-major index of any view, by its strides (the general
+ * path; the integer dtypes never reach these kernels). */
+static int64_t offset_of(const blo_tensor *t, int64_t flat) {
+    int64_t o = 0;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        o += (flat % t->shape[d]) * t->stride[d];
+        flat /= t->shape[d];
+    }
+    return o;
+}
+
+static double get(const blo_tensor *t, int64_t flat) {
+    int64_t o = offset_of(t, flat);
+    return t->dtype == BLO_F32 ? (double)((const float *)t->data)[o] : ((const double *)t->data)[o];
+}
+
+static void set(blo_tensor *t, int64_t flat, double v) {
+    int64_t o = offset_of(t, flat);
+    if (t->dtype == BLO_F32)
+        ((float *)t->data)[o] = (float)v;
+    else
+        ((double *)t->data)[o] = v;
+}
+
 double blo__cpu_dot(const blo_tensor *a, const blo_tensor *b) {
     int64_t m = blo__numel(a->ndim, a->shape);
     if (a->dtype == BLO_F64 && b->dtype == BLO_F64 && blo__is_contig(a) && blo__is_contig(b)) {
@@ -27,7 +51,7 @@ double blo__cpu_dot(const blo_tensor *a, const blo_tensor *b) {
         return ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
     }
     double acc = 0;
-    for (int64_t k = 0; k < m; k++) acc += blo_tensor_get(a, k) * blo_tensor_get(b, k);
+    for (int64_t k = 0; k < m; k++) acc += get(a, k) * get(b, k);
     return acc;
 }
 
@@ -44,7 +68,7 @@ void blo__cpu_axpy(double a, const blo_tensor *x, blo_tensor *y) {
         for (int64_t k = 0; k < m; k++) ys[k] = (float)((double)ys[k] + a * (double)xs[k]);
     } else {
         for (int64_t k = 0; k < m; k++)
-            blo_tensor_set(y, k, blo_tensor_get(y, k) + a * blo_tensor_get(x, k));
+            set(y, k, get(y, k) + a * get(x, k));
     }
 }
 
@@ -57,6 +81,6 @@ void blo__cpu_scale(double a, blo_tensor *y) {
         float *ys = y->data;
         for (int64_t k = 0; k < m; k++) ys[k] = (float)(a * (double)ys[k]);
     } else {
-        for (int64_t k = 0; k < m; k++) blo_tensor_set(y, k, a * blo_tensor_get(y, k));
+        for (int64_t k = 0; k < m; k++) set(y, k, a * get(y, k));
     }
 }

@@ -1,4 +1,5 @@
-/* tensor.c — tensor headers, creation, metadata and element access. */
+/* tensor.c — tensor headers, creation, metadata and element access; storage and host copies
+ * through the context's kernel table (shape arithmetic is in layout.c, below the backends). */
 #include "../backend/backend.h"
 #include "../internal.h"
 
@@ -6,46 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *blo_dtype_name(blo_dtype d) {
-    switch (d) {
-    case BLO_F32: return "f32";
-    case BLO_F64: return "f64";
-    case BLO_I64: return "i64";
-    }
-    return "?";
-}
-
-size_t blo_dtype_size(blo_dtype d) {
-    return d == BLO_F32 ? 4 : 8;
-}
-
-int64_t blo__numel(int ndim, const int64_t *shape) {
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
-    return n;
-}
-
-void blo__contig_strides(int ndim, const int64_t *shape, int64_t *stride) {
-    int64_t s = 1;
-    for (int i = ndim - 1; i >= 0; i--) {
-        stride[i] = s;
-        s *= shape[i];
-    }
-}
-
-bool blo__is_contig(const blo_tensor *t) {
-    int64_t s = 1;
-    for (int i = t->ndim - 1; i >= 0; i--) {
-        if (t->shape[i] != 1 && t->stride[i] != s) return false;
-        s *= t->shape[i];
-    }
-    return true;
-}
-
-int blo__axis(int axis, int ndim) {
-    if (axis < 0) axis += ndim;
-    return axis >= 0 && axis < ndim ? axis : -1;
-}
 
 double blo__vec_dot(const blo_tensor *a, const blo_tensor *b) {
     return a->ctx->be->dot(a, b);
@@ -163,18 +124,6 @@ blo_tensor *blo__view(blo_ctx *ctx, const blo_tensor *base, int ndim, const int6
     return t;
 }
 
-bool blo__broadcast_shape(int na, const int64_t *a, int nb, const int64_t *b, int *nout,
-                          int64_t *out) {
-    int n = na > nb ? na : nb;
-    for (int i = 0; i < n; i++) {
-        int64_t da = i < n - na ? 1 : a[i - (n - na)];
-        int64_t db = i < n - nb ? 1 : b[i - (n - nb)];
-        if (da != db && da != 1 && db != 1) return false;
-        out[i] = da == 1 ? db : da;
-    }
-    *nout = n;
-    return true;
-}
 
 void blo__expand_into(blo_tensor *dst, const blo_tensor *t, int ndim, const int64_t *shape) {
     int off = ndim - t->ndim;
