@@ -17,6 +17,7 @@
 #define BLO_BILEVEL_H
 
 #include "blo/autodiff.h"
+#include "blo/optim.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -65,29 +66,7 @@ typedef struct blo_problem {
     blo_init_y_fn init_y;       /* the start built from x; required by BLO_INIT_FROM_X */
 } blo_problem;
 
-/* ---- Optimizers (inner dynamics and outer updates) ---------------------------------------- */
-typedef enum blo_opt_kind {
-    BLO_OPT_SGD = 0,  /* y - lr g */
-    BLO_OPT_MOMENTUM, /* m = μ m + g; y - lr m */
-    BLO_OPT_NESTEROV, /* m = μ m + g; y - lr (g + μ m) */
-    BLO_OPT_ADAM      /* bias-corrected; y - lr m̂ / (sqrt(v̂ + eps_root) + eps) */
-} blo_opt_kind;
-
-typedef struct blo_opt {
-    blo_opt_kind kind;
-    double lr;
-    double momentum;     /* momentum / Nesterov μ */
-    double beta1, beta2; /* Adam */
-    double eps;          /* Adam */
-    double weight_decay; /* adds wd·y to the gradient */
-} blo_opt;
-/* SGD with learning rate lr (other fields at their usual defaults: μ 0.9, β 0.9/0.999,
- * eps 1e-8). */
-blo_opt blo_opt_sgd(double lr);
-blo_opt blo_opt_adam(double lr);
-/* Parses "sgd", "momentum", "nesterov", "adam"; returns -1 for an unknown name. */
-int blo_opt_kind_parse(const char *name);
-const char *blo_opt_kind_name(blo_opt_kind k);
+/* The optimizers (blo_opt: SGD, momentum, Nesterov, Adam) are declared in blo/optim.h. */
 
 typedef enum blo_init_kind {
     BLO_INIT_FIXED = 0, /* every outer iteration starts the LL from the problem's y_0 */

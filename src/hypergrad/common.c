@@ -190,49 +190,23 @@ blo_status blo__grad_or_zeros(blo_solver *s, blo_tensor *out, int n, blo_tensor 
                                                               : BLO_OK;
 }
 
-/* lr · d for y_i, with lr the configured scalar, the learned one-element x tensor, or y_i's
- * own learned step sizes (broadcast). */
-static blo_tensor *times_lr(blo_solver *s, int i, blo_tensor *d) {
-    if (s->c.lr_x >= 0) return blo_mul(s->sctx, d, s->x[s->c.lr_x + (s->c.lr_x_per_y ? i : 0)]);
-    return blo_scale(s->sctx, d, s->c.inner.lr);
-}
-
 blo_status blo__inner_step(blo_solver *s, blo_traj *tr, blo_tensor *const *g) {
     blo_ctx *c = s->sctx;
-    const blo_opt *o = &s->c.inner;
-    int64_t t = tr->t + 1;
-    for (int i = 0; i < s->ny; i++) {
-        blo_tensor *y = tr->y[i], *gi = g[i], *ny = NULL;
-        if (o->weight_decay != 0) gi = blo_add(c, gi, blo_scale(c, y, o->weight_decay));
-        switch (o->kind) {
-        case BLO_OPT_SGD: ny = blo_sub(c, y, times_lr(s, i, gi)); break;
-        case BLO_OPT_MOMENTUM:
-            tr->m[i] = blo_add(c, blo_scale(c, tr->m[i], o->momentum), gi);
-            ny = blo_sub(c, y, times_lr(s, i, tr->m[i]));
-            break;
-        case BLO_OPT_NESTEROV:
-            tr->m[i] = blo_add(c, blo_scale(c, tr->m[i], o->momentum), gi);
-            ny = blo_sub(c, y, times_lr(s, i, blo_add(c, gi, blo_scale(c, tr->m[i], o->momentum))));
-            break;
-        case BLO_OPT_ADAM: {
-            /* eps_root inside the square root keeps its derivative finite at v = 0, so the
-             * step can be differentiated (the same device as differentiable Adam elsewhere). */
-            const double eps_root = 1e-16;
-            tr->m[i] = blo_add(c, blo_scale(c, tr->m[i], o->beta1), blo_scale(c, gi, 1 - o->beta1));
-            tr->v[i] = blo_add(c, blo_scale(c, tr->v[i], o->beta2),
-                               blo_scale(c, blo_mul(c, gi, gi), 1 - o->beta2));
-            blo_tensor *mh = blo_scale(c, tr->m[i], 1.0 / (1 - pow(o->beta1, (double)t)));
-            blo_tensor *vh = blo_scale(c, tr->v[i], 1.0 / (1 - pow(o->beta2, (double)t)));
-            blo_tensor *den = blo_add_scalar(c, blo_sqrt(c, blo_add_scalar(c, vh, eps_root)), o->eps);
-            ny = blo_sub(c, y, times_lr(s, i, blo_div(c, mh, den)));
-            break;
-        }
-        }
-        if (ny && s->p.project_y) ny = s->p.project_y(c, i, ny, s->p.user);
-        if (!ny) return blo__solver_ctx_fail(s, "the inner step");
-        tr->y[i] = ny;
+    blo_tensor **lr = NULL, **ny = alloc_list(s, s->ny);
+    if (!ny) return blo__solver_ctx_fail(s, "the inner step");
+    if (s->c.lr_x >= 0) { /* the learned one-element step size, or y_i's own (broadcast) */
+        if (!(lr = alloc_list(s, s->ny))) return blo__solver_ctx_fail(s, "the inner step");
+        for (int i = 0; i < s->ny; i++) lr[i] = s->x[s->c.lr_x + (s->c.lr_x_per_y ? i : 0)];
     }
-    tr->t = t;
+    blo_opt_state os = {s->ny, tr->m, tr->v, tr->t};
+    if (blo_opt_apply(c, &s->c.inner, &os, s->ny, tr->y, g, lr, ny))
+        return blo__solver_ctx_fail(s, "the inner step");
+    for (int i = 0; i < s->ny; i++) {
+        if (s->p.project_y && !(ny[i] = s->p.project_y(c, i, ny[i], s->p.user)))
+            return blo__solver_ctx_fail(s, "the inner step");
+        tr->y[i] = ny[i];
+    }
+    tr->t = os.t;
     return BLO_OK;
 }
 

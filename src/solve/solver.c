@@ -10,29 +10,7 @@
 
 /* ---- Configuration ------------------------------------------------------------------------- */
 
-blo_opt blo_opt_sgd(double lr) {
-    blo_opt o = {BLO_OPT_SGD, lr, 0.9, 0.9, 0.999, 1e-8, 0.0};
-    return o;
-}
-
-blo_opt blo_opt_adam(double lr) {
-    blo_opt o = blo_opt_sgd(lr);
-    o.kind = BLO_OPT_ADAM;
-    return o;
-}
-
-static const char *const OPT_NAMES[] = {"sgd", "momentum", "nesterov", "adam"};
 static const char *const INIT_NAMES[] = {"fixed", "warm", "learned", "from_x"};
-
-int blo_opt_kind_parse(const char *name) {
-    for (int i = 0; name && i < 4; i++)
-        if (!strcmp(name, OPT_NAMES[i])) return i;
-    return -1;
-}
-
-const char *blo_opt_kind_name(blo_opt_kind k) {
-    return (unsigned)k < 4 ? OPT_NAMES[k] : "?";
-}
 
 int blo_init_kind_parse(const char *name) {
     for (int i = 0; name && i < 4; i++)
@@ -90,19 +68,9 @@ const char *blo_solver_error(const blo_solver *s) {
 /* ---- Construction ------------------------------------------------------------------------------ */
 
 static bool check_opt(const blo_opt *o, const char *what, char *err, size_t n) {
-    if ((unsigned)o->kind > BLO_OPT_ADAM) {
-        snprintf(err, n, "%s: unknown optimizer kind %d", what, (int)o->kind);
-        return false;
-    }
-    if (!(o->lr > 0) || !isfinite(o->lr)) {
-        snprintf(err, n, "%s: learning rate %g must be positive", what, o->lr);
-        return false;
-    }
-    if (o->kind == BLO_OPT_ADAM && !(o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1)) {
-        snprintf(err, n, "%s: Adam betas must lie in [0, 1)", what);
-        return false;
-    }
-    return true;
+    const char *why = blo_opt_check(o);
+    if (why) snprintf(err, n, "%s: %s", what, why);
+    return !why;
 }
 
 static blo_tensor **plist(blo_solver *s, int n) {
@@ -346,55 +314,20 @@ blo_status blo_solver_hypergrad(blo_solver *s, double **out) {
     return hypergrad_into(s, out, NULL, NULL);
 }
 
-/* Element k of t as a double: straight from the data when t is contiguous (c), else through
- * its strides. */
-static inline double opt_ld(const blo_tensor *t, bool c, int64_t k) {
-    if (!c) return blo_tensor_get(t, k);
-    return t->dtype == BLO_F32 ? ((const float *)t->data)[k] : ((const double *)t->data)[k];
-}
-
-static inline void opt_st(blo_tensor *t, bool c, int64_t k, double v) {
-    if (!c)
-        blo_tensor_set(t, k, v);
-    else if (t->dtype == BLO_F32)
-        ((float *)t->data)[k] = (float)v;
-    else
-        ((double *)t->data)[k] = v;
-}
-
-/* Contiguous f32 / f64 tensors are read and written in place; others element by element. */
-static bool opt_direct(const blo_tensor *t) {
-    return !t || ((t->dtype == BLO_F32 || t->dtype == BLO_F64) && blo__is_contig(t));
-}
-
-/* One optimizer update of values v by gradient g (plain loops, not recorded). */
-static void opt_update(const blo_opt *o, int64_t t, blo_tensor *v, const double *g, blo_tensor *m,
-                       blo_tensor *sq) {
-    int64_t n = blo_tensor_numel(v);
-    double b1c = 1 - pow(o->beta1, (double)t), b2c = 1 - pow(o->beta2, (double)t);
-    bool cv = opt_direct(v), cm = opt_direct(m), cs = opt_direct(sq);
-    for (int64_t k = 0; k < n; k++) {
-        double w = opt_ld(v, cv, k), gk = g[k] + o->weight_decay * w, d = gk;
-        switch (o->kind) {
-        case BLO_OPT_SGD: break;
-        case BLO_OPT_MOMENTUM:
-        case BLO_OPT_NESTEROV: {
-            double mk = o->momentum * opt_ld(m, cm, k) + gk;
-            opt_st(m, cm, k, mk);
-            d = o->kind == BLO_OPT_MOMENTUM ? mk : gk + o->momentum * mk;
-            break;
-        }
-        case BLO_OPT_ADAM: {
-            double mk = o->beta1 * opt_ld(m, cm, k) + (1 - o->beta1) * gk;
-            double vk = o->beta2 * opt_ld(sq, cs, k) + (1 - o->beta2) * gk * gk;
-            opt_st(m, cm, k, mk);
-            opt_st(sq, cs, k, vk);
-            d = (mk / b1c) / (sqrt(vk / b2c) + o->eps);
-            break;
-        }
-        }
-        opt_st(v, cv, k, w - o->lr * d);
-    }
+/* One outer optimizer step (blo_opt_step) of the tensors v by the gradients g (float64
+ * values, as the hypergradient was checked), the moments m / sq and the step count t held by
+ * the solver. */
+static blo_status outer_step(blo_solver *s, const blo_opt *o, int64_t t, int n, blo_tensor **v,
+                             double **g, blo_tensor **m, blo_tensor **sq, const char *what) {
+    blo_ctx *c = s->sctx;
+    blo_mark mk = blo_ctx_mark(c);
+    blo_tensor **gt = blo__ctx_alloc(c, sizeof(blo_tensor *) * (size_t)n);
+    for (int i = 0; gt && i < n; i++)
+        if (!(gt[i] = blo_from_f64(c, v[i]->dtype, v[i]->ndim, v[i]->shape, g[i]))) gt = NULL;
+    blo_opt_state os = {n, m, sq, t - 1};
+    blo_status st = gt ? blo_opt_step(c, o, &os, n, v, gt) : blo_ctx_status(c);
+    blo_ctx_rewind(c, mk);
+    return st ? blo__solver_ctx_fail(s, what) : BLO_OK;
 }
 
 /* A learned start is a point of the LL's feasible set like every y_t, so it is projected
@@ -440,8 +373,9 @@ blo_status blo_solver_step(blo_solver *s, blo_record *rec) {
         goto done;
     }
     s->outer_t++;
+    if ((st = outer_step(s, &s->c.outer, s->outer_t, s->nx, s->x, hx, s->xm, s->xv, "the outer step")))
+        goto done;
     for (int i = 0; i < s->nx; i++) {
-        opt_update(&s->c.outer, s->outer_t, s->x[i], hx[i], s->xm[i], s->xv[i]);
         if (isfinite(s->p.x_lo) || isfinite(s->p.x_hi)) {
             int64_t n = blo_tensor_numel(s->x[i]);
             for (int64_t k = 0; k < n; k++) {
@@ -454,9 +388,9 @@ blo_status blo_solver_step(blo_solver *s, blo_record *rec) {
         blo__solver_fail(s, st, "iteration %lld: the projection of x failed", (long long)s->iter);
         goto done;
     }
-    if (hy0)
-        for (int i = 0; i < s->ny; i++)
-            opt_update(&s->c.init_opt, s->outer_t, s->y0[i], hy0[i], s->y0m[i], s->y0v[i]);
+    if (hy0 && (st = outer_step(s, &s->c.init_opt, s->outer_t, s->ny, s->y0, hy0, s->y0m, s->y0v,
+                                "the step of the learned y_0")))
+        goto done;
     if (hy0 && s->p.project_y && (st = project_y0(s))) goto done;
     if (rec) {
         rec->iter = s->iter;
