@@ -68,6 +68,24 @@ blo_status blo__hess_vec(blo_solver *s, blo_tensor *const *g, blo_tensor *const 
     return BLO_OK;
 }
 
+static blo_status hess_apply(blo_ctx *c, blo_tensor *const *p, blo_tensor *const *out, void *user) {
+    (void)c;
+    blo__hess_op *op = user;
+    blo_status st = blo__hess_vec(op->s, op->g, op->y, p, out);
+    if (!st && op->damping > 0) blo__axpy_list(op->s->ny, op->damping, p, out);
+    return st;
+}
+
+blo_linop blo__hess_linop(blo__hess_op *op) {
+    blo_linop A = {op->s->ny, hess_apply, op};
+    return A;
+}
+
+blo_status blo__linalg_fail(blo_solver *s, blo_status st) {
+    if (!s->err[0]) blo__solver_fail(s, st, "%s", blo_ctx_error(s->sctx));
+    return st;
+}
+
 blo_status blo__implicit_finish(blo_solver *s, blo_tensor *const *g, blo_tensor *const *v,
                                 blo_tensor *const *dx, blo_tensor **hx) {
     blo_ctx *c = s->sctx;
@@ -99,8 +117,4 @@ int blo__traj_tensors(int ny, const blo_traj *tr, blo_tensor **out) {
     for (int i = 0; i < ny; i++)
         if (tr->v[i]) out[n++] = tr->v[i];
     return n;
-}
-
-double blo__norm_list(int n, blo_tensor *const *t) {
-    return sqrt(blo__dot_list(n, t, t));
 }

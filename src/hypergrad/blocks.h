@@ -24,10 +24,19 @@ blo_status blo__hess_vec(blo_solver *s, blo_tensor *const *g, blo_tensor *const 
  * with g = ∇_y f recorded with create-graph. hx[i] are new tensors. */
 blo_status blo__implicit_finish(blo_solver *s, blo_tensor *const *g, blo_tensor *const *v,
                                 blo_tensor *const *dx, blo_tensor **hx);
+/* The operator p ↦ (∇²_yy f + δI) p for the solvers of blo/linalg.h, from g = ∇_y f recorded
+ * with create-graph at the leaves y (blo__hess_vec, plus δ p when δ > 0). */
+typedef struct blo__hess_op {
+    blo_solver *s;
+    blo_tensor *const *g, *const *y;
+    double damping;
+} blo__hess_op;
+blo_linop blo__hess_linop(blo__hess_op *op);
+/* A linear-algebra solver's failure into s->err (its message is in s->sctx), unless a
+ * message is there already (an operator failure records one); returns st. */
+blo_status blo__linalg_fail(blo_solver *s, blo_status st);
 /* The state tensors of a trajectory in a fixed order — y, then the m, then the v that exist —
  * into out (room for 3 ny); returns how many. */
 int blo__traj_tensors(int ny, const blo_traj *tr, blo_tensor **out);
-/* ‖(t_0, …, t_{n-1})‖₂ as one vector. */
-double blo__norm_list(int n, blo_tensor *const *t);
 
 #endif

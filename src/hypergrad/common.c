@@ -26,20 +26,6 @@ blo_status blo__zeros_like(blo_solver *s, int n, blo_tensor *const *ts, blo_tens
     return BLO_OK;
 }
 
-double blo__dot_list(int n, blo_tensor *const *a, blo_tensor *const *b) {
-    double acc = 0;
-    for (int i = 0; i < n; i++) acc += blo__vec_dot(a[i], b[i]);
-    return acc;
-}
-
-void blo__axpy_list(int n, double a, blo_tensor *const *x, blo_tensor *const *y) {
-    for (int i = 0; i < n; i++) blo__vec_axpy(a, x[i], y[i]);
-}
-
-void blo__scale_list(int n, double a, blo_tensor *const *y) {
-    for (int i = 0; i < n; i++) blo__vec_scale(a, y[i]);
-}
-
 blo_tensor **blo__list(blo_solver *s, int n) {
     return alloc_list(s, n);
 }

@@ -4,6 +4,7 @@
 #define BLO_SOLVER_H
 
 #include "../internal.h"
+#include "../linalg/lists.h"
 #include "blo/bilevel.h"
 
 #include <time.h>
@@ -100,11 +101,6 @@ blo_tensor *blo__lower(blo_solver *s, blo_tensor *const *y, int64_t step);
 void blo__keep_y(blo_solver *s, blo_tensor *const *y);
 /* Fresh leaves in s->sctx holding copies of ts' values, with requires_grad. */
 blo_status blo__leaf_copies(blo_solver *s, int n, blo_tensor *const *ts, blo_tensor **out);
-/* Σ ⟨a_i, b_i⟩ in double. */
-double blo__dot_list(int n, blo_tensor *const *a, blo_tensor *const *b);
-/* y_i += a x_i and y_i *= a, in place on values (not recorded). */
-void blo__axpy_list(int n, double a, blo_tensor *const *x, blo_tensor *const *y);
-void blo__scale_list(int n, double a, blo_tensor *const *y);
 /* A zeroed array of n tensor pointers in s->sctx (NULL on failure). */
 blo_tensor **blo__list(blo_solver *s, int n);
 /* Zeros shaped like ts, in s->sctx. */
