@@ -143,6 +143,25 @@ int blo_method_count(void);
 const blo_method_info *blo_method_at(int i);
 const blo_method_info *blo_method_find(const char *name); /* NULL if unknown */
 
+/* What a method's callbacks receive: the problem, the configuration, a scratch context, x, the
+ * LL start and the method's own state (accessors below). Owned by the solver; valid only
+ * during the callback. */
+typedef struct blo_method_env blo_method_env;
+
+/* A hypergradient method. hypergrad computes, in the environment's scratch context,
+ * hx[i] = dF/dx_i for every hyper-variable and, when the start is learned, hy0[i] = dF/dy0_i
+ * (NULL entries: zero); it must report F and f at the y it ends on (blo_env_set_values) and
+ * leave that y's values as the environment's y (blo_env_keep_y). check (optional) runs once at
+ * blo_solver_new and refuses a configuration with blo_env_fail. Both return BLO_OK or an
+ * error status (with blo_env_fail's message). The method keeps n_state_groups groups of ny
+ * tensors of y's shapes (zeroed at the start, saved in checkpoints: blo_env_state). */
+typedef struct blo_method_def {
+    blo_method_info info;
+    blo_status (*check)(blo_method_env *env);
+    blo_status (*hypergrad)(blo_method_env *env, blo_tensor **hx, blo_tensor **hy0);
+    int n_state_groups;
+} blo_method_def;
+
 /* ---- The solver ---------------------------------------------------------------------------------- */
 typedef struct blo_solver blo_solver;
 

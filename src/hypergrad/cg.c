@@ -25,53 +25,53 @@
 
 #include <math.h>
 
-static blo_status cg_check(blo_solver *s) {
-    if (s->c.K < 1)
-        return blo__solver_fail(s, BLO_ERR_INVALID, "cg: K (iterations) must be >= 1, got %d",
-                                s->c.K);
-    if (!(s->c.damping >= 0) || !isfinite(s->c.damping))
-        return blo__solver_fail(s, BLO_ERR_INVALID, "cg: damping must be finite and >= 0, got %g",
-                                s->c.damping);
+static blo_status cg_check(blo_method_env *e) {
+    if (e->c.K < 1)
+        return blo__method_fail(e, BLO_ERR_INVALID, "cg: K (iterations) must be >= 1, got %d",
+                                e->c.K);
+    if (!(e->c.damping >= 0) || !isfinite(e->c.damping))
+        return blo__method_fail(e, BLO_ERR_INVALID, "cg: damping must be finite and >= 0, got %g",
+                                e->c.damping);
     return BLO_OK;
 }
 
-static blo_status cg_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **hy0) {
-    int nx = s->nx, ny = s->ny;
+static blo_status cg_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {
+    int nx = e->nx, ny = e->ny;
     blo_traj tr;
-    blo_status st = blo__traj_start(s, &tr, 0);
-    if (!st) st = blo__unroll(s, &tr, s->c.inner_steps, 0);
+    blo_status st = blo__traj_start(e, &tr, 0);
+    if (!st) st = blo__unroll(e, &tr, e->c.inner_steps, 0);
     if (st) return st;
     blo_tensor **y = tr.y; /* leaves holding y_T */
-    blo_tensor **dx = blo__list(s, nx), **dy = blo__list(s, ny), **g = blo__list(s, ny);
-    if (!dx || !dy || !g) return blo__solver_ctx_fail(s, "cg");
-    if ((st = blo__upper_grads(s, y, tr.t, dx, dy))) return st;
+    blo_tensor **dx = blo__list(e, nx), **dy = blo__list(e, ny), **g = blo__list(e, ny);
+    if (!dx || !dy || !g) return blo__method_ctx_fail(e, "cg");
+    if ((st = blo__upper_grads(e, y, tr.t, dx, dy))) return st;
     double fval;
-    if ((st = blo__ll_grad(s, y, tr.t, 1, g, &fval))) return st; /* recorded: H and ∇²_xy */
-    s->last_lower = fval;
+    if ((st = blo__ll_grad(e, y, tr.t, 1, g, &fval))) return st; /* recorded: H and ∇²_xy */
+    e->last_lower = fval;
 
     /* CG on (H + δI) v = ∂F/∂y from v = 0. */
-    blo_tensor **v = blo__list(s, ny);
-    if (!v || (st = blo__zeros_like(s, ny, y, v))) return st ? st : blo__solver_ctx_fail(s, "cg");
-    blo__hess_op op = {s, g, y, s->c.damping};
+    blo_tensor **v = blo__list(e, ny);
+    if (!v || (st = blo__zeros_like(e, ny, y, v))) return st ? st : blo__method_ctx_fail(e, "cg");
+    blo__hess_op op = {e, g, y, e->c.damping};
     blo_linop A = blo__hess_linop(&op);
-    blo_linalg_opts o = {s->c.K, s->c.tol, 0, 0, 0};
+    blo_linalg_opts o = {e->c.K, e->c.tol, 0, 0, 0};
     blo_linalg_result r;
-    if ((st = blo_linalg_cg(s->sctx, &A, dy, v, &o, &r))) {
+    if ((st = blo_linalg_cg(e->sctx, &A, dy, v, &o, &r))) {
         if (st == BLO_ERR_NUMERIC && r.iters == 0 && isfinite(r.curvature))
             /* p = ∂F/∂y: its Rayleigh quotient bounds λ_min(H) + δ from above */
-            return blo__solver_fail(s, BLO_ERR_NUMERIC,
+            return blo__method_fail(e, BLO_ERR_NUMERIC,
                                     "cg: the lower-level Hessian is not positive definite at "
                                     "y_T (pᵀ(H + %g I)p / pᵀp = %g along p = dF/dy, so the "
                                     "damping must exceed %g); use more inner steps, a "
                                     "regularised lower level, a larger damping, or neumann",
-                                    s->c.damping, r.curvature, s->c.damping - r.curvature);
-        return blo__linalg_fail(s, st);
+                                    e->c.damping, r.curvature, e->c.damping - r.curvature);
+        return blo__linalg_fail(e, st);
     }
 
     /* dF/dx = ∂F/∂x − ∇_x ⟨∇_y f, v⟩. */
-    if ((st = blo__implicit_finish(s, g, v, dx, hx))) return st;
-    if (s->c.init == BLO_INIT_LEARNED && (st = blo__zeros_like(s, ny, s->y0, hy0))) return st;
-    blo__keep_y(s, y);
+    if ((st = blo__implicit_finish(e, g, v, dx, hx))) return st;
+    if (e->c.init == BLO_INIT_LEARNED && (st = blo__zeros_like(e, ny, e->y0, hy0))) return st;
+    blo__keep_y(e, y);
     return BLO_OK;
 }
 
