@@ -94,7 +94,7 @@ static blo_status bome_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor 
         } else {
             int k = i - nx;
             d = blo_sub(c, y[k], blo_scale(c, d, e->c.outer.lr));
-            if (d && e->p.project_y) d = e->p.project_y(c, k, d, e->p.user);
+            if (d && e->p.project_y) d = e->p.project_y(c, k, d, e->x, e->p.user);
             if (d) blo_copy_into(e->y[k], d);
         }
         if (!d) st = blo__method_ctx_fail(e, "bome: the step");

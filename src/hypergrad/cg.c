@@ -5,8 +5,8 @@
  *     dF/dx = ∂F/∂x - ∇²_xy f · v,   where   ∇²_yy f · v = ∂F/∂y   (at y = y_T ≈ y*).
  *
  * The linear system is solved matrix-free by CG on Hessian-vector products (the inner
- * gradient is recorded once; each product is one reverse pass over it), for at most K
- * iterations or until ‖r‖ ≤ tol. y_T comes from T inner steps run without a graph.
+ * gradient is recorded once; each product is one reverse pass over it), for at most
+ * solve_iters iterations or until ‖r‖ ≤ tol. y_T comes from T inner steps run without a graph.
  * Pedregosa, "Hyperparameter optimization with approximate gradient", ICML 2016 (HOAG);
  * Rajeswaran, Finn, Kakade & Levine, "Meta-learning with implicit gradients", NeurIPS 2019.
  * Needs ∇²_yy f positive definite at y_T (a strongly convex lower level).
@@ -26,9 +26,10 @@
 #include <math.h>
 
 static blo_status cg_check(blo_method_env *e) {
-    if (e->c.K < 1)
-        return blo__method_fail(e, BLO_ERR_INVALID, "cg: K (iterations) must be >= 1, got %d",
-                                e->c.K);
+    if (e->c.solve_iters < 1)
+        return blo__method_fail(e, BLO_ERR_INVALID,
+                                "cg: solve_iters (CG iterations) must be >= 1, got %d",
+                                e->c.solve_iters);
     if (!(e->c.damping >= 0) || !isfinite(e->c.damping))
         return blo__method_fail(e, BLO_ERR_INVALID, "cg: damping must be finite and >= 0, got %g",
                                 e->c.damping);
@@ -54,7 +55,7 @@ static blo_status cg_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **
     if (!v || (st = blo__zeros_like(e, ny, y, v))) return st ? st : blo__method_ctx_fail(e, "cg");
     blo__hess_op op = {e, g, y, e->c.damping};
     blo_linop A = blo__hess_linop(&op);
-    blo_linalg_opts o = {e->c.K, e->c.tol, 0, 0, 0};
+    blo_linalg_opts o = {e->c.solve_iters, e->c.tol, 0, 0, 0};
     blo_linalg_result r;
     if ((st = blo_linalg_cg(e->sctx, &A, dy, v, &o, &r))) {
         if (st == BLO_ERR_NUMERIC && r.iters == 0 && isfinite(r.curvature))
@@ -79,7 +80,7 @@ const blo_method blo__method_cg = {{"cg",
                                     "implicit: solve (∇²_yy f + δI)·v = ∂F/∂y by CG (δ: damping, 0 "
                                     "by default), dF/dx = ∂F/∂x − ∇²_xy f·v",
                                     "Pedregosa, ICML 2016; Rajeswaran et al., NeurIPS 2019",
-                                    "inner, inner_steps, K, tol, damping"},
+                                    "inner, inner_steps, solve_iters, tol, damping"},
                                    cg_check,
                                    cg_hypergrad,
                                    0};

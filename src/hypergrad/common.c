@@ -9,13 +9,16 @@
 #include <stdio.h>
 #include <string.h>
 
+blo_status blo__method_vfail(blo_method_env *e, blo_status st, const char *fmt, va_list ap) {
+    if (e->err && e->errlen && !e->err[0]) vsnprintf(e->err, e->errlen, fmt, ap);
+    return st;
+}
+
 blo_status blo__method_fail(blo_method_env *e, blo_status st, const char *fmt, ...) {
-    if (e->err && e->errlen && !e->err[0]) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(e->err, e->errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    blo__method_vfail(e, st, fmt, ap);
+    va_end(ap);
     return st;
 }
 
@@ -57,6 +60,14 @@ static blo_tensor **alloc_list(blo_method_env *e, int n) {
 static blo_status traj_lists(blo_method_env *e, blo_traj *tr);
 static blo_status traj_buffers(blo_method_env *e, blo_traj *tr);
 
+/* Same dtype and shape. */
+static int same_shape(const blo_tensor *a, const blo_tensor *b) {
+    int same = a->ndim == b->ndim && a->dtype == b->dtype;
+    for (int k = 0; same && k < a->ndim; k++)
+        same = a->shape[k] == b->shape[k];
+    return same;
+}
+
 /* y_0 = init_y(x) in e->sctx (recorded when the context records), shapes checked; its values
  * also go to e->y0, the start the solver reports. */
 static blo_status build_y0(blo_method_env *e, blo_tensor **y0) {
@@ -67,10 +78,7 @@ static blo_status build_y0(blo_method_env *e, blo_tensor **y0) {
                 blo_ctx_set_error(e->sctx, BLO_ERR_INVALID, "init_y returned NULL for y[%d]", i);
             return blo__method_ctx_fail(e, "building y_0 from x");
         }
-        int same = y0[i]->ndim == e->y0[i]->ndim && y0[i]->dtype == e->y0[i]->dtype;
-        for (int k = 0; same && k < y0[i]->ndim; k++)
-            same = y0[i]->shape[k] == e->y0[i]->shape[k];
-        if (!same) {
+        if (!same_shape(y0[i], e->y0[i])) {
             char a[64], b[64];
             return blo__method_fail(e, BLO_ERR_SHAPE, "init_y built %s for y[%d], expected %s",
                                     blo__desc(y0[i], a, sizeof a), i,
@@ -122,7 +130,7 @@ static blo_status traj_lists(blo_method_env *e, blo_traj *tr) {
 
 /* Zeroed optimizer buffers for the configured inner optimizer (NULL entries for SGD). */
 static blo_status traj_buffers(blo_method_env *e, blo_traj *tr) {
-    blo_opt_kind k = e->c.inner.kind;
+    blo_opt_kind k = e->c.inner_update ? BLO_OPT_SGD : e->c.inner.kind; /* Φ keeps no state */
     if (k != BLO_OPT_SGD) {
         blo_status st = blo__zeros_like(e, e->ny, tr->y, tr->m);
         if (st) return st;
@@ -208,10 +216,25 @@ blo_status blo__inner_step(blo_method_env *e, blo_traj *tr, blo_tensor *const *g
             lr[i] = e->x[e->c.lr_x + (e->c.lr_x_per_y ? i : 0)];
     }
     blo_opt_state os = {e->ny, tr->m, tr->v, tr->t};
-    if (blo_opt_apply(c, &e->c.inner, &os, e->ny, tr->y, g, lr, ny))
+    if (e->c.inner_update) { /* the user's Φ(x, y_t) */
+        if (e->c.inner_update(c, e->nx, e->x, e->ny, tr->y, g, tr->t, ny, e->c.inner_update_user)) {
+            if (!blo_ctx_status(c)) blo_ctx_set_error(c, BLO_ERR_INVALID, "inner_update failed");
+            return blo__method_ctx_fail(e, "the user's inner update");
+        }
+        for (int i = 0; i < e->ny; i++)
+            if (!ny[i] || !same_shape(ny[i], tr->y[i])) {
+                char a[64], b[64];
+                return blo__method_fail(e, BLO_ERR_SHAPE,
+                                        "the user's inner update built %s for y[%d], expected %s",
+                                        ny[i] ? blo__desc(ny[i], a, sizeof a) : "nothing", i,
+                                        blo__desc(tr->y[i], b, sizeof b));
+            }
+        os.t++;
+    } else if (blo_opt_apply(c, &e->c.inner, &os, e->ny, tr->y, g, lr, ny)) {
         return blo__method_ctx_fail(e, "the inner step");
+    }
     for (int i = 0; i < e->ny; i++) {
-        if (e->p.project_y && !(ny[i] = e->p.project_y(c, i, ny[i], e->p.user)))
+        if (e->p.project_y && !(ny[i] = e->p.project_y(c, i, ny[i], e->x, e->p.user)))
             return blo__method_ctx_fail(e, "the inner step");
         tr->y[i] = ny[i];
     }

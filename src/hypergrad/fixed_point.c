@@ -5,7 +5,8 @@
  *     u = (I − ∂Φ/∂y)⁻ᵀ ∂F/∂y,   dF/dx = ∂F/∂x + (∂Φ/∂x)ᵀ u,
  *
  * with u found by the fixed-point iteration u ← ∂F/∂y + (∂Φ/∂y)ᵀ u from u = ∂F/∂y
- * (blo_linalg_fixed_point), for at most K iterations or until ‖Δu‖ ≤ tol. Each iteration is one
+ * (blo_linalg_fixed_point), for at most solve_iters iterations or until ‖Δu‖ ≤ tol, Anderson-
+ * accelerated when anderson_m > 0. Each iteration is one
  * vector-Jacobian product through one recorded step Φ(x, y_T) (the inner gradient with
  * create-graph, then the configured step, projection included), with y_T from T inner steps without
  * a graph. For SGD, Φ = y − lr ∇_y f, so this is the implicit-function-theorem gradient of cg
@@ -21,15 +22,22 @@
 #include <math.h>
 
 static blo_status fixed_point_check(blo_method_env *e) {
-    if (e->c.inner.kind != BLO_OPT_SGD)
+    if (!e->c.inner_update && e->c.inner.kind != BLO_OPT_SGD)
         return blo__method_fail(
             e, BLO_ERR_INVALID,
             "fixed_point: the inner optimizer is %s, whose step map carries buffers (its fixed "
             "point is in (y, buffers), not in y); use an sgd inner optimizer, or rhg / cg",
             blo_opt_kind_name(e->c.inner.kind));
-    if (e->c.K < 1)
+    if (e->c.solve_iters < 1)
         return blo__method_fail(e, BLO_ERR_INVALID,
-                                "fixed_point: K (iterations) must be >= 1, got %d", e->c.K);
+                                "fixed_point: solve_iters (iterations) must be >= 1, got %d",
+                                e->c.solve_iters);
+    if (e->c.anderson_m < 0 || e->c.anderson_m > 32 ||
+        (e->c.anderson_m > 0 && !(e->c.anderson_beta > 0 && e->c.anderson_beta <= 1)))
+        return blo__method_fail(e, BLO_ERR_INVALID,
+                                "fixed_point: anderson_m must lie in [0, 32] and anderson_beta in "
+                                "(0, 1], got %d and %g",
+                                e->c.anderson_m, e->c.anderson_beta);
     return BLO_OK;
 }
 
@@ -77,7 +85,7 @@ static blo_status fixed_point_hypergrad(blo_method_env *e, blo_tensor **hx, blo_
         if (!(u[i] = blo_clone(c, dy[i]))) return blo__method_ctx_fail(e, "fixed_point");
     vjp_op op = {e, phi, y, dy};
     blo_linop G = {ny, vjp_apply, &op};
-    blo_linalg_opts o = {e->c.K, e->c.tol, 0, 0, 0};
+    blo_linalg_opts o = {e->c.solve_iters, e->c.tol, 0, e->c.anderson_m, e->c.anderson_beta};
     if ((st = blo_linalg_fixed_point(c, &G, u, &o, NULL))) {
         if (st == BLO_ERR_NUMERIC && !e->err[0])
             return blo__method_fail(e, st, "%s at y_T; lower the inner learning rate or use cg",
@@ -97,7 +105,8 @@ static blo_status fixed_point_hypergrad(blo_method_env *e, blo_tensor **hx, blo_
 const blo_method blo__method_fixed_point = {
     {"fixed_point", "implicit for y = Φ(x, y): u ← ∂F/∂y + (∂Φ/∂y)ᵀu, dF/dx = ∂F/∂x + (∂Φ/∂x)ᵀu",
      "Grazzi et al., ICML 2020; Bai et al., NeurIPS 2019",
-     "inner (sgd), inner_steps, K (iterations), tol"},
+     "inner (sgd or a stateless inner_update), inner_steps, solve_iters, tol, anderson_m, "
+     "anderson_beta"},
     fixed_point_check,
     fixed_point_hypergrad,
     0};

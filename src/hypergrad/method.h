@@ -14,6 +14,8 @@
 #include "../linalg/lists.h"
 #include "blo/bilevel.h"
 
+#include <stdarg.h>
+
 /* A method: its registry entry (see blo_method_def in blo/bilevel.h). */
 typedef blo_method_def blo_method;
 
@@ -43,6 +45,8 @@ blo_status blo__method_fail(blo_method_env *e, blo_status st, const char *fmt, .
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
+/* The same with a va_list (for blo_env_fail). */
+blo_status blo__method_vfail(blo_method_env *e, blo_status st, const char *fmt, va_list ap);
 /* Copies the scratch context's error into e->err, prefixed by `where`, and returns its status. */
 blo_status blo__method_ctx_fail(blo_method_env *e, const char *where);
 

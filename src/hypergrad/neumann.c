@@ -7,19 +7,19 @@
  *     v = α Σ_{k=0}^{K} (I − αH)^k ∂F/∂y,        dF/dx ≈ ∂F/∂x − ∇²_xy f · v,
  *
  * built term by term by blo_linalg_neumann: p_0 = ∂F/∂y, p_{k+1} = p_k − α H p_k,
- * v = α Σ p_k (K Hessian-vector products through the inner gradient recorded once at y_T). y_T
- * comes from T inner steps without a graph. The error shrinks like (1 − α λ_min(H))^K; truncation
- * acts as a regulariser when H is only positive semidefinite. Lorraine, Vicol & Duvenaud,
- * "Optimizing millions of hyperparameters by implicit differentiation", AISTATS 2020.
+ * v = α Σ p_k (K = neumann_terms Hessian-vector products through the inner gradient recorded once
+ * at y_T). y_T comes from T inner steps without a graph. The error shrinks like (1 − α λ_min(H))^K;
+ * truncation acts as a regulariser when H is only positive semidefinite. Lorraine, Vicol &
+ * Duvenaud, "Optimizing millions of hyperparameters by implicit differentiation", AISTATS 2020.
  */
 #include "blocks.h"
 
 #include <math.h>
 
 static blo_status neumann_check(blo_method_env *e) {
-    if (e->c.K < 0)
-        return blo__method_fail(e, BLO_ERR_INVALID, "neumann: K (terms) must be >= 0, got %d",
-                                e->c.K);
+    if (e->c.neumann_terms < 0)
+        return blo__method_fail(e, BLO_ERR_INVALID, "neumann: neumann_terms must be >= 0, got %d",
+                                e->c.neumann_terms);
     if (!(e->c.alpha > 0) || !isfinite(e->c.alpha))
         return blo__method_fail(e, BLO_ERR_INVALID,
                                 "neumann: alpha must be positive (below 2/λ_max of ∇²_yy f), "
@@ -48,7 +48,7 @@ static blo_status neumann_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tens
 
     blo__hess_op op = {e, g, y, 0};
     blo_linop A = blo__hess_linop(&op);
-    blo_linalg_opts o = {e->c.K, 0, alpha, 0, 0};
+    blo_linalg_opts o = {e->c.neumann_terms, 0, alpha, 0, 0};
     blo_linalg_result r;
     if ((st = blo_linalg_neumann(e->sctx, &A, dy, v, &o, &r))) {
         /* With α < 2/λ_max and H ⪰ 0 the terms never grow; growth means α is too large (or
@@ -71,7 +71,7 @@ static blo_status neumann_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tens
 
 const blo_method blo__method_neumann = {
     {"neumann", "implicit: v = α Σ_{k≤K} (I − α∇²_yy f)^k ∂F/∂y, dF/dx = ∂F/∂x − ∇²_xy f·v",
-     "Lorraine, Vicol & Duvenaud, AISTATS 2020", "inner, inner_steps, K (terms), alpha"},
+     "Lorraine, Vicol & Duvenaud, AISTATS 2020", "inner, inner_steps, neumann_terms (K), alpha"},
     neumann_check,
     neumann_hypergrad,
     0};

@@ -9,8 +9,8 @@
  * Frasconi & Pontil, "Forward and reverse gradient-based hyperparameter optimization",
  * ICML 2017. Memory grows with T.
  *
- * trhg keeps only the last K steps in the reverse pass (the first T-K run without a graph):
- * Shaban, Cheng, Hatch & Boots, "Truncated back-propagation for bilevel optimization",
+ * trhg keeps only the last K = trhg_window steps in the reverse pass (the first T-K run without a
+ * graph): Shaban, Cheng, Hatch & Boots, "Truncated back-propagation for bilevel optimization",
  * AISTATS 2019. With K = T it is rhg.
  *
  * A learned start (BLO_INIT_LEARNED) also gets dF/dy_0 = λ_0 from the same pass (rhg only:
@@ -27,14 +27,15 @@ static blo_status rhg_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor *
 }
 
 static blo_status trhg_check(blo_method_env *e) {
-    if (e->c.K < 1)
-        return blo__method_fail(e, BLO_ERR_INVALID, "trhg: K (steps kept) must be >= 1, got %d",
-                                e->c.K);
+    if (e->c.trhg_window < 1)
+        return blo__method_fail(e, BLO_ERR_INVALID,
+                                "trhg: trhg_window (steps kept) must be >= 1, got %d",
+                                e->c.trhg_window);
     return BLO_OK;
 }
 
 static blo_status trhg_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {
-    int64_t T = e->c.inner_steps, K = e->c.K < T ? e->c.K : T;
+    int64_t T = e->c.inner_steps, K = e->c.trhg_window < T ? e->c.trhg_window : T;
     blo_traj tr;
     blo_status st = blo__traj_start(e, &tr, K == T);
     if (!st) st = blo__unroll(e, &tr, T - K, 0); /* no graph: truncated away */
@@ -54,9 +55,9 @@ const blo_method blo__method_rhg = {
     rhg_hypergrad,
     0};
 
-const blo_method blo__method_trhg = {{"trhg",
-                                      "reverse mode through the last K of T inner steps only",
-                                      "Shaban et al., AISTATS 2019", "inner, inner_steps, K"},
-                                     trhg_check,
-                                     trhg_hypergrad,
-                                     0};
+const blo_method blo__method_trhg = {
+    {"trhg", "reverse mode through the last K of T inner steps only", "Shaban et al., AISTATS 2019",
+     "inner, inner_steps, trhg_window (K)"},
+    trhg_check,
+    trhg_hypergrad,
+    0};

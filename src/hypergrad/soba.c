@@ -28,11 +28,12 @@
 #include <string.h>
 
 static blo_status soba_check(blo_method_env *e) {
-    if (e->c.inner.kind != BLO_OPT_SGD)
+    if (e->c.inner.kind != BLO_OPT_SGD || e->c.inner_update)
         return blo__method_fail(e, BLO_ERR_INVALID,
                                 "soba: y and v take plain steps of size inner.lr; the inner "
                                 "optimizer must be sgd, got %s",
-                                blo_opt_kind_name(e->c.inner.kind));
+                                e->c.inner_update ? "a user-defined inner update"
+                                                  : blo_opt_kind_name(e->c.inner.kind));
     if (e->c.lr_x >= 0)
         return blo__method_fail(e, BLO_ERR_INVALID,
                                 "soba: a learned inner step size (lr_x) needs a method that "

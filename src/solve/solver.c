@@ -33,7 +33,8 @@ blo_config blo_config_default(void) {
     c.init_opt = blo_opt_sgd(0.03);
     c.outer = blo_opt_adam(0.01);
     c.outer_iters = 100;
-    c.K = 10;
+    c.trhg_window = c.neumann_terms = c.solve_iters = 10;
+    c.anderson_beta = 1.0;
     c.tol = 1e-10;
     c.alpha = 0.5;
     c.eta = 0.5;
@@ -172,6 +173,16 @@ blo_solver *blo_solver_new(const blo_problem *p, const blo_config *c, char *err,
         snprintf(err, errlen, "problem: box bounds [%g, %g] are empty", p->x_lo, p->x_hi);
         return NULL;
     }
+    if (!p->x_lo_each != !p->x_hi_each) {
+        snprintf(err, errlen, "problem: per-tensor bounds need both x_lo_each and x_hi_each");
+        return NULL;
+    }
+    for (int i = 0; p->x_lo_each && i < p->nx; i++)
+        if (!(p->x_lo_each[i] <= p->x_hi_each[i])) {
+            snprintf(err, errlen, "problem: the bounds [%g, %g] of x[%d] are empty",
+                     p->x_lo_each[i], p->x_hi_each[i], i);
+            return NULL;
+        }
     for (int i = 0; i < p->nx; i++)
         if (!p->x[i] || p->x[i]->dtype == BLO_I64) {
             snprintf(err, errlen, "problem: x[%d] is missing or not a float tensor", i);
@@ -221,6 +232,14 @@ blo_solver *blo_solver_new(const blo_problem *p, const blo_config *c, char *err,
     s->pctx = blo_ctx_new(0);
     s->sctx = blo_ctx_new(0);
     if (!s->pctx || !s->sctx) goto nomem;
+    if (p->x_lo_each) { /* the solver's own copies of the per-tensor bounds */
+        double *b = blo__ctx_alloc(s->pctx, sizeof(double) * 2 * (size_t)s->nx);
+        if (!b) goto nomem;
+        memcpy(b, p->x_lo_each, sizeof(double) * (size_t)s->nx);
+        memcpy(b + s->nx, p->x_hi_each, sizeof(double) * (size_t)s->nx);
+        s->p.x_lo_each = b;
+        s->p.x_hi_each = b + s->nx;
+    }
     s->x = plist(s, s->nx);
     s->y = plist(s, s->ny);
     s->y0 = plist(s, s->ny);
@@ -382,7 +401,7 @@ static blo_status project_y0(blo_solver *s) {
     int old = blo_ctx_set_recording(s->sctx, 0);
     blo_status st = BLO_OK;
     for (int i = 0; i < s->ny && !st; i++) {
-        blo_tensor *p = s->p.project_y(s->sctx, i, s->y0[i], s->p.user);
+        blo_tensor *p = s->p.project_y(s->sctx, i, s->y0[i], s->x, s->p.user);
         if (!p)
             st = blo__solver_ctx_fail(s, "projecting the learned y_0");
         else if (p != s->y0[i])
@@ -423,12 +442,13 @@ blo_status blo_solver_step(blo_solver *s, blo_record *rec) {
                          "the outer step")))
         goto done;
     for (int i = 0; i < s->nx; i++) {
-        if (isfinite(s->p.x_lo) || isfinite(s->p.x_hi)) {
+        double lo = s->p.x_lo_each ? s->p.x_lo_each[i] : s->p.x_lo;
+        double hi = s->p.x_hi_each ? s->p.x_hi_each[i] : s->p.x_hi;
+        if (isfinite(lo) || isfinite(hi)) {
             int64_t n = blo_tensor_numel(s->x[i]);
             for (int64_t k = 0; k < n; k++) {
                 double v = blo_tensor_get(s->x[i], k);
-                blo_tensor_set(s->x[i], k,
-                               v < s->p.x_lo ? s->p.x_lo : (v > s->p.x_hi ? s->p.x_hi : v));
+                blo_tensor_set(s->x[i], k, v < lo ? lo : (v > hi ? hi : v));
             }
         }
     }

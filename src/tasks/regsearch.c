@@ -50,7 +50,7 @@ blo_regsearch_config blo_regsearch_default(void) {
     c.dtype = BLO_F64;
     c.solver = blo_config_default();
     c.solver.method = "cg";
-    c.solver.K = 50;
+    c.solver.trhg_window = c.solver.neumann_terms = c.solver.solve_iters = 50;
     c.solver.tol = 1e-10;
     c.solver.inner = blo_opt_sgd(0); /* 0: 1/L from the data */
     c.solver.inner_steps = 10;
