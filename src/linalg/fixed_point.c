@@ -18,47 +18,20 @@
 
 #define MAX_M 32
 
-/* Solves the m×m system H γ = c (H symmetric positive semidefinite, row-major, overwritten)
- * by Gaussian elimination with partial pivoting after adding λ I, λ relative to H's trace.
- * Returns 0 when H is numerically zero (γ = 0). */
-static int small_solve(int m, double *H, double *c, double *gamma) {
+/* Solves the m×m normal equations H γ = c (H positive semidefinite, overwritten) after
+ * adding λ I, λ relative to H's trace; γ = 0 when H is numerically zero. */
+static void small_solve(int m, double *H, double *c, double *gamma) {
     double tr = 0;
     for (int i = 0; i < m; i++)
         tr += H[i * m + i];
     if (!(tr > 0)) {
         memset(gamma, 0, sizeof(double) * (size_t)m);
-        return 0;
+        return;
     }
     for (int i = 0; i < m; i++)
         H[i * m + i] += 1e-10 * tr / m;
-    for (int k = 0; k < m; k++) {
-        int piv = k;
-        for (int i = k + 1; i < m; i++)
-            if (fabs(H[i * m + k]) > fabs(H[piv * m + k])) piv = i;
-        if (piv != k) {
-            for (int j = 0; j < m; j++) {
-                double t = H[k * m + j];
-                H[k * m + j] = H[piv * m + j];
-                H[piv * m + j] = t;
-            }
-            double t = c[k];
-            c[k] = c[piv];
-            c[piv] = t;
-        }
-        for (int i = k + 1; i < m; i++) {
-            double l = H[i * m + k] / H[k * m + k];
-            for (int j = k; j < m; j++)
-                H[i * m + j] -= l * H[k * m + j];
-            c[i] -= l * c[k];
-        }
-    }
-    for (int k = m - 1; k >= 0; k--) {
-        double s = c[k];
-        for (int j = k + 1; j < m; j++)
-            s -= H[k * m + j] * gamma[j];
-        gamma[k] = s / H[k * m + k];
-    }
-    return 1;
+    blo__dense_solve(m, H, c);
+    memcpy(gamma, c, sizeof(double) * (size_t)m);
 }
 
 blo_status blo_linalg_fixed_point(blo_ctx *ctx, const blo_linop *G, blo_tensor *const *x,

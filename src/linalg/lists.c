@@ -64,3 +64,30 @@ blo_status blo__linalg_check(blo_ctx *ctx, const blo_linop *A, blo_tensor *const
             return blo_ctx_status(ctx);
     return BLO_OK;
 }
+
+void blo__dense_solve(int d, double *M, double *z) {
+    for (int k = 0; k < d; k++) {
+        int piv = k;
+        for (int i = k + 1; i < d; i++)
+            if (fabs(M[i * d + k]) > fabs(M[piv * d + k])) piv = i;
+        for (int j = 0; j < d; j++) {
+            double t = M[k * d + j];
+            M[k * d + j] = M[piv * d + j];
+            M[piv * d + j] = t;
+        }
+        double t = z[k];
+        z[k] = z[piv];
+        z[piv] = t;
+        for (int i = k + 1; i < d; i++) {
+            double f = M[i * d + k] / M[k * d + k];
+            for (int j = k; j < d; j++)
+                M[i * d + j] -= f * M[k * d + j];
+            z[i] -= f * z[k];
+        }
+    }
+    for (int k = d - 1; k >= 0; k--) {
+        for (int j = k + 1; j < d; j++)
+            z[k] -= M[k * d + j] * z[j];
+        z[k] /= M[k * d + k];
+    }
+}

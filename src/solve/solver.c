@@ -46,22 +46,6 @@ blo_config blo_config_default(void) {
 
 /* ---- Errors --------------------------------------------------------------------------------- */
 
-blo_status blo__solver_fail(blo_solver *s, blo_status st, const char *fmt, ...) {
-    if (!s->err[0]) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(s->err, sizeof s->err, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
-
-blo_status blo__solver_ctx_fail(blo_solver *s, const char *where) {
-    blo_status st = blo_ctx_status(s->sctx);
-    if (!st) st = BLO_ERR_INVALID;
-    return blo__solver_fail(s, st, "%s: %s", where, blo_ctx_error(s->sctx));
-}
-
 const char *blo_solver_error(const blo_solver *s) {
     return s ? s->err : "no solver";
 }
@@ -232,6 +216,7 @@ blo_solver *blo_solver_new(const blo_problem *p, const blo_config *c, char *err,
     s->pctx = blo_ctx_new(0);
     s->sctx = blo_ctx_new(0);
     if (!s->pctx || !s->sctx) goto nomem;
+    env_begin(s);       /* failures are recorded through it from here on */
     if (p->x_lo_each) { /* the solver's own copies of the per-tensor bounds */
         double *b = blo__ctx_alloc(s->pctx, sizeof(double) * 2 * (size_t)s->nx);
         if (!b) goto nomem;
@@ -305,14 +290,14 @@ static blo_status hypergrad_into(blo_solver *s, double **hx_out, double **hy0_ou
         s->nx <= 64 ? hx : blo__ctx_alloc(s->sctx, sizeof(blo_tensor *) * (size_t)s->nx);
     blo_tensor **hyl =
         s->ny <= 64 ? hy0 : blo__ctx_alloc(s->sctx, sizeof(blo_tensor *) * (size_t)s->ny);
-    if (!hxl || !hyl) return blo__solver_ctx_fail(s, "hypergradient");
+    if (!hxl || !hyl) return blo__method_ctx_fail(&s->env, "hypergradient");
     for (int i = 0; i < s->ny; i++)
         hyl[i] = NULL;
     env_begin(s);
     blo_status st = s->m->hypergrad(&s->env, hxl, hyl);
     env_end(s);
     if (st) {
-        if (!s->err[0]) blo__solver_ctx_fail(s, s->m->info.name);
+        if (!s->err[0]) blo__method_ctx_fail(&s->env, s->m->info.name);
         /* Name the iteration, so a long run's failure can be found in its log. */
         if (strncmp(s->err, "iteration ", 10)) {
             char head[40];
@@ -328,12 +313,12 @@ static blo_status hypergrad_into(blo_solver *s, double **hx_out, double **hy0_ou
     for (int i = 0; i < s->nx; i++) {
         int64_t n = blo_tensor_numel(s->x[i]);
         if (!hxl[i] || blo_tensor_numel(hxl[i]) != n)
-            return blo__solver_fail(s, BLO_ERR_INVALID, "%s returned no gradient for x[%d]",
+            return blo__method_fail(&s->env, BLO_ERR_INVALID, "%s returned no gradient for x[%d]",
                                     s->m->info.name, i);
         blo_tensor_to_f64(hxl[i], hx_out[i]);
         for (int64_t k = 0; k < n; k++) {
             if (!isfinite(hx_out[i][k]))
-                return blo__solver_fail(s, BLO_ERR_NUMERIC,
+                return blo__method_fail(&s->env, BLO_ERR_NUMERIC,
                                         "iteration %lld: the hypergradient of x[%d] is not finite "
                                         "(element %lld); lower the step sizes",
                                         (long long)s->iter, i, (long long)k);
@@ -391,7 +376,7 @@ static blo_status outer_step(blo_solver *s, const blo_opt *o, int64_t t, int n, 
     blo_opt_state os = {n, m, sq, t - 1};
     blo_status st = gt ? blo_opt_step(c, o, &os, n, v, gt) : blo_ctx_status(c);
     blo_ctx_rewind(c, mk);
-    return st ? blo__solver_ctx_fail(s, what) : BLO_OK;
+    return st ? blo__method_ctx_fail(&s->env, what) : BLO_OK;
 }
 
 /* A learned start is a point of the LL's feasible set like every y_t, so it is projected
@@ -403,7 +388,7 @@ static blo_status project_y0(blo_solver *s) {
     for (int i = 0; i < s->ny && !st; i++) {
         blo_tensor *p = s->p.project_y(s->sctx, i, s->y0[i], s->x, s->p.user);
         if (!p)
-            st = blo__solver_ctx_fail(s, "projecting the learned y_0");
+            st = blo__method_ctx_fail(&s->env, "projecting the learned y_0");
         else if (p != s->y0[i])
             st = blo_copy_into(s->y0[i], p);
     }
@@ -422,7 +407,7 @@ blo_status blo_solver_step(blo_solver *s, blo_record *rec) {
     double **hx = alloc_bufs(s->nx, s->x);
     double **hy0 = s->c.init == BLO_INIT_LEARNED ? alloc_bufs(s->ny, s->y) : NULL;
     if (!hx || (s->c.init == BLO_INIT_LEARNED && !hy0)) {
-        st = blo__solver_fail(s, BLO_ERR_NOMEM, "out of memory");
+        st = blo__method_fail(&s->env, BLO_ERR_NOMEM, "out of memory");
         goto done;
     }
     double norm = 0;
@@ -430,7 +415,7 @@ blo_status blo_solver_step(blo_solver *s, blo_record *rec) {
     if (st) goto done;
     if (!isfinite(s->last_upper) ||
         (s->c.diverge_limit > 0 && fabs(s->last_upper) > s->c.diverge_limit)) {
-        st = blo__solver_fail(s, BLO_ERR_NUMERIC,
+        st = blo__method_fail(&s->env, BLO_ERR_NUMERIC,
                               "iteration %lld: the upper objective is %g%s; the run diverged "
                               "(lower the step sizes)",
                               (long long)s->iter, s->last_upper,
@@ -453,7 +438,8 @@ blo_status blo_solver_step(blo_solver *s, blo_record *rec) {
         }
     }
     if (s->p.project_x && (st = s->p.project_x(s->nx, s->x, s->p.user))) {
-        blo__solver_fail(s, st, "iteration %lld: the projection of x failed", (long long)s->iter);
+        blo__method_fail(&s->env, st, "iteration %lld: the projection of x failed",
+                         (long long)s->iter);
         goto done;
     }
     if (hy0 && (st = outer_step(s, &s->c.init_opt, s->outer_t, s->ny, s->y0, hy0, s->y0m, s->y0v,
@@ -571,9 +557,9 @@ blo_status blo_solver_save(blo_solver *s, const char *path) {
     if (!s || !path) return BLO_ERR_INVALID;
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return blo__solver_fail(s, BLO_ERR_INVALID, "checkpoint path too long");
+        return blo__method_fail(&s->env, BLO_ERR_INVALID, "checkpoint path too long");
     FILE *f = fopen(tmp, "wb");
-    if (!f) return blo__solver_fail(s, BLO_ERR_IO, "%s: cannot write the checkpoint", tmp);
+    if (!f) return blo__method_fail(&s->env, BLO_ERR_IO, "%s: cannot write the checkpoint", tmp);
     char name[64] = {0};
     snprintf(name, sizeof name, "%s", s->m->info.name);
     int64_t counts[5] = {s->nx, s->ny, s->m->n_state_groups, s->iter, s->outer_t};
@@ -591,7 +577,7 @@ blo_status blo_solver_save(blo_solver *s, const char *path) {
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
         remove(tmp);
-        return blo__solver_fail(s, BLO_ERR_IO, "%s: writing the checkpoint failed", path);
+        return blo__method_fail(&s->env, BLO_ERR_IO, "%s: writing the checkpoint failed", path);
     }
     return BLO_OK;
 }
@@ -599,7 +585,7 @@ blo_status blo_solver_save(blo_solver *s, const char *path) {
 blo_status blo_solver_load(blo_solver *s, const char *path) {
     if (!s || !path) return BLO_ERR_INVALID;
     FILE *f = fopen(path, "rb");
-    if (!f) return blo__solver_fail(s, BLO_ERR_IO, "%s: cannot open the checkpoint", path);
+    if (!f) return blo__method_fail(&s->env, BLO_ERR_IO, "%s: cannot open the checkpoint", path);
     char magic[8], name[64];
     int64_t counts[5];
     double secs;
@@ -644,7 +630,7 @@ blo_status blo_solver_load(blo_solver *s, const char *path) {
                 ok = read_tensor(f, groups[g][i], pass, end, why, sizeof why);
     }
     fclose(f);
-    if (!ok) return blo__solver_fail(s, BLO_ERR_FORMAT, "%s: %s", path, why);
+    if (!ok) return blo__method_fail(&s->env, BLO_ERR_FORMAT, "%s: %s", path, why);
     s->iter = counts[3];
     s->outer_t = counts[4];
     s->rng = rng;

@@ -29,13 +29,4 @@ struct blo_solver {
     char err[512];
 };
 
-/* Records a message in s->err and returns st. */
-blo_status blo__solver_fail(blo_solver *s, blo_status st, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-/* Copies the scratch context's error into s->err and returns its status. */
-blo_status blo__solver_ctx_fail(blo_solver *s, const char *where);
-
 #endif
