@@ -9,9 +9,12 @@
  * (blo_solver_run), or asks for one hypergradient (blo_solver_hypergrad).
  *
  * The lower level is approximated by T steps of a differentiable update map
- * y_{t+1} = Φ(x, y_t) — SGD, momentum, Nesterov or Adam on ∇_y f — from a start y_0 that is
- * fixed, warm-started from the previous outer iteration, or learned (a hyper-variable). How
- * dF/dx = ∂F/∂x + (dy_T/dx)ᵀ ∂F/∂y is then computed is the method's business.
+ * y_{t+1} = Φ(x, y_t) — SGD, momentum, Nesterov or Adam on ∇_y f (blo/optim.h), or a map of
+ * the user's own (blo_config.inner_update) — from a start y_0 that is fixed, warm-started
+ * from the previous outer iteration, learned (a hyper-variable) or built from x. How
+ * dF/dx = ∂F/∂x + (dy_T/dx)ᵀ ∂F/∂y is then computed is the method's business; users may
+ * register methods of their own (blo_method_register) written on the environment and toolkit
+ * declared below.
  */
 #ifndef BLO_BILEVEL_H
 #define BLO_BILEVEL_H
