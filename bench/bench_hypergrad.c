@@ -165,7 +165,7 @@ static int bench_method(const opts *o, dataset *ds, double rss_base) {
     c.method = o->method;
     c.inner = blo_opt_sgd(o->lr);
     c.inner_steps = o->T;
-    c.K = o->K;
+    c.trhg_window = c.neumann_terms = c.solve_iters = o->K;
     blo_solver *s = blo_solver_new(&p, &c, err, sizeof err);
     if (!s) {
         fprintf(stderr, "bench_hypergrad: %s refuses: %s\n", o->method, err);

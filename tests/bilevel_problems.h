@@ -13,6 +13,7 @@
 #define BLO_BILEVEL_PROBLEMS_H
 
 #include "blo/blo.h"
+#include "linalg/lists.h" /* blo__dense_solve */
 
 #include <math.h>
 #include <string.h>
@@ -104,28 +105,7 @@ static inline blo_problem ridge_problem(ridge *r) {
 
 /* Solves M z = rhs (d x d, row-major) by Gaussian elimination with partial pivoting. */
 static inline void ridge_solve(int d, double *M, double *z) {
-    for (int k = 0; k < d; k++) {
-        int piv = k;
-        for (int i = k + 1; i < d; i++)
-            if (fabs(M[i * d + k]) > fabs(M[piv * d + k])) piv = i;
-        for (int j = 0; j < d; j++) {
-            double t = M[k * d + j];
-            M[k * d + j] = M[piv * d + j];
-            M[piv * d + j] = t;
-        }
-        double t = z[k];
-        z[k] = z[piv];
-        z[piv] = t;
-        for (int i = k + 1; i < d; i++) {
-            double f = M[i * d + k] / M[k * d + k];
-            for (int j = k; j < d; j++) M[i * d + j] -= f * M[k * d + j];
-            z[i] -= f * z[k];
-        }
-    }
-    for (int k = d - 1; k >= 0; k--) {
-        for (int j = k + 1; j < d; j++) z[k] -= M[k * d + j] * z[j];
-        z[k] /= M[k * d + k];
-    }
+    blo__dense_solve(d, M, z);
 }
 
 /* The exact hypergradient at x (d values) into hg; y* into ystar; λ_max(H) bound into *L. */

@@ -453,7 +453,7 @@ static void fd_errors(blo_problem *p, int n, const char *const *methods, int T, 
         sc.inner = blo_opt_sgd(lr);
         sc.inner_steps = T;
         sc.init = from_x ? BLO_INIT_FROM_X : BLO_INIT_FIXED;
-        sc.K = 200;
+        sc.trhg_window = sc.neumann_terms = sc.solve_iters = 200;
         sc.tol = 1e-14;
         char msg[256];
         blo_solver *s = blo_solver_new(p, &sc, msg, sizeof msg);

@@ -203,7 +203,7 @@ static int run_method(setup *s, const char *method, int T, int K, double *out, d
     c.method = method;
     c.inner = blo_opt_sgd(0.1);
     c.inner_steps = T;
-    c.K = K;
+    c.trhg_window = c.neumann_terms = c.solve_iters = K;
     char err[512];
     blo_solver *sv = blo_solver_new(&s->p, &c, err, sizeof err);
     TU_CHECK(sv != NULL, "%s solver: %s", method, err);

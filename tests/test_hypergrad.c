@@ -127,7 +127,7 @@ int main(void) {
     /* cg at tight tolerance and rhg at large T agree with the closed form. */
     double hg_cg[RIDGE_MAXD], hg_rhg[RIDGE_MAXD], hg[RIDGE_MAXD];
     c.method = "cg";
-    c.K = 50;
+    c.solve_iters = 50;
     c.tol = 1e-13;
     hypergrad(&r, c, hg_cg);
     TU_CHECK(max_rel(d, hg_cg, exact) < 1e-6, "cg vs closed form: %.3g", max_rel(d, hg_cg, exact));
@@ -137,12 +137,12 @@ int main(void) {
 
     /* trhg with K = T is rhg; its error shrinks as K grows. */
     c.method = "trhg";
-    c.K = c.inner_steps;
+    c.trhg_window = c.inner_steps;
     hypergrad(&r, c, hg);
     TU_CHECK(max_rel(d, hg, hg_rhg) < 1e-12, "trhg K=T vs rhg: %.3g", max_rel(d, hg, hg_rhg));
     double prev = INFINITY;
     for (int K = 1; K <= 64; K *= 4) {
-        c.K = K;
+        c.trhg_window = K;
         hypergrad(&r, c, hg);
         double e = max_rel(d, hg, exact);
         TU_CHECK(e < prev, "trhg error must shrink with K: K=%d error %.3g, before %.3g", K, e, prev);

@@ -241,7 +241,7 @@ static void test_neumann(ridge *r, double L, const double *exact, const double *
     c.alpha = 1.0 / L;
     double hg[RIDGE_MAXD], prev = INFINITY;
     for (int K = 0; K <= 64; K = K ? 2 * K : 4) {
-        c.K = K;
+        c.neumann_terms = K;
         if (grads(r, c, hg, NULL, NULL)) return;
         double e = max_rel(r->d, hg, exact);
         printf("neumann K=%4d: error to the closed form %.3g\n", K, e);
@@ -256,7 +256,7 @@ static void test_neumann(ridge *r, double L, const double *exact, const double *
      * series diverges, and the message says what to change. */
     blo_problem p = ridge_problem(r);
     c.alpha = 10.0 / L;
-    c.K = 200;
+    c.neumann_terms = 200;
     char err[256];
     blo_solver *s = blo_solver_new(&p, &c, err, sizeof err);
     double out[RIDGE_MAXD], *o[1] = {out};
@@ -272,7 +272,7 @@ static void test_fixed_point(ridge *r, double L, const double *hg_cg) {
     c.method = "fixed_point";
     c.inner = blo_opt_sgd(1.0 / L);
     c.inner_steps = 400;
-    c.K = 3000;
+    c.solve_iters = 3000;
     c.tol = 1e-14;
     double hg[RIDGE_MAXD];
     if (!grads(r, c, hg, NULL, NULL)) {
@@ -281,7 +281,7 @@ static void test_fixed_point(ridge *r, double L, const double *hg_cg) {
         TU_CHECK(e < 1e-8, "fixed_point vs cg: %.3g", e);
     }
     /* Few iterations are not enough: the test can see the difference. */
-    c.K = 3;
+    c.solve_iters = 3;
     if (!grads(r, c, hg, NULL, NULL))
         TU_CHECK(max_rel(r->d, hg, hg_cg) > 1e-4, "fixed_point K=3 should still be far from cg");
 
@@ -447,7 +447,7 @@ static void test_runs(ridge *r, double L) {
         c.outer = blo_opt_adam(0.05);
         c.outer_iters = 8;
         c.alpha = 1.0 / L;
-        c.K = 50;
+        c.trhg_window = c.neumann_terms = c.solve_iters = 50;
         trace t = {0, 0, 0};
         c.on_record = on_record;
         c.record_user = &t;
@@ -509,7 +509,7 @@ static void test_cg_damping(void) {
     blo_config c = blo_config_default();
     c.method = "cg";
     c.inner_steps = 0;
-    c.K = 20;
+    c.solve_iters = 20;
     c.tol = 1e-14;
     c.damping = delta;
     double hg[RIDGE_MAXD];
@@ -552,7 +552,7 @@ int main(void) {
     c.method = "cg";
     c.inner = blo_opt_sgd(1.0 / L);
     c.inner_steps = 400;
-    c.K = 50;
+    c.solve_iters = 50;
     c.tol = 1e-14;
     double hg_cg[RIDGE_MAXD];
     grads(&r, c, hg_cg, NULL, NULL);

@@ -85,8 +85,10 @@ static blo_tensor *sin_lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *con
     return blo_neg(ctx, poly_sin(ctx, blo_mul(ctx, x[0], y[0])));
 }
 
-static blo_tensor *sin_project(blo_ctx *ctx, int i, blo_tensor *y, void *user) {
+static blo_tensor *sin_project(blo_ctx *ctx, int i, blo_tensor *y, blo_tensor *const *x,
+                               void *user) {
     (void)i;
+    (void)x;
     (void)user;
     return blo_clamp(ctx, y, -2, 2);
 }

@@ -96,7 +96,7 @@ static blo_solver *solver_for(blo_meta *m, const char *method, int T, double lr)
     c.inner = blo_opt_sgd(lr);
     c.inner_steps = T;
     c.init = BLO_INIT_FROM_X;
-    c.K = 200;
+    c.trhg_window = c.neumann_terms = c.solve_iters = 200;
     c.tol = 1e-14;
     if (m->meta_sgd) {
         c.lr_x = NP;

@@ -204,7 +204,7 @@ static void check_hypergradients(void) {
         c.method = "cg";
         c.inner = blo_opt_sgd(1.5); /* below 2/L: L <= ½ λ_max(XᵀX/n) + λ < 1 here */
         c.inner_steps = 800;
-        c.K = 100;
+        c.solve_iters = 100;
         c.tol = 1e-12;
         snprintf(what, sizeof what, "cg, T = 800, %s", names[k]);
         check_fd(&h, c, 1e-5, what);

@@ -9,15 +9,19 @@
  * (blo_solver_run), or asks for one hypergradient (blo_solver_hypergrad).
  *
  * The lower level is approximated by T steps of a differentiable update map
- * y_{t+1} = Φ(x, y_t) — SGD, momentum, Nesterov or Adam on ∇_y f — from a start y_0 that is
- * fixed, warm-started from the previous outer iteration, or learned (a hyper-variable). How
- * dF/dx = ∂F/∂x + (dy_T/dx)ᵀ ∂F/∂y is then computed is the method's business.
+ * y_{t+1} = Φ(x, y_t) — SGD, momentum, Nesterov or Adam on ∇_y f (blo/optim.h), or a map of
+ * the user's own (blo_config.inner_update) — from a start y_0 that is fixed, warm-started
+ * from the previous outer iteration, learned (a hyper-variable) or built from x. How
+ * dF/dx = ∂F/∂x + (dy_T/dx)ᵀ ∂F/∂y is then computed is the method's business; users may
+ * register methods of their own (blo_method_register) written on the environment and toolkit
+ * declared below.
  */
 #ifndef BLO_BILEVEL_H
 #define BLO_BILEVEL_H
 #pragma GCC visibility push(default)
 
 #include "blo/autodiff.h"
+#include "blo/optim.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -25,10 +29,10 @@ extern "C" {
 
 /* What an objective callback is being asked for. */
 typedef struct blo_eval {
-    int level;           /* 0: upper objective F, 1: lower objective f */
-    int64_t outer_iter;  /* the outer iteration (0-based) */
-    int64_t inner_step;  /* the inner step t for f; T (the last) for F; -1 outside the loop */
-    blo_rng *rng;        /* the solver's generator (saved in checkpoints): use it to sample */
+    int level;          /* 0: upper objective F, 1: lower objective f */
+    int64_t outer_iter; /* the outer iteration (0-based) */
+    int64_t inner_step; /* the inner step t for f; T (the last) for F; -1 outside the loop */
+    blo_rng *rng;       /* the solver's generator (saved in checkpoints): use it to sample */
 } blo_eval;
 
 /* Builds a scalar loss (one element) in ctx from the hyper-variables x[0..nx) and the model
@@ -38,8 +42,12 @@ typedef blo_tensor *(*blo_objective_fn)(blo_ctx *ctx, blo_tensor *const *x, blo_
                                         const blo_eval *ev, void *user);
 
 /* A differentiable map applied to y_i after every inner step (a projection onto the LL
- * feasible set, e.g. blo_clamp), built with blo ops in ctx. */
-typedef blo_tensor *(*blo_project_y_fn)(blo_ctx *ctx, int i, blo_tensor *y, void *user);
+ * feasible set, e.g. blo_clamp), built with blo ops in ctx. It may read the hyper-variables
+ * x[0..nx) (a feasible set that depends on x, e.g. ‖y‖ ≤ x_0); the methods that differentiate
+ * through the inner steps follow that dependence. Returns the projected tensor (y itself when
+ * nothing changes), or NULL on failure (the error recorded in ctx). */
+typedef blo_tensor *(*blo_project_y_fn)(blo_ctx *ctx, int i, blo_tensor *y, blo_tensor *const *x,
+                                        void *user);
 /* Builds the LL start y_0[i] from the hyper-variables x with blo ops in ctx, used when
  * blo_config.init = BLO_INIT_FROM_X (MAML: y_0 = θ, broadcast to a meta-batch of tasks). It
  * is differentiated: the methods that reverse through the start (rhg, trhg with K = T,
@@ -61,34 +69,16 @@ typedef struct blo_problem {
     void *user;
     /* Box bounds applied to every x after each outer step (±INFINITY: none). */
     double x_lo, x_hi;
+    /* Optional per-tensor bounds: when set, x[i] is clipped to [x_lo_each[i], x_hi_each[i]]
+     * instead of [x_lo, x_hi] (arrays of nx values, ±INFINITY: none; read by blo_solver_new,
+     * which copies them). */
+    const double *x_lo_each, *x_hi_each;
     blo_project_x_fn project_x; /* optional, after the box */
     blo_project_y_fn project_y; /* optional */
     blo_init_y_fn init_y;       /* the start built from x; required by BLO_INIT_FROM_X */
 } blo_problem;
 
-/* ---- Optimizers (inner dynamics and outer updates) ---------------------------------------- */
-typedef enum blo_opt_kind {
-    BLO_OPT_SGD = 0,  /* y - lr g */
-    BLO_OPT_MOMENTUM, /* m = μ m + g; y - lr m */
-    BLO_OPT_NESTEROV, /* m = μ m + g; y - lr (g + μ m) */
-    BLO_OPT_ADAM      /* bias-corrected; y - lr m̂ / (sqrt(v̂ + eps_root) + eps) */
-} blo_opt_kind;
-
-typedef struct blo_opt {
-    blo_opt_kind kind;
-    double lr;
-    double momentum;     /* momentum / Nesterov μ */
-    double beta1, beta2; /* Adam */
-    double eps;          /* Adam */
-    double weight_decay; /* adds wd·y to the gradient */
-} blo_opt;
-/* SGD with learning rate lr (other fields at their usual defaults: μ 0.9, β 0.9/0.999,
- * eps 1e-8). */
-blo_opt blo_opt_sgd(double lr);
-blo_opt blo_opt_adam(double lr);
-/* Parses "sgd", "momentum", "nesterov", "adam"; returns -1 for an unknown name. */
-int blo_opt_kind_parse(const char *name);
-const char *blo_opt_kind_name(blo_opt_kind k);
+/* The optimizers (blo_opt: SGD, momentum, Nesterov, Adam) are declared in blo/optim.h. */
 
 typedef enum blo_init_kind {
     BLO_INIT_FIXED = 0, /* every outer iteration starts the LL from the problem's y_0 */
@@ -115,29 +105,48 @@ typedef struct blo_record {
 /* Return non-zero to stop the run early (e.g. a user's own stopping rule). */
 typedef int (*blo_record_fn)(const blo_record *rec, void *user);
 
+/* A user-defined differentiable inner update y_{t+1} = Φ(x, y_t), used instead of the
+ * optimizer blo_config.inner by every method that steps the lower level. Build y_new[i]
+ * (y[i]'s shape and dtype) in ctx with blo ops from the hyper-variables x[0..nx), the
+ * iterate y[0..ny) and the lower gradient g[i] = ∇_{y_i} f(x, y_t) (recorded when the method
+ * differentiates through the step); t is the step (0-based). Φ may read x — a learned
+ * optimizer's per-coordinate step sizes, say — and the methods that differentiate through
+ * the inner steps (rhg, trhg, rhg_ckpt, fhg, bda, iaptt, fixed_point) follow that dependence.
+ * Φ keeps no state of its own between steps. Must not keep references to ctx's tensors.
+ * Return BLO_OK, or an error with a message in ctx (blo_ctx_set_error). */
+typedef blo_status (*blo_inner_update_fn)(blo_ctx *ctx, int nx, blo_tensor *const *x, int ny,
+                                          blo_tensor *const *y, blo_tensor *const *g, int64_t t,
+                                          blo_tensor **y_new, void *user);
+
 typedef struct blo_config {
-    const char *method;  /* registry name: "rhg", "cg", ... (blo_method_find) */
-    blo_opt inner;       /* LL dynamics */
-    int inner_steps;     /* T */
-    int lr_x;            /* -1, or the index of a one-element x tensor used as the inner lr */
-    int lr_x_per_y;      /* 0: x[lr_x] is one lr for every y_i; 1: x[lr_x + i] is y_i's own
-                            lr, broadcast against y_i (Meta-SGD's per-parameter step sizes:
-                            shape of θ_i against y_i = [B, θ_i's shape]) */
+    const char *method;               /* registry name: "rhg", "cg", ... (blo_method_find) */
+    blo_opt inner;                    /* LL dynamics (unless inner_update is set) */
+    blo_inner_update_fn inner_update; /* optional: a user-defined Φ instead of `inner` */
+    void *inner_update_user;          /* handed to inner_update */
+    int inner_steps;                  /* T */
+    int lr_x;       /* -1, or the index of a one-element x tensor used as the inner lr */
+    int lr_x_per_y; /* 0: x[lr_x] is one lr for every y_i; 1: x[lr_x + i] is y_i's own
+                       lr, broadcast against y_i (Meta-SGD's per-parameter step sizes:
+                       shape of θ_i against y_i = [B, θ_i's shape]) */
     blo_init_kind init;
     blo_opt init_opt;    /* optimizer of a learned y_0 */
     blo_opt outer;       /* optimizer of x */
     int64_t outer_iters; /* budget */
 
     /* Method settings (each method reads the ones it documents). */
-    int K;                 /* trhg: steps kept; neumann: terms; cg / fixed_point: iterations */
-    double tol;            /* cg / fixed_point: stop when the residual norm is below tol */
-    double damping;        /* cg: δ >= 0, solve (∇²_yy f + δI) v = ∂F/∂y (0: plain cg) */
-    double alpha;          /* neumann step; bda: μ_0 (weight μ_t = alpha/(t+1)) */
-    double eta;            /* bome: η */
-    double fd_radius;      /* darts: radius of the finite-difference perturbation */
-    double upper_lr;       /* bda: s_u, the step on ∇_y F */
-    int checkpoints;       /* rhg_ckpt: segment length (0 = ⌈√T⌉) */
-    int64_t max_fhg_dim;   /* fhg refuses dim x above this (forward mode costs dim x JVPs) */
+    int trhg_window;      /* trhg: the last K inner steps reversed through */
+    int neumann_terms;    /* neumann: K, the terms of the series after the first */
+    int solve_iters;      /* cg / fixed_point: iterations of the linear solve at most */
+    double tol;           /* cg / fixed_point: stop when the residual norm is below tol */
+    int anderson_m;       /* fixed_point: Anderson acceleration's memory (0: plain iteration) */
+    double anderson_beta; /* fixed_point: Anderson's mixing β in (0, 1] */
+    double damping;       /* cg: δ >= 0, solve (∇²_yy f + δI) v = ∂F/∂y (0: plain cg) */
+    double alpha;         /* neumann step; bda: μ_0 (weight μ_t = alpha/(t+1)) */
+    double eta;           /* bome: η */
+    double fd_radius;     /* darts: radius of the finite-difference perturbation */
+    double upper_lr;      /* bda: s_u, the step on ∇_y F */
+    int checkpoints;      /* rhg_ckpt: segment length (0 = ⌈√T⌉) */
+    int64_t max_fhg_dim;  /* fhg refuses dim x above this (forward mode costs dim x JVPs) */
 
     /* Stopping and safety. */
     double stop_hypergrad; /* stop when ‖dF/dx‖ < this (0: off) */
@@ -150,8 +159,8 @@ typedef struct blo_config {
 } blo_config;
 
 /* Defaults: rhg, SGD lr 0.1 with T = 20, fixed start, outer Adam lr 0.01, 100 iterations,
- * K 10, tol 1e-10, damping 0, alpha 0.5, eta 0.5, fd_radius 0.01, upper_lr 0.1, max_fhg_dim 4096,
- * seed 0. */
+ * trhg_window, neumann_terms and solve_iters 10, tol 1e-10, no Anderson (m 0, β 1), damping 0,
+ * alpha 0.5, eta 0.5, fd_radius 0.01, upper_lr 0.1, max_fhg_dim 4096, seed 0. */
 blo_config blo_config_default(void);
 
 /* ---- The method registry --------------------------------------------------------------------- */
@@ -165,7 +174,87 @@ int blo_method_count(void);
 const blo_method_info *blo_method_at(int i);
 const blo_method_info *blo_method_find(const char *name); /* NULL if unknown */
 
-/* ---- The solver ---------------------------------------------------------------------------------- */
+/* What a method's callbacks receive: the problem, the configuration, a scratch context, x, the
+ * LL start and the method's own state (accessors below). Owned by the solver; valid only
+ * during the callback. */
+typedef struct blo_method_env blo_method_env;
+
+/* A hypergradient method. hypergrad computes, in the environment's scratch context,
+ * hx[i] = dF/dx_i for every hyper-variable and, when the start is learned, hy0[i] = dF/dy0_i
+ * (NULL entries: zero); it must report F and f at the y it ends on (blo_env_set_values) and
+ * leave that y's values as the environment's y (blo_env_keep_y). check (optional) runs once at
+ * blo_solver_new and refuses a configuration with blo_env_fail. Both return BLO_OK or an
+ * error status (with blo_env_fail's message). The method keeps n_state_groups groups of ny
+ * tensors of y's shapes (zeroed at the start, saved in checkpoints: blo_env_state). */
+typedef struct blo_method_def {
+    blo_method_info info;
+    blo_status (*check)(blo_method_env *env);
+    blo_status (*hypergrad)(blo_method_env *env, blo_tensor **hx, blo_tensor **hy0);
+    int n_state_groups;
+} blo_method_def;
+
+/* Adds a method to the registry, after the built-in ones: it is then listed by
+ * blo_method_count / blo_method_at / blo_method_find and selected by blo_config.method like
+ * any other. The definition is copied; the strings of m->info must stay valid for as long as
+ * the method is used (string literals, say). Returns BLO_OK; BLO_ERR_INVALID when the name or
+ * the hypergradient is missing, n_state_groups is negative or the name is taken (built-in
+ * names included); BLO_ERR_NOMEM beyond 64 registered methods. Not thread-safe: register
+ * before making solvers. */
+blo_status blo_method_register(const blo_method_def *m);
+
+/* ---- What a method sees (valid during its callbacks) -----------------------------------------
+ * Tensors made through these live in the scratch context blo_env_ctx, rewound before the next
+ * hypergradient; x, y, y_0 and the state belong to the solver. */
+blo_ctx *blo_env_ctx(blo_method_env *e); /* the scratch context */
+const blo_problem *blo_env_problem(const blo_method_env *e);
+const blo_config *blo_env_config(const blo_method_env *e);
+int blo_env_nx(const blo_method_env *e);
+int blo_env_ny(const blo_method_env *e);
+/* The hyper-variables: leaves with requires_grad (read only). NULL for a bad index. */
+blo_tensor *blo_env_x(const blo_method_env *e, int i);
+/* The last y_T (values; the warm start). A method that moves y itself may write it. */
+blo_tensor *blo_env_y(const blo_method_env *e, int i);
+/* The LL start (leaves with requires_grad when the start is learned). */
+blo_tensor *blo_env_y0(const blo_method_env *e, int i);
+/* Tensor i of the method's state group `group` (y_i's shape, zeros at first, kept across
+ * iterations and saved in checkpoints); NULL for a bad index. */
+blo_tensor *blo_env_state(const blo_method_env *e, int group, int i);
+/* The run's generator (saved in checkpoints) and the outer iteration. */
+blo_rng *blo_env_rng(blo_method_env *e);
+int64_t blo_env_iter(const blo_method_env *e);
+/* Records a message for blo_solver_error (unless one is recorded) and returns st. */
+blo_status blo_env_fail(blo_method_env *e, blo_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* The toolkit the built-in methods are made of. Each returns BLO_OK or an error status with
+ * its message recorded (blo_solver_error). */
+/* y_T after inner_steps steps of the configured dynamics (blo_config.inner or inner_update,
+ * then project_y) from the configured start, into yT[0..ny). differentiate = 1 records the
+ * whole trajectory, so a gradient of a function of y_T reaches x (and a learned y_0);
+ * differentiate = 0 computes values only with flat memory, and yT are fresh leaves with
+ * requires_grad. */
+blo_status blo_env_unroll(blo_method_env *e, int differentiate, blo_tensor **yT);
+/* F(x, y) and f(x, y) at the last inner step, built in the scratch context (recorded); NULL
+ * on failure. */
+blo_tensor *blo_env_upper(blo_method_env *e, blo_tensor *const *y);
+blo_tensor *blo_env_lower(blo_method_env *e, blo_tensor *const *y);
+/* g[i] = ∇_{y_i} f(x, y) (zeros where f does not depend on y_i); create = 1 records the
+ * gradient's graph, for Hessian-vector and mixed products through it. */
+blo_status blo_env_lower_grad(blo_method_env *e, blo_tensor *const *y, int create, blo_tensor **g);
+/* The end of a reverse-mode method: F at y_T, hx = dF/dx through y_T's graph (and hy0 =
+ * dF/dy_0 when the start is learned; hy0 may be NULL otherwise), F and f reported, y_T kept. */
+blo_status blo_env_finish_reverse(blo_method_env *e, blo_tensor *const *yT, blo_tensor **hx,
+                                  blo_tensor **hy0);
+/* Reports F and f at the y the hypergradient ends on (the record's values). */
+void blo_env_set_values(blo_method_env *e, double upper, double lower);
+/* Keeps y's values as the y_T the solver reports and warm-starts from. */
+void blo_env_keep_y(blo_method_env *e, blo_tensor *const *y);
+
+/* ---- The solver
+ * ---------------------------------------------------------------------------------- */
 typedef struct blo_solver blo_solver;
 
 /* Checks the problem and the configuration, copies x and y into the solver's own context.
@@ -200,8 +289,8 @@ void blo_solver_values(const blo_solver *s, double *upper, double *lower);
  * overwrite them between iterations (in on_record, say) with a lower level solved by other
  * means; they are saved in checkpoints as they are. */
 blo_tensor *blo_solver_x(const blo_solver *s, int i);
-blo_tensor *blo_solver_y(const blo_solver *s, int i);     /* y_T of the last iteration */
-blo_tensor *blo_solver_y0(const blo_solver *s, int i);    /* the LL start (learned or fixed) */
+blo_tensor *blo_solver_y(const blo_solver *s, int i);  /* y_T of the last iteration */
+blo_tensor *blo_solver_y0(const blo_solver *s, int i); /* the LL start (learned or fixed) */
 
 #ifdef __cplusplus
 }

@@ -4,6 +4,8 @@
  *   tensor.h    tensors: creation, views, element access, initialisation
  *   ops.h       differentiable operations
  *   autodiff.h  reverse mode of any order: grad, HVP, mixed products, JVP, detach
+ *   optim.h     SGD / momentum / Nesterov / Adam (recorded or values-only), L-BFGS
+ *   linalg.h    matrix-free CG, Neumann series, fixed point (+ Anderson) on tensor lists
  *   bilevel.h   bilevel problems, the hypergradient methods, the outer loop
  *   data.h      datasets and loaders: IDX (MNIST family), LIBSVM, CSV
  */
@@ -15,7 +17,9 @@
 #include "blo/bilevel.h"
 #include "blo/core.h"
 #include "blo/data.h"
+#include "blo/linalg.h"
 #include "blo/ops.h"
+#include "blo/optim.h"
 #include "blo/tensor.h"
 
 #define BLO_VERSION_STRING "0.1.0"

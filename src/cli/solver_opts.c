@@ -16,7 +16,10 @@ void cli_solver_args_from(cli_solver_args *a, const blo_config *c) {
     a->init_lr = c->init_opt.lr;
     a->momentum = c->inner.momentum;
     a->weight_decay = c->inner.weight_decay;
-    a->K = c->K;
+    a->K = -1;
+    a->trhg_window = c->trhg_window;
+    a->neumann_terms = c->neumann_terms;
+    a->solve_iters = c->solve_iters;
     a->tol = c->tol;
     a->damping = c->damping;
     a->alpha = c->alpha;
@@ -38,20 +41,29 @@ int cli_solver_opts(cli_opt *o, int n, cli_solver_args *a) {
          "lower-level steps per upper-level iteration"},
         {"--inner-opt", NULL, CLI_CHOICE, &a->inner_opt, 0, 0, "sgd|momentum|nesterov|adam", "OPT",
          "lower-level dynamics y_{t+1} = Phi(x, y_t) (differentiated through)"},
-        {"--inner-lr", NULL, CLI_DOUBLE, &a->inner_lr, 1e-300, BIG, NULL, "LR", "lower-level step size"},
+        {"--inner-lr", NULL, CLI_DOUBLE, &a->inner_lr, 1e-300, BIG, NULL, "LR",
+         "lower-level step size"},
         {"--momentum", NULL, CLI_DOUBLE, &a->momentum, 0, 1, NULL, "MU", "momentum / Nesterov mu"},
         {"--weight-decay", NULL, CLI_DOUBLE, &a->weight_decay, 0, BIG, NULL, "WD",
          "lower-level L2 term added to the gradient"},
         {"--outer-opt", NULL, CLI_CHOICE, &a->outer_opt, 0, 0, "sgd|momentum|nesterov|adam", "OPT",
          "upper-level optimizer on x"},
-        {"--outer-lr", NULL, CLI_DOUBLE, &a->outer_lr, 1e-300, BIG, NULL, "LR", "upper-level step size"},
+        {"--outer-lr", NULL, CLI_DOUBLE, &a->outer_lr, 1e-300, BIG, NULL, "LR",
+         "upper-level step size"},
         {"--init", NULL, CLI_CHOICE, &a->init, 0, 0, "fixed|warm|learned", "KIND",
          "lower-level start: fixed y0, warm (last y_T), learned (y0 updated on dF/dy0)"},
         {"--init-lr", NULL, CLI_DOUBLE, &a->init_lr, 1e-300, BIG, NULL, "LR",
          "SGD step of a learned start y0"},
         {"--K", NULL, CLI_INT, &a->K, 0, 1e9, NULL, "K",
-         "trhg: steps kept; neumann: terms; cg / fixed_point: iterations"},
-        {"--tol", NULL, CLI_DOUBLE, &a->tol, 0, BIG, NULL, "TOL", "cg / fixed_point residual tolerance"},
+         "shorthand that sets --trhg-window, --neumann-terms and --solve-iters to K (-1: unset)"},
+        {"--trhg-window", NULL, CLI_INT, &a->trhg_window, 1, 1e9, NULL, "K",
+         "trhg: the last K inner steps reversed through"},
+        {"--neumann-terms", NULL, CLI_INT, &a->neumann_terms, 0, 1e9, NULL, "K",
+         "neumann: terms of the series after the first"},
+        {"--solve-iters", NULL, CLI_INT, &a->solve_iters, 1, 1e9, NULL, "N",
+         "cg / fixed_point: iterations of the linear solve at most"},
+        {"--tol", NULL, CLI_DOUBLE, &a->tol, 0, BIG, NULL, "TOL",
+         "cg / fixed_point residual tolerance"},
         {"--damping", NULL, CLI_DOUBLE, &a->damping, 0, BIG, NULL, "D",
          "cg: solve (H + D I) v = dF/dy, for an indefinite lower-level Hessian H"},
         {"--alpha", NULL, CLI_DOUBLE, &a->alpha, 0, BIG, NULL, "A",
@@ -71,7 +83,8 @@ int cli_solver_opts(cli_opt *o, int n, cli_solver_args *a) {
         {"--resume", NULL, CLI_STRING, &a->resume, 0, 0, NULL, "FILE",
          "continue a run from its checkpoint (same settings); keeps saving there"},
     };
-    for (int i = 0; i < CLI_SOLVER_NOPTS; i++) o[n + i] = shared[i];
+    for (int i = 0; i < CLI_SOLVER_NOPTS; i++)
+        o[n + i] = shared[i];
     return n + CLI_SOLVER_NOPTS;
 }
 
@@ -95,7 +108,10 @@ bool cli_solver_config(const char *cmd, const cli_solver_args *a, blo_config *c)
     c->outer.momentum = a->momentum;
     c->init = (blo_init_kind)blo_init_kind_parse(a->init);
     c->init_opt.lr = a->init_lr;
-    c->K = (int)a->K;
+    c->trhg_window = (int)a->trhg_window;
+    c->neumann_terms = (int)a->neumann_terms;
+    c->solve_iters = (int)a->solve_iters;
+    if (a->K >= 0) c->trhg_window = c->neumann_terms = c->solve_iters = (int)a->K;
     c->tol = a->tol;
     c->damping = a->damping;
     c->alpha = a->alpha;
