@@ -8,42 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* ---- Configuration ------------------------------------------------------------------------- */
-
-static const char *const INIT_NAMES[] = {"fixed", "warm", "learned", "from_x"};
-
-int blo_init_kind_parse(const char *name) {
-    for (int i = 0; name && i < 4; i++)
-        if (!strcmp(name, INIT_NAMES[i])) return i;
-    return -1;
-}
-
-const char *blo_init_kind_name(blo_init_kind k) {
-    return (unsigned)k < 4 ? INIT_NAMES[k] : "?";
-}
-
-blo_config blo_config_default(void) {
-    blo_config c;
-    memset(&c, 0, sizeof c);
-    c.method = "rhg";
-    c.inner = blo_opt_sgd(0.1);
-    c.inner_steps = 20;
-    c.lr_x = -1;
-    c.init = BLO_INIT_FIXED;
-    c.init_opt = blo_opt_sgd(0.03);
-    c.outer = blo_opt_adam(0.01);
-    c.outer_iters = 100;
-    c.trhg_window = c.neumann_terms = c.solve_iters = 10;
-    c.anderson_beta = 1.0;
-    c.tol = 1e-10;
-    c.alpha = 0.5;
-    c.eta = 0.5;
-    c.fd_radius = 0.01;
-    c.upper_lr = 0.1;
-    c.max_fhg_dim = 4096;
-    return c;
-}
-
 /* ---- Errors --------------------------------------------------------------------------------- */
 
 const char *blo_solver_error(const blo_solver *s) {
@@ -492,9 +456,13 @@ static bool write_tensor(FILE *f, const blo_tensor *t) {
     int64_t hdr[2 + BLO_MAX_DIMS] = {t->dtype, t->ndim};
     for (int i = 0; i < t->ndim; i++)
         hdr[2 + i] = t->shape[i];
-    size_t n = (size_t)blo_tensor_numel(t);
-    return fwrite(hdr, sizeof(int64_t), 2 + (size_t)t->ndim, f) == 2 + (size_t)t->ndim &&
-           fwrite(t->data, blo_dtype_size(t->dtype), n, f) == n;
+    size_t n = (size_t)blo_tensor_numel(t), esz = blo_dtype_size(t->dtype);
+    void *buf = blo_malloc(n * esz > 0 ? n * esz : 1);
+    bool ok = buf && blo_tensor_copy_to_host(t, t->dtype, buf) == BLO_OK &&
+              fwrite(hdr, sizeof(int64_t), 2 + (size_t)t->ndim, f) == 2 + (size_t)t->ndim &&
+              fwrite(buf, esz, n, f) == n;
+    blo_free(buf);
+    return ok;
 }
 
 /* Checks the next tensor's header against t; reads its values into t, or with dry = 1 only
@@ -527,11 +495,19 @@ static bool read_tensor(FILE *f, blo_tensor *t, int dry, long end, char *why, si
         }
         return true;
     }
-    if (fread(t->data, blo_dtype_size(t->dtype), cnt, f) != cnt) {
-        snprintf(why, n, "truncated");
+    void *buf = blo_malloc(bytes > 0 ? bytes : 1);
+    if (!buf) {
+        snprintf(why, n, "out of memory reading a tensor of %zu bytes", bytes);
         return false;
     }
-    return true;
+    bool ok = fread(buf, blo_dtype_size(t->dtype), cnt, f) == cnt;
+    if (!ok) snprintf(why, n, "truncated");
+    if (ok && blo_tensor_copy_from_host(t, t->dtype, buf) != BLO_OK) {
+        snprintf(why, n, "copying a tensor's values in failed");
+        ok = false;
+    }
+    blo_free(buf);
+    return ok;
 }
 
 /* Every tensor group of the state, in file order. */
