@@ -27,7 +27,7 @@
  * Output: '#' lines are notes; the table has columns  metric median unit repeats ref note.
  */
 #include "blo/blo.h"
-#include "tasks/nas_space.h"
+#include "tasks/nas/space.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -9,7 +9,7 @@
  *  - the genotype of a hand-made α (DARTS' top-2 rule, 'none' ignored), its text form, and a
  *    saved genotype loading back to a network with the same outputs;
  *  - perturbation-based selection against a made-up loss whose answer is known. */
-#include "tasks/nas_space.h"
+#include "tasks/nas/space.h"
 #include "testutil.h"
 
 #include <math.h>

@@ -1,6 +1,6 @@
 /* test_tasks.c — the task helpers: cleaner precision / recall / F1 on a case computed by hand,
  * and the hyper-cleaning runner's split, corruption and scoring on the tiny data set. */
-#include "blo/tasks.h"
+#include "blo/blo.h"
 #include "testutil.h"
 
 #include <math.h>

@@ -1,12 +1,12 @@
 /* cmd_hyperclean.c — `blo hyperclean`: data hyper-cleaning from the command line, a thin
- * layer over blo_hyperclean_run (include/blo/tasks.h): options, progress, log, plot, the
+ * layer over blo_hyperclean_run (include/blo/hyperclean.h): options, progress, log, plot, the
  * summary table or JSON. */
 #include "cli.h"
 #include "runlog.h"
 #include "solver_opts.h"
 
 #include "blo/blo.h"
-#include "blo/tasks.h"
+#include "blo/hyperclean.h"
 
 #include <math.h>
 #include <string.h>

@@ -1,14 +1,15 @@
 /* cmd_meta.c — `blo meta sinusoid`: meta-learning an initialisation (MAML family) on sinusoid
  * regression, and `blo meta fewshot`: few-shot classification over rotation classes (MAML,
  * meta feature learning, the pretrained baseline), from the command line: thin layers over
- * blo_meta_sinusoid_run and blo_fewshot_run (include/blo/tasks.h): options, progress, log,
+ * blo_meta_sinusoid_run and blo_fewshot_run (blo/meta.h, blo/fewshot.h): options, progress, log,
  * plot, the summary table or JSON. */
 #include "cli.h"
 #include "runlog.h"
 #include "solver_opts.h"
 
 #include "blo/blo.h"
-#include "blo/tasks.h"
+#include "blo/fewshot.h"
+#include "blo/meta.h"
 
 #include <math.h>
 #include <string.h>

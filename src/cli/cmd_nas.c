@@ -1,13 +1,13 @@
 /* cmd_nas.c — `blo nas search`, `blo nas train` and `blo nas derive`: DARTS architecture
  * search, training a found (or random) genotype from scratch, and deriving a genotype from α
  * logs; thin layers over blo_nas_search_run, blo_nas_train_run and blo_nas_genotype_derive
- * (include/blo/tasks.h): options, progress, log, plot, summary or JSON. */
+ * (include/blo/nas.h): options, progress, log, plot, summary or JSON. */
 #include "cli.h"
 #include "runlog.h"
 #include "solver_opts.h"
 
 #include "blo/blo.h"
-#include "blo/tasks.h"
+#include "blo/nas.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -4,7 +4,7 @@
 #include "runlog.h"
 
 #include "blo/core.h"
-#include "blo/tasks.h"
+#include "blo/nas.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,13 +1,13 @@
 /* cmd_regsearch.c — `blo regsearch`: per-feature (or per-group) L2 strengths of a logistic
  * regression chosen by validation loss, against the best single strength of a grid; a thin
- * layer over blo_regsearch_run (include/blo/tasks.h): options, progress, log, plot, the
+ * layer over blo_regsearch_run (include/blo/regsearch.h): options, progress, log, plot, the
  * side-by-side table or JSON. */
 #include "cli.h"
 #include "runlog.h"
 #include "solver_opts.h"
 
 #include "blo/blo.h"
-#include "blo/tasks.h"
+#include "blo/regsearch.h"
 
 #include <math.h>
 #include <stdlib.h>

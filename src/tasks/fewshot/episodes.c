@@ -1,10 +1,9 @@
-/* fewshot.c — few-shot classification episodes over rotation classes: each base class of an
+/* episodes.c — few-shot classification episodes over rotation classes: each base class of an
  * MNIST-layout dataset at 0 / 90 / 180 / 270 degrees is a class of its own, the classes are
  * split into disjoint meta-train and meta-test sets (by default whole base classes, so no
  * image is seen on both sides), and an N-way K-shot episode draws N classes of one set and
  * K support plus Q query examples of each, relabelled 0..N-1. */
-#include "blo/tasks.h"
-#include "tasks.h"
+#include "fewshot.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
-/* fewshot_learn.c — few-shot learners over episodes of rotation classes (fewshot.c): MAML
+/* learners.c — few-shot learners over episodes of rotation classes (episodes.c): MAML
  * and meta feature learning as bilevel problems over a meta-batch of B episodes whose B
  * lower-level variables are stacked in batched tensors, and the pretrained baseline (see
- * include/blo/tasks.h). The network is an MLP: params p = (W1, b1, ..., W_L+1, b_L+1) with
+ * include/blo/fewshot.h). The network is an MLP: params p = (W1, b1, ..., W_L+1, b_L+1) with
  * ReLU after every layer but the last; its last two params are the head.
  *     MAML:     x = p,                y = B copies of p [B, ...], y_0 = x broadcast
  *     hyperrep: x = the body p[0..2L), y = B heads [B, H, N], [B, 1, N], y_0 = 0
@@ -9,8 +9,7 @@
  * where CE_b is the mean over episode b's N K support (N Q query) images, so an inner step of
  * a given lr is the same step at any K. Every episode has the same counts, so
  * Σ_b mean_b = B · (mean over all) and each loss is one cross-entropy over the flattened batch. */
-#include "blo/tasks.h"
-#include "tasks.h"
+#include "fewshot.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,9 +1,8 @@
-/* hyperclean_run.c — the data hyper-cleaning task end to end: load an MNIST-layout data set,
+/* run.c — the data hyper-cleaning task end to end: load an MNIST-layout data set,
  * draw the train / validation / test split, corrupt the training labels, run the solver with
  * the chosen method, score the cleaner and the classifier, and train the three baselines
  * (noisy training set, validation set only, clean part + validation: the oracle). */
-#include "blo/tasks.h"
-#include "tasks.h"
+#include "hyperclean.h"
 
 #include <math.h>
 #include <stdbool.h>

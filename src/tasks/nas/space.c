@@ -1,13 +1,13 @@
-/* nas_space.c — the DARTS cell search space (Liu, Simonyan & Yang, ICLR 2019): candidate
+/* space.c — the DARTS cell search space (Liu, Simonyan & Yang, ICLR 2019): candidate
  * ops, mixed ops ō(h) = Σ_o softmax(α)_o o(h), normal and reduction cells, the network
  * (stem, cells, global average pooling, linear classifier), and genotypes (derivation by
- * DARTS' top-2 rule, text form, loading). See nas_space.h for the ops' definitions.
+ * DARTS' top-2 rule, text form, loading). See space.h for the ops' definitions.
  *
  * The forward pass walks a cursor over the parameter list. In build mode the cursor makes
  * each parameter the first time the forward asks for it (so nas_net_init is one forward on a
  * dummy batch); in read mode it hands out the caller's tensors in the same order.
  */
-#include "nas_space.h"
+#include "space.h"
 
 #include <ctype.h>
 #include <math.h>

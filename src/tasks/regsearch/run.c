@@ -1,10 +1,10 @@
-/* regsearch.c — regularization search end to end: load a LIBSVM / CSV file (or two classes of
+/* run.c — regularization search end to end: load a LIBSVM / CSV file (or two classes of
  * an MNIST-layout folder), shuffle and split it into train / validation / test, centre (and
  * optionally scale) the features,
  * fit the lower level to convergence for every value of a log-spaced grid of single L2
  * strengths and keep the one with the lowest validation loss, then run the bilevel search
  * over per-group strengths from there and refit at the strengths it learns. The problem
- * itself (f, F and their maths) is in regsearch_problem.c.
+ * itself (f, F and their maths) is in problem.c.
  *
  * Fits to convergence use L-BFGS (Nocedal, Math. Comp. 1980; Liu & Nocedal 1989): the
  * two-loop recursion gives d = −H_k ∇f from the last m pairs s = y_{k+1} − y_k,
@@ -12,8 +12,7 @@
  * f(y + a d) ≤ f(y) + 1e-4 a ∇fᵀd. The lower level is strongly convex in w, so sᵀu > 0 and
  * the method converges; f and ∇f come from the same blo ops the bilevel solver uses.
  */
-#include "blo/tasks.h"
-#include "tasks.h"
+#include "regsearch.h"
 
 #include <math.h>
 #include <stdbool.h>

@@ -1,4 +1,4 @@
-/* nas_space.h — the DARTS cell search space as blo ops (internal to the library: nas.c, the
+/* space.h — the DARTS cell search space as blo ops (internal to the library: run.c, the
  * tests). One network description serves both the supernet (every edge a mixed op over the 8
  * candidates, weighted by softmax(α)) and the discrete network of a genotype (two ops per
  * node), and one forward function both builds the parameters and evaluates the network, so
@@ -18,8 +18,8 @@
 #ifndef BLO_NAS_SPACE_H
 #define BLO_NAS_SPACE_H
 
-#include "../internal.h"
-#include "blo/tasks.h"
+#include "../../internal.h"
+#include "blo/nas.h"
 
 typedef struct nas_net {
     int supernet;          /* 1: mixed edges weighted by α; 0: the genotype's ops */

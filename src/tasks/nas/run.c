@@ -1,4 +1,4 @@
-/* nas.c — differentiable architecture search end to end (Liu, Simonyan & Yang, "DARTS:
+/* run.c — differentiable architecture search end to end (Liu, Simonyan & Yang, "DARTS:
  * differentiable architecture search", ICLR 2019), and training a found architecture from
  * scratch.
  *
@@ -15,9 +15,8 @@
  * momentum and weight decay, cosine-annealed learning rate, shuffled epochs; test accuracy on
  * the test split with the running statistics.
  */
-#include "blo/tasks.h"
-#include "nas_space.h"
-#include "tasks.h"
+#include "space.h"
+#include "../common/common.h"
 
 #include <math.h>
 #include <stdio.h>

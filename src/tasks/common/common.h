@@ -1,0 +1,25 @@
+/* common.h — what every task runner repeats (internal to the library: the task folders, the
+ * tests): checking classification data, solving a problem with a resumable solver, scoring a
+ * classifier. */
+#ifndef BLO_TASKS_COMMON_H
+#define BLO_TASKS_COMMON_H
+
+#include "../../internal.h"
+#include "blo/bilevel.h"
+
+/* Checks a classification data pair: X [n, d] and Xv [nv, d] of one float dtype, labels [n]
+ * and labels_v [nv] i64 and non-negative; *classes <= 0 becomes the largest label plus one,
+ * and must be >= 2 and above every label. Messages start with "<task>: ". */
+blo_status blo__check_classification(const char *task, const blo_tensor *X,
+                                     const blo_tensor *labels, const blo_tensor *Xv,
+                                     const blo_tensor *labels_v, int64_t *classes, char *err,
+                                     size_t errlen);
+
+/* What every task runner does with its problem: makes the solver into *s (set before anything
+ * runs, so record callbacks can reach it; the caller frees it, also on failure), continues
+ * from the checkpoint resume when given, and runs to the end. On failure err holds the
+ * solver's message. */
+blo_status blo__task_solve(const blo_problem *p, const blo_config *c, const char *resume,
+                           blo_solver **s, char *err, size_t errlen);
+
+#endif
