@@ -139,7 +139,7 @@ int blo_fewshot_learner_parse(const char *name);             /* -1 if unknown */
 #define BLO_FEWSHOT_MAX_LAYERS 4
 
 typedef struct blo_fewshot_config {
-    const char *data_dir;   /* MNIST layout */
+    const char *data_dir;   /* MNIST layout; no default (NULL: an error unless images_dir) */
     const char *split;      /* which file pair: "train" or "t10k" */
     const char *images_dir; /* a class-per-folder PNG tree (blo_image_folder_load, gray) read
                                instead of data_dir when not NULL */
@@ -170,8 +170,8 @@ typedef struct blo_fewshot_config {
                                  minibatch loss) */
     void *user;
 } blo_fewshot_config;
-/* Fashion-MNIST "train", split by base class 28 / 12, MAML, 5-way 1-shot with 15 queries,
- * meta-batch 4, the body 784-64-64 (H = 64, 2 layers), λ = 0.01; first_order with T = 5 SGD
+/* The "train" split of data_dir (no default: set it; Fashion-MNIST's classes for the split by
+ * base class 28 / 12), MAML, 5-way 1-shot with 15 queries, meta-batch 4, the body 784-64-64 (H = 64, 2 layers), λ = 0.01; first_order with T = 5 SGD
  * steps of 0.1, outer Adam 1e-3, 300 iterations; 600 meta-test episodes adapted by T steps;
  * the baseline 2000 Adam steps of 1e-3 on minibatches of 64; f32. */
 blo_fewshot_config blo_fewshot_default(void);

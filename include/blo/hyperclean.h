@@ -26,7 +26,8 @@ void blo_cleaner_scores(int64_t n, const double *x, const int64_t *noisy, const 
                         double *precision, double *recall, double *f1);
 
 typedef struct blo_hyperclean_config {
-    const char *data_dir;  /* MNIST layout (train-images-idx3-ubyte[.gz], ...) */
+    const char *data_dir;  /* MNIST layout (train-images-idx3-ubyte[.gz], ...); no default: a
+                              run without one fails with BLO_ERR_INVALID */
     int64_t n_train, n_val, n_test; /* drawn without overlap from the "train" split */
     double corrupt;        /* fraction of training labels replaced by a uniform random class
                               (over all classes, so about 1/C of them keep their label) */

@@ -93,7 +93,8 @@ typedef enum blo_nas_data_format {
 } blo_nas_data_format;
 
 typedef struct blo_nas_data_config {
-    const char *data_dir;  /* a folder of the format's files (each plain or .gz) */
+    const char *data_dir;  /* a folder of the format's files (each plain or .gz); no default:
+                              a run without one fails with BLO_ERR_INVALID */
     int64_t size;          /* images average-pooled to size x size (size must divide the side) */
     uint64_t seed;         /* which examples */
     blo_nas_data_format format; /* the network's input channels follow the images' */

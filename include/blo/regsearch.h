@@ -53,7 +53,8 @@ typedef struct blo_regsearch_config {
     const char *format;       /* "libsvm", "csv", or NULL / "auto": CSV when the name ends in
                                  .csv or .csv.gz, LIBSVM otherwise */
     const char *label_column; /* CSV: the target column (NULL: the last) */
-    const char *mnist_dir;    /* the built-in problem's folder (its "train" split) */
+    const char *mnist_dir;    /* the built-in problem's folder (its "train" split); no default:
+                                 the built-in problem without one fails (BLO_ERR_INVALID) */
     int64_t class_a, class_b; /* built-in: class_a -> 0, class_b -> 1 */
     int64_t max_examples;     /* at most this many (shuffled) examples from a file or the
                                  built-in problem; 0: all */

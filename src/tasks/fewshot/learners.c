@@ -31,7 +31,6 @@ int blo_fewshot_learner_parse(const char *name) {
 blo_fewshot_config blo_fewshot_default(void) {
     blo_fewshot_config c;
     memset(&c, 0, sizeof c);
-    c.data_dir = "/usr/share/datasets/fashion-mnist";
     c.image_side = 28;
     c.rotations = 4;
     c.split = "train";
@@ -182,8 +181,7 @@ blo_status blo_fewshot_meta_init(blo_fewshot_meta *m, const blo_fewshot_config *
         return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: unknown learner %d",
                          (int)c->learner);
     if (d < 1 || c->ways < 2 || c->shots < 1 || c->queries < 1 || c->meta_batch < 1 ||
-        c->hidden < 0 || c->eval_episodes < 1 || (c->dtype != BLO_F32 && c->dtype != BLO_F64) ||
-        (!c->data_dir && !c->images_dir))
+        c->hidden < 0 || c->eval_episodes < 1 || (c->dtype != BLO_F32 && c->dtype != BLO_F64))
         return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: ways >= 2, shots, queries, "
                          "meta-batch and evaluation episodes >= 1, hidden >= 0, dtype f32 or f64");
     if (c->layers < 1 || c->layers > BLO_FEWSHOT_MAX_LAYERS)
@@ -474,6 +472,9 @@ blo_status blo_fewshot_run(const blo_fewshot_config *c, blo_fewshot_result *r, c
     if (c->learner == BLO_FEWSHOT_PRETRAIN && c->resume)
         return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: the pretrained baseline does "
                          "not resume (it is no bilevel run)");
+    if (!c->data_dir && !c->images_dir)
+        return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: no data: set data_dir (an "
+                         "MNIST-layout folder; the CLI's --data) or images_dir (--images)");
     blo_dataset ds;
     blo_status st = fewshot_load(c, &ds, err, errlen);
     if (st) return st;

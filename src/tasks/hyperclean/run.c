@@ -27,7 +27,6 @@ void blo_cleaner_scores(int64_t n, const double *x, const int64_t *noisy, const 
 blo_hyperclean_config blo_hyperclean_default(void) {
     blo_hyperclean_config c;
     memset(&c, 0, sizeof c);
-    c.data_dir = "/usr/share/datasets/fashion-mnist";
     c.n_train = 5000;
     c.n_val = 5000;
     c.n_test = 10000;
@@ -160,6 +159,9 @@ blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_res
         return blo__fail(err, errlen, BLO_ERR_INVALID,
                     "hyperclean: sizes must be positive, the corruption in [0, 1], the hidden "
                     "width >= 0 and the dtype f32 or f64");
+    if (!c->data_dir)
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "hyperclean: no data folder: set data_dir (the CLI's --data)");
     blo_dataset ds;
     blo_status st = blo_mnist_load(c->data_dir, "train", &ds, err, errlen);
     if (st) return st;

@@ -29,6 +29,9 @@
 static blo_status load_images(blo_ctx *ctx, const blo_nas_data_config *d, const char *split,
                               int64_t count, uint64_t stream, blo_dtype dt, blo_tensor **X,
                               int64_t **labels, int64_t *classes, char *err, size_t errlen) {
+    if (!d->data_dir)
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "nas: no data folder: set data.data_dir (the CLI's --data)");
     blo_dataset ds;
     int cifar = d->format == BLO_NAS_CIFAR10;
     if (cifar && !strcmp(split, "t10k")) split = "test";
@@ -82,7 +85,7 @@ out:
 
 /* The accuracy of the network on n examples X (logits in chunks of 250, not recorded); with
  * loss, also the mean cross-entropy there. NAN when a forward pass fails. */
-static double evaluate(const nas_net *net, blo_tensor *const *y, blo_tensor *an, blo_tensor *ar,
+static double evaluate(const blo__nas_net *net, blo_tensor *const *y, blo_tensor *an, blo_tensor *ar,
                        blo_tensor *X, const int64_t *labels, int64_t n, double *loss) {
     blo_ctx *ctx = blo_ctx_new(0);
     if (loss) *loss = NAN;
@@ -96,7 +99,7 @@ static double evaluate(const nas_net *net, blo_tensor *const *y, blo_tensor *an,
     for (int64_t lo = 0; lo < n; lo += 250) {
         int64_t hi = lo + 250 < n ? lo + 250 : n;
         blo_mark m = blo_ctx_mark(ctx);
-        blo_tensor *z = nas_net_forward(ctx, net, y, an, ar, blo_slice(ctx, X, 0, lo, hi, 1), 0);
+        blo_tensor *z = blo__nas_net_forward(ctx, net, y, an, ar, blo_slice(ctx, X, 0, lo, hi, 1), 0);
         if (!z) {
             blo_ctx_free(ctx);
             return NAN;
@@ -119,7 +122,7 @@ static double evaluate(const nas_net *net, blo_tensor *const *y, blo_tensor *an,
     return (double)right / (double)n;
 }
 
-static double accuracy(const nas_net *net, blo_tensor *const *y, blo_tensor *an, blo_tensor *ar,
+static double accuracy(const blo__nas_net *net, blo_tensor *const *y, blo_tensor *an, blo_tensor *ar,
                        blo_tensor *X, const int64_t *labels, int64_t n) {
     return evaluate(net, y, an, ar, X, labels, n, NULL);
 }
@@ -142,7 +145,7 @@ static void sgd_momentum_step(int ny, blo_tensor *const *w, blo_tensor *const *g
 /* ---- The bilevel problem --------------------------------------------------------------------- */
 /* Cross-entropy of the supernet on a minibatch of rows [lo, lo + cnt). */
 static blo_tensor *batch_loss(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
-                              blo_rng *rng, nas_problem *p, int64_t lo, int64_t cnt) {
+                              blo_rng *rng, blo__nas_problem *p, int64_t lo, int64_t cnt) {
     int64_t k = p->batch < cnt ? p->batch : cnt;
     int64_t *idx = p->buf;
     for (int64_t i = 0; i < cnt; i++)
@@ -160,30 +163,30 @@ static blo_tensor *batch_loss(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *co
     for (int64_t i = 0; i < k; i++)
         l[i] = p->labels[idx[i]];
     blo_tensor *z =
-        nas_net_forward(ctx, p->net, y, x[0], x[1], blo_index_select(ctx, p->X, 0, it), 1);
+        blo__nas_net_forward(ctx, p->net, y, x[0], x[1], blo_index_select(ctx, p->X, 0, it), 1);
     return blo_cross_entropy(ctx, z, lab, NULL, BLO_REDUCE_MEAN);
 }
 
-blo_tensor *nas_lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, const blo_eval *ev,
+blo_tensor *blo__nas_lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, const blo_eval *ev,
                       void *user) {
-    nas_problem *p = user;
+    blo__nas_problem *p = user;
     return batch_loss(ctx, x, y, ev->rng, p, 0, p->half);
 }
 
-blo_tensor *nas_upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, const blo_eval *ev,
+blo_tensor *blo__nas_upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, const blo_eval *ev,
                       void *user) {
-    nas_problem *p = user;
+    blo__nas_problem *p = user;
     return batch_loss(ctx, x, y, ev->rng, p, p->half, p->n - p->half);
 }
 
-void nas_bilevel_problem(blo_problem *prob, blo_tensor *const *alpha, nas_problem *p) {
+void blo__nas_bilevel_problem(blo_problem *prob, blo_tensor *const *alpha, blo__nas_problem *p) {
     memset(prob, 0, sizeof *prob);
     prob->nx = 2;
     prob->x = alpha;
     prob->ny = p->net->ny;
     prob->y = p->net->y;
-    prob->upper = nas_upper;
-    prob->lower = nas_lower;
+    prob->upper = blo__nas_upper;
+    prob->lower = blo__nas_lower;
     prob->user = p;
     prob->x_lo = -INFINITY;
     prob->x_hi = INFINITY;
@@ -192,7 +195,6 @@ void nas_bilevel_problem(blo_problem *prob, blo_tensor *const *alpha, nas_proble
 blo_nas_search_config blo_nas_search_default(void) {
     blo_nas_search_config c;
     memset(&c, 0, sizeof c);
-    c.data.data_dir = "/usr/share/datasets/fashion-mnist";
     c.data.size = 14;
     c.n_search = 1000;
     c.n_test = 1000;
@@ -218,7 +220,7 @@ blo_nas_search_config blo_nas_search_default(void) {
 
 typedef struct search_state {
     const blo_nas_search_config *c;
-    nas_problem *p;
+    blo__nas_problem *p;
     blo_solver *s;
     size_t peak;
     double seconds;
@@ -236,7 +238,7 @@ static double now_seconds(void) {
  * initial value, updating net->y in place before the bilevel loop starts. Minibatches come
  * from a generator of its own (seeded from c->seed), so the loop's batches are the same with
  * and without a warm-up. Its peak scratch bytes raise *peak. */
-static blo_status warm_up(const blo_nas_search_config *c, nas_problem *p, nas_net *net,
+static blo_status warm_up(const blo_nas_search_config *c, blo__nas_problem *p, blo__nas_net *net,
                           blo_tensor *const *alpha, size_t *peak, char *err, size_t errlen) {
     blo_ctx *sc = blo_ctx_new(0), *mctx = blo_ctx_new(0);
     blo_tensor **mom = blo_malloc(sizeof *mom * (size_t)net->ny);
@@ -254,7 +256,7 @@ static blo_status warm_up(const blo_nas_search_config *c, nas_problem *p, nas_ne
     for (int64_t t = 0; !st && t < c->warmup; t++) {
         blo_mark m = blo_ctx_mark(sc);
         blo_eval ev = {1, -1, t, &rng};
-        blo_tensor *loss = nas_lower(sc, alpha, net->y, &ev, p);
+        blo_tensor *loss = blo__nas_lower(sc, alpha, net->y, &ev, p);
         if (!loss || blo_grad(sc, 1, &loss, NULL, net->ny, net->y, 0, g)) {
             st = blo__fail(err, errlen, blo_ctx_status(sc), "nas: warm-up step %lld: %s",
                            (long long)t, blo_ctx_error(sc));
@@ -281,7 +283,7 @@ static blo_status warm_up(const blo_nas_search_config *c, nas_problem *p, nas_ne
 /* The supernet with op weights from α (an, ar) and the solver's weights on the F half: its
  * accuracy and, with loss, its mean cross-entropy. */
 static double supernet_eval(search_state *ss, blo_tensor *an, blo_tensor *ar, double *loss) {
-    const nas_net *net = ss->p->net;
+    const blo__nas_net *net = ss->p->net;
     blo_ctx *tmp = blo_ctx_new(0);
     blo_tensor *Xv = tmp ? blo_slice(tmp, ss->p->X, 0, ss->p->half, ss->p->n, 1) : NULL;
     blo_tensor **ys = blo_malloc(sizeof *ys * (size_t)net->ny);
@@ -351,9 +353,9 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
     blo_ctx *dctx = blo_ctx_new(0);
     blo_tensor *X = NULL, *Xte = NULL, *x0[2] = {NULL, NULL};
     int64_t *labels = NULL, *lte = NULL, classes = 0, tclasses = 0;
-    nas_net net;
+    blo__nas_net net;
     memset(&net, 0, sizeof net);
-    nas_problem p;
+    blo__nas_problem p;
     memset(&p, 0, sizeof p);
     search_state ss = {c, &p, NULL, 0, 0, NULL};
     blo_solver *s = NULL;
@@ -368,7 +370,7 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
     if (st) goto out;
     blo_rng g;
     blo_rng_seed(&g, c->seed ^ 0x0a4c41ULL);
-    st = nas_net_init(&net, NULL, c->cells, c->channels, c->nodes, blo_tensor_dim(X, 1),
+    st = blo__nas_net_init(&net, NULL, c->cells, c->channels, c->nodes, blo_tensor_dim(X, 1),
                       c->data.size, classes, c->dtype, &g, err, errlen);
     if (st) goto out;
     int E = blo_nas_num_edges(c->nodes);
@@ -393,7 +395,7 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
         goto out;
     }
     blo_problem prob;
-    nas_bilevel_problem(&prob, x0, &p);
+    blo__nas_bilevel_problem(&prob, x0, &p);
     double warm_seconds = 0;
     if (c->warmup > 0 && !c->resume) { /* a resumed run's y comes from its checkpoint */
         double t0 = now_seconds();
@@ -452,7 +454,7 @@ out:
     blo_solver_free(s);
     blo_free(ys);
     blo_free(p.buf);
-    nas_net_free(&net);
+    blo__nas_net_free(&net);
     blo_free(labels);
     blo_free(lte);
     blo_ctx_free(dctx);
@@ -463,7 +465,6 @@ out:
 blo_nas_train_config blo_nas_train_default(void) {
     blo_nas_train_config c;
     memset(&c, 0, sizeof c);
-    c.data.data_dir = "/usr/share/datasets/fashion-mnist";
     c.data.size = 14;
     c.n_train = 2000;
     c.n_test = 1000;
@@ -491,7 +492,7 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
     blo_ctx *dctx = blo_ctx_new(0), *sc = blo_ctx_new(0), *mctx = blo_ctx_new(0);
     blo_tensor *X = NULL, *Xte = NULL, **mom = NULL, **g = NULL;
     int64_t *labels = NULL, *lte = NULL, *perm = NULL, classes = 0, tclasses = 0;
-    nas_net net;
+    blo__nas_net net;
     memset(&net, 0, sizeof net);
     blo_status st =
         dctx && sc && mctx ? BLO_OK : blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
@@ -504,7 +505,7 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
     if (st) goto out;
     blo_rng rng;
     blo_rng_seed(&rng, c->seed ^ 0x7a41eULL);
-    st = nas_net_init(&net, &c->genotype, c->cells, c->channels, c->genotype.nodes,
+    st = blo__nas_net_init(&net, &c->genotype, c->cells, c->channels, c->genotype.nodes,
                       blo_tensor_dim(X, 1), c->data.size, classes, c->dtype, &rng, err, errlen);
     if (st) goto out;
     mom = blo_malloc(sizeof *mom * (size_t)net.ny);
@@ -545,7 +546,7 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
                 for (int64_t q = 0; q < k; q++)
                     ((int64_t *)blo_tensor_data(lab))[q] = labels[perm[lo + q]];
             blo_tensor *z =
-                nas_net_forward(sc, &net, net.y, NULL, NULL, blo_index_select(sc, X, 0, it), 1);
+                blo__nas_net_forward(sc, &net, net.y, NULL, NULL, blo_index_select(sc, X, 0, it), 1);
             blo_tensor *loss = blo_cross_entropy(sc, z, lab, NULL, BLO_REDUCE_MEAN);
             if (!loss || blo_grad(sc, 1, &loss, NULL, net.ny, net.y, 0, g)) {
                 st = blo__fail(err, errlen, blo_ctx_status(sc), "nas train: step %lld: %s",
@@ -579,7 +580,7 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
     }
     r->test_acc = accuracy(&net, net.y, NULL, NULL, Xte, lte, c->n_test);
 out:
-    nas_net_free(&net);
+    blo__nas_net_free(&net);
     blo_free(mom);
     blo_free(g);
     blo_free(perm);

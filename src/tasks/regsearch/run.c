@@ -29,7 +29,6 @@ static double seconds_now(void) {
 blo_regsearch_config blo_regsearch_default(void) {
     blo_regsearch_config c;
     memset(&c, 0, sizeof c);
-    c.mnist_dir = "/usr/share/datasets/fashion-mnist";
     c.class_a = 0; /* T-shirt/top */
     c.class_b = 6; /* shirt: the pair a linear model confuses most */
     c.max_examples = 4000;
@@ -155,6 +154,11 @@ static blo_status load_source(const blo_regsearch_config *c, blo_dataset *ds, in
                         "least are needed",
                         c->data_path, ds->n ? ds->y[0] : 0.0);
     } else {
+        if (!c->mnist_dir)
+            return blo__fail(err, errlen, BLO_ERR_INVALID,
+                             "regsearch: no data: set data_path (a LIBSVM or CSV file; the CLI's "
+                             "--data), the three sets in memory, or mnist_dir for the built-in "
+                             "problem (--mnist)");
         if ((st = blo_mnist_load(c->mnist_dir, "train", ds, err, errlen))) return st;
         if (c->class_a == c->class_b || c->class_a < 0 || c->class_b < 0 ||
             c->class_a >= ds->num_classes || c->class_b >= ds->num_classes)
