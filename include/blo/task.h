@@ -21,6 +21,13 @@ typedef struct blo_task_iter {
 /* Return non-zero to stop the run. */
 typedef int (*blo_task_iter_fn)(const blo_task_iter *it, void *user);
 
+/* The accuracy of a classifier: the fraction of rows of logits [..., C] (the last axis holds
+ * the C class scores, the others are flattened to M rows) whose largest score (the first on a
+ * tie) is at the index labels[i] (M labels of any dtype, read as integers). Reads the values
+ * without recording anything. Returns NAN for NULL arguments, no rows, a label count other
+ * than M, or an allocation failure. */
+double blo_accuracy(const blo_tensor *logits, const blo_tensor *labels);
+
 #ifdef __cplusplus
 }
 #endif

@@ -80,6 +80,13 @@ blo_status blo_tensor_set(blo_tensor *t, int64_t flat, double v);
 double blo_tensor_item(const blo_tensor *t);
 /* Copies all values (row-major order of the view) into out[numel] as double. */
 blo_status blo_tensor_to_f64(const blo_tensor *t, double *out);
+/* Copies all values of t (row-major order of the view, any strides) into dst, numel elements
+ * of dtype dt, converting as blo_tensor_get / blo_tensor_set do (i64 to i64 exactly). The
+ * caller owns dst. Returns BLO_ERR_INVALID for a NULL argument or an unknown dt. */
+blo_status blo_tensor_copy_to_host(const blo_tensor *t, blo_dtype dt, void *dst);
+/* The reverse: writes numel elements of dtype dt from src into t (row-major order of the
+ * view), converting to t's dtype. src is only read. Errors as blo_tensor_copy_to_host. */
+blo_status blo_tensor_copy_from_host(blo_tensor *t, blo_dtype dt, const void *src);
 /* "f32[2, 3]" into buf (always terminated); returns buf. */
 const char *blo_tensor_describe(const blo_tensor *t, char *buf, size_t n);
 

@@ -385,6 +385,59 @@ blo_status blo_tensor_to_f64(const blo_tensor *t, double *out) {
     return BLO_OK;
 }
 
+/* Element i of a host array of dtype dt, as double, and the store back. */
+static double host_get(const void *a, blo_dtype dt, int64_t i) {
+    switch (dt) {
+    case BLO_F32: return ((const float *)a)[i];
+    case BLO_F64: return ((const double *)a)[i];
+    case BLO_I64: return (double)((const int64_t *)a)[i];
+    }
+    return NAN;
+}
+static void host_set(void *a, blo_dtype dt, int64_t i, double v) {
+    switch (dt) {
+    case BLO_F32: ((float *)a)[i] = (float)v; break;
+    case BLO_F64: ((double *)a)[i] = v; break;
+    case BLO_I64: ((int64_t *)a)[i] = (int64_t)v; break;
+    }
+}
+
+static bool known_dtype(blo_dtype dt) { return dt == BLO_F32 || dt == BLO_F64 || dt == BLO_I64; }
+
+blo_status blo_tensor_copy_to_host(const blo_tensor *t, blo_dtype dt, void *dst) {
+    if (!t || !dst || !known_dtype(dt)) return BLO_ERR_INVALID;
+    int64_t n = blo_tensor_numel(t);
+    if (t->dtype == dt && blo__is_contig(t)) {
+        memcpy(dst, t->data, (size_t)n * blo_dtype_size(dt));
+        return BLO_OK;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int64_t off = flat_offset(t, i);
+        if (dt == BLO_I64 && t->dtype == BLO_I64) /* exact beyond 2^53 */
+            ((int64_t *)dst)[i] = ((const int64_t *)t->data)[off];
+        else
+            host_set(dst, dt, i, host_get(t->data, t->dtype, off));
+    }
+    return BLO_OK;
+}
+
+blo_status blo_tensor_copy_from_host(blo_tensor *t, blo_dtype dt, const void *src) {
+    if (!t || !src || !known_dtype(dt)) return BLO_ERR_INVALID;
+    int64_t n = blo_tensor_numel(t);
+    if (t->dtype == dt && blo__is_contig(t)) {
+        memcpy(t->data, src, (size_t)n * blo_dtype_size(dt));
+        return BLO_OK;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int64_t off = flat_offset(t, i);
+        if (dt == BLO_I64 && t->dtype == BLO_I64)
+            ((int64_t *)t->data)[off] = ((const int64_t *)src)[i];
+        else
+            host_set(t->data, t->dtype, off, host_get(src, dt, i));
+    }
+    return BLO_OK;
+}
+
 /* ---- Autodiff flags ----------------------------------------------------------------------------- */
 
 blo_status blo_set_requires_grad(blo_tensor *t, int on) {

@@ -104,15 +104,24 @@ static blo_tensor *fs_l2(blo_ctx *ctx, blo_tensor *loss, double lambda, blo_tens
     return blo_add(ctx, loss, blo_scale(ctx, r, 0.5 * lambda));
 }
 
-/* Copies an episode into slot b of the batch tensors. */
-static void put_episode(blo_fewshot_meta *m, int64_t b, const blo_fewshot_episode *ep) {
-    size_t es = m->c->dtype == BLO_F32 ? sizeof(float) : sizeof(double);
-    size_t nxs = (size_t)blo_tensor_numel(ep->xs), nxq = (size_t)blo_tensor_numel(ep->xq);
-    size_t nys = (size_t)blo_tensor_numel(ep->ys), nyq = (size_t)blo_tensor_numel(ep->yq);
-    memcpy((char *)blo_tensor_data(m->xs) + b * nxs * es, blo_tensor_data(ep->xs), nxs * es);
-    memcpy((char *)blo_tensor_data(m->xq) + b * nxq * es, blo_tensor_data(ep->xq), nxq * es);
-    memcpy((int64_t *)blo_tensor_data(m->ys) + b * nys, blo_tensor_data(ep->ys), nys * sizeof(int64_t));
-    memcpy((int64_t *)blo_tensor_data(m->yq) + b * nyq, blo_tensor_data(ep->yq), nyq * sizeof(int64_t));
+/* Copies src into rows [start, stop) of dst's first axis, through host memory. */
+static bool put_rows(blo_ctx *sc, blo_tensor *dst, int64_t start, int64_t stop, blo_tensor *src) {
+    blo_dtype dt = blo_tensor_dtype(src);
+    blo_tensor *rows = blo_slice(sc, dst, 0, start, stop, 1);
+    void *h = blo_malloc((size_t)blo_tensor_numel(src) * blo_dtype_size(dt));
+    bool ok = rows && h && blo_tensor_numel(rows) == blo_tensor_numel(src) &&
+              !blo_tensor_copy_to_host(src, dt, h) && !blo_tensor_copy_from_host(rows, dt, h);
+    blo_free(h);
+    return ok;
+}
+
+/* Copies an episode into slot b of the batch tensors ([B, N K, d] and [B N K], and the
+ * query's alike). */
+static bool put_episode(blo_fewshot_meta *m, blo_ctx *sc, int64_t b, const blo_fewshot_episode *ep) {
+    int64_t nys = blo_tensor_numel(ep->ys), nyq = blo_tensor_numel(ep->yq);
+    return put_rows(sc, m->xs, b, b + 1, ep->xs) && put_rows(sc, m->xq, b, b + 1, ep->xq) &&
+           put_rows(sc, m->ys, b * nys, (b + 1) * nys, ep->ys) &&
+           put_rows(sc, m->yq, b * nyq, (b + 1) * nyq, ep->yq);
 }
 
 /* The iteration's meta-batch from a stream seeded by (seed, it) alone, so every objective
@@ -133,8 +142,13 @@ static int ensure_batch(blo_ctx *ctx, blo_fewshot_meta *m, const blo_eval *ev) {
             blo_ctx_set_error(ctx, st, "fewshot: iteration %lld: %s", (long long)ev->outer_iter, err);
             return 0;
         }
-        put_episode(m, b, &ep);
+        bool ok = put_episode(m, m->scratch, b, &ep);
         blo_ctx_rewind(m->scratch, mk);
+        if (!ok) {
+            blo_ctx_set_error(ctx, BLO_ERR_NOMEM, "fewshot: iteration %lld: out of memory",
+                              (long long)ev->outer_iter);
+            return 0;
+        }
     }
     m->batch_iter = ev->outer_iter;
     return 1;
@@ -257,18 +271,6 @@ blo_problem blo_fewshot_meta_problem(blo_fewshot_meta *m) {
     return p;
 }
 
-/* Query accuracy of logits [1, M, N] against labels [M]. */
-static double accuracy(const blo_tensor *z, const blo_tensor *y) {
-    int64_t N = blo_tensor_dim(z, blo_tensor_ndim(z) - 1), M = blo_tensor_numel(z) / N, hit = 0;
-    for (int64_t i = 0; i < M; i++) {
-        int64_t best = 0;
-        for (int64_t j = 1; j < N; j++)
-            if (blo_tensor_get(z, i * N + j) > blo_tensor_get(z, i * N + best)) best = j;
-        hit += best == (int64_t)blo_tensor_get(y, i);
-    }
-    return M ? (double)hit / (double)M : NAN;
-}
-
 /* Mean and 95% half-width (1.96 standard errors) of n values with sum s and sum of squares q. */
 static void mean_ci(double s, double q, double n, double *mean, double *ci) {
     double mu = s / n, v = n > 1 ? (q - n * mu * mu) / (n - 1) : 0;
@@ -314,7 +316,7 @@ static blo_status evaluate(blo_fewshot_meta *m, blo_tensor *const *p, blo_fewsho
                 blo_tensor *z = fs_net(ctx, m->np, m->c->normalize, ep.xq, w);
                 blo_ctx_set_recording(ctx, old);
                 if (!z) break;
-                double a = accuracy(z, ep.yq);
+                double a = blo_accuracy(z, ep.yq);
                 if (t == 0) s0 += a, q0 += a * a;
                 if (t == steps) s1 += a, q1 += a * a;
             }

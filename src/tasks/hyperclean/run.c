@@ -59,18 +59,7 @@ static double accuracy(const blo_hyperclean *h, blo_tensor *X, blo_tensor *label
     blo_ctx *ctx = blo_ctx_new(0);
     if (!ctx) return NAN;
     blo_ctx_set_recording(ctx, 0);
-    blo_tensor *z = blo_hyperclean_model(ctx, h, X, y);
-    double acc = NAN;
-    if (z) {
-        int64_t m = blo_tensor_dim(z, 0), C = blo_tensor_dim(z, 1), right = 0;
-        for (int64_t i = 0; i < m; i++) {
-            int64_t best = 0;
-            for (int64_t c = 1; c < C; c++)
-                if (blo_tensor_get(z, i * C + c) > blo_tensor_get(z, i * C + best)) best = c;
-            right += best == (int64_t)blo_tensor_get(labels, i);
-        }
-        acc = m ? (double)right / (double)m : NAN;
-    }
+    double acc = blo_accuracy(blo_hyperclean_model(ctx, h, X, y), labels);
     blo_ctx_free(ctx);
     return acc;
 }
@@ -184,6 +173,7 @@ blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_res
     blo_hyperclean h;
     memset(&h, 0, sizeof h);
     blo_solver *s = NULL;
+    int64_t *truth = NULL;
     if (!perm || !noisy || !xbuf || !dctx) {
         st = blo__fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
         goto out;
@@ -205,7 +195,11 @@ blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_res
         st = blo__fail(err, errlen, blo_ctx_status(dctx), "hyperclean: %s", blo_ctx_error(dctx));
         goto out;
     }
-    const int64_t *truth = blo_tensor_data(ytrue);
+    truth = blo_malloc(sizeof(int64_t) * (size_t)c->n_train);
+    if (!truth || blo_tensor_copy_to_host(ytrue, BLO_I64, truth)) {
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
+        goto out;
+    }
     int64_t ncorrupt = (int64_t)llround(c->corrupt * (double)c->n_train);
     memcpy(noisy, truth, sizeof(int64_t) * (size_t)c->n_train);
     /* The first ncorrupt examples of the (already shuffled) training rows get a new label. */
@@ -267,6 +261,7 @@ out:
     blo_ctx_free(dctx);
     blo_free(perm);
     blo_free(noisy);
+    blo_free(truth);
     blo_free(xbuf);
     blo_dataset_free(&ds);
     return st;

@@ -104,14 +104,17 @@ static double evaluate(const blo__nas_net *net, blo_tensor *const *y, blo_tensor
             blo_ctx_free(ctx);
             return NAN;
         }
-        int64_t C = blo_tensor_dim(z, 1);
-        for (int64_t i = 0; i < hi - lo; i++) {
-            int64_t best = 0;
-            for (int64_t c = 1; c < C; c++)
-                if (blo_tensor_get(z, i * C + c) > blo_tensor_get(z, i * C + best)) best = c;
-            right += best == labels[lo + i];
-            if (!loss) continue;
-            double mx = blo_tensor_get(z, i * C + best), se = 0;
+        int64_t C = blo_tensor_dim(z, 1), cnt = hi - lo;
+        blo_tensor *lab = blo_from_i64(ctx, 1, &cnt, labels + lo);
+        double acc = blo_accuracy(z, lab);
+        if (!isfinite(acc)) {
+            blo_ctx_free(ctx);
+            return NAN;
+        }
+        right += llround(acc * (double)cnt);
+        for (int64_t i = 0; loss && i < cnt; i++) {
+            double mx = blo_tensor_get(z, i * C), se = 0;
+            for (int64_t c = 1; c < C; c++) mx = fmax(mx, blo_tensor_get(z, i * C + c));
             for (int64_t c = 0; c < C; c++) se += exp(blo_tensor_get(z, i * C + c) - mx);
             ce += mx + log(se) - blo_tensor_get(z, i * C + labels[lo + i]);
         }
@@ -157,11 +160,11 @@ static blo_tensor *batch_loss(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *co
             idx[j] = t;
         }
     blo_tensor *it = blo_from_i64(ctx, 1, &k, idx);
-    blo_tensor *lab = blo_tensor_new(ctx, BLO_I64, 1, &k);
-    if (!it || !lab) return NULL;
-    int64_t *l = blo_tensor_data(lab);
-    for (int64_t i = 0; i < k; i++)
-        l[i] = p->labels[idx[i]];
+    if (!it) return NULL;
+    for (int64_t i = 0; i < k; i++) /* the rows' labels, in place of the rows (copied above) */
+        idx[i] = p->labels[idx[i]];
+    blo_tensor *lab = blo_from_i64(ctx, 1, &k, idx);
+    if (!lab) return NULL;
     blo_tensor *z =
         blo__nas_net_forward(ctx, p->net, y, x[0], x[1], blo_index_select(ctx, p->X, 0, it), 1);
     return blo_cross_entropy(ctx, z, lab, NULL, BLO_REDUCE_MEAN);
@@ -541,10 +544,9 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
                 0.5 * c->lr * (1 + cos(3.14159265358979323846 * (double)r->steps / (double)total));
             blo_mark m = blo_ctx_mark(sc);
             blo_tensor *it = blo_from_i64(sc, 1, &k, perm + lo);
-            blo_tensor *lab = blo_tensor_new(sc, BLO_I64, 1, &k);
-            if (lab)
-                for (int64_t q = 0; q < k; q++)
-                    ((int64_t *)blo_tensor_data(lab))[q] = labels[perm[lo + q]];
+            int64_t *hl = blo__ctx_alloc(sc, sizeof(int64_t) * (size_t)k);
+            for (int64_t q = 0; hl && q < k; q++) hl[q] = labels[perm[lo + q]];
+            blo_tensor *lab = hl ? blo_from_i64(sc, 1, &k, hl) : NULL;
             blo_tensor *z =
                 blo__nas_net_forward(sc, &net, net.y, NULL, NULL, blo_index_select(sc, X, 0, it), 1);
             blo_tensor *loss = blo_cross_entropy(sc, z, lab, NULL, BLO_REDUCE_MEAN);

@@ -286,12 +286,8 @@ void blo__nas_net_free(blo__nas_net *n) {
 
 /* Copies a blo_malloc'd list into ctx (so the net owns one arena only). */
 static blo_tensor **list_into(blo_ctx *ctx, blo_tensor **src, int n) {
-    blo_tensor **dst = NULL;
-    int64_t bytes = (int64_t)(sizeof(blo_tensor *) * (size_t)(n ? n : 1));
-    /* An i64 tensor is a convenient arena allocation of the right alignment. */
-    blo_tensor *hold = blo_tensor_new(ctx, BLO_I64, 1, &bytes);
-    if (!hold) return NULL;
-    dst = blo_tensor_data(hold);
+    blo_tensor **dst = blo__ctx_alloc(ctx, sizeof(blo_tensor *) * (size_t)(n ? n : 1));
+    if (!dst) return NULL;
     if (n) memcpy(dst, src, sizeof *dst * (size_t)n);
     return dst;
 }
