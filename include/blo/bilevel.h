@@ -17,6 +17,7 @@
 #define BLO_BILEVEL_H
 
 #include "blo/autodiff.h"
+#include "blo/optim.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -65,29 +66,7 @@ typedef struct blo_problem {
     blo_init_y_fn init_y;       /* the start built from x; required by BLO_INIT_FROM_X */
 } blo_problem;
 
-/* ---- Optimizers (inner dynamics and outer updates) ---------------------------------------- */
-typedef enum blo_opt_kind {
-    BLO_OPT_SGD = 0,  /* y - lr g */
-    BLO_OPT_MOMENTUM, /* m = μ m + g; y - lr m */
-    BLO_OPT_NESTEROV, /* m = μ m + g; y - lr (g + μ m) */
-    BLO_OPT_ADAM      /* bias-corrected; y - lr m̂ / (sqrt(v̂ + eps_root) + eps) */
-} blo_opt_kind;
-
-typedef struct blo_opt {
-    blo_opt_kind kind;
-    double lr;
-    double momentum;     /* momentum / Nesterov μ */
-    double beta1, beta2; /* Adam */
-    double eps;          /* Adam */
-    double weight_decay; /* adds wd·y to the gradient */
-} blo_opt;
-/* SGD with learning rate lr (other fields at their usual defaults: μ 0.9, β 0.9/0.999,
- * eps 1e-8). */
-blo_opt blo_opt_sgd(double lr);
-blo_opt blo_opt_adam(double lr);
-/* Parses "sgd", "momentum", "nesterov", "adam"; returns -1 for an unknown name. */
-int blo_opt_kind_parse(const char *name);
-const char *blo_opt_kind_name(blo_opt_kind k);
+/* The optimizers (blo_opt: SGD, momentum, Nesterov, Adam) are declared in blo/optim.h. */
 
 typedef enum blo_init_kind {
     BLO_INIT_FIXED = 0, /* every outer iteration starts the LL from the problem's y_0 */
@@ -163,6 +142,25 @@ typedef struct blo_method_info {
 int blo_method_count(void);
 const blo_method_info *blo_method_at(int i);
 const blo_method_info *blo_method_find(const char *name); /* NULL if unknown */
+
+/* What a method's callbacks receive: the problem, the configuration, a scratch context, x, the
+ * LL start and the method's own state (accessors below). Owned by the solver; valid only
+ * during the callback. */
+typedef struct blo_method_env blo_method_env;
+
+/* A hypergradient method. hypergrad computes, in the environment's scratch context,
+ * hx[i] = dF/dx_i for every hyper-variable and, when the start is learned, hy0[i] = dF/dy0_i
+ * (NULL entries: zero); it must report F and f at the y it ends on (blo_env_set_values) and
+ * leave that y's values as the environment's y (blo_env_keep_y). check (optional) runs once at
+ * blo_solver_new and refuses a configuration with blo_env_fail. Both return BLO_OK or an
+ * error status (with blo_env_fail's message). The method keeps n_state_groups groups of ny
+ * tensors of y's shapes (zeroed at the start, saved in checkpoints: blo_env_state). */
+typedef struct blo_method_def {
+    blo_method_info info;
+    blo_status (*check)(blo_method_env *env);
+    blo_status (*hypergrad)(blo_method_env *env, blo_tensor **hx, blo_tensor **hy0);
+    int n_state_groups;
+} blo_method_def;
 
 /* ---- The solver ---------------------------------------------------------------------------------- */
 typedef struct blo_solver blo_solver;

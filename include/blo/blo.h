@@ -4,6 +4,8 @@
  *   tensor.h    tensors: creation, views, element access, initialisation
  *   ops.h       differentiable operations
  *   autodiff.h  reverse mode of any order: grad, HVP, mixed products, JVP, detach
+ *   optim.h     SGD / momentum / Nesterov / Adam (recorded or values-only), L-BFGS
+ *   linalg.h    matrix-free CG, Neumann series, fixed point (+ Anderson) on tensor lists
  *   bilevel.h   bilevel problems, the hypergradient methods, the outer loop
  *   data.h      datasets and loaders: IDX (MNIST family), LIBSVM, CSV
  *   task.h      what the ready-to-run tasks share
@@ -18,9 +20,11 @@
 #include "blo/data.h"
 #include "blo/fewshot.h"
 #include "blo/hyperclean.h"
+#include "blo/linalg.h"
 #include "blo/meta.h"
 #include "blo/nas.h"
 #include "blo/ops.h"
+#include "blo/optim.h"
 #include "blo/regsearch.h"
 #include "blo/task.h"
 #include "blo/tensor.h"

@@ -23,57 +23,57 @@
  * included, and one reverse pass gives dF/dx and, with a learned start, dF/dy_0 — as in rhg,
  * memory grows with T.
  */
-#include "../solve/solver.h"
+#include "method.h"
 
 #include <math.h>
 
-static blo_status bda_check(blo_solver *s) {
-    if (!(s->c.alpha > 0 && s->c.alpha < 1))
-        return blo__solver_fail(s, BLO_ERR_INVALID,
+static blo_status bda_check(blo_method_env *e) {
+    if (!(e->c.alpha > 0 && e->c.alpha < 1))
+        return blo__method_fail(e, BLO_ERR_INVALID,
                                 "bda: alpha (the aggregation weight μ_0; μ_t = alpha/(t+1)) must "
                                 "lie in (0, 1), got %g",
-                                s->c.alpha);
-    if (!(s->c.upper_lr > 0) || !isfinite(s->c.upper_lr))
-        return blo__solver_fail(s, BLO_ERR_INVALID,
+                                e->c.alpha);
+    if (!(e->c.upper_lr > 0) || !isfinite(e->c.upper_lr))
+        return blo__method_fail(e, BLO_ERR_INVALID,
                                 "bda: upper_lr (s_u, the step on ∇_y F) must be positive, got %g",
-                                s->c.upper_lr);
+                                e->c.upper_lr);
     return BLO_OK;
 }
 
 /* The aggregated direction at step t into agg (recorded: it is differentiated later). */
-static blo_status aggregate(blo_solver *s, blo_traj *tr, blo_tensor **gf, blo_tensor **gF,
+static blo_status aggregate(blo_method_env *e, blo_traj *tr, blo_tensor **gf, blo_tensor **gF,
                             blo_tensor **agg) {
-    blo_ctx *c = s->sctx;
-    int ny = s->ny;
-    blo_status st = blo__ll_grad(s, tr->y, tr->t, 1, gf, NULL);
+    blo_ctx *c = e->sctx;
+    int ny = e->ny;
+    blo_status st = blo__ll_grad(e, tr->y, tr->t, 1, gf, NULL);
     if (st) return st;
-    blo_tensor *F = blo__upper(s, tr->y, tr->t);
-    if (!F) return blo__solver_ctx_fail(s, "bda: the upper objective");
-    st = blo__grad_or_zeros(s, F, ny, tr->y, BLO_GRAD_CREATE_GRAPH, gF, "bda: ∇_y F");
+    blo_tensor *F = blo__upper(e, tr->y, tr->t);
+    if (!F) return blo__method_ctx_fail(e, "bda: the upper objective");
+    st = blo__grad_or_zeros(e, F, ny, tr->y, BLO_GRAD_CREATE_GRAPH, gF, "bda: ∇_y F");
     if (st) return st;
-    double mu = s->c.alpha / (double)(tr->t + 1);
+    double mu = e->c.alpha / (double)(tr->t + 1);
     for (int i = 0; i < ny; i++) {
         /* The inner step multiplies by s_l; the UL part must come out as μ s_u ∇F. */
-        blo_tensor *up = s->c.lr_x >= 0
-                             ? blo_scale(c, blo_div(c, gF[i], s->x[s->c.lr_x]), mu * s->c.upper_lr)
-                             : blo_scale(c, gF[i], mu * s->c.upper_lr / s->c.inner.lr);
+        blo_tensor *up = e->c.lr_x >= 0
+                             ? blo_scale(c, blo_div(c, gF[i], e->x[e->c.lr_x]), mu * e->c.upper_lr)
+                             : blo_scale(c, gF[i], mu * e->c.upper_lr / e->c.inner.lr);
         agg[i] = blo_add(c, blo_scale(c, gf[i], 1 - mu), up);
-        if (!agg[i]) return blo__solver_ctx_fail(s, "bda: the aggregated step");
+        if (!agg[i]) return blo__method_ctx_fail(e, "bda: the aggregated step");
     }
     return BLO_OK;
 }
 
-static blo_status bda_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **hy0) {
-    int ny = s->ny;
+static blo_status bda_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {
+    int ny = e->ny;
     blo_traj tr;
-    blo_status st = blo__traj_start(s, &tr, 1);
+    blo_status st = blo__traj_start(e, &tr, 1);
     if (st) return st;
-    blo_tensor **gf = blo__list(s, ny), **gF = blo__list(s, ny), **agg = blo__list(s, ny);
-    if (!gf || !gF || !agg) return blo__solver_ctx_fail(s, "bda");
-    while (tr.t < s->c.inner_steps) {
-        if ((st = aggregate(s, &tr, gf, gF, agg)) || (st = blo__inner_step(s, &tr, agg))) return st;
+    blo_tensor **gf = blo__list(e, ny), **gF = blo__list(e, ny), **agg = blo__list(e, ny);
+    if (!gf || !gF || !agg) return blo__method_ctx_fail(e, "bda");
+    while (tr.t < e->c.inner_steps) {
+        if ((st = aggregate(e, &tr, gf, gF, agg)) || (st = blo__inner_step(e, &tr, agg))) return st;
     }
-    return blo__finish_reverse(s, tr.y, tr.t, hx, hy0, s->c.init == BLO_INIT_LEARNED);
+    return blo__finish_reverse(e, tr.y, tr.t, hx, hy0, e->c.init == BLO_INIT_LEARNED);
 }
 
 const blo_method blo__method_bda = {

@@ -5,35 +5,35 @@
 #include <math.h>
 #include <string.h>
 
-blo_status blo__upper_grads(blo_solver *s, blo_tensor *const *y, int64_t step, blo_tensor **dx,
+blo_status blo__upper_grads(blo_method_env *e, blo_tensor *const *y, int64_t step, blo_tensor **dx,
                             blo_tensor **dy) {
-    int nx = s->nx, ny = s->ny;
-    blo_tensor *F = blo__upper(s, y, step);
-    if (!F) return blo__solver_ctx_fail(s, "the upper objective");
-    s->last_upper = blo_tensor_item(F);
-    blo_tensor **in = blo__list(s, nx + ny), **out = blo__list(s, nx + ny);
-    if (!in || !out) return blo__solver_ctx_fail(s, "the upper gradient");
-    memcpy(in, s->x, sizeof(blo_tensor *) * (size_t)nx);
+    int nx = e->nx, ny = e->ny;
+    blo_tensor *F = blo__upper(e, y, step);
+    if (!F) return blo__method_ctx_fail(e, "the upper objective");
+    e->last_upper = blo_tensor_item(F);
+    blo_tensor **in = blo__list(e, nx + ny), **out = blo__list(e, nx + ny);
+    if (!in || !out) return blo__method_ctx_fail(e, "the upper gradient");
+    memcpy(in, e->x, sizeof(blo_tensor *) * (size_t)nx);
     memcpy(in + nx, y, sizeof(blo_tensor *) * (size_t)ny);
     if (!F->requires_grad) { /* F depends on neither x nor y */
-        blo_status st = blo__zeros_like(s, nx + ny, in, out);
+        blo_status st = blo__zeros_like(e, nx + ny, in, out);
         if (st) return st;
-    } else if (blo_grad(s->sctx, 1, &F, NULL, nx + ny, in, 0, out)) {
-        return blo__solver_ctx_fail(s, "the upper gradient");
+    } else if (blo_grad(e->sctx, 1, &F, NULL, nx + ny, in, 0, out)) {
+        return blo__method_ctx_fail(e, "the upper gradient");
     }
     memcpy(dx, out, sizeof(blo_tensor *) * (size_t)nx);
     memcpy(dy, out + nx, sizeof(blo_tensor *) * (size_t)ny);
     return BLO_OK;
 }
 
-blo_status blo__lower_value(blo_solver *s, blo_tensor *const *y, int64_t step) {
-    blo_mark mk = blo_ctx_mark(s->sctx);
-    int old = blo_ctx_set_recording(s->sctx, 0);
-    blo_tensor *f = blo__lower(s, y, step);
-    blo_ctx_set_recording(s->sctx, old);
-    if (!f) return blo__solver_ctx_fail(s, "the lower objective");
-    s->last_lower = blo_tensor_item(f);
-    blo_ctx_rewind(s->sctx, mk);
+blo_status blo__lower_value(blo_method_env *e, blo_tensor *const *y, int64_t step) {
+    blo_mark mk = blo_ctx_mark(e->sctx);
+    int old = blo_ctx_set_recording(e->sctx, 0);
+    blo_tensor *f = blo__lower(e, y, step);
+    blo_ctx_set_recording(e->sctx, old);
+    if (!f) return blo__method_ctx_fail(e, "the lower objective");
+    e->last_lower = blo_tensor_item(f);
+    blo_ctx_rewind(e->sctx, mk);
     return BLO_OK;
 }
 
@@ -48,44 +48,62 @@ static blo_tensor *dot_sum(blo_ctx *c, int n, blo_tensor *const *a, blo_tensor *
     return acc;
 }
 
-blo_status blo__hess_vec(blo_solver *s, blo_tensor *const *g, blo_tensor *const *y,
+blo_status blo__hess_vec(blo_method_env *e, blo_tensor *const *g, blo_tensor *const *y,
                          blo_tensor *const *p, blo_tensor *const *out) {
-    blo_ctx *c = s->sctx;
+    blo_ctx *c = e->sctx;
     blo_mark mk = blo_ctx_mark(c);
-    blo_tensor *dot = dot_sum(c, s->ny, g, p);
-    blo_tensor **hv = blo__list(s, s->ny);
-    if (!dot || !hv) return blo__solver_ctx_fail(s, "Hessian-vector product");
+    blo_tensor *dot = dot_sum(c, e->ny, g, p);
+    blo_tensor **hv = blo__list(e, e->ny);
+    if (!dot || !hv) return blo__method_ctx_fail(e, "Hessian-vector product");
     if (!dot->requires_grad) { /* ∇_y f carries no history: f is at most linear in y, H = 0 */
-        for (int i = 0; i < s->ny; i++)
+        for (int i = 0; i < e->ny; i++)
             blo_fill(out[i], 0);
     } else {
-        if (blo_grad(c, 1, &dot, NULL, s->ny, y, 0, hv))
-            return blo__solver_ctx_fail(s, "Hessian-vector product");
-        for (int i = 0; i < s->ny; i++)
+        if (blo_grad(c, 1, &dot, NULL, e->ny, y, 0, hv))
+            return blo__method_ctx_fail(e, "Hessian-vector product");
+        for (int i = 0; i < e->ny; i++)
             blo_copy_into(out[i], hv[i]);
     }
     blo_ctx_rewind(c, mk);
     return BLO_OK;
 }
 
-blo_status blo__implicit_finish(blo_solver *s, blo_tensor *const *g, blo_tensor *const *v,
+static blo_status hess_apply(blo_ctx *c, blo_tensor *const *p, blo_tensor *const *out, void *user) {
+    (void)c;
+    blo__hess_op *op = user;
+    blo_status st = blo__hess_vec(op->e, op->g, op->y, p, out);
+    if (!st && op->damping > 0) blo__axpy_list(op->e->ny, op->damping, p, out);
+    return st;
+}
+
+blo_linop blo__hess_linop(blo__hess_op *op) {
+    blo_linop A = {op->e->ny, hess_apply, op};
+    return A;
+}
+
+blo_status blo__linalg_fail(blo_method_env *e, blo_status st) {
+    if (!e->err[0]) blo__method_fail(e, st, "%s", blo_ctx_error(e->sctx));
+    return st;
+}
+
+blo_status blo__implicit_finish(blo_method_env *e, blo_tensor *const *g, blo_tensor *const *v,
                                 blo_tensor *const *dx, blo_tensor **hx) {
-    blo_ctx *c = s->sctx;
-    int nx = s->nx;
-    blo_tensor *dot = dot_sum(c, s->ny, g, v);
-    blo_tensor **mixed = blo__list(s, nx);
-    if (!dot || !mixed) return blo__solver_ctx_fail(s, "mixed product");
+    blo_ctx *c = e->sctx;
+    int nx = e->nx;
+    blo_tensor *dot = dot_sum(c, e->ny, g, v);
+    blo_tensor **mixed = blo__list(e, nx);
+    if (!dot || !mixed) return blo__method_ctx_fail(e, "mixed product");
     if (dot->requires_grad) {
         /* ⟨∇_y f, v⟩ may not reach every x: blo_grad gives zeros for those. */
-        if (blo_grad(c, 1, &dot, NULL, nx, s->x, 0, mixed))
-            return blo__solver_ctx_fail(s, "mixed product");
+        if (blo_grad(c, 1, &dot, NULL, nx, e->x, 0, mixed))
+            return blo__method_ctx_fail(e, "mixed product");
     } else {
-        blo_status st = blo__zeros_like(s, nx, s->x, mixed);
+        blo_status st = blo__zeros_like(e, nx, e->x, mixed);
         if (st) return st;
     }
     for (int i = 0; i < nx; i++) {
         hx[i] = blo_sub(c, dx[i], mixed[i]);
-        if (!hx[i]) return blo__solver_ctx_fail(s, "mixed product");
+        if (!hx[i]) return blo__method_ctx_fail(e, "mixed product");
     }
     return BLO_OK;
 }
@@ -99,8 +117,4 @@ int blo__traj_tensors(int ny, const blo_traj *tr, blo_tensor **out) {
     for (int i = 0; i < ny; i++)
         if (tr->v[i]) out[n++] = tr->v[i];
     return n;
-}
-
-double blo__norm_list(int n, blo_tensor *const *t) {
-    return sqrt(blo__dot_list(n, t, t));
 }

@@ -1,33 +1,42 @@
 /* blocks.h — building blocks shared by several hypergradient methods of this folder, on top
- * of those in solver.h (common.c): the upper level's partial gradients at a point, the lower
+ * of the toolkit in method.h (common.c): the upper level's partial gradients at a point, the lower
  * objective's value for the record, and the second-order products through a recorded inner
  * gradient g = ∇_y f that implicit methods are made of. Internal to the library. All tensors
- * live in s->sctx. */
+ * live in e->sctx. */
 #ifndef BLO_HYPERGRAD_BLOCKS_H
 #define BLO_HYPERGRAD_BLOCKS_H
 
-#include "../solve/solver.h"
+#include "method.h"
 
-/* F(x, y) (recorded), its value into s->last_upper, and its partial gradients:
+/* F(x, y) (recorded), its value into e->last_upper, and its partial gradients:
  * dx[i] = ∂F/∂x_i (nx tensors) and dy[i] = ∂F/∂y_i (ny tensors), zeros where F does not
  * depend on them. y must be leaves with requires_grad (or tensors with history). */
-blo_status blo__upper_grads(blo_solver *s, blo_tensor *const *y, int64_t step, blo_tensor **dx,
+blo_status blo__upper_grads(blo_method_env *e, blo_tensor *const *y, int64_t step, blo_tensor **dx,
                             blo_tensor **dy);
-/* f(x, y) computed without a graph; its value into s->last_lower. */
-blo_status blo__lower_value(blo_solver *s, blo_tensor *const *y, int64_t step);
+/* f(x, y) computed without a graph; its value into e->last_lower. */
+blo_status blo__lower_value(blo_method_env *e, blo_tensor *const *y, int64_t step);
 /* out ← ∇²_yy f · p, from g = ∇_y f recorded with create-graph at the leaves y: one reverse
  * pass. out (ny tensors of y's shapes, the caller's) is overwritten; the memory the product
  * takes is released before returning. */
-blo_status blo__hess_vec(blo_solver *s, blo_tensor *const *g, blo_tensor *const *y,
+blo_status blo__hess_vec(blo_method_env *e, blo_tensor *const *g, blo_tensor *const *y,
                          blo_tensor *const *p, blo_tensor *const *out);
 /* The last step of an implicit method: hx[i] = dx[i] − (∇²_xy f · v)_i = dx[i] − ∇_{x_i}⟨g, v⟩
  * with g = ∇_y f recorded with create-graph. hx[i] are new tensors. */
-blo_status blo__implicit_finish(blo_solver *s, blo_tensor *const *g, blo_tensor *const *v,
+blo_status blo__implicit_finish(blo_method_env *e, blo_tensor *const *g, blo_tensor *const *v,
                                 blo_tensor *const *dx, blo_tensor **hx);
+/* The operator p ↦ (∇²_yy f + δI) p for the solvers of blo/linalg.h, from g = ∇_y f recorded
+ * with create-graph at the leaves y (blo__hess_vec, plus δ p when δ > 0). */
+typedef struct blo__hess_op {
+    blo_method_env *e;
+    blo_tensor *const *g, *const *y;
+    double damping;
+} blo__hess_op;
+blo_linop blo__hess_linop(blo__hess_op *op);
+/* A linear-algebra solver's failure into e->err (its message is in e->sctx), unless a
+ * message is there already (an operator failure records one); returns st. */
+blo_status blo__linalg_fail(blo_method_env *e, blo_status st);
 /* The state tensors of a trajectory in a fixed order — y, then the m, then the v that exist —
  * into out (room for 3 ny); returns how many. */
 int blo__traj_tensors(int ny, const blo_traj *tr, blo_tensor **out);
-/* ‖(t_0, …, t_{n-1})‖₂ as one vector. */
-double blo__norm_list(int n, blo_tensor *const *t);
 
 #endif

@@ -14,7 +14,7 @@
  * uses φ = η q instead — we keep the paper's default. ∇q = 0 (y already minimizes f and q
  * has no slope in x) leaves d = ∇F.
  *
- * This method moves y itself: y is the solver's y (s->y; the run starts from the problem's
+ * This method moves y itself: y is the solver's y (e->y; the run starts from the problem's
  * y_0 and carries it on, so init is not used), and each call steps y ← project_y(y − ξ d_y)
  * with ξ = c.outer.lr, a plain step, while d_x is returned as the "hypergradient" for the
  * solver's outer optimizer to apply to x. With an SGD outer optimizer this is exactly the
@@ -23,67 +23,67 @@
  * inner.weight_decay counts as ½ wd ‖y‖² in f. The record's F and f are those at (x_k, y_k),
  * where d was taken.
  */
-#include "../solve/solver.h"
+#include "method.h"
 
 #include <math.h>
 #include <string.h>
 
-static blo_status bome_check(blo_solver *s) {
-    if (!(s->c.eta > 0) || !isfinite(s->c.eta))
-        return blo__solver_fail(s, BLO_ERR_INVALID,
-                                "bome: eta (φ = eta·‖∇q‖²) must be positive, got %g", s->c.eta);
-    if (s->c.inner_steps < 1)
-        return blo__solver_fail(s, BLO_ERR_INVALID,
+static blo_status bome_check(blo_method_env *e) {
+    if (!(e->c.eta > 0) || !isfinite(e->c.eta))
+        return blo__method_fail(e, BLO_ERR_INVALID,
+                                "bome: eta (φ = eta·‖∇q‖²) must be positive, got %g", e->c.eta);
+    if (e->c.inner_steps < 1)
+        return blo__method_fail(e, BLO_ERR_INVALID,
                                 "bome: needs at least one inner step to estimate the value "
                                 "function (q ≡ 0 with T = 0), got T = %d",
-                                s->c.inner_steps);
-    if (s->c.lr_x >= 0)
-        return blo__solver_fail(s, BLO_ERR_INVALID,
+                                e->c.inner_steps);
+    if (e->c.lr_x >= 0)
+        return blo__method_fail(e, BLO_ERR_INVALID,
                                 "bome: a learned inner step size (lr_x) needs a method that "
                                 "differentiates through the inner steps (rhg, bda, iaptt)");
-    if (s->c.init == BLO_INIT_LEARNED)
-        return blo__solver_fail(s, BLO_ERR_INVALID,
+    if (e->c.init == BLO_INIT_LEARNED)
+        return blo__method_fail(e, BLO_ERR_INVALID,
                                 "bome: y is carried from one outer iteration to the next; a "
                                 "learned start (init = learned) has no meaning here");
     return BLO_OK;
 }
 
-static blo_status bome_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **hy0) {
+static blo_status bome_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {
     (void)hy0;
-    blo_ctx *c = s->sctx;
-    int nx = s->nx, ny = s->ny, n = nx + ny;
-    int64_t T = s->c.inner_steps;
+    blo_ctx *c = e->sctx;
+    int nx = e->nx, ny = e->ny, n = nx + ny;
+    int64_t T = e->c.inner_steps;
 
     /* θ_T from y_k, values only; then held constant (fresh leaves without requires_grad). */
     blo_traj tr;
-    blo_status st = blo__traj_start_from(s, &tr, s->y);
-    if (!st) st = blo__unroll(s, &tr, T, 0);
+    blo_status st = blo__traj_start_from(e, &tr, e->y);
+    if (!st) st = blo__unroll(e, &tr, T, 0);
     if (st) return st;
-    blo_tensor **theta = blo__list(s, ny), **y = blo__list(s, ny), **in = blo__list(s, n),
-               **dF = blo__list(s, n), **dq = blo__list(s, n);
-    if (!theta || !y || !in || !dF || !dq) return blo__solver_ctx_fail(s, "bome");
+    blo_tensor **theta = blo__list(e, ny), **y = blo__list(e, ny), **in = blo__list(e, n),
+               **dF = blo__list(e, n), **dq = blo__list(e, n);
+    if (!theta || !y || !in || !dF || !dq) return blo__method_ctx_fail(e, "bome");
     for (int i = 0; i < ny; i++)
-        if (!(theta[i] = blo_clone(c, tr.y[i]))) return blo__solver_ctx_fail(s, "bome");
-    if ((st = blo__leaf_copies(s, ny, s->y, y))) return st;
-    memcpy(in, s->x, sizeof(blo_tensor *) * (size_t)nx);
+        if (!(theta[i] = blo_clone(c, tr.y[i]))) return blo__method_ctx_fail(e, "bome");
+    if ((st = blo__leaf_copies(e, ny, e->y, y))) return st;
+    memcpy(in, e->x, sizeof(blo_tensor *) * (size_t)nx);
     memcpy(in + nx, y, sizeof(blo_tensor *) * (size_t)ny);
 
-    blo_tensor *F = blo__upper(s, y, 0);
-    if (!F) return blo__solver_ctx_fail(s, "bome: the upper objective");
-    s->last_upper = blo_tensor_item(F);
-    if ((st = blo__grad_or_zeros(s, F, n, in, 0, dF, "bome: gradient of F"))) return st;
+    blo_tensor *F = blo__upper(e, y, 0);
+    if (!F) return blo__method_ctx_fail(e, "bome: the upper objective");
+    e->last_upper = blo_tensor_item(F);
+    if ((st = blo__grad_or_zeros(e, F, n, in, 0, dF, "bome: gradient of F"))) return st;
 
-    blo_tensor *fy = blo__lower(s, y, 0), *ft = blo__lower(s, theta, T);
-    if (!fy || !ft) return blo__solver_ctx_fail(s, "bome: the lower objective");
-    s->last_lower = blo_tensor_item(fy);
+    blo_tensor *fy = blo__lower(e, y, 0), *ft = blo__lower(e, theta, T);
+    if (!fy || !ft) return blo__method_ctx_fail(e, "bome: the lower objective");
+    e->last_lower = blo_tensor_item(fy);
     blo_tensor *q = blo_sub(c, fy, ft);
-    if (!q) return blo__solver_ctx_fail(s, "bome: q");
-    if ((st = blo__grad_or_zeros(s, q, n, in, 0, dq, "bome: gradient of q"))) return st;
-    if (s->c.inner.weight_decay != 0) /* q includes ½ wd (‖y‖² − ‖θ_T‖²) */
-        blo__axpy_list(ny, s->c.inner.weight_decay, y, dq + nx);
+    if (!q) return blo__method_ctx_fail(e, "bome: q");
+    if ((st = blo__grad_or_zeros(e, q, n, in, 0, dq, "bome: gradient of q"))) return st;
+    if (e->c.inner.weight_decay != 0) /* q includes ½ wd (‖y‖² − ‖θ_T‖²) */
+        blo__axpy_list(ny, e->c.inner.weight_decay, y, dq + nx);
 
     double nq2 = blo__dot_list(n, dq, dq), dot = blo__dot_list(n, dF, dq);
-    double lambda = nq2 > 0 ? fmax((s->c.eta * nq2 - dot) / nq2, 0.0) : 0.0;
+    double lambda = nq2 > 0 ? fmax((e->c.eta * nq2 - dot) / nq2, 0.0) : 0.0;
 
     /* d = ∇F + λ ∇q: hx = d_x; y ← project_y(y − ξ d_y). */
     int old = blo_ctx_set_recording(c, 0);
@@ -93,11 +93,11 @@ static blo_status bome_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **hy
             hx[i] = d;
         } else {
             int k = i - nx;
-            d = blo_sub(c, y[k], blo_scale(c, d, s->c.outer.lr));
-            if (d && s->p.project_y) d = s->p.project_y(c, k, d, s->p.user);
-            if (d) blo_copy_into(s->y[k], d);
+            d = blo_sub(c, y[k], blo_scale(c, d, e->c.outer.lr));
+            if (d && e->p.project_y) d = e->p.project_y(c, k, d, e->p.user);
+            if (d) blo_copy_into(e->y[k], d);
         }
-        if (!d) st = blo__solver_ctx_fail(s, "bome: the step");
+        if (!d) st = blo__method_ctx_fail(e, "bome: the step");
     }
     blo_ctx_set_recording(c, old);
     return st;

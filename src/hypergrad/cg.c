@@ -21,144 +21,65 @@
  * curvature information against stability (as the Levenberg–Marquardt step does). δ = 0 is
  * the plain method.
  */
-#include "../solve/solver.h"
+#include "blocks.h"
 
 #include <math.h>
-#include <string.h>
 
-static blo_status cg_check(blo_solver *s) {
-    if (s->c.K < 1)
-        return blo__solver_fail(s, BLO_ERR_INVALID, "cg: K (iterations) must be >= 1, got %d",
-                                s->c.K);
-    if (!(s->c.damping >= 0) || !isfinite(s->c.damping))
-        return blo__solver_fail(s, BLO_ERR_INVALID, "cg: damping must be finite and >= 0, got %g",
-                                s->c.damping);
+static blo_status cg_check(blo_method_env *e) {
+    if (e->c.K < 1)
+        return blo__method_fail(e, BLO_ERR_INVALID, "cg: K (iterations) must be >= 1, got %d",
+                                e->c.K);
+    if (!(e->c.damping >= 0) || !isfinite(e->c.damping))
+        return blo__method_fail(e, BLO_ERR_INVALID, "cg: damping must be finite and >= 0, got %g",
+                                e->c.damping);
     return BLO_OK;
 }
 
-/* out = (H + δI) p with H = ∇²_yy f, from the recorded inner gradient g (values copied into
- * out), δ = the damping. */
-static blo_status hess_vec(blo_solver *s, blo_tensor **g, blo_tensor **y, blo_tensor **p,
-                           blo_tensor **out) {
-    blo_ctx *c = s->sctx;
-    blo_mark mk = blo_ctx_mark(c);
-    blo_tensor *dot = NULL;
-    for (int i = 0; i < s->ny; i++) {
-        blo_tensor *d = blo_dot(c, g[i], p[i]);
-        dot = dot ? blo_add(c, dot, d) : d;
-    }
-    if (!dot) return blo__solver_ctx_fail(s, "cg: Hessian-vector product");
-    blo_tensor **hv = blo__list(s, s->ny);
-    if (!hv) return blo__solver_ctx_fail(s, "cg");
-    if (!dot->requires_grad) { /* f is linear in y: H = 0 */
-        for (int i = 0; i < s->ny; i++) blo_fill(out[i], 0);
-    } else {
-        if (blo_grad(c, 1, &dot, NULL, s->ny, y, 0, hv))
-            return blo__solver_ctx_fail(s, "cg: Hessian-vector product");
-        for (int i = 0; i < s->ny; i++) blo_copy_into(out[i], hv[i]);
-    }
-    if (s->c.damping > 0) blo__axpy_list(s->ny, s->c.damping, p, out);
-    blo_ctx_rewind(c, mk);
-    return BLO_OK;
-}
-
-static blo_status cg_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **hy0) {
-    blo_ctx *c = s->sctx;
-    int nx = s->nx, ny = s->ny;
+static blo_status cg_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {
+    int nx = e->nx, ny = e->ny;
     blo_traj tr;
-    blo_status st = blo__traj_start(s, &tr, 0);
-    if (!st) st = blo__unroll(s, &tr, s->c.inner_steps, 0);
+    blo_status st = blo__traj_start(e, &tr, 0);
+    if (!st) st = blo__unroll(e, &tr, e->c.inner_steps, 0);
     if (st) return st;
     blo_tensor **y = tr.y; /* leaves holding y_T */
-
-    /* ∂F/∂x and ∂F/∂y at y_T. */
-    blo_tensor *F = blo__upper(s, y, tr.t);
-    if (!F) return blo__solver_ctx_fail(s, "the upper objective");
-    s->last_upper = blo_tensor_item(F);
-    blo_tensor **in = blo__list(s, nx + ny), **dF = blo__list(s, nx + ny);
-    if (!in || !dF) return blo__solver_ctx_fail(s, "cg");
-    memcpy(in, s->x, sizeof(blo_tensor *) * (size_t)nx);
-    memcpy(in + nx, y, sizeof(blo_tensor *) * (size_t)ny);
-    if (!F->requires_grad) {
-        if ((st = blo__zeros_like(s, nx + ny, in, dF))) return st;
-    } else if (blo_grad(c, 1, &F, NULL, nx + ny, in, 0, dF)) {
-        return blo__solver_ctx_fail(s, "cg: gradient of the upper objective");
-    }
-    blo_tensor **gy = dF + nx;
-
-    /* The inner gradient, recorded so it can be differentiated in y and in x. */
-    blo_tensor **g = blo__list(s, ny);
+    blo_tensor **dx = blo__list(e, nx), **dy = blo__list(e, ny), **g = blo__list(e, ny);
+    if (!dx || !dy || !g) return blo__method_ctx_fail(e, "cg");
+    if ((st = blo__upper_grads(e, y, tr.t, dx, dy))) return st;
     double fval;
-    if (!g || (st = blo__ll_grad(s, y, tr.t, 1, g, &fval))) return st ? st : blo__solver_ctx_fail(s, "cg");
-    s->last_lower = fval;
+    if ((st = blo__ll_grad(e, y, tr.t, 1, g, &fval))) return st; /* recorded: H and ∇²_xy */
+    e->last_lower = fval;
 
-    /* CG on H v = gy from v = 0. */
-    blo_tensor **v = blo__list(s, ny), **r = blo__list(s, ny), **p = blo__list(s, ny),
-               **hp = blo__list(s, ny);
-    if (!v || !r || !p || !hp) return blo__solver_ctx_fail(s, "cg");
-    if ((st = blo__zeros_like(s, ny, y, v)) || (st = blo__zeros_like(s, ny, y, hp))) return st;
-    for (int i = 0; i < ny; i++) {
-        r[i] = blo_clone(c, gy[i]);
-        p[i] = blo_clone(c, gy[i]);
-        if (!r[i] || !p[i]) return blo__solver_ctx_fail(s, "cg");
-    }
-    double rr = blo__dot_list(ny, r, r);
-    for (int k = 0; k < s->c.K && sqrt(rr) > s->c.tol; k++) {
-        if ((st = hess_vec(s, g, y, p, hp))) return st;
-        double php = blo__dot_list(ny, p, hp);
-        if (!isfinite(php))
-            return blo__solver_fail(s, BLO_ERR_NUMERIC,
-                                    "cg: a Hessian-vector product is not finite at iteration %d", k);
-        if (!(php > 0)) {
-            /* A direction of zero or negative curvature: a singular (or, in float32, rounded
-             * below zero) Hessian. Stop with the solution so far, as truncated CG does; with
-             * no step taken yet there is none, and the lower level is not strongly convex. */
-            if (k == 0) /* p = ∂F/∂y: its Rayleigh quotient bounds λ_min(H) + δ from above */
-                return blo__solver_fail(s, BLO_ERR_NUMERIC,
-                                        "cg: the lower-level Hessian is not positive definite at "
-                                        "y_T (pᵀ(H + %g I)p / pᵀp = %g along p = dF/dy, so the "
-                                        "damping must exceed %g); use more inner steps, a "
-                                        "regularised lower level, a larger damping, or neumann",
-                                        s->c.damping, php / rr, s->c.damping - php / rr);
-            break;
-        }
-        double a = rr / php;
-        blo__axpy_list(ny, a, p, v);
-        blo__axpy_list(ny, -a, hp, r);
-        double rr_new = blo__dot_list(ny, r, r);
-        blo__scale_list(ny, rr_new / rr, p);
-        blo__axpy_list(ny, 1.0, r, p);
-        rr = rr_new;
+    /* CG on (H + δI) v = ∂F/∂y from v = 0. */
+    blo_tensor **v = blo__list(e, ny);
+    if (!v || (st = blo__zeros_like(e, ny, y, v))) return st ? st : blo__method_ctx_fail(e, "cg");
+    blo__hess_op op = {e, g, y, e->c.damping};
+    blo_linop A = blo__hess_linop(&op);
+    blo_linalg_opts o = {e->c.K, e->c.tol, 0, 0, 0};
+    blo_linalg_result r;
+    if ((st = blo_linalg_cg(e->sctx, &A, dy, v, &o, &r))) {
+        if (st == BLO_ERR_NUMERIC && r.iters == 0 && isfinite(r.curvature))
+            /* p = ∂F/∂y: its Rayleigh quotient bounds λ_min(H) + δ from above */
+            return blo__method_fail(e, BLO_ERR_NUMERIC,
+                                    "cg: the lower-level Hessian is not positive definite at "
+                                    "y_T (pᵀ(H + %g I)p / pᵀp = %g along p = dF/dy, so the "
+                                    "damping must exceed %g); use more inner steps, a "
+                                    "regularised lower level, a larger damping, or neumann",
+                                    e->c.damping, r.curvature, e->c.damping - r.curvature);
+        return blo__linalg_fail(e, st);
     }
 
-    /* dF/dx = ∂F/∂x - ∇_x ⟨∇_y f, v⟩. */
-    blo_tensor *dot = NULL;
-    for (int i = 0; i < ny; i++) {
-        blo_tensor *d = blo_dot(c, g[i], v[i]);
-        dot = dot ? blo_add(c, dot, d) : d;
-    }
-    if (!dot) return blo__solver_ctx_fail(s, "cg: mixed product");
-    blo_tensor **mixed = blo__list(s, nx);
-    if (!mixed) return blo__solver_ctx_fail(s, "cg");
-    int any_x = 0;
-    for (int i = 0; i < nx; i++) any_x |= s->x[i]->requires_grad;
-    if (dot->requires_grad && any_x) {
-        /* ⟨∇_y f, v⟩ may not reach every x: missing ones get zeros from blo_grad. */
-        if (blo_grad(c, 1, &dot, NULL, nx, s->x, 0, mixed))
-            return blo__solver_ctx_fail(s, "cg: mixed product");
-    } else if ((st = blo__zeros_like(s, nx, s->x, mixed))) {
-        return st;
-    }
-    for (int i = 0; i < nx; i++) {
-        hx[i] = blo_sub(c, dF[i], mixed[i]);
-        if (!hx[i]) return blo__solver_ctx_fail(s, "cg");
-    }
-    if (s->c.init == BLO_INIT_LEARNED && (st = blo__zeros_like(s, ny, s->y0, hy0))) return st;
-    blo__keep_y(s, y);
+    /* dF/dx = ∂F/∂x − ∇_x ⟨∇_y f, v⟩. */
+    if ((st = blo__implicit_finish(e, g, v, dx, hx))) return st;
+    if (e->c.init == BLO_INIT_LEARNED && (st = blo__zeros_like(e, ny, e->y0, hy0))) return st;
+    blo__keep_y(e, y);
     return BLO_OK;
 }
 
-const blo_method blo__method_cg = {
-    {"cg", "implicit: solve (∇²_yy f + δI)·v = ∂F/∂y by CG (δ: damping, 0 by default), dF/dx = ∂F/∂x − ∇²_xy f·v",
-     "Pedregosa, ICML 2016; Rajeswaran et al., NeurIPS 2019", "inner, inner_steps, K, tol, damping"},
-    cg_check, cg_hypergrad, 0};
+const blo_method blo__method_cg = {{"cg",
+                                    "implicit: solve (∇²_yy f + δI)·v = ∂F/∂y by CG (δ: damping, 0 "
+                                    "by default), dF/dx = ∂F/∂x − ∇²_xy f·v",
+                                    "Pedregosa, ICML 2016; Rajeswaran et al., NeurIPS 2019",
+                                    "inner, inner_steps, K, tol, damping"},
+                                   cg_check,
+                                   cg_hypergrad,
+                                   0};

@@ -24,84 +24,85 @@
 
 #include <math.h>
 
-static blo_status darts_check(blo_solver *s) {
-    if (!(s->c.fd_radius > 0) || !isfinite(s->c.fd_radius))
-        return blo__solver_fail(s, BLO_ERR_INVALID,
-                                "darts: fd_radius (the finite-difference radius; DARTS uses 0.01) must "
-                                "be positive, got %g",
-                                s->c.fd_radius);
+static blo_status darts_check(blo_method_env *e) {
+    if (!(e->c.fd_radius > 0) || !isfinite(e->c.fd_radius))
+        return blo__method_fail(
+            e, BLO_ERR_INVALID,
+            "darts: fd_radius (the finite-difference radius; DARTS uses 0.01) must "
+            "be positive, got %g",
+            e->c.fd_radius);
     return BLO_OK;
 }
 
 /* out = ∇_x f(x, y), values only. */
-static blo_status lower_grad_x(blo_solver *s, blo_tensor *const *y, int64_t step,
+static blo_status lower_grad_x(blo_method_env *e, blo_tensor *const *y, int64_t step,
                                blo_tensor **out) {
-    blo_tensor *f = blo__lower(s, y, step);
-    if (!f) return blo__solver_ctx_fail(s, "darts: the lower objective");
-    if (!f->requires_grad) return blo__zeros_like(s, s->nx, s->x, out); /* f has no x */
-    if (blo_grad(s->sctx, 1, &f, NULL, s->nx, s->x, 0, out))
-        return blo__solver_ctx_fail(s, "darts: ∇_x f");
+    blo_tensor *f = blo__lower(e, y, step);
+    if (!f) return blo__method_ctx_fail(e, "darts: the lower objective");
+    if (!f->requires_grad) return blo__zeros_like(e, e->nx, e->x, out); /* f has no x */
+    if (blo_grad(e->sctx, 1, &f, NULL, e->nx, e->x, 0, out))
+        return blo__method_ctx_fail(e, "darts: ∇_x f");
     return BLO_OK;
 }
 
-static blo_status darts_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **hy0) {
-    blo_ctx *c = s->sctx;
-    int nx = s->nx, ny = s->ny;
-    int64_t T = s->c.inner_steps;
+static blo_status darts_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {
+    blo_ctx *c = e->sctx;
+    int nx = e->nx, ny = e->ny;
+    int64_t T = e->c.inner_steps;
     blo_traj tr;
-    blo_status st = blo__traj_start(s, &tr, 0);
-    if (!st) st = blo__unroll(s, &tr, T, 0);
+    blo_status st = blo__traj_start(e, &tr, 0);
+    if (!st) st = blo__unroll(e, &tr, T, 0);
     if (st) return st;
     blo_tensor **y = tr.y;
-    double xi = s->c.lr_x >= 0 ? blo_tensor_item(s->x[s->c.lr_x]) : s->c.inner.lr;
+    double xi = e->c.lr_x >= 0 ? blo_tensor_item(e->x[e->c.lr_x]) : e->c.inner.lr;
 
     /* The virtual step y' = y − ξ (∇_y f + wd y). */
-    blo_tensor **g = blo__list(s, ny), **yv = blo__list(s, ny), **dx = blo__list(s, nx),
-               **v = blo__list(s, ny);
-    blo_tensor **yp = blo__list(s, ny), **ym = blo__list(s, ny), **gp = blo__list(s, nx),
-               **gm = blo__list(s, nx);
-    if (!g || !yv || !dx || !v || !yp || !ym || !gp || !gm) return blo__solver_ctx_fail(s, "darts");
-    blo_rng batch = s->rng; /* replayed for y⁺ and y⁻: the same minibatch */
-    if ((st = blo__ll_grad(s, y, T, 0, g, NULL))) return st;
-    if ((st = blo__leaf_copies(s, ny, y, yv))) return st;
+    blo_tensor **g = blo__list(e, ny), **yv = blo__list(e, ny), **dx = blo__list(e, nx),
+               **v = blo__list(e, ny);
+    blo_tensor **yp = blo__list(e, ny), **ym = blo__list(e, ny), **gp = blo__list(e, nx),
+               **gm = blo__list(e, nx);
+    if (!g || !yv || !dx || !v || !yp || !ym || !gp || !gm) return blo__method_ctx_fail(e, "darts");
+    blo_rng batch = e->rng; /* replayed for y⁺ and y⁻: the same minibatch */
+    if ((st = blo__ll_grad(e, y, T, 0, g, NULL))) return st;
+    if ((st = blo__leaf_copies(e, ny, y, yv))) return st;
     blo__axpy_list(ny, -xi, g, yv);
-    if (s->c.inner.weight_decay != 0) blo__axpy_list(ny, -xi * s->c.inner.weight_decay, y, yv);
+    if (e->c.inner.weight_decay != 0) blo__axpy_list(ny, -xi * e->c.inner.weight_decay, y, yv);
 
     /* ∂F/∂x and v = ∇_{y'} F at y'. */
-    if ((st = blo__upper_grads(s, yv, T, dx, v))) return st;
-    blo_rng after = s->rng;
+    if ((st = blo__upper_grads(e, yv, T, dx, v))) return st;
+    blo_rng after = e->rng;
     for (int i = 0; i < nx; i++)
-        if (!(hx[i] = blo_clone(c, dx[i]))) return blo__solver_ctx_fail(s, "darts");
+        if (!(hx[i] = blo_clone(c, dx[i]))) return blo__method_ctx_fail(e, "darts");
     double vn = blo__norm_list(ny, v);
     if (vn > 0) { /* v = 0: the second-order term vanishes */
-        double eps = s->c.fd_radius / vn;
+        double eps = e->c.fd_radius / vn;
         for (int i = 0; i < ny; i++) {
             yp[i] = blo_clone(c, y[i]);
             ym[i] = blo_clone(c, y[i]);
-            if (!yp[i] || !ym[i]) return blo__solver_ctx_fail(s, "darts");
+            if (!yp[i] || !ym[i]) return blo__method_ctx_fail(e, "darts");
         }
         blo__axpy_list(ny, eps, v, yp);
         blo__axpy_list(ny, -eps, v, ym);
-        s->rng = batch;
-        if ((st = lower_grad_x(s, yp, T, gp))) return st;
-        s->rng = batch;
-        if ((st = lower_grad_x(s, ym, T, gm))) return st;
+        e->rng = batch;
+        if ((st = lower_grad_x(e, yp, T, gp))) return st;
+        e->rng = batch;
+        if ((st = lower_grad_x(e, ym, T, gm))) return st;
         blo__axpy_list(nx, -xi / (2 * eps), gp, hx);
         blo__axpy_list(nx, xi / (2 * eps), gm, hx);
     }
-    s->rng = after;
+    e->rng = after;
 
     /* The record: F and f at y_T, the state the lower level actually reached. */
     blo_mark mk = blo_ctx_mark(c);
     int old = blo_ctx_set_recording(c, 0);
-    blo_tensor *F = blo__upper(s, y, T);
+    blo_tensor *F = blo__upper(e, y, T);
     blo_ctx_set_recording(c, old);
-    if (!F) return blo__solver_ctx_fail(s, "darts: the upper objective");
-    s->last_upper = blo_tensor_item(F);
+    if (!F) return blo__method_ctx_fail(e, "darts: the upper objective");
+    e->last_upper = blo_tensor_item(F);
     blo_ctx_rewind(c, mk);
-    if ((st = blo__lower_value(s, y, T))) return st;
-    if (s->c.init == BLO_INIT_LEARNED && (st = blo__zeros_like(s, ny, s->y0, hy0))) return st;
-    blo__keep_y(s, y);
+    if ((st = blo__lower_value(e, y, T))) return st;
+    if (e->c.init == BLO_INIT_LEARNED && (st = blo__zeros_like(e, ny, e->y0, hy0))) return st;
+    blo__keep_y(e, y);
     return BLO_OK;
 }
 

@@ -4,8 +4,8 @@
  *
  * i.e. dy_T/dx is taken as 0 and dy_T/dy_0 as I. With a start built from x (BLO_INIT_FROM_X,
  * y_0 = init_y(x)) the same identity gives dF/dx ≈ ∂F/∂x + (∂y_0/∂x)ᵀ ∂F/∂y(x, y_T): for MAML's
- * θ broadcast to B tasks, Σ_tasks ∂F/∂y_T — first-order MAML. y_T comes from T inner steps without a
- * graph, so the cost is one forward pass and one gradient of F. Exact when x reaches F only
+ * θ broadcast to B tasks, Σ_tasks ∂F/∂y_T — first-order MAML. y_T comes from T inner steps without
+ * a graph, so the cost is one forward pass and one gradient of F. Exact when x reaches F only
  * directly; otherwise it ignores how x moves y (a hyper-variable that acts only through the
  * lower level gets a zero gradient). DARTS first order: Liu, Simonyan & Yang, "DARTS:
  * differentiable architecture search", ICLR 2019; first-order MAML: Finn, Abbeel & Levine,
@@ -15,19 +15,19 @@
 
 #include <string.h>
 
-static blo_status first_order_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **hy0) {
-    int ny = s->ny;
+static blo_status first_order_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {
+    int ny = e->ny;
     blo_traj tr;
-    blo_status st = blo__traj_start(s, &tr, 0);
-    if (!st) st = blo__unroll(s, &tr, s->c.inner_steps, 0);
+    blo_status st = blo__traj_start(e, &tr, 0);
+    if (!st) st = blo__unroll(e, &tr, e->c.inner_steps, 0);
     if (st) return st;
-    blo_tensor **dy = blo__list(s, ny);
-    if (!dy) return blo__solver_ctx_fail(s, "first_order");
-    if ((st = blo__upper_grads(s, tr.y, tr.t, hx, dy))) return st;
-    if (s->c.init == BLO_INIT_LEARNED) memcpy(hy0, dy, sizeof(blo_tensor *) * (size_t)ny);
-    if ((st = blo__init_vjp(s, dy, hx))) return st;
-    if ((st = blo__lower_value(s, tr.y, tr.t))) return st;
-    blo__keep_y(s, tr.y);
+    blo_tensor **dy = blo__list(e, ny);
+    if (!dy) return blo__method_ctx_fail(e, "first_order");
+    if ((st = blo__upper_grads(e, tr.y, tr.t, hx, dy))) return st;
+    if (e->c.init == BLO_INIT_LEARNED) memcpy(hy0, dy, sizeof(blo_tensor *) * (size_t)ny);
+    if ((st = blo__init_vjp(e, dy, hx))) return st;
+    if ((st = blo__lower_value(e, tr.y, tr.t))) return st;
+    blo__keep_y(e, tr.y);
     return BLO_OK;
 }
 

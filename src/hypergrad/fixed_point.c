@@ -4,12 +4,12 @@
  *
  *     u = (I − ∂Φ/∂y)⁻ᵀ ∂F/∂y,   dF/dx = ∂F/∂x + (∂Φ/∂x)ᵀ u,
  *
- * with u found by the fixed-point iteration u ← ∂F/∂y + (∂Φ/∂y)ᵀ u from u = ∂F/∂y, for at
- * most K iterations or until ‖Δu‖ ≤ tol. Each iteration is one vector-Jacobian product
- * through one recorded step Φ(x, y_T) (the inner gradient with create-graph, then the
- * configured step, projection included), with y_T from T inner steps without a graph.
- * For SGD, Φ = y − lr ∇_y f, so this is the implicit-function-theorem gradient of cg solved
- * by Richardson iteration. Grazzi, Franceschi, Pontil & Salzo, "On the iteration complexity
+ * with u found by the fixed-point iteration u ← ∂F/∂y + (∂Φ/∂y)ᵀ u from u = ∂F/∂y
+ * (blo_linalg_fixed_point), for at most K iterations or until ‖Δu‖ ≤ tol. Each iteration is one
+ * vector-Jacobian product through one recorded step Φ(x, y_T) (the inner gradient with
+ * create-graph, then the configured step, projection included), with y_T from T inner steps without
+ * a graph. For SGD, Φ = y − lr ∇_y f, so this is the implicit-function-theorem gradient of cg
+ * solved by Richardson iteration. Grazzi, Franceschi, Pontil & Salzo, "On the iteration complexity
  * of hypergradient computation", ICML 2020; Bai, Kolter & Koltun, "Deep equilibrium models",
  * NeurIPS 2019.
  *
@@ -20,70 +20,77 @@
 
 #include <math.h>
 
-static blo_status fixed_point_check(blo_solver *s) {
-    if (s->c.inner.kind != BLO_OPT_SGD)
-        return blo__solver_fail(
-            s, BLO_ERR_INVALID,
+static blo_status fixed_point_check(blo_method_env *e) {
+    if (e->c.inner.kind != BLO_OPT_SGD)
+        return blo__method_fail(
+            e, BLO_ERR_INVALID,
             "fixed_point: the inner optimizer is %s, whose step map carries buffers (its fixed "
             "point is in (y, buffers), not in y); use an sgd inner optimizer, or rhg / cg",
-            blo_opt_kind_name(s->c.inner.kind));
-    if (s->c.K < 1)
-        return blo__solver_fail(s, BLO_ERR_INVALID,
-                                "fixed_point: K (iterations) must be >= 1, got %d", s->c.K);
+            blo_opt_kind_name(e->c.inner.kind));
+    if (e->c.K < 1)
+        return blo__method_fail(e, BLO_ERR_INVALID,
+                                "fixed_point: K (iterations) must be >= 1, got %d", e->c.K);
     return BLO_OK;
 }
 
-static blo_status fixed_point_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **hy0) {
-    blo_ctx *c = s->sctx;
-    int nx = s->nx, ny = s->ny;
+/* The map of the adjoint iteration, G(u) = ∂F/∂y + (∂Φ/∂y)ᵀ u, by one VJP through the
+ * recorded step phi = Φ(x, y). */
+typedef struct vjp_op {
+    blo_method_env *e;
+    blo_tensor **phi, **y, **dy;
+} vjp_op;
+
+static blo_status vjp_apply(blo_ctx *c, blo_tensor *const *u, blo_tensor *const *out, void *user) {
+    vjp_op *op = user;
+    int ny = op->e->ny;
+    blo_tensor **w = blo__list(op->e, ny);
+    if (!w || blo_grad(c, ny, op->phi, u, ny, op->y, 0, w))
+        return blo__method_ctx_fail(op->e, "fixed_point: (∂Φ/∂y)ᵀ u");
+    blo__copy_list(ny, w, out);
+    blo__axpy_list(ny, 1.0, op->dy, out);
+    return BLO_OK;
+}
+
+static blo_status fixed_point_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {
+    blo_ctx *c = e->sctx;
+    int nx = e->nx, ny = e->ny;
     blo_traj tr;
-    blo_status st = blo__traj_start(s, &tr, 0);
-    if (!st) st = blo__unroll(s, &tr, s->c.inner_steps, 0);
+    blo_status st = blo__traj_start(e, &tr, 0);
+    if (!st) st = blo__unroll(e, &tr, e->c.inner_steps, 0);
     if (st) return st;
-    blo_tensor **y = blo__list(s, ny); /* the leaves holding y_T (tr.y moves on below) */
-    blo_tensor **dx = blo__list(s, nx), **dy = blo__list(s, ny), **g = blo__list(s, ny);
-    blo_tensor **u = blo__list(s, ny), **w = blo__list(s, ny), **mixed = blo__list(s, nx);
-    if (!y || !dx || !dy || !g || !u || !w || !mixed) return blo__solver_ctx_fail(s, "fixed_point");
+    blo_tensor **y = blo__list(e, ny); /* the leaves holding y_T (tr.y moves on below) */
+    blo_tensor **dx = blo__list(e, nx), **dy = blo__list(e, ny), **g = blo__list(e, ny);
+    blo_tensor **u = blo__list(e, ny), **mixed = blo__list(e, nx);
+    if (!y || !dx || !dy || !g || !u || !mixed) return blo__method_ctx_fail(e, "fixed_point");
     for (int i = 0; i < ny; i++)
         y[i] = tr.y[i];
-    if ((st = blo__upper_grads(s, y, tr.t, dx, dy))) return st;
+    if ((st = blo__upper_grads(e, y, tr.t, dx, dy))) return st;
 
     /* One recorded step Φ(x, y_T): its VJPs give (∂Φ/∂y)ᵀ u and (∂Φ/∂x)ᵀ u. */
     double fval;
-    if ((st = blo__ll_grad(s, y, tr.t, 1, g, &fval))) return st;
-    s->last_lower = fval;
-    if ((st = blo__inner_step(s, &tr, g))) return st;
+    if ((st = blo__ll_grad(e, y, tr.t, 1, g, &fval))) return st;
+    e->last_lower = fval;
+    if ((st = blo__inner_step(e, &tr, g))) return st;
     blo_tensor **phi = tr.y;
 
     for (int i = 0; i < ny; i++)
-        if (!(u[i] = blo_clone(c, dy[i]))) return blo__solver_ctx_fail(s, "fixed_point");
-    double u0 = blo__norm_list(ny, u);
-    for (int k = 0; k < s->c.K; k++) {
-        blo_mark mk = blo_ctx_mark(c);
-        if (blo_grad(c, ny, phi, u, ny, y, 0, w))
-            return blo__solver_ctx_fail(s, "fixed_point: (∂Φ/∂y)ᵀ u");
-        /* w ← ∂F/∂y + (∂Φ/∂y)ᵀ u − u = Δu, then u += Δu. */
-        blo__axpy_list(ny, 1.0, dy, w);
-        blo__axpy_list(ny, -1.0, u, w);
-        double du = blo__norm_list(ny, w);
-        blo__axpy_list(ny, 1.0, w, u);
-        blo_ctx_rewind(c, mk);
-        double un = blo__norm_list(ny, u);
-        if (!isfinite(un) || un > 1e6 * (u0 > 0 ? u0 : 1))
-            return blo__solver_fail(s, BLO_ERR_NUMERIC,
-                                    "fixed_point: u ← ∂F/∂y + (∂Φ/∂y)ᵀu diverges (‖u‖ = %.3g at "
-                                    "iteration %d): the inner step is not a contraction at y_T; "
-                                    "lower the inner learning rate or use cg",
-                                    un, k);
-        if (du <= s->c.tol) break;
+        if (!(u[i] = blo_clone(c, dy[i]))) return blo__method_ctx_fail(e, "fixed_point");
+    vjp_op op = {e, phi, y, dy};
+    blo_linop G = {ny, vjp_apply, &op};
+    blo_linalg_opts o = {e->c.K, e->c.tol, 0, 0, 0};
+    if ((st = blo_linalg_fixed_point(c, &G, u, &o, NULL))) {
+        if (st == BLO_ERR_NUMERIC && !e->err[0])
+            return blo__method_fail(e, st, "%s at y_T; lower the inner learning rate or use cg",
+                                    blo_ctx_error(c));
+        return blo__linalg_fail(e, st);
     }
 
-    if (blo_grad(c, ny, phi, u, nx, s->x, 0, mixed))
-        return blo__solver_ctx_fail(s, "fixed_point: (∂Φ/∂x)ᵀ u");
+    if (blo_grad(c, ny, phi, u, nx, e->x, 0, mixed))
+        return blo__method_ctx_fail(e, "fixed_point: (∂Φ/∂x)ᵀ u");
     for (int i = 0; i < nx; i++)
-        if (!(hx[i] = blo_add(c, dx[i], mixed[i]))) return blo__solver_ctx_fail(s, "fixed_point");
-    if (s->c.init == BLO_INIT_LEARNED && (st = blo__zeros_like(s, ny, s->y0, hy0))) return st;
-    blo__keep_y(s, y);
+        if (!(hx[i] = blo_add(c, dx[i], mixed[i]))) return blo__method_ctx_fail(e, "fixed_point");
+    if (e->c.init == BLO_INIT_LEARNED && (st = blo__zeros_like(e, ny, e->y0, hy0))) return st;
+    blo__keep_y(e, y);
     return BLO_OK;
 }
 

@@ -21,48 +21,48 @@
  * to t* is reached by the reverse pass). The record reports F and f at y_T and keeps y_T, the
  * LL iterate, like the other trajectory methods; the hypergradient is that of F(x, y_{t*}).
  */
-#include "../solve/solver.h"
+#include "method.h"
 
 #include <math.h>
 #include <string.h>
 
-static blo_status iaptt_check(blo_solver *s) {
-    if (s->c.init != BLO_INIT_LEARNED)
-        return blo__solver_fail(s, BLO_ERR_INVALID,
+static blo_status iaptt_check(blo_method_env *e) {
+    if (e->c.init != BLO_INIT_LEARNED)
+        return blo__method_fail(e, BLO_ERR_INVALID,
                                 "iaptt: the initialization auxiliary makes the LL start y_0 a "
                                 "hyper-variable; set init = learned (BLO_INIT_LEARNED, --init "
                                 "learned), got %s",
-                                blo_init_kind_name(s->c.init));
-    if (s->c.inner_steps < 1)
-        return blo__solver_fail(s, BLO_ERR_INVALID,
+                                blo_init_kind_name(e->c.init));
+    if (e->c.inner_steps < 1)
+        return blo__method_fail(e, BLO_ERR_INVALID,
                                 "iaptt: needs at least one inner step (t* ranges over 1..T), got "
                                 "T = %d",
-                                s->c.inner_steps);
+                                e->c.inner_steps);
     return BLO_OK;
 }
 
-static blo_status iaptt_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **hy0) {
-    blo_ctx *c = s->sctx;
-    int ny = s->ny;
+static blo_status iaptt_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {
+    blo_ctx *c = e->sctx;
+    int ny = e->ny;
     blo_traj tr;
-    blo_status st = blo__traj_start(s, &tr, 1);
-    blo_tensor **worst = blo__list(s, ny);
-    if (!st && !worst) st = blo__solver_ctx_fail(s, "iaptt");
+    blo_status st = blo__traj_start(e, &tr, 1);
+    blo_tensor **worst = blo__list(e, ny);
+    if (!st && !worst) st = blo__method_ctx_fail(e, "iaptt");
     if (st) return st;
     double F_worst = -INFINITY, F_T = NAN;
     int64_t t_worst = 0;
-    while (tr.t < s->c.inner_steps) {
-        if ((st = blo__unroll(s, &tr, tr.t + 1, 1))) return st;
+    while (tr.t < e->c.inner_steps) {
+        if ((st = blo__unroll(e, &tr, tr.t + 1, 1))) return st;
         /* F(x, y_t) as a value: nothing of it is kept, so it is released at once. */
         blo_mark mk = blo_ctx_mark(c);
         int old = blo_ctx_set_recording(c, 0);
-        blo_tensor *F = blo__upper(s, tr.y, tr.t);
+        blo_tensor *F = blo__upper(e, tr.y, tr.t);
         blo_ctx_set_recording(c, old);
-        if (!F) return blo__solver_ctx_fail(s, "iaptt: the upper objective");
+        if (!F) return blo__method_ctx_fail(e, "iaptt: the upper objective");
         F_T = blo_tensor_item(F);
         blo_ctx_rewind(c, mk);
         if (!isfinite(F_T))
-            return blo__solver_fail(s, BLO_ERR_NUMERIC,
+            return blo__method_fail(e, BLO_ERR_NUMERIC,
                                     "iaptt: F(x, y_t) is %g at inner step %lld; lower the inner "
                                     "step size",
                                     F_T, (long long)tr.t);
@@ -72,15 +72,15 @@ static blo_status iaptt_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **h
             memcpy(worst, tr.y, sizeof(blo_tensor *) * (size_t)ny);
         }
     }
-    if ((st = blo__finish_reverse(s, worst, t_worst, hx, hy0, 1))) return st;
+    if ((st = blo__finish_reverse(e, worst, t_worst, hx, hy0, 1))) return st;
     /* Report the LL iterate y_T (finish_reverse kept y_{t*}). */
     int old = blo_ctx_set_recording(c, 0);
-    blo_tensor *f = blo__lower(s, tr.y, tr.t);
+    blo_tensor *f = blo__lower(e, tr.y, tr.t);
     blo_ctx_set_recording(c, old);
-    if (!f) return blo__solver_ctx_fail(s, "iaptt: the lower objective");
-    s->last_upper = F_T;
-    s->last_lower = blo_tensor_item(f);
-    blo__keep_y(s, tr.y);
+    if (!f) return blo__method_ctx_fail(e, "iaptt: the lower objective");
+    e->last_upper = F_T;
+    e->last_lower = blo_tensor_item(f);
+    blo__keep_y(e, tr.y);
     return BLO_OK;
 }
 

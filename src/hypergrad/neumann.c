@@ -6,74 +6,66 @@
  *
  *     v = α Σ_{k=0}^{K} (I − αH)^k ∂F/∂y,        dF/dx ≈ ∂F/∂x − ∇²_xy f · v,
  *
- * built term by term: p_0 = ∂F/∂y, p_{k+1} = p_k − α H p_k, v = α Σ p_k (K Hessian-vector
- * products through the inner gradient recorded once at y_T). y_T comes from T inner steps
- * without a graph. The error shrinks like (1 − α λ_min(H))^K; truncation acts as a
- * regulariser when H is only positive semidefinite.
- * Lorraine, Vicol & Duvenaud, "Optimizing millions of hyperparameters by implicit
- * differentiation", AISTATS 2020.
+ * built term by term by blo_linalg_neumann: p_0 = ∂F/∂y, p_{k+1} = p_k − α H p_k,
+ * v = α Σ p_k (K Hessian-vector products through the inner gradient recorded once at y_T). y_T
+ * comes from T inner steps without a graph. The error shrinks like (1 − α λ_min(H))^K; truncation
+ * acts as a regulariser when H is only positive semidefinite. Lorraine, Vicol & Duvenaud,
+ * "Optimizing millions of hyperparameters by implicit differentiation", AISTATS 2020.
  */
 #include "blocks.h"
 
 #include <math.h>
 
-static blo_status neumann_check(blo_solver *s) {
-    if (s->c.K < 0)
-        return blo__solver_fail(s, BLO_ERR_INVALID, "neumann: K (terms) must be >= 0, got %d",
-                                s->c.K);
-    if (!(s->c.alpha > 0) || !isfinite(s->c.alpha))
-        return blo__solver_fail(s, BLO_ERR_INVALID,
+static blo_status neumann_check(blo_method_env *e) {
+    if (e->c.K < 0)
+        return blo__method_fail(e, BLO_ERR_INVALID, "neumann: K (terms) must be >= 0, got %d",
+                                e->c.K);
+    if (!(e->c.alpha > 0) || !isfinite(e->c.alpha))
+        return blo__method_fail(e, BLO_ERR_INVALID,
                                 "neumann: alpha must be positive (below 2/λ_max of ∇²_yy f), "
                                 "got %g",
-                                s->c.alpha);
+                                e->c.alpha);
     return BLO_OK;
 }
 
-static blo_status neumann_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **hy0) {
-    blo_ctx *c = s->sctx;
-    int nx = s->nx, ny = s->ny;
-    double alpha = s->c.alpha;
+static blo_status neumann_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {
+    int nx = e->nx, ny = e->ny;
+    double alpha = e->c.alpha;
     blo_traj tr;
-    blo_status st = blo__traj_start(s, &tr, 0);
-    if (!st) st = blo__unroll(s, &tr, s->c.inner_steps, 0);
+    blo_status st = blo__traj_start(e, &tr, 0);
+    if (!st) st = blo__unroll(e, &tr, e->c.inner_steps, 0);
     if (st) return st;
     blo_tensor **y = tr.y; /* leaves holding y_T */
 
-    blo_tensor **dx = blo__list(s, nx), **dy = blo__list(s, ny), **g = blo__list(s, ny);
-    blo_tensor **p = blo__list(s, ny), **v = blo__list(s, ny), **hp = blo__list(s, ny);
-    if (!dx || !dy || !g || !p || !v || !hp) return blo__solver_ctx_fail(s, "neumann");
-    if ((st = blo__upper_grads(s, y, tr.t, dx, dy))) return st;
+    blo_tensor **dx = blo__list(e, nx), **dy = blo__list(e, ny), **g = blo__list(e, ny);
+    blo_tensor **v = blo__list(e, ny);
+    if (!dx || !dy || !g || !v || (st = blo__zeros_like(e, ny, y, v)))
+        return st ? st : blo__method_ctx_fail(e, "neumann");
+    if ((st = blo__upper_grads(e, y, tr.t, dx, dy))) return st;
     double fval;
-    if ((st = blo__ll_grad(s, y, tr.t, 1, g, &fval))) return st; /* recorded: H and ∇²_xy */
-    s->last_lower = fval;
+    if ((st = blo__ll_grad(e, y, tr.t, 1, g, &fval))) return st; /* recorded: H and ∇²_xy */
+    e->last_lower = fval;
 
-    for (int i = 0; i < ny; i++) {
-        p[i] = blo_clone(c, dy[i]);
-        v[i] = blo_clone(c, dy[i]);
-        if (!p[i] || !v[i]) return blo__solver_ctx_fail(s, "neumann");
-    }
-    if ((st = blo__zeros_like(s, ny, y, hp))) return st;
-    double p0 = blo__norm_list(ny, p);
-    for (int k = 1; k <= s->c.K; k++) {
-        if ((st = blo__hess_vec(s, g, y, p, hp))) return st;
-        blo__axpy_list(ny, -alpha, hp, p);
-        blo__axpy_list(ny, 1.0, p, v);
+    blo__hess_op op = {e, g, y, 0};
+    blo_linop A = blo__hess_linop(&op);
+    blo_linalg_opts o = {e->c.K, 0, alpha, 0, 0};
+    blo_linalg_result r;
+    if ((st = blo_linalg_neumann(e->sctx, &A, dy, v, &o, &r))) {
         /* With α < 2/λ_max and H ⪰ 0 the terms never grow; growth means α is too large (or
          * H has negative curvature) and the series diverges. */
-        double pk = blo__norm_list(ny, p);
-        if (!isfinite(pk) || pk > 1e6 * p0)
-            return blo__solver_fail(s, BLO_ERR_NUMERIC,
+        if (st == BLO_ERR_NUMERIC && r.iters > 0)
+            return blo__method_fail(e, BLO_ERR_NUMERIC,
                                     "neumann: the series Σ(I − αH)^k ∂F/∂y diverges (term %d is "
                                     "%.3g times the first); alpha = %g must be below "
                                     "2/λ_max(∇²_yy f) and the lower level convex near y_T — "
                                     "lower alpha (the inner learning rate is a safe choice)",
-                                    k, pk / p0, alpha);
+                                    r.iters, r.residual / r.residual0, alpha);
+        return blo__linalg_fail(e, st);
     }
-    blo__scale_list(ny, alpha, v);
 
-    if ((st = blo__implicit_finish(s, g, v, dx, hx))) return st;
-    if (s->c.init == BLO_INIT_LEARNED && (st = blo__zeros_like(s, ny, s->y0, hy0))) return st;
-    blo__keep_y(s, y);
+    if ((st = blo__implicit_finish(e, g, v, dx, hx))) return st;
+    if (e->c.init == BLO_INIT_LEARNED && (st = blo__zeros_like(e, ny, e->y0, hy0))) return st;
+    blo__keep_y(e, y);
     return BLO_OK;
 }
 

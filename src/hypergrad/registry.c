@@ -1,5 +1,5 @@
 /* registry.c — every hypergradient method, selectable by name. */
-#include "../solve/solver.h"
+#include "method.h"
 
 #include <string.h>
 
@@ -9,18 +9,9 @@ extern const blo_method blo__method_rhg_ckpt, blo__method_fhg, blo__method_neuma
 extern const blo_method blo__method_bda, blo__method_iaptt, blo__method_bome, blo__method_soba;
 
 static const blo_method *const METHODS[] = {
-    &blo__method_rhg,
-    &blo__method_trhg,
-    &blo__method_cg,
-    &blo__method_rhg_ckpt,
-    &blo__method_fhg,
-    &blo__method_neumann,
-    &blo__method_fixed_point,
-    &blo__method_first_order,
-    &blo__method_darts,
-    &blo__method_bda,
-    &blo__method_iaptt,
-    &blo__method_bome,
+    &blo__method_rhg,   &blo__method_trhg,    &blo__method_cg,          &blo__method_rhg_ckpt,
+    &blo__method_fhg,   &blo__method_neumann, &blo__method_fixed_point, &blo__method_first_order,
+    &blo__method_darts, &blo__method_bda,     &blo__method_iaptt,       &blo__method_bome,
     &blo__method_soba,
 };
 

@@ -15,7 +15,7 @@
  * F(x, y*(x)) without inner loops. (The paper writes v with the opposite sign; this is the
  * same algorithm.) Needs ∇²_yy f positive definite near the path (a strongly convex LL).
  *
- * State: y is the solver's y (s->y: the run starts from the problem's y_0 and carries it on;
+ * State: y is the solver's y (e->y: the run starts from the problem's y_0 and carries it on;
  * init and inner_steps are not used), v is method state (one group shaped like y, zero at the
  * start, saved in checkpoints). ρ = inner.lr for both y and v; the inner optimizer must be
  * plain SGD (a momentum or Adam state would have to persist across outer iterations too, and
@@ -23,61 +23,61 @@
  * the Hessian product alike. The y step is followed by project_y. The record's F and f are
  * those at (x_k, y_k), where the directions were taken.
  */
-#include "../solve/solver.h"
+#include "method.h"
 
 #include <string.h>
 
-static blo_status soba_check(blo_solver *s) {
-    if (s->c.inner.kind != BLO_OPT_SGD)
-        return blo__solver_fail(s, BLO_ERR_INVALID,
+static blo_status soba_check(blo_method_env *e) {
+    if (e->c.inner.kind != BLO_OPT_SGD)
+        return blo__method_fail(e, BLO_ERR_INVALID,
                                 "soba: y and v take plain steps of size inner.lr; the inner "
                                 "optimizer must be sgd, got %s",
-                                blo_opt_kind_name(s->c.inner.kind));
-    if (s->c.lr_x >= 0)
-        return blo__solver_fail(s, BLO_ERR_INVALID,
+                                blo_opt_kind_name(e->c.inner.kind));
+    if (e->c.lr_x >= 0)
+        return blo__method_fail(e, BLO_ERR_INVALID,
                                 "soba: a learned inner step size (lr_x) needs a method that "
                                 "differentiates through the inner steps (rhg, bda, iaptt)");
-    if (s->c.init == BLO_INIT_LEARNED)
-        return blo__solver_fail(s, BLO_ERR_INVALID,
+    if (e->c.init == BLO_INIT_LEARNED)
+        return blo__method_fail(e, BLO_ERR_INVALID,
                                 "soba: y is carried from one outer iteration to the next; a "
                                 "learned start (init = learned) has no meaning here");
     return BLO_OK;
 }
 
-static blo_status soba_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **hy0) {
+static blo_status soba_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {
     (void)hy0;
-    blo_ctx *c = s->sctx;
-    int nx = s->nx, ny = s->ny;
-    double rho = s->c.inner.lr, wd = s->c.inner.weight_decay;
-    blo_tensor **v = s->ms; /* group 0: the adjoint */
+    blo_ctx *c = e->sctx;
+    int nx = e->nx, ny = e->ny;
+    double rho = e->c.inner.lr, wd = e->c.inner.weight_decay;
+    blo_tensor **v = e->ms; /* group 0: the adjoint */
     blo_traj tr;
-    blo_status st = blo__traj_start_from(s, &tr, s->y);
-    blo_tensor **in = blo__list(s, nx + ny), **dF = blo__list(s, nx + ny),
-               **d2 = blo__list(s, nx + ny), **gf = blo__list(s, ny);
-    if (!st && (!in || !dF || !d2 || !gf)) st = blo__solver_ctx_fail(s, "soba");
+    blo_status st = blo__traj_start_from(e, &tr, e->y);
+    blo_tensor **in = blo__list(e, nx + ny), **dF = blo__list(e, nx + ny),
+               **d2 = blo__list(e, nx + ny), **gf = blo__list(e, ny);
+    if (!st && (!in || !dF || !d2 || !gf)) st = blo__method_ctx_fail(e, "soba");
     if (st) return st;
-    memcpy(in, s->x, sizeof(blo_tensor *) * (size_t)nx);
+    memcpy(in, e->x, sizeof(blo_tensor *) * (size_t)nx);
     memcpy(in + nx, tr.y, sizeof(blo_tensor *) * (size_t)ny);
 
     /* ∇_x F and ∇_y F at (x_k, y_k). */
-    blo_tensor *F = blo__upper(s, tr.y, 0);
-    if (!F) return blo__solver_ctx_fail(s, "soba: the upper objective");
-    s->last_upper = blo_tensor_item(F);
-    if ((st = blo__grad_or_zeros(s, F, nx + ny, in, 0, dF, "soba: gradient of F"))) return st;
+    blo_tensor *F = blo__upper(e, tr.y, 0);
+    if (!F) return blo__method_ctx_fail(e, "soba: the upper objective");
+    e->last_upper = blo_tensor_item(F);
+    if ((st = blo__grad_or_zeros(e, F, nx + ny, in, 0, dF, "soba: gradient of F"))) return st;
 
     /* ∇_y f recorded, then one reverse pass of ⟨∇_y f, v⟩ gives ∇²_xy f v and ∇²_yy f v. */
-    if ((st = blo__ll_grad(s, tr.y, 0, 1, gf, &s->last_lower))) return st;
+    if ((st = blo__ll_grad(e, tr.y, 0, 1, gf, &e->last_lower))) return st;
     blo_tensor *dot = NULL;
     for (int i = 0; i < ny; i++) {
         blo_tensor *d = blo_dot(c, gf[i], v[i]);
         dot = dot ? blo_add(c, dot, d) : d;
     }
-    if (!dot) return blo__solver_ctx_fail(s, "soba: ⟨∇_y f, v⟩");
-    if ((st = blo__grad_or_zeros(s, dot, nx + ny, in, 0, d2, "soba: second derivatives")))
+    if (!dot) return blo__method_ctx_fail(e, "soba: ⟨∇_y f, v⟩");
+    if ((st = blo__grad_or_zeros(e, dot, nx + ny, in, 0, d2, "soba: second derivatives")))
         return st;
 
     for (int i = 0; i < nx; i++)
-        if (!(hx[i] = blo_sub(c, dF[i], d2[i]))) return blo__solver_ctx_fail(s, "soba: D_x");
+        if (!(hx[i] = blo_sub(c, dF[i], d2[i]))) return blo__method_ctx_fail(e, "soba: D_x");
 
     /* The steps, values only: v ← v − ρ (H v + wd v − ∇_y F), y ← y − ρ (∇_y f + wd y). */
     int old = blo_ctx_set_recording(c, 0);
@@ -86,14 +86,14 @@ static blo_status soba_hypergrad(blo_solver *s, blo_tensor **hx, blo_tensor **hy
         if (wd != 0) hv = blo_add(c, hv, blo_scale(c, v[i], wd));
         blo_tensor *nv = blo_sub(c, v[i], blo_scale(c, blo_sub(c, hv, dF[nx + i]), rho));
         if (!nv)
-            st = blo__solver_ctx_fail(s, "soba: the adjoint step");
+            st = blo__method_ctx_fail(e, "soba: the adjoint step");
         else
             blo_copy_into(v[i], nv);
     }
-    if (!st) st = blo__inner_step(s, &tr, gf);
+    if (!st) st = blo__inner_step(e, &tr, gf);
     blo_ctx_set_recording(c, old);
     if (st) return st;
-    blo__keep_y(s, tr.y);
+    blo__keep_y(e, tr.y);
     return BLO_OK;
 }
 

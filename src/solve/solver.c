@@ -10,29 +10,7 @@
 
 /* ---- Configuration ------------------------------------------------------------------------- */
 
-blo_opt blo_opt_sgd(double lr) {
-    blo_opt o = {BLO_OPT_SGD, lr, 0.9, 0.9, 0.999, 1e-8, 0.0};
-    return o;
-}
-
-blo_opt blo_opt_adam(double lr) {
-    blo_opt o = blo_opt_sgd(lr);
-    o.kind = BLO_OPT_ADAM;
-    return o;
-}
-
-static const char *const OPT_NAMES[] = {"sgd", "momentum", "nesterov", "adam"};
 static const char *const INIT_NAMES[] = {"fixed", "warm", "learned", "from_x"};
-
-int blo_opt_kind_parse(const char *name) {
-    for (int i = 0; name && i < 4; i++)
-        if (!strcmp(name, OPT_NAMES[i])) return i;
-    return -1;
-}
-
-const char *blo_opt_kind_name(blo_opt_kind k) {
-    return (unsigned)k < 4 ? OPT_NAMES[k] : "?";
-}
 
 int blo_init_kind_parse(const char *name) {
     for (int i = 0; name && i < 4; i++)
@@ -87,22 +65,13 @@ const char *blo_solver_error(const blo_solver *s) {
     return s ? s->err : "no solver";
 }
 
-/* ---- Construction ------------------------------------------------------------------------------ */
+/* ---- Construction ------------------------------------------------------------------------------
+ */
 
 static bool check_opt(const blo_opt *o, const char *what, char *err, size_t n) {
-    if ((unsigned)o->kind > BLO_OPT_ADAM) {
-        snprintf(err, n, "%s: unknown optimizer kind %d", what, (int)o->kind);
-        return false;
-    }
-    if (!(o->lr > 0) || !isfinite(o->lr)) {
-        snprintf(err, n, "%s: learning rate %g must be positive", what, o->lr);
-        return false;
-    }
-    if (o->kind == BLO_OPT_ADAM && !(o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1)) {
-        snprintf(err, n, "%s: Adam betas must lie in [0, 1)", what);
-        return false;
-    }
-    return true;
+    const char *why = blo_opt_check(o);
+    if (why) snprintf(err, n, "%s: %s", what, why);
+    return !why;
 }
 
 static blo_tensor **plist(blo_solver *s, int n) {
@@ -135,6 +104,36 @@ static int lr_broadcasts(const blo_tensor *a, const blo_tensor *b) {
     return 1;
 }
 
+/* The environment a method sees (method.h), from the solver's state: the method gets the
+ * problem, the configuration, the scratch context, x, y, y_0, its state, the RNG and the
+ * iteration — not the outer optimizer — and writes its messages into the solver's. */
+static void env_begin(blo_solver *s) {
+    blo_method_env *e = &s->env;
+    e->p = s->p;
+    e->c = s->c;
+    e->m = s->m;
+    e->sctx = s->sctx;
+    e->nx = s->nx;
+    e->ny = s->ny;
+    e->x = s->x;
+    e->y = s->y;
+    e->y0 = s->y0;
+    e->ms = s->ms;
+    e->rng = s->rng;
+    e->iter = s->iter;
+    e->last_upper = s->last_upper;
+    e->last_lower = s->last_lower;
+    e->err = s->err;
+    e->errlen = sizeof s->err;
+}
+
+/* What the method changed: the RNG's draws and F, f at its y_T. */
+static void env_end(blo_solver *s) {
+    s->rng = s->env.rng;
+    s->last_upper = s->env.last_upper;
+    s->last_lower = s->env.last_lower;
+}
+
 blo_solver *blo_solver_new(const blo_problem *p, const blo_config *c, char *err, size_t errlen) {
     char tmp[512];
     if (!err) {
@@ -161,7 +160,8 @@ blo_solver *blo_solver_new(const blo_problem *p, const blo_config *c, char *err,
         (c->init == BLO_INIT_LEARNED && !check_opt(&c->init_opt, "y0 optimizer", err, errlen)))
         return NULL;
     if (c->inner_steps < 0 || c->outer_iters < 0 || (unsigned)c->init > BLO_INIT_FROM_X) {
-        snprintf(err, errlen, "configuration: inner_steps, outer_iters must be >= 0 and init known");
+        snprintf(err, errlen,
+                 "configuration: inner_steps, outer_iters must be >= 0 and init known");
         return NULL;
     }
     if (c->lr_x >= p->nx) {
@@ -188,14 +188,18 @@ blo_solver *blo_solver_new(const blo_problem *p, const blo_config *c, char *err,
     }
     if (c->lr_x >= 0 && c->lr_x_per_y) {
         if (c->lr_x + p->ny > p->nx) {
-            snprintf(err, errlen, "configuration: per-parameter step sizes need x[%d .. %d], "
-                     "but nx = %d", c->lr_x, c->lr_x + p->ny - 1, p->nx);
+            snprintf(err, errlen,
+                     "configuration: per-parameter step sizes need x[%d .. %d], "
+                     "but nx = %d",
+                     c->lr_x, c->lr_x + p->ny - 1, p->nx);
             return NULL;
         }
         for (int i = 0; i < p->ny; i++)
             if (!lr_broadcasts(p->x[c->lr_x + i], p->y[i])) {
-                snprintf(err, errlen, "configuration: the step sizes x[%d] do not broadcast "
-                         "against y[%d]", c->lr_x + i, i);
+                snprintf(err, errlen,
+                         "configuration: the step sizes x[%d] do not broadcast "
+                         "against y[%d]",
+                         c->lr_x + i, i);
                 return NULL;
             }
     } else if (c->lr_x >= 0 && blo_tensor_numel(p->x[c->lr_x]) != 1) {
@@ -240,14 +244,15 @@ blo_solver *blo_solver_new(const blo_problem *p, const blo_config *c, char *err,
         if (!s->ms) goto nomem;
         for (int gi = 0; gi < ng; gi++)
             for (int i = 0; i < s->ny; i++)
-                if (!(s->ms[gi * s->ny + i] = blo_zeros(s->pctx, s->y[i]->dtype, s->y[i]->ndim,
-                                                        s->y[i]->shape)))
+                if (!(s->ms[gi * s->ny + i] =
+                          blo_zeros(s->pctx, s->y[i]->dtype, s->y[i]->ndim, s->y[i]->shape)))
                     goto nomem;
     }
     blo_rng_seed(&s->rng, c->seed);
     s->last_upper = s->last_lower = NAN;
     clock_gettime(CLOCK_MONOTONIC, &s->t0);
-    if (m->check && m->check(s)) {
+    env_begin(s);
+    if (m->check && m->check(&s->env)) {
         snprintf(err, errlen, "%s", s->err);
         blo_solver_free(s);
         return NULL;
@@ -266,7 +271,8 @@ void blo_solver_free(blo_solver *s) {
     blo_free(s);
 }
 
-/* ---- One hypergradient ------------------------------------------------------------------------ */
+/* ---- One hypergradient ------------------------------------------------------------------------
+ */
 
 /* Runs the method in a fresh scratch window; on success copies the results to out (double). */
 static blo_status hypergrad_into(blo_solver *s, double **hx_out, double **hy0_out, double *norm) {
@@ -276,11 +282,16 @@ static blo_status hypergrad_into(blo_solver *s, double **hx_out, double **hy0_ou
     blo_ctx_set_recording(s->sctx, 1);
     s->err[0] = 0;
     blo_tensor *hx[64], *hy0[64];
-    blo_tensor **hxl = s->nx <= 64 ? hx : blo__ctx_alloc(s->sctx, sizeof(blo_tensor *) * (size_t)s->nx);
-    blo_tensor **hyl = s->ny <= 64 ? hy0 : blo__ctx_alloc(s->sctx, sizeof(blo_tensor *) * (size_t)s->ny);
+    blo_tensor **hxl =
+        s->nx <= 64 ? hx : blo__ctx_alloc(s->sctx, sizeof(blo_tensor *) * (size_t)s->nx);
+    blo_tensor **hyl =
+        s->ny <= 64 ? hy0 : blo__ctx_alloc(s->sctx, sizeof(blo_tensor *) * (size_t)s->ny);
     if (!hxl || !hyl) return blo__solver_ctx_fail(s, "hypergradient");
-    for (int i = 0; i < s->ny; i++) hyl[i] = NULL;
-    blo_status st = s->m->hypergrad(s, hxl, hyl);
+    for (int i = 0; i < s->ny; i++)
+        hyl[i] = NULL;
+    env_begin(s);
+    blo_status st = s->m->hypergrad(&s->env, hxl, hyl);
+    env_end(s);
     if (st) {
         if (!s->err[0]) blo__solver_ctx_fail(s, s->m->info.name);
         /* Name the iteration, so a long run's failure can be found in its log. */
@@ -327,7 +338,8 @@ static double **alloc_bufs(int n, blo_tensor *const *ts) {
     for (int i = 0; b && i < n; i++) {
         b[i] = blo_malloc(sizeof(double) * (size_t)(blo_tensor_numel(ts[i]) + 1));
         if (!b[i]) {
-            for (int j = 0; j < i; j++) blo_free(b[j]);
+            for (int j = 0; j < i; j++)
+                blo_free(b[j]);
             blo_free(b);
             return NULL;
         }
@@ -337,7 +349,8 @@ static double **alloc_bufs(int n, blo_tensor *const *ts) {
 
 static void free_bufs(int n, double **b) {
     if (!b) return;
-    for (int i = 0; i < n; i++) blo_free(b[i]);
+    for (int i = 0; i < n; i++)
+        blo_free(b[i]);
     blo_free(b);
 }
 
@@ -346,55 +359,20 @@ blo_status blo_solver_hypergrad(blo_solver *s, double **out) {
     return hypergrad_into(s, out, NULL, NULL);
 }
 
-/* Element k of t as a double: straight from the data when t is contiguous (c), else through
- * its strides. */
-static inline double opt_ld(const blo_tensor *t, bool c, int64_t k) {
-    if (!c) return blo_tensor_get(t, k);
-    return t->dtype == BLO_F32 ? ((const float *)t->data)[k] : ((const double *)t->data)[k];
-}
-
-static inline void opt_st(blo_tensor *t, bool c, int64_t k, double v) {
-    if (!c)
-        blo_tensor_set(t, k, v);
-    else if (t->dtype == BLO_F32)
-        ((float *)t->data)[k] = (float)v;
-    else
-        ((double *)t->data)[k] = v;
-}
-
-/* Contiguous f32 / f64 tensors are read and written in place; others element by element. */
-static bool opt_direct(const blo_tensor *t) {
-    return !t || ((t->dtype == BLO_F32 || t->dtype == BLO_F64) && blo__is_contig(t));
-}
-
-/* One optimizer update of values v by gradient g (plain loops, not recorded). */
-static void opt_update(const blo_opt *o, int64_t t, blo_tensor *v, const double *g, blo_tensor *m,
-                       blo_tensor *sq) {
-    int64_t n = blo_tensor_numel(v);
-    double b1c = 1 - pow(o->beta1, (double)t), b2c = 1 - pow(o->beta2, (double)t);
-    bool cv = opt_direct(v), cm = opt_direct(m), cs = opt_direct(sq);
-    for (int64_t k = 0; k < n; k++) {
-        double w = opt_ld(v, cv, k), gk = g[k] + o->weight_decay * w, d = gk;
-        switch (o->kind) {
-        case BLO_OPT_SGD: break;
-        case BLO_OPT_MOMENTUM:
-        case BLO_OPT_NESTEROV: {
-            double mk = o->momentum * opt_ld(m, cm, k) + gk;
-            opt_st(m, cm, k, mk);
-            d = o->kind == BLO_OPT_MOMENTUM ? mk : gk + o->momentum * mk;
-            break;
-        }
-        case BLO_OPT_ADAM: {
-            double mk = o->beta1 * opt_ld(m, cm, k) + (1 - o->beta1) * gk;
-            double vk = o->beta2 * opt_ld(sq, cs, k) + (1 - o->beta2) * gk * gk;
-            opt_st(m, cm, k, mk);
-            opt_st(sq, cs, k, vk);
-            d = (mk / b1c) / (sqrt(vk / b2c) + o->eps);
-            break;
-        }
-        }
-        opt_st(v, cv, k, w - o->lr * d);
-    }
+/* One outer optimizer step (blo_opt_step) of the tensors v by the gradients g (float64
+ * values, as the hypergradient was checked), the moments m / sq and the step count t held by
+ * the solver. */
+static blo_status outer_step(blo_solver *s, const blo_opt *o, int64_t t, int n, blo_tensor **v,
+                             double **g, blo_tensor **m, blo_tensor **sq, const char *what) {
+    blo_ctx *c = s->sctx;
+    blo_mark mk = blo_ctx_mark(c);
+    blo_tensor **gt = blo__ctx_alloc(c, sizeof(blo_tensor *) * (size_t)n);
+    for (int i = 0; gt && i < n; i++)
+        if (!(gt[i] = blo_from_f64(c, v[i]->dtype, v[i]->ndim, v[i]->shape, g[i]))) gt = NULL;
+    blo_opt_state os = {n, m, sq, t - 1};
+    blo_status st = gt ? blo_opt_step(c, o, &os, n, v, gt) : blo_ctx_status(c);
+    blo_ctx_rewind(c, mk);
+    return st ? blo__solver_ctx_fail(s, what) : BLO_OK;
 }
 
 /* A learned start is a point of the LL's feasible set like every y_t, so it is projected
@@ -431,7 +409,8 @@ blo_status blo_solver_step(blo_solver *s, blo_record *rec) {
     double norm = 0;
     st = hypergrad_into(s, hx, hy0, &norm);
     if (st) goto done;
-    if (!isfinite(s->last_upper) || (s->c.diverge_limit > 0 && fabs(s->last_upper) > s->c.diverge_limit)) {
+    if (!isfinite(s->last_upper) ||
+        (s->c.diverge_limit > 0 && fabs(s->last_upper) > s->c.diverge_limit)) {
         st = blo__solver_fail(s, BLO_ERR_NUMERIC,
                               "iteration %lld: the upper objective is %g%s; the run diverged "
                               "(lower the step sizes)",
@@ -440,13 +419,16 @@ blo_status blo_solver_step(blo_solver *s, blo_record *rec) {
         goto done;
     }
     s->outer_t++;
+    if ((st = outer_step(s, &s->c.outer, s->outer_t, s->nx, s->x, hx, s->xm, s->xv,
+                         "the outer step")))
+        goto done;
     for (int i = 0; i < s->nx; i++) {
-        opt_update(&s->c.outer, s->outer_t, s->x[i], hx[i], s->xm[i], s->xv[i]);
         if (isfinite(s->p.x_lo) || isfinite(s->p.x_hi)) {
             int64_t n = blo_tensor_numel(s->x[i]);
             for (int64_t k = 0; k < n; k++) {
                 double v = blo_tensor_get(s->x[i], k);
-                blo_tensor_set(s->x[i], k, v < s->p.x_lo ? s->p.x_lo : (v > s->p.x_hi ? s->p.x_hi : v));
+                blo_tensor_set(s->x[i], k,
+                               v < s->p.x_lo ? s->p.x_lo : (v > s->p.x_hi ? s->p.x_hi : v));
             }
         }
     }
@@ -454,9 +436,9 @@ blo_status blo_solver_step(blo_solver *s, blo_record *rec) {
         blo__solver_fail(s, st, "iteration %lld: the projection of x failed", (long long)s->iter);
         goto done;
     }
-    if (hy0)
-        for (int i = 0; i < s->ny; i++)
-            opt_update(&s->c.init_opt, s->outer_t, s->y0[i], hy0[i], s->y0m[i], s->y0v[i]);
+    if (hy0 && (st = outer_step(s, &s->c.init_opt, s->outer_t, s->ny, s->y0, hy0, s->y0m, s->y0v,
+                                "the step of the learned y_0")))
+        goto done;
     if (hy0 && s->p.project_y && (st = project_y0(s))) goto done;
     if (rec) {
         rec->iter = s->iter;
@@ -481,8 +463,8 @@ blo_status blo_solver_run(blo_solver *s) {
         st = blo_solver_step(s, &rec);
         if (st) break;
         int stop = s->c.on_record ? s->c.on_record(&rec, s->c.record_user) : 0;
-        if (s->c.checkpoint_path && s->c.checkpoint_every > 0 && s->iter % s->c.checkpoint_every == 0 &&
-            (st = blo_solver_save(s, s->c.checkpoint_path)))
+        if (s->c.checkpoint_path && s->c.checkpoint_every > 0 &&
+            s->iter % s->c.checkpoint_every == 0 && (st = blo_solver_save(s, s->c.checkpoint_path)))
             break;
         if (stop || (s->c.stop_hypergrad > 0 && rec.hypergrad_norm < s->c.stop_hypergrad)) break;
     }
@@ -502,7 +484,8 @@ blo_status blo_solver_run(blo_solver *s) {
 
 static bool write_tensor(FILE *f, const blo_tensor *t) {
     int64_t hdr[2 + BLO_MAX_DIMS] = {t->dtype, t->ndim};
-    for (int i = 0; i < t->ndim; i++) hdr[2 + i] = t->shape[i];
+    for (int i = 0; i < t->ndim; i++)
+        hdr[2 + i] = t->shape[i];
     size_t n = (size_t)blo_tensor_numel(t);
     return fwrite(hdr, sizeof(int64_t), 2 + (size_t)t->ndim, f) == 2 + (size_t)t->ndim &&
            fwrite(t->data, blo_dtype_size(t->dtype), n, f) == n;
@@ -549,7 +532,13 @@ static bool read_tensor(FILE *f, blo_tensor *t, int dry, long end, char *why, si
 static int state_groups(blo_solver *s, blo_tensor **const *groups, int *sizes) {
     int g = 0;
     blo_tensor **const list[] = {s->x, s->y, s->y0, s->xm, s->xv, s->y0m, s->y0v, s->ms};
-    int n[] = {s->nx, s->ny, s->ny, s->nx, s->nx, s->y0m ? s->ny : 0, s->y0v ? s->ny : 0,
+    int n[] = {s->nx,
+               s->ny,
+               s->ny,
+               s->nx,
+               s->nx,
+               s->y0m ? s->ny : 0,
+               s->y0v ? s->ny : 0,
                s->ms ? s->m->n_state_groups * s->ny : 0};
     for (int i = 0; i < 8; i++) {
         ((blo_tensor ***)groups)[g] = list[i];
@@ -576,7 +565,8 @@ blo_status blo_solver_save(blo_solver *s, const char *path) {
     int sizes[8];
     int ng = state_groups(s, groups, sizes);
     for (int g = 0; ok && g < ng; g++)
-        for (int i = 0; ok && i < sizes[g]; i++) ok = write_tensor(f, groups[g][i]);
+        for (int i = 0; ok && i < sizes[g]; i++)
+            ok = write_tensor(f, groups[g][i]);
     ok = (fflush(f) == 0) && ok;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
@@ -619,7 +609,8 @@ blo_status blo_solver_load(blo_solver *s, const char *path) {
     /* Two passes: check every header and size first, then read, so that a malformed file
      * leaves the solver's state as it was. */
     long start = ftell(f), end = -1;
-    if (ok && (start < 0 || fseek(f, 0, SEEK_END) || (end = ftell(f)) < 0 || fseek(f, start, SEEK_SET))) {
+    if (ok &&
+        (start < 0 || fseek(f, 0, SEEK_END) || (end = ftell(f)) < 0 || fseek(f, start, SEEK_SET))) {
         snprintf(why, sizeof why, "cannot seek in the file");
         ok = false;
     }
@@ -642,7 +633,8 @@ blo_status blo_solver_load(blo_solver *s, const char *path) {
     return BLO_OK;
 }
 
-/* ---- Accessors ------------------------------------------------------------------------------------ */
+/* ---- Accessors
+ * ------------------------------------------------------------------------------------ */
 
 int64_t blo_solver_iter(const blo_solver *s) {
     return s ? s->iter : 0;

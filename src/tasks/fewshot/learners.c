@@ -390,13 +390,12 @@ static double seconds_now(void) {
 }
 
 /* The pretrained baseline: the body and a head over all n_train meta-train classes, trained
- * by Adam (β 0.9 / 0.999, ε 1e-8) on the mean CE of minibatches of meta-train images; p[]
+ * by Adam (optim/, values only; β 0.9 / 0.999, ε 1e-8) on the mean CE of minibatches of meta-train images; p[]
  * ends as the trained network (in m->ctx; its head is not used by the evaluation). */
 static blo_status pretrain(blo_fewshot_meta *m, blo_fewshot_result *r, blo_tensor **p, char *err,
                            size_t errlen) {
     const blo_fewshot_config *c = m->c;
     blo_ctx *pc = m->ctx, *sc = m->scratch;
-    blo_tensor *mo[BLO_FEWSHOT_MAXP], *ve[BLO_FEWSHOT_MAXP];
     const int np = m->np;
     const int64_t H = blo_tensor_dim(m->p0[np - 2], 0), C = m->fs->n_train;
     blo_rng g;
@@ -406,14 +405,14 @@ static blo_status pretrain(blo_fewshot_meta *m, blo_fewshot_result *r, blo_tenso
         p[i] = head ? blo_tensor_new(pc, c->dtype, 2, (int64_t[]){i == np - 2 ? H : 1, C})
                     : blo_clone(pc, m->p0[i]);
         if (head && p[i]) blo_init_uniform(p[i], &g, -1 / sqrt((double)H), 1 / sqrt((double)H));
-        mo[i] = p[i] ? blo_zeros(pc, BLO_F64, 1, (int64_t[]){blo_tensor_numel(p[i])}) : NULL;
-        ve[i] = p[i] ? blo_zeros(pc, BLO_F64, 1, (int64_t[]){blo_tensor_numel(p[i])}) : NULL;
         if (p[i]) blo_set_requires_grad(p[i], 1);
     }
-    if (blo_ctx_status(pc))
+    blo_opt adam = blo_opt_adam(c->pretrain_lr);
+    blo_opt_state ost;
+    if (blo_ctx_status(pc) || blo_opt_state_init(pc, &adam, np, p, &ost))
         return blo__fail(err, errlen, blo_ctx_status(pc), "fewshot: pretrain: %s",
                          blo_ctx_error(pc));
-    const double b1 = 0.9, b2 = 0.999, eps = 1e-8, lr = c->pretrain_lr, t0 = seconds_now();
+    const double t0 = seconds_now();
     blo_rng rng;
     blo_rng_seed(&rng, c->seed * 0x9E3779B97F4A7C15ULL + 0x5EED);
     for (int64_t t = 1; t <= c->pretrain_steps; t++) {
@@ -427,27 +426,13 @@ static blo_status pretrain(blo_fewshot_meta *m, blo_fewshot_result *r, blo_tenso
             return blo__fail(err, errlen, blo_ctx_status(sc) ? blo_ctx_status(sc) : BLO_ERR_NUMERIC,
                              "fewshot: pretrain step %lld: %s", (long long)t, blo_ctx_error(sc));
         double lv = blo_tensor_get(loss, 0), gn = 0;
-        double c1 = 1 - pow(b1, (double)t), c2 = 1 - pow(b2, (double)t);
         if (!isfinite(lv))
             return blo__fail(err, errlen, BLO_ERR_NUMERIC, "fewshot: pretrain step %lld: the loss "
                              "is %g", (long long)t, lv);
-        for (int i = 0; i < np; i++) {
-            blo_tensor *gi = blo_contiguous(sc, gr[i]);
-            if (!gi) return blo__fail(err, errlen, blo_ctx_status(sc), "fewshot: pretrain: %s",
-                                      blo_ctx_error(sc));
-            int64_t n = blo_tensor_numel(p[i]);
-            double *mv = blo_tensor_data(mo[i]), *vv = blo_tensor_data(ve[i]);
-            for (int64_t k = 0; k < n; k++) {
-                double gk = c->dtype == BLO_F32 ? ((const float *)blo_tensor_data(gi))[k]
-                                                : ((const double *)blo_tensor_data(gi))[k];
-                gn += gk * gk;
-                mv[k] = b1 * mv[k] + (1 - b1) * gk;
-                vv[k] = b2 * vv[k] + (1 - b2) * gk * gk;
-                double step = lr * (mv[k] / c1) / (sqrt(vv[k] / c2) + eps);
-                if (c->dtype == BLO_F32) ((float *)blo_tensor_data(p[i]))[k] -= (float)step;
-                else ((double *)blo_tensor_data(p[i]))[k] -= step;
-            }
-        }
+        for (int i = 0; i < np; i++) gn += blo_tensor_item(blo_dot(sc, gr[i], gr[i]));
+        if (blo_opt_step(sc, &adam, &ost, np, p, gr))
+            return blo__fail(err, errlen, blo_ctx_status(sc), "fewshot: pretrain: %s",
+                             blo_ctx_error(sc));
         size_t peak = blo_ctx_peak_bytes(sc);
         if (peak > r->peak_bytes) r->peak_bytes = peak;
         blo_ctx_rewind(sc, mk);

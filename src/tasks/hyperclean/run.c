@@ -64,40 +64,30 @@ static double accuracy(const blo_hyperclean *h, blo_tensor *X, blo_tensor *label
     return acc;
 }
 
-/* A plain classifier on (X, labels): full-batch Adam on the mean cross-entropy from the same
- * initial model the bilevel run starts from; returns its test accuracy. */
+/* A plain classifier on (X, labels): full-batch Adam (optim/, values only) on the mean
+ * cross-entropy from the same initial model the bilevel run starts from; returns its test
+ * accuracy. */
 static double baseline(const blo_hyperclean *h, blo_tensor *X, blo_tensor *labels, blo_tensor *Xte,
                        blo_tensor *yte, int64_t steps, double lr) {
     blo_ctx *pc = blo_ctx_new(0), *sc = blo_ctx_new(0);
     double acc = NAN;
-    blo_tensor *w[4], *m[4], *v[4];
+    blo_tensor *w[4];
     int ny = h->ny;
     bool ok = pc && sc;
     for (int i = 0; ok && i < ny; i++) {
         w[i] = blo_clone(pc, h->y0[i]);
-        m[i] = blo_zeros(pc, blo_tensor_dtype(w[i]), blo_tensor_ndim(w[i]), blo_tensor_shape(w[i]));
-        v[i] = blo_zeros(pc, blo_tensor_dtype(w[i]), blo_tensor_ndim(w[i]), blo_tensor_shape(w[i]));
-        ok = w[i] && m[i] && v[i] && blo_set_requires_grad(w[i], 1) == BLO_OK;
+        ok = w[i] && blo_set_requires_grad(w[i], 1) == BLO_OK;
     }
-    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    blo_opt adam = blo_opt_adam(lr);
+    blo_opt_state st;
+    ok = ok && blo_opt_state_init(pc, &adam, ny, w, &st) == BLO_OK;
     for (int64_t t = 1; ok && t <= steps; t++) {
         blo_mark mk = blo_ctx_mark(sc);
         blo_tensor *loss = blo_cross_entropy(sc, blo_hyperclean_model(sc, h, X, w), labels, NULL,
                                              BLO_REDUCE_MEAN);
         blo_tensor *g[4];
-        ok = loss && blo_grad(sc, 1, &loss, NULL, ny, w, 0, g) == BLO_OK;
-        double c1 = 1 - pow(b1, (double)t), c2 = 1 - pow(b2, (double)t);
-        for (int i = 0; ok && i < ny; i++) {
-            int64_t n = blo_tensor_numel(w[i]);
-            for (int64_t k = 0; k < n; k++) {
-                double gk = blo_tensor_get(g[i], k);
-                double mk2 = b1 * blo_tensor_get(m[i], k) + (1 - b1) * gk;
-                double vk = b2 * blo_tensor_get(v[i], k) + (1 - b2) * gk * gk;
-                blo_tensor_set(m[i], k, mk2);
-                blo_tensor_set(v[i], k, vk);
-                blo_tensor_set(w[i], k, blo_tensor_get(w[i], k) - lr * (mk2 / c1) / (sqrt(vk / c2) + eps));
-            }
-        }
+        ok = loss && blo_grad(sc, 1, &loss, NULL, ny, w, 0, g) == BLO_OK &&
+             blo_opt_step(sc, &adam, &st, ny, w, g) == BLO_OK;
         blo_ctx_rewind(sc, mk);
     }
     if (ok) acc = accuracy(h, Xte, yte, w);

@@ -130,19 +130,14 @@ static double accuracy(const blo__nas_net *net, blo_tensor *const *y, blo_tensor
     return evaluate(net, y, an, ar, X, labels, n, NULL);
 }
 
-/* One step of SGD with momentum and weight decay on the ny tensors w with gradients g and
- * momentum buffers m (as PyTorch's SGD): m = μ m + (g + wd w); w -= lr m. */
-static void sgd_momentum_step(int ny, blo_tensor *const *w, blo_tensor *const *g,
-                              blo_tensor *const *m, double lr, double mu, double wd) {
-    for (int i = 0; i < ny; i++) {
-        int64_t n = blo_tensor_numel(w[i]);
-        for (int64_t q = 0; q < n; q++) {
-            double wq = blo_tensor_get(w[i], q);
-            double mq = mu * blo_tensor_get(m[i], q) + blo_tensor_get(g[i], q) + wd * wq;
-            blo_tensor_set(m[i], q, mq);
-            blo_tensor_set(w[i], q, wq - lr * mq);
-        }
-    }
+/* SGD with momentum and weight decay as PyTorch's SGD, m = μ m + (g + wd w); w -= lr m:
+ * optim/'s momentum step (μ = 0: plain SGD with weight decay). */
+static blo_opt sgd_momentum(double lr, double mu, double wd) {
+    blo_opt o = blo_opt_sgd(lr);
+    o.kind = BLO_OPT_MOMENTUM;
+    o.momentum = mu;
+    o.weight_decay = wd;
+    return o;
 }
 
 /* ---- The bilevel problem --------------------------------------------------------------------- */
@@ -244,18 +239,16 @@ static double now_seconds(void) {
 static blo_status warm_up(const blo_nas_search_config *c, blo__nas_problem *p, blo__nas_net *net,
                           blo_tensor *const *alpha, size_t *peak, char *err, size_t errlen) {
     blo_ctx *sc = blo_ctx_new(0), *mctx = blo_ctx_new(0);
-    blo_tensor **mom = blo_malloc(sizeof *mom * (size_t)net->ny);
     blo_tensor **g = blo_malloc(sizeof *g * (size_t)net->ny);
-    blo_status st = sc && mctx && mom && g ? BLO_OK : blo__fail(err, errlen, BLO_ERR_NOMEM,
-                                                                "nas: out of memory");
-    for (int i = 0; !st && i < net->ny; i++)
-        if (!(mom[i] = blo_zeros(mctx, c->dtype, blo_tensor_ndim(net->y[i]),
-                                 blo_tensor_shape(net->y[i]))))
-            st = blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+    const blo_opt *in = &c->solver.inner;
+    blo_opt o = sgd_momentum(in->lr, in->kind == BLO_OPT_MOMENTUM ? in->momentum : 0,
+                             in->weight_decay);
+    blo_opt_state ost;
+    blo_status st = sc && mctx && g && !blo_opt_state_init(mctx, &o, net->ny, net->y, &ost)
+                        ? BLO_OK
+                        : blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
     blo_rng rng;
     blo_rng_seed(&rng, c->seed ^ 0x3a4de0ULL);
-    const blo_opt *o = &c->solver.inner;
-    double mu = o->kind == BLO_OPT_MOMENTUM ? o->momentum : 0;
     for (int64_t t = 0; !st && t < c->warmup; t++) {
         blo_mark m = blo_ctx_mark(sc);
         blo_eval ev = {1, -1, t, &rng};
@@ -271,12 +264,15 @@ static blo_status warm_up(const blo_nas_search_config *c, blo__nas_problem *p, b
                            (long long)t);
             break;
         }
-        sgd_momentum_step(net->ny, net->y, g, mom, o->lr, mu, o->weight_decay);
+        if (blo_opt_step(sc, &o, &ost, net->ny, net->y, g)) {
+            st = blo__fail(err, errlen, blo_ctx_status(sc), "nas: warm-up step %lld: %s",
+                           (long long)t, blo_ctx_error(sc));
+            break;
+        }
         size_t pk = blo_ctx_peak_bytes(sc);
         if (pk > *peak) *peak = pk;
         blo_ctx_rewind(sc, m);
     }
-    blo_free(mom);
     blo_free(g);
     blo_ctx_free(mctx);
     blo_ctx_free(sc);
@@ -493,7 +489,7 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
                     "nas train: sizes, batch and lr must be positive, epochs, momentum and weight "
                     "decay >= 0");
     blo_ctx *dctx = blo_ctx_new(0), *sc = blo_ctx_new(0), *mctx = blo_ctx_new(0);
-    blo_tensor *X = NULL, *Xte = NULL, **mom = NULL, **g = NULL;
+    blo_tensor *X = NULL, *Xte = NULL, **g = NULL;
     int64_t *labels = NULL, *lte = NULL, *perm = NULL, classes = 0, tclasses = 0;
     blo__nas_net net;
     memset(&net, 0, sizeof net);
@@ -511,20 +507,18 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
     st = blo__nas_net_init(&net, &c->genotype, c->cells, c->channels, c->genotype.nodes,
                       blo_tensor_dim(X, 1), c->data.size, classes, c->dtype, &rng, err, errlen);
     if (st) goto out;
-    mom = blo_malloc(sizeof *mom * (size_t)net.ny);
     g = blo_malloc(sizeof *g * (size_t)net.ny);
     perm = blo_malloc(sizeof *perm * (size_t)c->n_train);
-    if (!mom || !g || !perm) {
+    if (!g || !perm) {
         st = blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
         goto out;
     }
-    for (int i = 0; i < net.ny; i++) {
-        r->params += blo_tensor_numel(net.y[i]);
-        if (!(mom[i] = blo_zeros(mctx, c->dtype, blo_tensor_ndim(net.y[i]),
-                                 blo_tensor_shape(net.y[i])))) {
-            st = blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
-            goto out;
-        }
+    for (int i = 0; i < net.ny; i++) r->params += blo_tensor_numel(net.y[i]);
+    blo_opt o = sgd_momentum(c->lr, c->momentum, c->weight_decay);
+    blo_opt_state ost;
+    if (blo_opt_state_init(mctx, &o, net.ny, net.y, &ost)) {
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+        goto out;
     }
     for (int64_t i = 0; i < c->n_train; i++)
         perm[i] = i;
@@ -563,7 +557,12 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
                 goto out;
             }
             sum += lv * (double)k;
-            sgd_momentum_step(net.ny, net.y, g, mom, lr, c->momentum, c->weight_decay);
+            o.lr = lr;
+            if (blo_opt_step(sc, &o, &ost, net.ny, net.y, g)) {
+                st = blo__fail(err, errlen, blo_ctx_status(sc), "nas train: step %lld: %s",
+                               (long long)r->steps, blo_ctx_error(sc));
+                goto out;
+            }
             blo_ctx_rewind(sc, m);
         }
         r->train_loss = sum / (double)c->n_train;
@@ -583,7 +582,6 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
     r->test_acc = accuracy(&net, net.y, NULL, NULL, Xte, lte, c->n_test);
 out:
     blo__nas_net_free(&net);
-    blo_free(mom);
     blo_free(g);
     blo_free(perm);
     blo_free(labels);

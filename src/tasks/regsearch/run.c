@@ -390,15 +390,12 @@ static double gram_top_eigenvalue(const double *X, int64_t n, int64_t d) {
 
 /* ---- Fits to convergence (L-BFGS) ------------------------------------------------------------ */
 
-#define LBFGS_M 10
-
 typedef struct fitter {
     blo_regsearch *h;
     blo_problem p;
     blo_ctx *ctx;      /* scratch, rewound after every evaluation */
     blo_tensor *x;     /* [G] log-strengths the fit holds fixed */
     int64_t nw, nb, n; /* sizes of W, b and of the whole vector */
-    double *mem;       /* L-BFGS work space */
 } fitter;
 
 static blo_status fitter_init(fitter *F, blo_regsearch *h) {
@@ -410,13 +407,11 @@ static blo_status fitter_init(fitter *F, blo_regsearch *h) {
     F->n = F->nw + F->nb;
     F->ctx = blo_ctx_new(0);
     F->x = F->ctx ? blo_clone(F->ctx, h->x0[0]) : NULL;
-    F->mem = blo_malloc(sizeof(double) * (size_t)(F->n * (2 * LBFGS_M + 6)));
-    return F->x && F->mem ? BLO_OK : BLO_ERR_NOMEM;
+    return F->x ? BLO_OK : BLO_ERR_NOMEM;
 }
 
 static void fitter_free(fitter *F) {
     blo_ctx_free(F->ctx);
-    blo_free(F->mem);
 }
 
 /* f(x, y) and ∇_y f at the flat vector yv = (W, b). */
@@ -446,107 +441,20 @@ static blo_status fitter_eval(fitter *F, const double *yv, double *f, double *g)
     return st;
 }
 
-static double dotv(int64_t n, const double *a, const double *b) {
-    double s = 0;
-    for (int64_t i = 0; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
-static double maxabs(int64_t n, const double *a) {
-    double m = 0;
-    for (int64_t i = 0; i < n; i++)
-        m = fmax(m, fabs(a[i]));
-    return m;
+static blo_status fitter_eval_cb(const double *yv, double *f, double *g, void *F) {
+    return fitter_eval(F, yv, f, g);
 }
 
 /* Minimises f(x, ·) at log-strengths logl[G] from y (updated in place) by L-BFGS. *converged
  * is 0 when the iteration budget ran out first. */
 static blo_status fit(fitter *F, const double *logl, double *y, int64_t max_iter, double tol,
                       int *converged) {
-    int64_t n = F->n;
     for (int64_t g = 0; g < blo_tensor_numel(F->x); g++)
         blo_tensor_set(F->x, g, logl[g]);
-    double *S = F->mem, *U = S + LBFGS_M * n, *grad = U + LBFGS_M * n, *dir = grad + n,
-           *ynew = dir + n, *gnew = ynew + n;
-    double rho[LBFGS_M], alpha[LBFGS_M], f, fnew;
-    int kept = 0, head = 0; /* pairs stored, and the slot the next one goes to */
-    blo_status st = fitter_eval(F, y, &f, grad);
-    *converged = 0;
-    for (int64_t it = 0; !st && it < max_iter; it++) {
-        if (maxabs(n, grad) <= tol) {
-            *converged = 1;
-            return BLO_OK;
-        }
-        /* Two-loop recursion, newest pair first. */
-        for (int64_t i = 0; i < n; i++)
-            dir[i] = -grad[i];
-        for (int k = 0; k < kept; k++) {
-            int s = (head - 1 - k + LBFGS_M) % LBFGS_M;
-            alpha[s] = rho[s] * dotv(n, S + s * n, dir);
-            for (int64_t i = 0; i < n; i++)
-                dir[i] -= alpha[s] * U[s * n + i];
-        }
-        if (kept) {
-            int s = (head - 1 + LBFGS_M) % LBFGS_M;
-            double gamma = dotv(n, S + s * n, U + s * n) / dotv(n, U + s * n, U + s * n);
-            for (int64_t i = 0; i < n; i++)
-                dir[i] *= gamma;
-        } else {
-            /* First step: a unit move along −∇f, at most. */
-            double scale = 1.0 / fmax(1.0, sqrt(dotv(n, grad, grad)));
-            for (int64_t i = 0; i < n; i++)
-                dir[i] *= scale;
-        }
-        for (int k = kept - 1; k >= 0; k--) {
-            int s = (head - 1 - k + LBFGS_M) % LBFGS_M;
-            double beta = rho[s] * dotv(n, U + s * n, dir);
-            for (int64_t i = 0; i < n; i++)
-                dir[i] += (alpha[s] - beta) * S[s * n + i];
-        }
-        double slope = dotv(n, grad, dir);
-        if (!(slope < 0)) { /* not a descent direction (round-off): restart from −∇f */
-            kept = 0;
-            for (int64_t i = 0; i < n; i++)
-                dir[i] = -grad[i];
-            slope = -dotv(n, grad, grad);
-        }
-        double a = 1;
-        int tries = 0;
-        for (;; tries++) {
-            for (int64_t i = 0; i < n; i++)
-                ynew[i] = y[i] + a * dir[i];
-            if ((st = fitter_eval(F, ynew, &fnew, gnew))) return st;
-            if (fnew <= f + 1e-4 * a * slope || tries == 40) break;
-            a *= 0.5;
-        }
-        if (!(fnew <= f)) { /* no decrease left at this precision: as close as it gets */
-            *converged = 1;
-            return BLO_OK;
-        }
-        double sy = 0, uu = 0;
-        for (int64_t i = 0; i < n; i++) {
-            double si = ynew[i] - y[i], ui = gnew[i] - grad[i];
-            S[head * n + i] = si;
-            U[head * n + i] = ui;
-            sy += si * ui;
-            uu += ui * ui;
-        }
-        if (sy > 1e-12 * uu && uu > 0) { /* keep the pair only with positive curvature */
-            rho[head] = 1.0 / sy;
-            head = (head + 1) % LBFGS_M;
-            if (kept < LBFGS_M) kept++;
-        }
-        bool flat = f - fnew <= 1e-15 * fmax(1.0, fabs(f));
-        memcpy(y, ynew, sizeof(double) * (size_t)n);
-        memcpy(grad, gnew, sizeof(double) * (size_t)n);
-        f = fnew;
-        if (flat && maxabs(n, grad) <= 1e3 * tol) {
-            *converged = 1;
-            return BLO_OK;
-        }
-    }
-    if (!st && maxabs(n, grad) <= tol) *converged = 1;
+    blo_lbfgs_opts o = {10, max_iter, tol};
+    blo_lbfgs_result r;
+    blo_status st = blo_lbfgs(F->n, y, fitter_eval_cb, F, &o, &r);
+    *converged = r.converged;
     return st;
 }
 
