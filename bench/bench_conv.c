@@ -113,7 +113,7 @@ static void bench_conv(const conv_case *cc, int warmup, int repeats) {
 
 static void bench_search(int warmup, int repeats) {
     blo_nas_search_config c = blo_nas_search_default();
-    const int64_t n = 1000, classes = 10, S = c.data.size;
+    const int64_t n = 1000, classes = 10, S = c.images.size;
     char err[256] = "";
     blo_ctx *dctx = blo_ctx_new(0);
     if (!dctx) die("search", "out of memory");

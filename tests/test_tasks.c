@@ -58,7 +58,7 @@ int main(void) {
              "hyperclean without data: %s", msg);
     blo_nas_search_config nc = blo_nas_search_default();
     blo_nas_search_result nr;
-    TU_CHECK(!nc.data.data_dir && blo_nas_search_run(&nc, &nr, msg, sizeof msg) == BLO_ERR_INVALID &&
+    TU_CHECK(!nc.images.data_dir && blo_nas_search_run(&nc, &nr, msg, sizeof msg) == BLO_ERR_INVALID &&
                  strstr(msg, "data_dir"),
              "nas search without data: %s", msg);
     blo_regsearch_config rc = blo_regsearch_default();

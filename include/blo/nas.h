@@ -110,7 +110,7 @@ typedef int (*blo_nas_alpha_fn)(int64_t iter, int edges, const double *alpha_nor
 typedef enum blo_nas_select { BLO_NAS_SELECT_ALPHA = 0, BLO_NAS_SELECT_PERTURB } blo_nas_select;
 
 typedef struct blo_nas_search_config {
-    blo_nas_data_config data;
+    blo_nas_data_config images; /* where the images come from and how they are pooled */
     int64_t n_search;      /* examples from the train split: first half f, second half F */
     int64_t n_test;        /* examples from the t10k split for the final supernet accuracy */
     int64_t batch;         /* minibatch of each objective evaluation (>= half: full half) */
@@ -152,7 +152,7 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
                               size_t errlen);
 
 typedef struct blo_nas_train_config {
-    blo_nas_data_config data;
+    blo_nas_data_config images; /* where the images come from and how they are pooled */
     blo_nas_genotype genotype;
     int64_t n_train, n_test;
     int64_t batch, epochs;

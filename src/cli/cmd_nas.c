@@ -115,9 +115,9 @@ static int nas_on_alpha(int64_t iter, int edges, const double *an, const double 
 static bool search_configure(cli_task *t) {
     search_cmd *m = t->user;
     blo_nas_search_config *c = &m->c;
-    c->data.format = data_format(m->format);
-    c->data.size = m->size;
-    c->data.seed = (uint64_t)m->seed;
+    c->images.format = data_format(m->format);
+    c->images.size = m->size;
+    c->images.seed = (uint64_t)m->seed;
     c->n_search = m->n_search;
     c->n_test = m->n_test;
     c->batch = m->batch;
@@ -208,8 +208,8 @@ static int nas_search(int argc, char **argv) {
     memset(&m, 0, sizeof m);
     blo_nas_search_config *c = &m.c;
     *c = blo_nas_search_default();
-    c->data.data_dir = cli_default_data();
-    m.n_search = c->n_search, m.n_test = c->n_test, m.batch = c->batch, m.size = c->data.size;
+    c->images.data_dir = cli_default_data();
+    m.n_search = c->n_search, m.n_test = c->n_test, m.batch = c->batch, m.size = c->images.size;
     m.cells = c->cells, m.channels = c->channels, m.nodes = c->nodes;
     m.eval_every = c->eval_every, m.warmup = c->warmup;
     m.format = "mnist", m.select = "alpha";
@@ -220,7 +220,7 @@ static int nas_search(int argc, char **argv) {
     cli_task_output(&t, "--genotype", &m.geno);
     cli_task_output(&t, "--alpha-log", &m.alog_path);
     cli_opt opts[15 + CLI_TASK_NOPTS] = {
-        DATA_OPTS(c->data.data_dir, m.format),
+        DATA_OPTS(c->images.data_dir, m.format),
         {"--size", NULL, CLI_INT, &m.size, 1, 1e4, NULL, "S", "images average-pooled to S x S"},
         {"--n-search", NULL, CLI_INT, &m.n_search, 2, 1e9, NULL, "N",
          "training-split examples: first half f, second half F"},
@@ -278,9 +278,9 @@ static bool train_configure(cli_task *t) {
         blo_rng_seed(&g, (uint64_t)m->seed ^ 0x4a4d0ULL);
         blo_nas_genotype_random((int)m->nodes, &g, &c->genotype);
     }
-    c->data.format = data_format(m->format);
-    c->data.size = m->size;
-    c->data.seed = (uint64_t)m->seed;
+    c->images.format = data_format(m->format);
+    c->images.size = m->size;
+    c->images.seed = (uint64_t)m->seed;
     c->n_train = m->n_train;
     c->n_test = m->n_test;
     c->batch = m->batch;
@@ -342,9 +342,9 @@ static int nas_train(int argc, char **argv) {
     memset(&m, 0, sizeof m);
     blo_nas_train_config *c = &m.c;
     *c = blo_nas_train_default();
-    c->data.data_dir = cli_default_data();
+    c->images.data_dir = cli_default_data();
     m.n_train = c->n_train, m.n_test = c->n_test, m.batch = c->batch, m.epochs = c->epochs;
-    m.size = c->data.size, m.cells = c->cells, m.channels = c->channels, m.nodes = 4;
+    m.size = c->images.size, m.cells = c->cells, m.channels = c->channels, m.nodes = 4;
     m.lr = c->lr, m.momentum = c->momentum, m.wd = c->weight_decay;
     m.format = "mnist";
     cli_task t;
@@ -356,7 +356,7 @@ static int nas_train(int argc, char **argv) {
          "a uniformly random genotype (drawn with --seed) instead"},
         {"--nodes", NULL, CLI_INT, &m.nodes, 1, BLO_NAS_MAX_NODES, NULL, "N",
          "nodes of a --random genotype"},
-        DATA_OPTS(c->data.data_dir, m.format),
+        DATA_OPTS(c->images.data_dir, m.format),
         {"--size", NULL, CLI_INT, &m.size, 1, 1e4, NULL, "S", "images average-pooled to S x S"},
         {"--n-train", NULL, CLI_INT, &m.n_train, 1, 1e9, NULL, "N", "training examples"},
         {"--n-test", NULL, CLI_INT, &m.n_test, 1, 1e9, NULL, "N", "test examples"},

@@ -109,15 +109,15 @@ typedef struct rs_cmd {
     blo_regsearch_config c;
     long long examples, grid_n, fit_iters, eval_every, seed;
     double train_frac, val_frac, lambda0, lam_lo, lam_hi, grid_lo, grid_hi, fit_tol;
-    const char *data, *format, *label_column, *classes, *standardize, *groups, *lower_solve;
+    const char *path, *format, *label_column, *classes, *standardize, *groups, *lower_solve;
     blo_regsearch_result r;
 } rs_cmd;
 
 static bool rs_configure(cli_task *t) {
     rs_cmd *m = t->user;
     blo_regsearch_config *c = &m->c;
-    if (!parse_groups(m->groups, c) || (!m->data && !parse_classes(m->classes, c))) return false;
-    c->data_path = m->data;
+    if (!parse_groups(m->groups, c) || (!m->path && !parse_classes(m->classes, c))) return false;
+    c->data_path = m->path;
     c->format = m->format;
     c->label_column = m->label_column;
     c->max_examples = m->examples;
@@ -194,8 +194,8 @@ static int rs_summary(cli_task *t) {
     }
     printf("regularization search: %s, %lld iterations (%.1f s; grid %.1f s)\n", c->solver.method,
            (long long)r->iters, r->seconds, r->grid_seconds);
-    if (m->data)
-        printf("  data: %s\n", m->data);
+    if (m->path)
+        printf("  data: %s\n", m->path);
     else
         printf("  data: %s, classes %lld and %lld\n", c->mnist_dir, (long long)c->class_a,
                (long long)c->class_b);
@@ -254,7 +254,7 @@ int cli_regsearch_run(const cli_cmd *cmd, int argc, char **argv) {
     t.dtype = "f64";
     const double BIG = 1e300;
     cli_opt opts[21 + CLI_TASK_NOPTS] = {
-        {"--data", NULL, CLI_STRING, &m.data, 0, 0, NULL, "PATH",
+        {"--data", NULL, CLI_STRING, &m.path, 0, 0, NULL, "PATH",
          "LIBSVM or CSV file (gzip or plain); without it, the built-in Fashion-MNIST pair"},
         {"--format", NULL, CLI_CHOICE, &m.format, 0, 0, "auto|libsvm|csv", "F",
          "file format; auto: CSV for names ending .csv or .csv.gz, LIBSVM otherwise"},

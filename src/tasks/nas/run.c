@@ -31,7 +31,7 @@ static blo_status load_images(blo_ctx *ctx, const blo_nas_data_config *d, const 
                               int64_t **labels, int64_t *classes, char *err, size_t errlen) {
     if (!d->data_dir)
         return blo__fail(err, errlen, BLO_ERR_INVALID,
-                         "nas: no data folder: set data.data_dir (the CLI's --data)");
+                         "nas: no data folder: set images.data_dir (the CLI's --data)");
     blo_dataset ds;
     int cifar = d->format == BLO_NAS_CIFAR10;
     if (cifar && !strcmp(split, "t10k")) split = "test";
@@ -193,7 +193,7 @@ void blo__nas_bilevel_problem(blo_problem *prob, blo_tensor *const *alpha, blo__
 blo_nas_search_config blo_nas_search_default(void) {
     blo_nas_search_config c;
     memset(&c, 0, sizeof c);
-    c.data.size = 14;
+    c.images.size = 14;
     c.n_search = 1000;
     c.n_test = 1000;
     c.batch = 32;
@@ -361,16 +361,16 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
     blo_tensor **ys = NULL;
     blo_status st = dctx ? BLO_OK : blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
     if (!st)
-        st = load_images(dctx, &c->data, "train", c->n_search, 0x5ea4c4ULL, c->dtype, &X, &labels,
+        st = load_images(dctx, &c->images, "train", c->n_search, 0x5ea4c4ULL, c->dtype, &X, &labels,
                          &classes, err, errlen);
     if (!st && c->n_test > 0)
-        st = load_images(dctx, &c->data, "t10k", c->n_test, 0x7e57ULL, c->dtype, &Xte, &lte,
+        st = load_images(dctx, &c->images, "t10k", c->n_test, 0x7e57ULL, c->dtype, &Xte, &lte,
                          &tclasses, err, errlen);
     if (st) goto out;
     blo_rng g;
     blo_rng_seed(&g, c->seed ^ 0x0a4c41ULL);
     st = blo__nas_net_init(&net, NULL, c->cells, c->channels, c->nodes, blo_tensor_dim(X, 1),
-                      c->data.size, classes, c->dtype, &g, err, errlen);
+                      c->images.size, classes, c->dtype, &g, err, errlen);
     if (st) goto out;
     int E = blo_nas_num_edges(c->nodes);
     int64_t as[2] = {E, BLO_NAS_NUM_OPS};
@@ -464,7 +464,7 @@ out:
 blo_nas_train_config blo_nas_train_default(void) {
     blo_nas_train_config c;
     memset(&c, 0, sizeof c);
-    c.data.size = 14;
+    c.images.size = 14;
     c.n_train = 2000;
     c.n_test = 1000;
     c.batch = 32;
@@ -496,16 +496,16 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
     blo_status st =
         dctx && sc && mctx ? BLO_OK : blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
     if (!st)
-        st = load_images(dctx, &c->data, "train", c->n_train, 0x7a1aULL, c->dtype, &X, &labels,
+        st = load_images(dctx, &c->images, "train", c->n_train, 0x7a1aULL, c->dtype, &X, &labels,
                          &classes, err, errlen);
     if (!st)
-        st = load_images(dctx, &c->data, "t10k", c->n_test, 0x7e57ULL, c->dtype, &Xte, &lte,
+        st = load_images(dctx, &c->images, "t10k", c->n_test, 0x7e57ULL, c->dtype, &Xte, &lte,
                          &tclasses, err, errlen);
     if (st) goto out;
     blo_rng rng;
     blo_rng_seed(&rng, c->seed ^ 0x7a41eULL);
     st = blo__nas_net_init(&net, &c->genotype, c->cells, c->channels, c->genotype.nodes,
-                      blo_tensor_dim(X, 1), c->data.size, classes, c->dtype, &rng, err, errlen);
+                      blo_tensor_dim(X, 1), c->images.size, classes, c->dtype, &rng, err, errlen);
     if (st) goto out;
     g = blo_malloc(sizeof *g * (size_t)net.ny);
     perm = blo_malloc(sizeof *perm * (size_t)c->n_train);
