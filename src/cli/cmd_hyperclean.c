@@ -45,16 +45,11 @@ static bool hc_configure(cli_task *t) {
     c->n_test = h->n_test;
     c->corrupt = h->corrupt;
     c->hidden = strcmp(h->model, "mlp") ? 0 : h->hidden;
-    c->dtype = cli_task_dtype(t);
     c->eval_every = h->eval_every;
     c->baselines = !h->no_baselines;
     c->baseline_steps = h->bsteps;
     c->baseline_lr = h->blr;
-    c->seed = (uint64_t)h->seed;
-    c->solver.seed = (uint64_t)h->seed;
-    c->resume = t->sa.resume;
-    c->on_iter = hc_on_iter;
-    c->user = t;
+    CLI_TASK_CONFIGURE(c, t, h->seed, hc_on_iter);
     return true;
 }
 

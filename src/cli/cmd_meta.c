@@ -82,12 +82,7 @@ static bool sin_configure(cli_task *t) {
     c->eval_tasks = m->eval_tasks;
     c->eval_query = m->eval_query;
     c->baseline = !m->no_baseline;
-    c->dtype = cli_task_dtype(t);
-    c->seed = (uint64_t)m->seed;
-    c->solver.seed = (uint64_t)m->seed;
-    c->resume = t->sa.resume;
-    c->on_iter = sin_on_iter;
-    c->user = t;
+    CLI_TASK_CONFIGURE(c, t, m->seed, sin_on_iter);
     return true;
 }
 
@@ -228,12 +223,7 @@ static bool fs_configure(cli_task *t) {
     c->pretrain_steps = m->pre_steps;
     c->pretrain_batch = m->pre_batch;
     c->pretrain_lr = m->pre_lr;
-    c->dtype = cli_task_dtype(t);
-    c->seed = (uint64_t)m->seed;
-    c->solver.seed = (uint64_t)m->seed;
-    c->resume = t->sa.resume;
-    c->on_iter = fs_on_iter;
-    c->user = t;
+    CLI_TASK_CONFIGURE(c, t, m->seed, fs_on_iter);
     if (c->learner == BLO_FEWSHOT_PRETRAIN) t->total = c->pretrain_steps;
     return true;
 }

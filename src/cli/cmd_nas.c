@@ -126,14 +126,9 @@ static bool search_configure(cli_task *t) {
     c->nodes = (int)m->nodes;
     c->eval_every = m->eval_every;
     c->select = strcmp(m->select, "perturb") ? BLO_NAS_SELECT_ALPHA : BLO_NAS_SELECT_PERTURB;
-    c->dtype = cli_task_dtype(t);
-    c->seed = (uint64_t)m->seed;
-    c->solver.seed = (uint64_t)m->seed;
-    c->resume = t->sa.resume;
     c->warmup = m->warmup;
-    c->on_iter = nas_on_iter;
     c->on_alpha = nas_on_alpha;
-    c->user = t;
+    CLI_TASK_CONFIGURE(c, t, m->seed, nas_on_iter);
     return true;
 }
 

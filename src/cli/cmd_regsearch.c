@@ -134,13 +134,8 @@ static bool rs_configure(cli_task *t) {
     c->fit_tol = m->fit_tol;
     c->solve_lower = !strcmp(m->lower_solve, "lbfgs");
     c->eval_every = m->eval_every;
-    c->dtype = cli_task_dtype(t);
-    c->seed = (uint64_t)m->seed;
-    c->solver.seed = (uint64_t)m->seed;
-    c->resume = t->sa.resume;
-    c->on_iter = rs_on_iter;
     c->on_grid = rs_on_grid;
-    c->user = t;
+    CLI_TASK_CONFIGURE(c, t, m->seed, rs_on_iter);
     return true;
 }
 

@@ -85,6 +85,18 @@ int cli_task_main(cli_task *t, int argc, char **argv, cli_opt *opts, int n);
 void cli_task_iter(cli_task *t, int64_t done, const char *status, const double *row);
 /* The parsed --dtype. */
 blo_dtype cli_task_dtype(const cli_task *t);
+/* What every bilevel task's configuration c (a blo_*_config) takes from the frame t: the
+ * dtype, the seed (the task's and its solver's), the checkpoint to resume from, and the
+ * per-iteration callback fn, called with t as its user pointer. */
+#define CLI_TASK_CONFIGURE(c, t, seed_, fn)                                                       \
+    do {                                                                                         \
+        (c)->dtype = cli_task_dtype(t);                                                          \
+        (c)->seed = (uint64_t)(seed_);                                                           \
+        (c)->solver.seed = (c)->seed;                                                            \
+        (c)->resume = (t)->sa.resume;                                                            \
+        (c)->on_iter = (fn);                                                                     \
+        (c)->user = (t);                                                                         \
+    } while (0)
 
 /* Checks that an output file can be written before a run starts: path ends in one of the
  * extensions in exts ("csv|jsonl|json"; NULL: any), its folder exists and is writable, and
