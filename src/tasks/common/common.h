@@ -22,4 +22,11 @@ blo_status blo__check_classification(const char *task, const blo_tensor *X,
 blo_status blo__task_solve(const blo_problem *p, const blo_config *c, const char *resume,
                            blo_solver **s, char *err, size_t errlen);
 
+/* Shuffles a[0 .. n) in place (Fisher–Yates from the back: for i = n-1 .. 1, a[i] swaps with
+ * a[j], j uniform in [0, i]). */
+void blo__shuffle(blo_rng *r, int64_t *a, int64_t n);
+/* Moves k entries of a[0 .. n) drawn uniformly without replacement to a[0 .. k), in draw
+ * order (Fisher–Yates from the front, stopped after k swaps). */
+void blo__draw_first(blo_rng *r, int64_t *a, int64_t n, int64_t k);
+
 #endif

@@ -158,11 +158,7 @@ blo_status blo_fewshot_init(blo_fewshot_data *fs, const blo_dataset *ds, blo_few
     blo_rng_seed(&g, seed);
     int64_t units = split == BLO_FEWSHOT_SPLIT_BASE ? fs->n_base : fs->n_classes;
     for (int64_t c = 0; c < units; c++) perm[c] = c;
-    for (int64_t c = units - 1; c > 0; c--) {
-        int64_t j = (int64_t)blo_rng_below(&g, (uint64_t)(c + 1)), t = perm[c];
-        perm[c] = perm[j];
-        perm[j] = t;
-    }
+    blo__shuffle(&g, perm, units);
     if (split == BLO_FEWSHOT_SPLIT_BASE)
         for (int64_t b = units - 1; b >= 0; b--) /* in place, from the back */
             for (int r = R - 1; r >= 0; r--) perm[R * b + r] = R * perm[b] + r;
@@ -253,22 +249,14 @@ blo_status blo_fewshot_episode_sample(blo_ctx *ctx, const blo_fewshot_data *fs,
     }
     /* N classes: the first N of a partial Fisher–Yates shuffle. */
     memcpy(pick, classes, sizeof(int64_t) * (size_t)n_classes);
-    for (int64_t w = 0; w < N; w++) {
-        int64_t j = w + (int64_t)blo_rng_below(rng, (uint64_t)(n_classes - w)), t = pick[w];
-        pick[w] = pick[j];
-        pick[j] = t;
-    }
+    blo__draw_first(rng, pick, n_classes, N);
     int64_t *lys = hy, *lyq = hy + N * K;
     float *hxs = hx, *hxq = hx + N * K * d;
     for (int64_t w = 0; w < N; w++) {
         int64_t c = pick[w], b = c / fs->rotations, n = fs->count[b];
         ep->way_class[w] = c;
         memcpy(pool, fs->rows + fs->start[b], sizeof(int64_t) * (size_t)n);
-        for (int64_t k = 0; k < K + Q; k++) { /* K + Q distinct examples */
-            int64_t j = k + (int64_t)blo_rng_below(rng, (uint64_t)(n - k)), t = pool[k];
-            pool[k] = pool[j];
-            pool[j] = t;
-        }
+        blo__draw_first(rng, pool, n, K + Q); /* K + Q distinct examples */
         for (int64_t k = 0; k < K; k++) {
             put_image(hxs + (w * K + k) * d, fs->ds, pool[k], fs->map[c % fs->rotations]);
             lys[w * K + k] = w;

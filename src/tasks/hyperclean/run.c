@@ -169,11 +169,7 @@ blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_res
         goto out;
     }
     for (int64_t i = 0; i < ds.n; i++) perm[i] = i;
-    for (int64_t i = ds.n - 1; i > 0; i--) {
-        int64_t j = (int64_t)blo_rng_below(&g, (uint64_t)(i + 1)), t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
+    blo__shuffle(&g, perm, ds.n);
     const int64_t *tr = perm, *va = perm + c->n_train, *te = va + c->n_val;
     blo_tensor *Xtr = blo_dataset_features(dctx, &ds, c->dtype, tr, c->n_train);
     blo_tensor *ytrue = blo_dataset_labels(dctx, &ds, tr, c->n_train);

@@ -62,12 +62,8 @@ static blo_status load_images(blo_ctx *ctx, const blo_nas_data_config *d, const 
     blo_rng_seed(&g, d->seed ^ stream);
     for (int64_t i = 0; i < ds.n; i++)
         rows[i] = i;
-    for (int64_t i = 0; i < count; i++) { /* the first count of a random permutation */
-        int64_t j = i + (int64_t)blo_rng_below(&g, (uint64_t)(ds.n - i)), t = rows[i];
-        rows[i] = rows[j];
-        rows[j] = t;
-        (*labels)[i] = ds.label[rows[i]];
-    }
+    blo__draw_first(&g, rows, ds.n, count); /* the first count of a random permutation */
+    for (int64_t i = 0; i < count; i++) (*labels)[i] = ds.label[rows[i]];
     *classes = ds.num_classes;
     blo_tensor *F = blo_dataset_features(ctx, &ds, dt, rows, count);
     int64_t shape[4] = {count, ch, side, side};
@@ -148,12 +144,7 @@ static blo_tensor *batch_loss(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *co
     int64_t *idx = p->buf;
     for (int64_t i = 0; i < cnt; i++)
         idx[i] = lo + i;
-    if (k < cnt)
-        for (int64_t i = 0; i < k; i++) { /* partial Fisher–Yates: k rows without replacement */
-            int64_t j = i + (int64_t)blo_rng_below(rng, (uint64_t)(cnt - i)), t = idx[i];
-            idx[i] = idx[j];
-            idx[j] = t;
-        }
+    if (k < cnt) blo__draw_first(rng, idx, cnt, k); /* k rows without replacement */
     blo_tensor *it = blo_from_i64(ctx, 1, &k, idx);
     if (!it) return NULL;
     for (int64_t i = 0; i < k; i++) /* the rows' labels, in place of the rows (copied above) */
@@ -525,11 +516,7 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
     int64_t per_epoch = (c->n_train + c->batch - 1) / c->batch, total = per_epoch * c->epochs;
     double t0 = now_seconds();
     for (int64_t ep = 0; ep < c->epochs; ep++) {
-        for (int64_t i = c->n_train - 1; i > 0; i--) {
-            int64_t j = (int64_t)blo_rng_below(&rng, (uint64_t)(i + 1)), t = perm[i];
-            perm[i] = perm[j];
-            perm[j] = t;
-        }
+        blo__shuffle(&rng, perm, c->n_train);
         double sum = 0;
         for (int64_t b = 0; b < per_epoch; b++, r->steps++) {
             int64_t lo = b * c->batch, k = lo + c->batch <= c->n_train ? c->batch : c->n_train - lo;
