@@ -170,10 +170,11 @@ typedef struct blo_fewshot_config {
                                  minibatch loss) */
     void *user;
 } blo_fewshot_config;
-/* The "train" split of data_dir (no default: set it; Fashion-MNIST's classes for the split by
- * base class 28 / 12), MAML, 5-way 1-shot with 15 queries, meta-batch 4, the body 784-64-64 (H = 64, 2 layers), λ = 0.01; first_order with T = 5 SGD
- * steps of 0.1, outer Adam 1e-3, 300 iterations; 600 meta-test episodes adapted by T steps;
- * the baseline 2000 Adam steps of 1e-3 on minibatches of 64; f32. */
+/* The "train" split of data_dir (no default: set it), split by base class 28 / 12 (as for
+ * Fashion-MNIST's 10 classes), MAML, 5-way 1-shot with 15 queries, meta-batch 4, the body
+ * 784-64-64 (H = 64, 2 layers), λ = 0.01; first_order with T = 5 SGD steps of 0.1, outer Adam
+ * 1e-3, 300 iterations; 600 meta-test episodes adapted by T steps; the baseline 2000 Adam
+ * steps of 1e-3 on minibatches of 64; f32. */
 blo_fewshot_config blo_fewshot_default(void);
 
 typedef struct blo_fewshot_result {

@@ -21,7 +21,8 @@ void cli_task_init(cli_task *t, const cli_task_def *def, const cli_cmd *cmd, blo
 
 int cli_task_opts(cli_task *t, cli_opt *opts, int n) {
     const cli_opt run[6] = {CLI_RUN_OPTS(t->threads, t->dtype, t->json, t->log, t->plot, t->quiet)};
-    for (int i = 0; i < 6; i++) opts[n++] = run[i];
+    for (int i = 0; i < 6; i++)
+        opts[n++] = run[i];
     return t->solver ? cli_solver_opts(opts, n, &t->sa) : n;
 }
 
@@ -31,7 +32,9 @@ void cli_task_output(cli_task *t, const char *opt, const char **path) {
     t->out_path[t->nout++] = path;
 }
 
-blo_dtype cli_task_dtype(const cli_task *t) { return strcmp(t->dtype, "f64") ? BLO_F32 : BLO_F64; }
+blo_dtype cli_task_dtype(const cli_task *t) {
+    return strcmp(t->dtype, "f64") ? BLO_F32 : BLO_F64;
+}
 
 const char *cli_default_data(void) {
     const char *env = getenv("BLO_DATA");
@@ -103,9 +106,9 @@ static bool check_outputs(cli_task *t) {
         !cli_check_output(name, "--checkpoint", t->sa.checkpoint, NULL))
         return false;
     for (int i = 0; i < t->nout; i++)
-        if (*t->out_path[i] && !cli_check_output(name, t->out_opt[i], *t->out_path[i],
-                                                 strstr(t->out_opt[i], "-log") ? "csv|jsonl|json"
-                                                                               : NULL))
+        if (*t->out_path[i] &&
+            !cli_check_output(name, t->out_opt[i], *t->out_path[i],
+                              strstr(t->out_opt[i], "-log") ? "csv|jsonl|json" : NULL))
             return false;
     return true;
 }

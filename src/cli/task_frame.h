@@ -22,8 +22,8 @@
 typedef struct cli_task cli_task;
 
 typedef struct cli_task_def {
-    const char *name;              /* "meta sinusoid": the messages' and the progress label */
-    int ncols;                     /* the --log columns */
+    const char *name; /* "meta sinusoid": the messages' and the progress label */
+    int ncols;        /* the --log columns */
     const char *const *cols;
     /* After parsing and the output checks: moves the parsed values into the task's
      * configuration and checks what the option table cannot. Returns false after printing a
@@ -88,14 +88,14 @@ blo_dtype cli_task_dtype(const cli_task *t);
 /* What every bilevel task's configuration c (a blo_*_config) takes from the frame t: the
  * dtype, the seed (the task's and its solver's), the checkpoint to resume from, and the
  * per-iteration callback fn, called with t as its user pointer. */
-#define CLI_TASK_CONFIGURE(c, t, seed_, fn)                                                       \
-    do {                                                                                         \
-        (c)->dtype = cli_task_dtype(t);                                                          \
-        (c)->seed = (uint64_t)(seed_);                                                           \
-        (c)->solver.seed = (c)->seed;                                                            \
-        (c)->resume = (t)->sa.resume;                                                            \
-        (c)->on_iter = (fn);                                                                     \
-        (c)->user = (t);                                                                         \
+#define CLI_TASK_CONFIGURE(c, t, seed_, fn)                                                        \
+    do {                                                                                           \
+        (c)->dtype = cli_task_dtype(t);                                                            \
+        (c)->seed = (uint64_t)(seed_);                                                             \
+        (c)->solver.seed = (c)->seed;                                                              \
+        (c)->resume = (t)->sa.resume;                                                              \
+        (c)->on_iter = (fn);                                                                       \
+        (c)->user = (t);                                                                           \
     } while (0)
 
 /* Checks that an output file can be written before a run starts: path ends in one of the
