@@ -22,6 +22,30 @@ blo_status blo__check_classification(const char *task, const blo_tensor *X,
 blo_status blo__task_solve(const blo_problem *p, const blo_config *c, const char *resume,
                            blo_solver **s, char *err, size_t errlen);
 
+/* ---- Training parameters by values-only optimizer steps --------------------------------------
+ * What the baselines, pretraining and warm-ups share: for t = 1 .. steps, a scalar loss of the
+ * params w (built in a scratch context rewound after every step), its gradient, one step of
+ * optim/'s values-only update in place on w. */
+typedef blo_tensor *(*blo__fit_loss_fn)(blo_ctx *sc, blo_tensor *const *w, int64_t t, void *user);
+/* After step t: its loss, the squared norm of its gradient and the step's scratch peak.
+ * Non-zero stops the run. */
+typedef int (*blo__fit_report_fn)(int64_t t, double loss, double grad_sq, size_t peak, void *user);
+typedef struct blo__fit {
+    const char *what; /* names the run in messages: "<what> step <t>: ..." */
+    const char *hint; /* appended to the message of a loss that is not finite, or NULL */
+    blo_opt opt;
+    int n;
+    blo_tensor *const *w; /* requires_grad set; updated in place */
+    int64_t steps;
+    blo__fit_loss_fn loss;
+    blo__fit_report_fn report; /* optional */
+    void *user;
+} blo__fit;
+/* Runs f. Returns BLO_OK (also when report stopped it), or the first error with a message in
+ * err: the loss's or the gradient's (its context's status), BLO_ERR_NUMERIC for a loss that is
+ * not finite, BLO_ERR_NOMEM. */
+blo_status blo__fit_run(const blo__fit *f, char *err, size_t errlen);
+
 /* Shuffles a[0 .. n) in place (Fisher–Yates from the back: for i = n-1 .. 1, a[i] swaps with
  * a[j], j uniform in [0, i]). */
 void blo__shuffle(blo_rng *r, int64_t *a, int64_t n);

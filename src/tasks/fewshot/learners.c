@@ -389,13 +389,50 @@ static double seconds_now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* The pretraining run: where its minibatches come from and what it reports. */
+typedef struct pretrain_run {
+    blo_fewshot_meta *m;
+    blo_fewshot_result *r;
+    blo_rng rng;
+    double t0;
+} pretrain_run;
+
+static blo_tensor *pretrain_loss(blo_ctx *sc, blo_tensor *const *p, int64_t t, void *user) {
+    (void)t;
+    pretrain_run *pr = user;
+    const blo_fewshot_config *c = pr->m->c;
+    blo_tensor *X, *lab;
+    char err[256];
+    blo_status st = blo_fewshot_batch_sample(sc, pr->m->fs, pr->m->fs->train, pr->m->fs->n_train,
+                                             c->pretrain_batch, c->dtype, &pr->rng, &X, &lab,
+                                             NULL, err, sizeof err);
+    if (st) {
+        blo_ctx_set_error(sc, st, "%s", err);
+        return NULL;
+    }
+    return fs_ce(sc, fs_net(sc, pr->m->np, c->normalize, X, p), lab);
+}
+
+static int pretrain_report(int64_t t, double loss, double grad_sq, size_t peak, void *user) {
+    pretrain_run *pr = user;
+    const blo_fewshot_config *c = pr->m->c;
+    blo_fewshot_result *r = pr->r;
+    if (peak > r->peak_bytes) r->peak_bytes = peak;
+    r->upper = loss;
+    r->iters = t;
+    r->seconds = seconds_now() - pr->t0;
+    blo_task_iter it = {{t - 1, loss, loss, sqrt(grad_sq), r->seconds, peak}, NAN, NAN, NAN};
+    return c->on_iter ? c->on_iter(&it, c->user) : 0;
+}
+
 /* The pretrained baseline: the body and a head over all n_train meta-train classes, trained
- * by Adam (optim/, values only; β 0.9 / 0.999, ε 1e-8) on the mean CE of minibatches of meta-train images; p[]
- * ends as the trained network (in m->ctx; its head is not used by the evaluation). */
+ * by Adam (optim/, values only; β 0.9 / 0.999, ε 1e-8) on the mean CE of minibatches of
+ * meta-train images; p[] ends as the trained network (in m->ctx; its head is not used by the
+ * evaluation). */
 static blo_status pretrain(blo_fewshot_meta *m, blo_fewshot_result *r, blo_tensor **p, char *err,
                            size_t errlen) {
     const blo_fewshot_config *c = m->c;
-    blo_ctx *pc = m->ctx, *sc = m->scratch;
+    blo_ctx *pc = m->ctx;
     const int np = m->np;
     const int64_t H = blo_tensor_dim(m->p0[np - 2], 0), C = m->fs->n_train;
     blo_rng g;
@@ -407,44 +444,14 @@ static blo_status pretrain(blo_fewshot_meta *m, blo_fewshot_result *r, blo_tenso
         if (head && p[i]) blo_init_uniform(p[i], &g, -1 / sqrt((double)H), 1 / sqrt((double)H));
         if (p[i]) blo_set_requires_grad(p[i], 1);
     }
-    blo_opt adam = blo_opt_adam(c->pretrain_lr);
-    blo_opt_state ost;
-    if (blo_ctx_status(pc) || blo_opt_state_init(pc, &adam, np, p, &ost))
+    if (blo_ctx_status(pc))
         return blo__fail(err, errlen, blo_ctx_status(pc), "fewshot: pretrain: %s",
                          blo_ctx_error(pc));
-    const double t0 = seconds_now();
-    blo_rng rng;
-    blo_rng_seed(&rng, c->seed * 0x9E3779B97F4A7C15ULL + 0x5EED);
-    for (int64_t t = 1; t <= c->pretrain_steps; t++) {
-        blo_mark mk = blo_ctx_mark(sc);
-        blo_tensor *X, *lab, *gr[BLO_FEWSHOT_MAXP];
-        blo_status st = blo_fewshot_batch_sample(sc, m->fs, m->fs->train, C, c->pretrain_batch,
-                                                 c->dtype, &rng, &X, &lab, NULL, err, errlen);
-        if (st) return st;
-        blo_tensor *loss = fs_ce(sc, fs_net(sc, np, c->normalize, X, p), lab);
-        if (!loss || blo_grad(sc, 1, &loss, NULL, np, p, 0, gr))
-            return blo__fail(err, errlen, blo_ctx_status(sc) ? blo_ctx_status(sc) : BLO_ERR_NUMERIC,
-                             "fewshot: pretrain step %lld: %s", (long long)t, blo_ctx_error(sc));
-        double lv = blo_tensor_get(loss, 0), gn = 0;
-        if (!isfinite(lv))
-            return blo__fail(err, errlen, BLO_ERR_NUMERIC, "fewshot: pretrain step %lld: the loss "
-                             "is %g", (long long)t, lv);
-        for (int i = 0; i < np; i++) gn += blo_tensor_item(blo_dot(sc, gr[i], gr[i]));
-        if (blo_opt_step(sc, &adam, &ost, np, p, gr))
-            return blo__fail(err, errlen, blo_ctx_status(sc), "fewshot: pretrain: %s",
-                             blo_ctx_error(sc));
-        size_t peak = blo_ctx_peak_bytes(sc);
-        if (peak > r->peak_bytes) r->peak_bytes = peak;
-        blo_ctx_rewind(sc, mk);
-        r->upper = lv;
-        r->iters = t;
-        r->seconds = seconds_now() - t0;
-        if (c->on_iter) {
-            blo_task_iter it = {{t - 1, lv, lv, sqrt(gn), r->seconds, peak}, NAN, NAN, NAN};
-            if (c->on_iter(&it, c->user)) break;
-        }
-    }
-    return BLO_OK;
+    pretrain_run pr = {m, r, {{0}}, seconds_now()};
+    blo_rng_seed(&pr.rng, c->seed * 0x9E3779B97F4A7C15ULL + 0x5EED);
+    blo__fit f = {"fewshot: pretrain", NULL, blo_opt_adam(c->pretrain_lr), np, p,
+                  c->pretrain_steps, pretrain_loss, pretrain_report, &pr};
+    return blo__fit_run(&f, err, errlen);
 }
 
 blo_status blo_fewshot_run(const blo_fewshot_config *c, blo_fewshot_result *r, char *err,

@@ -64,35 +64,36 @@ static double accuracy(const blo_hyperclean *h, blo_tensor *X, blo_tensor *label
     return acc;
 }
 
-/* A plain classifier on (X, labels): full-batch Adam (optim/, values only) on the mean
- * cross-entropy from the same initial model the bilevel run starts from; returns its test
- * accuracy. */
+/* A baseline's data and model: the mean cross-entropy of h's model w on (X, labels). */
+typedef struct baseline_data {
+    const blo_hyperclean *h;
+    blo_tensor *X, *labels;
+} baseline_data;
+
+static blo_tensor *baseline_loss(blo_ctx *sc, blo_tensor *const *w, int64_t t, void *user) {
+    (void)t;
+    const baseline_data *b = user;
+    return blo_cross_entropy(sc, blo_hyperclean_model(sc, b->h, b->X, w), b->labels, NULL,
+                             BLO_REDUCE_MEAN);
+}
+
+/* A plain classifier on (X, labels): full-batch Adam on the mean cross-entropy from the same
+ * initial model the bilevel run starts from; returns its test accuracy. */
 static double baseline(const blo_hyperclean *h, blo_tensor *X, blo_tensor *labels, blo_tensor *Xte,
                        blo_tensor *yte, int64_t steps, double lr) {
-    blo_ctx *pc = blo_ctx_new(0), *sc = blo_ctx_new(0);
-    double acc = NAN;
+    blo_ctx *pc = blo_ctx_new(0);
     blo_tensor *w[4];
-    int ny = h->ny;
-    bool ok = pc && sc;
-    for (int i = 0; ok && i < ny; i++) {
+    bool ok = pc != NULL;
+    for (int i = 0; ok && i < h->ny; i++) {
         w[i] = blo_clone(pc, h->y0[i]);
         ok = w[i] && blo_set_requires_grad(w[i], 1) == BLO_OK;
     }
-    blo_opt adam = blo_opt_adam(lr);
-    blo_opt_state st;
-    ok = ok && blo_opt_state_init(pc, &adam, ny, w, &st) == BLO_OK;
-    for (int64_t t = 1; ok && t <= steps; t++) {
-        blo_mark mk = blo_ctx_mark(sc);
-        blo_tensor *loss = blo_cross_entropy(sc, blo_hyperclean_model(sc, h, X, w), labels, NULL,
-                                             BLO_REDUCE_MEAN);
-        blo_tensor *g[4];
-        ok = loss && blo_grad(sc, 1, &loss, NULL, ny, w, 0, g) == BLO_OK &&
-             blo_opt_step(sc, &adam, &st, ny, w, g) == BLO_OK;
-        blo_ctx_rewind(sc, mk);
-    }
-    if (ok) acc = accuracy(h, Xte, yte, w);
+    baseline_data b = {h, X, labels};
+    blo__fit f = {"hyperclean: baseline", NULL, blo_opt_adam(lr), h->ny, w, steps,
+                  baseline_loss, NULL, &b};
+    char err[256];
+    double acc = ok && !blo__fit_run(&f, err, sizeof err) ? accuracy(h, Xte, yte, w) : NAN;
     blo_ctx_free(pc);
-    blo_ctx_free(sc);
     return acc;
 }
 

@@ -222,6 +222,27 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* The warm-up's loss: f on a minibatch with α held, drawn from the warm-up's own generator. */
+typedef struct warmup_run {
+    blo__nas_problem *p;
+    blo_tensor *const *alpha;
+    blo_rng rng;
+    size_t *peak;
+} warmup_run;
+
+static blo_tensor *warmup_loss(blo_ctx *sc, blo_tensor *const *w, int64_t t, void *user) {
+    warmup_run *wr = user;
+    blo_eval ev = {1, -1, t - 1, &wr->rng};
+    return blo__nas_lower(sc, wr->alpha, w, &ev, wr->p);
+}
+
+static int warmup_report(int64_t t, double loss, double grad_sq, size_t peak, void *user) {
+    (void)t, (void)loss, (void)grad_sq;
+    warmup_run *wr = user;
+    if (peak > *wr->peak) *wr->peak = peak;
+    return 0;
+}
+
 /* The weights-only warm-up: c->warmup steps of the solver's inner optimizer settings (lr,
  * momentum when the inner optimizer is momentum, weight decay) on f with α held at its
  * initial value, updating net->y in place before the bilevel loop starts. Minibatches come
@@ -229,45 +250,14 @@ static double now_seconds(void) {
  * and without a warm-up. Its peak scratch bytes raise *peak. */
 static blo_status warm_up(const blo_nas_search_config *c, blo__nas_problem *p, blo__nas_net *net,
                           blo_tensor *const *alpha, size_t *peak, char *err, size_t errlen) {
-    blo_ctx *sc = blo_ctx_new(0), *mctx = blo_ctx_new(0);
-    blo_tensor **g = blo_malloc(sizeof *g * (size_t)net->ny);
     const blo_opt *in = &c->solver.inner;
-    blo_opt o = sgd_momentum(in->lr, in->kind == BLO_OPT_MOMENTUM ? in->momentum : 0,
-                             in->weight_decay);
-    blo_opt_state ost;
-    blo_status st = sc && mctx && g && !blo_opt_state_init(mctx, &o, net->ny, net->y, &ost)
-                        ? BLO_OK
-                        : blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
-    blo_rng rng;
-    blo_rng_seed(&rng, c->seed ^ 0x3a4de0ULL);
-    for (int64_t t = 0; !st && t < c->warmup; t++) {
-        blo_mark m = blo_ctx_mark(sc);
-        blo_eval ev = {1, -1, t, &rng};
-        blo_tensor *loss = blo__nas_lower(sc, alpha, net->y, &ev, p);
-        if (!loss || blo_grad(sc, 1, &loss, NULL, net->ny, net->y, 0, g)) {
-            st = blo__fail(err, errlen, blo_ctx_status(sc), "nas: warm-up step %lld: %s",
-                           (long long)t, blo_ctx_error(sc));
-            break;
-        }
-        if (!isfinite(blo_tensor_item(loss))) {
-            st = blo__fail(err, errlen, BLO_ERR_NUMERIC,
-                           "nas: the loss is not finite at warm-up step %lld (lower --inner-lr?)",
-                           (long long)t);
-            break;
-        }
-        if (blo_opt_step(sc, &o, &ost, net->ny, net->y, g)) {
-            st = blo__fail(err, errlen, blo_ctx_status(sc), "nas: warm-up step %lld: %s",
-                           (long long)t, blo_ctx_error(sc));
-            break;
-        }
-        size_t pk = blo_ctx_peak_bytes(sc);
-        if (pk > *peak) *peak = pk;
-        blo_ctx_rewind(sc, m);
-    }
-    blo_free(g);
-    blo_ctx_free(mctx);
-    blo_ctx_free(sc);
-    return st;
+    warmup_run wr = {p, alpha, {{0}}, peak};
+    blo_rng_seed(&wr.rng, c->seed ^ 0x3a4de0ULL);
+    blo__fit f = {"nas: warm-up", " (lower --inner-lr?)",
+                  sgd_momentum(in->lr, in->kind == BLO_OPT_MOMENTUM ? in->momentum : 0,
+                               in->weight_decay),
+                  net->ny, net->y, c->warmup, warmup_loss, warmup_report, &wr};
+    return blo__fit_run(&f, err, errlen);
 }
 
 /* The supernet with op weights from α (an, ar) and the solver's weights on the F half: its
