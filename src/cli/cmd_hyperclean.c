@@ -124,7 +124,7 @@ int cli_hyperclean_run(const cli_cmd *cmd, int argc, char **argv) {
     cli_task_init(&t, &HC, cmd, &h.c.solver, &h);
     cli_opt opts[12 + CLI_TASK_NOPTS] = {
         {"--data", NULL, CLI_STRING, &h.c.data_dir, 0, 0, NULL, "DIR",
-         "MNIST-layout folder (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]) "
+         "MNIST-layout folder (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz])"
          CLI_DATA_HELP},
         {"--n-train", NULL, CLI_INT, &h.n_train, 1, 1e9, NULL, "N", "training examples (weighted)"},
         {"--n-val", NULL, CLI_INT, &h.n_val, 1, 1e9, NULL, "N", "clean validation examples (F)"},

@@ -322,7 +322,7 @@ static int run_fewshot(const cli_cmd *cmd, int argc, char **argv) {
          "maml: learn the start of the whole network; hyperrep: learn the body, a head per "
          "episode; pretrain: the baseline"},
         {"--data", NULL, CLI_STRING, &c->data_dir, 0, 0, NULL, "DIR",
-         "MNIST-layout folder " CLI_DATA_HELP},
+         "MNIST-layout folder" CLI_DATA_HELP},
         {"--split", NULL, CLI_CHOICE, &m.split, 0, 0, "train|t10k", "S", "which file pair"},
         {"--images", NULL, CLI_STRING, &c->images_dir, 0, 0, NULL, "DIR",
          "a class-per-folder PNG tree (DIR/<class>/*.png) instead of --data"},

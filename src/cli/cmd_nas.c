@@ -34,7 +34,7 @@ static const char *const LOG_COLS[7] = {"iter",    "upper",      "lower",   "hyp
 /* --data and --data-format, shared by search and train. */
 #define DATA_OPTS(data, format)                                                                  \
     {"--data", NULL, CLI_STRING, &(data), 0, 0, NULL, "DIR",                                     \
-     "data folder: MNIST layout (train-*, t10k-*) or CIFAR-10 batches " CLI_DATA_HELP},          \
+     "data folder: MNIST layout (train-*, t10k-*) or CIFAR-10 batches" CLI_DATA_HELP},           \
         {"--data-format", NULL, CLI_CHOICE, &(format), 0, 0, "mnist|cifar10", "F",               \
          "the files in --data: MNIST IDX (1 channel) or CIFAR-10 binary (3 x 32 x 32)"}
 

@@ -256,7 +256,7 @@ int cli_regsearch_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--label-column", NULL, CLI_STRING, &m.label_column, 0, 0, NULL, "NAME",
          "CSV: the target column (default: the last)"},
         {"--mnist", NULL, CLI_STRING, &c->mnist_dir, 0, 0, NULL, "DIR",
-         "built-in problem: MNIST-layout folder (its train split) " CLI_DATA_HELP},
+         "built-in problem: MNIST-layout folder (its train split)" CLI_DATA_HELP},
         {"--classes", NULL, CLI_STRING, &m.classes, 0, 0, NULL, "A,B",
          "built-in problem: the two classes (0 T-shirt/top, 6 shirt)"},
         {"--examples", NULL, CLI_INT, &m.examples, 0, 1e12, NULL, "N",

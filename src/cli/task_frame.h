@@ -107,6 +107,6 @@ bool cli_check_output(const char *cmd, const char *opt, const char *path, const 
 /* The data folder a task reads when no --data is given: $BLO_DATA when set, otherwise
  * /usr/share/datasets/fashion-mnist. The library itself has no default location. */
 const char *cli_default_data(void);
-#define CLI_DATA_HELP "(default: $BLO_DATA, else /usr/share/datasets/fashion-mnist)"
+#define CLI_DATA_HELP "; $BLO_DATA, when set, replaces the default"
 
 #endif
