@@ -27,7 +27,7 @@
  * Output: '#' lines are notes; the table has columns  metric median unit repeats ref note.
  */
 #include "blo/blo.h"
-#include "tasks/nas_space.h"
+#include "tasks/nas/space.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -113,14 +113,14 @@ static void bench_conv(const conv_case *cc, int warmup, int repeats) {
 
 static void bench_search(int warmup, int repeats) {
     blo_nas_search_config c = blo_nas_search_default();
-    const int64_t n = 1000, classes = 10, S = c.data.size;
+    const int64_t n = 1000, classes = 10, S = c.images.size;
     char err[256] = "";
     blo_ctx *dctx = blo_ctx_new(0);
     if (!dctx) die("search", "out of memory");
     blo_rng g;
     blo_rng_seed(&g, c.seed ^ 0x0a4c41ULL);
-    nas_net net;
-    if (nas_net_init(&net, NULL, c.cells, c.channels, c.nodes, 1, S, classes, c.dtype, &g, err,
+    blo__nas_net net;
+    if (blo__nas_net_init(&net, NULL, c.cells, c.channels, c.nodes, 1, S, classes, c.dtype, &g, err,
                      sizeof err))
         die("search", err);
     int64_t xs[4] = {n, 1, S, S};
@@ -137,10 +137,10 @@ static void bench_search(int warmup, int repeats) {
         x0[k] = blo_tensor_new(dctx, c.dtype, 2, as);
         if (!x0[k] || blo_init_normal(x0[k], &g, 0, 1e-3)) die("search", "out of memory");
     }
-    nas_problem np = {
+    blo__nas_problem np = {
         .net = &net, .X = X, .labels = labels, .n = n, .half = n / 2, .batch = c.batch, .buf = buf};
     blo_problem prob;
-    nas_bilevel_problem(&prob, x0, &np);
+    blo__nas_bilevel_problem(&prob, x0, &np);
     blo_config sc = c.solver;
     sc.outer_iters = warmup + repeats;
     blo_solver *s = blo_solver_new(&prob, &sc, err, sizeof err);
@@ -174,7 +174,7 @@ static void bench_search(int warmup, int repeats) {
     fflush(stdout);
     free(t);
     blo_solver_free(s);
-    nas_net_free(&net);
+    blo__nas_net_free(&net);
     free(labels);
     free(buf);
     blo_ctx_free(dctx);

@@ -11,7 +11,7 @@ PyTorch (CPU, float32).
 Conv rows: y = F.conv2d(x, w) and torch.autograd.grad(y, (x, w), gy) for x, w, gy from
 N(0, 1), at the shapes of bench_conv.c (same names, same order).
 
-Search rows: the supernet of src/tasks/nas_space.c written with torch.nn.functional: stem
+Search rows: the supernet of src/tasks/nas/space.c written with torch.nn.functional: stem
 3x3 conv to 3C channels + BN; cells (reduction at cells//3 and 2*cells//3, channels doubled
 there) with both inputs preprocessed (ReLU-conv1x1-BN, or a factorized reduce after a
 reduction cell), every edge a mixed op sum_o softmax(alpha)_o o(h) over max/avg pool 3x3 + BN,

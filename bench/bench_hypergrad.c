@@ -1,5 +1,5 @@
 /* bench_hypergrad.c — time and memory of one hypergradient for every registered method on
- * data hyper-cleaning with a linear softmax model (src/tasks/hyperclean_problem.c), to set
+ * data hyper-cleaning with a linear softmax model (src/tasks/hyperclean/problem.c), to set
  * side by side with bench_hypergrad_torch.py (bench/run_hypergrad_bench.sh runs both).
  *
  *   bench_hypergrad --write-data FILE [--n 5000] [--nv 5000] [--d 784] [--classes 10] [--seed 1]
@@ -25,7 +25,7 @@
  * all C. Data file: the 8 bytes "BLOHCB1\n", then int64 n, nv, d, C, then X (f32 [n, d]),
  * labels (i64 [n]), Xv (f32 [nv, d]), labels_v (i64 [nv]), all little-endian.
  */
-#include "tasks/tasks.h"
+#include "tasks/hyperclean/hyperclean.h"
 
 #include <math.h>
 #include <stdio.h>

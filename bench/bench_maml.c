@@ -28,7 +28,7 @@
  * where ref names the torch rows this row is compared with (ref_loop and ref_batched).
  */
 #include "blo/blo.h"
-#include "tasks/tasks.h"
+#include "tasks/meta/meta.h"
 
 #include <math.h>
 #include <stdio.h>

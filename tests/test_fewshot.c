@@ -24,8 +24,7 @@
  *     hypergradient against Σ_b ∂F/∂y_b at y_T from hand-made SGD steps;
  *   - blo_fewshot_run on tinymnist: first-order MAML of a linear classifier, hyperrep and the
  *     pretrained baseline: meta-test accuracy far above chance; bad settings refused. */
-#include "../src/tasks/tasks.h"
-#include "blo/tasks.h"
+#include "../src/tasks/fewshot/fewshot.h"
 #include "testutil.h"
 
 #include <math.h>

@@ -4,7 +4,7 @@
  * holds a small problem — 300 training examples with half the labels corrupted, 200
  * validation examples, 20 features, 4 classes — the per-example weights x, and torch's
  * float64 F(x, y_T) and dF/dx through T = 20 unrolled SGD steps (lr 0.1) from W = 0, b = 0.
- * The problem itself comes from src/tasks/hyperclean_problem.c. Checks:
+ * The problem itself comes from src/tasks/hyperclean/problem.c. Checks:
  *   - rhg in float32 against torch: |got − want| ≤ 1e-5 |want| + 1e-6 max|want| per entry
  *     (the absolute floor, 1e-6 of the largest entry, covers near-zero entries: the smallest
  *     is ~0.5 % of the largest, and torch's own float32 result misses float64 by ~3e-7 of the
@@ -22,7 +22,7 @@
  *     x <n> values...  F 1 value  hypergrad <n> values...
  *     end
  */
-#include "../src/tasks/tasks.h"
+#include "../src/tasks/hyperclean/hyperclean.h"
 #include "testutil.h"
 
 #include <math.h>

@@ -12,7 +12,7 @@
  *     float32 reproduces F, the second-order MAML meta-gradient and FOMAML's to 1e-5;
  *   - the sinusoid sampler's ranges and moments;
  *   - refusals: from_x without init_y, fhg with from_x, step sizes that do not broadcast. */
-#include "../src/tasks/tasks.h"
+#include "../src/tasks/meta/meta.h"
 #include "testutil.h"
 
 #include <math.h>

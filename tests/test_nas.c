@@ -9,7 +9,7 @@
  *  - the genotype of a hand-made α (DARTS' top-2 rule, 'none' ignored), its text form, and a
  *    saved genotype loading back to a network with the same outputs;
  *  - perturbation-based selection against a made-up loss whose answer is known. */
-#include "tasks/nas_space.h"
+#include "tasks/nas/space.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -29,12 +29,12 @@ static void test_mixed_op(void) {
     for (int stride = 1; stride <= 2; stride++) {
         blo_tensor **y;
         int ny;
-        TU_CHECK(nas_mixed_params(ctx, 3, stride, BLO_F64, &r, &y, &ny) == BLO_OK, "mixed params");
+        TU_CHECK(blo__nas_mixed_params(ctx, 3, stride, BLO_F64, &r, &y, &ny) == BLO_OK, "mixed params");
         int64_t hs[4] = {2, 3, 5, 5}, ws[2] = {1, 8};
         blo_tensor *h = randn(ctx, &r, 4, hs, 1);
         blo_tensor *w = blo_softmax(ctx, randn(ctx, &r, 2, ws, 1), 1);
         int next = 0;
-        blo_tensor *mixed = nas_mixed_forward(ctx, h, w, stride, y, &next);
+        blo_tensor *mixed = blo__nas_mixed_forward(ctx, h, w, stride, y, &next);
         TU_CHECK(mixed && next == ny, "the mixed op reads all %d parameters (read %d)", ny, next);
         int64_t oh = (5 - 1) / stride + 1;
         TU_CHECK(blo_tensor_dim(mixed, 2) == oh && blo_tensor_dim(mixed, 3) == oh, "output size");
@@ -42,7 +42,7 @@ static void test_mixed_op(void) {
         double *want = calloc((size_t)m, sizeof(double));
         next = 0;
         for (int o = 0; o < BLO_NAS_NUM_OPS; o++) {
-            blo_tensor *out = nas_op_forward(ctx, o, h, stride, 1, y, &next);
+            blo_tensor *out = blo__nas_op_forward(ctx, o, h, stride, 1, y, &next);
             if (o == BLO_NAS_NONE) {
                 TU_CHECK(out == NULL, "none has no output");
                 continue;
@@ -56,7 +56,7 @@ static void test_mixed_op(void) {
         tu_check_close_f64(mixed, want, 1e-12, 1e-12, "mixed op = sum of weighted ops");
         if (stride == 1) { /* identity is one of the parts: skip_connect(h) = h */
             int nx = 0;
-            blo_tensor *id = nas_op_forward(ctx, BLO_NAS_SKIP_CONNECT, h, 1, 1, y, &nx);
+            blo_tensor *id = blo__nas_op_forward(ctx, BLO_NAS_SKIP_CONNECT, h, 1, 1, y, &nx);
             TU_CHECK(id == h && nx == 0, "skip_connect with stride 1 is the identity");
         }
         free(want);
@@ -68,8 +68,8 @@ static void test_mixed_op(void) {
 /* ---- The tiny supernet -------------------------------------------------------------------- */
 typedef struct tiny {
     blo_ctx *ctx;
-    nas_net net;
-    nas_problem p;
+    blo__nas_net net;
+    blo__nas_problem p;
     blo_tensor *alpha[2];
     int64_t labels[8];
     int64_t buf[8];
@@ -81,7 +81,7 @@ static void tiny_init(tiny *t) {
     blo_rng r;
     blo_rng_seed(&r, 3);
     char err[256];
-    blo_status st = nas_net_init(&t->net, NULL, 3, 2, 2, 1, 5, 3, BLO_F64, &r, err, sizeof err);
+    blo_status st = blo__nas_net_init(&t->net, NULL, 3, 2, 2, 1, 5, 3, BLO_F64, &r, err, sizeof err);
     TU_CHECK(st == BLO_OK, "tiny supernet: %s", err);
     int64_t xs[4] = {8, 1, 5, 5}, as[2] = {blo_nas_num_edges(2), 8};
     t->p.X = randn(t->ctx, &r, 4, xs, 1);
@@ -99,7 +99,7 @@ static void tiny_init(tiny *t) {
 
 static blo_problem tiny_problem(tiny *t, blo_tensor *const *alpha) {
     blo_problem pr;
-    nas_bilevel_problem(&pr, alpha, &t->p);
+    blo__nas_bilevel_problem(&pr, alpha, &t->p);
     return pr;
 }
 
@@ -203,7 +203,7 @@ static void test_darts_formula(tiny *t) {
     blo_rng r;
     blo_rng_seed(&r, 0);
     blo_eval ev = {1, 0, 0, &r};
-    blo_tensor *f = nas_lower(ctx, a, y, &ev, &t->p);
+    blo_tensor *f = blo__nas_lower(ctx, a, y, &ev, &t->p);
     TU_CHECK(blo_grad(ctx, 1, &f, NULL, ny, y, 0, g) == BLO_OK, "grad_y f");
     for (int i = 0; i < ny; i++) {
         yv[i] = blo_sub(ctx, y[i], blo_scale(ctx, g[i], xi));
@@ -211,7 +211,7 @@ static void test_darts_formula(tiny *t) {
         blo_set_requires_grad(yv[i], 1);
     }
     ev.level = 0;
-    blo_tensor *F = nas_upper(ctx, a, yv, &ev, &t->p);
+    blo_tensor *F = blo__nas_upper(ctx, a, yv, &ev, &t->p);
     blo_tensor **ins = calloc((size_t)ny + 2, sizeof *ins),
                **outs = calloc((size_t)ny + 2, sizeof *outs);
     ins[0] = a[0], ins[1] = a[1];
@@ -231,7 +231,7 @@ static void test_darts_formula(tiny *t) {
         ym[i] = blo_sub(ctx, y[i], blo_scale(ctx, v[i], e));
     }
     ev.level = 1;
-    blo_tensor *fp = nas_lower(ctx, a, yp, &ev, &t->p), *fm = nas_lower(ctx, a, ym, &ev, &t->p);
+    blo_tensor *fp = blo__nas_lower(ctx, a, yp, &ev, &t->p), *fm = blo__nas_lower(ctx, a, ym, &ev, &t->p);
     TU_CHECK(blo_grad(ctx, 1, &fp, NULL, 2, a, 0, gp) == BLO_OK, "grad_a f+");
     TU_CHECK(blo_grad(ctx, 1, &fm, NULL, 2, a, 0, gm) == BLO_OK, "grad_a f-");
     double worst = 0, scale = 0;
@@ -305,19 +305,19 @@ static void test_genotype(tiny *t) {
     TU_CHECK(!memcmp(&g, &h, sizeof g), "the genotype loads back equal");
 
     /* Same genotype and seed: the same network, the same outputs (eval mode, running stats). */
-    nas_net n1, n2;
+    blo__nas_net n1, n2;
     blo_rng r1, r2;
     blo_rng_seed(&r1, 5);
     blo_rng_seed(&r2, 5);
-    TU_CHECK(nas_net_init(&n1, &g, 3, 2, 0, 1, 5, 3, BLO_F64, &r1, err, sizeof err) == BLO_OK, "%s",
+    TU_CHECK(blo__nas_net_init(&n1, &g, 3, 2, 0, 1, 5, 3, BLO_F64, &r1, err, sizeof err) == BLO_OK, "%s",
              err);
-    TU_CHECK(nas_net_init(&n2, &h, 3, 2, 0, 1, 5, 3, BLO_F64, &r2, err, sizeof err) == BLO_OK, "%s",
+    TU_CHECK(blo__nas_net_init(&n2, &h, 3, 2, 0, 1, 5, 3, BLO_F64, &r2, err, sizeof err) == BLO_OK, "%s",
              err);
     blo_ctx *ctx = blo_ctx_new(0);
-    blo_tensor *z1 = nas_net_forward(ctx, &n1, n1.y, NULL, NULL, t->p.X, 1);
-    blo_tensor *z2 = nas_net_forward(ctx, &n2, n2.y, NULL, NULL, t->p.X, 1);
-    blo_tensor *e1 = nas_net_forward(ctx, &n1, n1.y, NULL, NULL, t->p.X, 0);
-    blo_tensor *e2 = nas_net_forward(ctx, &n2, n2.y, NULL, NULL, t->p.X, 0);
+    blo_tensor *z1 = blo__nas_net_forward(ctx, &n1, n1.y, NULL, NULL, t->p.X, 1);
+    blo_tensor *z2 = blo__nas_net_forward(ctx, &n2, n2.y, NULL, NULL, t->p.X, 1);
+    blo_tensor *e1 = blo__nas_net_forward(ctx, &n1, n1.y, NULL, NULL, t->p.X, 0);
+    blo_tensor *e2 = blo__nas_net_forward(ctx, &n2, n2.y, NULL, NULL, t->p.X, 0);
     TU_CHECK(z1 && z2 && e1 && e2 && n1.ny == n2.ny && n1.nstats > 0, "discrete forwards");
     if (z1 && z2 && e1 && e2) {
         tu_check_close(z2, z1, 0, 0, "loaded genotype: same training-mode outputs");
@@ -325,19 +325,19 @@ static void test_genotype(tiny *t) {
     }
     /* A different genotype gives a different network. */
     h.op[0][0][0] = BLO_NAS_MAX_POOL_3X3;
-    nas_net n3;
+    blo__nas_net n3;
     blo_rng_seed(&r1, 5);
-    TU_CHECK(nas_net_init(&n3, &h, 3, 2, 0, 1, 5, 3, BLO_F64, &r1, err, sizeof err) == BLO_OK, "%s",
+    TU_CHECK(blo__nas_net_init(&n3, &h, 3, 2, 0, 1, 5, 3, BLO_F64, &r1, err, sizeof err) == BLO_OK, "%s",
              err);
-    blo_tensor *z3 = nas_net_forward(ctx, &n3, n3.y, NULL, NULL, t->p.X, 1);
+    blo_tensor *z3 = blo__nas_net_forward(ctx, &n3, n3.y, NULL, NULL, t->p.X, 1);
     double dmax = 0;
     for (int64_t k = 0; z3 && k < blo_tensor_numel(z3); k++)
         dmax = fmax(dmax, fabs(blo_tensor_get(z3, k) - blo_tensor_get(z1, k)));
     TU_CHECK(dmax > 1e-6, "another genotype changes the outputs (%g)", dmax);
     tu_check_ok(ctx, "genotype networks");
-    nas_net_free(&n1);
-    nas_net_free(&n2);
-    nas_net_free(&n3);
+    blo__nas_net_free(&n1);
+    blo__nas_net_free(&n2);
+    blo__nas_net_free(&n3);
     blo_ctx_free(ctx);
 
     /* Malformed files name the line. */
@@ -430,7 +430,7 @@ int main(void) {
     test_darts_formula(&t);
     test_genotype(&t);
     test_perturb();
-    nas_net_free(&t.net);
+    blo__nas_net_free(&t.net);
     blo_ctx_free(t.ctx);
     return tu_finish("test_nas");
 }

@@ -11,8 +11,8 @@
  *   it learns for the noise features end larger than those of the informative ones, and the
  *   search lowers its own objective below the grid's best.
  */
-#include "blo/tasks.h"
-#include "tasks/tasks.h"
+#include "blo/regsearch.h"
+#include "tasks/regsearch/regsearch.h"
 #include "testutil.h"
 
 #include <math.h>

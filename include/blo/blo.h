@@ -8,6 +8,8 @@
  *   linalg.h    matrix-free CG, Neumann series, fixed point (+ Anderson) on tensor lists
  *   bilevel.h   bilevel problems, the hypergradient methods, the outer loop
  *   data.h      datasets and loaders: IDX (MNIST family), LIBSVM, CSV
+ *   task.h      what the ready-to-run tasks share
+ *   hyperclean.h, nas.h, meta.h, fewshot.h, regsearch.h   one header per task
  */
 #ifndef BLO_BLO_H
 #define BLO_BLO_H
@@ -17,9 +19,15 @@
 #include "blo/bilevel.h"
 #include "blo/core.h"
 #include "blo/data.h"
+#include "blo/fewshot.h"
+#include "blo/hyperclean.h"
 #include "blo/linalg.h"
+#include "blo/meta.h"
+#include "blo/nas.h"
 #include "blo/ops.h"
 #include "blo/optim.h"
+#include "blo/regsearch.h"
+#include "blo/task.h"
 #include "blo/tensor.h"
 
 #define BLO_VERSION_STRING "0.1.0"

@@ -217,9 +217,3 @@ void cli_json_string(FILE *f, const char *s) {
     }
     fputc('"', f);
 }
-
-bool cli_plot_has_log(const char *cmd, const char *plot, const char *log) {
-    if (!plot || log) return true;
-    fprintf(stderr, "blo %s: --plot draws the --log file; give --log FILE too\n", cmd);
-    return false;
-}

@@ -83,8 +83,6 @@ bool cli_parse_choice(const char *cmd, const char *opt, const char *text, const 
         {"--plot", NULL, CLI_STRING, &(plot), 0, 0, NULL, "FILE",                              \
          "convergence curves (.svg or .png); needs --log"},                                    \
         {"-q", "--quiet", CLI_FLAG, &(quiet), 0, 0, NULL, NULL, "no progress output"}
-/* --plot draws the --log file: false, with a message naming cmd, when plot is given alone. */
-bool cli_plot_has_log(const char *cmd, const char *plot, const char *log);
 
 /* Prints the help of a command: its help paragraph, then the option table with defaults. */
 void cli_print_help(FILE *f, const cli_cmd *cmd, const cli_opt *opts, int n);

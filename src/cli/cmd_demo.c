@@ -122,16 +122,6 @@ static blo_status hvp_check(blo_ctx *ctx, blo_rng *r, blo_tensor *const *p, cons
     return BLO_OK;
 }
 
-/* Fraction of points whose larger logit is their label's. */
-static double accuracy(const blo_tensor *logits, const blo_tensor *y) {
-    int64_t n = blo_tensor_dim(y, 0), right = 0;
-    for (int64_t i = 0; i < n; i++) {
-        int pred = blo_tensor_get(logits, 2 * i + 1) > blo_tensor_get(logits, 2 * i) ? 1 : 0;
-        right += pred == (int)blo_tensor_get(y, i);
-    }
-    return n ? (double)right / (double)n : 0.0;
-}
-
 typedef struct demo_result {
     double initial_loss, final_loss, accuracy, hvp_residual, hvp_tol, seconds;
     size_t peak_bytes;
@@ -225,7 +215,7 @@ int cli_demo_run(const cli_cmd *cmd, int argc, char **argv) {
         goto done;
     }
     res.final_loss = blo_tensor_item(loss);
-    res.accuracy = accuracy(logits, data.y);
+    res.accuracy = blo_accuracy(logits, data.y);
     if (!quiet) fprintf(stderr, "step %6lld  loss %.6f\n", steps, res.final_loss);
     if (!isfinite(res.final_loss)) {
         fprintf(stderr, "blo demo: the final loss is not finite; lower --lr\n");

@@ -1,85 +1,40 @@
 /* cmd_nas.c — `blo nas search`, `blo nas train` and `blo nas derive`: DARTS architecture
  * search, training a found (or random) genotype from scratch, and deriving a genotype from α
  * logs; thin layers over blo_nas_search_run, blo_nas_train_run and blo_nas_genotype_derive
- * (include/blo/tasks.h): options, progress, log, plot, summary or JSON. */
-#include "cli.h"
-#include "runlog.h"
-#include "solver_opts.h"
+ * (include/blo/nas.h); search and train run in the task frame. */
+#include "task_frame.h"
 
 #include "blo/blo.h"
-#include "blo/tasks.h"
+#include "blo/nas.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct nas_ui {
-    cli_progress prog;
-    cli_log log, alog;
-    int logging, alogging;
-} nas_ui;
-
 /* The α log: one row (iter, cell, edge, op, weight) per cell kind, edge and op, with the
  * op's weight softmax(α_edge)_op, as `blo plot` reads it back (cli_plot_alpha). */
 static const char *const ALPHA_LOG_COLS[5] = {"iter", "cell", "edge", "op", "weight"};
 
-static int nas_on_alpha(int64_t iter, int edges, const double *an, const double *ar, void *user) {
-    nas_ui *ui = user;
-    if (!ui->alogging) return 0;
-    for (int cell = 0; cell < 2; cell++)
-        for (int e = 0; e < edges; e++) {
-            const double *a = (cell ? ar : an) + e * BLO_NAS_NUM_OPS;
-            double mx = a[0], z = 0;
-            for (int o = 1; o < BLO_NAS_NUM_OPS; o++) mx = fmax(mx, a[o]);
-            for (int o = 0; o < BLO_NAS_NUM_OPS; o++) z += exp(a[o] - mx);
-            for (int o = 0; o < BLO_NAS_NUM_OPS; o++) {
-                double row[5] = {(double)iter, cell, e, o, exp(a[o] - mx) / z};
-                cli_log_row(&ui->alog, row);
-            }
-        }
-    return 0;
-}
-
 static int nas_on_iter(const blo_task_iter *it, void *user) {
-    nas_ui *ui = user;
     char status[128];
     if (isfinite(it->test_acc))
         snprintf(status, sizeof status, "loss %.4f  acc %.2f%%", it->rec.upper, 100 * it->test_acc);
     else
         snprintf(status, sizeof status, "loss %.4f", it->rec.upper);
-    cli_progress_update(&ui->prog, it->rec.iter + 1, status);
-    if (ui->logging) {
-        double row[7] = {(double)it->rec.iter, it->rec.upper,
-                         it->rec.lower,        it->rec.hypergrad_norm,
-                         it->rec.seconds,      (double)it->rec.peak_bytes,
-                         it->test_acc};
-        cli_log_row(&ui->log, row);
-    }
+    double row[7] = {(double)it->rec.iter, it->rec.upper,   it->rec.lower,
+                     it->rec.hypergrad_norm, it->rec.seconds, (double)it->rec.peak_bytes,
+                     it->test_acc};
+    cli_task_iter(user, it->rec.iter + 1, status, row);
     return 0;
 }
 
 static const char *const LOG_COLS[7] = {"iter",    "upper",      "lower",   "hypergrad_norm",
                                         "seconds", "peak_bytes", "test_acc"};
 
-/* Draws log into plot: a run log's curves, or an α log's panels (cli_plot_logs tells them
- * apart by their columns). */
-static int finish_plot(const char *name, const char *plot, const char *log) {
-    if (!plot) return CLI_EXIT_OK;
-    char perr[512];
-    char *logs[1] = {(char *)log};
-    int prc = cli_plot_logs(plot, logs, 1, NULL, perr, sizeof perr);
-    if (prc) fprintf(stderr, "blo %s: %s\n", name, perr);
-    return prc;
-}
-
-static int exit_for(blo_status st) {
-    return st == BLO_ERR_NUMERIC || st == BLO_ERR_NOMEM ? CLI_EXIT_FAILED : CLI_EXIT_USAGE;
-}
-
 /* --data and --data-format, shared by search and train. */
 #define DATA_OPTS(data, format)                                                                  \
     {"--data", NULL, CLI_STRING, &(data), 0, 0, NULL, "DIR",                                     \
-     "data folder: MNIST layout (train-*, t10k-*) or CIFAR-10 batches"},                         \
+     "data folder: MNIST layout (train-*, t10k-*) or CIFAR-10 batches" CLI_DATA_HELP},           \
         {"--data-format", NULL, CLI_CHOICE, &(format), 0, 0, "mnist|cifar10", "F",               \
          "the files in --data: MNIST IDX (1 channel) or CIFAR-10 binary (3 x 32 x 32)"}
 
@@ -129,130 +84,101 @@ static const cli_cmd TRAIN = {
     "CIFAR-10 binary batches (3-channel 32x32 images; --size must divide 32), as nas search.",
     NULL};
 
-static int nas_search(int argc, char **argv) {
-    blo_nas_search_config c = blo_nas_search_default();
-    cli_solver_args sa;
-    cli_solver_args_from(&sa, &c.solver);
-    long long n_search = c.n_search, n_test = c.n_test, batch = c.batch, size = c.data.size,
-              cells = c.cells, channels = c.channels, nodes = c.nodes, eval_every = c.eval_every,
-              seed = 0, threads = 0, warmup = c.warmup;
-    const char *data = c.data.data_dir, *dtype = "f32", *log = NULL, *plot = NULL, *geno = NULL,
-               *alog = NULL, *select = "alpha";
-    const char *format = "mnist";
-    int json = 0, quiet = 0;
-    cli_opt opts[22 + CLI_SOLVER_NOPTS] = {
-        DATA_OPTS(data, format),
-        {"--size", NULL, CLI_INT, &size, 1, 1e4, NULL, "S", "images average-pooled to S x S"},
-        {"--n-search", NULL, CLI_INT, &n_search, 2, 1e9, NULL, "N",
-         "training-split examples: first half f, second half F"},
-        {"--n-test", NULL, CLI_INT, &n_test, 0, 1e9, NULL, "N", "test examples for the supernet"},
-        {"--batch", NULL, CLI_INT, &batch, 1, 1e9, NULL, "B", "minibatch of each objective"},
-        {"--cells", NULL, CLI_INT, &cells, 1, 100, NULL, "N", "cells (reductions at N/3, 2N/3)"},
-        {"--channels", NULL, CLI_INT, &channels, 1, 4096, NULL, "C", "channels of the first cells"},
-        {"--nodes", NULL, CLI_INT, &nodes, 1, BLO_NAS_MAX_NODES, NULL, "N",
-         "intermediate nodes per cell"},
-        {"--genotype", NULL, CLI_STRING, &geno, 0, 0, NULL, "FILE", "save the genotype here"},
-        {"--eval-every", NULL, CLI_INT, &eval_every, 0, 1e12, NULL, "N",
-         "supernet accuracy on the F half every N iterations (0: at the end)"},
-        {"--seed", NULL, CLI_INT, &seed, 0, 9e18, NULL, "S",
-         "data subset, weights, alpha, batches"},
-        {"--warmup", NULL, CLI_INT, &warmup, 0, 1e12, NULL, "N",
-         "weights-only steps on f before alpha moves"},
-        {"--alpha-log", NULL, CLI_STRING, &alog, 0, 0, NULL, "FILE",
-         "softmax(alpha) per iteration, edge and op (.csv or .jsonl)"},
-        {"--select", NULL, CLI_CHOICE, &select, 0, 0, "alpha|perturb", "HOW",
-         "the genotype from alpha's magnitudes (DARTS) or from the supernet's loss when an op "
-         "or edge is taken out"},
-        CLI_RUN_OPTS(threads, dtype, json, log, plot, quiet),
-    };
-    for (int i = 0; i < 21; i++)
-        if (!strcmp(opts[i].name, "--plot"))
-            opts[i].help = "softmax(alpha) per edge over the search (.svg, .png); needs --alpha-log";
-    int n = cli_solver_opts(opts, 21, &sa);
-    int rc;
-    if (!cli_parse(&SEARCH, argc, argv, opts, n, &rc)) return rc;
-    if (!cli_solver_config(SEARCH.name, &sa, &c.solver)) return CLI_EXIT_USAGE;
-    if (plot && !alog) {
-        fprintf(stderr, "blo nas search: --plot draws the alpha log; give --alpha-log FILE too\n");
-        return CLI_EXIT_USAGE;
-    }
-    c.data.data_dir = data;
-    c.data.format = data_format(format);
-    c.data.size = size;
-    c.data.seed = (uint64_t)seed;
-    c.n_search = n_search;
-    c.n_test = n_test;
-    c.batch = batch;
-    c.cells = (int)cells;
-    c.channels = (int)channels;
-    c.nodes = (int)nodes;
-    c.eval_every = eval_every;
-    c.select = strcmp(select, "perturb") ? BLO_NAS_SELECT_ALPHA : BLO_NAS_SELECT_PERTURB;
-    c.dtype = strcmp(dtype, "f64") ? BLO_F32 : BLO_F64;
-    c.seed = (uint64_t)seed;
-    c.solver.seed = (uint64_t)seed;
-    c.resume = sa.resume;
-    c.warmup = warmup;
-    blo_set_num_threads((int)threads);
-    nas_ui ui;
-    memset(&ui, 0, sizeof ui);
-    if (log) {
-        if (!cli_log_open(&ui.log, log, 7, LOG_COLS, sa.resume != NULL)) return CLI_EXIT_USAGE;
-        ui.logging = 1;
-    }
-    if (alog) {
-        if (!cli_log_open(&ui.alog, alog, 5, ALPHA_LOG_COLS, sa.resume != NULL)) {
-            if (ui.logging) cli_log_close(&ui.log);
-            return CLI_EXIT_USAGE;
+/* `nas search`: the command's state is its α log, the configuration, the values with no field
+ * there, the result. */
+typedef struct search_cmd {
+    cli_log alog;
+    blo_nas_search_config c;
+    long long n_search, n_test, batch, size, cells, channels, nodes, eval_every, seed, warmup;
+    const char *format, *geno, *alog_path, *select;
+    blo_nas_search_result r;
+} search_cmd;
+
+static int nas_on_alpha(int64_t iter, int edges, const double *an, const double *ar, void *user) {
+    search_cmd *m = ((cli_task *)user)->user;
+    cli_log *alog = &m->alog;
+    if (!alog->f) return 0;
+    for (int cell = 0; cell < 2; cell++)
+        for (int e = 0; e < edges; e++) {
+            const double *a = (cell ? ar : an) + e * BLO_NAS_NUM_OPS;
+            double mx = a[0], z = 0;
+            for (int o = 1; o < BLO_NAS_NUM_OPS; o++) mx = fmax(mx, a[o]);
+            for (int o = 0; o < BLO_NAS_NUM_OPS; o++) z += exp(a[o] - mx);
+            for (int o = 0; o < BLO_NAS_NUM_OPS; o++) {
+                double row[5] = {(double)iter, cell, e, o, exp(a[o] - mx) / z};
+                cli_log_row(alog, row);
+            }
         }
-        ui.alogging = 1;
+    return 0;
+}
+
+static bool search_configure(cli_task *t) {
+    search_cmd *m = t->user;
+    blo_nas_search_config *c = &m->c;
+    c->images.format = data_format(m->format);
+    c->images.size = m->size;
+    c->images.seed = (uint64_t)m->seed;
+    c->n_search = m->n_search;
+    c->n_test = m->n_test;
+    c->batch = m->batch;
+    c->cells = (int)m->cells;
+    c->channels = (int)m->channels;
+    c->nodes = (int)m->nodes;
+    c->eval_every = m->eval_every;
+    c->select = strcmp(m->select, "perturb") ? BLO_NAS_SELECT_ALPHA : BLO_NAS_SELECT_PERTURB;
+    c->warmup = m->warmup;
+    c->on_alpha = nas_on_alpha;
+    CLI_TASK_CONFIGURE(c, t, m->seed, nas_on_iter);
+    return true;
+}
+
+static blo_status search_run(cli_task *t, char *err, size_t errlen) {
+    search_cmd *m = t->user;
+    const blo_nas_search_config *c = &m->c;
+    if (m->alog_path &&
+        !cli_log_open(&m->alog, m->alog_path, 5, ALPHA_LOG_COLS, t->sa.resume != NULL)) {
+        snprintf(err, errlen, "%s: cannot write the alpha log", m->alog_path);
+        return BLO_ERR_IO;
     }
-    cli_progress_start(&ui.prog, "nas search", c.solver.outer_iters, quiet);
-    c.on_iter = nas_on_iter;
-    c.on_alpha = nas_on_alpha;
-    c.user = &ui;
-    if (!quiet)
+    if (!t->quiet)
         fprintf(stderr,
                 "nas search: %s, %d cells x %d channels x %d nodes, %lldx%lld images, T = %d, "
                 "%lld warm-up steps, %lld outer iterations, %s start\n",
-                c.solver.method, c.cells, c.channels, c.nodes, size, size, c.solver.inner_steps,
-                warmup, (long long)c.solver.outer_iters, blo_init_kind_name(c.solver.init));
-    blo_nas_search_result r;
-    char err[1024] = "";
-    blo_status st = blo_nas_search_run(&c, &r, err, sizeof err);
-    cli_progress_end(&ui.prog);
-    if (ui.logging) cli_log_close(&ui.log);
-    if (ui.alogging) cli_log_close(&ui.alog);
-    if (st) {
-        fprintf(stderr, "blo nas search: %s\n", strncmp(err, "nas: ", 5) ? err : err + 5);
-        return exit_for(st);
-    }
-    blo_free(r.alpha_normal);
-    blo_free(r.alpha_reduce);
-    if (geno && (st = blo_nas_genotype_save(&r.genotype, geno, err, sizeof err))) {
-        fprintf(stderr, "blo nas search: %s\n", err);
-        return exit_for(st);
-    }
-    if ((rc = finish_plot(SEARCH.name, plot, alog))) return rc;
+                c->solver.method, c->cells, c->channels, c->nodes, m->size, m->size,
+                c->solver.inner_steps, m->warmup, (long long)c->solver.outer_iters,
+                blo_init_kind_name(c->solver.init));
+    blo_status st = blo_nas_search_run(c, &m->r, err, errlen);
+    cli_log_close(&m->alog);
+    if (st) return st;
+    blo_free(m->r.alpha_normal);
+    blo_free(m->r.alpha_reduce);
+    return m->geno ? blo_nas_genotype_save(&m->r.genotype, m->geno, err, errlen) : BLO_OK;
+}
+
+static int search_summary(cli_task *t) {
+    const search_cmd *m = t->user;
+    const blo_nas_search_config *c = &m->c;
+    const blo_nas_search_result *r = &m->r;
     char text[4096];
-    blo_nas_genotype_format(&r.genotype, text, sizeof text);
-    if (json) {
+    blo_nas_genotype_format(&r->genotype, text, sizeof text);
+    if (t->json) {
         printf("{\"task\":\"nas_search\",\"method\":\"%s\",\"init\":\"%s\",\"inner_steps\":%d,"
                "\"cells\":%d,\"channels\":%d,\"nodes\":%d,\"warmup\":%lld,\"iters\":%lld,"
                "\"params\":%lld,",
-               c.solver.method, blo_init_kind_name(c.solver.init), c.solver.inner_steps, c.cells,
-               c.channels, c.nodes, warmup, (long long)r.iters, (long long)r.params);
-        printf("\"select\":\"%s\",", select);
+               c->solver.method, blo_init_kind_name(c->solver.init), c->solver.inner_steps,
+               c->cells, c->channels, c->nodes, m->warmup, (long long)r->iters,
+               (long long)r->params);
+        printf("\"select\":\"%s\",", m->select);
         const char *keys[] = {"val_acc", "test_acc", "upper", "lower", "seconds", "select_seconds"};
-        double vals[] = {r.val_acc, r.test_acc, r.upper, r.lower, r.seconds, r.select_seconds};
+        double vals[] = {r->val_acc, r->test_acc, r->upper, r->lower, r->seconds, r->select_seconds};
         for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
             printf("\"%s\":", keys[i]);
             cli_json_number(stdout, vals[i]);
             printf(",");
         }
-        printf("\"peak_bytes\":%zu,\"genotype_file\":", r.peak_bytes);
-        if (geno)
-            cli_json_string(stdout, geno);
+        printf("\"peak_bytes\":%zu,\"genotype_file\":", r->peak_bytes);
+        if (m->geno)
+            cli_json_string(stdout, m->geno);
         else
             printf("null");
         printf(",\"genotype\":");
@@ -260,130 +186,189 @@ static int nas_search(int argc, char **argv) {
         printf("}\n");
         return CLI_EXIT_OK;
     }
-    printf("DARTS search: %s, %lld iterations, %.1f s, %lld supernet weights\n", c.solver.method,
-           (long long)r.iters, r.seconds, (long long)r.params);
+    printf("DARTS search: %s, %lld iterations, %.1f s, %lld supernet weights\n", c->solver.method,
+           (long long)r->iters, r->seconds, (long long)r->params);
     printf("  supernet accuracy: %.2f %% on the F half, %.2f %% on %lld test images\n",
-           100 * r.val_acc, 100 * r.test_acc, (long long)c.n_test);
+           100 * r->val_acc, 100 * r->test_acc, (long long)c->n_test);
     fputs(text, stdout);
-    if (geno) printf("  genotype saved to %s\n", geno);
+    if (m->geno) printf("  genotype saved to %s\n", m->geno);
     return CLI_EXIT_OK;
 }
 
-static int nas_train(int argc, char **argv) {
-    blo_nas_train_config c = blo_nas_train_default();
-    long long n_train = c.n_train, n_test = c.n_test, batch = c.batch, epochs = c.epochs,
-              size = c.data.size, cells = c.cells, channels = c.channels, nodes = 4, seed = 0,
-              threads = 0;
-    double lr = c.lr, momentum = c.momentum, wd = c.weight_decay;
-    const char *data = c.data.data_dir, *dtype = "f32", *log = NULL, *plot = NULL, *geno = NULL;
-    const char *format = "mnist";
-    int json = 0, quiet = 0, random = 0;
-    cli_opt opts[] = {
-        {"--genotype", NULL, CLI_STRING, &geno, 0, 0, NULL, "FILE",
-         "the architecture (from nas search)"},
-        {"--random", NULL, CLI_FLAG, &random, 0, 0, NULL, NULL,
-         "a uniformly random genotype (drawn with --seed) instead"},
-        {"--nodes", NULL, CLI_INT, &nodes, 1, BLO_NAS_MAX_NODES, NULL, "N",
-         "nodes of a --random genotype"},
-        DATA_OPTS(data, format),
-        {"--size", NULL, CLI_INT, &size, 1, 1e4, NULL, "S", "images average-pooled to S x S"},
-        {"--n-train", NULL, CLI_INT, &n_train, 1, 1e9, NULL, "N", "training examples"},
-        {"--n-test", NULL, CLI_INT, &n_test, 1, 1e9, NULL, "N", "test examples"},
-        {"--batch", NULL, CLI_INT, &batch, 1, 1e9, NULL, "B", "minibatch"},
-        {"--epochs", NULL, CLI_INT, &epochs, 0, 1e9, NULL, "E",
-         "passes over the training examples"},
-        {"--lr", NULL, CLI_DOUBLE, &lr, 1e-12, 1e6, NULL, "LR", "initial SGD step (cosine to 0)"},
-        {"--momentum", NULL, CLI_DOUBLE, &momentum, 0, 1, NULL, "MU", "SGD momentum"},
-        {"--weight-decay", NULL, CLI_DOUBLE, &wd, 0, 1e6, NULL, "WD", "L2 weight decay"},
-        {"--cells", NULL, CLI_INT, &cells, 1, 100, NULL, "N", "cells (reductions at N/3, 2N/3)"},
-        {"--channels", NULL, CLI_INT, &channels, 1, 4096, NULL, "C", "channels of the first cells"},
-        {"--seed", NULL, CLI_INT, &seed, 0, 9e18, NULL, "S", "data subset, weights, batches"},
-        {"--threads", NULL, CLI_INT, &threads, 0, 1024, NULL, "N", "threads (0: all cores)"},
-        {"--dtype", NULL, CLI_CHOICE, &dtype, 0, 0, "f32|f64", "T", "precision"},
-        {"--json", NULL, CLI_FLAG, &json, 0, 0, NULL, NULL,
-         "the summary as one JSON object on stdout"},
-        {"--log", NULL, CLI_STRING, &log, 0, 0, NULL, "FILE", "per-epoch record: .csv or .jsonl"},
-        {"--plot", NULL, CLI_STRING, &plot, 0, 0, NULL, "FILE", "curves (.svg, .png); needs --log"},
-        {"-q", "--quiet", CLI_FLAG, &quiet, 0, 0, NULL, NULL, "no progress output"},
+static const cli_task_def SEARCH_TASK = {"nas search", 7, LOG_COLS, search_configure,
+                                         search_run, search_summary, NULL};
+
+static int nas_search(int argc, char **argv) {
+    search_cmd m;
+    memset(&m, 0, sizeof m);
+    blo_nas_search_config *c = &m.c;
+    *c = blo_nas_search_default();
+    c->images.data_dir = cli_default_data();
+    m.n_search = c->n_search, m.n_test = c->n_test, m.batch = c->batch, m.size = c->images.size;
+    m.cells = c->cells, m.channels = c->channels, m.nodes = c->nodes;
+    m.eval_every = c->eval_every, m.warmup = c->warmup;
+    m.format = "mnist", m.select = "alpha";
+    cli_task t;
+    cli_task_init(&t, &SEARCH_TASK, &SEARCH, &c->solver, &m);
+    t.plot_from = &m.alog_path;
+    t.plot_from_opt = "--alpha-log";
+    cli_task_output(&t, "--genotype", &m.geno);
+    cli_task_output(&t, "--alpha-log", &m.alog_path);
+    cli_opt opts[15 + CLI_TASK_NOPTS] = {
+        DATA_OPTS(c->images.data_dir, m.format),
+        {"--size", NULL, CLI_INT, &m.size, 1, 1e4, NULL, "S", "images average-pooled to S x S"},
+        {"--n-search", NULL, CLI_INT, &m.n_search, 2, 1e9, NULL, "N",
+         "training-split examples: first half f, second half F"},
+        {"--n-test", NULL, CLI_INT, &m.n_test, 0, 1e9, NULL, "N", "test examples for the supernet"},
+        {"--batch", NULL, CLI_INT, &m.batch, 1, 1e9, NULL, "B", "minibatch of each objective"},
+        {"--cells", NULL, CLI_INT, &m.cells, 1, 100, NULL, "N", "cells (reductions at N/3, 2N/3)"},
+        {"--channels", NULL, CLI_INT, &m.channels, 1, 4096, NULL, "C", "channels of the first cells"},
+        {"--nodes", NULL, CLI_INT, &m.nodes, 1, BLO_NAS_MAX_NODES, NULL, "N",
+         "intermediate nodes per cell"},
+        {"--genotype", NULL, CLI_STRING, &m.geno, 0, 0, NULL, "FILE", "save the genotype here"},
+        {"--eval-every", NULL, CLI_INT, &m.eval_every, 0, 1e12, NULL, "N",
+         "supernet accuracy on the F half every N iterations (0: at the end)"},
+        {"--seed", NULL, CLI_INT, &m.seed, 0, 9e18, NULL, "S",
+         "data subset, weights, alpha, batches"},
+        {"--warmup", NULL, CLI_INT, &m.warmup, 0, 1e12, NULL, "N",
+         "weights-only steps on f before alpha moves"},
+        {"--alpha-log", NULL, CLI_STRING, &m.alog_path, 0, 0, NULL, "FILE",
+         "softmax(alpha) per iteration, edge and op (.csv or .jsonl)"},
+        {"--select", NULL, CLI_CHOICE, &m.select, 0, 0, "alpha|perturb", "HOW",
+         "the genotype from alpha's magnitudes (DARTS) or from the supernet's loss when an op "
+         "or edge is taken out"},
     };
-    int rc;
-    if (!cli_parse(&TRAIN, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), &rc)) return rc;
-    if (!geno == !random) {
+    int n = cli_task_opts(&t, opts, 15);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(opts[i].name, "--plot"))
+            opts[i].help = "softmax(alpha) per edge over the search (.svg, .png); needs --alpha-log";
+    return cli_task_main(&t, argc, argv, opts, n);
+}
+
+/* `nas train`: no bilevel problem, so no solver options; one log row per epoch. */
+typedef struct train_cmd {
+    blo_nas_train_config c;
+    long long n_train, n_test, batch, epochs, size, cells, channels, nodes, seed;
+    double lr, momentum, wd;
+    const char *format, *geno;
+    int random;
+    blo_nas_train_result r;
+} train_cmd;
+
+static bool train_configure(cli_task *t) {
+    train_cmd *m = t->user;
+    blo_nas_train_config *c = &m->c;
+    if (!m->geno == !m->random) {
         fprintf(stderr, "blo nas train: give exactly one of --genotype FILE and --random\n");
-        return CLI_EXIT_USAGE;
+        return false;
     }
-    if (!cli_plot_has_log("nas train", plot, log)) return CLI_EXIT_USAGE;
-    char err[1024] = "";
-    blo_status st;
-    if (geno) {
-        if ((st = blo_nas_genotype_load(geno, &c.genotype, err, sizeof err))) {
+    if (m->geno) {
+        char err[1024];
+        if (blo_nas_genotype_load(m->geno, &c->genotype, err, sizeof err)) {
             fprintf(stderr, "blo nas train: %s\n", err);
-            return CLI_EXIT_USAGE;
+            return false;
         }
     } else {
         blo_rng g;
-        blo_rng_seed(&g, (uint64_t)seed ^ 0x4a4d0ULL);
-        blo_nas_genotype_random((int)nodes, &g, &c.genotype);
+        blo_rng_seed(&g, (uint64_t)m->seed ^ 0x4a4d0ULL);
+        blo_nas_genotype_random((int)m->nodes, &g, &c->genotype);
     }
-    c.data.data_dir = data;
-    c.data.format = data_format(format);
-    c.data.size = size;
-    c.data.seed = (uint64_t)seed;
-    c.n_train = n_train;
-    c.n_test = n_test;
-    c.batch = batch;
-    c.epochs = epochs;
-    c.lr = lr;
-    c.momentum = momentum;
-    c.weight_decay = wd;
-    c.cells = (int)cells;
-    c.channels = (int)channels;
-    c.dtype = strcmp(dtype, "f64") ? BLO_F32 : BLO_F64;
-    c.seed = (uint64_t)seed;
-    blo_set_num_threads((int)threads);
-    nas_ui ui;
-    memset(&ui, 0, sizeof ui);
-    if (log) {
-        if (!cli_log_open(&ui.log, log, 7, LOG_COLS, 0)) return CLI_EXIT_USAGE;
-        ui.logging = 1;
-    }
-    cli_progress_start(&ui.prog, "nas train", epochs, quiet);
-    c.on_iter = nas_on_iter;
-    c.user = &ui;
-    blo_nas_train_result r;
-    st = blo_nas_train_run(&c, &r, err, sizeof err);
-    cli_progress_end(&ui.prog);
-    if (ui.logging) cli_log_close(&ui.log);
-    if (st) {
-        fprintf(stderr, "blo nas train: %s\n", strncmp(err, "nas: ", 5) ? err : err + 5);
-        return exit_for(st);
-    }
-    if ((rc = finish_plot(TRAIN.name, plot, log))) return rc;
+    c->images.format = data_format(m->format);
+    c->images.size = m->size;
+    c->images.seed = (uint64_t)m->seed;
+    c->n_train = m->n_train;
+    c->n_test = m->n_test;
+    c->batch = m->batch;
+    c->epochs = m->epochs;
+    c->lr = m->lr;
+    c->momentum = m->momentum;
+    c->weight_decay = m->wd;
+    c->cells = (int)m->cells;
+    c->channels = (int)m->channels;
+    c->dtype = cli_task_dtype(t);
+    c->seed = (uint64_t)m->seed;
+    c->on_iter = nas_on_iter;
+    c->user = t;
+    t->total = m->epochs;
+    return true;
+}
+
+static blo_status train_run(cli_task *t, char *err, size_t errlen) {
+    train_cmd *m = t->user;
+    return blo_nas_train_run(&m->c, &m->r, err, errlen);
+}
+
+static int train_summary(cli_task *t) {
+    const train_cmd *m = t->user;
+    const blo_nas_train_config *c = &m->c;
+    const blo_nas_train_result *r = &m->r;
     char text[4096];
-    blo_nas_genotype_format(&c.genotype, text, sizeof text);
-    if (json) {
+    blo_nas_genotype_format(&c->genotype, text, sizeof text);
+    if (t->json) {
         printf("{\"task\":\"nas_train\",\"genotype_source\":");
-        cli_json_string(stdout, geno ? geno : "random");
+        cli_json_string(stdout, m->geno ? m->geno : "random");
         printf(",\"cells\":%d,\"channels\":%d,\"nodes\":%d,\"epochs\":%lld,\"steps\":%lld,"
                "\"params\":%lld,\"test_acc\":",
-               c.cells, c.channels, c.genotype.nodes, epochs, (long long)r.steps,
-               (long long)r.params);
-        cli_json_number(stdout, r.test_acc);
+               c->cells, c->channels, c->genotype.nodes, m->epochs, (long long)r->steps,
+               (long long)r->params);
+        cli_json_number(stdout, r->test_acc);
         printf(",\"train_loss\":");
-        cli_json_number(stdout, r.train_loss);
+        cli_json_number(stdout, r->train_loss);
         printf(",\"seconds\":");
-        cli_json_number(stdout, r.seconds);
+        cli_json_number(stdout, r->seconds);
         printf(",\"genotype\":");
         cli_json_string(stdout, text);
         printf("}\n");
         return CLI_EXIT_OK;
     }
-    printf("trained from scratch: %lld epochs, %lld weights, %.1f s\n", epochs, (long long)r.params,
-           r.seconds);
-    printf("  test accuracy %.2f %% on %lld images (final train loss %.4f)\n", 100 * r.test_acc,
-           n_test, r.train_loss);
+    printf("trained from scratch: %lld epochs, %lld weights, %.1f s\n", m->epochs,
+           (long long)r->params, r->seconds);
+    printf("  test accuracy %.2f %% on %lld images (final train loss %.4f)\n", 100 * r->test_acc,
+           m->n_test, r->train_loss);
     fputs(text, stdout);
     return CLI_EXIT_OK;
+}
+
+static const cli_task_def TRAIN_TASK = {"nas train", 7, LOG_COLS, train_configure, train_run,
+                                        train_summary, NULL};
+
+static int nas_train(int argc, char **argv) {
+    train_cmd m;
+    memset(&m, 0, sizeof m);
+    blo_nas_train_config *c = &m.c;
+    *c = blo_nas_train_default();
+    c->images.data_dir = cli_default_data();
+    m.n_train = c->n_train, m.n_test = c->n_test, m.batch = c->batch, m.epochs = c->epochs;
+    m.size = c->images.size, m.cells = c->cells, m.channels = c->channels, m.nodes = 4;
+    m.lr = c->lr, m.momentum = c->momentum, m.wd = c->weight_decay;
+    m.format = "mnist";
+    cli_task t;
+    cli_task_init(&t, &TRAIN_TASK, &TRAIN, NULL, &m);
+    cli_opt opts[16 + CLI_TASK_NOPTS] = {
+        {"--genotype", NULL, CLI_STRING, &m.geno, 0, 0, NULL, "FILE",
+         "the architecture (from nas search)"},
+        {"--random", NULL, CLI_FLAG, &m.random, 0, 0, NULL, NULL,
+         "a uniformly random genotype (drawn with --seed) instead"},
+        {"--nodes", NULL, CLI_INT, &m.nodes, 1, BLO_NAS_MAX_NODES, NULL, "N",
+         "nodes of a --random genotype"},
+        DATA_OPTS(c->images.data_dir, m.format),
+        {"--size", NULL, CLI_INT, &m.size, 1, 1e4, NULL, "S", "images average-pooled to S x S"},
+        {"--n-train", NULL, CLI_INT, &m.n_train, 1, 1e9, NULL, "N", "training examples"},
+        {"--n-test", NULL, CLI_INT, &m.n_test, 1, 1e9, NULL, "N", "test examples"},
+        {"--batch", NULL, CLI_INT, &m.batch, 1, 1e9, NULL, "B", "minibatch"},
+        {"--epochs", NULL, CLI_INT, &m.epochs, 0, 1e9, NULL, "E",
+         "passes over the training examples"},
+        {"--lr", NULL, CLI_DOUBLE, &m.lr, 1e-12, 1e6, NULL, "LR", "initial SGD step (cosine to 0)"},
+        {"--momentum", NULL, CLI_DOUBLE, &m.momentum, 0, 1, NULL, "MU", "SGD momentum"},
+        {"--weight-decay", NULL, CLI_DOUBLE, &m.wd, 0, 1e6, NULL, "WD", "L2 weight decay"},
+        {"--cells", NULL, CLI_INT, &m.cells, 1, 100, NULL, "N", "cells (reductions at N/3, 2N/3)"},
+        {"--channels", NULL, CLI_INT, &m.channels, 1, 4096, NULL, "C", "channels of the first cells"},
+        {"--seed", NULL, CLI_INT, &m.seed, 0, 9e18, NULL, "S", "data subset, weights, batches"},
+    };
+    int n = cli_task_opts(&t, opts, 16);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(opts[i].name, "--log")) opts[i].help = "per-epoch record: .csv or .jsonl";
+    return cli_task_main(&t, argc, argv, opts, n);
 }
 
 static const cli_cmd DERIVE = {

@@ -4,7 +4,7 @@
 #include "runlog.h"
 
 #include "blo/core.h"
-#include "blo/tasks.h"
+#include "blo/nas.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -164,28 +164,6 @@ int cli_plot_logs(const char *out, char **logs, int nlogs, const char *x_only, c
     for (int k = 0; k < nread; k++) cli_table_free(&t[k]);
     blo_free(t);
     return rc;
-}
-
-int cli_task_finish(const char *task, int st, const char *err, cli_progress *prog, cli_log *log,
-                    const char *plot, const char *logpath) {
-    cli_progress_end(prog);
-    cli_log_close(log);
-    if (st) {
-        size_t n = strlen(task);
-        const char *msg = !strncmp(err, task, n) && !strncmp(err + n, ": ", 2) ? err + n + 2 : err;
-        fprintf(stderr, "blo %s: %s\n", task, msg);
-        return st == BLO_ERR_NUMERIC || st == BLO_ERR_NOMEM ? CLI_EXIT_FAILED : CLI_EXIT_USAGE;
-    }
-    if (plot) {
-        char perr[512];
-        char *logs[1] = {(char *)logpath};
-        int prc = cli_plot_logs(plot, logs, 1, NULL, perr, sizeof perr);
-        if (prc) {
-            fprintf(stderr, "blo %s: %s\n", task, perr);
-            return prc;
-        }
-    }
-    return -1;
 }
 
 int cli_plot_run(const cli_cmd *cmd, int argc, char **argv) {

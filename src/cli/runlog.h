@@ -88,11 +88,4 @@ int cli_alpha_shape(const cli_table *t, int col[5], int *nodes, char *err, size_
 int cli_plot_logs(const char *out, char **logs, int nlogs, const char *x_only, char *err,
                   size_t errlen);
 
-/* What every task command does after its run: ends the progress line, closes the log, and
- * either reports the failure (st != BLO_OK; err is the run's message, a leading "<task>: "
- * dropped) or draws plot from logpath when a plot was asked for. Returns the exit code to
- * stop with (1 for a run that failed, 2 for bad input or settings), or -1 to go on. */
-int cli_task_finish(const char *task, int st, const char *err, cli_progress *prog, cli_log *log,
-                    const char *plot, const char *logpath);
-
 #endif

@@ -1,4 +1,4 @@
-/* nas_space.h — the DARTS cell search space as blo ops (internal to the library: nas.c, the
+/* space.h — the DARTS cell search space as blo ops (internal to the library: run.c, the
  * tests). One network description serves both the supernet (every edge a mixed op over the 8
  * candidates, weighted by softmax(α)) and the discrete network of a genotype (two ops per
  * node), and one forward function both builds the parameters and evaluates the network, so
@@ -18,10 +18,10 @@
 #ifndef BLO_NAS_SPACE_H
 #define BLO_NAS_SPACE_H
 
-#include "../internal.h"
-#include "blo/tasks.h"
+#include "../../internal.h"
+#include "blo/nas.h"
 
-typedef struct nas_net {
+typedef struct blo__nas_net {
     int supernet;          /* 1: mixed edges weighted by α; 0: the genotype's ops */
     blo_nas_genotype geno; /* the discrete network's architecture (supernet: geno.nodes only) */
     int cells, channels, nodes;
@@ -32,25 +32,25 @@ typedef struct nas_net {
     blo_tensor **y; /* the parameters, in the order the forward reads them */
     int nstats;
     blo_tensor **stats; /* discrete network: running mean, var per BN (NULL in the supernet) */
-} nas_net;
+} blo__nas_net;
 
 /* Makes the parameters (Kaiming-normal conv weights and Kaiming-uniform classifier from rng,
  * BN γ = 1, β = 0, biases 0) of a supernet (g NULL, nodes used) or of g's discrete network,
  * for images [*, in_ch, size, size] and `classes` classes. Returns BLO_OK, or an error with a
- * message in err (and nothing to free). Free with nas_net_free. */
-blo_status nas_net_init(nas_net *n, const blo_nas_genotype *g, int cells, int channels, int nodes,
+ * message in err (and nothing to free). Free with blo__nas_net_free. */
+blo_status blo__nas_net_init(blo__nas_net *n, const blo_nas_genotype *g, int cells, int channels, int nodes,
                         int64_t in_ch, int64_t size, int64_t classes, blo_dtype dt, blo_rng *rng,
                         char *err, size_t errlen);
-void nas_net_free(nas_net *n);
+void blo__nas_net_free(blo__nas_net *n);
 
 /* Whether cell k is a reduction cell (DARTS: k = cells/3 and k = 2 cells/3). */
-int nas_is_reduction(int cells, int k);
+int blo__nas_is_reduction(int cells, int k);
 
 /* The logits [N, classes] of images X [N, in_ch, size, size] in ctx, with parameters
  * y[0 .. n->ny) (the solver's, or n->y) and, for a supernet, α_normal and α_reduce [E, 8].
  * training: BN on the batch's statistics (and, for the discrete network, an update of the
  * running ones); otherwise the running statistics (discrete network only). */
-blo_tensor *nas_net_forward(blo_ctx *ctx, const nas_net *n, blo_tensor *const *y,
+blo_tensor *blo__nas_net_forward(blo_ctx *ctx, const blo__nas_net *n, blo_tensor *const *y,
                             blo_tensor *alpha_normal, blo_tensor *alpha_reduce, blo_tensor *X,
                             int training);
 
@@ -58,33 +58,33 @@ blo_tensor *nas_net_forward(blo_ctx *ctx, const nas_net *n, blo_tensor *const *y
  * the mixed op Σ_o w_o o(h) with w = the 8 weights of a [1, 8] row (a tensor: its gradient
  * reaches α). Both read their parameters from y starting at *next and advance it; exposed
  * for the tests, which check the mixed op against its parts. A NULL result for op none. */
-blo_tensor *nas_op_forward(blo_ctx *ctx, int op, blo_tensor *h, int stride, int supernet,
+blo_tensor *blo__nas_op_forward(blo_ctx *ctx, int op, blo_tensor *h, int stride, int supernet,
                            blo_tensor *const *y, int *next);
-blo_tensor *nas_mixed_forward(blo_ctx *ctx, blo_tensor *h, blo_tensor *w, int stride,
+blo_tensor *blo__nas_mixed_forward(blo_ctx *ctx, blo_tensor *h, blo_tensor *w, int stride,
                               blo_tensor *const *y, int *next);
 /* Makes the parameters of one mixed op for C channels and the given stride into a fresh list
- * (in pctx, *ny of them, from rng): what nas_mixed_forward then reads from index 0. */
-blo_status nas_mixed_params(blo_ctx *pctx, int64_t C, int stride, blo_dtype dt, blo_rng *rng,
+ * (in pctx, *ny of them, from rng): what blo__nas_mixed_forward then reads from index 0. */
+blo_status blo__nas_mixed_params(blo_ctx *pctx, int64_t C, int stride, blo_dtype dt, blo_rng *rng,
                             blo_tensor ***y, int *ny);
 
 /* The search's bilevel problem over a supernet: images X [n, in_ch, size, size] (rows
  * [0, half) for f, [half, n) for F) with labels; each objective is the mean cross-entropy on
  * `batch` rows of its half drawn without replacement with ev->rng (the whole half, in order
  * and without touching the generator, when batch >= its size). buf: n scratch entries. */
-typedef struct nas_problem {
-    const nas_net *net;
+typedef struct blo__nas_problem {
+    const blo__nas_net *net;
     blo_tensor *X;
     const int64_t *labels;
     int64_t n, half, batch;
     int64_t *buf;
-} nas_problem;
-/* Objective callbacks (blo_objective_fn) with user = a nas_problem; x = (α_normal, α_reduce). */
-blo_tensor *nas_lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, const blo_eval *ev,
+} blo__nas_problem;
+/* Objective callbacks (blo_objective_fn) with user = a blo__nas_problem; x = (α_normal, α_reduce). */
+blo_tensor *blo__nas_lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, const blo_eval *ev,
                       void *user);
-blo_tensor *nas_upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, const blo_eval *ev,
+blo_tensor *blo__nas_upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, const blo_eval *ev,
                       void *user);
 /* The search's bilevel problem: x = alpha[0 .. 2) (α_normal, α_reduce), y = p->net's
- * parameters, f = nas_lower, F = nas_upper (user p), α unbounded. */
-void nas_bilevel_problem(blo_problem *prob, blo_tensor *const *alpha, nas_problem *p);
+ * parameters, f = blo__nas_lower, F = blo__nas_upper (user p), α unbounded. */
+void blo__nas_bilevel_problem(blo_problem *prob, blo_tensor *const *alpha, blo__nas_problem *p);
 
 #endif

@@ -1,7 +1,7 @@
-/* fewshot_learn.c — few-shot learners over episodes of rotation classes (fewshot.c): MAML
+/* learners.c — few-shot learners over episodes of rotation classes (episodes.c): MAML
  * and meta feature learning as bilevel problems over a meta-batch of B episodes whose B
  * lower-level variables are stacked in batched tensors, and the pretrained baseline (see
- * include/blo/tasks.h). The network is an MLP: params p = (W1, b1, ..., W_L+1, b_L+1) with
+ * include/blo/fewshot.h). The network is an MLP: params p = (W1, b1, ..., W_L+1, b_L+1) with
  * ReLU after every layer but the last; its last two params are the head.
  *     MAML:     x = p,                y = B copies of p [B, ...], y_0 = x broadcast
  *     hyperrep: x = the body p[0..2L), y = B heads [B, H, N], [B, 1, N], y_0 = 0
@@ -9,8 +9,7 @@
  * where CE_b is the mean over episode b's N K support (N Q query) images, so an inner step of
  * a given lr is the same step at any K. Every episode has the same counts, so
  * Σ_b mean_b = B · (mean over all) and each loss is one cross-entropy over the flattened batch. */
-#include "blo/tasks.h"
-#include "tasks.h"
+#include "fewshot.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -32,7 +31,6 @@ int blo_fewshot_learner_parse(const char *name) {
 blo_fewshot_config blo_fewshot_default(void) {
     blo_fewshot_config c;
     memset(&c, 0, sizeof c);
-    c.data_dir = "/usr/share/datasets/fashion-mnist";
     c.image_side = 28;
     c.rotations = 4;
     c.split = "train";
@@ -106,15 +104,24 @@ static blo_tensor *fs_l2(blo_ctx *ctx, blo_tensor *loss, double lambda, blo_tens
     return blo_add(ctx, loss, blo_scale(ctx, r, 0.5 * lambda));
 }
 
-/* Copies an episode into slot b of the batch tensors. */
-static void put_episode(blo_fewshot_meta *m, int64_t b, const blo_fewshot_episode *ep) {
-    size_t es = m->c->dtype == BLO_F32 ? sizeof(float) : sizeof(double);
-    size_t nxs = (size_t)blo_tensor_numel(ep->xs), nxq = (size_t)blo_tensor_numel(ep->xq);
-    size_t nys = (size_t)blo_tensor_numel(ep->ys), nyq = (size_t)blo_tensor_numel(ep->yq);
-    memcpy((char *)blo_tensor_data(m->xs) + b * nxs * es, blo_tensor_data(ep->xs), nxs * es);
-    memcpy((char *)blo_tensor_data(m->xq) + b * nxq * es, blo_tensor_data(ep->xq), nxq * es);
-    memcpy((int64_t *)blo_tensor_data(m->ys) + b * nys, blo_tensor_data(ep->ys), nys * sizeof(int64_t));
-    memcpy((int64_t *)blo_tensor_data(m->yq) + b * nyq, blo_tensor_data(ep->yq), nyq * sizeof(int64_t));
+/* Copies src into rows [start, stop) of dst's first axis, through host memory. */
+static bool put_rows(blo_ctx *sc, blo_tensor *dst, int64_t start, int64_t stop, blo_tensor *src) {
+    blo_dtype dt = blo_tensor_dtype(src);
+    blo_tensor *rows = blo_slice(sc, dst, 0, start, stop, 1);
+    void *h = blo_malloc((size_t)blo_tensor_numel(src) * blo_dtype_size(dt));
+    bool ok = rows && h && blo_tensor_numel(rows) == blo_tensor_numel(src) &&
+              !blo_tensor_copy_to_host(src, dt, h) && !blo_tensor_copy_from_host(rows, dt, h);
+    blo_free(h);
+    return ok;
+}
+
+/* Copies an episode into slot b of the batch tensors ([B, N K, d] and [B N K], and the
+ * query's alike). */
+static bool put_episode(blo_fewshot_meta *m, blo_ctx *sc, int64_t b, const blo_fewshot_episode *ep) {
+    int64_t nys = blo_tensor_numel(ep->ys), nyq = blo_tensor_numel(ep->yq);
+    return put_rows(sc, m->xs, b, b + 1, ep->xs) && put_rows(sc, m->xq, b, b + 1, ep->xq) &&
+           put_rows(sc, m->ys, b * nys, (b + 1) * nys, ep->ys) &&
+           put_rows(sc, m->yq, b * nyq, (b + 1) * nyq, ep->yq);
 }
 
 /* The iteration's meta-batch from a stream seeded by (seed, it) alone, so every objective
@@ -135,8 +142,13 @@ static int ensure_batch(blo_ctx *ctx, blo_fewshot_meta *m, const blo_eval *ev) {
             blo_ctx_set_error(ctx, st, "fewshot: iteration %lld: %s", (long long)ev->outer_iter, err);
             return 0;
         }
-        put_episode(m, b, &ep);
+        bool ok = put_episode(m, m->scratch, b, &ep);
         blo_ctx_rewind(m->scratch, mk);
+        if (!ok) {
+            blo_ctx_set_error(ctx, BLO_ERR_NOMEM, "fewshot: iteration %lld: out of memory",
+                              (long long)ev->outer_iter);
+            return 0;
+        }
     }
     m->batch_iter = ev->outer_iter;
     return 1;
@@ -183,8 +195,7 @@ blo_status blo_fewshot_meta_init(blo_fewshot_meta *m, const blo_fewshot_config *
         return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: unknown learner %d",
                          (int)c->learner);
     if (d < 1 || c->ways < 2 || c->shots < 1 || c->queries < 1 || c->meta_batch < 1 ||
-        c->hidden < 0 || c->eval_episodes < 1 || (c->dtype != BLO_F32 && c->dtype != BLO_F64) ||
-        (!c->data_dir && !c->images_dir))
+        c->hidden < 0 || c->eval_episodes < 1 || (c->dtype != BLO_F32 && c->dtype != BLO_F64))
         return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: ways >= 2, shots, queries, "
                          "meta-batch and evaluation episodes >= 1, hidden >= 0, dtype f32 or f64");
     if (c->layers < 1 || c->layers > BLO_FEWSHOT_MAX_LAYERS)
@@ -260,18 +271,6 @@ blo_problem blo_fewshot_meta_problem(blo_fewshot_meta *m) {
     return p;
 }
 
-/* Query accuracy of logits [1, M, N] against labels [M]. */
-static double accuracy(const blo_tensor *z, const blo_tensor *y) {
-    int64_t N = blo_tensor_dim(z, blo_tensor_ndim(z) - 1), M = blo_tensor_numel(z) / N, hit = 0;
-    for (int64_t i = 0; i < M; i++) {
-        int64_t best = 0;
-        for (int64_t j = 1; j < N; j++)
-            if (blo_tensor_get(z, i * N + j) > blo_tensor_get(z, i * N + best)) best = j;
-        hit += best == (int64_t)blo_tensor_get(y, i);
-    }
-    return M ? (double)hit / (double)M : NAN;
-}
-
 /* Mean and 95% half-width (1.96 standard errors) of n values with sum s and sum of squares q. */
 static void mean_ci(double s, double q, double n, double *mean, double *ci) {
     double mu = s / n, v = n > 1 ? (q - n * mu * mu) / (n - 1) : 0;
@@ -317,7 +316,7 @@ static blo_status evaluate(blo_fewshot_meta *m, blo_tensor *const *p, blo_fewsho
                 blo_tensor *z = fs_net(ctx, m->np, m->c->normalize, ep.xq, w);
                 blo_ctx_set_recording(ctx, old);
                 if (!z) break;
-                double a = accuracy(z, ep.yq);
+                double a = blo_accuracy(z, ep.yq);
                 if (t == 0) s0 += a, q0 += a * a;
                 if (t == steps) s1 += a, q1 += a * a;
             }
@@ -390,14 +389,50 @@ static double seconds_now(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* The pretraining run: where its minibatches come from and what it reports. */
+typedef struct pretrain_run {
+    blo_fewshot_meta *m;
+    blo_fewshot_result *r;
+    blo_rng rng;
+    double t0;
+} pretrain_run;
+
+static blo_tensor *pretrain_loss(blo_ctx *sc, blo_tensor *const *p, int64_t t, void *user) {
+    (void)t;
+    pretrain_run *pr = user;
+    const blo_fewshot_config *c = pr->m->c;
+    blo_tensor *X, *lab;
+    char err[256];
+    blo_status st = blo_fewshot_batch_sample(sc, pr->m->fs, pr->m->fs->train, pr->m->fs->n_train,
+                                             c->pretrain_batch, c->dtype, &pr->rng, &X, &lab,
+                                             NULL, err, sizeof err);
+    if (st) {
+        blo_ctx_set_error(sc, st, "%s", err);
+        return NULL;
+    }
+    return fs_ce(sc, fs_net(sc, pr->m->np, c->normalize, X, p), lab);
+}
+
+static int pretrain_report(int64_t t, double loss, double grad_sq, size_t peak, void *user) {
+    pretrain_run *pr = user;
+    const blo_fewshot_config *c = pr->m->c;
+    blo_fewshot_result *r = pr->r;
+    if (peak > r->peak_bytes) r->peak_bytes = peak;
+    r->upper = loss;
+    r->iters = t;
+    r->seconds = seconds_now() - pr->t0;
+    blo_task_iter it = {{t - 1, loss, loss, sqrt(grad_sq), r->seconds, peak}, NAN, NAN, NAN};
+    return c->on_iter ? c->on_iter(&it, c->user) : 0;
+}
+
 /* The pretrained baseline: the body and a head over all n_train meta-train classes, trained
- * by Adam (β 0.9 / 0.999, ε 1e-8) on the mean CE of minibatches of meta-train images; p[]
- * ends as the trained network (in m->ctx; its head is not used by the evaluation). */
+ * by Adam (optim/, values only; β 0.9 / 0.999, ε 1e-8) on the mean CE of minibatches of
+ * meta-train images; p[] ends as the trained network (in m->ctx; its head is not used by the
+ * evaluation). */
 static blo_status pretrain(blo_fewshot_meta *m, blo_fewshot_result *r, blo_tensor **p, char *err,
                            size_t errlen) {
     const blo_fewshot_config *c = m->c;
-    blo_ctx *pc = m->ctx, *sc = m->scratch;
-    blo_tensor *mo[BLO_FEWSHOT_MAXP], *ve[BLO_FEWSHOT_MAXP];
+    blo_ctx *pc = m->ctx;
     const int np = m->np;
     const int64_t H = blo_tensor_dim(m->p0[np - 2], 0), C = m->fs->n_train;
     blo_rng g;
@@ -407,60 +442,16 @@ static blo_status pretrain(blo_fewshot_meta *m, blo_fewshot_result *r, blo_tenso
         p[i] = head ? blo_tensor_new(pc, c->dtype, 2, (int64_t[]){i == np - 2 ? H : 1, C})
                     : blo_clone(pc, m->p0[i]);
         if (head && p[i]) blo_init_uniform(p[i], &g, -1 / sqrt((double)H), 1 / sqrt((double)H));
-        mo[i] = p[i] ? blo_zeros(pc, BLO_F64, 1, (int64_t[]){blo_tensor_numel(p[i])}) : NULL;
-        ve[i] = p[i] ? blo_zeros(pc, BLO_F64, 1, (int64_t[]){blo_tensor_numel(p[i])}) : NULL;
         if (p[i]) blo_set_requires_grad(p[i], 1);
     }
     if (blo_ctx_status(pc))
         return blo__fail(err, errlen, blo_ctx_status(pc), "fewshot: pretrain: %s",
                          blo_ctx_error(pc));
-    const double b1 = 0.9, b2 = 0.999, eps = 1e-8, lr = c->pretrain_lr, t0 = seconds_now();
-    blo_rng rng;
-    blo_rng_seed(&rng, c->seed * 0x9E3779B97F4A7C15ULL + 0x5EED);
-    for (int64_t t = 1; t <= c->pretrain_steps; t++) {
-        blo_mark mk = blo_ctx_mark(sc);
-        blo_tensor *X, *lab, *gr[BLO_FEWSHOT_MAXP];
-        blo_status st = blo_fewshot_batch_sample(sc, m->fs, m->fs->train, C, c->pretrain_batch,
-                                                 c->dtype, &rng, &X, &lab, NULL, err, errlen);
-        if (st) return st;
-        blo_tensor *loss = fs_ce(sc, fs_net(sc, np, c->normalize, X, p), lab);
-        if (!loss || blo_grad(sc, 1, &loss, NULL, np, p, 0, gr))
-            return blo__fail(err, errlen, blo_ctx_status(sc) ? blo_ctx_status(sc) : BLO_ERR_NUMERIC,
-                             "fewshot: pretrain step %lld: %s", (long long)t, blo_ctx_error(sc));
-        double lv = blo_tensor_get(loss, 0), gn = 0;
-        double c1 = 1 - pow(b1, (double)t), c2 = 1 - pow(b2, (double)t);
-        if (!isfinite(lv))
-            return blo__fail(err, errlen, BLO_ERR_NUMERIC, "fewshot: pretrain step %lld: the loss "
-                             "is %g", (long long)t, lv);
-        for (int i = 0; i < np; i++) {
-            blo_tensor *gi = blo_contiguous(sc, gr[i]);
-            if (!gi) return blo__fail(err, errlen, blo_ctx_status(sc), "fewshot: pretrain: %s",
-                                      blo_ctx_error(sc));
-            int64_t n = blo_tensor_numel(p[i]);
-            double *mv = blo_tensor_data(mo[i]), *vv = blo_tensor_data(ve[i]);
-            for (int64_t k = 0; k < n; k++) {
-                double gk = c->dtype == BLO_F32 ? ((const float *)blo_tensor_data(gi))[k]
-                                                : ((const double *)blo_tensor_data(gi))[k];
-                gn += gk * gk;
-                mv[k] = b1 * mv[k] + (1 - b1) * gk;
-                vv[k] = b2 * vv[k] + (1 - b2) * gk * gk;
-                double step = lr * (mv[k] / c1) / (sqrt(vv[k] / c2) + eps);
-                if (c->dtype == BLO_F32) ((float *)blo_tensor_data(p[i]))[k] -= (float)step;
-                else ((double *)blo_tensor_data(p[i]))[k] -= step;
-            }
-        }
-        size_t peak = blo_ctx_peak_bytes(sc);
-        if (peak > r->peak_bytes) r->peak_bytes = peak;
-        blo_ctx_rewind(sc, mk);
-        r->upper = lv;
-        r->iters = t;
-        r->seconds = seconds_now() - t0;
-        if (c->on_iter) {
-            blo_task_iter it = {{t - 1, lv, lv, sqrt(gn), r->seconds, peak}, NAN, NAN, NAN};
-            if (c->on_iter(&it, c->user)) break;
-        }
-    }
-    return BLO_OK;
+    pretrain_run pr = {m, r, {{0}}, seconds_now()};
+    blo_rng_seed(&pr.rng, c->seed * 0x9E3779B97F4A7C15ULL + 0x5EED);
+    blo__fit f = {"fewshot: pretrain", NULL, blo_opt_adam(c->pretrain_lr), np, p,
+                  c->pretrain_steps, pretrain_loss, pretrain_report, &pr};
+    return blo__fit_run(&f, err, errlen);
 }
 
 blo_status blo_fewshot_run(const blo_fewshot_config *c, blo_fewshot_result *r, char *err,
@@ -475,6 +466,9 @@ blo_status blo_fewshot_run(const blo_fewshot_config *c, blo_fewshot_result *r, c
     if (c->learner == BLO_FEWSHOT_PRETRAIN && c->resume)
         return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: the pretrained baseline does "
                          "not resume (it is no bilevel run)");
+    if (!c->data_dir && !c->images_dir)
+        return blo__fail(err, errlen, BLO_ERR_INVALID, "fewshot: no data: set data_dir (an "
+                         "MNIST-layout folder; the CLI's --data) or images_dir (--images)");
     blo_dataset ds;
     blo_status st = fewshot_load(c, &ds, err, errlen);
     if (st) return st;

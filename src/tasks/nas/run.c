@@ -1,4 +1,4 @@
-/* nas.c — differentiable architecture search end to end (Liu, Simonyan & Yang, "DARTS:
+/* run.c — differentiable architecture search end to end (Liu, Simonyan & Yang, "DARTS:
  * differentiable architecture search", ICLR 2019), and training a found architecture from
  * scratch.
  *
@@ -15,9 +15,8 @@
  * momentum and weight decay, cosine-annealed learning rate, shuffled epochs; test accuracy on
  * the test split with the running statistics.
  */
-#include "blo/tasks.h"
-#include "nas_space.h"
-#include "tasks.h"
+#include "space.h"
+#include "../common/common.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -30,6 +29,9 @@
 static blo_status load_images(blo_ctx *ctx, const blo_nas_data_config *d, const char *split,
                               int64_t count, uint64_t stream, blo_dtype dt, blo_tensor **X,
                               int64_t **labels, int64_t *classes, char *err, size_t errlen) {
+    if (!d->data_dir)
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "nas: no data folder: set images.data_dir (the CLI's --data)");
     blo_dataset ds;
     int cifar = d->format == BLO_NAS_CIFAR10;
     if (cifar && !strcmp(split, "t10k")) split = "test";
@@ -60,12 +62,8 @@ static blo_status load_images(blo_ctx *ctx, const blo_nas_data_config *d, const 
     blo_rng_seed(&g, d->seed ^ stream);
     for (int64_t i = 0; i < ds.n; i++)
         rows[i] = i;
-    for (int64_t i = 0; i < count; i++) { /* the first count of a random permutation */
-        int64_t j = i + (int64_t)blo_rng_below(&g, (uint64_t)(ds.n - i)), t = rows[i];
-        rows[i] = rows[j];
-        rows[j] = t;
-        (*labels)[i] = ds.label[rows[i]];
-    }
+    blo__draw_first(&g, rows, ds.n, count); /* the first count of a random permutation */
+    for (int64_t i = 0; i < count; i++) (*labels)[i] = ds.label[rows[i]];
     *classes = ds.num_classes;
     blo_tensor *F = blo_dataset_features(ctx, &ds, dt, rows, count);
     int64_t shape[4] = {count, ch, side, side};
@@ -83,7 +81,7 @@ out:
 
 /* The accuracy of the network on n examples X (logits in chunks of 250, not recorded); with
  * loss, also the mean cross-entropy there. NAN when a forward pass fails. */
-static double evaluate(const nas_net *net, blo_tensor *const *y, blo_tensor *an, blo_tensor *ar,
+static double evaluate(const blo__nas_net *net, blo_tensor *const *y, blo_tensor *an, blo_tensor *ar,
                        blo_tensor *X, const int64_t *labels, int64_t n, double *loss) {
     blo_ctx *ctx = blo_ctx_new(0);
     if (loss) *loss = NAN;
@@ -97,19 +95,22 @@ static double evaluate(const nas_net *net, blo_tensor *const *y, blo_tensor *an,
     for (int64_t lo = 0; lo < n; lo += 250) {
         int64_t hi = lo + 250 < n ? lo + 250 : n;
         blo_mark m = blo_ctx_mark(ctx);
-        blo_tensor *z = nas_net_forward(ctx, net, y, an, ar, blo_slice(ctx, X, 0, lo, hi, 1), 0);
+        blo_tensor *z = blo__nas_net_forward(ctx, net, y, an, ar, blo_slice(ctx, X, 0, lo, hi, 1), 0);
         if (!z) {
             blo_ctx_free(ctx);
             return NAN;
         }
-        int64_t C = blo_tensor_dim(z, 1);
-        for (int64_t i = 0; i < hi - lo; i++) {
-            int64_t best = 0;
-            for (int64_t c = 1; c < C; c++)
-                if (blo_tensor_get(z, i * C + c) > blo_tensor_get(z, i * C + best)) best = c;
-            right += best == labels[lo + i];
-            if (!loss) continue;
-            double mx = blo_tensor_get(z, i * C + best), se = 0;
+        int64_t C = blo_tensor_dim(z, 1), cnt = hi - lo;
+        blo_tensor *lab = blo_from_i64(ctx, 1, &cnt, labels + lo);
+        double acc = blo_accuracy(z, lab);
+        if (!isfinite(acc)) {
+            blo_ctx_free(ctx);
+            return NAN;
+        }
+        right += llround(acc * (double)cnt);
+        for (int64_t i = 0; loss && i < cnt; i++) {
+            double mx = blo_tensor_get(z, i * C), se = 0;
+            for (int64_t c = 1; c < C; c++) mx = fmax(mx, blo_tensor_get(z, i * C + c));
             for (int64_t c = 0; c < C; c++) se += exp(blo_tensor_get(z, i * C + c) - mx);
             ce += mx + log(se) - blo_tensor_get(z, i * C + labels[lo + i]);
         }
@@ -120,71 +121,61 @@ static double evaluate(const nas_net *net, blo_tensor *const *y, blo_tensor *an,
     return (double)right / (double)n;
 }
 
-static double accuracy(const nas_net *net, blo_tensor *const *y, blo_tensor *an, blo_tensor *ar,
+static double accuracy(const blo__nas_net *net, blo_tensor *const *y, blo_tensor *an, blo_tensor *ar,
                        blo_tensor *X, const int64_t *labels, int64_t n) {
     return evaluate(net, y, an, ar, X, labels, n, NULL);
 }
 
-/* One step of SGD with momentum and weight decay on the ny tensors w with gradients g and
- * momentum buffers m (as PyTorch's SGD): m = μ m + (g + wd w); w -= lr m. */
-static void sgd_momentum_step(int ny, blo_tensor *const *w, blo_tensor *const *g,
-                              blo_tensor *const *m, double lr, double mu, double wd) {
-    for (int i = 0; i < ny; i++) {
-        int64_t n = blo_tensor_numel(w[i]);
-        for (int64_t q = 0; q < n; q++) {
-            double wq = blo_tensor_get(w[i], q);
-            double mq = mu * blo_tensor_get(m[i], q) + blo_tensor_get(g[i], q) + wd * wq;
-            blo_tensor_set(m[i], q, mq);
-            blo_tensor_set(w[i], q, wq - lr * mq);
-        }
-    }
+/* SGD with momentum and weight decay as PyTorch's SGD, m = μ m + (g + wd w); w -= lr m:
+ * optim/'s momentum step (μ = 0: plain SGD with weight decay). */
+static blo_opt sgd_momentum(double lr, double mu, double wd) {
+    blo_opt o = blo_opt_sgd(lr);
+    o.kind = BLO_OPT_MOMENTUM;
+    o.momentum = mu;
+    o.weight_decay = wd;
+    return o;
 }
 
 /* ---- The bilevel problem --------------------------------------------------------------------- */
 /* Cross-entropy of the supernet on a minibatch of rows [lo, lo + cnt). */
 static blo_tensor *batch_loss(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
-                              blo_rng *rng, nas_problem *p, int64_t lo, int64_t cnt) {
+                              blo_rng *rng, blo__nas_problem *p, int64_t lo, int64_t cnt) {
     int64_t k = p->batch < cnt ? p->batch : cnt;
     int64_t *idx = p->buf;
     for (int64_t i = 0; i < cnt; i++)
         idx[i] = lo + i;
-    if (k < cnt)
-        for (int64_t i = 0; i < k; i++) { /* partial Fisher–Yates: k rows without replacement */
-            int64_t j = i + (int64_t)blo_rng_below(rng, (uint64_t)(cnt - i)), t = idx[i];
-            idx[i] = idx[j];
-            idx[j] = t;
-        }
+    if (k < cnt) blo__draw_first(rng, idx, cnt, k); /* k rows without replacement */
     blo_tensor *it = blo_from_i64(ctx, 1, &k, idx);
-    blo_tensor *lab = blo_tensor_new(ctx, BLO_I64, 1, &k);
-    if (!it || !lab) return NULL;
-    int64_t *l = blo_tensor_data(lab);
-    for (int64_t i = 0; i < k; i++)
-        l[i] = p->labels[idx[i]];
+    if (!it) return NULL;
+    for (int64_t i = 0; i < k; i++) /* the rows' labels, in place of the rows (copied above) */
+        idx[i] = p->labels[idx[i]];
+    blo_tensor *lab = blo_from_i64(ctx, 1, &k, idx);
+    if (!lab) return NULL;
     blo_tensor *z =
-        nas_net_forward(ctx, p->net, y, x[0], x[1], blo_index_select(ctx, p->X, 0, it), 1);
+        blo__nas_net_forward(ctx, p->net, y, x[0], x[1], blo_index_select(ctx, p->X, 0, it), 1);
     return blo_cross_entropy(ctx, z, lab, NULL, BLO_REDUCE_MEAN);
 }
 
-blo_tensor *nas_lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, const blo_eval *ev,
+blo_tensor *blo__nas_lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, const blo_eval *ev,
                       void *user) {
-    nas_problem *p = user;
+    blo__nas_problem *p = user;
     return batch_loss(ctx, x, y, ev->rng, p, 0, p->half);
 }
 
-blo_tensor *nas_upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, const blo_eval *ev,
+blo_tensor *blo__nas_upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y, const blo_eval *ev,
                       void *user) {
-    nas_problem *p = user;
+    blo__nas_problem *p = user;
     return batch_loss(ctx, x, y, ev->rng, p, p->half, p->n - p->half);
 }
 
-void nas_bilevel_problem(blo_problem *prob, blo_tensor *const *alpha, nas_problem *p) {
+void blo__nas_bilevel_problem(blo_problem *prob, blo_tensor *const *alpha, blo__nas_problem *p) {
     memset(prob, 0, sizeof *prob);
     prob->nx = 2;
     prob->x = alpha;
     prob->ny = p->net->ny;
     prob->y = p->net->y;
-    prob->upper = nas_upper;
-    prob->lower = nas_lower;
+    prob->upper = blo__nas_upper;
+    prob->lower = blo__nas_lower;
     prob->user = p;
     prob->x_lo = -INFINITY;
     prob->x_hi = INFINITY;
@@ -193,8 +184,7 @@ void nas_bilevel_problem(blo_problem *prob, blo_tensor *const *alpha, nas_proble
 blo_nas_search_config blo_nas_search_default(void) {
     blo_nas_search_config c;
     memset(&c, 0, sizeof c);
-    c.data.data_dir = "/usr/share/datasets/fashion-mnist";
-    c.data.size = 14;
+    c.images.size = 14;
     c.n_search = 1000;
     c.n_test = 1000;
     c.batch = 32;
@@ -219,7 +209,7 @@ blo_nas_search_config blo_nas_search_default(void) {
 
 typedef struct search_state {
     const blo_nas_search_config *c;
-    nas_problem *p;
+    blo__nas_problem *p;
     blo_solver *s;
     size_t peak;
     double seconds;
@@ -232,57 +222,48 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* The warm-up's loss: f on a minibatch with α held, drawn from the warm-up's own generator. */
+typedef struct warmup_run {
+    blo__nas_problem *p;
+    blo_tensor *const *alpha;
+    blo_rng rng;
+    size_t *peak;
+} warmup_run;
+
+static blo_tensor *warmup_loss(blo_ctx *sc, blo_tensor *const *w, int64_t t, void *user) {
+    warmup_run *wr = user;
+    blo_eval ev = {1, -1, t - 1, &wr->rng};
+    return blo__nas_lower(sc, wr->alpha, w, &ev, wr->p);
+}
+
+static int warmup_report(int64_t t, double loss, double grad_sq, size_t peak, void *user) {
+    (void)t, (void)loss, (void)grad_sq;
+    warmup_run *wr = user;
+    if (peak > *wr->peak) *wr->peak = peak;
+    return 0;
+}
+
 /* The weights-only warm-up: c->warmup steps of the solver's inner optimizer settings (lr,
  * momentum when the inner optimizer is momentum, weight decay) on f with α held at its
  * initial value, updating net->y in place before the bilevel loop starts. Minibatches come
  * from a generator of its own (seeded from c->seed), so the loop's batches are the same with
  * and without a warm-up. Its peak scratch bytes raise *peak. */
-static blo_status warm_up(const blo_nas_search_config *c, nas_problem *p, nas_net *net,
+static blo_status warm_up(const blo_nas_search_config *c, blo__nas_problem *p, blo__nas_net *net,
                           blo_tensor *const *alpha, size_t *peak, char *err, size_t errlen) {
-    blo_ctx *sc = blo_ctx_new(0), *mctx = blo_ctx_new(0);
-    blo_tensor **mom = blo_malloc(sizeof *mom * (size_t)net->ny);
-    blo_tensor **g = blo_malloc(sizeof *g * (size_t)net->ny);
-    blo_status st = sc && mctx && mom && g ? BLO_OK : blo__fail(err, errlen, BLO_ERR_NOMEM,
-                                                                "nas: out of memory");
-    for (int i = 0; !st && i < net->ny; i++)
-        if (!(mom[i] = blo_zeros(mctx, c->dtype, blo_tensor_ndim(net->y[i]),
-                                 blo_tensor_shape(net->y[i]))))
-            st = blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
-    blo_rng rng;
-    blo_rng_seed(&rng, c->seed ^ 0x3a4de0ULL);
-    const blo_opt *o = &c->solver.inner;
-    double mu = o->kind == BLO_OPT_MOMENTUM ? o->momentum : 0;
-    for (int64_t t = 0; !st && t < c->warmup; t++) {
-        blo_mark m = blo_ctx_mark(sc);
-        blo_eval ev = {1, -1, t, &rng};
-        blo_tensor *loss = nas_lower(sc, alpha, net->y, &ev, p);
-        if (!loss || blo_grad(sc, 1, &loss, NULL, net->ny, net->y, 0, g)) {
-            st = blo__fail(err, errlen, blo_ctx_status(sc), "nas: warm-up step %lld: %s",
-                           (long long)t, blo_ctx_error(sc));
-            break;
-        }
-        if (!isfinite(blo_tensor_item(loss))) {
-            st = blo__fail(err, errlen, BLO_ERR_NUMERIC,
-                           "nas: the loss is not finite at warm-up step %lld (lower --inner-lr?)",
-                           (long long)t);
-            break;
-        }
-        sgd_momentum_step(net->ny, net->y, g, mom, o->lr, mu, o->weight_decay);
-        size_t pk = blo_ctx_peak_bytes(sc);
-        if (pk > *peak) *peak = pk;
-        blo_ctx_rewind(sc, m);
-    }
-    blo_free(mom);
-    blo_free(g);
-    blo_ctx_free(mctx);
-    blo_ctx_free(sc);
-    return st;
+    const blo_opt *in = &c->solver.inner;
+    warmup_run wr = {p, alpha, {{0}}, peak};
+    blo_rng_seed(&wr.rng, c->seed ^ 0x3a4de0ULL);
+    blo__fit f = {"nas: warm-up", " (lower --inner-lr?)",
+                  sgd_momentum(in->lr, in->kind == BLO_OPT_MOMENTUM ? in->momentum : 0,
+                               in->weight_decay),
+                  net->ny, net->y, c->warmup, warmup_loss, warmup_report, &wr};
+    return blo__fit_run(&f, err, errlen);
 }
 
 /* The supernet with op weights from α (an, ar) and the solver's weights on the F half: its
  * accuracy and, with loss, its mean cross-entropy. */
 static double supernet_eval(search_state *ss, blo_tensor *an, blo_tensor *ar, double *loss) {
-    const nas_net *net = ss->p->net;
+    const blo__nas_net *net = ss->p->net;
     blo_ctx *tmp = blo_ctx_new(0);
     blo_tensor *Xv = tmp ? blo_slice(tmp, ss->p->X, 0, ss->p->half, ss->p->n, 1) : NULL;
     blo_tensor **ys = blo_malloc(sizeof *ys * (size_t)net->ny);
@@ -352,25 +333,25 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
     blo_ctx *dctx = blo_ctx_new(0);
     blo_tensor *X = NULL, *Xte = NULL, *x0[2] = {NULL, NULL};
     int64_t *labels = NULL, *lte = NULL, classes = 0, tclasses = 0;
-    nas_net net;
+    blo__nas_net net;
     memset(&net, 0, sizeof net);
-    nas_problem p;
+    blo__nas_problem p;
     memset(&p, 0, sizeof p);
     search_state ss = {c, &p, NULL, 0, 0, NULL};
     blo_solver *s = NULL;
     blo_tensor **ys = NULL;
     blo_status st = dctx ? BLO_OK : blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
     if (!st)
-        st = load_images(dctx, &c->data, "train", c->n_search, 0x5ea4c4ULL, c->dtype, &X, &labels,
+        st = load_images(dctx, &c->images, "train", c->n_search, 0x5ea4c4ULL, c->dtype, &X, &labels,
                          &classes, err, errlen);
     if (!st && c->n_test > 0)
-        st = load_images(dctx, &c->data, "t10k", c->n_test, 0x7e57ULL, c->dtype, &Xte, &lte,
+        st = load_images(dctx, &c->images, "t10k", c->n_test, 0x7e57ULL, c->dtype, &Xte, &lte,
                          &tclasses, err, errlen);
     if (st) goto out;
     blo_rng g;
     blo_rng_seed(&g, c->seed ^ 0x0a4c41ULL);
-    st = nas_net_init(&net, NULL, c->cells, c->channels, c->nodes, blo_tensor_dim(X, 1),
-                      c->data.size, classes, c->dtype, &g, err, errlen);
+    st = blo__nas_net_init(&net, NULL, c->cells, c->channels, c->nodes, blo_tensor_dim(X, 1),
+                      c->images.size, classes, c->dtype, &g, err, errlen);
     if (st) goto out;
     int E = blo_nas_num_edges(c->nodes);
     int64_t as[2] = {E, BLO_NAS_NUM_OPS};
@@ -394,7 +375,7 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
         goto out;
     }
     blo_problem prob;
-    nas_bilevel_problem(&prob, x0, &p);
+    blo__nas_bilevel_problem(&prob, x0, &p);
     double warm_seconds = 0;
     if (c->warmup > 0 && !c->resume) { /* a resumed run's y comes from its checkpoint */
         double t0 = now_seconds();
@@ -453,7 +434,7 @@ out:
     blo_solver_free(s);
     blo_free(ys);
     blo_free(p.buf);
-    nas_net_free(&net);
+    blo__nas_net_free(&net);
     blo_free(labels);
     blo_free(lte);
     blo_ctx_free(dctx);
@@ -464,8 +445,7 @@ out:
 blo_nas_train_config blo_nas_train_default(void) {
     blo_nas_train_config c;
     memset(&c, 0, sizeof c);
-    c.data.data_dir = "/usr/share/datasets/fashion-mnist";
-    c.data.size = 14;
+    c.images.size = 14;
     c.n_train = 2000;
     c.n_test = 1000;
     c.batch = 32;
@@ -490,49 +470,43 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
                     "nas train: sizes, batch and lr must be positive, epochs, momentum and weight "
                     "decay >= 0");
     blo_ctx *dctx = blo_ctx_new(0), *sc = blo_ctx_new(0), *mctx = blo_ctx_new(0);
-    blo_tensor *X = NULL, *Xte = NULL, **mom = NULL, **g = NULL;
+    blo_tensor *X = NULL, *Xte = NULL, **g = NULL;
     int64_t *labels = NULL, *lte = NULL, *perm = NULL, classes = 0, tclasses = 0;
-    nas_net net;
+    blo__nas_net net;
     memset(&net, 0, sizeof net);
     blo_status st =
         dctx && sc && mctx ? BLO_OK : blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
     if (!st)
-        st = load_images(dctx, &c->data, "train", c->n_train, 0x7a1aULL, c->dtype, &X, &labels,
+        st = load_images(dctx, &c->images, "train", c->n_train, 0x7a1aULL, c->dtype, &X, &labels,
                          &classes, err, errlen);
     if (!st)
-        st = load_images(dctx, &c->data, "t10k", c->n_test, 0x7e57ULL, c->dtype, &Xte, &lte,
+        st = load_images(dctx, &c->images, "t10k", c->n_test, 0x7e57ULL, c->dtype, &Xte, &lte,
                          &tclasses, err, errlen);
     if (st) goto out;
     blo_rng rng;
     blo_rng_seed(&rng, c->seed ^ 0x7a41eULL);
-    st = nas_net_init(&net, &c->genotype, c->cells, c->channels, c->genotype.nodes,
-                      blo_tensor_dim(X, 1), c->data.size, classes, c->dtype, &rng, err, errlen);
+    st = blo__nas_net_init(&net, &c->genotype, c->cells, c->channels, c->genotype.nodes,
+                      blo_tensor_dim(X, 1), c->images.size, classes, c->dtype, &rng, err, errlen);
     if (st) goto out;
-    mom = blo_malloc(sizeof *mom * (size_t)net.ny);
     g = blo_malloc(sizeof *g * (size_t)net.ny);
     perm = blo_malloc(sizeof *perm * (size_t)c->n_train);
-    if (!mom || !g || !perm) {
+    if (!g || !perm) {
         st = blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
         goto out;
     }
-    for (int i = 0; i < net.ny; i++) {
-        r->params += blo_tensor_numel(net.y[i]);
-        if (!(mom[i] = blo_zeros(mctx, c->dtype, blo_tensor_ndim(net.y[i]),
-                                 blo_tensor_shape(net.y[i])))) {
-            st = blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
-            goto out;
-        }
+    for (int i = 0; i < net.ny; i++) r->params += blo_tensor_numel(net.y[i]);
+    blo_opt o = sgd_momentum(c->lr, c->momentum, c->weight_decay);
+    blo_opt_state ost;
+    if (blo_opt_state_init(mctx, &o, net.ny, net.y, &ost)) {
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
+        goto out;
     }
     for (int64_t i = 0; i < c->n_train; i++)
         perm[i] = i;
     int64_t per_epoch = (c->n_train + c->batch - 1) / c->batch, total = per_epoch * c->epochs;
     double t0 = now_seconds();
     for (int64_t ep = 0; ep < c->epochs; ep++) {
-        for (int64_t i = c->n_train - 1; i > 0; i--) {
-            int64_t j = (int64_t)blo_rng_below(&rng, (uint64_t)(i + 1)), t = perm[i];
-            perm[i] = perm[j];
-            perm[j] = t;
-        }
+        blo__shuffle(&rng, perm, c->n_train);
         double sum = 0;
         for (int64_t b = 0; b < per_epoch; b++, r->steps++) {
             int64_t lo = b * c->batch, k = lo + c->batch <= c->n_train ? c->batch : c->n_train - lo;
@@ -541,12 +515,11 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
                 0.5 * c->lr * (1 + cos(3.14159265358979323846 * (double)r->steps / (double)total));
             blo_mark m = blo_ctx_mark(sc);
             blo_tensor *it = blo_from_i64(sc, 1, &k, perm + lo);
-            blo_tensor *lab = blo_tensor_new(sc, BLO_I64, 1, &k);
-            if (lab)
-                for (int64_t q = 0; q < k; q++)
-                    ((int64_t *)blo_tensor_data(lab))[q] = labels[perm[lo + q]];
+            int64_t *hl = blo__ctx_alloc(sc, sizeof(int64_t) * (size_t)k);
+            for (int64_t q = 0; hl && q < k; q++) hl[q] = labels[perm[lo + q]];
+            blo_tensor *lab = hl ? blo_from_i64(sc, 1, &k, hl) : NULL;
             blo_tensor *z =
-                nas_net_forward(sc, &net, net.y, NULL, NULL, blo_index_select(sc, X, 0, it), 1);
+                blo__nas_net_forward(sc, &net, net.y, NULL, NULL, blo_index_select(sc, X, 0, it), 1);
             blo_tensor *loss = blo_cross_entropy(sc, z, lab, NULL, BLO_REDUCE_MEAN);
             if (!loss || blo_grad(sc, 1, &loss, NULL, net.ny, net.y, 0, g)) {
                 st = blo__fail(err, errlen, blo_ctx_status(sc), "nas train: step %lld: %s",
@@ -561,7 +534,12 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
                 goto out;
             }
             sum += lv * (double)k;
-            sgd_momentum_step(net.ny, net.y, g, mom, lr, c->momentum, c->weight_decay);
+            o.lr = lr;
+            if (blo_opt_step(sc, &o, &ost, net.ny, net.y, g)) {
+                st = blo__fail(err, errlen, blo_ctx_status(sc), "nas train: step %lld: %s",
+                               (long long)r->steps, blo_ctx_error(sc));
+                goto out;
+            }
             blo_ctx_rewind(sc, m);
         }
         r->train_loss = sum / (double)c->n_train;
@@ -580,8 +558,7 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
     }
     r->test_acc = accuracy(&net, net.y, NULL, NULL, Xte, lte, c->n_test);
 out:
-    nas_net_free(&net);
-    blo_free(mom);
+    blo__nas_net_free(&net);
     blo_free(g);
     blo_free(perm);
     blo_free(labels);

@@ -1,9 +1,8 @@
-/* hyperclean_run.c — the data hyper-cleaning task end to end: load an MNIST-layout data set,
+/* run.c — the data hyper-cleaning task end to end: load an MNIST-layout data set,
  * draw the train / validation / test split, corrupt the training labels, run the solver with
  * the chosen method, score the cleaner and the classifier, and train the three baselines
  * (noisy training set, validation set only, clean part + validation: the oracle). */
-#include "blo/tasks.h"
-#include "tasks.h"
+#include "hyperclean.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -28,7 +27,6 @@ void blo_cleaner_scores(int64_t n, const double *x, const int64_t *noisy, const 
 blo_hyperclean_config blo_hyperclean_default(void) {
     blo_hyperclean_config c;
     memset(&c, 0, sizeof c);
-    c.data_dir = "/usr/share/datasets/fashion-mnist";
     c.n_train = 5000;
     c.n_val = 5000;
     c.n_test = 10000;
@@ -61,61 +59,41 @@ static double accuracy(const blo_hyperclean *h, blo_tensor *X, blo_tensor *label
     blo_ctx *ctx = blo_ctx_new(0);
     if (!ctx) return NAN;
     blo_ctx_set_recording(ctx, 0);
-    blo_tensor *z = blo_hyperclean_model(ctx, h, X, y);
-    double acc = NAN;
-    if (z) {
-        int64_t m = blo_tensor_dim(z, 0), C = blo_tensor_dim(z, 1), right = 0;
-        for (int64_t i = 0; i < m; i++) {
-            int64_t best = 0;
-            for (int64_t c = 1; c < C; c++)
-                if (blo_tensor_get(z, i * C + c) > blo_tensor_get(z, i * C + best)) best = c;
-            right += best == (int64_t)blo_tensor_get(labels, i);
-        }
-        acc = m ? (double)right / (double)m : NAN;
-    }
+    double acc = blo_accuracy(blo_hyperclean_model(ctx, h, X, y), labels);
     blo_ctx_free(ctx);
     return acc;
+}
+
+/* A baseline's data and model: the mean cross-entropy of h's model w on (X, labels). */
+typedef struct baseline_data {
+    const blo_hyperclean *h;
+    blo_tensor *X, *labels;
+} baseline_data;
+
+static blo_tensor *baseline_loss(blo_ctx *sc, blo_tensor *const *w, int64_t t, void *user) {
+    (void)t;
+    const baseline_data *b = user;
+    return blo_cross_entropy(sc, blo_hyperclean_model(sc, b->h, b->X, w), b->labels, NULL,
+                             BLO_REDUCE_MEAN);
 }
 
 /* A plain classifier on (X, labels): full-batch Adam on the mean cross-entropy from the same
  * initial model the bilevel run starts from; returns its test accuracy. */
 static double baseline(const blo_hyperclean *h, blo_tensor *X, blo_tensor *labels, blo_tensor *Xte,
                        blo_tensor *yte, int64_t steps, double lr) {
-    blo_ctx *pc = blo_ctx_new(0), *sc = blo_ctx_new(0);
-    double acc = NAN;
-    blo_tensor *w[4], *m[4], *v[4];
-    int ny = h->ny;
-    bool ok = pc && sc;
-    for (int i = 0; ok && i < ny; i++) {
+    blo_ctx *pc = blo_ctx_new(0);
+    blo_tensor *w[4];
+    bool ok = pc != NULL;
+    for (int i = 0; ok && i < h->ny; i++) {
         w[i] = blo_clone(pc, h->y0[i]);
-        m[i] = blo_zeros(pc, blo_tensor_dtype(w[i]), blo_tensor_ndim(w[i]), blo_tensor_shape(w[i]));
-        v[i] = blo_zeros(pc, blo_tensor_dtype(w[i]), blo_tensor_ndim(w[i]), blo_tensor_shape(w[i]));
-        ok = w[i] && m[i] && v[i] && blo_set_requires_grad(w[i], 1) == BLO_OK;
+        ok = w[i] && blo_set_requires_grad(w[i], 1) == BLO_OK;
     }
-    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
-    for (int64_t t = 1; ok && t <= steps; t++) {
-        blo_mark mk = blo_ctx_mark(sc);
-        blo_tensor *loss = blo_cross_entropy(sc, blo_hyperclean_model(sc, h, X, w), labels, NULL,
-                                             BLO_REDUCE_MEAN);
-        blo_tensor *g[4];
-        ok = loss && blo_grad(sc, 1, &loss, NULL, ny, w, 0, g) == BLO_OK;
-        double c1 = 1 - pow(b1, (double)t), c2 = 1 - pow(b2, (double)t);
-        for (int i = 0; ok && i < ny; i++) {
-            int64_t n = blo_tensor_numel(w[i]);
-            for (int64_t k = 0; k < n; k++) {
-                double gk = blo_tensor_get(g[i], k);
-                double mk2 = b1 * blo_tensor_get(m[i], k) + (1 - b1) * gk;
-                double vk = b2 * blo_tensor_get(v[i], k) + (1 - b2) * gk * gk;
-                blo_tensor_set(m[i], k, mk2);
-                blo_tensor_set(v[i], k, vk);
-                blo_tensor_set(w[i], k, blo_tensor_get(w[i], k) - lr * (mk2 / c1) / (sqrt(vk / c2) + eps));
-            }
-        }
-        blo_ctx_rewind(sc, mk);
-    }
-    if (ok) acc = accuracy(h, Xte, yte, w);
+    baseline_data b = {h, X, labels};
+    blo__fit f = {"hyperclean: baseline", NULL, blo_opt_adam(lr), h->ny, w, steps,
+                  baseline_loss, NULL, &b};
+    char err[256];
+    double acc = ok && !blo__fit_run(&f, err, sizeof err) ? accuracy(h, Xte, yte, w) : NAN;
     blo_ctx_free(pc);
-    blo_ctx_free(sc);
     return acc;
 }
 
@@ -161,6 +139,9 @@ blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_res
         return blo__fail(err, errlen, BLO_ERR_INVALID,
                     "hyperclean: sizes must be positive, the corruption in [0, 1], the hidden "
                     "width >= 0 and the dtype f32 or f64");
+    if (!c->data_dir)
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "hyperclean: no data folder: set data_dir (the CLI's --data)");
     blo_dataset ds;
     blo_status st = blo_mnist_load(c->data_dir, "train", &ds, err, errlen);
     if (st) return st;
@@ -183,16 +164,13 @@ blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_res
     blo_hyperclean h;
     memset(&h, 0, sizeof h);
     blo_solver *s = NULL;
+    int64_t *truth = NULL;
     if (!perm || !noisy || !xbuf || !dctx) {
         st = blo__fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
         goto out;
     }
     for (int64_t i = 0; i < ds.n; i++) perm[i] = i;
-    for (int64_t i = ds.n - 1; i > 0; i--) {
-        int64_t j = (int64_t)blo_rng_below(&g, (uint64_t)(i + 1)), t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
+    blo__shuffle(&g, perm, ds.n);
     const int64_t *tr = perm, *va = perm + c->n_train, *te = va + c->n_val;
     blo_tensor *Xtr = blo_dataset_features(dctx, &ds, c->dtype, tr, c->n_train);
     blo_tensor *ytrue = blo_dataset_labels(dctx, &ds, tr, c->n_train);
@@ -204,7 +182,11 @@ blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_res
         st = blo__fail(err, errlen, blo_ctx_status(dctx), "hyperclean: %s", blo_ctx_error(dctx));
         goto out;
     }
-    const int64_t *truth = blo_tensor_data(ytrue);
+    truth = blo_malloc(sizeof(int64_t) * (size_t)c->n_train);
+    if (!truth || blo_tensor_copy_to_host(ytrue, BLO_I64, truth)) {
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
+        goto out;
+    }
     int64_t ncorrupt = (int64_t)llround(c->corrupt * (double)c->n_train);
     memcpy(noisy, truth, sizeof(int64_t) * (size_t)c->n_train);
     /* The first ncorrupt examples of the (already shuffled) training rows get a new label. */
@@ -266,6 +248,7 @@ out:
     blo_ctx_free(dctx);
     blo_free(perm);
     blo_free(noisy);
+    blo_free(truth);
     blo_free(xbuf);
     blo_dataset_free(&ds);
     return st;

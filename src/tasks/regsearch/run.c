@@ -1,10 +1,10 @@
-/* regsearch.c — regularization search end to end: load a LIBSVM / CSV file (or two classes of
+/* run.c — regularization search end to end: load a LIBSVM / CSV file (or two classes of
  * an MNIST-layout folder), shuffle and split it into train / validation / test, centre (and
  * optionally scale) the features,
  * fit the lower level to convergence for every value of a log-spaced grid of single L2
  * strengths and keep the one with the lowest validation loss, then run the bilevel search
  * over per-group strengths from there and refit at the strengths it learns. The problem
- * itself (f, F and their maths) is in regsearch_problem.c.
+ * itself (f, F and their maths) is in problem.c.
  *
  * Fits to convergence use L-BFGS (Nocedal, Math. Comp. 1980; Liu & Nocedal 1989): the
  * two-loop recursion gives d = −H_k ∇f from the last m pairs s = y_{k+1} − y_k,
@@ -12,8 +12,7 @@
  * f(y + a d) ≤ f(y) + 1e-4 a ∇fᵀd. The lower level is strongly convex in w, so sᵀu > 0 and
  * the method converges; f and ∇f come from the same blo ops the bilevel solver uses.
  */
-#include "blo/tasks.h"
-#include "tasks.h"
+#include "regsearch.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -30,7 +29,6 @@ static double seconds_now(void) {
 blo_regsearch_config blo_regsearch_default(void) {
     blo_regsearch_config c;
     memset(&c, 0, sizeof c);
-    c.mnist_dir = "/usr/share/datasets/fashion-mnist";
     c.class_a = 0; /* T-shirt/top */
     c.class_b = 6; /* shirt: the pair a linear model confuses most */
     c.max_examples = 4000;
@@ -156,6 +154,11 @@ static blo_status load_source(const blo_regsearch_config *c, blo_dataset *ds, in
                         "least are needed",
                         c->data_path, ds->n ? ds->y[0] : 0.0);
     } else {
+        if (!c->mnist_dir)
+            return blo__fail(err, errlen, BLO_ERR_INVALID,
+                             "regsearch: no data: set data_path (a LIBSVM or CSV file; the CLI's "
+                             "--data), the three sets in memory, or mnist_dir for the built-in "
+                             "problem (--mnist)");
         if ((st = blo_mnist_load(c->mnist_dir, "train", ds, err, errlen))) return st;
         if (c->class_a == c->class_b || c->class_a < 0 || c->class_b < 0 ||
             c->class_a >= ds->num_classes || c->class_b >= ds->num_classes)

@@ -1,13 +1,13 @@
-/* nas_space.c — the DARTS cell search space (Liu, Simonyan & Yang, ICLR 2019): candidate
+/* space.c — the DARTS cell search space (Liu, Simonyan & Yang, ICLR 2019): candidate
  * ops, mixed ops ō(h) = Σ_o softmax(α)_o o(h), normal and reduction cells, the network
  * (stem, cells, global average pooling, linear classifier), and genotypes (derivation by
- * DARTS' top-2 rule, text form, loading). See nas_space.h for the ops' definitions.
+ * DARTS' top-2 rule, text form, loading). See space.h for the ops' definitions.
  *
  * The forward pass walks a cursor over the parameter list. In build mode the cursor makes
- * each parameter the first time the forward asks for it (so nas_net_init is one forward on a
+ * each parameter the first time the forward asks for it (so blo__nas_net_init is one forward on a
  * dummy batch); in read mode it hands out the caller's tensors in the same order.
  */
-#include "nas_space.h"
+#include "space.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -37,7 +37,7 @@ static int edge_index(int i, int j) {
     return 2 * i + i * (i - 1) / 2 + j;
 }
 
-int nas_is_reduction(int cells, int k) {
+int blo__nas_is_reduction(int cells, int k) {
     return k == cells / 3 || k == 2 * cells / 3;
 }
 
@@ -197,7 +197,7 @@ static blo_tensor *mixed_forward(cursor *c, blo_tensor *h, blo_tensor *w, int st
 
 /* One cell: preprocess both inputs to C channels, the nodes, the concatenation. W: the
  * softmax weights [E, 8] of this cell kind (supernet) or NULL. */
-static blo_tensor *cell_forward(cursor *c, const nas_net *n, blo_tensor *s0, blo_tensor *s1,
+static blo_tensor *cell_forward(cursor *c, const blo__nas_net *n, blo_tensor *s0, blo_tensor *s1,
                                 int prev_reduction, int reduction, int64_t C, blo_tensor *W) {
     blo_tensor *st[2 + BLO_NAS_MAX_NODES];
     st[0] = prev_reduction ? factorized_reduce(c, s0, C) : relu_conv_bn(c, s0, C);
@@ -227,7 +227,7 @@ static blo_tensor *cell_forward(cursor *c, const nas_net *n, blo_tensor *s0, blo
     return blo_concat(c->ctx, n->nodes, st + 2, 1);
 }
 
-static blo_tensor *net_forward(cursor *c, const nas_net *n, blo_tensor *an, blo_tensor *ar,
+static blo_tensor *net_forward(cursor *c, const blo__nas_net *n, blo_tensor *an, blo_tensor *ar,
                                blo_tensor *X) {
     blo_ctx *ctx = c->ctx;
     blo_tensor *Wn = NULL, *Wr = NULL;
@@ -241,7 +241,7 @@ static blo_tensor *net_forward(cursor *c, const nas_net *n, blo_tensor *an, blo_
     blo_tensor *s0 = s, *s1 = s;
     int prev_red = 0;
     for (int k = 0; k < n->cells; k++) {
-        int red = nas_is_reduction(n->cells, k);
+        int red = blo__nas_is_reduction(n->cells, k);
         if (red) C *= 2;
         blo_tensor *out = cell_forward(c, n, s0, s1, prev_red, red, C, red ? Wr : Wn);
         s0 = s1;
@@ -257,7 +257,7 @@ static blo_tensor *net_forward(cursor *c, const nas_net *n, blo_tensor *an, blo_
     return blo_linear(ctx, pooled, w, b);
 }
 
-blo_tensor *nas_net_forward(blo_ctx *ctx, const nas_net *n, blo_tensor *const *y,
+blo_tensor *blo__nas_net_forward(blo_ctx *ctx, const blo__nas_net *n, blo_tensor *const *y,
                             blo_tensor *alpha_normal, blo_tensor *alpha_reduce, blo_tensor *X,
                             int training) {
     cursor c;
@@ -276,7 +276,7 @@ blo_tensor *nas_net_forward(blo_ctx *ctx, const nas_net *n, blo_tensor *const *y
     return out;
 }
 
-void nas_net_free(nas_net *n) {
+void blo__nas_net_free(blo__nas_net *n) {
     if (!n) return;
     blo_ctx_free(n->ctx);
     n->ctx = NULL;
@@ -286,17 +286,13 @@ void nas_net_free(nas_net *n) {
 
 /* Copies a blo_malloc'd list into ctx (so the net owns one arena only). */
 static blo_tensor **list_into(blo_ctx *ctx, blo_tensor **src, int n) {
-    blo_tensor **dst = NULL;
-    int64_t bytes = (int64_t)(sizeof(blo_tensor *) * (size_t)(n ? n : 1));
-    /* An i64 tensor is a convenient arena allocation of the right alignment. */
-    blo_tensor *hold = blo_tensor_new(ctx, BLO_I64, 1, &bytes);
-    if (!hold) return NULL;
-    dst = blo_tensor_data(hold);
+    blo_tensor **dst = blo__ctx_alloc(ctx, sizeof(blo_tensor *) * (size_t)(n ? n : 1));
+    if (!dst) return NULL;
     if (n) memcpy(dst, src, sizeof *dst * (size_t)n);
     return dst;
 }
 
-blo_status nas_net_init(nas_net *n, const blo_nas_genotype *g, int cells, int channels, int nodes,
+blo_status blo__nas_net_init(blo__nas_net *n, const blo_nas_genotype *g, int cells, int channels, int nodes,
                         int64_t in_ch, int64_t size, int64_t classes, blo_dtype dt, blo_rng *rng,
                         char *err, size_t errlen) {
     memset(n, 0, sizeof *n);
@@ -362,11 +358,11 @@ out:
     blo_free(c.made);
     blo_free(c.smade);
     blo_ctx_free(sc);
-    if (st) nas_net_free(n);
+    if (st) blo__nas_net_free(n);
     return st;
 }
 
-blo_tensor *nas_op_forward(blo_ctx *ctx, int op, blo_tensor *h, int stride, int supernet,
+blo_tensor *blo__nas_op_forward(blo_ctx *ctx, int op, blo_tensor *h, int stride, int supernet,
                            blo_tensor *const *y, int *next) {
     cursor c;
     memset(&c, 0, sizeof c);
@@ -380,7 +376,7 @@ blo_tensor *nas_op_forward(blo_ctx *ctx, int op, blo_tensor *h, int stride, int 
     return out;
 }
 
-blo_tensor *nas_mixed_forward(blo_ctx *ctx, blo_tensor *h, blo_tensor *w, int stride,
+blo_tensor *blo__nas_mixed_forward(blo_ctx *ctx, blo_tensor *h, blo_tensor *w, int stride,
                               blo_tensor *const *y, int *next) {
     cursor c;
     memset(&c, 0, sizeof c);
@@ -394,7 +390,7 @@ blo_tensor *nas_mixed_forward(blo_ctx *ctx, blo_tensor *h, blo_tensor *w, int st
     return out;
 }
 
-blo_status nas_mixed_params(blo_ctx *pctx, int64_t C, int stride, blo_dtype dt, blo_rng *rng,
+blo_status blo__nas_mixed_params(blo_ctx *pctx, int64_t C, int stride, blo_dtype dt, blo_rng *rng,
                             blo_tensor ***y, int *ny) {
     blo_ctx *sc = blo_ctx_new(0);
     if (!sc) return BLO_ERR_NOMEM;

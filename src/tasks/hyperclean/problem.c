@@ -1,9 +1,9 @@
-/* hyperclean_problem.c — data hyper-cleaning with a linear softmax model as a blo_problem:
+/* problem.c — data hyper-cleaning with a linear softmax model as a blo_problem:
  * per-example weights x, lower level the σ(x)-weighted training cross-entropy of (W, b),
- * upper level the validation cross-entropy (the maths is in tasks.h). Both objectives are
+ * upper level the validation cross-entropy (the maths is in hyperclean.h). Both objectives are
  * written with differentiable blo ops, so every hypergradient method can go through them to
  * any order. */
-#include "tasks.h"
+#include "hyperclean.h"
 
 #include <math.h>
 #include <stdio.h>

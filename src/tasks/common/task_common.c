@@ -1,6 +1,6 @@
 /* task_common.c — what the task runners share: checking classification data and the solve
- * step (see tasks.h). */
-#include "tasks.h"
+ * step (see common.h). */
+#include "common.h"
 
 blo_status blo__task_solve(const blo_problem *p, const blo_config *c, const char *resume,
                            blo_solver **s, char *err, size_t errlen) {

@@ -1,9 +1,9 @@
-/* regsearch_problem.c — regularization search as a blo_problem: per-group log-strengths x,
+/* problem.c — regularization search as a blo_problem: per-group log-strengths x,
  * lower level the training cross-entropy of a logistic (two classes) or softmax (C > 2)
  * regression plus ½ Σ_j exp(x_{g(j)}) ‖W_j‖², upper level the validation cross-entropy (the
- * maths is in tasks.h). Both objectives are blo ops, differentiable to any order, so every
+ * maths is in regsearch.h). Both objectives are blo ops, differentiable to any order, so every
  * hypergradient method of the registry goes through them. */
-#include "tasks.h"
+#include "regsearch.h"
 
 #include <math.h>
 #include <stdio.h>

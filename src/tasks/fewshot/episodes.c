@@ -1,10 +1,9 @@
-/* fewshot.c — few-shot classification episodes over rotation classes: each base class of an
+/* episodes.c — few-shot classification episodes over rotation classes: each base class of an
  * MNIST-layout dataset at 0 / 90 / 180 / 270 degrees is a class of its own, the classes are
  * split into disjoint meta-train and meta-test sets (by default whole base classes, so no
  * image is seen on both sides), and an N-way K-shot episode draws N classes of one set and
  * K support plus Q query examples of each, relabelled 0..N-1. */
-#include "blo/tasks.h"
-#include "tasks.h"
+#include "fewshot.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -159,11 +158,7 @@ blo_status blo_fewshot_init(blo_fewshot_data *fs, const blo_dataset *ds, blo_few
     blo_rng_seed(&g, seed);
     int64_t units = split == BLO_FEWSHOT_SPLIT_BASE ? fs->n_base : fs->n_classes;
     for (int64_t c = 0; c < units; c++) perm[c] = c;
-    for (int64_t c = units - 1; c > 0; c--) {
-        int64_t j = (int64_t)blo_rng_below(&g, (uint64_t)(c + 1)), t = perm[c];
-        perm[c] = perm[j];
-        perm[j] = t;
-    }
+    blo__shuffle(&g, perm, units);
     if (split == BLO_FEWSHOT_SPLIT_BASE)
         for (int64_t b = units - 1; b >= 0; b--) /* in place, from the back */
             for (int r = R - 1; r >= 0; r--) perm[R * b + r] = R * perm[b] + r;
@@ -182,17 +177,10 @@ int64_t blo_fewshot_class_count(const blo_fewshot_data *fs, int64_t c) {
     return fs->count[c / fs->rotations];
 }
 
-/* Writes example `row` turned by map into row `at` of t (f32 or f64, [*, d]). */
-static void put_image(blo_tensor *t, int64_t at, const blo_dataset *ds, int64_t row,
-                      const int64_t *map) {
+/* Writes example `row` turned by map into dst[d] (the host rows the tensors are filled from). */
+static void put_image(float *dst, const blo_dataset *ds, int64_t row, const int64_t *map) {
     const float *src = ds->x + row * ds->d;
-    if (blo_tensor_dtype(t) == BLO_F32) {
-        float *dst = (float *)blo_tensor_data(t) + at * ds->d;
-        for (int64_t k = 0; k < ds->d; k++) dst[k] = src[map[k]];
-    } else {
-        double *dst = (double *)blo_tensor_data(t) + at * ds->d;
-        for (int64_t k = 0; k < ds->d; k++) dst[k] = src[map[k]];
-    }
+    for (int64_t k = 0; k < ds->d; k++) dst[k] = src[map[k]];
 }
 
 blo_status blo_fewshot_episode_sample(blo_ctx *ctx, const blo_fewshot_data *fs,
@@ -233,14 +221,19 @@ blo_status blo_fewshot_episode_sample(blo_ctx *ctx, const blo_fewshot_data *fs,
         if (fs->count[c / fs->rotations] > maxcount) maxcount = fs->count[c / fs->rotations];
     }
     blo_free(seen);
+    const int64_t d = fs->ds->d, m = N * (K + Q);
     int64_t *pick = blo_malloc(sizeof(int64_t) * (size_t)n_classes);
     int64_t *pool = blo_malloc(sizeof(int64_t) * (size_t)maxcount);
-    if (!pick || !pool) {
+    /* The episode is drawn into host rows (support first, then query) and copied in at once. */
+    float *hx = blo_malloc(sizeof(float) * (size_t)(m * d));
+    int64_t *hy = blo_malloc(sizeof(int64_t) * (size_t)m);
+    if (!pick || !pool || !hx || !hy) {
         blo_free(pick);
         blo_free(pool);
+        blo_free(hx);
+        blo_free(hy);
         return blo__fail(err, errlen, BLO_ERR_NOMEM, "fewshot episode: out of memory");
     }
-    const int64_t d = fs->ds->d;
     blo_tensor *xs = blo_tensor_new(ctx, dt, 2, (int64_t[]){N * K, d});
     blo_tensor *ys = blo_tensor_new(ctx, BLO_I64, 1, (int64_t[]){N * K});
     blo_tensor *xq = blo_tensor_new(ctx, dt, 2, (int64_t[]){N * Q, d});
@@ -248,40 +241,41 @@ blo_status blo_fewshot_episode_sample(blo_ctx *ctx, const blo_fewshot_data *fs,
     if (!xs || !ys || !xq || !yq) {
         blo_free(pick);
         blo_free(pool);
+        blo_free(hx);
+        blo_free(hy);
         blo_status st = blo_ctx_status(ctx) ? blo_ctx_status(ctx) : BLO_ERR_NOMEM;
         return blo__fail(err, errlen, st, "fewshot episode: %s",
                          blo_ctx_status(ctx) ? blo_ctx_error(ctx) : "out of memory");
     }
     /* N classes: the first N of a partial Fisher–Yates shuffle. */
     memcpy(pick, classes, sizeof(int64_t) * (size_t)n_classes);
-    for (int64_t w = 0; w < N; w++) {
-        int64_t j = w + (int64_t)blo_rng_below(rng, (uint64_t)(n_classes - w)), t = pick[w];
-        pick[w] = pick[j];
-        pick[j] = t;
-    }
-    int64_t *lys = blo_tensor_data(ys), *lyq = blo_tensor_data(yq);
+    blo__draw_first(rng, pick, n_classes, N);
+    int64_t *lys = hy, *lyq = hy + N * K;
+    float *hxs = hx, *hxq = hx + N * K * d;
     for (int64_t w = 0; w < N; w++) {
         int64_t c = pick[w], b = c / fs->rotations, n = fs->count[b];
         ep->way_class[w] = c;
         memcpy(pool, fs->rows + fs->start[b], sizeof(int64_t) * (size_t)n);
-        for (int64_t k = 0; k < K + Q; k++) { /* K + Q distinct examples */
-            int64_t j = k + (int64_t)blo_rng_below(rng, (uint64_t)(n - k)), t = pool[k];
-            pool[k] = pool[j];
-            pool[j] = t;
-        }
+        blo__draw_first(rng, pool, n, K + Q); /* K + Q distinct examples */
         for (int64_t k = 0; k < K; k++) {
-            put_image(xs, w * K + k, fs->ds, pool[k], fs->map[c % fs->rotations]);
+            put_image(hxs + (w * K + k) * d, fs->ds, pool[k], fs->map[c % fs->rotations]);
             lys[w * K + k] = w;
             if (src_rows) src_rows[w * K + k] = pool[k];
         }
         for (int64_t q = 0; q < Q; q++) {
-            put_image(xq, w * Q + q, fs->ds, pool[K + q], fs->map[c % fs->rotations]);
+            put_image(hxq + (w * Q + q) * d, fs->ds, pool[K + q], fs->map[c % fs->rotations]);
             lyq[w * Q + q] = w;
             if (src_rows) src_rows[N * K + w * Q + q] = pool[K + q];
         }
     }
+    blo_tensor_copy_from_host(xs, BLO_F32, hxs);
+    blo_tensor_copy_from_host(xq, BLO_F32, hxq);
+    blo_tensor_copy_from_host(ys, BLO_I64, lys);
+    blo_tensor_copy_from_host(yq, BLO_I64, lyq);
     blo_free(pick);
     blo_free(pool);
+    blo_free(hx);
+    blo_free(hy);
     ep->xs = xs, ep->ys = ys, ep->xq = xq, ep->yq = yq;
     ep->ways = N, ep->shots = K, ep->queries = Q;
     return BLO_OK;
@@ -309,15 +303,26 @@ blo_status blo_fewshot_batch_sample(blo_ctx *ctx, const blo_fewshot_data *fs,
         return blo__fail(err, errlen, st, "fewshot batch: %s",
                          blo_ctx_status(ctx) ? blo_ctx_error(ctx) : "out of memory");
     }
-    int64_t *ly = blo_tensor_data(yb);
+    const int64_t d = fs->ds->d;
+    float *hx = blo_malloc(sizeof(float) * (size_t)(n * d));
+    int64_t *ly = blo_malloc(sizeof(int64_t) * (size_t)n);
+    if (!hx || !ly) {
+        blo_free(hx);
+        blo_free(ly);
+        return blo__fail(err, errlen, BLO_ERR_NOMEM, "fewshot batch: out of memory");
+    }
     for (int64_t i = 0; i < n; i++) {
         int64_t k = (int64_t)blo_rng_below(rng, (uint64_t)n_classes), c = classes[k];
         int64_t b = c / fs->rotations;
         int64_t row = fs->rows[fs->start[b] + (int64_t)blo_rng_below(rng, (uint64_t)fs->count[b])];
-        put_image(xb, i, fs->ds, row, fs->map[c % fs->rotations]);
+        put_image(hx + i * d, fs->ds, row, fs->map[c % fs->rotations]);
         ly[i] = k;
         if (src_rows) src_rows[i] = row;
     }
+    blo_tensor_copy_from_host(xb, BLO_F32, hx);
+    blo_tensor_copy_from_host(yb, BLO_I64, ly);
+    blo_free(hx);
+    blo_free(ly);
     *x = xb;
     *labels = yb;
     return BLO_OK;

@@ -1,11 +1,10 @@
-/* meta_sinusoid.c — MAML's sinusoid regression end to end (Finn, Abbeel & Levine, ICML 2017,
+/* sinusoid.c — MAML's sinusoid regression end to end (Finn, Abbeel & Levine, ICML 2017,
  * §5.1): meta-train the initialisation θ of an MLP 1-40-40-1 on meta-batches of sinusoid
- * tasks with the chosen hypergradient method (the bilevel problem of meta_problem.c), then
+ * tasks with the chosen hypergradient method (the bilevel problem of problem.c), then
  * fine-tune θ on K points of each of several hundred held-out tasks and report the query MSE
  * after 0 / 1 / 5 / 10 SGD steps with a 95% confidence interval; the pretrained baseline is
  * the same problem with no inner step (one network fitted to all tasks jointly). */
-#include "blo/tasks.h"
-#include "tasks.h"
+#include "meta.h"
 
 #include <math.h>
 #include <stdio.h>

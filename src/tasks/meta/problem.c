@@ -1,12 +1,12 @@
-/* meta_problem.c — meta-learning an initialisation (MAML family) as one bilevel problem over
+/* problem.c — meta-learning an initialisation (MAML family) as one bilevel problem over
  * a meta-batch of B regression tasks, the learner an MLP 1-H-H-1 with ReLU whose B copies are
- * stacked in batched tensors (see tasks.h for the maths):
+ * stacked in batched tensors (see meta.h for the maths):
  *     y_0 = θ broadcast to B tasks,   f = Σ_b support MSE_b + (λ/2) Σ_b ‖y_b − θ‖²,
  *     F = (1/B) Σ_b query MSE_b.
  * Finn, Abbeel & Levine, "Model-agnostic meta-learning", ICML 2017; Rajeswaran et al.,
  * "Meta-learning with implicit gradients" (iMAML), NeurIPS 2019; Li et al., "Meta-SGD", 2017.
  */
-#include "tasks.h"
+#include "meta.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,0 +1,56 @@
+/* common.h — what every task runner repeats (internal to the library: the task folders, the
+ * tests): checking classification data, solving a problem with a resumable solver, scoring a
+ * classifier. */
+#ifndef BLO_TASKS_COMMON_H
+#define BLO_TASKS_COMMON_H
+
+#include "../../internal.h"
+#include "blo/bilevel.h"
+
+/* Checks a classification data pair: X [n, d] and Xv [nv, d] of one float dtype, labels [n]
+ * and labels_v [nv] i64 and non-negative; *classes <= 0 becomes the largest label plus one,
+ * and must be >= 2 and above every label. Messages start with "<task>: ". */
+blo_status blo__check_classification(const char *task, const blo_tensor *X,
+                                     const blo_tensor *labels, const blo_tensor *Xv,
+                                     const blo_tensor *labels_v, int64_t *classes, char *err,
+                                     size_t errlen);
+
+/* What every task runner does with its problem: makes the solver into *s (set before anything
+ * runs, so record callbacks can reach it; the caller frees it, also on failure), continues
+ * from the checkpoint resume when given, and runs to the end. On failure err holds the
+ * solver's message. */
+blo_status blo__task_solve(const blo_problem *p, const blo_config *c, const char *resume,
+                           blo_solver **s, char *err, size_t errlen);
+
+/* ---- Training parameters by values-only optimizer steps --------------------------------------
+ * What the baselines, pretraining and warm-ups share: for t = 1 .. steps, a scalar loss of the
+ * params w (built in a scratch context rewound after every step), its gradient, one step of
+ * optim/'s values-only update in place on w. */
+typedef blo_tensor *(*blo__fit_loss_fn)(blo_ctx *sc, blo_tensor *const *w, int64_t t, void *user);
+/* After step t: its loss, the squared norm of its gradient and the step's scratch peak.
+ * Non-zero stops the run. */
+typedef int (*blo__fit_report_fn)(int64_t t, double loss, double grad_sq, size_t peak, void *user);
+typedef struct blo__fit {
+    const char *what; /* names the run in messages: "<what> step <t>: ..." */
+    const char *hint; /* appended to the message of a loss that is not finite, or NULL */
+    blo_opt opt;
+    int n;
+    blo_tensor *const *w; /* requires_grad set; updated in place */
+    int64_t steps;
+    blo__fit_loss_fn loss;
+    blo__fit_report_fn report; /* optional */
+    void *user;
+} blo__fit;
+/* Runs f. Returns BLO_OK (also when report stopped it), or the first error with a message in
+ * err: the loss's or the gradient's (its context's status), BLO_ERR_NUMERIC for a loss that is
+ * not finite, BLO_ERR_NOMEM. */
+blo_status blo__fit_run(const blo__fit *f, char *err, size_t errlen);
+
+/* Shuffles a[0 .. n) in place (Fisher–Yates from the back: for i = n-1 .. 1, a[i] swaps with
+ * a[j], j uniform in [0, i]). */
+void blo__shuffle(blo_rng *r, int64_t *a, int64_t n);
+/* Moves k entries of a[0 .. n) drawn uniformly without replacement to a[0 .. k), in draw
+ * order (Fisher–Yates from the front, stopped after k swaps). */
+void blo__draw_first(blo_rng *r, int64_t *a, int64_t n, int64_t k);
+
+#endif
