@@ -58,6 +58,22 @@ static void state_copy(int ny, blo_traj *dst, const blo_traj *src) {
     dst->t = src->t;
 }
 
+/* Segment k recorded: its start s_{t_k} as fresh leaves (requires_grad), listed after x in
+ * `in`, and its end state in `out`, unrolled to step `to` with the graph. */
+static blo_status record_segment(blo_method_env *e, const blo_traj *start, int64_t to,
+                                 blo_tensor **in, blo_tensor **out) {
+    blo_traj seg;
+    blo_status st = state_clone(e, start, &seg);
+    if (st) return st;
+    memcpy(in, e->x, sizeof(blo_tensor *) * (size_t)e->nx);
+    int nst = blo__traj_tensors(e->ny, &seg, in + e->nx);
+    for (int q = 0; q < nst; q++)
+        in[e->nx + q]->requires_grad = true;
+    if ((st = blo__unroll(e, &seg, to, 1))) return st;
+    blo__traj_tensors(e->ny, &seg, out);
+    return BLO_OK;
+}
+
 blo_status blo__adjoint_reverse(blo_method_env *e, int64_t K, int64_t S, blo_tensor **hx,
                                 blo_tensor **hy0) {
     blo_ctx *c = e->sctx;
@@ -66,6 +82,7 @@ blo_status blo__adjoint_reverse(blo_method_env *e, int64_t K, int64_t S, blo_ten
     if (K > T) K = T;
     if (S < 1) S = 1;
     int64_t t0 = T - K, nseg = (K + S - 1) / S;
+#define SEG_END(k) (t0 + ((k) + 1) * S < T ? t0 + ((k) + 1) * S : T)
 
     /* Forward without a graph: the first T-K steps are truncated away; then checkpoint k holds
      * s_{min(t0 + kS, T)}, rng[k] the generator's state when segment k starts. */
@@ -78,53 +95,59 @@ blo_status blo__adjoint_reverse(blo_method_env *e, int64_t K, int64_t S, blo_ten
     if (!ck || !rng) return blo__method_ctx_fail(e, "reverse mode: states");
     for (int64_t k = 0; k <= nseg; k++)
         if ((st = state_clone(e, &tr, &ck[k]))) return st;
-    for (int64_t k = 0; k < nseg; k++) {
+    for (int64_t k = 0; k + 1 < nseg; k++) {
         rng[k] = e->rng;
         blo_mark mk = blo_ctx_mark(c);
         /* The values-only unroll copies its start and hands back fresh tensors: ck[k] stays. */
         blo_traj seg = ck[k];
-        if ((st = blo__unroll(e, &seg, t0 + (k + 1) * S < T ? t0 + (k + 1) * S : T, 0)))
-            return st;
+        if ((st = blo__unroll(e, &seg, SEG_END(k), 0))) return st;
         state_copy(ny, &ck[k + 1], &seg);
         blo_ctx_rewind(c, mk);
     }
 
-    /* λ_T = (∂F/∂y_T, 0, 0) and ∂F/∂x at y_T. */
-    blo_tensor **yT = blo__list(e, ny), **dx = blo__list(e, nx), **dy = blo__list(e, ny);
-    if (!yT || !dx || !dy) return blo__method_ctx_fail(e, "reverse mode");
-    if ((st = blo__leaf_copies(e, ny, ck[nseg].y, yT))) return st;
-    if ((st = blo__upper_grads(e, yT, T, dx, dy))) return st;
-    blo_rng after_upper = e->rng;
-
-    /* The adjoint λ and the x accumulator live below the per-segment marks. */
+    /* Below the per-segment marks: y_T as leaves, the adjoint λ and the x accumulator. */
     blo_traj lam;
-    blo_tensor **lams = blo__list(e, 3 * ny), **acc = blo__list(e, nx);
-    if (!lams || !acc) return blo__method_ctx_fail(e, "reverse mode");
+    blo_tensor **yT = blo__list(e, ny), **lams = blo__list(e, 3 * ny), **acc = blo__list(e, nx);
+    if (!yT || !lams || !acc || (st = blo__zeros_like(e, nx, e->x, acc)))
+        return st ? st : blo__method_ctx_fail(e, "reverse mode");
     if ((st = state_clone(e, &ck[nseg], &lam))) return st;
     int nst = blo__traj_tensors(ny, &lam, lams);
+    for (int i = 0; i < ny; i++) {
+        if (!(yT[i] = blo_clone(c, ck[nseg].y[i]))) return blo__method_ctx_fail(e, "reverse mode");
+        yT[i]->requires_grad = true;
+    }
+
+    /* The last segment is recorded as the forward pass reaches it, and walked back first: no
+     * recomputation for it (for T = S, or T = 1, none at all). */
+    blo_mark mk = blo_ctx_mark(c);
+    blo_tensor **in = blo__list(e, nx + 3 * ny), **out = blo__list(e, 3 * ny),
+               **grads = blo__list(e, nx + 3 * ny), **dx = blo__list(e, nx),
+               **dy = blo__list(e, ny);
+    if (!in || !out || !grads || !dx || !dy) return blo__method_ctx_fail(e, "reverse mode");
+    if (nseg > 0) {
+        if ((st = record_segment(e, &ck[nseg - 1], T, in, out))) return st;
+        for (int i = 0; i < ny; i++)
+            blo_copy_into(yT[i], out[i]);
+    }
+
+    /* λ_T = (∂F/∂y_T, 0, 0) and ∂F/∂x at y_T. */
+    if ((st = blo__upper_grads(e, yT, T, dx, dy))) return st;
+    blo_rng after_upper = e->rng;
     for (int q = 0; q < nst; q++)
         blo_fill(lams[q], 0);
     for (int i = 0; i < ny; i++)
         blo_copy_into(lam.y[i], dy[i]);
-    for (int i = 0; i < nx; i++)
-        if (!(acc[i] = blo_clone(c, dx[i]))) return blo__method_ctx_fail(e, "reverse mode");
+    blo__axpy_list(nx, 1.0, dx, acc);
 
     for (int64_t k = nseg - 1; k >= 0; k--) {
-        e->rng = rng[k]; /* the draws the forward pass made in this segment */
-        blo_mark mk = blo_ctx_mark(c);
-        blo_tensor **in = blo__list(e, nx + 3 * ny), **out = blo__list(e, 3 * ny),
-                   **grads = blo__list(e, nx + 3 * ny);
-        if (!in || !out || !grads) return blo__method_ctx_fail(e, "reverse mode");
-        /* The segment's start as leaves (listed before the unroll moves seg on). */
-        blo_traj seg;
-        if ((st = state_clone(e, &ck[k], &seg))) return st;
-        memcpy(in, e->x, sizeof(blo_tensor *) * (size_t)nx);
-        blo__traj_tensors(ny, &seg, in + nx);
-        for (int q = 0; q < nst; q++)
-            in[nx + q]->requires_grad = true;
-        if ((st = blo__unroll(e, &seg, t0 + (k + 1) * S < T ? t0 + (k + 1) * S : T, 1)))
-            return st;
-        blo__traj_tensors(ny, &seg, out);
+        if (k < nseg - 1) { /* recompute segment k from its checkpoint, with its draws */
+            e->rng = rng[k];
+            mk = blo_ctx_mark(c);
+            in = blo__list(e, nx + 3 * ny), out = blo__list(e, 3 * ny);
+            grads = blo__list(e, nx + 3 * ny);
+            if (!in || !out || !grads) return blo__method_ctx_fail(e, "reverse mode");
+            if ((st = record_segment(e, &ck[k], SEG_END(k), in, out))) return st;
+        }
         /* One reverse pass: (λ at the segment's start, its Σ (∂Φ/∂x)ᵀ λ_{t+1}) from λ at its end. */
         if (blo_grad(c, nst, out, lams, nx + nst, in, 0, grads))
             return blo__method_ctx_fail(e, "reverse mode: the reverse pass of a segment");
@@ -134,6 +157,7 @@ blo_status blo__adjoint_reverse(blo_method_env *e, int64_t K, int64_t S, blo_ten
         blo_ctx_rewind(c, mk);
     }
     e->rng = after_upper;
+#undef SEG_END
 
     memcpy(hx, acc, sizeof(blo_tensor *) * (size_t)nx);
     if (K == T) {
