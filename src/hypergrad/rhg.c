@@ -8,14 +8,15 @@
  * reverse gradient-based hyperparameter optimization", ICML 2017 (the reverse recursion above).
  *
  * How it is computed (blo__adjoint_reverse): a forward pass without a graph stores the state
- * s_t at every S-th step; the reverse pass walks the segments from the last to the first,
- * recomputes each from its stored start with the graph recorded, and one reverse pass of its
- * end state seeded with λ gives the adjoint at its start and the segment's share of the sum.
+ * s_t at every S-th step and records the last segment's graph as it reaches it; the reverse
+ * pass walks the segments from the last to the first, recomputes each earlier one from its
+ * stored start with the graph recorded, and one reverse pass of its end state seeded with λ
+ * gives the adjoint at its start and the segment's share of the sum.
  * Each segment's graph and cotangents are released (the scratch context rewound) before the
  * next one; λ and the x accumulator are buffers overwritten in place. rhg walks step by step
  * (S = 1): memory is the T + 1 states (y and the optimizer's buffers, nothing n-sized) and one
  * step's graph, instead of the T steps' graphs one blo_grad over the whole trajectory would
- * keep — at the price of one more values-only forward pass. rhg_ckpt takes S = ⌈√T⌉.
+ * keep — at the price of recomputing T - 1 steps. rhg_ckpt takes S = ⌈√T⌉.
  * Griewank & Walther, "Algorithm 799: revolve", ACM TOMS 2000 (checkpointing).
  *
  * trhg keeps only the last K = trhg_window steps in the reverse pass (the first T-K run without a
