@@ -144,22 +144,43 @@ static void test_rhg_ckpt(ridge *r, double L) {
         ridge_free(&rb);
     }
 
-    /* Memory: T = 400 keeps 20 states and one 20-step graph instead of 400 steps' graph. */
+    /* Memory. rhg_ckpt with S = T records the whole trajectory's graph before one reverse
+     * pass (what rhg did before it walked the steps back one at a time): the per-step cost
+     * every method is measured against. rhg (S = 1) keeps one state per step and one step's
+     * graph, so each extra step must cost it far less; rhg_ckpt at S = ⌈√T⌉ = 20 keeps 21
+     * states and one 20-step graph, under a quarter of the whole graph at T = 400. */
     {
         blo_config m = blo_config_default();
         m.inner = blo_opt_sgd(0.5 / L);
-        m.inner_steps = 400;
-        double a[RIDGE_MAXD], b[RIDGE_MAXD];
-        size_t pa = 0, pb = 0;
-        m.method = "rhg";
-        grads(r, m, a, NULL, &pa);
-        m.method = "rhg_ckpt";
-        grads(r, m, b, NULL, &pb);
-        printf("T=400 peak scratch bytes: rhg %zu, rhg_ckpt %zu (%.1f%%)\n", pa, pb,
-               100.0 * (double)pb / (double)pa);
-        TU_CHECK(pb > 0 && pb * 4 < pa,
-                 "rhg_ckpt peak %zu bytes is not under a quarter of rhg's %zu", pb, pa);
+        double a[RIDGE_MAXD], b[RIDGE_MAXD], w[RIDGE_MAXD];
+        size_t rhg_p[2] = {0, 0}, whole_p[2] = {0, 0}, sqrt_p = 0;
+        const int Tm[2] = {100, 400};
+        for (int k = 0; k < 2; k++) {
+            m.inner_steps = Tm[k];
+            m.method = "rhg";
+            m.checkpoints = 0;
+            grads(r, m, a, NULL, &rhg_p[k]);
+            m.method = "rhg_ckpt";
+            m.checkpoints = Tm[k];
+            grads(r, m, w, NULL, &whole_p[k]);
+        }
+        m.checkpoints = 0;
+        grads(r, m, b, NULL, &sqrt_p);
+        double per_rhg = ((double)rhg_p[1] - (double)rhg_p[0]) / (Tm[1] - Tm[0]);
+        double per_whole = ((double)whole_p[1] - (double)whole_p[0]) / (Tm[1] - Tm[0]);
+        printf("peak scratch bytes T=100/400: rhg %zu/%zu (%.0f per step), whole graph %zu/%zu "
+               "(%.0f per step), rhg_ckpt S=20 %zu\n",
+               rhg_p[0], rhg_p[1], per_rhg, whole_p[0], whole_p[1], per_whole, sqrt_p);
+        TU_CHECK(rhg_p[0] > 0 && per_rhg * 8 < per_whole,
+                 "rhg grows by %.0f bytes per unrolled step, not under an eighth of the whole "
+                 "graph's %.0f",
+                 per_rhg, per_whole);
+        TU_CHECK(sqrt_p > 0 && sqrt_p * 4 < whole_p[1],
+                 "rhg_ckpt peak %zu bytes is not under a quarter of the whole graph's %zu", sqrt_p,
+                 whole_p[1]);
         TU_CHECK(max_rel(r->d, b, a) < 1e-12, "rhg_ckpt T=400 vs rhg: %.3g", max_rel(r->d, b, a));
+        TU_CHECK(max_rel(r->d, w, a) < 1e-12, "rhg_ckpt S=T=400 vs rhg: %.3g",
+                 max_rel(r->d, w, a));
     }
     {
         blo_problem p = ridge_problem(r);

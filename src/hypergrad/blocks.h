@@ -39,4 +39,14 @@ blo_status blo__linalg_fail(blo_method_env *e, blo_status st);
  * into out (room for 3 ny); returns how many. */
 int blo__traj_tensors(int ny, const blo_traj *tr, blo_tensor **out);
 
+/* Reverse mode through the unrolled lower level by the adjoint recursion (rhg.c): a forward
+ * pass without a graph storing the state every S steps (the last segment recorded as it is
+ * reached), then the last K of the T steps walked back segment by segment, each earlier one
+ * recomputed with its graph, every graph released after its reverse pass.
+ * hx = dF/dx; hy0 = dF/dy_0 for a learned start (zeros when K < T truncates y_0 away); with
+ * init = BLO_INIT_FROM_X and K = T, the path through y_0 = init_y(x) is added. Sets F, f and
+ * keeps y_T. K is clamped to T, S to >= 1. */
+blo_status blo__adjoint_reverse(blo_method_env *e, int64_t K, int64_t S, blo_tensor **hx,
+                                blo_tensor **hy0);
+
 #endif
