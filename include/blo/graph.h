@@ -100,6 +100,49 @@ blo_problem blo_lds_problem(blo_lds *l);
 /* The projection itself: θ ← S(θ) (θ already clipped to [0, 1], so S(θ) stays there). */
 blo_status blo_lds_project(int nx, blo_tensor *const *x, void *user);
 
+/* ---- The task: `blo graph` is a thin layer over blo_graph_run ------------------------------ */
+typedef struct blo_graph_iter {
+    blo_record rec;
+    double val_acc;  /* validation accuracy of y_T on one fresh sample of θ (no dropout) */
+    int64_t edges;   /* pairs with θ > ½ */
+} blo_graph_iter;
+typedef int (*blo_graph_iter_fn)(const blo_graph_iter *it, void *user);
+
+typedef struct blo_graph_config {
+    const char *data_dir;  /* the three-part folder (blo/data.h); no default */
+    double keep_edges;     /* the fraction of the given edges kept, drawn at random (1: all) */
+    int64_t hidden;        /* 16 */
+    double dropout, wd;    /* 0.5, 5e-4 (L2 on W1) */
+    double gcn_lr;         /* the GCN's Adam step, alone (baseline) and inside LDS: 0.01 */
+    int64_t gcn_epochs;    /* training epochs of the GCN alone: 200 */
+    int lds;               /* learn the structure (1), or only train the GCN on the graph (0) */
+    int baseline;          /* with lds: also the GCN on the graph and the frozen-θ ablation */
+    double theta_off;      /* θ's start off the given edges: 0.0 (LDS starts from the graph) */
+    int64_t samples;       /* graphs sampled for the test prediction (mean of softmaxes): 16 */
+    const char *save_graph;/* write "i j θ_ij" for every pair with θ > ½ (i < j), or NULL */
+    blo_dtype dtype;
+    blo_config solver;     /* trhg with a window of T = 5 inner Adam steps, a warm start, outer
+                              SGD lr 1 on θ, 50 outer iterations */
+    const char *resume;
+    uint64_t seed;         /* edge removal, initial weights, samples, dropout */
+    blo_graph_iter_fn on_iter;
+    void *user;
+} blo_graph_config;
+blo_graph_config blo_graph_default(void);
+
+typedef struct blo_graph_result {
+    int64_t n, edges_given, edges_kept, edges_learned; /* learned: pairs with θ > ½ */
+    double gcn_val, gcn_test;       /* the GCN on the (damaged) graph; NAN when not run */
+    double lds_val, lds_test;       /* LDS, mean over `samples` graphs; NAN when not run */
+    double frozen_val, frozen_test; /* LDS's schedule with θ frozen at its start */
+    double upper, lower;
+    int64_t iters;
+    double seconds;
+} blo_graph_result;
+/* Loads the data, removes edges, trains the GCN and / or runs LDS. Errors: the loader's
+ * (BLO_ERR_IO / BLO_ERR_FORMAT), BLO_ERR_INVALID for settings, the solver's; message in err. */
+blo_status blo_graph_run(const blo_graph_config *c, blo_graph_result *r, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif
