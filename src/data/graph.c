@@ -63,6 +63,32 @@ static bool next_line(line_reader *r, const char **s, const char **e) {
     return true;
 }
 
+
+/* The next line of r holding node ids: want of them, each below n_nodes, into v. Returns BLO_OK
+ * with *got = 0 at the end of the buffer, or a positioned error. */
+static blo_status next_ids(line_reader *r, const char *name, int want, const char *expected,
+                           int64_t n_nodes, int64_t *v, int *got, char *err, size_t errlen) {
+    const char *s, *e;
+    *got = 0;
+    while (next_line(r, &s, &e)) {
+        int bad = 0, k = read_ints(s, e, v, want, &bad);
+        if (k == 0) continue;
+        if (k != want)
+            return blo__fail(err, errlen, BLO_ERR_FORMAT, "%s: line %lld, column %d: expected %s",
+                             name, (long long)r->line, bad ? bad : 1, expected);
+        for (int t = 0; t < want; t++)
+            if (v[t] >= n_nodes)
+                return blo__fail(err, errlen, BLO_ERR_FORMAT,
+                                 "%s: line %lld: node id %lld out of range (the graph has %lld "
+                                 "nodes, ids 0..%lld)",
+                                 name, (long long)r->line, (long long)v[t], (long long)n_nodes,
+                                 (long long)n_nodes - 1);
+        *got = k;
+        return BLO_OK;
+    }
+    return BLO_OK;
+}
+
 typedef struct {
     int64_t i, j, line;
 } edge_line;
@@ -84,28 +110,14 @@ blo_status blo_edges_parse(const char *buf, size_t len, const char *name, int64_
     edge_line *el = blo_malloc(cap * sizeof *el);
     if (!el) return blo__fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", name);
     line_reader r = {buf, buf + len, 0};
-    const char *s, *e;
     blo_status st = BLO_OK;
-    while (next_line(&r, &s, &e)) {
+    for (;;) {
         int64_t v[2];
-        int bad = 0, k = read_ints(s, e, v, 2, &bad);
-        if (k == 0) continue;
-        if (k != 2) {
-            st = blo__fail(err, errlen, BLO_ERR_FORMAT,
-                           "%s: line %lld, column %d: expected two node ids \"i j\" (non-negative "
-                           "integers)",
-                           name, (long long)r.line, bad ? bad : 1);
-            goto out;
-        }
-        for (int t = 0; t < 2; t++)
-            if (v[t] >= n_nodes) {
-                st = blo__fail(err, errlen, BLO_ERR_FORMAT,
-                               "%s: line %lld: node id %lld out of range (the graph has %lld "
-                               "nodes, ids 0..%lld)",
-                               name, (long long)r.line, (long long)v[t], (long long)n_nodes,
-                               (long long)n_nodes - 1);
-                goto out;
-            }
+        int got;
+        st = next_ids(&r, name, 2, "two node ids \"i j\" (non-negative integers)", n_nodes, v,
+                      &got, err, errlen);
+        if (st) goto out;
+        if (!got) break;
         if (v[0] == v[1]) {
             st = blo__fail(err, errlen, BLO_ERR_FORMAT, "%s: line %lld: a self-loop %lld %lld",
                            name, (long long)r.line, (long long)v[0], (long long)v[1]);
@@ -165,25 +177,14 @@ blo_status blo_node_index_parse(const char *buf, size_t len, const char *name, i
     blo_status st = BLO_OK;
     if (!id || !ln) goto nomem;
     line_reader r = {buf, buf + len, 0};
-    const char *s, *e;
     size_t n = 0;
-    while (next_line(&r, &s, &e)) {
+    for (;;) {
         int64_t v;
-        int bad = 0, k = read_ints(s, e, &v, 1, &bad);
-        if (k == 0) continue;
-        if (k != 1) {
-            st = blo__fail(err, errlen, BLO_ERR_FORMAT,
-                           "%s: line %lld, column %d: expected one node id (a non-negative "
-                           "integer) per line",
-                           name, (long long)r.line, bad ? bad : 1);
-            goto out;
-        }
-        if (v >= n_nodes) {
-            st = blo__fail(err, errlen, BLO_ERR_FORMAT,
-                           "%s: line %lld: node id %lld out of range (the graph has %lld nodes)",
-                           name, (long long)r.line, (long long)v, (long long)n_nodes);
-            goto out;
-        }
+        int got;
+        st = next_ids(&r, name, 1, "one node id (a non-negative integer) per line", n_nodes, &v,
+                      &got, err, errlen);
+        if (st) goto out;
+        if (!got) break;
         id[n] = v;
         ln[n] = r.line;
         n++;

@@ -8,13 +8,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 blo_graph_config blo_graph_default(void) {
     blo_graph_config c;
@@ -194,7 +187,7 @@ blo_status blo_graph_run(const blo_graph_config *c, blo_graph_result *r, char *e
     blo_graph_data g;
     blo_status st = blo_graph_load(c->data_dir, &g, err, errlen);
     if (st) return st;
-    double t0 = now();
+    double t0 = blo__task_seconds();
     blo_rng rng;
     blo_rng_seed(&rng, c->seed);
     /* Keep round(P m) of the m edges, drawn uniformly. */
@@ -226,7 +219,7 @@ blo_status blo_graph_run(const blo_graph_config *c, blo_graph_result *r, char *e
         (st = run_lds(c, &gt, &l, 1, &r->frozen_val, &r->frozen_test, r, err, errlen)))
         goto out;
 out:
-    r->seconds = now() - t0;
+    r->seconds = blo__task_seconds() - t0;
     blo_lds_free(&l);
     blo_ctx_free(ctx);
     blo_free(perm);
