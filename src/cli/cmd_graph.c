@@ -11,7 +11,7 @@
 
 typedef struct graph_cmd {
     blo_graph_config c;
-    const char *data;
+    const char *name; /* --data: cora, citeseer or a folder */
     char dir[4096];
     long long hidden, epochs, samples, seed;
     int gcn_only;
@@ -38,11 +38,11 @@ static int is_dir(const char *p) {
  * the CLI was built from; anything else is a folder. */
 static bool graph_configure(cli_task *t) {
     graph_cmd *g = t->user;
-    if (!strcmp(g->data, "cora") || !strcmp(g->data, "citeseer")) {
-        snprintf(g->dir, sizeof g->dir, "%s/planetoid/%s", BLO_DATA_INSTALL, g->data);
-        if (!is_dir(g->dir)) snprintf(g->dir, sizeof g->dir, "%s/planetoid/%s", BLO_DATA_SOURCE, g->data);
+    if (!strcmp(g->name, "cora") || !strcmp(g->name, "citeseer")) {
+        snprintf(g->dir, sizeof g->dir, "%s/planetoid/%s", BLO_DATA_INSTALL, g->name);
+        if (!is_dir(g->dir)) snprintf(g->dir, sizeof g->dir, "%s/planetoid/%s", BLO_DATA_SOURCE, g->name);
     } else {
-        snprintf(g->dir, sizeof g->dir, "%s", g->data);
+        snprintf(g->dir, sizeof g->dir, "%s", g->name);
     }
     g->c.data_dir = g->dir;
     g->c.hidden = g->hidden;
@@ -83,7 +83,7 @@ static int graph_summary(cli_task *t) {
         printf("{\"task\":\"graph\",\"data\":\"%s\",\"method\":\"%s\",\"keep_edges\":%g,"
                "\"nodes\":%lld,\"edges_given\":%lld,\"edges_kept\":%lld,\"edges_learned\":%lld,"
                "\"iters\":%lld",
-               g->data, g->c.lds ? g->c.solver.method : "none", g->c.keep_edges, (long long)r->n,
+               g->name, g->c.lds ? g->c.solver.method : "none", g->c.keep_edges, (long long)r->n,
                (long long)r->edges_given, (long long)r->edges_kept, (long long)r->edges_learned,
                (long long)r->iters);
         for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
@@ -93,7 +93,7 @@ static int graph_summary(cli_task *t) {
         printf("}\n");
         return CLI_EXIT_OK;
     }
-    printf("graph %s: %lld nodes, %lld of %lld edges kept, %.1f s\n", g->data, (long long)r->n,
+    printf("graph %s: %lld nodes, %lld of %lld edges kept, %.1f s\n", g->name, (long long)r->n,
            (long long)r->edges_kept, (long long)r->edges_given, r->seconds);
     pct("GCN on the graph: validation", r->gcn_val);
     pct("GCN on the graph: test", r->gcn_test);
@@ -118,13 +118,13 @@ int cli_graph_run(const cli_cmd *cmd, int argc, char **argv) {
     graph_cmd g;
     memset(&g, 0, sizeof g);
     g.c = blo_graph_default();
-    g.data = "cora";
+    g.name = "cora";
     g.hidden = g.c.hidden, g.epochs = g.c.gcn_epochs, g.samples = g.c.samples;
     cli_task t;
     cli_task_init(&t, &GRAPH, cmd, &g.c.solver, &g);
     cli_task_output(&t, "--save-graph", &g.c.save_graph);
     cli_opt opts[13 + CLI_TASK_NOPTS] = {
-        {"--data", NULL, CLI_STRING, &g.data, 0, 0, NULL, "cora|citeseer|DIR",
+        {"--data", NULL, CLI_STRING, &g.name, 0, 0, NULL, "cora|citeseer|DIR",
          "the graph: a committed Planetoid graph, or a folder with features.libsvm, edges.txt, "
          "train.txt, val.txt, test.txt"},
         {"--keep-edges", NULL, CLI_DOUBLE, &g.c.keep_edges, 0, 1, NULL, "P",
