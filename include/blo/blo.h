@@ -20,6 +20,7 @@
 #include "blo/core.h"
 #include "blo/data.h"
 #include "blo/fewshot.h"
+#include "blo/graph.h"
 #include "blo/hyperclean.h"
 #include "blo/linalg.h"
 #include "blo/meta.h"

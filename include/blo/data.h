@@ -140,6 +140,39 @@ blo_status blo_csv_parse(const char *buf, size_t len, const char *name, const ch
 blo_status blo_csv_load(const char *path, const char *label_column, blo_dataset *ds, char *err,
                         size_t errlen);
 
+/* ---- Graphs: the three-part format (Planetoid layout) ----------------------------------------
+ * A folder holding
+ *   features.libsvm  one line per node, in node order: "label idx:value ..." (LIBSVM); the label
+ *                    is a class 0..65535, or -1 for a node without one (never in a split)
+ *   edges.txt        one undirected edge per line, "i j", 0-based node ids; no self-loops, no
+ *                    pair twice (i j and j i are the same pair)
+ *   train.txt, val.txt, test.txt   one 0-based node id per line; the three do not overlap
+ * '#' starts a comment and blank lines are skipped in the last four. */
+typedef struct blo_graph_data {
+    int64_t n, d, classes;  /* nodes, features, classes (largest label + 1) */
+    blo_dataset features;   /* sparse CSR rows = nodes; features.y holds the labels as read */
+    int64_t *label;         /* [n] class, or -1 */
+    int64_t n_edges;
+    int64_t *edges;         /* [2 n_edges]: pairs (i, j) with i < j, sorted */
+    int64_t split_n[3];     /* train, validation, test */
+    int64_t *split[3];      /* node ids in file order */
+} blo_graph_data;
+/* Loads dir (each file may be gzip'd: <file>.gz is tried first). Errors (BLO_ERR_IO /
+ * BLO_ERR_FORMAT) name the file and line: a node id out of range, a self-loop, a duplicate
+ * edge (and the line it repeats), an id twice in a split or in two splits, a split node with
+ * no label, a label out of range (named by node). Free with blo_graph_data_free. */
+blo_status blo_graph_load(const char *dir, blo_graph_data *g, char *err, size_t errlen);
+void blo_graph_data_free(blo_graph_data *g);
+/* The edge list of a graph of n_nodes nodes: *edges gets 2 * *n_edges ids, pairs (i, j) with
+ * i < j in ascending order (blo_free it). */
+blo_status blo_edges_parse(const char *buf, size_t len, const char *name, int64_t n_nodes,
+                           int64_t **edges, int64_t *n_edges, char *err, size_t errlen);
+/* A node-index file: *ids gets *count ids in file order and, when lines is not NULL, *lines
+ * their line numbers (blo_free both). An id twice is an error. */
+blo_status blo_node_index_parse(const char *buf, size_t len, const char *name, int64_t n_nodes,
+                                int64_t **ids, int64_t **lines, int64_t *count, char *err,
+                                size_t errlen);
+
 /* Reads a whole file, gzip or plain, into a new buffer (blo_free it); *len gets its size. */
 blo_status blo_read_file(const char *path, unsigned char **buf, size_t *len, char *err,
                          size_t errlen);

@@ -16,6 +16,8 @@ static const cli_plot_panel PANELS[] = {
     {"iter", "upper", "upper-level loss F", 1, NULL, 0},
     {"iter", "test_acc", "test accuracy", 0, NULL, 0},
     {"iter", "test_acc_start", "test accuracy of y0", 0, NULL, 0},
+    {"iter", "val_acc", "validation accuracy", 0, NULL, 0},
+    {"iter", "edges", "pairs with theta > 1/2", 0, NULL, 0},
     {"seconds", "upper", "loss F against time", 1, NULL, 0},
     {"seconds", "test_acc", "accuracy against time", 0, NULL, 0},
     {"iter", "lower", "lower-level loss f", 1, NULL, 0},

@@ -11,6 +11,7 @@ int cli_demo_run(const cli_cmd *cmd, int argc, char **argv);
 int cli_methods_run(const cli_cmd *cmd, int argc, char **argv);
 int cli_plot_run(const cli_cmd *cmd, int argc, char **argv);
 int cli_hyperclean_run(const cli_cmd *cmd, int argc, char **argv);
+int cli_graph_run(const cli_cmd *cmd, int argc, char **argv);
 int cli_nas_run(const cli_cmd *cmd, int argc, char **argv);
 int cli_meta_run(const cli_cmd *cmd, int argc, char **argv);
 int cli_regsearch_run(const cli_cmd *cmd, int argc, char **argv);
@@ -27,6 +28,19 @@ const cli_cmd cli_commands[] = {
      "Reports test accuracy, cleaner precision / recall / F1, and three baselines: trained\n"
      "on the noisy set, on the validation set only, and on the clean part + validation.",
      cli_hyperclean_run},
+    {"graph", "graph structure learning (LDS) with a GCN: learn which edges help",
+     "Learning discrete structures (LDS; Franceschi, Niepert, Pontil, He, ICML 2019):\n"
+     "  x = theta in [0, 1]^{NxN}, one Bernoulli probability per node pair (symmetric, zero\n"
+     "      diagonal), start 1 on the given edges; clipped and symmetrised after each step\n"
+     "  y = a 2-layer GCN (Kipf & Welling 2017): logits = A^ relu(A^ X W1) W2,\n"
+     "      A^ = D^-1/2 (A + I) D^-1/2, dropout 0.5, L2 on W1\n"
+     "  f = training cross-entropy on A ~ Bernoulli(theta), a fresh sample per inner step\n"
+     "  F = validation cross-entropy on a fresh sample (no dropout)\n"
+     "The gradient reaches theta through the sample by the straight-through estimator\n"
+     "A = S(theta) + stop_grad(M - S(theta)). Test prediction: the mean softmax over\n"
+     "--samples graphs. theta is dense: memory a few N x N per inner step (Cora, N = 2708:\n"
+     "29 MB each); N up to about 10000 fits in a few GB.",
+     cli_graph_run},
     {"nas", "DARTS architecture search (nas search|train|derive)",
      "Differentiable architecture search (Liu, Simonyan & Yang, ICLR 2019): x = the cell\n"
      "architecture weights alpha (softmax over 8 candidate ops per edge), y = the supernet's\n"

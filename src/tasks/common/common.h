@@ -46,6 +46,9 @@ typedef struct blo__fit {
  * not finite, BLO_ERR_NOMEM. */
 blo_status blo__fit_run(const blo__fit *f, char *err, size_t errlen);
 
+/* Seconds on the monotonic clock (for a task's wall time). */
+double blo__task_seconds(void);
+
 /* Shuffles a[0 .. n) in place (Fisher–Yates from the back: for i = n-1 .. 1, a[i] swaps with
  * a[j], j uniform in [0, i]). */
 void blo__shuffle(blo_rng *r, int64_t *a, int64_t n);

@@ -2,6 +2,14 @@
  * step (see common.h). */
 #include "common.h"
 
+#include <time.h>
+
+double blo__task_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 blo_status blo__task_solve(const blo_problem *p, const blo_config *c, const char *resume,
                            blo_solver **s, char *err, size_t errlen) {
     *s = blo_solver_new(p, c, err, errlen);

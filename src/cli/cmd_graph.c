@@ -1,0 +1,152 @@
+/* cmd_graph.c — `blo graph`: graph structure learning (LDS) and the GCN from the command line,
+ * a thin layer over blo_graph_run (include/blo/graph.h) in the task frame. */
+#include "task_frame.h"
+
+#include "blo/blo.h"
+#include "blo/graph.h"
+
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct graph_cmd {
+    blo_graph_config c;
+    const char *name; /* --data: cora, citeseer or a folder */
+    char dir[4096];
+    long long hidden, epochs, samples, seed;
+    int gcn_only;
+    blo_graph_result r;
+} graph_cmd;
+
+static int graph_on_iter(const blo_graph_iter *it, void *user) {
+    char status[128];
+    snprintf(status, sizeof status, "F %.4f  val acc %.2f%%  edges %lld", it->rec.upper,
+             100 * it->val_acc, (long long)it->edges);
+    double row[8] = {(double)it->rec.iter, it->rec.upper,   it->rec.lower,
+                     it->rec.hypergrad_norm, it->rec.seconds, (double)it->rec.peak_bytes,
+                     it->val_acc, (double)it->edges};
+    cli_task_iter(user, it->rec.iter + 1, status, row);
+    return 0;
+}
+
+static int is_dir(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* A named graph (cora, citeseer) is read from the installed data, or from the source tree
+ * the CLI was built from; anything else is a folder. */
+static bool graph_configure(cli_task *t) {
+    graph_cmd *g = t->user;
+    if (!strcmp(g->name, "cora") || !strcmp(g->name, "citeseer")) {
+        snprintf(g->dir, sizeof g->dir, "%s/planetoid/%s", BLO_DATA_INSTALL, g->name);
+        if (!is_dir(g->dir)) snprintf(g->dir, sizeof g->dir, "%s/planetoid/%s", BLO_DATA_SOURCE, g->name);
+    } else {
+        snprintf(g->dir, sizeof g->dir, "%s", g->name);
+    }
+    g->c.data_dir = g->dir;
+    g->c.hidden = g->hidden;
+    g->c.gcn_epochs = g->epochs;
+    g->c.samples = g->samples;
+    g->c.lds = !g->gcn_only;
+    CLI_TASK_CONFIGURE(&g->c, t, g->seed, graph_on_iter);
+    if (g->gcn_only) t->total = 1;
+    return true;
+}
+
+static blo_status graph_run(cli_task *t, char *err, size_t errlen) {
+    graph_cmd *g = t->user;
+    const blo_graph_config *c = &g->c;
+    if (!t->quiet && c->lds)
+        fprintf(stderr, "graph: LDS on %s, %s, T = %d inner steps, %lld outer iterations, "
+                        "straight-through estimator, %.0f %% of the edges\n",
+                g->dir, c->solver.method, c->solver.inner_steps,
+                (long long)c->solver.outer_iters, 100 * c->keep_edges);
+    return blo_graph_run(c, &g->r, err, errlen);
+}
+
+static void pct(const char *name, double v) {
+    if (isfinite(v))
+        printf("  %-40s %6.2f %%\n", name, 100 * v);
+    else
+        printf("  %-40s %8s\n", name, "-");
+}
+
+static int graph_summary(cli_task *t) {
+    graph_cmd *g = t->user;
+    const blo_graph_result *r = &g->r;
+    const char *keys[] = {"gcn_val", "gcn_test", "lds_val", "lds_test", "frozen_val",
+                          "frozen_test", "upper", "lower", "seconds"};
+    double vals[] = {r->gcn_val, r->gcn_test, r->lds_val, r->lds_test, r->frozen_val,
+                     r->frozen_test, r->upper, r->lower, r->seconds};
+    if (t->json) {
+        printf("{\"task\":\"graph\",\"data\":\"%s\",\"method\":\"%s\",\"keep_edges\":%g,"
+               "\"nodes\":%lld,\"edges_given\":%lld,\"edges_kept\":%lld,\"edges_learned\":%lld,"
+               "\"iters\":%lld",
+               g->name, g->c.lds ? g->c.solver.method : "none", g->c.keep_edges, (long long)r->n,
+               (long long)r->edges_given, (long long)r->edges_kept, (long long)r->edges_learned,
+               (long long)r->iters);
+        for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+            printf(",\"%s\":", keys[i]);
+            cli_json_number(stdout, vals[i]);
+        }
+        printf("}\n");
+        return CLI_EXIT_OK;
+    }
+    printf("graph %s: %lld nodes, %lld of %lld edges kept, %.1f s\n", g->name, (long long)r->n,
+           (long long)r->edges_kept, (long long)r->edges_given, r->seconds);
+    pct("GCN on the graph: validation", r->gcn_val);
+    pct("GCN on the graph: test", r->gcn_test);
+    if (g->c.lds) {
+        printf("  LDS: %s, %lld outer iterations, %lld pairs with theta > 1/2\n",
+               g->c.solver.method, (long long)r->iters, (long long)r->edges_learned);
+        pct("LDS: validation", r->lds_val);
+        pct("LDS: test", r->lds_test);
+        pct("theta frozen at its start: validation", r->frozen_val);
+        pct("theta frozen at its start: test", r->frozen_test);
+    }
+    if (t->plot) printf("  plot: %s\n", t->plot);
+    return CLI_EXIT_OK;
+}
+
+static const char *const GRAPH_COLS[8] = {"iter",    "upper",      "lower",   "hypergrad_norm",
+                                          "seconds", "peak_bytes", "val_acc", "edges"};
+static const cli_task_def GRAPH = {"graph", 8, GRAPH_COLS, graph_configure, graph_run,
+                                   graph_summary, NULL};
+
+int cli_graph_run(const cli_cmd *cmd, int argc, char **argv) {
+    graph_cmd g;
+    memset(&g, 0, sizeof g);
+    g.c = blo_graph_default();
+    g.name = "cora";
+    g.hidden = g.c.hidden, g.epochs = g.c.gcn_epochs, g.samples = g.c.samples;
+    cli_task t;
+    cli_task_init(&t, &GRAPH, cmd, &g.c.solver, &g);
+    cli_task_output(&t, "--save-graph", &g.c.save_graph);
+    cli_opt opts[13 + CLI_TASK_NOPTS] = {
+        {"--data", NULL, CLI_STRING, &g.name, 0, 0, NULL, "cora|citeseer|DIR",
+         "the graph: a committed Planetoid graph, or a folder with features.libsvm, edges.txt, "
+         "train.txt, val.txt, test.txt"},
+        {"--keep-edges", NULL, CLI_DOUBLE, &g.c.keep_edges, 0, 1, NULL, "P",
+         "keep a random fraction P of the given edges (LDS experiments: 0.25, 0.5, 1)"},
+        {"--gcn-only", NULL, CLI_FLAG, &g.gcn_only, 0, 0, NULL, NULL,
+         "train the GCN on the graph only, no structure learning"},
+        {"--baseline", NULL, CLI_FLAG, &g.c.baseline, 0, 0, NULL, NULL,
+         "also the GCN on the fixed graph, and LDS's schedule with theta frozen at its start"},
+        {"--save-graph", NULL, CLI_STRING, &g.c.save_graph, 0, 0, NULL, "FILE",
+         "write the learned pairs \"i j theta_ij\" with theta > 1/2"},
+        {"--hidden", NULL, CLI_INT, &g.hidden, 1, 1e6, NULL, "H", "hidden units of the GCN"},
+        {"--dropout", NULL, CLI_DOUBLE, &g.c.dropout, 0, 0.99, NULL, "P", "dropout of the GCN"},
+        {"--wd", NULL, CLI_DOUBLE, &g.c.wd, 0, 1e6, NULL, "L", "L2 (L/2 |W1|^2) on the first layer"},
+        {"--gcn-lr", NULL, CLI_DOUBLE, &g.c.gcn_lr, 1e-12, 1e6, NULL, "LR",
+         "Adam step of the GCN alone"},
+        {"--epochs", NULL, CLI_INT, &g.epochs, 0, 1e9, NULL, "N", "epochs of the GCN alone"},
+        {"--samples", NULL, CLI_INT, &g.samples, 1, 1e6, NULL, "S",
+         "sampled graphs averaged for LDS's prediction"},
+        {"--theta-start", NULL, CLI_DOUBLE, &g.c.theta_off, 0, 1, NULL, "P",
+         "theta's start off the given edges (1 on them)"},
+        {"--seed", NULL, CLI_INT, &g.seed, 0, 9e18, NULL, "S",
+         "edge removal, weights, samples, dropout"},
+    };
+    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 13));
+}

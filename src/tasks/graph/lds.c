@@ -1,0 +1,140 @@
+/* lds.c — LDS (Franceschi et al. ICML 2019) as a blo_problem: θ the Bernoulli probabilities of
+ * the node pairs, y the GCN's weights; samples with the straight-through estimator (the maths
+ * is in blo/graph.h). */
+#include "blo/graph.h"
+
+#include "../common/common.h"
+
+#include <math.h>
+#include <string.h>
+
+void blo_lds_free(blo_lds *l) {
+    if (!l) return;
+    blo_ctx_free(l->ctx);
+    memset(l, 0, sizeof *l);
+}
+
+blo_status blo_lds_init(blo_lds *l, const blo_graph_tensors *gt, int64_t n, int64_t classes,
+                        int64_t hidden, double dropout, double wd, double theta_off, blo_rng *rng,
+                        char *err, size_t errlen) {
+    memset(l, 0, sizeof *l);
+    if (!gt || !gt->x || !gt->adj || n < 2 || classes < 2 || hidden < 1 || !rng ||
+        !(dropout >= 0 && dropout < 1) || !(theta_off >= 0 && theta_off <= 1))
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "lds: bad settings (hidden >= 1, dropout in [0, 1), start θ in [0, 1])");
+    if (blo_csr_rows(gt->adj) != n)
+        return blo__fail(err, errlen, BLO_ERR_SHAPE, "lds: the graph has %lld nodes, not %lld",
+                         (long long)blo_csr_rows(gt->adj), (long long)n);
+    l->gt = gt;
+    l->n = n;
+    l->hidden = hidden;
+    l->classes = classes;
+    l->dropout = dropout;
+    l->wd = wd;
+    blo_dtype dt = blo_tensor_dtype(gt->xval);
+    if (!(l->ctx = blo_ctx_new(0))) return blo__fail(err, errlen, BLO_ERR_NOMEM, "lds: out of memory");
+    blo_ctx *c = l->ctx;
+    int64_t nn[2] = {n, n}, s1[2] = {blo_csr_cols(gt->x), hidden}, s2[2] = {hidden, classes};
+    /* θ = theta_off off the graph, 1 on its edges, 0 on the diagonal: built from the dense
+     * adjacency, A (1 − off) + off, times 1 − I. */
+    blo_tensor *ones = blo_full(c, dt, 2, nn, 1.0), *eye = NULL;
+    /* I as the one-hot rows of 0 .. n-1; the dense A is A_csr · I. */
+    blo_tensor *ar = blo_tensor_new(c, BLO_I64, 1, &nn[0]);
+    int64_t *h = blo_malloc(sizeof(int64_t) * (size_t)n);
+    if (ar && h) {
+        for (int64_t i = 0; i < n; i++) h[i] = i;
+        blo_tensor_copy_from_host(ar, BLO_I64, h);
+        eye = blo_one_hot(c, ar, n, dt);
+    }
+    blo_free(h);
+    blo_tensor *dense = blo_spmm(c, gt->adj, gt->adj_val, eye);
+    l->offdiag = blo_sub(c, ones, eye);
+    l->x0[0] = blo_contiguous(c, blo_mul(c, blo_add_scalar(c, blo_scale(c, dense, 1 - theta_off),
+                                                          theta_off), l->offdiag));
+    l->y0[0] = blo_tensor_new(c, dt, 2, s1);
+    l->y0[1] = blo_tensor_new(c, dt, 2, s2);
+    if (!l->x0[0] || !l->y0[0] || !l->y0[1]) {
+        blo_status st = blo__fail(err, errlen, blo_ctx_status(c) ? blo_ctx_status(c) : BLO_ERR_NOMEM,
+                                  "lds: %s", blo_ctx_error(c));
+        blo_lds_free(l);
+        return st;
+    }
+    /* Glorot uniform, as the reference GCN. */
+    for (int i = 0; i < 2; i++) {
+        double a = sqrt(6.0 / (double)(blo_tensor_dim(l->y0[i], 0) + blo_tensor_dim(l->y0[i], 1)));
+        blo_init_uniform(l->y0[i], rng, -a, a);
+    }
+    return BLO_OK;
+}
+
+blo_tensor *blo_lds_sym(blo_ctx *ctx, const blo_lds *l, blo_tensor *theta) {
+    return blo_mul(ctx, blo_scale(ctx, blo_add(ctx, theta, blo_transpose(ctx, theta, 0, 1)), 0.5),
+                   l->offdiag);
+}
+
+blo_tensor *blo_lds_sample(blo_ctx *ctx, const blo_lds *l, blo_tensor *theta, blo_rng *rng) {
+    int64_t n = l->n, nn[2] = {n, n};
+    blo_tensor *u = blo_tensor_new(ctx, blo_tensor_dtype(theta), 2, nn);
+    float *h = blo_malloc(sizeof(float) * (size_t)(n * n));
+    if (!u || !h) {
+        blo_free(h);
+        if (u) blo_ctx_set_error(ctx, BLO_ERR_NOMEM, "lds: out of memory for a sample");
+        return NULL;
+    }
+    /* u symmetric; the diagonal is 2, never below a probability. */
+    for (int64_t i = 0; i < n; i++) {
+        h[i * n + i] = 2;
+        for (int64_t j = i + 1; j < n; j++) h[i * n + j] = h[j * n + i] = (float)blo_rng_uniform(rng);
+    }
+    blo_tensor_copy_from_host(u, BLO_F32, h);
+    blo_free(h);
+    blo_tensor *s = blo_lds_sym(ctx, l, theta);
+    blo_tensor *m = blo_lt(ctx, u, blo_detach(ctx, s)); /* M_ij = [u_ij < S(θ)_ij] */
+    if (l->st_base) return blo_add(ctx, m, blo_sub(ctx, s, blo_lds_sym(ctx, l, l->st_base)));
+    return blo_add(ctx, s, blo_sub(ctx, m, blo_detach(ctx, s)));
+}
+
+static blo_tensor *lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
+                         const blo_eval *ev, void *user) {
+    blo_lds *l = user;
+    blo_gcn_adj a = {NULL, NULL, blo_lds_sample(ctx, l, x[0], ev->rng)};
+    blo_tensor *z = blo_gcn_logits(ctx, &a, l->gt->x, l->gt->xval, y[0], y[1], l->dropout, 1,
+                                   ev->rng);
+    return blo_gcn_loss(ctx, z, l->gt->idx[0], l->gt->lab[0], y[0], l->wd);
+}
+
+static blo_tensor *upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
+                         const blo_eval *ev, void *user) {
+    blo_lds *l = user;
+    blo_gcn_adj a = {NULL, NULL, blo_lds_sample(ctx, l, x[0], ev->rng)};
+    blo_tensor *z = blo_gcn_logits(ctx, &a, l->gt->x, l->gt->xval, y[0], y[1], 0, 0, NULL);
+    return blo_gcn_loss(ctx, z, l->gt->idx[1], l->gt->lab[1], NULL, 0);
+}
+
+blo_status blo_lds_project(int nx, blo_tensor *const *x, void *user) {
+    blo_lds *l = user;
+    if (nx != 1) return BLO_ERR_INVALID;
+    blo_ctx *c = blo_ctx_new(0);
+    if (!c) return BLO_ERR_NOMEM;
+    blo_ctx_set_recording(c, 0);
+    blo_tensor *s = blo_contiguous(c, blo_clamp(c, blo_lds_sym(c, l, blo_detach(c, x[0])), 0, 1));
+    blo_status st = s ? blo_copy_into(x[0], s) : blo_ctx_status(c);
+    blo_ctx_free(c);
+    return st;
+}
+
+blo_problem blo_lds_problem(blo_lds *l) {
+    blo_problem p;
+    memset(&p, 0, sizeof p);
+    p.nx = 1;
+    p.x = l->x0;
+    p.ny = 2;
+    p.y = l->y0;
+    p.upper = upper;
+    p.lower = lower;
+    p.user = l;
+    p.x_lo = 0;
+    p.x_hi = 1;
+    p.project_x = blo_lds_project;
+    return p;
+}

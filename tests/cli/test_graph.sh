@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# test_graph.sh — `blo graph` end to end on tests/data/graph_tiny (7 nodes): exit codes (0 ok,
+# 2 bad option or malformed data), the JSON summary, --log rows, --plot, --save-graph (pairs
+# with theta > 1/2, i < j, theta in (1/2, 1]), --keep-edges, a resumed run ending where an
+# uninterrupted one ends, and every registered method running the task (with the settings
+# those that need them ask for).
+# Usage: test_graph.sh <blo binary> <source dir>.
+set -uo pipefail
+blo=${1:?usage: test_graph.sh <blo binary> <source dir>}
+src=${2:?usage: test_graph.sh <blo binary> <source dir>}
+. "$(dirname "$0")/lib.sh"
+export OMP_NUM_THREADS=1
+
+tiny=(--data "$src/tests/data/graph_tiny" --samples 4 --epochs 30 --threads 1 -q)
+
+expect_rc 0 graph "${tiny[@]}" --outer 6 --baseline --json --log "$tmp/run.csv" \
+    --plot "$tmp/run.svg" --save-graph "$tmp/graph.txt"
+cp "$tmp/out" "$tmp/run.json"
+check "--json prints one object with every field" json_ok "$tmp/run.json" \
+    'all(k in d for k in ("gcn_val","gcn_test","lds_val","lds_test","frozen_val","frozen_test","edges_learned","iters","method"))'
+check "accuracies are probabilities, 6 iterations, trhg by default" json_ok "$tmp/run.json" \
+    'all(0 <= d[k] <= 1 for k in ("gcn_val","lds_val","frozen_val")) and d["iters"] == 6 and d["method"] == "trhg"'
+check "--log has a header and 6 rows" test "$(wc -l <"$tmp/run.csv")" -eq 7
+check "--log has validation accuracy and edges" grep -q '^iter,upper,lower,hypergrad_norm,seconds,peak_bytes,val_acc,edges' "$tmp/run.csv"
+check "--plot wrote an SVG" grep -q '<svg' "$tmp/run.svg"
+check "--save-graph: one line per pair with theta > 1/2, as many as the summary counts" python3 -c '
+import json, sys
+rows = [l.split() for l in open(sys.argv[1]) if not l.startswith("#")]
+d = json.load(open(sys.argv[2]))
+ok = len(rows) == d["edges_learned"] and all(int(i) < int(j) < 7 and 0.5 < float(p) <= 1 for i, j, p in rows)
+sys.exit(0 if ok else 1)' "$tmp/graph.txt" "$tmp/run.json"
+
+expect_rc 0 graph "${tiny[@]}" --outer 2 --keep-edges 0.5 --json
+check "--keep-edges 0.5 keeps 3 of 6 edges" json_ok "$tmp/out" 'd["edges_kept"] == 3 and d["edges_given"] == 6'
+expect_rc 0 graph "${tiny[@]}" --gcn-only
+check "the summary names the GCN's test accuracy" grep -q 'GCN on the graph: test' "$tmp/out"
+
+# Resume: 4 iterations in one go == 2, stopped, then resumed to 4.
+expect_rc 0 graph "${tiny[@]}" --outer 4 --json
+cp "$tmp/out" "$tmp/full.json"
+expect_rc 0 graph "${tiny[@]}" --outer 2 --json --checkpoint "$tmp/ck.bin"
+expect_rc 0 graph "${tiny[@]}" --outer 4 --json --resume "$tmp/ck.bin"
+cp "$tmp/out" "$tmp/resumed.json"
+check "a resumed run ends where the uninterrupted one does" python3 -c '
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+sys.exit(0 if all(a[k] == b[k] for k in ("upper", "lower", "iters", "edges_learned")) else 1)' \
+    "$tmp/full.json" "$tmp/resumed.json"
+
+for m in $("$blo" methods --json | python3 -c 'import json,sys; print(" ".join(x["name"] for x in json.load(sys.stdin)))'); do
+    extra=()
+    case "$m" in
+    fixed_point | soba) extra=(--inner-opt sgd --inner-lr 0.5) ;;
+    iaptt) extra=(--init learned) ;;
+    esac
+    expect_rc 0 graph "${tiny[@]}" --outer 2 --method "$m" "${extra[@]}" --json
+done
+
+# Bad input: exit 2 with the file and line named.
+expect_rc 2 graph "${tiny[@]}" --data "$src/tests/data/bad/graph_twosplits"
+check "a split overlap names the file and line" grep -q 'test.txt: line 2: node 1 is already in train.txt' "$tmp/err"
+expect_rc 2 graph "${tiny[@]}" --keep-edges 1.5
+expect_rc 2 graph "${tiny[@]}" --save-graph /nonexistent/dir/g.txt
+cli_finish test_graph
