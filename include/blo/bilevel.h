@@ -83,11 +83,14 @@ typedef struct blo_problem {
 typedef enum blo_init_kind {
     BLO_INIT_FIXED = 0, /* every outer iteration starts the LL from the problem's y_0 */
     BLO_INIT_WARM,      /* from the last y_T of the previous outer iteration (not differentiated) */
-    BLO_INIT_LEARNED,   /* y_0 is a hyper-variable, updated by its own optimizer on dF/dy_0 */
+    BLO_INIT_LEARNED,   /* y_0 is a hyper-variable, updated by its own optimizer on dF/dy_0
+                           (rhg, trhg with K = T, rhg_ckpt, fhg, bda, iaptt, first_order; the
+                           methods that take no derivative through y_0 refuse it) */
     BLO_INIT_FROM_X     /* y_0 = problem.init_y(x), rebuilt (differentiably) every iteration;
-                           the implicit methods (cg, neumann, fixed_point, darts) and the
-                           single-loop ones (bome, soba) start there but take no gradient
-                           through it; fhg refuses it */
+                           the implicit methods (cg, neumann, fixed_point, darts) start there
+                           but take no gradient through it; the single-loop ones (bome,
+                           soba, amm), which carry y from the problem's y_0, and fhg refuse
+                           it */
 } blo_init_kind;
 /* Parses "fixed", "warm", "learned", "from_x"; returns -1 for an unknown name. */
 int blo_init_kind_parse(const char *name);

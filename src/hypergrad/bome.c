@@ -45,6 +45,12 @@ static blo_status bome_check(blo_method_env *e) {
         return blo__method_fail(e, BLO_ERR_INVALID,
                                 "bome: y is carried from one outer iteration to the next; a "
                                 "learned start (init = learned) has no meaning here");
+    if (e->c.init == BLO_INIT_FROM_X)
+        return blo__method_fail(e, BLO_ERR_INVALID,
+                                "bome: y is carried from one outer iteration to the next from the "
+                                "problem's y_0; a start built from x (init = from_x) is not "
+                                "used — set the problem's y to the start, or use rhg, bda or "
+                                "first_order");
     return BLO_OK;
 }
 

@@ -33,10 +33,11 @@ check "--plot wrote an SVG" grep -q '<svg' "$tmp/run.svg"
 expect_rc 0 hyperclean "${tiny[@]}" --outer 2 --no-baselines
 check "the summary names the test accuracy" grep -q 'test accuracy' "$tmp/out"
 
-# Every registered method runs the task (the single-loop ones carry y themselves: warm start).
+# Every registered method runs the task (the single-loop ones carry y themselves, and the
+# implicit ones take no derivative through the start: warm start).
 for m in $("$blo" methods --json | python3 -c 'import json,sys; print(" ".join(x["name"] for x in json.load(sys.stdin)))'); do
     init=learned
-    case "$m" in bome | soba) init=warm ;; esac
+    case "$m" in bome | soba | amm | cg | neumann | fixed_point | darts) init=warm ;; esac
     expect_rc 0 hyperclean "${tiny[@]}" --outer 2 --no-baselines --method "$m" --init "$init" --json
 done
 expect_rc 2 hyperclean "${tiny[@]}" --outer 2 --method soba --init learned
