@@ -144,10 +144,12 @@ typedef struct blo_config {
     int anderson_m;       /* fixed_point: Anderson acceleration's memory (0: plain iteration) */
     double anderson_beta; /* fixed_point: Anderson's mixing β in (0, 1] */
     double damping;       /* cg: δ >= 0, solve (∇²_yy f + δI) v = ∂F/∂y (0: plain cg) */
-    double alpha;         /* neumann step; bda: μ_0 (weight μ_t = alpha/(t+1)) */
+    double alpha;         /* neumann step; bda: μ_0 (weight μ_t = alpha/(t+1)); amm: μ_0 */
     double eta;           /* bome: η */
     double fd_radius;     /* darts: radius of the finite-difference perturbation */
     double upper_lr;      /* bda: s_u, the step on ∇_y F */
+    int amm_schedule;     /* amm: 0 the paper's Theorem (μ_k = alpha/(k+1)^0.1, decaying steps;
+                             the default), 1 the authors' code (μ_k = alpha/(k+2)) */
     int checkpoints;      /* rhg_ckpt: segment length (0 = ⌈√T⌉) */
     int64_t max_fhg_dim;  /* fhg refuses dim x above this (forward mode costs dim x JVPs) */
 
