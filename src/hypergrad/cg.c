@@ -58,8 +58,10 @@ static blo_status cg_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **
     blo__hess_op op = {e, g, y, e->c.damping};
     blo_linop A = blo__hess_linop(&op);
     blo_linalg_opts o = {e->c.solve_iters, e->c.tol, 0, 0, 0};
-    blo_linalg_result r;
-    if ((st = blo_linalg_cg(e->sctx, &A, dy, v, &o, &r))) {
+    blo_linalg_result r = {0};
+    st = blo_linalg_cg(e->sctx, &A, dy, v, &o, &r);
+    blo__method_solve_report(e, &r);
+    if (st) {
         if (st == BLO_ERR_NUMERIC && r.iters == 0 && isfinite(r.curvature))
             /* p = ∂F/∂y: its Rayleigh quotient bounds λ_min(H) + δ from above */
             return blo__method_fail(e, BLO_ERR_NUMERIC,

@@ -88,7 +88,10 @@ static blo_status fixed_point_hypergrad(blo_method_env *e, blo_tensor **hx, blo_
     vjp_op op = {e, phi, y, dy};
     blo_linop G = {ny, vjp_apply, &op};
     blo_linalg_opts o = {e->c.solve_iters, e->c.tol, 0, e->c.anderson_m, e->c.anderson_beta};
-    if ((st = blo_linalg_fixed_point(c, &G, u, &o, NULL))) {
+    blo_linalg_result r = {0};
+    st = blo_linalg_fixed_point(c, &G, u, &o, &r);
+    blo__method_solve_report(e, &r);
+    if (st) {
         if (st == BLO_ERR_NUMERIC && !e->err[0])
             return blo__method_fail(e, st, "%s at y_T; lower the inner learning rate or use cg",
                                     blo_ctx_error(c));

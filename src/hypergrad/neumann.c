@@ -51,8 +51,10 @@ static blo_status neumann_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tens
     blo__hess_op op = {e, g, y, 0};
     blo_linop A = blo__hess_linop(&op);
     blo_linalg_opts o = {e->c.neumann_terms, 0, alpha, 0, 0};
-    blo_linalg_result r;
-    if ((st = blo_linalg_neumann(e->sctx, &A, dy, v, &o, &r))) {
+    blo_linalg_result r = {0};
+    st = blo_linalg_neumann(e->sctx, &A, dy, v, &o, &r);
+    blo__method_solve_report(e, &r);
+    if (st) {
         /* With α < 2/λ_max and H ⪰ 0 the terms never grow; growth means α is too large (or
          * H has negative curvature) and the series diverges. */
         if (st == BLO_ERR_NUMERIC && r.iters > 0)

@@ -43,6 +43,11 @@ done
 expect_rc 2 hyperclean "${tiny[@]}" --outer 2 --method soba --init learned
 check "a method that cannot take the setting says why" grep -q "learned start" "$tmp/err"
 
+# The hypergradient check: every iteration, a line with the cosine and cg's linear solve.
+expect_rc 0 hyperclean "${tiny[@]}" --outer 2 --no-baselines --method cg --init warm --check-hypergrad 1
+check "--check-hypergrad prints the check and the linear solve" \
+    grep -q "iteration 1: hypergradient check.*cosine.*linear solve: residual" "$tmp/err"
+
 # Resume: 6 iterations in one go == 3, killed (stopped), then resumed to 6.
 expect_rc 0 hyperclean "${tiny[@]}" --outer 6 --no-baselines --json
 cp "$tmp/out" "$tmp/full.json"
