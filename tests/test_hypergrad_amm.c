@@ -113,30 +113,22 @@ static void test_toy(void) {
     }
 }
 
-static void expect_refused(const blo_problem *p, blo_config c, const char *needle) {
-    char err[512] = "";
-    blo_solver *s = blo_solver_new(p, &c, err, sizeof err);
-    TU_CHECK(!s && strstr(err, needle), "%s must be refused naming '%s': %s", c.method, needle,
-             s ? "(accepted)" : err);
-    blo_solver_free(s);
-}
-
 static void test_refusals(void) {
     toy t;
     blo_problem p = toy_problem(&t, 0.0);
     blo_config c = blo_config_default();
     c.method = "amm";
     c.inner = blo_opt_adam(0.01);
-    expect_refused(&p, c, "sgd");
+    tu_expect_refused(&p, c, "sgd");
     c.inner = blo_opt_sgd(0.1);
     c.init = BLO_INIT_LEARNED;
-    expect_refused(&p, c, "init = learned");
+    tu_expect_refused(&p, c, "init = learned");
     c.init = BLO_INIT_FIXED;
     c.alpha = 1.5;
-    expect_refused(&p, c, "alpha");
+    tu_expect_refused(&p, c, "alpha");
     c.alpha = 0.5;
     c.amm_schedule = 2;
-    expect_refused(&p, c, "amm_schedule");
+    tu_expect_refused(&p, c, "amm_schedule");
     blo_ctx_free(t.ctx);
 }
 

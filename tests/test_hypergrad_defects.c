@@ -13,23 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static double max_rel(int d, const double *a, const double *b) {
-    double w = 0, scale = 0;
-    for (int i = 0; i < d; i++)
-        scale = fmax(scale, fabs(b[i]));
-    for (int i = 0; i < d; i++)
-        w = fmax(w, fabs(a[i] - b[i]) / scale);
-    return w;
-}
-
-static void expect_refused(const blo_problem *p, blo_config c, const char *needle) {
-    char err[512] = "";
-    blo_solver *s = blo_solver_new(p, &c, err, sizeof err);
-    TU_CHECK(!s && strstr(err, needle), "%s must be refused naming '%s': %s", c.method, needle,
-             s ? "(accepted)" : err);
-    blo_solver_free(s);
-}
-
 /* With weight decay wd the lower level is ½‖Ay − b‖² + ½ yᵀ diag(x + wd) y: the closed form at
  * x + wd, less the direct term's c·wd. */
 static void test_weight_decay(void) {
@@ -62,7 +45,7 @@ static void test_weight_decay(void) {
         double hg[RIDGE_MAXD], *o[1] = {hg};
         blo_status st = blo_solver_hypergrad(s, o);
         TU_CHECK(st == BLO_OK, "%s: %s", c.method, blo_solver_error(s));
-        double e = max_rel(d, hg, exact);
+        double e = tu_max_rel(d, hg, exact);
         printf("weight decay %g: %s vs the closed form: %.3g\n", wd, c.method, e);
         TU_CHECK(e < 1e-6, "%s with weight decay %g vs the closed form: %.3g", c.method, wd, e);
         blo_solver_free(s);
@@ -143,7 +126,7 @@ static void test_bda_per_tensor(void) {
         blo_solver_free(s);
     }
     c.method = "darts";
-    expect_refused(&p, c, "per-parameter");
+    tu_expect_refused(&p, c, "per-parameter");
     blo_ctx_free(t.ctx);
 }
 
@@ -162,7 +145,7 @@ static void test_starts(void) {
         blo_config c = blo_config_default();
         c.method = implicit[k];
         c.init = BLO_INIT_LEARNED;
-        expect_refused(&p, c, "rhg, trhg");
+        tu_expect_refused(&p, c, "rhg, trhg");
         c.init = BLO_INIT_FROM_X; /* accepted: they start there */
         char err[512];
         blo_solver *s = blo_solver_new(&p, &c, err, sizeof err);
@@ -174,7 +157,7 @@ static void test_starts(void) {
         blo_config c = blo_config_default();
         c.method = single[k];
         c.init = BLO_INIT_FROM_X;
-        expect_refused(&p, c, "from_x");
+        tu_expect_refused(&p, c, "from_x");
     }
     ridge_free(&r);
 }

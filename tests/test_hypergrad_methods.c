@@ -49,15 +49,6 @@ static int grads(ridge *r, blo_config c, double *hx, double *hy0, size_t *peak) 
     return st != BLO_OK;
 }
 
-static double max_rel(int d, const double *a, const double *b) {
-    double w = 0, scale = 0;
-    for (int i = 0; i < d; i++)
-        scale = fmax(scale, fabs(b[i]));
-    for (int i = 0; i < d; i++)
-        w = fmax(w, fabs(a[i] - b[i]) / scale);
-    return w;
-}
-
 /* `method` against rhg with the same configuration: dF/dx (and dF/dy0 for a learned start)
  * within tol. */
 static void same_as_rhg(ridge *r, blo_config c, const char *method, double tol, const char *what) {
@@ -67,11 +58,11 @@ static void same_as_rhg(ridge *r, blo_config c, const char *method, double tol, 
     if (grads(r, c, a, learned ? a0 : NULL, NULL)) return;
     c.method = method;
     if (grads(r, c, b, learned ? b0 : NULL, NULL)) return;
-    double e = max_rel(r->d, b, a);
+    double e = tu_max_rel(r->d, b, a);
     TU_CHECK(e < tol, "%s %s: dF/dx differs from rhg by %.3g (tolerance %.1g)", method, what, e,
              tol);
     if (learned) {
-        e = max_rel(r->d, b0, a0);
+        e = tu_max_rel(r->d, b0, a0);
         TU_CHECK(e < tol, "%s %s: dF/dy0 differs from rhg by %.3g", method, what, e);
     }
 }
@@ -139,7 +130,7 @@ static void test_rhg_ckpt(ridge *r, double L) {
             if (s) blo_tensor_to_f64(blo_solver_x(s, 0), m ? xb : xa);
             blo_solver_free(s);
         }
-        double e = max_rel(rb.d, xb, xa);
+        double e = tu_max_rel(rb.d, xb, xa);
         TU_CHECK(e < 1e-12, "rhg_ckpt minibatch run: x differs from rhg's by %.3g", e);
         ridge_free(&rb);
     }
@@ -159,7 +150,7 @@ static void test_rhg_ckpt(ridge *r, double L) {
                100.0 * (double)pb / (double)pa);
         TU_CHECK(pb > 0 && pb * 4 < pa,
                  "rhg_ckpt peak %zu bytes is not under a quarter of rhg's %zu", pb, pa);
-        TU_CHECK(max_rel(r->d, b, a) < 1e-12, "rhg_ckpt T=400 vs rhg: %.3g", max_rel(r->d, b, a));
+        TU_CHECK(tu_max_rel(r->d, b, a) < 1e-12, "rhg_ckpt T=400 vs rhg: %.3g", tu_max_rel(r->d, b, a));
     }
     {
         blo_problem p = ridge_problem(r);
@@ -210,7 +201,7 @@ static void test_fhg(ridge *r, double L) {
             TU_CHECK(blo_solver_hypergrad(s, o) == BLO_OK, "%s: %s", f.method, blo_solver_error(s));
             blo_solver_free(s);
         }
-        double e = max_rel(r->d + 1, got[1], got[0]);
+        double e = tu_max_rel(r->d + 1, got[1], got[0]);
         TU_CHECK(e < 1e-10, "fhg with a learned step size differs from rhg by %.3g", e);
         blo_ctx_free(ctx);
     }
@@ -243,13 +234,13 @@ static void test_neumann(ridge *r, double L, const double *exact, const double *
     for (int K = 0; K <= 64; K = K ? 2 * K : 4) {
         c.neumann_terms = K;
         if (grads(r, c, hg, NULL, NULL)) return;
-        double e = max_rel(r->d, hg, exact);
+        double e = tu_max_rel(r->d, hg, exact);
         printf("neumann K=%4d: error to the closed form %.3g\n", K, e);
         TU_CHECK(e < prev, "neumann error must shrink with K: K=%d %.3g, before %.3g", K, e, prev);
         prev = e;
     }
     TU_CHECK(prev < 1e-6, "neumann K=64: error to the closed form %.3g, want < 1e-6", prev);
-    double e = max_rel(r->d, hg, hg_cg);
+    double e = tu_max_rel(r->d, hg, hg_cg);
     TU_CHECK(e < 1e-6, "neumann K=64 vs cg at the same y_T: %.3g", e);
 
     /* α beyond 2/λ_max (λ_max ≥ L/√d for the Gershgorin bound L, so 10/L > 2√5/L is): the
@@ -276,14 +267,14 @@ static void test_fixed_point(ridge *r, double L, const double *hg_cg) {
     c.tol = 1e-14;
     double hg[RIDGE_MAXD];
     if (!grads(r, c, hg, NULL, NULL)) {
-        double e = max_rel(r->d, hg, hg_cg);
+        double e = tu_max_rel(r->d, hg, hg_cg);
         printf("fixed_point vs cg: %.3g\n", e);
         TU_CHECK(e < 1e-8, "fixed_point vs cg: %.3g", e);
     }
     /* Few iterations are not enough: the test can see the difference. */
     c.solve_iters = 3;
     if (!grads(r, c, hg, NULL, NULL))
-        TU_CHECK(max_rel(r->d, hg, hg_cg) > 1e-4, "fixed_point K=3 should still be far from cg");
+        TU_CHECK(tu_max_rel(r->d, hg, hg_cg) > 1e-4, "fixed_point K=3 should still be far from cg");
 
     blo_problem p = ridge_problem(r);
     char err[256];
@@ -307,7 +298,7 @@ static void test_first_order(ridge *r, double L, const double *x0, const double 
     if (grads(r, c, fo, NULL, NULL)) return;
     for (int j = 0; j < r->d; j++)
         direct[j] = r->c * x0[j];
-    double e = max_rel(r->d, fo, direct);
+    double e = tu_max_rel(r->d, fo, direct);
     TU_CHECK(e < 1e-15, "first_order must return the direct term c·x: off by %.3g", e);
     c.method = "rhg";
     if (grads(r, c, rhg, NULL, NULL)) return;
@@ -315,7 +306,7 @@ static void test_first_order(ridge *r, double L, const double *x0, const double 
         dropped[j] = rhg[j] - fo[j];
         indirect[j] = exact[j] - direct[j];
     }
-    e = max_rel(r->d, dropped, indirect);
+    e = tu_max_rel(r->d, dropped, indirect);
     TU_CHECK(e < 1e-6, "rhg − first_order vs the closed-form indirect part: %.3g", e);
 
     /* Learned start: dF/dy0 = ∂F/∂y at y_T = A_vᵀ(A_v y_T − b_v). */
@@ -341,7 +332,7 @@ static void test_first_order(ridge *r, double L, const double *x0, const double 
         for (int j = 0; j < r->d; j++)
             want[j] += r->Avd[k * r->d + j] * res;
     }
-    e = max_rel(r->d, hy0, want);
+    e = tu_max_rel(r->d, hy0, want);
     TU_CHECK(e < 1e-12, "first_order dF/dy0 vs ∂F/∂y at y_T by hand: %.3g", e);
     blo_solver_free(s);
 }
@@ -395,7 +386,7 @@ static void test_darts(ridge *r, double L, const double *x0) {
             c.fd_radius = etas[ei];
             if (grads(r, c, hg, NULL, NULL)) continue;
             darts_by_hand(r, x0, y0, Ts[ti], c.inner.lr, want);
-            double e = max_rel(r->d, hg, want);
+            double e = tu_max_rel(r->d, hg, want);
             TU_CHECK(e < 1e-10, "darts T=%d radius=%g vs its formula by hand: %.3g", Ts[ti], etas[ei],
                      e);
         }
@@ -408,7 +399,7 @@ static void test_darts(ridge *r, double L, const double *x0) {
     c.method = "rhg";
     c.inner_steps = 1;
     grads(r, c, rh, NULL, NULL);
-    double e = max_rel(r->d, hg, rh);
+    double e = tu_max_rel(r->d, hg, rh);
     TU_CHECK(e < 1e-10, "darts with T=0 vs rhg with T=1: %.3g", e);
 
     blo_problem p = ridge_problem(r);
@@ -514,7 +505,7 @@ static void test_cg_damping(void) {
     c.damping = delta;
     double hg[RIDGE_MAXD];
     grads(&r, c, hg, NULL, NULL);
-    double e = max_rel(d, hg, exact);
+    double e = tu_max_rel(d, hg, exact);
     printf("damped cg (delta %.3g, H_00 = %.3g) vs the closed form: %.3g\n", delta, H[0] - delta, e);
     TU_CHECK(e < 1e-10, "damped cg vs the closed form (H + %g I): %.3g", delta, e);
     /* Undamped, the same system is not the damped one: the damping is really applied. */
@@ -522,7 +513,7 @@ static void test_cg_damping(void) {
     blo_solver *s = make(&r, c);
     double *o[1] = {hg};
     if (s && !blo_solver_hypergrad(s, o))
-        TU_CHECK(max_rel(d, hg, exact) > 1e-3, "cg without damping must differ from damped cg");
+        TU_CHECK(tu_max_rel(d, hg, exact) > 1e-3, "cg without damping must differ from damped cg");
     blo_solver_free(s);
     c.damping = -1;
     blo_problem p = ridge_problem(&r);
@@ -556,8 +547,8 @@ int main(void) {
     c.tol = 1e-14;
     double hg_cg[RIDGE_MAXD];
     grads(&r, c, hg_cg, NULL, NULL);
-    TU_CHECK(max_rel(r.d, hg_cg, exact) < 1e-6, "cg vs the closed form: %.3g",
-             max_rel(r.d, hg_cg, exact));
+    TU_CHECK(tu_max_rel(r.d, hg_cg, exact) < 1e-6, "cg vs the closed form: %.3g",
+             tu_max_rel(r.d, hg_cg, exact));
 
     test_rhg_ckpt(&r, L);
     test_fhg(&r, L);

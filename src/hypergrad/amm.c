@@ -51,21 +51,8 @@
 #define AMM_TAU (1.0 / 40.) /* and its step exponents */
 
 static blo_status amm_check(blo_method_env *e) {
-    if (e->c.inner.kind != BLO_OPT_SGD || e->c.inner_update)
-        return blo__method_fail(e, BLO_ERR_INVALID,
-                                "amm: y and v take plain steps of size inner.lr; the inner "
-                                "optimizer must be sgd, got %s",
-                                e->c.inner_update ? "a user-defined inner update"
-                                                  : blo_opt_kind_name(e->c.inner.kind));
-    if (e->c.lr_x >= 0)
-        return blo__method_fail(e, BLO_ERR_INVALID,
-                                "amm: a learned inner step size (lr_x) needs a method that "
-                                "differentiates through the inner steps (rhg, bda, iaptt)");
-    if (e->c.init == BLO_INIT_LEARNED || e->c.init == BLO_INIT_FROM_X)
-        return blo__method_fail(e, BLO_ERR_INVALID,
-                                "amm: y is carried from one outer iteration to the next from the "
-                                "problem's y_0; init = %s has no meaning here (use fixed or warm)",
-                                blo_init_kind_name(e->c.init));
+    blo_status st = blo__check_carried_y(e, "amm", 1);
+    if (st) return st;
     if (!(e->c.alpha > 0 && e->c.alpha < 1))
         return blo__method_fail(e, BLO_ERR_INVALID,
                                 "amm: alpha (μ_0, the weight of F in the averaged lower-level "

@@ -134,3 +134,31 @@ blo_status blo__refuse_learned_start(blo_method_env *e, const char *method) {
                             "use init fixed, warm or from_x",
                             method);
 }
+
+blo_status blo__check_carried_y(blo_method_env *e, const char *method, int need_sgd) {
+    if (need_sgd && (e->c.inner.kind != BLO_OPT_SGD || e->c.inner_update))
+        return blo__method_fail(e, BLO_ERR_INVALID,
+                                "%s: y takes plain steps of size inner.lr; the inner optimizer "
+                                "must be sgd, got %s",
+                                method,
+                                e->c.inner_update ? "a user-defined inner update"
+                                                  : blo_opt_kind_name(e->c.inner.kind));
+    if (e->c.lr_x >= 0)
+        return blo__method_fail(e, BLO_ERR_INVALID,
+                                "%s: a learned inner step size (lr_x) needs a method that "
+                                "differentiates through the inner steps (rhg, bda, iaptt)",
+                                method);
+    if (e->c.init == BLO_INIT_LEARNED)
+        return blo__method_fail(e, BLO_ERR_INVALID,
+                                "%s: y is carried from one outer iteration to the next; a "
+                                "learned start (init = learned) has no meaning here",
+                                method);
+    if (e->c.init == BLO_INIT_FROM_X)
+        return blo__method_fail(e, BLO_ERR_INVALID,
+                                "%s: y is carried from one outer iteration to the next from the "
+                                "problem's y_0; a start built from x (init = from_x) is not "
+                                "used — set the problem's y to the start, or use rhg, bda or "
+                                "first_order",
+                                method);
+    return BLO_OK;
+}

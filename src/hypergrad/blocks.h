@@ -44,6 +44,11 @@ double blo__ll_weight_decay(const blo_method_env *e);
  * learned start (init = learned, whose dF/dy_0 they would report as 0, so y_0 never moves),
  * naming the methods that can learn one. */
 blo_status blo__refuse_learned_start(blo_method_env *e, const char *method);
+/* For the single-loop methods that carry y from one outer iteration to the next, starting at
+ * the problem's y_0 (bome, soba, amm): refuses a learned inner step size, a learned start and a
+ * start built from x, and with need_sgd an inner optimizer other than plain sgd (y takes plain
+ * steps of size inner.lr). */
+blo_status blo__check_carried_y(blo_method_env *e, const char *method, int need_sgd);
 /* The state tensors of a trajectory in a fixed order — y, then the m, then the v that exist —
  * into out (room for 3 ny); returns how many. */
 int blo__traj_tensors(int ny, const blo_traj *tr, blo_tensor **out);

@@ -23,7 +23,7 @@
  * inner.weight_decay counts as ½ wd ‖y‖² in f. The record's F and f are those at (x_k, y_k),
  * where d was taken.
  */
-#include "method.h"
+#include "blocks.h"
 
 #include <math.h>
 #include <string.h>
@@ -37,21 +37,7 @@ static blo_status bome_check(blo_method_env *e) {
                                 "bome: needs at least one inner step to estimate the value "
                                 "function (q ≡ 0 with T = 0), got T = %d",
                                 e->c.inner_steps);
-    if (e->c.lr_x >= 0)
-        return blo__method_fail(e, BLO_ERR_INVALID,
-                                "bome: a learned inner step size (lr_x) needs a method that "
-                                "differentiates through the inner steps (rhg, bda, iaptt)");
-    if (e->c.init == BLO_INIT_LEARNED)
-        return blo__method_fail(e, BLO_ERR_INVALID,
-                                "bome: y is carried from one outer iteration to the next; a "
-                                "learned start (init = learned) has no meaning here");
-    if (e->c.init == BLO_INIT_FROM_X)
-        return blo__method_fail(e, BLO_ERR_INVALID,
-                                "bome: y is carried from one outer iteration to the next from the "
-                                "problem's y_0; a start built from x (init = from_x) is not "
-                                "used — set the problem's y to the start, or use rhg, bda or "
-                                "first_order");
-    return BLO_OK;
+    return blo__check_carried_y(e, "bome", 0);
 }
 
 static blo_status bome_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {
