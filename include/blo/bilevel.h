@@ -34,6 +34,12 @@ typedef struct blo_eval {
     int64_t inner_step; /* the inner step t for f; T (the last) for F; -1 outside the loop */
     blo_rng *rng;       /* the solver's generator (saved in checkpoints): use it to sample */
 } blo_eval;
+/* Sampling contract: every re-evaluation of an objective inside one hypergradient sees the same
+ * draws of rng as the evaluation it repeats — a sampled minibatch stays the same — so that a
+ * comparison of two values is a comparison on one sample: darts' f at y, y⁺ and y⁻, bome's two
+ * terms of q = f(x, y) − f(x, θ_T), iaptt's F at the chosen step t* (scored, then
+ * differentiated), the hypergradient check's evaluations of F(x ± h u, y_T). Successive inner
+ * steps draw afresh. */
 
 /* Builds a scalar loss (one element) in ctx from the hyper-variables x[0..nx) and the model
  * parameters y[0..ny) with blo ops. Must not keep references to ctx's tensors after it

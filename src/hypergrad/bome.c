@@ -65,7 +65,10 @@ static blo_status bome_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor 
     e->last_upper = blo_tensor_item(F);
     if ((st = blo__grad_or_zeros(e, F, n, in, 0, dF, "bome: gradient of F"))) return st;
 
-    blo_tensor *fy = blo__lower(e, y, 0), *ft = blo__lower(e, theta, T);
+    blo_rng batch = e->rng; /* q's two terms on the same draw, so that q ≥ 0 holds */
+    blo_tensor *fy = blo__lower(e, y, 0);
+    e->rng = batch;
+    blo_tensor *ft = blo__lower(e, theta, T);
     if (!fy || !ft) return blo__method_ctx_fail(e, "bome: the lower objective");
     e->last_lower = blo_tensor_item(fy);
     blo_tensor *q = blo_sub(c, fy, ft);
