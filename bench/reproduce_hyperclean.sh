@@ -7,7 +7,7 @@
 #     OUT      results folder (default results/hyperclean)
 #     OUTER    upper-level iterations (default 300, as in RESULTS.md; the paper runs 3000)
 #     INNER    lower-level steps T (default 100, as published)
-#     METHODS  default: rhg trhg cg neumann bda iaptt (the first also trains the baselines)
+#     METHODS  default: rhg trhg cg neumann bda iaptt amm (the first also trains the baselines)
 # Protocol: 5000 / 5000 / 10000 from the training split, half the labels corrupted, linear
 # model, inner SGD lr 0.03, outer Adam lr 0.01, learned start updated by SGD lr 0.03 (the
 # authors' script; trhg, cg and neumann start warm instead, see below), trhg K = 10,
@@ -20,7 +20,7 @@ outer=${2:-300}
 inner=${3:-100}
 shift $(($# < 3 ? $# : 3))
 methods=("$@")
-[ ${#methods[@]} -gt 0 ] || methods=(rhg trhg cg neumann bda iaptt)
+[ ${#methods[@]} -gt 0 ] || methods=(rhg trhg cg neumann bda iaptt amm)
 blo=${BLO:-build/blo}
 mkdir -p "$out"
 logs=()
@@ -32,6 +32,8 @@ for m in "${methods[@]}"; do
     # their lower level starts warm (from the last y_T) instead, which accumulates training
     # the way the learned start does for the others.
     trhg | cg) extra+=(--init warm) ;;
+    # amm is single-loop: it carries y itself, one lower-level step per outer iteration.
+    amm) extra+=(--init warm) ;;
     neumann) extra+=(--init warm --alpha 0.03) ;;
     esac
     echo "== $m: $outer outer iterations, T = $inner" >&2

@@ -49,15 +49,6 @@ static int grads(ridge *r, blo_config c, double *hx, double *hy0, size_t *peak) 
     return st != BLO_OK;
 }
 
-static double max_rel(int d, const double *a, const double *b) {
-    double w = 0, scale = 0;
-    for (int i = 0; i < d; i++)
-        scale = fmax(scale, fabs(b[i]));
-    for (int i = 0; i < d; i++)
-        w = fmax(w, fabs(a[i] - b[i]) / scale);
-    return w;
-}
-
 /* `method` against rhg with the same configuration: dF/dx (and dF/dy0 for a learned start)
  * within tol. */
 static void same_as_rhg(ridge *r, blo_config c, const char *method, double tol, const char *what) {
@@ -67,11 +58,11 @@ static void same_as_rhg(ridge *r, blo_config c, const char *method, double tol, 
     if (grads(r, c, a, learned ? a0 : NULL, NULL)) return;
     c.method = method;
     if (grads(r, c, b, learned ? b0 : NULL, NULL)) return;
-    double e = max_rel(r->d, b, a);
+    double e = tu_max_rel(r->d, b, a);
     TU_CHECK(e < tol, "%s %s: dF/dx differs from rhg by %.3g (tolerance %.1g)", method, what, e,
              tol);
     if (learned) {
-        e = max_rel(r->d, b0, a0);
+        e = tu_max_rel(r->d, b0, a0);
         TU_CHECK(e < tol, "%s %s: dF/dy0 differs from rhg by %.3g", method, what, e);
     }
 }
@@ -139,7 +130,7 @@ static void test_rhg_ckpt(ridge *r, double L) {
             if (s) blo_tensor_to_f64(blo_solver_x(s, 0), m ? xb : xa);
             blo_solver_free(s);
         }
-        double e = max_rel(rb.d, xb, xa);
+        double e = tu_max_rel(rb.d, xb, xa);
         TU_CHECK(e < 1e-12, "rhg_ckpt minibatch run: x differs from rhg's by %.3g", e);
         ridge_free(&rb);
     }
@@ -178,9 +169,10 @@ static void test_rhg_ckpt(ridge *r, double L) {
         TU_CHECK(sqrt_p > 0 && sqrt_p * 4 < whole_p[1],
                  "rhg_ckpt peak %zu bytes is not under a quarter of the whole graph's %zu", sqrt_p,
                  whole_p[1]);
-        TU_CHECK(max_rel(r->d, b, a) < 1e-12, "rhg_ckpt T=400 vs rhg: %.3g", max_rel(r->d, b, a));
-        TU_CHECK(max_rel(r->d, w, a) < 1e-12, "rhg_ckpt S=T=400 vs rhg: %.3g",
-                 max_rel(r->d, w, a));
+        TU_CHECK(tu_max_rel(r->d, b, a) < 1e-12, "rhg_ckpt T=400 vs rhg: %.3g",
+                 tu_max_rel(r->d, b, a));
+        TU_CHECK(tu_max_rel(r->d, w, a) < 1e-12, "rhg_ckpt S=T=400 vs rhg: %.3g",
+                 tu_max_rel(r->d, w, a));
     }
     {
         blo_problem p = ridge_problem(r);
@@ -231,7 +223,7 @@ static void test_fhg(ridge *r, double L) {
             TU_CHECK(blo_solver_hypergrad(s, o) == BLO_OK, "%s: %s", f.method, blo_solver_error(s));
             blo_solver_free(s);
         }
-        double e = max_rel(r->d + 1, got[1], got[0]);
+        double e = tu_max_rel(r->d + 1, got[1], got[0]);
         TU_CHECK(e < 1e-10, "fhg with a learned step size differs from rhg by %.3g", e);
         blo_ctx_free(ctx);
     }
@@ -264,13 +256,13 @@ static void test_neumann(ridge *r, double L, const double *exact, const double *
     for (int K = 0; K <= 64; K = K ? 2 * K : 4) {
         c.neumann_terms = K;
         if (grads(r, c, hg, NULL, NULL)) return;
-        double e = max_rel(r->d, hg, exact);
+        double e = tu_max_rel(r->d, hg, exact);
         printf("neumann K=%4d: error to the closed form %.3g\n", K, e);
         TU_CHECK(e < prev, "neumann error must shrink with K: K=%d %.3g, before %.3g", K, e, prev);
         prev = e;
     }
     TU_CHECK(prev < 1e-6, "neumann K=64: error to the closed form %.3g, want < 1e-6", prev);
-    double e = max_rel(r->d, hg, hg_cg);
+    double e = tu_max_rel(r->d, hg, hg_cg);
     TU_CHECK(e < 1e-6, "neumann K=64 vs cg at the same y_T: %.3g", e);
 
     /* α beyond 2/λ_max (λ_max ≥ L/√d for the Gershgorin bound L, so 10/L > 2√5/L is): the
@@ -297,14 +289,14 @@ static void test_fixed_point(ridge *r, double L, const double *hg_cg) {
     c.tol = 1e-14;
     double hg[RIDGE_MAXD];
     if (!grads(r, c, hg, NULL, NULL)) {
-        double e = max_rel(r->d, hg, hg_cg);
+        double e = tu_max_rel(r->d, hg, hg_cg);
         printf("fixed_point vs cg: %.3g\n", e);
         TU_CHECK(e < 1e-8, "fixed_point vs cg: %.3g", e);
     }
     /* Few iterations are not enough: the test can see the difference. */
     c.solve_iters = 3;
     if (!grads(r, c, hg, NULL, NULL))
-        TU_CHECK(max_rel(r->d, hg, hg_cg) > 1e-4, "fixed_point K=3 should still be far from cg");
+        TU_CHECK(tu_max_rel(r->d, hg, hg_cg) > 1e-4, "fixed_point K=3 should still be far from cg");
 
     blo_problem p = ridge_problem(r);
     char err[256];
@@ -328,7 +320,7 @@ static void test_first_order(ridge *r, double L, const double *x0, const double 
     if (grads(r, c, fo, NULL, NULL)) return;
     for (int j = 0; j < r->d; j++)
         direct[j] = r->c * x0[j];
-    double e = max_rel(r->d, fo, direct);
+    double e = tu_max_rel(r->d, fo, direct);
     TU_CHECK(e < 1e-15, "first_order must return the direct term c·x: off by %.3g", e);
     c.method = "rhg";
     if (grads(r, c, rhg, NULL, NULL)) return;
@@ -336,7 +328,7 @@ static void test_first_order(ridge *r, double L, const double *x0, const double 
         dropped[j] = rhg[j] - fo[j];
         indirect[j] = exact[j] - direct[j];
     }
-    e = max_rel(r->d, dropped, indirect);
+    e = tu_max_rel(r->d, dropped, indirect);
     TU_CHECK(e < 1e-6, "rhg − first_order vs the closed-form indirect part: %.3g", e);
 
     /* Learned start: dF/dy0 = ∂F/∂y at y_T = A_vᵀ(A_v y_T − b_v). */
@@ -362,7 +354,7 @@ static void test_first_order(ridge *r, double L, const double *x0, const double 
         for (int j = 0; j < r->d; j++)
             want[j] += r->Avd[k * r->d + j] * res;
     }
-    e = max_rel(r->d, hy0, want);
+    e = tu_max_rel(r->d, hy0, want);
     TU_CHECK(e < 1e-12, "first_order dF/dy0 vs ∂F/∂y at y_T by hand: %.3g", e);
     blo_solver_free(s);
 }
@@ -416,9 +408,9 @@ static void test_darts(ridge *r, double L, const double *x0) {
             c.fd_radius = etas[ei];
             if (grads(r, c, hg, NULL, NULL)) continue;
             darts_by_hand(r, x0, y0, Ts[ti], c.inner.lr, want);
-            double e = max_rel(r->d, hg, want);
-            TU_CHECK(e < 1e-10, "darts T=%d radius=%g vs its formula by hand: %.3g", Ts[ti], etas[ei],
-                     e);
+            double e = tu_max_rel(r->d, hg, want);
+            TU_CHECK(e < 1e-10, "darts T=%d radius=%g vs its formula by hand: %.3g", Ts[ti],
+                     etas[ei], e);
         }
     /* With no warm steps, DARTS' virtual step is the whole trajectory: rhg through one step
      * from y0 computes the same derivative exactly (the central difference is exact here). */
@@ -429,7 +421,7 @@ static void test_darts(ridge *r, double L, const double *x0) {
     c.method = "rhg";
     c.inner_steps = 1;
     grads(r, c, rh, NULL, NULL);
-    double e = max_rel(r->d, hg, rh);
+    double e = tu_max_rel(r->d, hg, rh);
     TU_CHECK(e < 1e-10, "darts with T=0 vs rhg with T=1: %.3g", e);
 
     blo_problem p = ridge_problem(r);
@@ -499,7 +491,8 @@ static void test_cg_damping(void) {
     blo_tensor_to_f64(r.x0, x);
     blo_tensor_to_f64(r.y0, y);
     double ata00 = 0;
-    for (int k = 0; k < r.n; k++) ata00 += r.Ad[k * d] * r.Ad[k * d];
+    for (int k = 0; k < r.n; k++)
+        ata00 += r.Ad[k * d] * r.Ad[k * d];
     x[0] = -ata00 - 1;
     blo_tensor_set(r.x0, 0, x[0]);
     double bound = 0;
@@ -507,7 +500,8 @@ static void test_cg_damping(void) {
         double row = 0;
         for (int j = 0; j < d; j++) {
             double h = i == j ? x[i] : 0;
-            for (int k = 0; k < r.n; k++) h += r.Ad[k * d + i] * r.Ad[k * d + j];
+            for (int k = 0; k < r.n; k++)
+                h += r.Ad[k * d + i] * r.Ad[k * d + j];
             H[i * d + j] = h;
             row += fabs(h);
         }
@@ -515,17 +509,20 @@ static void test_cg_damping(void) {
     }
     TU_CHECK(H[0] < 0, "the lower level must be indefinite: H_00 = %g", H[0]);
     double delta = bound + 1, exact[RIDGE_MAXD];
-    for (int i = 0; i < d; i++) H[i * d + i] += delta;
+    for (int i = 0; i < d; i++)
+        H[i * d + i] += delta;
     for (int i = 0; i < d; i++) { /* v's right-hand side: A_vᵀ (A_v y0 − b_v) */
         v[i] = 0;
         for (int k = 0; k < r.nv; k++) {
             double res = -r.bvd[k];
-            for (int j = 0; j < d; j++) res += r.Avd[k * d + j] * y[j];
+            for (int j = 0; j < d; j++)
+                res += r.Avd[k * d + j] * y[j];
             v[i] += r.Avd[k * d + i] * res;
         }
     }
     ridge_solve(d, H, v);
-    for (int i = 0; i < d; i++) exact[i] = r.c * x[i] - y[i] * v[i];
+    for (int i = 0; i < d; i++)
+        exact[i] = r.c * x[i] - y[i] * v[i];
 
     blo_config c = blo_config_default();
     c.method = "cg";
@@ -535,15 +532,16 @@ static void test_cg_damping(void) {
     c.damping = delta;
     double hg[RIDGE_MAXD];
     grads(&r, c, hg, NULL, NULL);
-    double e = max_rel(d, hg, exact);
-    printf("damped cg (delta %.3g, H_00 = %.3g) vs the closed form: %.3g\n", delta, H[0] - delta, e);
+    double e = tu_max_rel(d, hg, exact);
+    printf("damped cg (delta %.3g, H_00 = %.3g) vs the closed form: %.3g\n", delta, H[0] - delta,
+           e);
     TU_CHECK(e < 1e-10, "damped cg vs the closed form (H + %g I): %.3g", delta, e);
     /* Undamped, the same system is not the damped one: the damping is really applied. */
     c.damping = 0;
     blo_solver *s = make(&r, c);
     double *o[1] = {hg};
     if (s && !blo_solver_hypergrad(s, o))
-        TU_CHECK(max_rel(d, hg, exact) > 1e-3, "cg without damping must differ from damped cg");
+        TU_CHECK(tu_max_rel(d, hg, exact) > 1e-3, "cg without damping must differ from damped cg");
     blo_solver_free(s);
     c.damping = -1;
     blo_problem p = ridge_problem(&r);
@@ -577,8 +575,8 @@ int main(void) {
     c.tol = 1e-14;
     double hg_cg[RIDGE_MAXD];
     grads(&r, c, hg_cg, NULL, NULL);
-    TU_CHECK(max_rel(r.d, hg_cg, exact) < 1e-6, "cg vs the closed form: %.3g",
-             max_rel(r.d, hg_cg, exact));
+    TU_CHECK(tu_max_rel(r.d, hg_cg, exact) < 1e-6, "cg vs the closed form: %.3g",
+             tu_max_rel(r.d, hg_cg, exact));
 
     test_rhg_ckpt(&r, L);
     test_fhg(&r, L);

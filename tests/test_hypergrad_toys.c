@@ -689,45 +689,37 @@ static void test_resume(const char *path) {
 
 /* ---- Settings a method cannot use are refused, with the setting named ------------------ */
 
-static void expect_refused(const blo_problem *p, blo_config c, const char *needle) {
-    char err[512] = "";
-    blo_solver *s = blo_solver_new(p, &c, err, sizeof err);
-    TU_CHECK(!s && strstr(err, needle), "%s must be refused naming '%s': %s", c.method, needle,
-             s ? "(accepted)" : err);
-    blo_solver_free(s);
-}
-
 static void test_refusals(void) {
     ridge r;
     ridge_init(&r, BLO_F64, 24, 16, 5, 0.3, 3);
     blo_problem p = ridge_problem(&r);
     blo_config c = blo_config_default();
     c.method = "iaptt";
-    expect_refused(&p, c, "init = learned");
+    tu_expect_refused(&p, c, "init = learned");
     c.init = BLO_INIT_LEARNED;
     c.inner_steps = 0;
-    expect_refused(&p, c, "inner step");
+    tu_expect_refused(&p, c, "inner step");
     c = blo_config_default();
     c.method = "bda";
     c.alpha = 1.5;
-    expect_refused(&p, c, "alpha");
+    tu_expect_refused(&p, c, "alpha");
     c.alpha = 0.5;
     c.upper_lr = 0;
-    expect_refused(&p, c, "upper_lr");
+    tu_expect_refused(&p, c, "upper_lr");
     c = blo_config_default();
     c.method = "soba";
     c.inner = blo_opt_adam(0.01);
-    expect_refused(&p, c, "sgd");
+    tu_expect_refused(&p, c, "sgd");
     c.inner = blo_opt_sgd(0.01);
     c.init = BLO_INIT_LEARNED;
-    expect_refused(&p, c, "learned");
+    tu_expect_refused(&p, c, "learned");
     c = blo_config_default();
     c.method = "bome";
     c.eta = 0;
-    expect_refused(&p, c, "eta");
+    tu_expect_refused(&p, c, "eta");
     c.eta = 0.5;
     c.inner_steps = 0;
-    expect_refused(&p, c, "inner step");
+    tu_expect_refused(&p, c, "inner step");
     ridge_free(&r);
 }
 

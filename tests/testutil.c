@@ -213,6 +213,23 @@ void tu_gradcheck(blo_ctx *ctx, const char *name, tu_fn f, void *env, int n,
     free(fd);
 }
 
+double tu_max_rel(int n, const double *a, const double *b) {
+    double w = 0, scale = 0;
+    for (int i = 0; i < n; i++)
+        scale = fmax(scale, fabs(b[i]));
+    for (int i = 0; i < n; i++)
+        w = fmax(w, fabs(a[i] - b[i]) / scale);
+    return w;
+}
+
+void tu_expect_refused(const blo_problem *p, blo_config c, const char *needle) {
+    char err[512] = "";
+    blo_solver *s = blo_solver_new(p, &c, err, sizeof err);
+    TU_CHECK(!s && strstr(err, needle), "%s must be refused naming '%s': %s", c.method, needle,
+             s ? "(accepted)" : err);
+    blo_solver_free(s);
+}
+
 int tu_finish(const char *suite) {
     printf("%s: %d passed, %d failed\n", suite, tu_passed, tu_failed);
     return tu_failed ? 1 : 0;

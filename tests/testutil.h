@@ -50,6 +50,11 @@ void tu_gradcheck(blo_ctx *ctx, const char *name, tu_fn f, void *env, int n,
 blo_tensor *tu_rand(blo_ctx *ctx, blo_rng *r, blo_dtype dt, int ndim, const int64_t *shape,
                     double lo, double hi);
 
+/* max_i |a_i − b_i| / max_i |b_i| over n values. */
+double tu_max_rel(int n, const double *a, const double *b);
+/* blo_solver_new must refuse (p, c) with a message containing `needle`. */
+void tu_expect_refused(const blo_problem *p, blo_config c, const char *needle);
+
 int tu_finish(const char *suite);
 
 #endif

@@ -34,6 +34,12 @@ typedef struct blo_eval {
     int64_t inner_step; /* the inner step t for f; T (the last) for F; -1 outside the loop */
     blo_rng *rng;       /* the solver's generator (saved in checkpoints): use it to sample */
 } blo_eval;
+/* Sampling contract: every re-evaluation of an objective inside one hypergradient sees the same
+ * draws of rng as the evaluation it repeats — a sampled minibatch stays the same — so that a
+ * comparison of two values is a comparison on one sample: darts' f at y, y⁺ and y⁻, bome's two
+ * terms of q = f(x, y) − f(x, θ_T), iaptt's F at the chosen step t* (scored, then
+ * differentiated), the hypergradient check's evaluations of F(x ± h u, y_T). Successive inner
+ * steps draw afresh. */
 
 /* Builds a scalar loss (one element) in ctx from the hyper-variables x[0..nx) and the model
  * parameters y[0..ny) with blo ops. Must not keep references to ctx's tensors after it
@@ -83,11 +89,14 @@ typedef struct blo_problem {
 typedef enum blo_init_kind {
     BLO_INIT_FIXED = 0, /* every outer iteration starts the LL from the problem's y_0 */
     BLO_INIT_WARM,      /* from the last y_T of the previous outer iteration (not differentiated) */
-    BLO_INIT_LEARNED,   /* y_0 is a hyper-variable, updated by its own optimizer on dF/dy_0 */
+    BLO_INIT_LEARNED,   /* y_0 is a hyper-variable, updated by its own optimizer on dF/dy_0
+                           (rhg, trhg with K = T, rhg_ckpt, fhg, bda, iaptt, first_order; the
+                           methods that take no derivative through y_0 refuse it) */
     BLO_INIT_FROM_X     /* y_0 = problem.init_y(x), rebuilt (differentiably) every iteration;
-                           the implicit methods (cg, neumann, fixed_point, darts) and the
-                           single-loop ones (bome, soba) start there but take no gradient
-                           through it; fhg refuses it */
+                           the implicit methods (cg, neumann, fixed_point, darts) start there
+                           but take no gradient through it; the single-loop ones (bome,
+                           soba, amm), which carry y from the problem's y_0, and fhg refuse
+                           it */
 } blo_init_kind;
 /* Parses "fixed", "warm", "learned", "from_x"; returns -1 for an unknown name. */
 int blo_init_kind_parse(const char *name);
@@ -101,6 +110,14 @@ typedef struct blo_record {
     double hypergrad_norm; /* ‖dF/dx‖₂ over all hyper-variables */
     double seconds;        /* wall time since blo_solver_new (or since resume, plus saved) */
     size_t peak_bytes;     /* peak bytes of the iteration's scratch context */
+    /* The implicit methods' linear solve (cg, neumann, fixed_point): the last residual norm
+     * and the iterations (terms) done; NAN and -1 for a method without one. */
+    double solve_residual;
+    int64_t solve_iters;
+    /* When the hypergradient was checked this iteration (blo_config.check_hypergrad): the
+     * cosine and the relative error of the method's directional derivatives against finite
+     * differences of the unrolled objective (blo_solver_check_hypergrad); NAN otherwise. */
+    double check_cosine, check_rel_error;
 } blo_record;
 /* Return non-zero to stop the run early (e.g. a user's own stopping rule). */
 typedef int (*blo_record_fn)(const blo_record *rec, void *user);
@@ -141,12 +158,20 @@ typedef struct blo_config {
     int anderson_m;       /* fixed_point: Anderson acceleration's memory (0: plain iteration) */
     double anderson_beta; /* fixed_point: Anderson's mixing β in (0, 1] */
     double damping;       /* cg: δ >= 0, solve (∇²_yy f + δI) v = ∂F/∂y (0: plain cg) */
-    double alpha;         /* neumann step; bda: μ_0 (weight μ_t = alpha/(t+1)) */
+    double alpha;         /* neumann step; bda: μ_0 (weight μ_t = alpha/(t+1)); amm: μ_0 */
     double eta;           /* bome: η */
     double fd_radius;     /* darts: radius of the finite-difference perturbation */
     double upper_lr;      /* bda: s_u, the step on ∇_y F */
+    int amm_schedule;     /* amm: 0 the paper's Theorem (μ_k = alpha/(k+1)^0.1, decaying steps;
+                             the default), 1 the authors' code (μ_k = alpha/(k+2)) */
     int checkpoints;      /* rhg_ckpt: segment length (0 = ⌈√T⌉) */
     int64_t max_fhg_dim;  /* fhg refuses dim x above this (forward mode costs dim x JVPs) */
+
+    /* The hypergradient check (blo_solver_check_hypergrad): run before the step of every
+     * check_hypergrad-th outer iteration (0: never) along check_directions random directions,
+     * its figures in the record. */
+    int64_t check_hypergrad;
+    int check_directions;
 
     /* Stopping and safety. */
     double stop_hypergrad; /* stop when ‖dF/dx‖ < this (0: off) */
@@ -160,7 +185,8 @@ typedef struct blo_config {
 
 /* Defaults: rhg, SGD lr 0.1 with T = 20, fixed start, outer Adam lr 0.01, 100 iterations,
  * trhg_window, neumann_terms and solve_iters 10, tol 1e-10, no Anderson (m 0, β 1), damping 0,
- * alpha 0.5, eta 0.5, fd_radius 0.01, upper_lr 0.1, max_fhg_dim 4096, seed 0. */
+ * alpha 0.5, eta 0.5, fd_radius 0.01, upper_lr 0.1, amm_schedule 0, max_fhg_dim 4096, no
+ * hypergradient check (check_directions 4), seed 0. */
 blo_config blo_config_default(void);
 
 /* ---- The method registry --------------------------------------------------------------------- */
@@ -273,6 +299,30 @@ blo_status blo_solver_step(blo_solver *s, blo_record *rec);
 /* Runs until the budget (outer_iters), a stopping rule or an error. Saves a checkpoint at
  * the end when checkpoint_path is set. */
 blo_status blo_solver_run(blo_solver *s);
+
+/* The hypergradient check: compares the configured method's dF/dx at the current state with
+ * the derivative of the unrolled objective Φ(x) = F(x, y_T(x)) — T steps of the configured
+ * dynamics from the configured start, x's path through init_y included, y_0 held fixed when it
+ * is learned — along `directions` random unit directions u_j (drawn from a generator of the
+ * check's own, seeded by blo_config.seed and the iteration): the method's ⟨dF/dx, u_j⟩ against
+ * the central difference (Φ(x + h u_j) − Φ(x − h u_j)) / 2h, accumulated in float64, with
+ * h = ε^{1/3} max(1, ‖x‖_∞) for the machine ε of x's dtype (so the reference carries an error
+ * of about ε^{2/3}: 4e-11 for float64 problems, 2e-5 for float32). Every evaluation sees the
+ * draws of the solver's RNG the method saw. The solver's state (y, the method's state, the RNG,
+ * the reported F and f) is left as it was: the method's hypergradient is computed and then
+ * undone. For the single-loop methods, which carry y themselves (bome, soba, amm), set init =
+ * warm so that Φ starts from their y. A method that is right gives cosine ≈ 1 and a relative
+ * error at the level of its own approximation (rhg: that of the differences; an implicit method:
+ * how far y_T is from the lower level's solution). Returns BLO_OK, BLO_ERR_INVALID for
+ * directions < 1, or the failure of the method or of an evaluation (blo_solver_error). */
+typedef struct blo_hypergrad_check {
+    int directions;
+    double cosine;    /* cos∠(d_method, d_ref) of the vectors of directional derivatives */
+    double rel_error; /* ‖d_method − d_ref‖ / ‖d_ref‖ (‖d_method‖ when d_ref = 0) */
+    double fd_step;   /* h */
+    double norm;      /* ‖dF/dx‖ of the method */
+} blo_hypergrad_check;
+blo_status blo_solver_check_hypergrad(blo_solver *s, int directions, blo_hypergrad_check *out);
 
 /* The whole state (x, y, learned y_0, optimizer moments, method state, RNG, iteration, time)
  * in a versioned binary file, written atomically (temp file + rename). Loading checks that

@@ -23,7 +23,7 @@ static int meta_on_iter(cli_task *t, const blo_task_iter *it, const char *upper_
              it->rec.hypergrad_norm);
     double row[6] = {(double)it->rec.iter, it->rec.upper, it->rec.lower,
                      it->rec.hypergrad_norm, it->rec.seconds, (double)it->rec.peak_bytes};
-    cli_task_iter(t, it->rec.iter + 1, status, row);
+    cli_task_iter(t, &it->rec, status, row);
     return 0;
 }
 static int sin_on_iter(const blo_task_iter *it, void *user) {

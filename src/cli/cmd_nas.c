@@ -24,7 +24,7 @@ static int nas_on_iter(const blo_task_iter *it, void *user) {
     double row[7] = {(double)it->rec.iter, it->rec.upper,   it->rec.lower,
                      it->rec.hypergrad_norm, it->rec.seconds, (double)it->rec.peak_bytes,
                      it->test_acc};
-    cli_task_iter(user, it->rec.iter + 1, status, row);
+    cli_task_iter(user, &it->rec, status, row);
     return 0;
 }
 

@@ -23,7 +23,7 @@ static int rs_on_iter(const blo_regsearch_iter *it, void *user) {
                       it->rec.hypergrad_norm, it->rec.seconds, (double)it->rec.peak_bytes,
                       it->test_acc,           it->lambda_min,  it->lambda_gmean,
                       it->lambda_max};
-    cli_task_iter(user, it->rec.iter + 1, status, row);
+    cli_task_iter(user, &it->rec, status, row);
     return 0;
 }
 

@@ -26,9 +26,11 @@ void cli_solver_args_from(cli_solver_args *a, const blo_config *c) {
     a->eta = c->eta;
     a->fd_radius = c->fd_radius;
     a->upper_lr = c->upper_lr;
+    a->amm_schedule = c->amm_schedule ? "code" : "theorem";
     a->checkpoints = c->checkpoints;
     a->diverge = c->diverge_limit;
     a->checkpoint_every = c->checkpoint_every > 0 ? c->checkpoint_every : 10;
+    a->check_hypergrad = c->check_hypergrad;
 }
 
 int cli_solver_opts(cli_opt *o, int n, cli_solver_args *a) {
@@ -67,13 +69,19 @@ int cli_solver_opts(cli_opt *o, int n, cli_solver_args *a) {
         {"--damping", NULL, CLI_DOUBLE, &a->damping, 0, BIG, NULL, "D",
          "cg: solve (H + D I) v = dF/dy, for an indefinite lower-level Hessian H"},
         {"--alpha", NULL, CLI_DOUBLE, &a->alpha, 0, BIG, NULL, "A",
-         "neumann step; bda aggregation weight mu_0"},
+         "neumann step; bda / amm aggregation weight mu_0"},
         {"--eta", NULL, CLI_DOUBLE, &a->eta, 0, BIG, NULL, "E", "bome eta"},
         {"--fd-radius", NULL, CLI_DOUBLE, &a->fd_radius, 0, BIG, NULL, "R",
          "darts finite-difference radius"},
         {"--upper-lr", NULL, CLI_DOUBLE, &a->upper_lr, 0, BIG, NULL, "S", "bda step on grad_y F"},
+        {"--amm-schedule", NULL, CLI_CHOICE, &a->amm_schedule, 0, 0, "theorem|code", "S",
+         "amm: the paper's mu_k = alpha/(k+1)^0.1 and decaying steps (theorem), or the "
+         "authors' code's mu_k = alpha/(k+2) and constant steps (code)"},
         {"--checkpoints", NULL, CLI_INT, &a->checkpoints, 0, 1e9, NULL, "S",
          "rhg_ckpt segment length (0: sqrt(T))"},
+        {"--check-hypergrad", NULL, CLI_INT, &a->check_hypergrad, 0, 1e12, NULL, "N",
+         "every N iterations compare dF/dx with central differences of the unrolled objective "
+         "along 4 random directions; print cosine and relative error (0: off)"},
         {"--diverge", NULL, CLI_DOUBLE, &a->diverge, 0, BIG, NULL, "LIMIT",
          "stop with exit 1 when |F| exceeds LIMIT (0: only on inf/nan)"},
         {"--checkpoint", NULL, CLI_STRING, &a->checkpoint, 0, 0, NULL, "FILE",
@@ -118,10 +126,12 @@ bool cli_solver_config(const char *cmd, const cli_solver_args *a, blo_config *c)
     c->eta = a->eta;
     c->fd_radius = a->fd_radius;
     c->upper_lr = a->upper_lr;
+    c->amm_schedule = !strcmp(a->amm_schedule, "code");
     c->checkpoints = (int)a->checkpoints;
     c->diverge_limit = a->diverge;
     c->checkpoint_path = a->checkpoint ? a->checkpoint : a->resume;
     c->checkpoint_every = a->checkpoint_every;
+    c->check_hypergrad = a->check_hypergrad;
     return true;
 }
 

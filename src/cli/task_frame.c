@@ -1,6 +1,8 @@
 /* task_frame.c — the frame every task command runs in (see task_frame.h). */
 #include "task_frame.h"
 
+#include <math.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -165,7 +167,18 @@ int cli_task_main(cli_task *t, int argc, char **argv, cli_opt *opts, int n) {
     return rc;
 }
 
-void cli_task_iter(cli_task *t, int64_t done, const char *status, const double *row) {
-    cli_progress_update(&t->prog, done, status);
+void cli_task_iter(cli_task *t, const blo_record *rec, const char *status, const double *row) {
+    if (!isnan(rec->check_cosine)) {
+        char solve[96] = "";
+        if (rec->solve_iters >= 0)
+            snprintf(solve, sizeof solve, "; linear solve: residual %.3g after %lld iterations",
+                     rec->solve_residual, (long long)rec->solve_iters);
+        fprintf(stderr,
+                "%sblo %s: iteration %lld: hypergradient check against finite "
+                "differences: cosine %.6f, relative error %.3g%s\n",
+                t->prog.tty ? "\r\033[K" : "", t->def->name, (long long)rec->iter,
+                rec->check_cosine, rec->check_rel_error, solve);
+    }
+    cli_progress_update(&t->prog, rec->iter + 1, status);
     if (t->logging) cli_log_row(&t->logf, row);
 }

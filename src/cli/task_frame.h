@@ -80,9 +80,11 @@ void cli_task_output(cli_task *t, const char *opt, const char **path);
 /* The whole frame (see the top of this file). Returns the process exit code. */
 int cli_task_main(cli_task *t, int argc, char **argv, cli_opt *opts, int n);
 
-/* One finished iteration: the progress line (done of t->total, with a status text) and, when
- * logging, a row of t->def->ncols values. */
-void cli_task_iter(cli_task *t, int64_t done, const char *status, const double *row);
+/* One finished iteration (rec: its record; rec->iter + 1 of t->total done): the progress line
+ * with a status text, when logging a row of t->def->ncols values, and when the hypergradient
+ * was checked (--check-hypergrad) a line on stderr with the check's cosine and relative error
+ * and the iteration's linear solve. */
+void cli_task_iter(cli_task *t, const blo_record *rec, const char *status, const double *row);
 /* The parsed --dtype. */
 blo_dtype cli_task_dtype(const cli_task *t);
 /* What every bilevel task's configuration c (a blo_*_config) takes from the frame t: the

@@ -53,10 +53,13 @@ static blo_status aggregate(blo_method_env *e, blo_traj *tr, blo_tensor **gf, bl
     if (st) return st;
     double mu = e->c.alpha / (double)(tr->t + 1);
     for (int i = 0; i < ny; i++) {
-        /* The inner step multiplies by s_l; the UL part must come out as μ s_u ∇F. */
-        blo_tensor *up = e->c.lr_x >= 0
-                             ? blo_scale(c, blo_div(c, gF[i], e->x[e->c.lr_x]), mu * e->c.upper_lr)
-                             : blo_scale(c, gF[i], mu * e->c.upper_lr / e->c.inner.lr);
+        /* The inner step multiplies by s_l (y_i's own with per-parameter step sizes); the UL
+         * part must come out as μ s_u ∇F. */
+        blo_tensor *up =
+            e->c.lr_x >= 0
+                ? blo_scale(c, blo_div(c, gF[i], e->x[e->c.lr_x + (e->c.lr_x_per_y ? i : 0)]),
+                            mu * e->c.upper_lr)
+                : blo_scale(c, gF[i], mu * e->c.upper_lr / e->c.inner.lr);
         agg[i] = blo_add(c, blo_scale(c, gf[i], 1 - mu), up);
         if (!agg[i]) return blo__method_ctx_fail(e, "bda: the aggregated step");
     }

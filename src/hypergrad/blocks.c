@@ -72,7 +72,9 @@ static blo_status hess_apply(blo_ctx *c, blo_tensor *const *p, blo_tensor *const
     (void)c;
     blo__hess_op *op = user;
     blo_status st = blo__hess_vec(op->e, op->g, op->y, p, out);
-    if (!st && op->damping > 0) blo__axpy_list(op->e->ny, op->damping, p, out);
+    /* (H + wd I + δI) p: the inner steps' weight decay is part of the lower level. */
+    double shift = op->damping + blo__ll_weight_decay(op->e);
+    if (!st && shift != 0) blo__axpy_list(op->e->ny, shift, p, out);
     return st;
 }
 
@@ -117,4 +119,46 @@ int blo__traj_tensors(int ny, const blo_traj *tr, blo_tensor **out) {
     for (int i = 0; i < ny; i++)
         if (tr->v[i]) out[n++] = tr->v[i];
     return n;
+}
+
+double blo__ll_weight_decay(const blo_method_env *e) {
+    return e->c.inner_update ? 0.0 : e->c.inner.weight_decay;
+}
+
+blo_status blo__refuse_learned_start(blo_method_env *e, const char *method) {
+    if (e->c.init != BLO_INIT_LEARNED) return BLO_OK;
+    return blo__method_fail(e, BLO_ERR_INVALID,
+                            "%s: a learned start (init = learned) would never move: this method "
+                            "takes no derivative through y_0 (dF/dy_0 = 0). Learn the start with "
+                            "rhg, trhg (window = T), rhg_ckpt, fhg, bda, iaptt or first_order, or "
+                            "use init fixed, warm or from_x",
+                            method);
+}
+
+blo_status blo__check_carried_y(blo_method_env *e, const char *method, int need_sgd) {
+    if (need_sgd && (e->c.inner.kind != BLO_OPT_SGD || e->c.inner_update))
+        return blo__method_fail(e, BLO_ERR_INVALID,
+                                "%s: y takes plain steps of size inner.lr; the inner optimizer "
+                                "must be sgd, got %s",
+                                method,
+                                e->c.inner_update ? "a user-defined inner update"
+                                                  : blo_opt_kind_name(e->c.inner.kind));
+    if (e->c.lr_x >= 0)
+        return blo__method_fail(e, BLO_ERR_INVALID,
+                                "%s: a learned inner step size (lr_x) needs a method that "
+                                "differentiates through the inner steps (rhg, bda, iaptt)",
+                                method);
+    if (e->c.init == BLO_INIT_LEARNED)
+        return blo__method_fail(e, BLO_ERR_INVALID,
+                                "%s: y is carried from one outer iteration to the next; a "
+                                "learned start (init = learned) has no meaning here",
+                                method);
+    if (e->c.init == BLO_INIT_FROM_X)
+        return blo__method_fail(e, BLO_ERR_INVALID,
+                                "%s: y is carried from one outer iteration to the next from the "
+                                "problem's y_0; a start built from x (init = from_x) is not "
+                                "used — set the problem's y to the start, or use rhg, bda or "
+                                "first_order",
+                                method);
+    return BLO_OK;
 }

@@ -24,8 +24,9 @@ blo_status blo__hess_vec(blo_method_env *e, blo_tensor *const *g, blo_tensor *co
  * with g = ∇_y f recorded with create-graph. hx[i] are new tensors. */
 blo_status blo__implicit_finish(blo_method_env *e, blo_tensor *const *g, blo_tensor *const *v,
                                 blo_tensor *const *dx, blo_tensor **hx);
-/* The operator p ↦ (∇²_yy f + δI) p for the solvers of blo/linalg.h, from g = ∇_y f recorded
- * with create-graph at the leaves y (blo__hess_vec, plus δ p when δ > 0). */
+/* The operator p ↦ (∇²_yy f + wd I + δI) p for the solvers of blo/linalg.h, from g = ∇_y f
+ * recorded with create-graph at the leaves y (blo__hess_vec, plus (wd + δ) p): wd the inner
+ * steps' weight decay (blo__ll_weight_decay), δ the damping. */
 typedef struct blo__hess_op {
     blo_method_env *e;
     blo_tensor *const *g, *const *y;
@@ -35,6 +36,19 @@ blo_linop blo__hess_linop(blo__hess_op *op);
 /* A linear-algebra solver's failure into e->err (its message is in e->sctx), unless a
  * message is there already (an operator failure records one); returns st. */
 blo_status blo__linalg_fail(blo_method_env *e, blo_status st);
+/* The weight decay the inner steps add to the lower level, wd in f + ½ wd ‖y‖² (the inner
+ * optimizer's; 0 with a user-defined inner update, which applies none). Its Hessian wd·I
+ * belongs in every product with ∇²_yy f. */
+double blo__ll_weight_decay(const blo_method_env *e);
+/* For the methods that take no derivative through the LL start (the implicit ones): refuses a
+ * learned start (init = learned, whose dF/dy_0 they would report as 0, so y_0 never moves),
+ * naming the methods that can learn one. */
+blo_status blo__refuse_learned_start(blo_method_env *e, const char *method);
+/* For the single-loop methods that carry y from one outer iteration to the next, starting at
+ * the problem's y_0 (bome, soba, amm): refuses a learned inner step size, a learned start and a
+ * start built from x, and with need_sgd an inner optimizer other than plain sgd (y takes plain
+ * steps of size inner.lr). */
+blo_status blo__check_carried_y(blo_method_env *e, const char *method, int need_sgd);
 /* The state tensors of a trajectory in a fixed order — y, then the m, then the v that exist —
  * into out (room for 3 ny); returns how many. */
 int blo__traj_tensors(int ny, const blo_traj *tr, blo_tensor **out);

@@ -23,7 +23,7 @@
  * inner.weight_decay counts as ½ wd ‖y‖² in f. The record's F and f are those at (x_k, y_k),
  * where d was taken.
  */
-#include "method.h"
+#include "blocks.h"
 
 #include <math.h>
 #include <string.h>
@@ -37,15 +37,7 @@ static blo_status bome_check(blo_method_env *e) {
                                 "bome: needs at least one inner step to estimate the value "
                                 "function (q ≡ 0 with T = 0), got T = %d",
                                 e->c.inner_steps);
-    if (e->c.lr_x >= 0)
-        return blo__method_fail(e, BLO_ERR_INVALID,
-                                "bome: a learned inner step size (lr_x) needs a method that "
-                                "differentiates through the inner steps (rhg, bda, iaptt)");
-    if (e->c.init == BLO_INIT_LEARNED)
-        return blo__method_fail(e, BLO_ERR_INVALID,
-                                "bome: y is carried from one outer iteration to the next; a "
-                                "learned start (init = learned) has no meaning here");
-    return BLO_OK;
+    return blo__check_carried_y(e, "bome", 0);
 }
 
 static blo_status bome_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {
@@ -73,7 +65,10 @@ static blo_status bome_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor 
     e->last_upper = blo_tensor_item(F);
     if ((st = blo__grad_or_zeros(e, F, n, in, 0, dF, "bome: gradient of F"))) return st;
 
-    blo_tensor *fy = blo__lower(e, y, 0), *ft = blo__lower(e, theta, T);
+    blo_rng batch = e->rng; /* q's two terms on the same draw, so that q ≥ 0 holds */
+    blo_tensor *fy = blo__lower(e, y, 0);
+    e->rng = batch;
+    blo_tensor *ft = blo__lower(e, theta, T);
     if (!fy || !ft) return blo__method_ctx_fail(e, "bome: the lower objective");
     e->last_lower = blo_tensor_item(fy);
     blo_tensor *q = blo_sub(c, fy, ft);

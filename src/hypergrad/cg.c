@@ -26,6 +26,7 @@
 #include <math.h>
 
 static blo_status cg_check(blo_method_env *e) {
+    if (blo__refuse_learned_start(e, "cg")) return BLO_ERR_INVALID;
     if (e->c.solve_iters < 1)
         return blo__method_fail(e, BLO_ERR_INVALID,
                                 "cg: solve_iters (CG iterations) must be >= 1, got %d",
@@ -37,6 +38,7 @@ static blo_status cg_check(blo_method_env *e) {
 }
 
 static blo_status cg_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {
+    (void)hy0; /* a learned start is refused by the check */
     int nx = e->nx, ny = e->ny;
     blo_traj tr;
     blo_status st = blo__traj_start(e, &tr, 0);
@@ -56,8 +58,10 @@ static blo_status cg_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **
     blo__hess_op op = {e, g, y, e->c.damping};
     blo_linop A = blo__hess_linop(&op);
     blo_linalg_opts o = {e->c.solve_iters, e->c.tol, 0, 0, 0};
-    blo_linalg_result r;
-    if ((st = blo_linalg_cg(e->sctx, &A, dy, v, &o, &r))) {
+    blo_linalg_result r = {0};
+    st = blo_linalg_cg(e->sctx, &A, dy, v, &o, &r);
+    blo__method_solve_report(e, &r);
+    if (st) {
         if (st == BLO_ERR_NUMERIC && r.iters == 0 && isfinite(r.curvature))
             /* p = ∂F/∂y: its Rayleigh quotient bounds λ_min(H) + δ from above */
             return blo__method_fail(e, BLO_ERR_NUMERIC,
@@ -71,7 +75,6 @@ static blo_status cg_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **
 
     /* dF/dx = ∂F/∂x − ∇_x ⟨∇_y f, v⟩. */
     if ((st = blo__implicit_finish(e, g, v, dx, hx))) return st;
-    if (e->c.init == BLO_INIT_LEARNED && (st = blo__zeros_like(e, ny, e->y0, hy0))) return st;
     blo__keep_y(e, y);
     return BLO_OK;
 }

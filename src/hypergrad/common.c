@@ -22,6 +22,11 @@ blo_status blo__method_fail(blo_method_env *e, blo_status st, const char *fmt, .
     return st;
 }
 
+void blo__method_solve_report(blo_method_env *e, const blo_linalg_result *r) {
+    e->solve_residual = r->residual;
+    e->solve_iters = r->iters;
+}
+
 blo_status blo__method_ctx_fail(blo_method_env *e, const char *where) {
     blo_status st = blo_ctx_status(e->sctx);
     if (!st) st = BLO_ERR_INVALID;

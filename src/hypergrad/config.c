@@ -36,6 +36,6 @@ blo_config blo_config_default(void) {
     c.fd_radius = 0.01;
     c.upper_lr = 0.1;
     c.max_fhg_dim = 4096;
+    c.check_directions = 4;
     return c;
 }
-

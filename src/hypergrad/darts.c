@@ -25,6 +25,13 @@
 #include <math.h>
 
 static blo_status darts_check(blo_method_env *e) {
+    if (blo__refuse_learned_start(e, "darts")) return BLO_ERR_INVALID;
+    if (e->c.lr_x >= 0 && e->c.lr_x_per_y)
+        return blo__method_fail(e, BLO_ERR_INVALID,
+                                "darts: the virtual step uses one step size ξ; per-parameter "
+                                "step sizes (lr_x_per_y) are not supported — use one learned "
+                                "step size, or rhg / bda / iaptt, which differentiate through "
+                                "per-parameter steps");
     if (!(e->c.fd_radius > 0) || !isfinite(e->c.fd_radius))
         return blo__method_fail(
             e, BLO_ERR_INVALID,
@@ -46,6 +53,7 @@ static blo_status lower_grad_x(blo_method_env *e, blo_tensor *const *y, int64_t 
 }
 
 static blo_status darts_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {
+    (void)hy0; /* a learned start is refused by the check */
     blo_ctx *c = e->sctx;
     int nx = e->nx, ny = e->ny;
     int64_t T = e->c.inner_steps;
@@ -101,7 +109,6 @@ static blo_status darts_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor
     e->last_upper = blo_tensor_item(F);
     blo_ctx_rewind(c, mk);
     if ((st = blo__lower_value(e, y, T))) return st;
-    if (e->c.init == BLO_INIT_LEARNED && (st = blo__zeros_like(e, ny, e->y0, hy0))) return st;
     blo__keep_y(e, y);
     return BLO_OK;
 }

@@ -22,6 +22,7 @@
 #include <math.h>
 
 static blo_status fixed_point_check(blo_method_env *e) {
+    if (blo__refuse_learned_start(e, "fixed_point")) return BLO_ERR_INVALID;
     if (!e->c.inner_update && e->c.inner.kind != BLO_OPT_SGD)
         return blo__method_fail(
             e, BLO_ERR_INVALID,
@@ -60,6 +61,7 @@ static blo_status vjp_apply(blo_ctx *c, blo_tensor *const *u, blo_tensor *const 
 }
 
 static blo_status fixed_point_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {
+    (void)hy0; /* a learned start is refused by the check */
     blo_ctx *c = e->sctx;
     int nx = e->nx, ny = e->ny;
     blo_traj tr;
@@ -86,7 +88,10 @@ static blo_status fixed_point_hypergrad(blo_method_env *e, blo_tensor **hx, blo_
     vjp_op op = {e, phi, y, dy};
     blo_linop G = {ny, vjp_apply, &op};
     blo_linalg_opts o = {e->c.solve_iters, e->c.tol, 0, e->c.anderson_m, e->c.anderson_beta};
-    if ((st = blo_linalg_fixed_point(c, &G, u, &o, NULL))) {
+    blo_linalg_result r = {0};
+    st = blo_linalg_fixed_point(c, &G, u, &o, &r);
+    blo__method_solve_report(e, &r);
+    if (st) {
         if (st == BLO_ERR_NUMERIC && !e->err[0])
             return blo__method_fail(e, st, "%s at y_T; lower the inner learning rate or use cg",
                                     blo_ctx_error(c));
@@ -97,7 +102,6 @@ static blo_status fixed_point_hypergrad(blo_method_env *e, blo_tensor **hx, blo_
         return blo__method_ctx_fail(e, "fixed_point: (∂Φ/∂x)ᵀ u");
     for (int i = 0; i < nx; i++)
         if (!(hx[i] = blo_add(c, dx[i], mixed[i]))) return blo__method_ctx_fail(e, "fixed_point");
-    if (e->c.init == BLO_INIT_LEARNED && (st = blo__zeros_like(e, ny, e->y0, hy0))) return st;
     blo__keep_y(e, y);
     return BLO_OK;
 }

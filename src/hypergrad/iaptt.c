@@ -50,12 +50,14 @@ static blo_status iaptt_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor
     if (!st && !worst) st = blo__method_ctx_fail(e, "iaptt");
     if (st) return st;
     double F_worst = -INFINITY, F_T = NAN;
+    blo_rng at_worst = e->rng; /* the draw t* was scored on: differentiated on the same */
     int64_t t_worst = 0;
     while (tr.t < e->c.inner_steps) {
         if ((st = blo__unroll(e, &tr, tr.t + 1, 1))) return st;
         /* F(x, y_t) as a value: nothing of it is kept, so it is released at once. */
         blo_mark mk = blo_ctx_mark(c);
         int old = blo_ctx_set_recording(c, 0);
+        blo_rng draw = e->rng;
         blo_tensor *F = blo__upper(e, tr.y, tr.t);
         blo_ctx_set_recording(c, old);
         if (!F) return blo__method_ctx_fail(e, "iaptt: the upper objective");
@@ -69,10 +71,15 @@ static blo_status iaptt_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor
         if (F_T > F_worst) { /* strict: the first maximizer, as the authors' list.index(max) */
             F_worst = F_T;
             t_worst = tr.t;
+            at_worst = draw;
             memcpy(worst, tr.y, sizeof(blo_tensor *) * (size_t)ny);
         }
     }
-    if ((st = blo__finish_reverse(e, worst, t_worst, hx, hy0, 1))) return st;
+    blo_rng end = e->rng;
+    e->rng = at_worst;
+    st = blo__finish_reverse(e, worst, t_worst, hx, hy0, 1);
+    e->rng = end;
+    if (st) return st;
     /* Report the LL iterate y_T (finish_reverse kept y_{t*}). */
     int old = blo_ctx_set_recording(c, 0);
     blo_tensor *f = blo__lower(e, tr.y, tr.t);

@@ -32,6 +32,8 @@ struct blo_method_env {
     blo_rng rng;     /* the run's generator (the outer loop saves it in checkpoints) */
     int64_t iter;    /* the outer iteration */
     double last_upper, last_lower; /* F and f at the y the hypergradient ends on (outputs) */
+    double solve_residual;         /* an implicit method's linear solve: last residual norm */
+    int64_t solve_iters;           /* and iterations (NAN and -1: no solve; outputs) */
     char *err;                     /* the message of a failure (errlen bytes, the owner's) */
     size_t errlen;
 };
@@ -47,6 +49,8 @@ blo_status blo__method_fail(blo_method_env *e, blo_status st, const char *fmt, .
     ;
 /* The same with a va_list (for blo_env_fail). */
 blo_status blo__method_vfail(blo_method_env *e, blo_status st, const char *fmt, va_list ap);
+/* Reports a linear solve's result in the record (e->solve_residual, e->solve_iters). */
+void blo__method_solve_report(blo_method_env *e, const blo_linalg_result *r);
 /* Copies the scratch context's error into e->err, prefixed by `where`, and returns its status. */
 blo_status blo__method_ctx_fail(blo_method_env *e, const char *where);
 

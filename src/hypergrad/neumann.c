@@ -17,6 +17,7 @@
 #include <math.h>
 
 static blo_status neumann_check(blo_method_env *e) {
+    if (blo__refuse_learned_start(e, "neumann")) return BLO_ERR_INVALID;
     if (e->c.neumann_terms < 0)
         return blo__method_fail(e, BLO_ERR_INVALID, "neumann: neumann_terms must be >= 0, got %d",
                                 e->c.neumann_terms);
@@ -29,6 +30,7 @@ static blo_status neumann_check(blo_method_env *e) {
 }
 
 static blo_status neumann_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {
+    (void)hy0; /* a learned start is refused by the check */
     int nx = e->nx, ny = e->ny;
     double alpha = e->c.alpha;
     blo_traj tr;
@@ -49,8 +51,10 @@ static blo_status neumann_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tens
     blo__hess_op op = {e, g, y, 0};
     blo_linop A = blo__hess_linop(&op);
     blo_linalg_opts o = {e->c.neumann_terms, 0, alpha, 0, 0};
-    blo_linalg_result r;
-    if ((st = blo_linalg_neumann(e->sctx, &A, dy, v, &o, &r))) {
+    blo_linalg_result r = {0};
+    st = blo_linalg_neumann(e->sctx, &A, dy, v, &o, &r);
+    blo__method_solve_report(e, &r);
+    if (st) {
         /* With α < 2/λ_max and H ⪰ 0 the terms never grow; growth means α is too large (or
          * H has negative curvature) and the series diverges. */
         if (st == BLO_ERR_NUMERIC && r.iters > 0)
@@ -64,7 +68,6 @@ static blo_status neumann_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tens
     }
 
     if ((st = blo__implicit_finish(e, g, v, dx, hx))) return st;
-    if (e->c.init == BLO_INIT_LEARNED && (st = blo__zeros_like(e, ny, e->y0, hy0))) return st;
     blo__keep_y(e, y);
     return BLO_OK;
 }

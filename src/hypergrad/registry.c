@@ -6,13 +6,14 @@
 extern const blo_method blo__method_rhg, blo__method_trhg, blo__method_cg;
 extern const blo_method blo__method_rhg_ckpt, blo__method_fhg, blo__method_neumann,
     blo__method_fixed_point, blo__method_first_order, blo__method_darts;
-extern const blo_method blo__method_bda, blo__method_iaptt, blo__method_bome, blo__method_soba;
+extern const blo_method blo__method_bda, blo__method_iaptt, blo__method_bome, blo__method_soba,
+    blo__method_amm;
 
 static const blo_method *const METHODS[] = {
     &blo__method_rhg,   &blo__method_trhg,    &blo__method_cg,          &blo__method_rhg_ckpt,
     &blo__method_fhg,   &blo__method_neumann, &blo__method_fixed_point, &blo__method_first_order,
     &blo__method_darts, &blo__method_bda,     &blo__method_iaptt,       &blo__method_bome,
-    &blo__method_soba,
+    &blo__method_soba,  &blo__method_amm,
 };
 
 #define N_BUILTIN ((int)(sizeof METHODS / sizeof METHODS[0]))

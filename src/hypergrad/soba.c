@@ -23,26 +23,12 @@
  * the Hessian product alike. The y step is followed by project_y. The record's F and f are
  * those at (x_k, y_k), where the directions were taken.
  */
-#include "method.h"
+#include "blocks.h"
 
 #include <string.h>
 
 static blo_status soba_check(blo_method_env *e) {
-    if (e->c.inner.kind != BLO_OPT_SGD || e->c.inner_update)
-        return blo__method_fail(e, BLO_ERR_INVALID,
-                                "soba: y and v take plain steps of size inner.lr; the inner "
-                                "optimizer must be sgd, got %s",
-                                e->c.inner_update ? "a user-defined inner update"
-                                                  : blo_opt_kind_name(e->c.inner.kind));
-    if (e->c.lr_x >= 0)
-        return blo__method_fail(e, BLO_ERR_INVALID,
-                                "soba: a learned inner step size (lr_x) needs a method that "
-                                "differentiates through the inner steps (rhg, bda, iaptt)");
-    if (e->c.init == BLO_INIT_LEARNED)
-        return blo__method_fail(e, BLO_ERR_INVALID,
-                                "soba: y is carried from one outer iteration to the next; a "
-                                "learned start (init = learned) has no meaning here");
-    return BLO_OK;
+    return blo__check_carried_y(e, "soba", 1);
 }
 
 static blo_status soba_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {

@@ -72,6 +72,8 @@ static void env_begin(blo_solver *s) {
     e->iter = s->iter;
     e->last_upper = s->last_upper;
     e->last_lower = s->last_lower;
+    e->solve_residual = NAN;
+    e->solve_iters = -1;
     e->err = s->err;
     e->errlen = sizeof s->err;
 }
@@ -81,6 +83,8 @@ static void env_end(blo_solver *s) {
     s->rng = s->env.rng;
     s->last_upper = s->env.last_upper;
     s->last_lower = s->env.last_lower;
+    s->last_solve_residual = s->env.solve_residual;
+    s->last_solve_iters = s->env.solve_iters;
 }
 
 blo_solver *blo_solver_new(const blo_problem *p, const blo_config *c, char *err, size_t errlen) {
@@ -218,6 +222,8 @@ blo_solver *blo_solver_new(const blo_problem *p, const blo_config *c, char *err,
     }
     blo_rng_seed(&s->rng, c->seed);
     s->last_upper = s->last_lower = NAN;
+    s->last_solve_residual = NAN;
+    s->last_solve_iters = -1;
     clock_gettime(CLOCK_MONOTONIC, &s->t0);
     env_begin(s);
     if (m->check && m->check(&s->env)) {
@@ -327,6 +333,127 @@ blo_status blo_solver_hypergrad(blo_solver *s, double **out) {
     return hypergrad_into(s, out, NULL, NULL);
 }
 
+/* ---- The hypergradient check (blo/bilevel.h) ------------------------------------------------ */
+
+/* Φ(x) = F(x, y_T(x)): T steps of the configured dynamics from the configured start, values
+ * only, every evaluation on the draws `draw`. */
+static blo_status unrolled_upper(blo_solver *s, const blo_rng *draw, double *out) {
+    blo_method_env *e = &s->env;
+    blo_mark mk = blo_ctx_mark(s->sctx);
+    int old = blo_ctx_set_recording(s->sctx, 1); /* the inner steps take gradients of f */
+    e->rng = *draw;
+    blo_traj tr;
+    blo_status st = blo__traj_start(e, &tr, 0);
+    if (!st) st = blo__unroll(e, &tr, s->c.inner_steps, 0);
+    if (!st) {
+        blo_tensor *F = blo__upper(e, tr.y, tr.t);
+        if (!F)
+            st = blo__method_ctx_fail(e, "the hypergradient check: the upper objective");
+        else
+            *out = blo_tensor_item(F);
+    }
+    blo_ctx_set_recording(s->sctx, old);
+    blo_ctx_rewind(s->sctx, mk);
+    return st;
+}
+
+/* Copies between a list of tensors and double buffers (to: 1 tensors → buffers). */
+static void bufs_copy(int n, blo_tensor *const *ts, double **b, int to) {
+    for (int i = 0; i < n; i++) {
+        if (to) {
+            blo_tensor_to_f64(ts[i], b[i]);
+        } else {
+            int64_t m = blo_tensor_numel(ts[i]);
+            for (int64_t k = 0; k < m; k++)
+                blo_tensor_set(ts[i], k, b[i][k]);
+        }
+    }
+}
+
+blo_status blo_solver_check_hypergrad(blo_solver *s, int directions, blo_hypergrad_check *out) {
+    if (!s || !out) return BLO_ERR_INVALID;
+    if (directions < 1)
+        return blo__method_fail(&s->env, BLO_ERR_INVALID,
+                                "the hypergradient check needs at least one direction, got %d",
+                                directions);
+    int nx = s->nx, ny = s->ny, nms = s->ms ? s->m->n_state_groups * ny : 0;
+    /* The state the method may change, to put back afterwards. */
+    blo_rng rng0 = s->rng;
+    double up0 = s->last_upper, lo0 = s->last_lower, res0 = s->last_solve_residual;
+    int64_t it0 = s->last_solve_iters;
+    double **g = alloc_bufs(nx, s->x), **x0 = alloc_bufs(nx, s->x), **u = alloc_bufs(nx, s->x);
+    double **y0 = alloc_bufs(ny, s->y), **ms0 = nms ? alloc_bufs(nms, s->ms) : NULL;
+    blo_status st = BLO_OK;
+    int saved = 0;
+    if (!g || !x0 || !u || !y0 || (nms && !ms0)) {
+        st = blo__method_fail(&s->env, BLO_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    bufs_copy(nx, s->x, x0, 1);
+    bufs_copy(ny, s->y, y0, 1);
+    if (nms) bufs_copy(nms, s->ms, ms0, 1);
+    saved = 1;
+    double norm = 0;
+    st = hypergrad_into(s, g, NULL, &norm);
+    bufs_copy(ny, s->y, y0, 0); /* undo what the method moved */
+    if (nms) bufs_copy(nms, s->ms, ms0, 0);
+    if (st) goto done;
+
+    double eps = 2.220446049250313e-16, xmax = 1;
+    for (int i = 0; i < nx; i++) {
+        if (s->x[i]->dtype != BLO_F64) eps = 1.1920928955078125e-07;
+        for (int64_t k = 0; k < blo_tensor_numel(s->x[i]); k++)
+            xmax = fmax(xmax, fabs(x0[i][k]));
+    }
+    double h = cbrt(eps) * xmax, dd = 0, rr = 0, dr = 0, diff = 0;
+    blo_rng dir;
+    blo_rng_seed(&dir, s->c.seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(s->iter + 1)));
+    for (int j = 0; j < directions && !st; j++) {
+        double un = 0, dm = 0, fp = 0, fm = 0;
+        for (int i = 0; i < nx; i++)
+            for (int64_t k = 0; k < blo_tensor_numel(s->x[i]); k++) {
+                u[i][k] = blo_rng_normal(&dir);
+                un += u[i][k] * u[i][k];
+            }
+        un = sqrt(un);
+        for (int sign = 1; sign >= -1 && !st; sign -= 2) {
+            for (int i = 0; i < nx; i++)
+                for (int64_t k = 0; k < blo_tensor_numel(s->x[i]); k++)
+                    blo_tensor_set(s->x[i], k, x0[i][k] + sign * h * u[i][k] / un);
+            st = unrolled_upper(s, &rng0, sign > 0 ? &fp : &fm);
+        }
+        bufs_copy(nx, s->x, x0, 0);
+        for (int i = 0; i < nx; i++)
+            for (int64_t k = 0; k < blo_tensor_numel(s->x[i]); k++)
+                dm += g[i][k] * u[i][k] / un;
+        double ref = (fp - fm) / (2 * h);
+        dd += dm * dm;
+        rr += ref * ref;
+        dr += dm * ref;
+        diff += (dm - ref) * (dm - ref);
+    }
+    if (!st) {
+        out->directions = directions;
+        out->cosine = dd > 0 && rr > 0 ? dr / sqrt(dd * rr) : NAN;
+        out->rel_error = rr > 0 ? sqrt(diff / rr) : sqrt(dd);
+        out->fd_step = h;
+        out->norm = norm;
+    }
+done:
+    if (saved) bufs_copy(nx, s->x, x0, 0);
+    s->rng = rng0;
+    s->last_upper = up0;
+    s->last_lower = lo0;
+    s->last_solve_residual = res0;
+    s->last_solve_iters = it0;
+    free_bufs(nx, g);
+    free_bufs(nx, x0);
+    free_bufs(nx, u);
+    free_bufs(ny, y0);
+    free_bufs(nms, ms0);
+    return st;
+}
+
 /* One outer optimizer step (blo_opt_step) of the tensors v by the gradients g (float64
  * values, as the hypergradient was checked), the moments m / sq and the step count t held by
  * the solver. */
@@ -374,6 +501,10 @@ blo_status blo_solver_step(blo_solver *s, blo_record *rec) {
         st = blo__method_fail(&s->env, BLO_ERR_NOMEM, "out of memory");
         goto done;
     }
+    blo_hypergrad_check chk = {0, NAN, NAN, NAN, NAN};
+    if (s->c.check_hypergrad > 0 && s->iter % s->c.check_hypergrad == 0 &&
+        (st = blo_solver_check_hypergrad(s, s->c.check_directions, &chk)))
+        goto done;
     double norm = 0;
     st = hypergrad_into(s, hx, hy0, &norm);
     if (st) goto done;
@@ -417,6 +548,10 @@ blo_status blo_solver_step(blo_solver *s, blo_record *rec) {
         rec->hypergrad_norm = norm;
         rec->seconds = elapsed(s);
         rec->peak_bytes = blo_ctx_peak_bytes(s->sctx);
+        rec->solve_residual = s->last_solve_residual;
+        rec->solve_iters = s->last_solve_iters;
+        rec->check_cosine = chk.cosine;
+        rec->check_rel_error = chk.rel_error;
     }
     s->iter++;
 done:

@@ -25,6 +25,8 @@ struct blo_solver {
     double seconds_before; /* time spent before a resume */
     struct timespec t0;
     double last_upper, last_lower;
+    double last_solve_residual; /* the last hypergradient's linear solve (NAN: none) */
+    int64_t last_solve_iters;
     blo_method_env env; /* what the method sees, refreshed every hypergradient */
     char err[512];
 };

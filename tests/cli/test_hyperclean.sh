@@ -33,14 +33,20 @@ check "--plot wrote an SVG" grep -q '<svg' "$tmp/run.svg"
 expect_rc 0 hyperclean "${tiny[@]}" --outer 2 --no-baselines
 check "the summary names the test accuracy" grep -q 'test accuracy' "$tmp/out"
 
-# Every registered method runs the task (the single-loop ones carry y themselves: warm start).
+# Every registered method runs the task (the single-loop ones carry y themselves, and the
+# implicit ones take no derivative through the start: warm start).
 for m in $("$blo" methods --json | python3 -c 'import json,sys; print(" ".join(x["name"] for x in json.load(sys.stdin)))'); do
     init=learned
-    case "$m" in bome | soba) init=warm ;; esac
+    case "$m" in bome | soba | amm | cg | neumann | fixed_point | darts) init=warm ;; esac
     expect_rc 0 hyperclean "${tiny[@]}" --outer 2 --no-baselines --method "$m" --init "$init" --json
 done
 expect_rc 2 hyperclean "${tiny[@]}" --outer 2 --method soba --init learned
 check "a method that cannot take the setting says why" grep -q "learned start" "$tmp/err"
+
+# The hypergradient check: every iteration, a line with the cosine and cg's linear solve.
+expect_rc 0 hyperclean "${tiny[@]}" --outer 2 --no-baselines --method cg --init warm --check-hypergrad 1
+check "--check-hypergrad prints the check and the linear solve" \
+    grep -q "iteration 1: hypergradient check.*cosine.*linear solve: residual" "$tmp/err"
 
 # Resume: 6 iterations in one go == 3, killed (stopped), then resumed to 6.
 expect_rc 0 hyperclean "${tiny[@]}" --outer 6 --no-baselines --json
