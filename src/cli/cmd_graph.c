@@ -25,7 +25,7 @@ static int graph_on_iter(const blo_graph_iter *it, void *user) {
     double row[8] = {(double)it->rec.iter, it->rec.upper,   it->rec.lower,
                      it->rec.hypergrad_norm, it->rec.seconds, (double)it->rec.peak_bytes,
                      it->val_acc, (double)it->edges};
-    cli_task_iter(user, it->rec.iter + 1, status, row);
+    cli_task_iter(user, &it->rec, status, row);
     return 0;
 }
 

@@ -50,7 +50,7 @@ sys.exit(0 if all(a[k] == b[k] for k in ("upper", "lower", "iters", "edges_learn
 for m in $("$blo" methods --json | python3 -c 'import json,sys; print(" ".join(x["name"] for x in json.load(sys.stdin)))'); do
     extra=()
     case "$m" in
-    fixed_point | soba) extra=(--inner-opt sgd --inner-lr 0.5) ;;
+    fixed_point | soba | amm) extra=(--inner-opt sgd --inner-lr 0.5) ;;
     iaptt) extra=(--init learned) ;;
     esac
     expect_rc 0 graph "${tiny[@]}" --outer 2 --method "$m" "${extra[@]}" --json
