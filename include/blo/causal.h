@@ -13,6 +13,7 @@
 #define BLO_CAUSAL_H
 #pragma GCC visibility push(default)
 
+#include "blo/bilevel.h"
 #include "blo/core.h"
 #include "blo/tensor.h"
 
@@ -101,6 +102,56 @@ blo_status blo_causal_net_train(blo_causal_net *net, const blo_causal_net_config
 blo_status blo_causal_net_effects(const blo_causal_net *net, const blo_causal_data *d,
                                   const int64_t *rows, int64_t k, double *tau);
 void blo_causal_net_free(blo_causal_net *net);
+
+
+/* ---- One replication: split, train (and tune), score ----------------------------------------
+ * The units are shuffled (split_seed) and cut 63 / 27 / 10 (Shalit et al.): train, validation,
+ * test. Within-sample scores are over train + validation (the units the method saw, their
+ * effects unobserved), out-of-sample over test.
+ *
+ * tune:
+ *   none     the network of net, trained on the training units (validation unused).
+ *   hyper    x = (log α, log λ_1 .. log λ_L), α the IPM weight and λ_l the L2 strength of
+ *            weight matrix l; y the network; lower level the training loss of causal.h,
+ *            upper level the criterion on the validation units; the network is first trained
+ *            as for none, then the solver (solver: method, T inner steps, warm start) runs
+ *            outer_iters iterations from there.
+ *   weights  x = one log-weight per training unit, u_i = exp(x_i) in the factual loss; the
+ *            rest as hyper.
+ * criterion (the upper level; neither reads mu0 / mu1):
+ *   nn       the nearest-neighbour PEHE of the validation units: mean_i (τ̂_i − τ_nn_i)²,
+ *            τ_nn imputed within the validation units. It scores the effect itself, which is
+ *            what the model is for; its noise is the imputation's.
+ *   factual  the factual squared error on the validation units, each arm weighted by
+ *            n / (2 n_arm) so the arms count equally. It scores outcomes, not their difference. */
+typedef enum blo_causal_tune {
+    BLO_CAUSAL_TUNE_NONE = 0,
+    BLO_CAUSAL_TUNE_HYPER,
+    BLO_CAUSAL_TUNE_WEIGHTS
+} blo_causal_tune;
+typedef enum blo_causal_criterion { BLO_CAUSAL_NN = 0, BLO_CAUSAL_FACTUAL } blo_causal_criterion;
+
+typedef struct blo_causal_config {
+    blo_causal_net_config net;
+    blo_causal_tune tune;
+    blo_causal_criterion criterion;
+    blo_config solver; /* tune hyper / weights: method, inner, inner_steps, outer, outer_iters */
+    uint64_t split_seed;
+} blo_causal_config;
+
+/* Defaults: the net's defaults, tune none, criterion nn, solver rhg with SGD 1e-3... (see
+ * causal.c), split seed 1. */
+blo_causal_config blo_causal_config_default(void);
+
+typedef struct blo_causal_result {
+    double pehe_in, pehe_out, ate_in, ate_out; /* NAN without mu0 / mu1 */
+    double criterion;                          /* the upper criterion on validation at the end */
+    double alpha, l2_mean;                     /* tune hyper: the learned α and mean λ */
+    int64_t n_train, n_val, n_test;
+} blo_causal_result;
+
+blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
+                          blo_causal_result *r, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

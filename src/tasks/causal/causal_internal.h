@@ -32,4 +32,20 @@ blo_tensor *blo__causal_rows_x(blo_ctx *ctx, const blo_causal_data *d, const int
 blo_tensor *blo__causal_rows_col(blo_ctx *ctx, const float *v, const int64_t *rows, int64_t k,
                                  double shift, double scale, blo_dtype dt);
 
+/* The bilevel problems of tune hyper / weights (blo/causal.h): the training and validation
+ * tensors (outcomes standardised by y_mean, y_std; tau_nn the validation units' imputed
+ * effects, standardised; Wv the factual criterion's √(n / (2 n_arm))) and the problem whose
+ * user pointer is this struct. Its nx, x, ny, y are the caller's to set. */
+typedef struct blo__causal_bilevel {
+    blo_causal_net_config net;
+    blo_causal_tune tune;
+    blo_causal_criterion criterion;
+    blo_tensor *X, *T, *Y, *Xv, *Tv, *Yv, *tau_nn, *Wv;
+    blo_problem prob;
+} blo__causal_bilevel;
+blo_status blo__causal_bilevel_init(blo__causal_bilevel *b, blo_ctx *ctx,
+                                    const blo_causal_data *d, const int64_t *tr, int64_t k,
+                                    const int64_t *va, int64_t kv, double y_mean, double y_std,
+                                    blo_dtype dt);
+
 #endif
