@@ -68,7 +68,8 @@ blo_status blo_causal_nn_effects(const blo_causal_data *d, const int64_t *rows, 
  * on the units of the training rows by Adam on
  *     L = Σ_i w_i (h_{t_i}(Φ(x_i)) − y_i)² / Σ_i w_i + α IPM(Φ_treated, Φ_control)
  *         + Σ_l λ_l ‖W_l‖²
- * with w_i = u_i the unit weights (1 by default), outcomes standardised on the training
+ * with w_i = u_i r_i: u_i the unit weights (1 by default), r_i = n / (2 n_{t_i}) the arm
+ * weights of the batch (reweight) or 1, outcomes standardised on the training
  * rows, IPM the (linear-kernel) MMD² ‖mean Φ_treated − mean Φ_control‖² on the unit-norm
  * representation. TARNet is α = 0 (no normalisation); CFR-MMD is α > 0. */
 typedef struct blo_causal_net_config {
@@ -80,6 +81,8 @@ typedef struct blo_causal_net_config {
     int64_t steps;               /* 3000 */
     int64_t batch;               /* 100; 0 = all training rows each step */
     uint64_t seed;
+    int reweight;  /* 1: each arm's units weighted 1 / (2 n_arm / n) (Shalit et al.'s w_i); 1 */
+    int normalize; /* 1: Φ scaled to unit norm also for TARNet (always for α > 0); 0 */
 } blo_causal_net_config;
 
 blo_causal_net_config blo_causal_net_default(void);

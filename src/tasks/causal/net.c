@@ -13,7 +13,7 @@
 #include <string.h>
 
 blo_causal_net_config blo_causal_net_default(void) {
-    blo_causal_net_config c = {3, 200, 3, 100, 0.0, 1e-4, 1e-3, 3000, 100, 1};
+    blo_causal_net_config c = {3, 200, 3, 100, 0.0, 1e-4, 1e-3, 3000, 100, 1, 1, 0};
     return c;
 }
 
@@ -61,7 +61,7 @@ static blo_tensor *mlp(blo_ctx *ctx, blo_tensor *const *p, int layers, int out, 
 blo_tensor *blo__causal_forward(blo_ctx *ctx, const blo_causal_net_config *c,
                                 blo_tensor *const *p, blo_tensor *X, blo_tensor **phi) {
     blo_tensor *h = mlp(ctx, p, c->rep_layers, 0, X);
-    if (h && c->alpha > 0) {
+    if (h && (c->alpha > 0 || c->normalize)) {
         int ax = 1;
         blo_tensor *nrm = blo_sqrt(
             ctx, blo_add_scalar(ctx, blo_sum(ctx, blo_mul(ctx, h, h), 1, &ax, 1), 1e-8));
@@ -92,10 +92,14 @@ blo_tensor *blo__causal_loss(blo_ctx *ctx, const blo_causal_net_config *c, blo_t
     blo_tensor *C = blo_add_scalar(ctx, blo_neg(ctx, T), 1.0); /* 1 − t */
     blo_tensor *r = blo_sub(ctx, blo_add(ctx, blo_mul(ctx, T, y1), blo_mul(ctx, C, y0)), Y);
     blo_tensor *sq = blo_mul(ctx, r, r);
+    double nt = blo_tensor_item(blo_sum_all(ctx, T)), n = (double)blo_tensor_dim(T, 0);
+    if (c->reweight && nt > 0 && nt < n) { /* r_i = n / (2 n_arm) */
+        blo_tensor *rw = blo_add(ctx, blo_scale(ctx, T, n / (2 * nt)), blo_scale(ctx, C, n / (2 * (n - nt))));
+        W = W ? blo_mul(ctx, W, rw) : rw;
+    }
     blo_tensor *loss = W ? blo_div(ctx, blo_sum_all(ctx, blo_mul(ctx, W, sq)), blo_sum_all(ctx, W))
                          : blo_scale(ctx, blo_sum_all(ctx, sq), 1.0 / (double)blo_tensor_dim(sq, 0));
     if (!loss) return NULL;
-    double nt = blo_tensor_item(blo_sum_all(ctx, T)), n = (double)blo_tensor_dim(T, 0);
     if ((alpha || c->alpha > 0) && nt > 0 && nt < n) {
         int ax = 0;
         blo_tensor *mt = blo_scale(ctx, blo_sum(ctx, blo_mul(ctx, T, phi), 1, &ax, 1), 1.0 / nt);
