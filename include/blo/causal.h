@@ -121,6 +121,8 @@ void blo_causal_net_free(blo_causal_net *net);
  *            outer_iters iterations from there.
  *   weights  x = one log-weight per training unit, u_i = exp(x_i) in the factual loss; the
  *            rest as hyper.
+ *   grid     the network trained once per α of grid (net.alpha ignored); the one with the
+ *            lowest criterion on the validation units is kept.
  * criterion (the upper level; neither reads mu0 / mu1):
  *   nn       the nearest-neighbour PEHE of the validation units: mean_i (τ̂_i − τ_nn_i)²,
  *            τ_nn imputed within the validation units. It scores the effect itself, which is
@@ -130,7 +132,8 @@ void blo_causal_net_free(blo_causal_net *net);
 typedef enum blo_causal_tune {
     BLO_CAUSAL_TUNE_NONE = 0,
     BLO_CAUSAL_TUNE_HYPER,
-    BLO_CAUSAL_TUNE_WEIGHTS
+    BLO_CAUSAL_TUNE_WEIGHTS,
+    BLO_CAUSAL_TUNE_GRID /* α from grid[0..ngrid): one training each, the lowest criterion wins */
 } blo_causal_tune;
 typedef enum blo_causal_criterion { BLO_CAUSAL_NN = 0, BLO_CAUSAL_FACTUAL } blo_causal_criterion;
 
@@ -140,6 +143,8 @@ typedef struct blo_causal_config {
     blo_causal_criterion criterion;
     blo_config solver; /* tune hyper / weights: method, inner, inner_steps, outer, outer_iters */
     uint64_t split_seed;
+    const double *grid; /* tune grid: the α values tried */
+    int ngrid;
 } blo_causal_config;
 
 /* Defaults: the net's defaults, tune none, criterion nn, solver rhg with SGD 1e-3... (see

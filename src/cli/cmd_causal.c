@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,6 +22,8 @@ typedef struct causal_cmd {
     long long reps, rep_layers, rep_width, head_layers, head_width, steps, batch, seed;
     double alpha, l2, lr;
     int no_reweight, normalize;
+    const char *grid;
+    double gridv[16];
     int nres;
     blo_causal_result r[MAX_REPS];
 } causal_cmd;
@@ -37,7 +40,21 @@ static bool cc_configure(cli_task *t) {
     c->solver.seed = (uint64_t)h->seed;
     c->tune = !strcmp(h->tune, "hyper")     ? BLO_CAUSAL_TUNE_HYPER
               : !strcmp(h->tune, "weights") ? BLO_CAUSAL_TUNE_WEIGHTS
+              : !strcmp(h->tune, "grid")    ? BLO_CAUSAL_TUNE_GRID
                                             : BLO_CAUSAL_TUNE_NONE;
+    c->ngrid = 0;
+    for (const char *p = h->grid; c->tune == BLO_CAUSAL_TUNE_GRID && *p;) {
+        char *e;
+        double v = strtod(p, &e);
+        if (e == p || !(v >= 0) || !isfinite(v) || (*e && *e != ',') || c->ngrid == 16) {
+            fprintf(stderr, "blo causal: bad value '%s' for --grid: expected up to 16 "
+                            "comma-separated α >= 0\n", h->grid);
+            return false;
+        }
+        h->gridv[c->ngrid++] = v;
+        p = *e ? e + 1 : e;
+    }
+    c->grid = h->gridv;
     c->criterion = strcmp(h->criterion, "factual") ? BLO_CAUSAL_NN : BLO_CAUSAL_FACTUAL;
     if (c->tune == BLO_CAUSAL_TUNE_HYPER && c->net.alpha <= 0) {
         fprintf(stderr, "blo causal: --tune hyper learns the IPM weight α: use --model cfr "
@@ -72,7 +89,7 @@ static blo_status cc_run(cli_task *t, char *err, size_t errlen) {
     bool ihdp = !strcmp(h->data, "ihdp");
     if (!t->quiet)
         fprintf(stderr, "causal: %s, tune %s (criterion %s), %lld replication%s\n",
-                h->c.net.alpha > 0 ? "cfr-mmd" : "tarnet", h->tune, h->criterion, h->reps,
+                h->c.net.alpha > 0 || h->c.tune == BLO_CAUSAL_TUNE_GRID ? "cfr-mmd" : "tarnet", h->tune, h->criterion, h->reps,
                 h->reps > 1 ? "s" : "");
     for (long long k = 1; k <= h->reps; k++) {
         char path[1024];
@@ -143,15 +160,15 @@ static int cc_summary(cli_task *t) {
         printf("]}\n");
         return CLI_EXIT_OK;
     }
-    printf("causal effects: %s, tune %s (criterion %s)\n", h->c.net.alpha > 0 ? "CFR-MMD" : "TARNet",
+    printf("causal effects: %s, tune %s (criterion %s)\n", h->c.net.alpha > 0 || h->c.tune == BLO_CAUSAL_TUNE_GRID ? "CFR-MMD" : "TARNet",
            h->tune, h->criterion);
-    printf("  %-4s %9s %9s %9s %9s %9s\n", "rep", "√PEHE in", "√PEHE out", "ε_ATE in",
-           "ε_ATE out", "criterion");
+    printf("  rep  PEHE^.5 in  PEHE^.5 out  eps_ATE in  eps_ATE out  criterion  alpha\n");
     for (int i = 0; i < h->nres; i++)
-        printf("  %-4d %9.3f %9.3f %9.3f %9.3f %9.4f\n", i + 1, h->r[i].pehe_in,
-               h->r[i].pehe_out, h->r[i].ate_in, h->r[i].ate_out, h->r[i].criterion);
-    printf("  mean %9.3f %9.3f %9.3f %9.3f\n", m[0], m[1], m[2], m[3]);
-    printf("  s.e. %9.3f %9.3f %9.3f %9.3f\n", se[0], se[1], se[2], se[3]);
+        printf("  %-4d %10.3f %12.3f %11.3f %12.3f %10.4f  %.3g\n", i + 1, h->r[i].pehe_in,
+               h->r[i].pehe_out, h->r[i].ate_in, h->r[i].ate_out, h->r[i].criterion,
+               h->r[i].alpha);
+    printf("  mean %10.3f %12.3f %11.3f %12.3f\n", m[0], m[1], m[2], m[3]);
+    printf("  s.e. %10.3f %12.3f %11.3f %12.3f\n", se[0], se[1], se[2], se[3]);
     return CLI_EXIT_OK;
 }
 
@@ -163,7 +180,7 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
     causal_cmd h;
     memset(&h, 0, sizeof h);
     h.c = blo_causal_config_default();
-    h.data = "ihdp", h.model = "tarnet", h.tune = "none", h.criterion = "nn";
+    h.grid = "0.1,1,10", h.data = "ihdp", h.model = "tarnet", h.tune = "none", h.criterion = "nn";
     h.reps = MAX_REPS;
     h.rep_layers = h.c.net.rep_layers, h.rep_width = h.c.net.rep_width;
     h.head_layers = h.c.net.head_layers, h.head_width = h.c.net.head_width;
@@ -171,7 +188,7 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
     h.alpha = 1.0, h.l2 = h.c.net.l2, h.lr = h.c.net.lr;
     cli_task t;
     cli_task_init(&t, &CC, cmd, &h.c.solver, &h);
-    cli_opt opts[22 + CLI_TASK_NOPTS] = {
+    cli_opt opts[23 + CLI_TASK_NOPTS] = {
         {"--data", NULL, CLI_STRING, &h.data, 0, 0, NULL, "ihdp|FILE",
          "the 10 shipped IHDP replications, or a CSV with a header (see --treatment)"},
         {"--reps", NULL, CLI_INT, &h.reps, 1, MAX_REPS, NULL, "N", "IHDP replications 1 .. N"},
@@ -185,8 +202,10 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
          "tarnet: L = factual MSE + L2; cfr: + alpha ‖mean Φ_t − mean Φ_c‖² on unit-norm Φ"},
         {"--alpha", NULL, CLI_DOUBLE, &h.alpha, 0, 1e9, NULL, "A", "IPM weight of --model cfr (start of --tune hyper)"},
         {"--l2", NULL, CLI_DOUBLE, &h.l2, 0, 1e9, NULL, "L", "L2 strength of every weight matrix (start of --tune hyper)"},
-        {"--tune", NULL, CLI_CHOICE, &h.tune, 0, 0, "none|hyper|weights", "T",
-         "none: train once; hyper: x = log(alpha, L2 per matrix); weights: x = log unit weights"},
+        {"--tune", NULL, CLI_CHOICE, &h.tune, 0, 0, "none|hyper|weights|grid", "T",
+         "none: train once; hyper: x = log(alpha, L2 per matrix); weights: x = log unit "
+         "weights; grid: best alpha of --grid by the criterion"},
+        {"--grid", NULL, CLI_STRING, &h.grid, 0, 0, NULL, "A,B,..", "alpha values of --tune grid"},
         {"--criterion", NULL, CLI_CHOICE, &h.criterion, 0, 0, "nn|factual", "C",
          "upper level: nn = mean (τ̂ − τ_nn)² on validation (scores the effect itself); factual "
          "= arm-balanced validation MSE"},
@@ -203,5 +222,5 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
          "unit-norm representation also for tarnet (always for cfr)"},
         {"--seed", NULL, CLI_INT, &h.seed, 0, 9e18, NULL, "S", "initial network; replication k splits with S + k"},
     };
-    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 22));
+    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 23));
 }

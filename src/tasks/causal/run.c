@@ -114,6 +114,58 @@ static void scores(const blo_causal_data *d, const double *tau, const int64_t *p
     blo_free(m1);
 }
 
+/* The upper criterion (in the data's units squared) of a trained network on the validation
+ * units of b. */
+static blo_status criterion_of(const blo_causal_net *net, blo__causal_bilevel *b, double *out) {
+    blo_ctx *sc = blo_ctx_new(0);
+    if (!sc) return BLO_ERR_NOMEM;
+    blo_ctx_set_recording(sc, 0);
+    blo_eval ev = {0, 0, -1, NULL};
+    blo_tensor *F = b->prob.upper(sc, NULL, net->params, &ev, b);
+    *out = F ? blo_tensor_item(F) * net->y_std * net->y_std : NAN;
+    blo_status st = F ? BLO_OK : BLO_ERR_NOMEM;
+    blo_ctx_free(sc);
+    return st;
+}
+
+/* tune grid: one training per α; *net keeps the best by the validation criterion. */
+static blo_status grid_search(const blo_causal_data *d, const blo_causal_config *c,
+                              const int64_t *perm, int64_t k, int64_t kv, blo_causal_net *net,
+                              blo_causal_result *r, char *err, size_t errlen) {
+    if (c->ngrid < 1 || !c->grid)
+        return blo__fail(err, errlen, BLO_ERR_INVALID, "causal: tune grid needs α values");
+    blo_status st = BLO_OK;
+    double best = INFINITY;
+    for (int g = 0; g < c->ngrid && !st; g++) {
+        blo_causal_net_config nc = c->net;
+        nc.alpha = c->grid[g];
+        blo_causal_net cand;
+        if ((st = blo_causal_net_train(&cand, &nc, d, perm, k, NULL, err, errlen))) break;
+        blo__causal_bilevel b;
+        memset(&b, 0, sizeof b);
+        b.net = nc;
+        b.criterion = c->criterion;
+        blo_ctx *bc = blo_ctx_new(0);
+        double v = NAN;
+        st = bc ? blo__causal_bilevel_init(&b, bc, d, perm, k, perm + k, kv, cand.y_mean,
+                                           cand.y_std, BLO_F32)
+                : BLO_ERR_NOMEM;
+        if (!st) st = criterion_of(&cand, &b, &v);
+        blo_ctx_free(bc);
+        if (!st && v < best) {
+            best = v;
+            blo_causal_net_free(net);
+            *net = cand;
+            r->alpha = nc.alpha;
+            r->criterion = v;
+        } else {
+            blo_causal_net_free(&cand);
+        }
+        if (st) st = blo__fail(err, errlen, st, "causal: out of memory");
+    }
+    return st;
+}
+
 blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
                           blo_causal_result *r, char *err, size_t errlen) {
     if (err && errlen) err[0] = 0;
@@ -149,9 +201,12 @@ blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
                        (long long)d->treated, (long long)n);
         goto out;
     }
-    st = blo_causal_net_train(&net, &c->net, d, perm, k, NULL, err, errlen);
-    if (st) goto out;
-    if (c->tune != BLO_CAUSAL_TUNE_NONE) {
+    if (c->tune == BLO_CAUSAL_TUNE_GRID) {
+        if ((st = grid_search(d, c, perm, k, kv, &net, r, err, errlen))) goto out;
+    } else if ((st = blo_causal_net_train(&net, &c->net, d, perm, k, NULL, err, errlen))) {
+        goto out;
+    }
+    if (c->tune == BLO_CAUSAL_TUNE_HYPER || c->tune == BLO_CAUSAL_TUNE_WEIGHTS) {
         b.net = c->net;
         b.tune = c->tune;
         b.criterion = c->criterion;
