@@ -17,7 +17,7 @@
 
 typedef struct causal_cmd {
     blo_causal_config c;
-    const char *data, *model, *tune, *criterion;
+    const char *source, *model, *tune, *criterion;
     const char *treatment, *outcome, *covariates, *mu0, *mu1;
     long long reps, rep_layers, rep_width, head_layers, head_width, steps, batch, seed;
     double alpha, l2, lr;
@@ -61,11 +61,11 @@ static bool cc_configure(cli_task *t) {
                         "with --alpha > 0\n");
         return false;
     }
-    bool ihdp = !strcmp(h->data, "ihdp");
+    bool ihdp = !strcmp(h->source, "ihdp");
     if (!ihdp && (!h->treatment || !h->outcome)) {
         fprintf(stderr, "blo causal: --data %s: a CSV needs --treatment and --outcome (column "
                         "names of its header)\n",
-                h->data);
+                h->source);
         return false;
     }
     if (!ihdp && !h->mu0 != !h->mu1) {
@@ -86,7 +86,7 @@ static void ihdp_path(char *p, size_t n, long long k) {
 static blo_status cc_run(cli_task *t, char *err, size_t errlen) {
     causal_cmd *h = t->user;
     blo_causal_columns cols = {h->treatment, h->outcome, h->covariates, h->mu0, h->mu1};
-    bool ihdp = !strcmp(h->data, "ihdp");
+    bool ihdp = !strcmp(h->source, "ihdp");
     if (!t->quiet)
         fprintf(stderr, "causal: %s, tune %s (criterion %s), %lld replication%s\n",
                 h->c.net.alpha > 0 || h->c.tune == BLO_CAUSAL_TUNE_GRID ? "cfr-mmd" : "tarnet", h->tune, h->criterion, h->reps,
@@ -96,7 +96,7 @@ static blo_status cc_run(cli_task *t, char *err, size_t errlen) {
         if (ihdp)
             ihdp_path(path, sizeof path, k);
         else
-            snprintf(path, sizeof path, "%s", h->data);
+            snprintf(path, sizeof path, "%s", h->source);
         blo_causal_data d;
         blo_status st = blo_causal_load(path, ihdp ? NULL : &cols, &d, err, errlen);
         if (st) return st;
@@ -180,7 +180,7 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
     causal_cmd h;
     memset(&h, 0, sizeof h);
     h.c = blo_causal_config_default();
-    h.grid = "0.1,1,10", h.data = "ihdp", h.model = "tarnet", h.tune = "none", h.criterion = "nn";
+    h.grid = "0.1,1,10", h.source = "ihdp", h.model = "tarnet", h.tune = "none", h.criterion = "nn";
     h.reps = MAX_REPS;
     h.rep_layers = h.c.net.rep_layers, h.rep_width = h.c.net.rep_width;
     h.head_layers = h.c.net.head_layers, h.head_width = h.c.net.head_width;
@@ -189,7 +189,7 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
     cli_task t;
     cli_task_init(&t, &CC, cmd, &h.c.solver, &h);
     cli_opt opts[23 + CLI_TASK_NOPTS] = {
-        {"--data", NULL, CLI_STRING, &h.data, 0, 0, NULL, "ihdp|FILE",
+        {"--data", NULL, CLI_STRING, &h.source, 0, 0, NULL, "ihdp|FILE",
          "the 10 shipped IHDP replications, or a CSV with a header (see --treatment)"},
         {"--reps", NULL, CLI_INT, &h.reps, 1, MAX_REPS, NULL, "N", "IHDP replications 1 .. N"},
         {"--treatment", NULL, CLI_STRING, &h.treatment, 0, 0, NULL, "COL", "CSV: the 0/1 treatment column"},
