@@ -134,8 +134,9 @@ blo_tensor *blo__causal_rows_x(blo_ctx *ctx, const blo_causal_data *d, const int
                 h[i * d->d + j] = d->x[(rows ? rows[i] : i) * d->d + j];
         if (blo_tensor_copy_from_host(X, BLO_F64, h)) X = NULL;
     }
+    if (!h) X = NULL;
     blo_free(h);
-    return h ? X : NULL;
+    return X;
 }
 
 blo_tensor *blo__causal_rows_col(blo_ctx *ctx, const float *v, const int64_t *rows, int64_t k,
@@ -147,8 +148,9 @@ blo_tensor *blo__causal_rows_col(blo_ctx *ctx, const float *v, const int64_t *ro
         for (int64_t i = 0; i < k; i++) h[i] = (v[rows ? rows[i] : i] - shift) * scale;
         if (blo_tensor_copy_from_host(X, BLO_F64, h)) X = NULL;
     }
+    if (!h) X = NULL;
     blo_free(h);
-    return h ? X : NULL;
+    return X;
 }
 
 /* ---- Training ------------------------------------------------------------------------------ */
