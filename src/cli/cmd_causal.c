@@ -141,7 +141,8 @@ static int cc_summary(cli_task *t) {
     if (t->json) {
         printf("{\"task\":\"causal\",\"model\":\"%s\",\"tune\":\"%s\",\"criterion\":\"%s\","
                "\"reps\":%d",
-               h->c.net.alpha > 0 ? "cfr" : "tarnet", h->tune, h->criterion, h->nres);
+               h->c.net.alpha > 0 || h->c.tune == BLO_CAUSAL_TUNE_GRID ? "cfr" : "tarnet", h->tune,
+               h->criterion, h->nres);
         for (int j = 0; j < 4; j++) {
             printf(",\"%s\":", NAMES[j]);
             cli_json_number(stdout, m[j]);
