@@ -17,6 +17,7 @@
 
 #include "blo/autodiff.h"
 #include "blo/bilevel.h"
+#include "blo/causal.h"
 #include "blo/core.h"
 #include "blo/data.h"
 #include "blo/fewshot.h"

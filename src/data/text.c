@@ -211,29 +211,39 @@ static char *trim(char *f) {
 
 #define CSV_MAX_COLS 100000
 
-blo_status blo_csv_parse(const char *buf, size_t len, const char *name, const char *label_column,
-                         blo_dataset *ds, char *err, size_t errlen) {
-    memset(ds, 0, sizeof *ds);
+void blo__table_free(blo__table *t) {
+    if (!t) return;
+    blo_free(t->v);
+    blo_free(t->line);
+    blo_free(t->names);
+    blo_free(t->text);
+    memset(t, 0, sizeof *t);
+}
+
+blo_status blo__csv_table(const char *buf, size_t len, const char *name, bool header,
+                          blo__table *t, char *err, size_t errlen) {
+    memset(t, 0, sizeof *t);
     if (memchr(buf, 0, len))
         return blo__fail(err, errlen, BLO_ERR_FORMAT, "%s: a NUL byte: not a text file", name);
     char *s = nul_copy(buf, len);
-    char **fields = NULL; /* sized from the header: its field count + 1 (to detect extras) */
+    char **fields = NULL; /* sized from the first line: its field count + 1 (to detect extras) */
     int cap = 0;
-    vec xs = {0, 0, 0, sizeof(float)}, ys = {0, 0, 0, sizeof(double)};
+    vec vs = {0, 0, 0, sizeof(double)}, ls = {0, 0, 0, sizeof(int64_t)};
     blo_status st = BLO_OK;
     if (!s) goto nomem;
+    t->text = s;
     char *line = s;
     int64_t ln = 0;
-    int ncols = 0, label = -1;
+    int ncols = 0;
     while (line && *line) {
         ln++;
         char *nl = strchr(line, '\n');
         if (nl) *nl = 0;
         char *cr = strchr(line, '\r');
         if (cr) *cr = 0;
-        char *t = line;
-        while (isspace((unsigned char)*t)) t++;
-        if (!*t) { /* blank line */
+        char *q0 = line;
+        while (isspace((unsigned char)*q0)) q0++;
+        if (!*q0) { /* blank line */
             line = nl ? nl + 1 : NULL;
             continue;
         }
@@ -242,9 +252,8 @@ blo_status blo_csv_parse(const char *buf, size_t len, const char *name, const ch
             int64_t commas = 0;
             for (char *q = line; *q; q++) commas += *q == ',';
             if (commas + 1 > CSV_MAX_COLS) {
-                st = blo__fail(err, errlen, BLO_ERR_FORMAT,
-                                    "%s: line %lld: more than %d columns", name, (long long)ln,
-                                    CSV_MAX_COLS);
+                st = blo__fail(err, errlen, BLO_ERR_FORMAT, "%s: line %lld: more than %d columns",
+                               name, (long long)ln, CSV_MAX_COLS);
                 goto out;
             }
             cap = (int)commas + 2;
@@ -252,75 +261,103 @@ blo_status blo_csv_parse(const char *buf, size_t len, const char *name, const ch
             if (!fields) goto nomem;
         }
         int nf = split_fields(line, fields, cap);
-        if (nf < 0) nf = cap; /* more fields than the header: reported below */
-        if (ncols == 0) { /* the header */
-            if (nf < 2) {
-                st = blo__fail(err, errlen, BLO_ERR_FORMAT,
-                                    "%s: line %lld: the header needs a label and at least one "
-                                    "feature column",
-                                    name, (long long)ln);
-                goto out;
-            }
-            ncols = nf;
-            label = nf - 1;
-            if (label_column) {
-                label = -1;
-                for (int i = 0; i < nf; i++)
-                    if (!strcmp(trim(fields[i]), label_column)) label = i;
-                if (label < 0) {
-                    st = blo__fail(err, errlen, BLO_ERR_FORMAT,
-                                        "%s: line %lld: no column named '%s' in the header", name,
-                                        (long long)ln, label_column);
-                    goto out;
-                }
-            }
-        } else {
-            if (nf != ncols) {
-                st = blo__fail(err, errlen, BLO_ERR_FORMAT,
-                                    "%s: line %lld: %s%d fields, the header has %d", name,
-                                    (long long)ln, nf == cap ? "at least " : "", nf, ncols);
-                goto out;
-            }
-            for (int i = 0; i < nf; i++) {
-                int colno = (int)(fields[i] - base) + 1;
-                char *f = trim(fields[i]);
-                double v;
-                const char *e;
-                if (!parse_num(f, &e, &v) || *e) {
-                    st = blo__fail(err, errlen, BLO_ERR_FORMAT,
-                                        "%s: line %lld, column %d: field '%.40s' is not a finite "
-                                        "number",
-                                        name, (long long)ln, colno, f);
-                    goto out;
-                }
-                if (i == label) {
-                    if (!vec_push(&ys, &v)) goto nomem;
-                } else {
-                    float fv = (float)v;
-                    if (!vec_push(&xs, &fv)) goto nomem;
-                }
-            }
+        if (nf < 0) nf = cap; /* more fields than the first line: reported below */
+        if (ncols == 0) ncols = nf;
+        if (header && !t->names) { /* the header */
+            t->header_line = ln;
+            t->names = blo_malloc(sizeof(char *) * (size_t)nf);
+            if (!t->names) goto nomem;
+            for (int i = 0; i < nf; i++) t->names[i] = trim(fields[i]);
+            line = nl ? nl + 1 : NULL;
+            continue;
         }
+        if (nf != ncols) {
+            st = blo__fail(err, errlen, BLO_ERR_FORMAT, "%s: line %lld: %s%d fields, %s has %d",
+                           name, (long long)ln, nf == cap ? "at least " : "", nf,
+                           header ? "the header" : "the first line", ncols);
+            goto out;
+        }
+        for (int i = 0; i < nf; i++) {
+            int colno = (int)(fields[i] - base) + 1;
+            char *f = trim(fields[i]);
+            double v;
+            const char *e;
+            if (!parse_num(f, &e, &v) || *e) {
+                st = blo__fail(err, errlen, BLO_ERR_FORMAT,
+                               "%s: line %lld, column %d: field '%.40s' is not a finite number",
+                               name, (long long)ln, colno, f);
+                goto out;
+            }
+            if (!vec_push(&vs, &v)) goto nomem;
+        }
+        if (!vec_push(&ls, &ln)) goto nomem;
         line = nl ? nl + 1 : NULL;
     }
     if (ncols == 0) {
-        st = blo__fail(err, errlen, BLO_ERR_FORMAT, "%s: empty file (no header)", name);
+        st = blo__fail(err, errlen, BLO_ERR_FORMAT, "%s: empty file%s", name,
+                       header ? " (no header)" : "");
         goto out;
     }
-    ds->n = (int64_t)ys.n;
-    ds->d = ncols - 1;
-    ds->x = xs.p ? xs.p : blo_malloc(sizeof(float));
-    ds->y = ys.p ? ys.p : blo_malloc(sizeof(double));
-    xs.p = ys.p = NULL;
-    if (!ds->x || !ds->y || !blo__dataset_classes(ds)) goto nomem;
+    t->cols = ncols;
+    t->rows = (int64_t)ls.n;
+    t->v = vs.p ? vs.p : blo_malloc(sizeof(double));
+    t->line = ls.p ? ls.p : blo_malloc(sizeof(int64_t));
+    vs.p = ls.p = NULL;
+    if (!t->v || !t->line) goto nomem;
     goto out;
 nomem:
     st = blo__fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", name);
 out:
     blo_free(fields);
-    blo_free(xs.p);
-    blo_free(ys.p);
-    blo_free(s);
+    blo_free(vs.p);
+    blo_free(ls.p);
+    if (st) blo__table_free(t);
+    return st;
+}
+
+int blo__table_column(const blo__table *t, const char *col) {
+    for (int i = 0; t->names && i < t->cols; i++)
+        if (!strcmp(t->names[i], col)) return i;
+    return -1;
+}
+
+blo_status blo_csv_parse(const char *buf, size_t len, const char *name, const char *label_column,
+                         blo_dataset *ds, char *err, size_t errlen) {
+    memset(ds, 0, sizeof *ds);
+    blo__table t;
+    blo_status st = blo__csv_table(buf, len, name, true, &t, err, errlen);
+    if (st) return st;
+    int label = t.cols - 1;
+    if (t.cols < 2) {
+        st = blo__fail(err, errlen, BLO_ERR_FORMAT,
+                       "%s: line %lld: the header needs a label and at least one feature column",
+                       name, (long long)t.header_line);
+        goto out;
+    }
+    if (label_column && (label = blo__table_column(&t, label_column)) < 0) {
+        st = blo__fail(err, errlen, BLO_ERR_FORMAT, "%s: line %lld: no column named '%s' in the header",
+                       name, (long long)t.header_line, label_column);
+        goto out;
+    }
+    ds->n = t.rows;
+    ds->d = t.cols - 1;
+    ds->x = blo_malloc(sizeof(float) * (size_t)(ds->n * ds->d + 1));
+    ds->y = blo_malloc(sizeof(double) * (size_t)(ds->n + 1));
+    if (!ds->x || !ds->y) goto nomem;
+    for (int64_t i = 0; i < t.rows; i++) {
+        float *xr = ds->x + i * ds->d;
+        for (int j = 0; j < t.cols; j++) {
+            double v = t.v[i * t.cols + j];
+            if (j == label) ds->y[i] = v;
+            else *xr++ = (float)v;
+        }
+    }
+    if (!blo__dataset_classes(ds)) goto nomem;
+    goto out;
+nomem:
+    st = blo__fail(err, errlen, BLO_ERR_NOMEM, "%s: out of memory", name);
+out:
+    blo__table_free(&t);
     if (st) blo_dataset_free(ds);
     return st;
 }

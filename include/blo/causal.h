@@ -1,0 +1,168 @@
+/* blo/causal.h — individual treatment effects from observational data (`blo causal`):
+ * the data (IHDP and a user's CSV), TARNet and CFR-MMD, and their scores.
+ *
+ * Units i have covariates x_i, a treatment t_i ∈ {0, 1} and a factual outcome y_i = Y_i(t_i);
+ * the effect τ_i = Y_i(1) − Y_i(0) is never observed. Semi-synthetic data (IHDP) also carry the
+ * noiseless potential outcomes mu0, mu1, used only to score:
+ *     √PEHE = sqrt(mean_i ((ŷ1_i − ŷ0_i) − (mu1_i − mu0_i))²)
+ *     ε_ATE = |mean_i (ŷ1_i − ŷ0_i) − mean_i (mu1_i − mu0_i)|
+ * Without mu0 / mu1 the nearest-neighbour PEHE of Shalit, Johansson, Sontag (ICML 2017)
+ * imputes each unit's missing outcome by its nearest neighbour (Euclidean in x) in the other
+ * arm: τ_nn_i = y_i − y_nn(i) when t_i = 1, y_nn(i) − y_i when t_i = 0. */
+#ifndef BLO_CAUSAL_H
+#define BLO_CAUSAL_H
+#pragma GCC visibility push(default)
+
+#include "blo/bilevel.h"
+#include "blo/core.h"
+#include "blo/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Data ---------------------------------------------------------------------------------- */
+
+typedef struct blo_causal_data {
+    int64_t n, d;
+    float *x;         /* [n, d] covariates, row-major */
+    float *t;         /* [n] treatment, 0 or 1 */
+    float *y;         /* [n] factual outcome */
+    float *mu0, *mu1; /* [n] noiseless potential outcomes (scoring only), or both NULL */
+    int64_t treated;  /* units with t = 1 */
+} blo_causal_data;
+
+/* Which columns of a CSV with a header line hold what. covariates: names separated by '|'
+ * (e.g. "age|dose"), or NULL for every column that is not named here. mu0 / mu1: both or
+ * neither. */
+typedef struct blo_causal_columns {
+    const char *treatment, *outcome, *covariates, *mu0, *mu1;
+} blo_causal_columns;
+
+/* cols NULL reads the IHDP layout of Shalit et al. / the CEVAE distribution: no header, 30
+ * columns treatment, y_factual, y_cfactual, mu0, mu1, x1 .. x25 (y_cfactual is ignored).
+ * Errors (BLO_ERR_FORMAT) name the file and line: a field that is not a finite number (with
+ * its column), a treatment that is not 0 or 1, a row with another field count, a missing
+ * column, an empty file, a file with only one arm. */
+blo_status blo_causal_parse(const char *buf, size_t len, const char *name,
+                            const blo_causal_columns *cols, blo_causal_data *out, char *err,
+                            size_t errlen);
+blo_status blo_causal_load(const char *path, const blo_causal_columns *cols,
+                           blo_causal_data *out, char *err, size_t errlen);
+void blo_causal_data_free(blo_causal_data *d);
+
+/* ---- Scores -------------------------------------------------------------------------------- */
+
+/* √PEHE and ε_ATE of estimated effects tau[n] against the truth mu1 − mu0 (formulas above). */
+double blo_causal_pehe(int64_t n, const double *tau, const float *mu0, const float *mu1);
+double blo_causal_ate_error(int64_t n, const double *tau, const float *mu0, const float *mu1);
+/* The nearest-neighbour imputed effects of units rows[0..k) (rows NULL: 0..k-1), neighbours
+ * sought among the same rows in the other arm (ties: the lowest row). tau_nn[k] receives
+ * them. BLO_ERR_INVALID when one arm is empty among the rows. */
+blo_status blo_causal_nn_effects(const blo_causal_data *d, const int64_t *rows, int64_t k,
+                                 double *tau_nn);
+
+/* ---- TARNet and CFR ---------------------------------------------------------------------
+ * A representation Φ: R^d → R^{rep_width} (rep_layers ELU layers) and two heads h_0, h_1
+ * (head_layers ELU layers of head_width, then a linear output), ŷ_t(x) = h_t(Φ(x)). Trained
+ * on the units of the training rows by Adam on
+ *     L = Σ_i w_i (h_{t_i}(Φ(x_i)) − y_i)² / Σ_i w_i + α IPM(Φ_treated, Φ_control)
+ *         + Σ_l λ_l ‖W_l‖²
+ * with w_i = u_i r_i: u_i the unit weights (1 by default), r_i = n / (2 n_{t_i}) the arm
+ * weights of the batch (reweight) or 1, outcomes standardised on the training
+ * rows, IPM the (linear-kernel) MMD² ‖mean Φ_treated − mean Φ_control‖² on the unit-norm
+ * representation. TARNet is α = 0 (no normalisation); CFR-MMD is α > 0. */
+typedef struct blo_causal_net_config {
+    int rep_layers, rep_width;   /* 3, 200 */
+    int head_layers, head_width; /* 3, 100 */
+    double alpha;                /* IPM weight, 0 = TARNet */
+    double l2;                   /* λ for every weight matrix (biases free); 1e-4 */
+    double lr;                   /* Adam's step, 1e-3 */
+    int64_t steps;               /* 3000 */
+    int64_t batch;               /* 100; 0 = all training rows each step */
+    uint64_t seed;
+    int reweight;  /* 1: each arm's units weighted 1 / (2 n_arm / n) (Shalit et al.'s w_i); 1 */
+    int normalize; /* 1: Φ scaled to unit norm also for TARNet (always for α > 0); 0 */
+} blo_causal_net_config;
+
+blo_causal_net_config blo_causal_net_default(void);
+
+/* A trained network: parameters (in its own context) and the outcome scale. */
+typedef struct blo_causal_net {
+    blo_ctx *ctx;
+    blo_causal_net_config cfg;
+    int np;                 /* number of parameter tensors */
+    blo_tensor **params;    /* rep (W, b) x rep_layers, then head 0, then head 1 */
+    double y_mean, y_std;   /* the training outcomes' scale */
+} blo_causal_net;
+
+/* Trains a network on rows train[0..k) of d. unit_weight[k] (NULL: all 1) weights the
+ * factual loss. */
+blo_status blo_causal_net_train(blo_causal_net *net, const blo_causal_net_config *cfg,
+                                const blo_causal_data *d, const int64_t *train, int64_t k,
+                                const double *unit_weight, char *err, size_t errlen);
+/* The estimated effects ŷ1 − ŷ0 (in the data's units) of rows[0..k) (NULL: 0..k-1). */
+blo_status blo_causal_net_effects(const blo_causal_net *net, const blo_causal_data *d,
+                                  const int64_t *rows, int64_t k, double *tau);
+void blo_causal_net_free(blo_causal_net *net);
+
+
+/* ---- One replication: split, train (and tune), score ----------------------------------------
+ * The units are shuffled (split_seed) and cut 63 / 27 / 10 (Shalit et al.): train, validation,
+ * test. Within-sample scores are over train + validation (the units the method saw, their
+ * effects unobserved), out-of-sample over test.
+ *
+ * tune:
+ *   none     the network of net, trained on the training units (validation unused).
+ *   hyper    x = (log α, log λ_1 .. log λ_L), α the IPM weight and λ_l the L2 strength of
+ *            weight matrix l; y the network; lower level the training loss of causal.h,
+ *            upper level the criterion on the validation units; the network is first trained
+ *            as for none, then the solver (solver: method, T inner steps, warm start) runs
+ *            outer_iters iterations from there.
+ *   weights  x = one log-weight per training unit, u_i = exp(x_i) in the factual loss; the
+ *            rest as hyper.
+ *   grid     the network trained once per α of grid (net.alpha ignored); the one with the
+ *            lowest criterion on the validation units is kept.
+ * criterion (the upper level; neither reads mu0 / mu1):
+ *   nn       the nearest-neighbour PEHE of the validation units: mean_i (τ̂_i − τ_nn_i)²,
+ *            τ_nn imputed within the validation units. It scores the effect itself, which is
+ *            what the model is for; its noise is the imputation's.
+ *   factual  the factual squared error on the validation units, each arm weighted by
+ *            n / (2 n_arm) so the arms count equally. It scores outcomes, not their difference. */
+typedef enum blo_causal_tune {
+    BLO_CAUSAL_TUNE_NONE = 0,
+    BLO_CAUSAL_TUNE_HYPER,
+    BLO_CAUSAL_TUNE_WEIGHTS,
+    BLO_CAUSAL_TUNE_GRID /* α from grid[0..ngrid): one training each, the lowest criterion wins */
+} blo_causal_tune;
+typedef enum blo_causal_criterion { BLO_CAUSAL_NN = 0, BLO_CAUSAL_FACTUAL } blo_causal_criterion;
+
+typedef struct blo_causal_config {
+    blo_causal_net_config net;
+    blo_causal_tune tune;
+    blo_causal_criterion criterion;
+    blo_config solver; /* tune hyper / weights: method, inner, inner_steps, outer, outer_iters */
+    uint64_t split_seed;
+    const double *grid; /* tune grid: the α values tried */
+    int ngrid;
+} blo_causal_config;
+
+/* Defaults: the net's defaults, tune none, criterion nn, split seed 1; solver rhg, T = 10
+ * SGD steps (lr 0.01) warm-started, outer Adam lr 0.05, 100 outer iterations. */
+blo_causal_config blo_causal_config_default(void);
+
+typedef struct blo_causal_result {
+    double pehe_in, pehe_out, ate_in, ate_out; /* NAN without mu0 / mu1 */
+    double criterion;                          /* the upper criterion on validation at the end */
+    double alpha, l2_mean;                     /* tune hyper: the learned α and mean λ */
+    int64_t n_train, n_val, n_test;
+} blo_causal_result;
+
+blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
+                          blo_causal_result *r, char *err, size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+#pragma GCC visibility pop
+#endif

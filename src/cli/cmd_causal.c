@@ -1,0 +1,227 @@
+/* cmd_causal.c — `blo causal`: TARNet / CFR-MMD on IHDP or a user's CSV, trained plainly or
+ * tuned by a bilevel solve, scored per replication and as mean ± standard error; a thin layer
+ * over blo_causal_run (include/blo/causal.h) in the task frame. */
+#include "task_frame.h"
+
+#include "blo/blo.h"
+#include "blo/causal.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_REPS 10
+
+typedef struct causal_cmd {
+    blo_causal_config c;
+    const char *source, *model, *tune, *criterion;
+    const char *treatment, *outcome, *covariates, *mu0, *mu1;
+    long long reps, rep_layers, rep_width, head_layers, head_width, steps, batch, seed;
+    double alpha, l2, lr;
+    int no_reweight, normalize;
+    const char *grid;
+    double gridv[16];
+    int nres;
+    blo_causal_result r[MAX_REPS];
+} causal_cmd;
+
+static bool cc_configure(cli_task *t) {
+    causal_cmd *h = t->user;
+    blo_causal_config *c = &h->c;
+    c->net.rep_layers = (int)h->rep_layers, c->net.rep_width = (int)h->rep_width;
+    c->net.head_layers = (int)h->head_layers, c->net.head_width = (int)h->head_width;
+    c->net.alpha = strcmp(h->model, "cfr") ? 0.0 : h->alpha;
+    c->net.l2 = h->l2, c->net.lr = h->lr, c->net.steps = h->steps, c->net.batch = h->batch;
+    c->net.seed = (uint64_t)h->seed;
+    c->net.reweight = !h->no_reweight, c->net.normalize = h->normalize;
+    c->solver.seed = (uint64_t)h->seed;
+    c->tune = !strcmp(h->tune, "hyper")     ? BLO_CAUSAL_TUNE_HYPER
+              : !strcmp(h->tune, "weights") ? BLO_CAUSAL_TUNE_WEIGHTS
+              : !strcmp(h->tune, "grid")    ? BLO_CAUSAL_TUNE_GRID
+                                            : BLO_CAUSAL_TUNE_NONE;
+    c->ngrid = 0;
+    for (const char *p = h->grid; c->tune == BLO_CAUSAL_TUNE_GRID && *p;) {
+        char *e;
+        double v = strtod(p, &e);
+        if (e == p || !(v >= 0) || !isfinite(v) || (*e && *e != ',') || c->ngrid == 16) {
+            fprintf(stderr, "blo causal: bad value '%s' for --grid: expected up to 16 "
+                            "comma-separated α >= 0\n", h->grid);
+            return false;
+        }
+        h->gridv[c->ngrid++] = v;
+        p = *e ? e + 1 : e;
+    }
+    c->grid = h->gridv;
+    c->criterion = strcmp(h->criterion, "factual") ? BLO_CAUSAL_NN : BLO_CAUSAL_FACTUAL;
+    if (c->tune == BLO_CAUSAL_TUNE_HYPER && c->net.alpha <= 0) {
+        fprintf(stderr, "blo causal: --tune hyper learns the IPM weight α: use --model cfr "
+                        "with --alpha > 0\n");
+        return false;
+    }
+    bool ihdp = !strcmp(h->source, "ihdp");
+    if (!ihdp && (!h->treatment || !h->outcome)) {
+        fprintf(stderr, "blo causal: --data %s: a CSV needs --treatment and --outcome (column "
+                        "names of its header)\n",
+                h->source);
+        return false;
+    }
+    if (!ihdp && !h->mu0 != !h->mu1) {
+        fprintf(stderr, "blo causal: give --mu0 and --mu1 together, or neither\n");
+        return false;
+    }
+    if (!ihdp) h->reps = 1;
+    t->total = h->reps;
+    return true;
+}
+
+/* The committed IHDP replication k (1-based): the installed copy, else the source tree's. */
+static void ihdp_path(char *p, size_t n, long long k) {
+    snprintf(p, n, "%s/ihdp/ihdp_npci_%lld.csv", BLO_DATA_INSTALL, k);
+    if (access(p, R_OK)) snprintf(p, n, "%s/ihdp/ihdp_npci_%lld.csv", BLO_DATA_SOURCE, k);
+}
+
+static blo_status cc_run(cli_task *t, char *err, size_t errlen) {
+    causal_cmd *h = t->user;
+    blo_causal_columns cols = {h->treatment, h->outcome, h->covariates, h->mu0, h->mu1};
+    bool ihdp = !strcmp(h->source, "ihdp");
+    if (!t->quiet)
+        fprintf(stderr, "causal: %s, tune %s (criterion %s), %lld replication%s\n",
+                h->c.net.alpha > 0 || h->c.tune == BLO_CAUSAL_TUNE_GRID ? "cfr-mmd" : "tarnet", h->tune, h->criterion, h->reps,
+                h->reps > 1 ? "s" : "");
+    for (long long k = 1; k <= h->reps; k++) {
+        char path[1024];
+        if (ihdp)
+            ihdp_path(path, sizeof path, k);
+        else
+            snprintf(path, sizeof path, "%s", h->source);
+        blo_causal_data d;
+        blo_status st = blo_causal_load(path, ihdp ? NULL : &cols, &d, err, errlen);
+        if (st) return st;
+        h->c.split_seed = (uint64_t)h->seed + (uint64_t)k;
+        st = blo_causal_run(&d, &h->c, &h->r[k - 1], err, errlen);
+        blo_causal_data_free(&d);
+        if (st) return st;
+        h->nres = (int)k;
+        const blo_causal_result *r = &h->r[k - 1];
+        char status[160];
+        snprintf(status, sizeof status, "rep %lld: sqrt PEHE in %.3f out %.3f", k, r->pehe_in,
+                 r->pehe_out);
+        double row[7] = {(double)k, r->pehe_in, r->pehe_out, r->ate_in, r->ate_out, r->criterion,
+                         r->alpha};
+        cli_task_iter(t, k, status, row);
+    }
+    return BLO_OK;
+}
+
+/* Mean and standard error (s / √n) of field off over the results. */
+static void mean_se(const causal_cmd *h, size_t off, double *m, double *se) {
+    double s = 0, q = 0;
+    for (int i = 0; i < h->nres; i++) s += *(const double *)((const char *)&h->r[i] + off);
+    *m = s / h->nres;
+    for (int i = 0; i < h->nres; i++) {
+        double e = *(const double *)((const char *)&h->r[i] + off) - *m;
+        q += e * e;
+    }
+    *se = h->nres > 1 ? sqrt(q / (h->nres - 1) / h->nres) : NAN;
+}
+
+static const size_t FIELDS[4] = {offsetof(blo_causal_result, pehe_in),
+                                 offsetof(blo_causal_result, pehe_out),
+                                 offsetof(blo_causal_result, ate_in),
+                                 offsetof(blo_causal_result, ate_out)};
+static const char *const NAMES[4] = {"pehe_in", "pehe_out", "ate_in", "ate_out"};
+
+static int cc_summary(cli_task *t) {
+    causal_cmd *h = t->user;
+    double m[4], se[4];
+    for (int j = 0; j < 4; j++) mean_se(h, FIELDS[j], &m[j], &se[j]);
+    if (t->json) {
+        printf("{\"task\":\"causal\",\"model\":\"%s\",\"tune\":\"%s\",\"criterion\":\"%s\","
+               "\"reps\":%d",
+               h->c.net.alpha > 0 || h->c.tune == BLO_CAUSAL_TUNE_GRID ? "cfr" : "tarnet", h->tune,
+               h->criterion, h->nres);
+        for (int j = 0; j < 4; j++) {
+            printf(",\"%s\":", NAMES[j]);
+            cli_json_number(stdout, m[j]);
+            printf(",\"%s_se\":", NAMES[j]);
+            cli_json_number(stdout, se[j]);
+        }
+        printf(",\"per_rep\":[");
+        for (int i = 0; i < h->nres; i++) {
+            printf("%s[", i ? "," : "");
+            for (int j = 0; j < 4; j++) {
+                if (j) printf(",");
+                cli_json_number(stdout, *(const double *)((const char *)&h->r[i] + FIELDS[j]));
+            }
+            printf("]");
+        }
+        printf("]}\n");
+        return CLI_EXIT_OK;
+    }
+    printf("causal effects: %s, tune %s (criterion %s)\n", h->c.net.alpha > 0 || h->c.tune == BLO_CAUSAL_TUNE_GRID ? "CFR-MMD" : "TARNet",
+           h->tune, h->criterion);
+    printf("  rep  PEHE^.5 in  PEHE^.5 out  eps_ATE in  eps_ATE out  criterion  alpha\n");
+    for (int i = 0; i < h->nres; i++)
+        printf("  %-4d %10.3f %12.3f %11.3f %12.3f %10.4f  %.3g\n", i + 1, h->r[i].pehe_in,
+               h->r[i].pehe_out, h->r[i].ate_in, h->r[i].ate_out, h->r[i].criterion,
+               h->r[i].alpha);
+    printf("  mean %10.3f %12.3f %11.3f %12.3f\n", m[0], m[1], m[2], m[3]);
+    printf("  s.e. %10.3f %12.3f %11.3f %12.3f\n", se[0], se[1], se[2], se[3]);
+    return CLI_EXIT_OK;
+}
+
+static const char *const CC_COLS[7] = {"rep",     "pehe_in",   "pehe_out", "ate_in",
+                                       "ate_out", "criterion", "alpha"};
+static const cli_task_def CC = {"causal", 7, CC_COLS, cc_configure, cc_run, cc_summary, NULL};
+
+int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
+    causal_cmd h;
+    memset(&h, 0, sizeof h);
+    h.c = blo_causal_config_default();
+    h.grid = "0.1,1,10", h.source = "ihdp", h.model = "tarnet", h.tune = "none", h.criterion = "nn";
+    h.reps = MAX_REPS;
+    h.rep_layers = h.c.net.rep_layers, h.rep_width = h.c.net.rep_width;
+    h.head_layers = h.c.net.head_layers, h.head_width = h.c.net.head_width;
+    h.steps = h.c.net.steps, h.batch = h.c.net.batch, h.seed = 0;
+    h.alpha = 1.0, h.l2 = h.c.net.l2, h.lr = h.c.net.lr;
+    cli_task t;
+    cli_task_init(&t, &CC, cmd, &h.c.solver, &h);
+    cli_opt opts[23 + CLI_TASK_NOPTS] = {
+        {"--data", NULL, CLI_STRING, &h.source, 0, 0, NULL, "ihdp|FILE",
+         "the 10 shipped IHDP replications, or a CSV with a header (see --treatment)"},
+        {"--reps", NULL, CLI_INT, &h.reps, 1, MAX_REPS, NULL, "N", "IHDP replications 1 .. N"},
+        {"--treatment", NULL, CLI_STRING, &h.treatment, 0, 0, NULL, "COL", "CSV: the 0/1 treatment column"},
+        {"--outcome", NULL, CLI_STRING, &h.outcome, 0, 0, NULL, "COL", "CSV: the factual outcome column"},
+        {"--covariates", NULL, CLI_STRING, &h.covariates, 0, 0, NULL, "A|B|..",
+         "CSV: covariate columns (default: every other column)"},
+        {"--mu0", NULL, CLI_STRING, &h.mu0, 0, 0, NULL, "COL", "CSV: true E[Y(0)|x], for scoring only"},
+        {"--mu1", NULL, CLI_STRING, &h.mu1, 0, 0, NULL, "COL", "CSV: true E[Y(1)|x], for scoring only"},
+        {"--model", NULL, CLI_CHOICE, &h.model, 0, 0, "tarnet|cfr", "M",
+         "tarnet: L = factual MSE + L2; cfr: + alpha ‖mean Φ_t − mean Φ_c‖² on unit-norm Φ"},
+        {"--alpha", NULL, CLI_DOUBLE, &h.alpha, 0, 1e9, NULL, "A", "IPM weight of --model cfr (start of --tune hyper)"},
+        {"--l2", NULL, CLI_DOUBLE, &h.l2, 0, 1e9, NULL, "L", "L2 strength of every weight matrix (start of --tune hyper)"},
+        {"--tune", NULL, CLI_CHOICE, &h.tune, 0, 0, "none|hyper|weights|grid", "T",
+         "none: train once; hyper: x = log(alpha, L2 per matrix); weights: x = log unit "
+         "weights; grid: best alpha of --grid by the criterion"},
+        {"--grid", NULL, CLI_STRING, &h.grid, 0, 0, NULL, "A,B,..", "alpha values of --tune grid"},
+        {"--criterion", NULL, CLI_CHOICE, &h.criterion, 0, 0, "nn|factual", "C",
+         "upper level: nn = mean (τ̂ − τ_nn)² on validation (scores the effect itself); factual "
+         "= arm-balanced validation MSE"},
+        {"--rep-layers", NULL, CLI_INT, &h.rep_layers, 1, 100, NULL, "N", "representation layers"},
+        {"--rep-width", NULL, CLI_INT, &h.rep_width, 1, 1e5, NULL, "N", "representation width"},
+        {"--head-layers", NULL, CLI_INT, &h.head_layers, 0, 100, NULL, "N", "hidden layers per head"},
+        {"--head-width", NULL, CLI_INT, &h.head_width, 1, 1e5, NULL, "N", "head width"},
+        {"--steps", NULL, CLI_INT, &h.steps, 0, 1e9, NULL, "N", "Adam steps of the (pre)training"},
+        {"--batch", NULL, CLI_INT, &h.batch, 0, 1e9, NULL, "B", "minibatch (0: all training units)"},
+        {"--lr", NULL, CLI_DOUBLE, &h.lr, 1e-12, 1e6, NULL, "LR", "Adam step of the training"},
+        {"--no-reweight", NULL, CLI_FLAG, &h.no_reweight, 0, 0, NULL, NULL,
+         "factual loss unweighted (default: each arm's units weighted n / (2 n_arm))"},
+        {"--normalize", NULL, CLI_FLAG, &h.normalize, 0, 0, NULL, NULL,
+         "unit-norm representation also for tarnet (always for cfr)"},
+        {"--seed", NULL, CLI_INT, &h.seed, 0, 9e18, NULL, "S", "initial network; replication k splits with S + k"},
+    };
+    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 23));
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# test_causal.sh — `blo causal` end to end with tiny networks: the shipped IHDP replications,
+# a generated CSV with named columns (scores present with --mu0/--mu1, absent without), every
+# --tune, the JSON summary's fields and their consistency, and malformed input named by file
+# and line. Usage: test_causal.sh <blo binary> <source dir>.
+set -uo pipefail
+blo=${1:?usage: test_causal.sh <blo binary> <source dir>}
+src=${2:?usage: test_causal.sh <blo binary> <source dir>}
+. "$(dirname "$0")/lib.sh"
+export OMP_NUM_THREADS=1
+
+python3 - "$tmp" <<'PY'
+import random, sys
+r = random.Random(5)
+with open(sys.argv[1] + "/obs.csv", "w") as f:
+    f.write("age,dose,treat,y,m0,m1\n")
+    for i in range(120):
+        a, b = r.gauss(0, 1), r.gauss(0, 1)
+        t = 1 if r.random() < 0.4 else 0
+        m0, m1 = a, a + 2 + b
+        f.write("%.4f,%.4f,%d,%.4f,%.4f,%.4f\n" % (a, b, t, (m1 if t else m0) + r.gauss(0, 0.1), m0, m1))
+PY
+fast=(--threads 1 -q --steps 40 --rep-layers 1 --rep-width 8 --head-layers 1 --head-width 8 --outer 2 --inner 2)
+
+expect_rc 0 causal --reps 2 "${fast[@]}" --json
+check "IHDP: 2 replications, finite scores" json_ok "$tmp/out" \
+    'd["reps"] == 2 and len(d["per_rep"]) == 2 and 0 < d["pehe_out"] < 20 and abs(d["pehe_out"] - (d["per_rep"][0][1] + d["per_rep"][1][1]) / 2) < 1e-9'
+for tune in "hyper --model cfr" "weights" "weights --criterion factual" "grid --grid 0.1,1"; do
+    expect_rc 0 causal --reps 1 "${fast[@]}" --tune $tune --json
+    check "--tune $tune" json_ok "$tmp/out" 'd["reps"] == 1 and d["pehe_in"] > 0'
+done
+expect_rc 0 causal --data "$tmp/obs.csv" --treatment treat --outcome y --mu0 m0 --mu1 m1 "${fast[@]}" --json
+check "CSV: scored against mu0/mu1" json_ok "$tmp/out" 'd["reps"] == 1 and d["pehe_out"] > 0'
+expect_rc 0 causal --data "$tmp/obs.csv" --treatment treat --outcome y --covariates 'age|dose' "${fast[@]}" --json
+check "CSV without the truth: no scores" json_ok "$tmp/out" 'd["pehe_out"] is None'
+
+# Bad input: a positioned message, exit 2, before any training.
+expect_rc 2 causal --data "$src/tests/data/bad/causal-treatment.csv" --treatment treat --outcome y
+check "a treatment that is not 0/1 is named by line" grep -q 'causal-treatment.csv: line 3, field 1: the treatment is 2' "$tmp/err"
+expect_rc 2 causal --data "$tmp/obs.csv" --treatment treat --outcome nosuch
+check "a missing column is named" grep -q "no column named 'nosuch'" "$tmp/err"
+expect_rc 2 causal --data "$tmp/obs.csv" --treatment treat
+check "--outcome is required for a CSV" grep -q -- '--outcome' "$tmp/err"
+expect_rc 2 causal --tune hyper
+check "--tune hyper needs cfr" grep -q 'model cfr' "$tmp/err"
+expect_rc 2 causal --tune grid --grid 1,x
+check "a bad --grid is named" grep -q -- "--grid" "$tmp/err"
+cli_finish test_causal
