@@ -148,6 +148,31 @@ int main(void) {
         TU_CHECK(e < prev, "trhg error must shrink with K: K=%d error %.3g, before %.3g", K, e, prev);
         prev = e;
     }
+    /* trhg against an independent reference: rhg over K steps started from y_{T-K} (the
+     * iterate T - K steps of the same dynamics reach from y_0) reverses through exactly the
+     * steps trhg keeps, so the two agree to round-off; keeping K - 1 or K + 1 steps does not. */
+    {
+        blo_tensor *y0_saved = blo_clone(r.ctx, r.y0);
+        for (int K = 1; K <= 16; K *= 4) {
+            blo_config a = c;
+            a.method = "rhg";
+            a.inner_steps = c.inner_steps - K;
+            blo_solver *s = make(&r, a);
+            double tmp[RIDGE_MAXD], *o[1] = {tmp};
+            TU_CHECK(s && blo_solver_hypergrad(s, o) == BLO_OK, "rhg to y_{T-K}");
+            if (!s) break;
+            blo_copy_into(r.y0, blo_solver_y(s, 0)); /* y_{T-K} becomes the start */
+            blo_solver_free(s);
+            double ref[RIDGE_MAXD];
+            a.inner_steps = K;
+            hypergrad(&r, a, ref);
+            blo_copy_into(r.y0, y0_saved);
+            c.trhg_window = K;
+            hypergrad(&r, c, hg);
+            TU_CHECK(max_rel(d, hg, ref) < 1e-10, "trhg K=%d vs rhg over K steps from y_{T-K}: %.3g",
+                     K, max_rel(d, hg, ref));
+        }
+    }
 
     /* Reverse mode through every inner optimizer, a learned step size and a learned start,
      * against finite differences of the unrolled objective (exact for any T). */
