@@ -42,6 +42,7 @@ typedef struct opts {
     uint64_t seed;
     int T, K, threads, repeats;
     double lr;
+    int checkpoints; /* rhg_ckpt's segment length (0: ⌈√T⌉; T: the whole trajectory recorded) */
 } opts;
 
 static int usage(const char *msg) {
@@ -49,7 +50,8 @@ static int usage(const char *msg) {
     fprintf(stderr, "usage: bench_hypergrad --write-data FILE [--n 5000] [--nv 5000] [--d 784] "
                     "[--classes 10] [--seed 1]\n"
                     "       bench_hypergrad --data FILE --method NAME|list [--T 100] [--K 10] "
-                    "[--lr 0.03] [--threads 1] [--repeats 5] [--hg-out FILE]\n");
+                    "[--lr 0.03] [--threads 1] [--repeats 5] [--hg-out FILE]\n"
+                    "       [--checkpoints S]  (rhg_ckpt: segment length, 0 = ceil(sqrt T))\n");
     return 2;
 }
 
@@ -166,6 +168,7 @@ static int bench_method(const opts *o, dataset *ds, double rss_base) {
     c.inner = blo_opt_sgd(o->lr);
     c.inner_steps = o->T;
     c.trhg_window = c.neumann_terms = c.solve_iters = o->K;
+    c.checkpoints = o->checkpoints;
     blo_solver *s = blo_solver_new(&p, &c, err, sizeof err);
     if (!s) {
         fprintf(stderr, "bench_hypergrad: %s refuses: %s\n", o->method, err);
@@ -251,6 +254,8 @@ static int parse(int argc, char **argv, opts *o) {
             o->T = atoi(v);
         else if (!strcmp(a, "--K") && v)
             o->K = atoi(v);
+        else if (!strcmp(a, "--checkpoints") && v)
+            o->checkpoints = atoi(v);
         else if (!strcmp(a, "--lr") && v)
             o->lr = atof(v);
         else if (!strcmp(a, "--threads") && v)
@@ -263,11 +268,11 @@ static int parse(int argc, char **argv, opts *o) {
         }
     }
     return o->n > 0 && o->nv > 0 && o->d > 0 && o->classes > 1 && o->T >= 0 && o->K >= 1 &&
-           o->threads >= 1 && o->repeats >= 1 && o->lr > 0;
+           o->threads >= 1 && o->repeats >= 1 && o->lr > 0 && o->checkpoints >= 0;
 }
 
 int main(int argc, char **argv) {
-    opts o = {NULL, NULL, NULL, NULL, 5000, 5000, 784, 10, 1, 100, 10, 1, 5, 0.03};
+    opts o = {NULL, NULL, NULL, NULL, 5000, 5000, 784, 10, 1, 100, 10, 1, 5, 0.03, 0};
     if (!parse(argc, argv, &o)) return usage("bad options");
     if (o.write_data) return write_data(&o);
     if (o.method && !strcmp(o.method, "list")) {
