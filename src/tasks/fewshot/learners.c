@@ -14,7 +14,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 static const char *const learner_names[] = {"maml", "hyperrep", "pretrain"};
 
@@ -383,12 +382,6 @@ static blo_status meta_train(blo_fewshot_meta *m, blo_fewshot_result *r, blo_sol
     return BLO_OK;
 }
 
-static double seconds_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* The pretraining run: where its minibatches come from and what it reports. */
 typedef struct pretrain_run {
     blo_fewshot_meta *m;
@@ -420,7 +413,7 @@ static int pretrain_report(int64_t t, double loss, double grad_sq, size_t peak, 
     if (peak > r->peak_bytes) r->peak_bytes = peak;
     r->upper = loss;
     r->iters = t;
-    r->seconds = seconds_now() - pr->t0;
+    r->seconds = blo__task_seconds() - pr->t0;
     blo_task_iter it = {{t - 1, loss, loss, sqrt(grad_sq), r->seconds, peak, NAN, -1, NAN, NAN},
                         NAN, NAN, NAN};
     return c->on_iter ? c->on_iter(&it, c->user) : 0;
@@ -448,7 +441,7 @@ static blo_status pretrain(blo_fewshot_meta *m, blo_fewshot_result *r, blo_tenso
     if (blo_ctx_status(pc))
         return blo__fail(err, errlen, blo_ctx_status(pc), "fewshot: pretrain: %s",
                          blo_ctx_error(pc));
-    pretrain_run pr = {m, r, {{0}}, seconds_now()};
+    pretrain_run pr = {m, r, {{0}}, blo__task_seconds()};
     blo_rng_seed(&pr.rng, c->seed * 0x9E3779B97F4A7C15ULL + 0x5EED);
     blo__fit f = {"fewshot: pretrain", NULL, blo_opt_adam(c->pretrain_lr), np, p,
                   c->pretrain_steps, pretrain_loss, pretrain_report, &pr};

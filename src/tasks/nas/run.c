@@ -21,7 +21,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 /* count random examples of the split ("train" or "t10k", CIFAR-10's "test") as images
  * [count, channels, size, size] (2-d average pooling of the square images) and their labels
@@ -216,12 +215,6 @@ typedef struct search_state {
     double *alpha; /* 2 E * 8 scratch values for on_alpha: α_normal, then α_reduce */
 } search_state;
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* The warm-up's loss: f on a minibatch with α held, drawn from the warm-up's own generator. */
 typedef struct warmup_run {
     blo__nas_problem *p;
@@ -378,9 +371,9 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
     blo__nas_bilevel_problem(&prob, x0, &p);
     double warm_seconds = 0;
     if (c->warmup > 0 && !c->resume) { /* a resumed run's y comes from its checkpoint */
-        double t0 = now_seconds();
+        double t0 = blo__task_seconds();
         if ((st = warm_up(c, &p, &net, x0, &ss.peak, err, errlen))) goto out;
-        warm_seconds = now_seconds() - t0;
+        warm_seconds = blo__task_seconds() - t0;
     }
     if (c->on_alpha && !(ss.alpha = blo_malloc(sizeof(double) * 2 * (size_t)E * BLO_NAS_NUM_OPS))) {
         st = blo__fail(err, errlen, BLO_ERR_NOMEM, "nas: out of memory");
@@ -400,7 +393,7 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
     }
     blo_tensor_to_f64(blo_solver_x(s, 0), r->alpha_normal);
     blo_tensor_to_f64(blo_solver_x(s, 1), r->alpha_reduce);
-    double t_select = now_seconds();
+    double t_select = blo__task_seconds();
     if (c->select == BLO_NAS_SELECT_PERTURB) {
         perturb_state ps = {&ss, blo_ctx_new(0), E};
         st = ps.ctx ? blo_nas_genotype_perturb(c->nodes, r->alpha_normal, r->alpha_reduce,
@@ -411,7 +404,7 @@ blo_status blo_nas_search_run(const blo_nas_search_config *c, blo_nas_search_res
     } else {
         blo_nas_genotype_derive(c->nodes, r->alpha_normal, r->alpha_reduce, &r->genotype);
     }
-    r->select_seconds = now_seconds() - t_select;
+    r->select_seconds = blo__task_seconds() - t_select;
     r->val_acc = supernet_val_acc(&ss);
     for (int i = 0; i < net.ny; i++) {
         ys[i] = blo_solver_y(s, i);
@@ -504,7 +497,7 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
     for (int64_t i = 0; i < c->n_train; i++)
         perm[i] = i;
     int64_t per_epoch = (c->n_train + c->batch - 1) / c->batch, total = per_epoch * c->epochs;
-    double t0 = now_seconds();
+    double t0 = blo__task_seconds();
     for (int64_t ep = 0; ep < c->epochs; ep++) {
         blo__shuffle(&rng, perm, c->n_train);
         double sum = 0;
@@ -543,7 +536,7 @@ blo_status blo_nas_train_run(const blo_nas_train_config *c, blo_nas_train_result
             blo_ctx_rewind(sc, m);
         }
         r->train_loss = sum / (double)c->n_train;
-        r->seconds = now_seconds() - t0;
+        r->seconds = blo__task_seconds() - t0;
         if (c->on_iter) {
             blo_task_iter ti;
             memset(&ti, 0, sizeof ti);

@@ -18,13 +18,6 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-
-static double seconds_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 blo_regsearch_config blo_regsearch_default(void) {
     blo_regsearch_config c;
@@ -642,7 +635,7 @@ blo_status blo_regsearch_run(const blo_regsearch_config *c, blo_regsearch_result
     /* The grid, from the strongest penalty down: each fit starts from the previous one's
      * solution, which is close (a path of solutions), and a strong penalty converges fast.
      * Ties keep the stronger penalty (the simpler model). */
-    double t0 = seconds_now(), best = INFINITY;
+    double t0 = blo__task_seconds(), best = INFINITY;
     r->grid_n = c->grid_n;
     for (int k = c->grid_n - 1; k >= 0; k--) {
         double lam =
@@ -669,7 +662,7 @@ blo_status blo_regsearch_run(const blo_regsearch_config *c, blo_regsearch_result
         }
         if (c->on_grid) c->on_grid(c->grid_n - k, c->grid_n, lam, vl, va, c->user);
     }
-    r->grid_seconds = seconds_now() - t0;
+    r->grid_seconds = blo__task_seconds() - t0;
     if (c->grid_n > 0 && (st = score(&h, &sd, ytmp, ybest, &r->grid))) goto out;
 
     /* The bilevel search starts at lambda0 (or the grid's best), clamped into the box, from
