@@ -111,9 +111,7 @@ static blo_status cc_run(cli_task *t, char *err, size_t errlen) {
                  r->pehe_out);
         double row[7] = {(double)k, r->pehe_in, r->pehe_out, r->ate_in, r->ate_out, r->criterion,
                          r->alpha};
-        /* One replication is one step of the progress line; no hypergradient check here. */
-        blo_record rec = {.iter = k - 1, .solve_iters = -1, .check_cosine = NAN};
-        cli_task_iter(t, &rec, status, row);
+        cli_task_step(t, k, status, row);
     }
     return BLO_OK;
 }

@@ -179,6 +179,10 @@ void cli_task_iter(cli_task *t, const blo_record *rec, const char *status, const
                 t->prog.tty ? "\r\033[K" : "", t->def->name, (long long)rec->iter,
                 rec->check_cosine, rec->check_rel_error, solve);
     }
-    cli_progress_update(&t->prog, rec->iter + 1, status);
+    cli_task_step(t, rec->iter + 1, status, row);
+}
+
+void cli_task_step(cli_task *t, int64_t done, const char *status, const double *row) {
+    cli_progress_update(&t->prog, done, status);
     if (t->logging) cli_log_row(&t->logf, row);
 }

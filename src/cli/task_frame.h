@@ -85,6 +85,9 @@ int cli_task_main(cli_task *t, int argc, char **argv, cli_opt *opts, int n);
  * was checked (--check-hypergrad) a line on stderr with the check's cosine and relative error
  * and the iteration's linear solve. */
 void cli_task_iter(cli_task *t, const blo_record *rec, const char *status, const double *row);
+/* One finished unit of a task whose progress is not counted in solver iterations (a
+ * replication, say): `done` of t->total, the progress line and the log row only. */
+void cli_task_step(cli_task *t, int64_t done, const char *status, const double *row);
 /* The parsed --dtype. */
 blo_dtype cli_task_dtype(const cli_task *t);
 /* What every bilevel task's configuration c (a blo_*_config) takes from the frame t: the
