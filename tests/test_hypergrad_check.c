@@ -5,7 +5,12 @@
  *     flipped) is flagged: large relative error, cosine below 1;
  *   - the check leaves the solver's state as it was (a single-loop method with state);
  *   - blo_solver_step with check_hypergrad = 1 fills the record; cg's record carries its linear
- *     solve's residual and iterations, rhg's says there was none. */
+ *     solve's residual and iterations, rhg's says there was none;
+ *   - the long-horizon reference (check_rhg_steps): a method that returns the exact dF/dx at
+ *     y*(x) (closed form) disagrees with the finite differences of a 10-step unroll, agrees with
+ *     rhg over 3000 steps, and disagrees with rhg over 10 — so the reference's horizon is the
+ *     one asked for; a method that reports its own solve (blo_env_report_solve) shows it in the
+ *     record. */
 #include "bilevel_problems.h"
 #include "testutil.h"
 
@@ -31,7 +36,7 @@ static blo_hypergrad_check check(ridge *r, blo_config c, double L) {
     c.tol = 1e-14;
     blo_problem p = ridge_problem(r);
     char err[512];
-    blo_hypergrad_check k = {0, NAN, NAN, NAN, NAN};
+    blo_hypergrad_check k = {0, NAN, NAN, NAN, NAN, 0, NAN, NAN};
     blo_solver *s = blo_solver_new(&p, &c, err, sizeof err);
     TU_CHECK(s != NULL, "%s: %s", c.method, err);
     if (!s) return k;
@@ -145,6 +150,85 @@ static void test_state_and_record(ridge *r, double L) {
     }
 }
 
+/* A user method that returns the exact hypergradient at y*(x) (the ridge's closed form) and
+ * reports a made-up solve, as a method with an inner iteration of its own would. */
+static const ridge *exact_ridge;
+
+static blo_status exact_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {
+    (void)hy0;
+    blo_tensor *yT[8];
+    blo_status st = blo_env_unroll(e, 0, yT);
+    if (st) return st;
+    double x[RIDGE_MAXD], hg[RIDGE_MAXD], ys[RIDGE_MAXD];
+    blo_tensor_to_f64(blo_env_x(e, 0), x);
+    ridge_exact(exact_ridge, x, hg, ys, NULL);
+    blo_ctx *c = blo_env_ctx(e);
+    hx[0] = blo_zeros(c, BLO_F64, blo_env_x(e, 0)->ndim, blo_env_x(e, 0)->shape);
+    if (!hx[0]) return blo_env_fail(e, BLO_ERR_NOMEM, "exact: out of memory");
+    for (int j = 0; j < exact_ridge->d; j++)
+        blo_tensor_set(hx[0], j, hg[j]);
+    blo_env_set_values(e, 0, 0);
+    blo_env_keep_y(e, yT);
+    blo_env_report_solve(e, 1e-9, 7);
+    return BLO_OK;
+}
+
+static void test_long_horizon(ridge *r, double L) {
+    exact_ridge = r;
+    blo_method_def exact = {{"exact_limit", "the closed-form dF/dx at y*(x)",
+                             "(a method that is right in the limit only)", "inner, inner_steps"},
+                            NULL,
+                            exact_hypergrad,
+                            0};
+    TU_CHECK(blo_method_register(&exact) == BLO_OK, "registering the exact method");
+    blo_problem p = ridge_problem(r);
+    char err[512];
+    double fd = 0, longr = 0, shortr = 0;
+    for (int which = 0; which < 2; which++) {
+        blo_config c = blo_config_default();
+        c.method = "exact_limit";
+        c.inner = blo_opt_sgd(1.0 / L);
+        c.init = BLO_INIT_FIXED;
+        c.inner_steps = 10;
+        c.check_rhg_steps = which == 0 ? 3000 : 10;
+        blo_solver *s = blo_solver_new(&p, &c, err, sizeof err);
+        TU_CHECK(s != NULL, "exact: %s", err);
+        if (!s) return;
+        blo_hypergrad_check k;
+        TU_CHECK(blo_solver_check_hypergrad(s, 6, &k) == BLO_OK, "exact check: %s",
+                 blo_solver_error(s));
+        printf("check of the exact limit, T = 10: against finite differences relative error "
+               "%.3g; against rhg over %lld steps cosine %.12f, relative error %.3g\n",
+               k.rel_error, (long long)k.rhg_steps, k.rhg_cosine, k.rhg_rel_error);
+        TU_CHECK(k.rhg_steps == c.check_rhg_steps, "the reference's horizon: %lld",
+                 (long long)k.rhg_steps);
+        fd = k.rel_error;
+        if (which == 0)
+            longr = k.rhg_rel_error;
+        else
+            shortr = k.rhg_rel_error;
+        if (which == 0) {
+            TU_CHECK(k.rhg_cosine > 1 - 1e-10, "long rhg cosine %.12f", k.rhg_cosine);
+            blo_record rec;
+            TU_CHECK(blo_solver_step(s, &rec) == BLO_OK, "exact step: %s", blo_solver_error(s));
+            TU_CHECK(rec.solve_iters == 7 && rec.solve_residual == 1e-9,
+                     "the method's reported solve must reach the record: %g after %lld",
+                     rec.solve_residual, (long long)rec.solve_iters);
+            TU_CHECK(isnan(rec.check_rhg_cosine), "no check ran this step");
+        }
+        blo_solver_free(s);
+    }
+    TU_CHECK(fd > 1e-2, "a 10-step unroll must disagree with the limit: %.3g", fd);
+    TU_CHECK(longr < 1e-6, "rhg over 3000 steps must agree with the limit: %.3g", longr);
+    TU_CHECK(shortr > 1e-2, "rhg over 10 steps must disagree with the limit: %.3g", shortr);
+
+    blo_config c = blo_config_default();
+    c.check_rhg_steps = -1;
+    blo_solver *s = blo_solver_new(&p, &c, err, sizeof err);
+    TU_CHECK(!s && strstr(err, "check_rhg_steps"), "a negative horizon must be refused: %s", err);
+    blo_solver_free(s);
+}
+
 int main(void) {
     ridge r;
     ridge_init(&r, BLO_F64, 24, 16, 5, 0.3, 7);
@@ -153,6 +237,7 @@ int main(void) {
     ridge_exact(&r, x0, exact, ystar, &L);
     test_methods(&r, L);
     test_state_and_record(&r, L);
+    test_long_horizon(&r, L);
     ridge_free(&r);
     return tu_finish("test_hypergrad_check");
 }

@@ -118,6 +118,8 @@ typedef struct blo_record {
      * cosine and the relative error of the method's directional derivatives against finite
      * differences of the unrolled objective (blo_solver_check_hypergrad); NAN otherwise. */
     double check_cosine, check_rel_error;
+    /* The same against rhg with check_rhg_steps inner steps; NAN when not run. */
+    double check_rhg_cosine, check_rhg_rel_error;
 } blo_record;
 /* Return non-zero to stop the run early (e.g. a user's own stopping rule). */
 typedef int (*blo_record_fn)(const blo_record *rec, void *user);
@@ -172,6 +174,12 @@ typedef struct blo_config {
      * its figures in the record. */
     int64_t check_hypergrad;
     int check_directions;
+    /* With check_rhg_steps > 0 the check also compares with rhg over that many inner steps
+     * (same start, dynamics and draws): the long-horizon reference for the methods that
+     * approximate the limit y*(x) (implicit, truncated, single-loop), whose answer the finite
+     * differences of the T-step objective need not match. It records the whole trajectory:
+     * memory grows with check_rhg_steps. 0: off. */
+    int64_t check_rhg_steps;
 
     /* Stopping and safety. */
     double stop_hypergrad; /* stop when ‖dF/dx‖ < this (0: off) */
@@ -278,6 +286,9 @@ blo_status blo_env_finish_reverse(blo_method_env *e, blo_tensor *const *yT, blo_
 void blo_env_set_values(blo_method_env *e, double upper, double lower);
 /* Keeps y's values as the y_T the solver reports and warm-starts from. */
 void blo_env_keep_y(blo_method_env *e, blo_tensor *const *y);
+/* Reports a linear solve (or any inner iteration with a residual) in the record:
+ * blo_record.solve_residual and solve_iters. A method that solves several reports the last. */
+void blo_env_report_solve(blo_method_env *e, double residual, int64_t iters);
 
 /* ---- The solver
  * ---------------------------------------------------------------------------------- */
@@ -321,6 +332,10 @@ typedef struct blo_hypergrad_check {
     double rel_error; /* ‖d_method − d_ref‖ / ‖d_ref‖ (‖d_method‖ when d_ref = 0) */
     double fd_step;   /* h */
     double norm;      /* ‖dF/dx‖ of the method */
+    /* Against rhg over blo_config.check_rhg_steps inner steps, along the same directions
+     * (rhg_steps = 0 and NAN when check_rhg_steps is 0). */
+    int64_t rhg_steps;
+    double rhg_cosine, rhg_rel_error;
 } blo_hypergrad_check;
 blo_status blo_solver_check_hypergrad(blo_solver *s, int directions, blo_hypergrad_check *out);
 

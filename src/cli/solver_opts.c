@@ -31,6 +31,7 @@ void cli_solver_args_from(cli_solver_args *a, const blo_config *c) {
     a->diverge = c->diverge_limit;
     a->checkpoint_every = c->checkpoint_every > 0 ? c->checkpoint_every : 10;
     a->check_hypergrad = c->check_hypergrad;
+    a->check_rhg_steps = c->check_rhg_steps;
 }
 
 int cli_solver_opts(cli_opt *o, int n, cli_solver_args *a) {
@@ -82,6 +83,9 @@ int cli_solver_opts(cli_opt *o, int n, cli_solver_args *a) {
         {"--check-hypergrad", NULL, CLI_INT, &a->check_hypergrad, 0, 1e12, NULL, "N",
          "every N iterations compare dF/dx with central differences of the unrolled objective "
          "along 4 random directions; print cosine and relative error (0: off)"},
+        {"--check-rhg", NULL, CLI_INT, &a->check_rhg_steps, 0, 1e9, NULL, "T",
+         "with --check-hypergrad, also compare with rhg over T inner steps (the long-horizon "
+         "reference for implicit and truncated methods; memory grows with T; 0: off)"},
         {"--diverge", NULL, CLI_DOUBLE, &a->diverge, 0, BIG, NULL, "LIMIT",
          "stop with exit 1 when |F| exceeds LIMIT (0: only on inf/nan)"},
         {"--checkpoint", NULL, CLI_STRING, &a->checkpoint, 0, 0, NULL, "FILE",
@@ -132,6 +136,7 @@ bool cli_solver_config(const char *cmd, const cli_solver_args *a, blo_config *c)
     c->checkpoint_path = a->checkpoint ? a->checkpoint : a->resume;
     c->checkpoint_every = a->checkpoint_every;
     c->check_hypergrad = a->check_hypergrad;
+    c->check_rhg_steps = a->check_rhg_steps;
     return true;
 }
 

@@ -19,14 +19,14 @@ typedef struct cli_solver_args {
     double diverge;
     const char *checkpoint, *resume;
     long long checkpoint_every;
-    long long check_hypergrad;
+    long long check_hypergrad, check_rhg_steps;
 } cli_solver_args;
 
 /* Defaults from a configuration (so each task states its own defaults once, in blo_config). */
 void cli_solver_args_from(cli_solver_args *a, const blo_config *c);
 /* Appends the shared options (pointing into a) to opts[*n ...]; returns the new count. opts
  * must have room for CLI_SOLVER_NOPTS more entries. */
-#define CLI_SOLVER_NOPTS 28
+#define CLI_SOLVER_NOPTS 29
 int cli_solver_opts(cli_opt *opts, int n, cli_solver_args *a);
 /* Fills c from the parsed values (keeping c's other fields). Prints a message naming the
  * option and returns false for an unknown method. */

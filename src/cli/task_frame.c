@@ -173,11 +173,16 @@ void cli_task_iter(cli_task *t, const blo_record *rec, const char *status, const
         if (rec->solve_iters >= 0)
             snprintf(solve, sizeof solve, "; linear solve: residual %.3g after %lld iterations",
                      rec->solve_residual, (long long)rec->solve_iters);
+        char rhg[96] = "";
+        if (!isnan(rec->check_rhg_cosine))
+            snprintf(rhg, sizeof rhg,
+                     "; against long-horizon rhg: cosine %.6f, relative error %.3g",
+                     rec->check_rhg_cosine, rec->check_rhg_rel_error);
         fprintf(stderr,
                 "%sblo %s: iteration %lld: hypergradient check against finite "
-                "differences: cosine %.6f, relative error %.3g%s\n",
+                "differences: cosine %.6f, relative error %.3g%s%s\n",
                 t->prog.tty ? "\r\033[K" : "", t->def->name, (long long)rec->iter,
-                rec->check_cosine, rec->check_rel_error, solve);
+                rec->check_cosine, rec->check_rel_error, rhg, solve);
     }
     cli_task_step(t, rec->iter + 1, status, row);
 }

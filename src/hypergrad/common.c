@@ -23,8 +23,7 @@ blo_status blo__method_fail(blo_method_env *e, blo_status st, const char *fmt, .
 }
 
 void blo__method_solve_report(blo_method_env *e, const blo_linalg_result *r) {
-    e->solve_residual = r->residual;
-    e->solve_iters = r->iters;
+    blo_env_report_solve(e, r->residual, r->iters);
 }
 
 blo_status blo__method_ctx_fail(blo_method_env *e, const char *where) {

@@ -96,3 +96,9 @@ void blo_env_set_values(blo_method_env *e, double upper, double lower) {
 void blo_env_keep_y(blo_method_env *e, blo_tensor *const *y) {
     if (e && y) blo__keep_y(e, y);
 }
+
+void blo_env_report_solve(blo_method_env *e, double residual, int64_t iters) {
+    if (!e) return;
+    e->solve_residual = residual;
+    e->solve_iters = iters;
+}

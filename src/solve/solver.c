@@ -112,9 +112,11 @@ blo_solver *blo_solver_new(const blo_problem *p, const blo_config *c, char *err,
         !check_opt(&c->outer, "outer optimizer", err, errlen) ||
         (c->init == BLO_INIT_LEARNED && !check_opt(&c->init_opt, "y0 optimizer", err, errlen)))
         return NULL;
-    if (c->inner_steps < 0 || c->outer_iters < 0 || (unsigned)c->init > BLO_INIT_FROM_X) {
+    if (c->inner_steps < 0 || c->outer_iters < 0 || c->check_rhg_steps < 0 ||
+        (unsigned)c->init > BLO_INIT_FROM_X) {
         snprintf(err, errlen,
-                 "configuration: inner_steps, outer_iters must be >= 0 and init known");
+                 "configuration: inner_steps, outer_iters, check_rhg_steps must be >= 0 and "
+                 "init known");
         return NULL;
     }
     if (c->lr_x >= p->nx) {
@@ -381,11 +383,13 @@ blo_status blo_solver_check_hypergrad(blo_solver *s, int directions, blo_hypergr
     blo_rng rng0 = s->rng;
     double up0 = s->last_upper, lo0 = s->last_lower, res0 = s->last_solve_residual;
     int64_t it0 = s->last_solve_iters;
+    int64_t T_rhg = s->c.check_rhg_steps;
     double **g = alloc_bufs(nx, s->x), **x0 = alloc_bufs(nx, s->x), **u = alloc_bufs(nx, s->x);
     double **y0 = alloc_bufs(ny, s->y), **ms0 = nms ? alloc_bufs(nms, s->ms) : NULL;
+    double **gr = T_rhg > 0 ? alloc_bufs(nx, s->x) : NULL;
     blo_status st = BLO_OK;
     int saved = 0;
-    if (!g || !x0 || !u || !y0 || (nms && !ms0)) {
+    if (!g || !x0 || !u || !y0 || (nms && !ms0) || (T_rhg > 0 && !gr)) {
         st = blo__method_fail(&s->env, BLO_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -398,6 +402,28 @@ blo_status blo_solver_check_hypergrad(blo_solver *s, int directions, blo_hypergr
     bufs_copy(ny, s->y, y0, 0); /* undo what the method moved */
     if (nms) bufs_copy(nms, s->ms, ms0, 0);
     if (st) goto done;
+    if (T_rhg > 0) { /* the long-horizon reference: rhg from the same state and draws */
+        const blo_method *m = s->m;
+        blo_config c = s->c;
+        s->m = blo__method_find("rhg");
+        s->c.method = "rhg";
+        s->c.inner_steps = T_rhg;
+        s->rng = rng0;
+        st = hypergrad_into(s, gr, NULL, NULL);
+        s->m = m;
+        s->c = c;
+        bufs_copy(ny, s->y, y0, 0);
+        if (nms) bufs_copy(nms, s->ms, ms0, 0);
+        if (st) {
+            char why[sizeof s->err];
+            snprintf(why, sizeof why, "%s", s->err);
+            s->err[0] = 0;
+            blo__method_fail(&s->env, st,
+                             "the hypergradient check's rhg reference (%lld steps): %s",
+                             (long long)T_rhg, why);
+            goto done;
+        }
+    }
 
     double eps = 2.220446049250313e-16, xmax = 1;
     for (int i = 0; i < nx; i++) {
@@ -406,10 +432,11 @@ blo_status blo_solver_check_hypergrad(blo_solver *s, int directions, blo_hypergr
             xmax = fmax(xmax, fabs(x0[i][k]));
     }
     double h = cbrt(eps) * xmax, dd = 0, rr = 0, dr = 0, diff = 0;
+    double gg = 0, dg = 0, gdiff = 0; /* against rhg's directional derivatives */
     blo_rng dir;
     blo_rng_seed(&dir, s->c.seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(s->iter + 1)));
     for (int j = 0; j < directions && !st; j++) {
-        double un = 0, dm = 0, fp = 0, fm = 0;
+        double un = 0, dm = 0, dg_j = 0, fp = 0, fm = 0;
         for (int i = 0; i < nx; i++)
             for (int64_t k = 0; k < blo_tensor_numel(s->x[i]); k++) {
                 u[i][k] = blo_rng_normal(&dir);
@@ -424,9 +451,14 @@ blo_status blo_solver_check_hypergrad(blo_solver *s, int directions, blo_hypergr
         }
         bufs_copy(nx, s->x, x0, 0);
         for (int i = 0; i < nx; i++)
-            for (int64_t k = 0; k < blo_tensor_numel(s->x[i]); k++)
+            for (int64_t k = 0; k < blo_tensor_numel(s->x[i]); k++) {
                 dm += g[i][k] * u[i][k] / un;
+                if (gr) dg_j += gr[i][k] * u[i][k] / un;
+            }
         double ref = (fp - fm) / (2 * h);
+        gg += dg_j * dg_j;
+        dg += dm * dg_j;
+        gdiff += (dm - dg_j) * (dm - dg_j);
         dd += dm * dm;
         rr += ref * ref;
         dr += dm * ref;
@@ -438,6 +470,9 @@ blo_status blo_solver_check_hypergrad(blo_solver *s, int directions, blo_hypergr
         out->rel_error = rr > 0 ? sqrt(diff / rr) : sqrt(dd);
         out->fd_step = h;
         out->norm = norm;
+        out->rhg_steps = T_rhg > 0 ? T_rhg : 0;
+        out->rhg_cosine = T_rhg > 0 && dd > 0 && gg > 0 ? dg / sqrt(dd * gg) : NAN;
+        out->rhg_rel_error = T_rhg <= 0 ? NAN : gg > 0 ? sqrt(gdiff / gg) : sqrt(dd);
     }
 done:
     if (saved) bufs_copy(nx, s->x, x0, 0);
@@ -451,6 +486,7 @@ done:
     free_bufs(nx, u);
     free_bufs(ny, y0);
     free_bufs(nms, ms0);
+    free_bufs(nx, gr);
     return st;
 }
 
@@ -501,7 +537,7 @@ blo_status blo_solver_step(blo_solver *s, blo_record *rec) {
         st = blo__method_fail(&s->env, BLO_ERR_NOMEM, "out of memory");
         goto done;
     }
-    blo_hypergrad_check chk = {0, NAN, NAN, NAN, NAN};
+    blo_hypergrad_check chk = {0, NAN, NAN, NAN, NAN, 0, NAN, NAN};
     if (s->c.check_hypergrad > 0 && s->iter % s->c.check_hypergrad == 0 &&
         (st = blo_solver_check_hypergrad(s, s->c.check_directions, &chk)))
         goto done;
@@ -552,6 +588,8 @@ blo_status blo_solver_step(blo_solver *s, blo_record *rec) {
         rec->solve_iters = s->last_solve_iters;
         rec->check_cosine = chk.cosine;
         rec->check_rel_error = chk.rel_error;
+        rec->check_rhg_cosine = chk.rhg_cosine;
+        rec->check_rhg_rel_error = chk.rhg_rel_error;
     }
     s->iter++;
 done:

@@ -414,7 +414,8 @@ static int pretrain_report(int64_t t, double loss, double grad_sq, size_t peak, 
     r->upper = loss;
     r->iters = t;
     r->seconds = blo__task_seconds() - pr->t0;
-    blo_task_iter it = {{t - 1, loss, loss, sqrt(grad_sq), r->seconds, peak, NAN, -1, NAN, NAN},
+    blo_task_iter it = {{t - 1, loss, loss, sqrt(grad_sq), r->seconds, peak, NAN, -1, NAN, NAN,
+                         NAN, NAN},
                         NAN, NAN, NAN};
     return c->on_iter ? c->on_iter(&it, c->user) : 0;
 }
