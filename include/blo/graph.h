@@ -56,8 +56,9 @@ blo_tensor *blo_gcn_logits(blo_ctx *ctx, const blo_gcn_adj *a, const blo_csr *x,
 blo_tensor *blo_gcn_loss(blo_ctx *ctx, blo_tensor *logits, blo_tensor *idx, blo_tensor *lab,
                          blo_tensor *W1, double wd);
 
-/* A graph's tensors in ctx: the features row-normalised (each row divided by its sum; empty
- * rows stay zero) as a CSR pattern and values; the given edges (both directions) as a CSR
+/* A graph's tensors in ctx: the features — row-normalised (each row divided by its sum; empty
+ * rows stay zero) when row_normalize is set, as GCN does for bag-of-words, else as read — as a
+ * CSR pattern and values; the given edges (both directions) as a CSR
  * pattern with values 1, keeping only edge e when keep is NULL or keep[e] != 0; the split
  * nodes and their labels (i64). Returns BLO_OK or an error with a message. */
 typedef struct blo_graph_tensors {
@@ -68,7 +69,13 @@ typedef struct blo_graph_tensors {
     blo_tensor *idx[3], *lab[3]; /* train, validation, test */
 } blo_graph_tensors;
 blo_status blo_graph_tensors_make(blo_ctx *ctx, const blo_graph_data *g, const unsigned char *keep,
-                                  blo_dtype dt, blo_graph_tensors *t, char *err, size_t errlen);
+                                  int row_normalize, blo_dtype dt, blo_graph_tensors *t, char *err,
+                                  size_t errlen);
+
+/* Replaces g's edges by the kNN graph of its features: node i joined to the k nodes j ≠ i of
+ * largest cosine similarity (ties: lower id), both directions merged. O(N² d) time, N² bytes.
+ * BLO_ERR_INVALID unless 1 <= k < N. */
+blo_status blo_graph_knn(blo_graph_data *g, int64_t k, char *err, size_t errlen);
 
 /* ---- LDS ------------------------------------------------------------------------------------ */
 typedef struct blo_lds {
@@ -111,6 +118,10 @@ typedef int (*blo_graph_iter_fn)(const blo_graph_iter *it, void *user);
 typedef struct blo_graph_config {
     const char *data_dir;  /* the three-part folder (blo/data.h); no default */
     double keep_edges;     /* the fraction of the given edges kept, drawn at random (1: all) */
+    int64_t knn;           /* k > 0: the graph is the kNN graph of the features (cosine;
+                              kNN-LDS) instead of the given edges; -1: that with k = 10 when
+                              the data has no edges (the default), else the given edges */
+    int row_normalize;     /* divide each feature row by its sum (1, for bag-of-words) */
     int64_t hidden;        /* 16 */
     double dropout, wd;    /* 0.5, 5e-4 (L2 on W1) */
     double gcn_lr;         /* the GCN's Adam step, alone (baseline) and inside LDS: 0.01 */
@@ -132,6 +143,7 @@ blo_graph_config blo_graph_default(void);
 
 typedef struct blo_graph_result {
     int64_t n, edges_given, edges_kept, edges_learned; /* learned: pairs with θ > ½ */
+    int64_t knn;                    /* k of the kNN graph used as the given one (0: none) */
     double gcn_val, gcn_test;       /* the GCN on the (damaged) graph; NAN when not run */
     double lds_val, lds_test;       /* LDS, mean over `samples` graphs; NAN when not run */
     double frozen_val, frozen_test; /* LDS's schedule with θ frozen at its start */

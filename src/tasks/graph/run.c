@@ -13,6 +13,8 @@ blo_graph_config blo_graph_default(void) {
     blo_graph_config c;
     memset(&c, 0, sizeof c);
     c.keep_edges = 1;
+    c.knn = -1;
+    c.row_normalize = 1;
     c.hidden = 16;
     c.dropout = 0.5;
     c.wd = 5e-4;
@@ -180,13 +182,18 @@ blo_status blo_graph_run(const blo_graph_config *c, blo_graph_result *r, char *e
     r->gcn_val = r->gcn_test = r->lds_val = r->lds_test = r->frozen_val = r->frozen_test = NAN;
     r->upper = r->lower = NAN;
     if (!(c->keep_edges >= 0 && c->keep_edges <= 1) || c->hidden < 1 || c->gcn_epochs < 0 ||
-        c->samples < 1 || !(c->dropout >= 0 && c->dropout < 1))
+        c->samples < 1 || !(c->dropout >= 0 && c->dropout < 1) || c->knn < -1)
         return blo__fail(err, errlen, BLO_ERR_INVALID,
                          "graph: bad settings (keep-edges in [0, 1], hidden >= 1, samples >= 1, "
-                         "dropout in [0, 1))");
+                         "dropout in [0, 1), knn >= -1)");
     blo_graph_data g;
     blo_status st = blo_graph_load(c->data_dir, &g, err, errlen);
     if (st) return st;
+    r->knn = c->knn > 0 ? c->knn : c->knn < 0 && g.n_edges == 0 ? 10 : 0;
+    if (r->knn && (st = blo_graph_knn(&g, r->knn, err, errlen))) {
+        blo_graph_data_free(&g);
+        return st;
+    }
     double t0 = blo__task_seconds();
     blo_rng rng;
     blo_rng_seed(&rng, c->seed);
@@ -208,7 +215,8 @@ blo_status blo_graph_run(const blo_graph_config *c, blo_graph_result *r, char *e
     r->n = g.n;
     r->edges_given = m;
     r->edges_kept = k;
-    if ((st = blo_graph_tensors_make(ctx, &g, keep, c->dtype, &gt, err, errlen))) goto out;
+    if ((st = blo_graph_tensors_make(ctx, &g, keep, c->row_normalize, c->dtype, &gt, err, errlen)))
+        goto out;
     if ((st = blo_lds_init(&l, &gt, g.n, g.classes, c->hidden, c->dropout, c->wd, c->theta_off,
                            &rng, err, errlen)))
         goto out;
