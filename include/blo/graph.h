@@ -130,6 +130,13 @@ typedef struct blo_graph_config {
     int baseline;          /* with lds: also the GCN on the graph and the frozen-θ ablation */
     double theta_off;      /* θ's start off the given edges: 0.0 (LDS starts from the graph) */
     int64_t samples;       /* graphs sampled for the test prediction (mean of softmaxes): 16 */
+    int64_t patience;      /* > 0: early stopping as LDS: the validation split is halved (its
+                              even positions drive the hypergradient, its odd ones are the
+                              early-stopping set), the accuracy on the latter (mean over
+                              `samples` graphs) is measured after every outer iteration, the
+                              run stops after `patience` iterations without a better one, and
+                              θ and y of the best are scored. Also for the frozen ablation.
+                              0: off (all of the validation split drives the hypergradient) */
     const char *save_graph;/* write "i j θ_ij" for every pair with θ > ½ (i < j), or NULL */
     blo_dtype dtype;
     blo_config solver;     /* trhg with a window of T = 5 inner Adam steps, a warm start, outer
@@ -149,6 +156,8 @@ typedef struct blo_graph_result {
     double frozen_val, frozen_test; /* LDS's schedule with θ frozen at its start */
     double upper, lower;
     int64_t iters;
+    int64_t best_iter;              /* with patience: the outer iteration scored (else -1) */
+    double es_acc;                  /* with patience: its early-stopping accuracy (else NAN) */
     double seconds;
 } blo_graph_result;
 /* Loads the data, removes edges, trains the GCN and / or runs LDS. Errors: the loader's

@@ -13,7 +13,7 @@ typedef struct graph_cmd {
     blo_graph_config c;
     const char *name; /* --data: cora, citeseer, wine, cancer, digits or a folder */
     char dir[4096];
-    long long hidden, epochs, samples, seed, knn;
+    long long hidden, epochs, samples, seed, knn, patience;
     const char *features; /* --features: auto, row or raw */
     int gcn_only;
     blo_graph_result r;
@@ -56,6 +56,7 @@ static bool graph_configure(cli_task *t) {
     g->c.row_normalize = !strcmp(g->features, "auto") ? !(group && !strcmp(group, "uci"))
                                                        : !strcmp(g->features, "row");
     g->c.knn = g->knn;
+    g->c.patience = g->patience;
     g->c.data_dir = g->dir;
     g->c.hidden = g->hidden;
     g->c.gcn_epochs = g->epochs;
@@ -89,9 +90,10 @@ static int graph_summary(cli_task *t) {
     graph_cmd *g = t->user;
     const blo_graph_result *r = &g->r;
     const char *keys[] = {"gcn_val", "gcn_test", "lds_val", "lds_test", "frozen_val",
-                          "frozen_test", "upper", "lower", "seconds"};
-    double vals[] = {r->gcn_val, r->gcn_test, r->lds_val, r->lds_test, r->frozen_val,
-                     r->frozen_test, r->upper, r->lower, r->seconds};
+                          "frozen_test", "upper", "lower", "es_acc", "best_iter", "seconds"};
+    double vals[] = {r->gcn_val, r->gcn_test, r->lds_val,     r->lds_test,
+                     r->frozen_val, r->frozen_test, r->upper, r->lower,
+                     r->es_acc, r->best_iter >= 0 ? (double)r->best_iter : NAN, r->seconds};
     if (t->json) {
         printf("{\"task\":\"graph\",\"data\":\"%s\",\"method\":\"%s\",\"keep_edges\":%g,"
                "\"knn\":%lld,\"nodes\":%lld,\"edges_given\":%lld,\"edges_kept\":%lld,\"edges_learned\":%lld,"
@@ -114,6 +116,10 @@ static int graph_summary(cli_task *t) {
     if (g->c.lds) {
         printf("  LDS: %s, %lld outer iterations, %lld pairs with theta > 1/2\n",
                g->c.solver.method, (long long)r->iters, (long long)r->edges_learned);
+        if (r->best_iter >= 0)
+            printf("  early stopping: the best outer iteration was %lld (early-stopping set "
+                   "%.2f %%)\n",
+                   (long long)r->best_iter, 100 * r->es_acc);
         pct("LDS: validation", r->lds_val);
         pct("LDS: test", r->lds_test);
         pct("theta frozen at its start: validation", r->frozen_val);
@@ -135,10 +141,11 @@ int cli_graph_run(const cli_cmd *cmd, int argc, char **argv) {
     g.name = "cora";
     g.features = "auto";
     g.hidden = g.c.hidden, g.epochs = g.c.gcn_epochs, g.samples = g.c.samples, g.knn = g.c.knn;
+    g.patience = g.c.patience;
     cli_task t;
     cli_task_init(&t, &GRAPH, cmd, &g.c.solver, &g);
     cli_task_output(&t, "--save-graph", &g.c.save_graph);
-    cli_opt opts[15 + CLI_TASK_NOPTS] = {
+    cli_opt opts[16 + CLI_TASK_NOPTS] = {
         {"--data", NULL, CLI_STRING, &g.name, 0, 0, NULL, "cora|citeseer|wine|cancer|digits|DIR",
          "the graph: a committed Planetoid graph, a committed UCI data set with no graph (kNN-LDS), "
          "or a folder with features.libsvm, edges.txt (may be empty), train.txt, val.txt, test.txt"},
@@ -163,10 +170,14 @@ int cli_graph_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--epochs", NULL, CLI_INT, &g.epochs, 0, 1e9, NULL, "N", "epochs of the GCN alone"},
         {"--samples", NULL, CLI_INT, &g.samples, 1, 1e6, NULL, "S",
          "sampled graphs averaged for LDS's prediction"},
+        {"--patience", NULL, CLI_INT, &g.patience, 0, 1e9, NULL, "P",
+         "early stopping as LDS: half of the validation nodes drive theta, the other half pick "
+         "the best outer iteration; stop after P without a better one (0: off, all of the "
+         "validation nodes drive theta and the last iteration is scored)"},
         {"--theta-start", NULL, CLI_DOUBLE, &g.c.theta_off, 0, 1, NULL, "P",
          "theta's start off the given edges (1 on them)"},
         {"--seed", NULL, CLI_INT, &g.seed, 0, 9e18, NULL, "S",
          "edge removal, weights, samples, dropout"},
     };
-    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 15));
+    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 16));
 }
