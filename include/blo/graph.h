@@ -17,8 +17,9 @@
  *     S(θ) = ½ (θ + θᵀ) with the diagonal zeroed,
  * so A's values are the 0/1 sample M and dA/dθ is the derivative of S. After each outer step
  * θ is clipped to [0, 1] and projected onto symmetric matrices with a zero diagonal.
- * Memory: θ, its gradient, Adam's two moments and a few N × N temporaries per inner step (each
- * N² floats: 29 MB for Cora's 2708 nodes); N up to about 10 000 fits in a few GB. Larger graphs
+ * Memory: θ, its gradient, the outer optimizer's moments and the truncated reverse pass's
+ * N × N temporaries — an outer iteration with the defaults peaks near 40 N² floats (1.1 GB for
+ * Cora's 2708 nodes, bench/bench_graph.c); N up to about 5000 fits in a few GB. Larger graphs
  * need θ on a candidate set of pairs in CSR (blo_gcn_adj's sparse form), not built yet.
  */
 #ifndef BLO_GRAPH_H
