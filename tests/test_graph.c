@@ -148,7 +148,7 @@ static void gcn_case(blo_dtype dt, double rtol) {
     if (blo_graph_load(TINY, &g, err, sizeof err)) return;
     blo_ctx *c = blo_ctx_new(0);
     blo_graph_tensors gt;
-    TU_CHECK(blo_graph_tensors_make(c, &g, NULL, dt, &gt, err, sizeof err) == BLO_OK, "%s", err);
+    TU_CHECK(blo_graph_tensors_make(c, &g, NULL, 1, dt, &gt, err, sizeof err) == BLO_OK, "%s", err);
     blo_tensor *W1 = from_fx(c, "W1", dt, g.d, 4), *W2 = from_fx(c, "W2", dt, 4, g.classes);
     blo_tensor *Aw = from_fx(c, "Aw", dt, g.n, g.n);
     const char *suffix[2] = {"", "_w"};
@@ -192,7 +192,7 @@ static int lds_setup(lds_fix *f, double dropout) {
     f->c = blo_ctx_new(0);
     blo_rng r;
     blo_rng_seed(&r, 3);
-    blo_status st = blo_graph_tensors_make(f->c, &f->g, NULL, BLO_F64, &f->gt, err, sizeof err);
+    blo_status st = blo_graph_tensors_make(f->c, &f->g, NULL, 1, BLO_F64, &f->gt, err, sizeof err);
     if (!st)
         st = blo_lds_init(&f->l, &f->gt, f->g.n, f->g.classes, 5, dropout, 5e-4, 0.3, &r, err,
                           sizeof err);
@@ -298,7 +298,85 @@ static void test_lds_project(void) {
     lds_teardown(&f);
 }
 
+/* The kNN graph against a brute force: every pair's cosine, each node's others fully sorted
+ * (descending similarity, then id), the first k joined; on the committed Wine data (k = 10)
+ * and on the tiny graph (k = 2). */
+typedef struct {
+    double s;
+    int64_t j;
+} cand;
+
+static int cand_cmp(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    if (x->s != y->s) return x->s > y->s ? -1 : 1;
+    return x->j < y->j ? -1 : x->j > y->j;
+}
+
+static void knn_case(const char *dir, int64_t k) {
+    blo_graph_data g;
+    char err[512] = "";
+    blo_status st = blo_graph_load(dir, &g, err, sizeof err);
+    TU_CHECK(st == BLO_OK, "%s", err);
+    if (st) return;
+    int64_t n = g.n, d = g.features.d;
+    double *x = calloc((size_t)(n * d), sizeof(double));
+    unsigned char *want = calloc((size_t)(n * n), 1);
+    cand *cs = malloc(sizeof(cand) * (size_t)n);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t q = g.features.rowptr[i]; q < g.features.rowptr[i + 1]; q++)
+            x[i * d + g.features.col[q]] = g.features.val[q];
+    for (int64_t i = 0; i < n; i++) {
+        int64_t m = 0;
+        for (int64_t j = 0; j < n; j++) {
+            if (j == i) continue;
+            double ab = 0, aa = 0, bb = 0;
+            for (int64_t q = 0; q < d; q++) {
+                ab += x[i * d + q] * x[j * d + q];
+                aa += x[i * d + q] * x[i * d + q];
+                bb += x[j * d + q] * x[j * d + q];
+            }
+            cs[m++] = (cand){aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0, j};
+        }
+        qsort(cs, (size_t)m, sizeof *cs, cand_cmp);
+        for (int64_t q = 0; q < k; q++) want[i * n + cs[q].j] = want[cs[q].j * n + i] = 1;
+    }
+    int64_t m = 0, wrong = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i + 1; j < n; j++) m += want[i * n + j];
+    TU_CHECK(blo_graph_knn(&g, k, err, sizeof err) == BLO_OK, "knn: %s", err);
+    for (int64_t e = 0; e < g.n_edges; e++) {
+        int64_t a = g.edges[2 * e], b = g.edges[2 * e + 1];
+        wrong += !(a < b && want[a * n + b]) || (e > 0 && (a < g.edges[2 * e - 2] ||
+                                                       (a == g.edges[2 * e - 2] && b <= g.edges[2 * e - 1])));
+    }
+    printf("kNN graph of %s, k = %lld: %lld edges (brute force %lld), %lld not in it or out of "
+           "order\n",
+           dir, (long long)k, (long long)g.n_edges, (long long)m, (long long)wrong);
+    TU_CHECK(g.n_edges == m && wrong == 0, "kNN graph: %lld edges against %lld, %lld wrong",
+             (long long)g.n_edges, (long long)m, (long long)wrong);
+    TU_CHECK(blo_graph_knn(&g, n, err, sizeof err) == BLO_ERR_INVALID && strstr(err, "k < "),
+             "k = n must be refused: %s", err);
+    /* Raw features stay as read; row-normalised rows sum to 1. */
+    blo_ctx *c = blo_ctx_new(0);
+    blo_graph_tensors raw, row;
+    TU_CHECK(!blo_graph_tensors_make(c, &g, NULL, 0, BLO_F64, &raw, err, sizeof err) &&
+                 !blo_graph_tensors_make(c, &g, NULL, 1, BLO_F64, &row, err, sizeof err),
+             "%s", err);
+    double v0 = blo_tensor_get(raw.xval, 0), s0 = 0;
+    for (int64_t q = g.features.rowptr[0]; q < g.features.rowptr[1]; q++)
+        s0 += blo_tensor_get(row.xval, q);
+    TU_CHECK(v0 == (double)g.features.val[0] && fabs(s0 - 1) < 1e-12,
+             "raw feature %g (read %g), normalised row sum %g", v0, (double)g.features.val[0], s0);
+    blo_ctx_free(c);
+    free(x);
+    free(want);
+    free(cs);
+    blo_graph_data_free(&g);
+}
+
 int main(void) {
+    knn_case(BLO_SOURCE_DIR "/data/uci/wine", 10);
+    knn_case(TINY, 2);
     test_load_tiny();
     test_bad_files();
     if (fixture_load()) {

@@ -17,8 +17,9 @@
  *     S(θ) = ½ (θ + θᵀ) with the diagonal zeroed,
  * so A's values are the 0/1 sample M and dA/dθ is the derivative of S. After each outer step
  * θ is clipped to [0, 1] and projected onto symmetric matrices with a zero diagonal.
- * Memory: θ, its gradient, Adam's two moments and a few N × N temporaries per inner step (each
- * N² floats: 29 MB for Cora's 2708 nodes); N up to about 10 000 fits in a few GB. Larger graphs
+ * Memory: θ, its gradient, the outer optimizer's moments and the truncated reverse pass's
+ * N × N temporaries — an outer iteration with the defaults peaks near 40 N² floats (1.1 GB for
+ * Cora's 2708 nodes, bench/bench_graph.c); N up to about 5000 fits in a few GB. Larger graphs
  * need θ on a candidate set of pairs in CSR (blo_gcn_adj's sparse form), not built yet.
  */
 #ifndef BLO_GRAPH_H
@@ -56,8 +57,9 @@ blo_tensor *blo_gcn_logits(blo_ctx *ctx, const blo_gcn_adj *a, const blo_csr *x,
 blo_tensor *blo_gcn_loss(blo_ctx *ctx, blo_tensor *logits, blo_tensor *idx, blo_tensor *lab,
                          blo_tensor *W1, double wd);
 
-/* A graph's tensors in ctx: the features row-normalised (each row divided by its sum; empty
- * rows stay zero) as a CSR pattern and values; the given edges (both directions) as a CSR
+/* A graph's tensors in ctx: the features — row-normalised (each row divided by its sum; empty
+ * rows stay zero) when row_normalize is set, as GCN does for bag-of-words, else as read — as a
+ * CSR pattern and values; the given edges (both directions) as a CSR
  * pattern with values 1, keeping only edge e when keep is NULL or keep[e] != 0; the split
  * nodes and their labels (i64). Returns BLO_OK or an error with a message. */
 typedef struct blo_graph_tensors {
@@ -68,7 +70,13 @@ typedef struct blo_graph_tensors {
     blo_tensor *idx[3], *lab[3]; /* train, validation, test */
 } blo_graph_tensors;
 blo_status blo_graph_tensors_make(blo_ctx *ctx, const blo_graph_data *g, const unsigned char *keep,
-                                  blo_dtype dt, blo_graph_tensors *t, char *err, size_t errlen);
+                                  int row_normalize, blo_dtype dt, blo_graph_tensors *t, char *err,
+                                  size_t errlen);
+
+/* Replaces g's edges by the kNN graph of its features: node i joined to the k nodes j ≠ i of
+ * largest cosine similarity (ties: lower id), both directions merged. O(N² d) time, N² bytes.
+ * BLO_ERR_INVALID unless 1 <= k < N. */
+blo_status blo_graph_knn(blo_graph_data *g, int64_t k, char *err, size_t errlen);
 
 /* ---- LDS ------------------------------------------------------------------------------------ */
 typedef struct blo_lds {
@@ -111,6 +119,10 @@ typedef int (*blo_graph_iter_fn)(const blo_graph_iter *it, void *user);
 typedef struct blo_graph_config {
     const char *data_dir;  /* the three-part folder (blo/data.h); no default */
     double keep_edges;     /* the fraction of the given edges kept, drawn at random (1: all) */
+    int64_t knn;           /* k > 0: the graph is the kNN graph of the features (cosine;
+                              kNN-LDS) instead of the given edges; -1: that with k = 10 when
+                              the data has no edges (the default), else the given edges */
+    int row_normalize;     /* divide each feature row by its sum (1, for bag-of-words) */
     int64_t hidden;        /* 16 */
     double dropout, wd;    /* 0.5, 5e-4 (L2 on W1) */
     double gcn_lr;         /* the GCN's Adam step, alone (baseline) and inside LDS: 0.01 */
@@ -119,6 +131,13 @@ typedef struct blo_graph_config {
     int baseline;          /* with lds: also the GCN on the graph and the frozen-θ ablation */
     double theta_off;      /* θ's start off the given edges: 0.0 (LDS starts from the graph) */
     int64_t samples;       /* graphs sampled for the test prediction (mean of softmaxes): 16 */
+    int64_t patience;      /* > 0: early stopping as LDS: the validation split is halved (its
+                              even positions drive the hypergradient, its odd ones are the
+                              early-stopping set), the accuracy on the latter (mean over
+                              `samples` graphs) is measured after every outer iteration, the
+                              run stops after `patience` iterations without a better one, and
+                              θ and y of the best are scored. Also for the frozen ablation.
+                              0: off (all of the validation split drives the hypergradient) */
     const char *save_graph;/* write "i j θ_ij" for every pair with θ > ½ (i < j), or NULL */
     blo_dtype dtype;
     blo_config solver;     /* trhg with a window of T = 5 inner Adam steps, a warm start, outer
@@ -132,11 +151,14 @@ blo_graph_config blo_graph_default(void);
 
 typedef struct blo_graph_result {
     int64_t n, edges_given, edges_kept, edges_learned; /* learned: pairs with θ > ½ */
+    int64_t knn;                    /* k of the kNN graph used as the given one (0: none) */
     double gcn_val, gcn_test;       /* the GCN on the (damaged) graph; NAN when not run */
     double lds_val, lds_test;       /* LDS, mean over `samples` graphs; NAN when not run */
     double frozen_val, frozen_test; /* LDS's schedule with θ frozen at its start */
     double upper, lower;
     int64_t iters;
+    int64_t best_iter;              /* with patience: the outer iteration scored (else -1) */
+    double es_acc;                  /* with patience: its early-stopping accuracy (else NAN) */
     double seconds;
 } blo_graph_result;
 /* Loads the data, removes edges, trains the GCN and / or runs LDS. Errors: the loader's

@@ -11,9 +11,10 @@
 
 typedef struct graph_cmd {
     blo_graph_config c;
-    const char *name; /* --data: cora, citeseer or a folder */
+    const char *name; /* --data: cora, citeseer, wine, cancer, digits or a folder */
     char dir[4096];
-    long long hidden, epochs, samples, seed;
+    long long hidden, epochs, samples, seed, knn, patience;
+    const char *features; /* --features: auto, row or raw */
     int gcn_only;
     blo_graph_result r;
 } graph_cmd;
@@ -34,16 +35,28 @@ static int is_dir(const char *p) {
     return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
-/* A named graph (cora, citeseer) is read from the installed data, or from the source tree
- * the CLI was built from; anything else is a folder. */
+/* A named data set (cora, citeseer: Planetoid graphs; wine, cancer, digits: UCI data with no
+ * graph) is read from the installed data, or from the source tree the CLI was built from;
+ * anything else is a folder. The UCI sets keep their features as converted (standardised or
+ * pixel counts); the graphs' bag-of-words rows are normalised. */
 static bool graph_configure(cli_task *t) {
     graph_cmd *g = t->user;
-    if (!strcmp(g->name, "cora") || !strcmp(g->name, "citeseer")) {
-        snprintf(g->dir, sizeof g->dir, "%s/planetoid/%s", BLO_DATA_INSTALL, g->name);
-        if (!is_dir(g->dir)) snprintf(g->dir, sizeof g->dir, "%s/planetoid/%s", BLO_DATA_SOURCE, g->name);
+    const char *group = !strcmp(g->name, "cora") || !strcmp(g->name, "citeseer") ? "planetoid"
+                        : !strcmp(g->name, "wine") || !strcmp(g->name, "cancer") ||
+                                  !strcmp(g->name, "digits")
+                            ? "uci"
+                            : NULL;
+    if (group) {
+        snprintf(g->dir, sizeof g->dir, "%s/%s/%s", BLO_DATA_INSTALL, group, g->name);
+        if (!is_dir(g->dir))
+            snprintf(g->dir, sizeof g->dir, "%s/%s/%s", BLO_DATA_SOURCE, group, g->name);
     } else {
         snprintf(g->dir, sizeof g->dir, "%s", g->name);
     }
+    g->c.row_normalize = !strcmp(g->features, "auto") ? !(group && !strcmp(group, "uci"))
+                                                       : !strcmp(g->features, "row");
+    g->c.knn = g->knn;
+    g->c.patience = g->patience;
     g->c.data_dir = g->dir;
     g->c.hidden = g->hidden;
     g->c.gcn_epochs = g->epochs;
@@ -59,9 +72,10 @@ static blo_status graph_run(cli_task *t, char *err, size_t errlen) {
     const blo_graph_config *c = &g->c;
     if (!t->quiet && c->lds)
         fprintf(stderr, "graph: LDS on %s, %s, T = %d inner steps, %lld outer iterations, "
-                        "straight-through estimator, %.0f %% of the edges\n",
+                        "straight-through estimator, %.0f %% of the %s\n",
                 g->dir, c->solver.method, c->solver.inner_steps,
-                (long long)c->solver.outer_iters, 100 * c->keep_edges);
+                (long long)c->solver.outer_iters, 100 * c->keep_edges,
+                c->knn > 0 ? "kNN graph's edges" : "edges (the kNN graph's when there are none)");
     return blo_graph_run(c, &g->r, err, errlen);
 }
 
@@ -76,14 +90,16 @@ static int graph_summary(cli_task *t) {
     graph_cmd *g = t->user;
     const blo_graph_result *r = &g->r;
     const char *keys[] = {"gcn_val", "gcn_test", "lds_val", "lds_test", "frozen_val",
-                          "frozen_test", "upper", "lower", "seconds"};
-    double vals[] = {r->gcn_val, r->gcn_test, r->lds_val, r->lds_test, r->frozen_val,
-                     r->frozen_test, r->upper, r->lower, r->seconds};
+                          "frozen_test", "upper", "lower", "es_acc", "best_iter", "seconds"};
+    double vals[] = {r->gcn_val, r->gcn_test, r->lds_val,     r->lds_test,
+                     r->frozen_val, r->frozen_test, r->upper, r->lower,
+                     r->es_acc, r->best_iter >= 0 ? (double)r->best_iter : NAN, r->seconds};
     if (t->json) {
         printf("{\"task\":\"graph\",\"data\":\"%s\",\"method\":\"%s\",\"keep_edges\":%g,"
-               "\"nodes\":%lld,\"edges_given\":%lld,\"edges_kept\":%lld,\"edges_learned\":%lld,"
+               "\"knn\":%lld,\"nodes\":%lld,\"edges_given\":%lld,\"edges_kept\":%lld,\"edges_learned\":%lld,"
                "\"iters\":%lld",
-               g->name, g->c.lds ? g->c.solver.method : "none", g->c.keep_edges, (long long)r->n,
+               g->name, g->c.lds ? g->c.solver.method : "none", g->c.keep_edges,
+               (long long)r->knn, (long long)r->n,
                (long long)r->edges_given, (long long)r->edges_kept, (long long)r->edges_learned,
                (long long)r->iters);
         for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
@@ -93,13 +109,17 @@ static int graph_summary(cli_task *t) {
         printf("}\n");
         return CLI_EXIT_OK;
     }
-    printf("graph %s: %lld nodes, %lld of %lld edges kept, %.1f s\n", g->name, (long long)r->n,
-           (long long)r->edges_kept, (long long)r->edges_given, r->seconds);
-    pct("GCN on the graph: validation", r->gcn_val);
-    pct("GCN on the graph: test", r->gcn_test);
+    printf("graph %s: %lld nodes, %lld of %lld %sedges kept, %.1f s\n", g->name, (long long)r->n,
+           (long long)r->edges_kept, (long long)r->edges_given, r->knn ? "kNN " : "", r->seconds);
+    pct(r->knn ? "GCN on the kNN graph: validation" : "GCN on the graph: validation", r->gcn_val);
+    pct(r->knn ? "GCN on the kNN graph: test" : "GCN on the graph: test", r->gcn_test);
     if (g->c.lds) {
         printf("  LDS: %s, %lld outer iterations, %lld pairs with theta > 1/2\n",
                g->c.solver.method, (long long)r->iters, (long long)r->edges_learned);
+        if (r->best_iter >= 0)
+            printf("  early stopping: the best outer iteration was %lld (early-stopping set "
+                   "%.2f %%)\n",
+                   (long long)r->best_iter, 100 * r->es_acc);
         pct("LDS: validation", r->lds_val);
         pct("LDS: test", r->lds_test);
         pct("theta frozen at its start: validation", r->frozen_val);
@@ -119,14 +139,21 @@ int cli_graph_run(const cli_cmd *cmd, int argc, char **argv) {
     memset(&g, 0, sizeof g);
     g.c = blo_graph_default();
     g.name = "cora";
-    g.hidden = g.c.hidden, g.epochs = g.c.gcn_epochs, g.samples = g.c.samples;
+    g.features = "auto";
+    g.hidden = g.c.hidden, g.epochs = g.c.gcn_epochs, g.samples = g.c.samples, g.knn = g.c.knn;
+    g.patience = g.c.patience;
     cli_task t;
     cli_task_init(&t, &GRAPH, cmd, &g.c.solver, &g);
     cli_task_output(&t, "--save-graph", &g.c.save_graph);
-    cli_opt opts[13 + CLI_TASK_NOPTS] = {
-        {"--data", NULL, CLI_STRING, &g.name, 0, 0, NULL, "cora|citeseer|DIR",
-         "the graph: a committed Planetoid graph, or a folder with features.libsvm, edges.txt, "
-         "train.txt, val.txt, test.txt"},
+    cli_opt opts[16 + CLI_TASK_NOPTS] = {
+        {"--data", NULL, CLI_STRING, &g.name, 0, 0, NULL, "cora|citeseer|wine|cancer|digits|DIR",
+         "the graph: a committed Planetoid graph, a committed UCI data set with no graph (kNN-LDS), "
+         "or a folder with features.libsvm, edges.txt (may be empty), train.txt, val.txt, test.txt"},
+        {"--knn", NULL, CLI_INT, &g.knn, -1, 1e9, NULL, "K",
+         "use the kNN graph of the features (cosine, K neighbours) as the given graph; -1: K = 10 "
+         "when the data has no edges"},
+        {"--features", NULL, CLI_CHOICE, &g.features, 0, 0, "auto|row|raw", "F",
+         "divide each feature row by its sum (row), or not (raw); auto: raw for the UCI sets"},
         {"--keep-edges", NULL, CLI_DOUBLE, &g.c.keep_edges, 0, 1, NULL, "P",
          "keep a random fraction P of the given edges (LDS experiments: 0.25, 0.5, 1)"},
         {"--gcn-only", NULL, CLI_FLAG, &g.gcn_only, 0, 0, NULL, NULL,
@@ -143,10 +170,14 @@ int cli_graph_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--epochs", NULL, CLI_INT, &g.epochs, 0, 1e9, NULL, "N", "epochs of the GCN alone"},
         {"--samples", NULL, CLI_INT, &g.samples, 1, 1e6, NULL, "S",
          "sampled graphs averaged for LDS's prediction"},
+        {"--patience", NULL, CLI_INT, &g.patience, 0, 1e9, NULL, "P",
+         "early stopping as LDS: half of the validation nodes drive theta, the other half pick "
+         "the best outer iteration; stop after P without a better one (0: off, all of the "
+         "validation nodes drive theta and the last iteration is scored)"},
         {"--theta-start", NULL, CLI_DOUBLE, &g.c.theta_off, 0, 1, NULL, "P",
          "theta's start off the given edges (1 on them)"},
         {"--seed", NULL, CLI_INT, &g.seed, 0, 9e18, NULL, "S",
          "edge removal, weights, samples, dropout"},
     };
-    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 13));
+    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 16));
 }

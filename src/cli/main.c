@@ -53,8 +53,9 @@ const cli_cmd cli_commands[] = {
      "  F = validation cross-entropy on a fresh sample (no dropout)\n"
      "The gradient reaches theta through the sample by the straight-through estimator\n"
      "A = S(theta) + stop_grad(M - S(theta)). Test prediction: the mean softmax over\n"
-     "--samples graphs. theta is dense: memory a few N x N per inner step (Cora, N = 2708:\n"
-     "29 MB each); N up to about 10000 fits in a few GB.",
+     "--samples graphs. Data with no edges (wine, cancer, digits) starts from the kNN graph\n"
+     "of its features (kNN-LDS). theta is dense: an outer iteration on Cora (N = 2708, 29 MB\n"
+     "per N x N) peaks near 40 N x N (1.1 GB); N up to about 5000 fits in a few GB.",
      cli_graph_run},
     {"nas", "DARTS architecture search (nas search|train|derive)",
      "Differentiable architecture search (Liu, Simonyan & Yang, ICLR 2019): x = the cell\n"

@@ -35,6 +35,21 @@ check "--keep-edges 0.5 keeps 3 of 6 edges" json_ok "$tmp/out" 'd["edges_kept"] 
 expect_rc 0 graph "${tiny[@]}" --gcn-only
 check "the summary names the GCN's test accuracy" grep -q 'GCN on the graph: test' "$tmp/out"
 
+# Early stopping: with patience 1 the run stops at the first iteration that does not improve
+# on the held-out half of the validation nodes, and scores the best one.
+expect_rc 0 graph "${tiny[@]}" --outer 30 --patience 1 --baseline --json
+check "--patience 1: stops early, the best iteration before the last" json_ok "$tmp/out" \
+    'd["iters"] < 30 and 0 <= d["best_iter"] < d["iters"] and 0 <= d["es_acc"] <= 1'
+expect_rc 0 graph "${tiny[@]}" --outer 3 --json
+check "without --patience: no early-stopping figures" json_ok "$tmp/out" \
+    'd["best_iter"] is None and d["es_acc"] is None'
+# kNN: the tiny graph's features as a kNN graph (k = 2) replace its edges.
+expect_rc 0 graph "${tiny[@]}" --outer 1 --knn 2 --features raw --json
+check "--knn 2: the kNN graph's 9 edges are the given ones" json_ok "$tmp/out" \
+    'd["knn"] == 2 and d["edges_given"] == 9'
+expect_rc 2 graph "${tiny[@]}" --knn 7
+check "--knn 7 on 7 nodes names the bound" grep -q 'k < the number of nodes' "$tmp/err"
+
 # Resume: 4 iterations in one go == 2, stopped, then resumed to 4.
 expect_rc 0 graph "${tiny[@]}" --outer 4 --json
 cp "$tmp/out" "$tmp/full.json"

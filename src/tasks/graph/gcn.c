@@ -56,7 +56,8 @@ static blo_status csr_make(blo_ctx *ctx, int64_t rows, int64_t cols, int64_t nnz
 }
 
 blo_status blo_graph_tensors_make(blo_ctx *ctx, const blo_graph_data *g, const unsigned char *keep,
-                                  blo_dtype dt, blo_graph_tensors *t, char *err, size_t errlen) {
+                                  int row_normalize, blo_dtype dt, blo_graph_tensors *t, char *err,
+                                  size_t errlen) {
     memset(t, 0, sizeof *t);
     const blo_dataset *f = &g->features;
     int64_t n = g->n, m = 0;
@@ -65,10 +66,11 @@ blo_status blo_graph_tensors_make(blo_ctx *ctx, const blo_graph_data *g, const u
     int64_t *rowptr = blo_calloc((size_t)n + 1, sizeof(int64_t));
     int64_t *col = blo_malloc(sizeof(int64_t) * (size_t)(2 * m + 1)), *fill = NULL;
     blo_status st = val && rowptr && col ? BLO_OK : BLO_ERR_NOMEM;
-    /* Features: each row divided by its sum. */
+    /* Features: each row divided by its sum, or as read. */
     for (int64_t i = 0; !st && i < n; i++) {
         double s = 0;
         for (int64_t k = f->rowptr[i]; k < f->rowptr[i + 1]; k++) s += f->val[k];
+        if (!row_normalize) s = 1;
         for (int64_t k = f->rowptr[i]; k < f->rowptr[i + 1]; k++)
             val[k] = s != 0 ? f->val[k] / s : 0;
     }

@@ -13,6 +13,8 @@ blo_graph_config blo_graph_default(void) {
     blo_graph_config c;
     memset(&c, 0, sizeof c);
     c.keep_edges = 1;
+    c.knn = -1;
+    c.row_normalize = 1;
     c.hidden = 16;
     c.dropout = 0.5;
     c.wd = 5e-4;
@@ -99,6 +101,13 @@ typedef struct lds_run {
     const blo_lds *l;
     blo_solver *s;
     blo_rng rng;
+    int report;            /* hand records to c->on_iter */
+    /* Early stopping (c->patience > 0): the early-stopping set is split 3 of es_gt, and the
+     * best θ and y so far are kept in best[] (in the lds context). */
+    const blo_graph_tensors *es_gt;
+    blo_tensor *best[3];
+    double best_acc;
+    int64_t best_iter, wait;
 } lds_run;
 
 static int64_t count_edges(blo_tensor *theta, int64_t n) {
@@ -114,11 +123,27 @@ static int64_t count_edges(blo_tensor *theta, int64_t n) {
 
 static int lds_on_record(const blo_record *rec, void *user) {
     lds_run *lr = user;
-    if (!lr->c->on_iter) return 0;
     blo_tensor *theta = blo_solver_x(lr->s, 0), *w[2] = {blo_solver_y(lr->s, 0), blo_solver_y(lr->s, 1)};
-    blo_graph_iter it = {*rec, accuracy(lr->gt, lr->l, theta, w, 1, 1, &lr->rng),
-                         count_edges(theta, lr->l->n)};
-    return lr->c->on_iter(&it, lr->c->user);
+    int stop = 0;
+    if (lr->es_gt) { /* early stopping on the held-out half of the validation split */
+        double acc = accuracy(lr->es_gt, lr->l, theta, w, 2, lr->c->samples, &lr->rng);
+        if (acc > lr->best_acc) {
+            lr->best_acc = acc;
+            lr->best_iter = rec->iter;
+            lr->wait = 0;
+            if (blo_copy_into(lr->best[0], theta) || blo_copy_into(lr->best[1], w[0]) ||
+                blo_copy_into(lr->best[2], w[1]))
+                return 1;
+        } else {
+            stop = ++lr->wait >= lr->c->patience;
+        }
+    }
+    if (lr->report && lr->c->on_iter) {
+        blo_graph_iter it = {*rec, accuracy(lr->gt, lr->l, theta, w, 1, 1, &lr->rng),
+                             count_edges(theta, lr->l->n)};
+        stop |= lr->c->on_iter(&it, lr->c->user);
+    }
+    return stop;
 }
 
 static blo_status save_graph(const char *path, blo_tensor *theta, int64_t n, char *err,
@@ -145,28 +170,43 @@ static blo_status freeze(int nx, blo_tensor *const *x, void *user) {
     return nx == 1 ? blo_copy_into(x[0], l->x0[0]) : BLO_ERR_INVALID;
 }
 
-/* LDS (frozen = 0) or its ablation with θ fixed at its start (frozen = 1). */
-static blo_status run_lds(const blo_graph_config *c, const blo_graph_tensors *gt, blo_lds *l,
-                          int frozen, double *val, double *test, blo_graph_result *r, char *err,
-                          size_t errlen) {
+/* LDS (frozen = 0) or its ablation with θ fixed at its start (frozen = 1). With early
+ * stopping, es_gt holds the early-stopping set as its split 2 and the scores are those of the
+ * best outer iteration. */
+static blo_status run_lds(const blo_graph_config *c, const blo_graph_tensors *gt,
+                          const blo_graph_tensors *es_gt, blo_lds *l, int frozen, double *val,
+                          double *test, blo_graph_result *r, char *err, size_t errlen) {
     blo_problem p = blo_lds_problem(l);
     blo_config sc = c->solver;
-    lds_run lr = {c, gt, l, NULL, {{0}}};
+    lds_run lr;
+    memset(&lr, 0, sizeof lr);
+    lr.c = c, lr.gt = gt, lr.l = l, lr.report = !frozen, lr.es_gt = es_gt;
+    lr.best_acc = -1, lr.best_iter = -1;
     blo_rng_seed(&lr.rng, c->seed + 17);
     if (frozen) {
         p.project_x = freeze;
         sc.checkpoint_path = NULL;
     }
-    sc.on_record = frozen ? NULL : lds_on_record;
+    if (es_gt) {
+        lr.best[0] = blo_clone(l->ctx, l->x0[0]);
+        lr.best[1] = blo_clone(l->ctx, l->y0[0]);
+        lr.best[2] = blo_clone(l->ctx, l->y0[1]);
+        if (!lr.best[0] || !lr.best[1] || !lr.best[2])
+            return blo__fail(err, errlen, BLO_ERR_NOMEM, "graph: out of memory");
+    }
+    sc.on_record = lr.report || es_gt ? lds_on_record : NULL;
     sc.record_user = &lr;
     blo_status st = blo__task_solve(&p, &sc, frozen ? NULL : c->resume, &lr.s, err, errlen);
     if (!st) {
         blo_tensor *theta = blo_solver_x(lr.s, 0), *w[2] = {blo_solver_y(lr.s, 0), blo_solver_y(lr.s, 1)};
+        if (es_gt && lr.best_iter >= 0) theta = lr.best[0], w[0] = lr.best[1], w[1] = lr.best[2];
         *val = accuracy(gt, l, theta, w, 1, c->samples, &lr.rng);
         *test = accuracy(gt, l, theta, w, 2, c->samples, &lr.rng);
         if (!frozen) {
             r->edges_learned = count_edges(theta, l->n);
             r->iters = blo_solver_iter(lr.s);
+            r->best_iter = es_gt ? lr.best_iter : -1;
+            r->es_acc = es_gt ? lr.best_acc : NAN;
             blo_solver_values(lr.s, &r->upper, &r->lower);
             if (c->save_graph) st = save_graph(c->save_graph, theta, l->n, err, errlen);
         }
@@ -175,18 +215,60 @@ static blo_status run_lds(const blo_graph_config *c, const blo_graph_tensors *gt
     return st;
 }
 
+/* Early stopping: the validation split's even positions stay the validation set (split 1 of
+ * gt), its odd positions become split 2 of es (which shares gt's features and graph). */
+static blo_status split_validation(blo_ctx *ctx, blo_graph_tensors *gt, blo_graph_tensors *es,
+                                   char *err, size_t errlen) {
+    int64_t k = blo_tensor_numel(gt->idx[1]), half[2] = {(k + 1) / 2, k / 2};
+    if (half[1] < 1)
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "graph: early stopping needs at least 2 validation nodes, the data has %lld",
+                         (long long)k);
+    int64_t *idx = blo_malloc(sizeof(int64_t) * (size_t)(2 * k)), *lab = idx ? idx + k : NULL;
+    if (!idx) return blo__fail(err, errlen, BLO_ERR_NOMEM, "graph: out of memory");
+    blo_status st = blo_tensor_copy_to_host(gt->idx[1], BLO_I64, idx);
+    if (!st) st = blo_tensor_copy_to_host(gt->lab[1], BLO_I64, lab);
+    *es = *gt;
+    blo_tensor *part[2][2];
+    for (int h = 0; !st && h < 2; h++) {
+        int64_t *pi = blo_malloc(sizeof(int64_t) * (size_t)(2 * half[h])), *pl = pi ? pi + half[h] : NULL;
+        if (!pi) {
+            st = BLO_ERR_NOMEM;
+            break;
+        }
+        for (int64_t i = 0; i < half[h]; i++) pi[i] = idx[2 * i + h], pl[i] = lab[2 * i + h];
+        part[h][0] = blo_tensor_new(ctx, BLO_I64, 1, &half[h]);
+        part[h][1] = blo_tensor_new(ctx, BLO_I64, 1, &half[h]);
+        if (!part[h][0] || !part[h][1]) st = BLO_ERR_NOMEM;
+        if (!st) st = blo_tensor_copy_from_host(part[h][0], BLO_I64, pi);
+        if (!st) st = blo_tensor_copy_from_host(part[h][1], BLO_I64, pl);
+        blo_free(pi);
+    }
+    blo_free(idx);
+    if (st) return blo__fail(err, errlen, st, "graph: splitting the validation nodes: out of memory");
+    gt->idx[1] = part[0][0], gt->lab[1] = part[0][1];
+    es->idx[2] = part[1][0], es->lab[2] = part[1][1];
+    return BLO_OK;
+}
+
 blo_status blo_graph_run(const blo_graph_config *c, blo_graph_result *r, char *err, size_t errlen) {
     memset(r, 0, sizeof *r);
     r->gcn_val = r->gcn_test = r->lds_val = r->lds_test = r->frozen_val = r->frozen_test = NAN;
-    r->upper = r->lower = NAN;
+    r->upper = r->lower = r->es_acc = NAN;
+    r->best_iter = -1;
     if (!(c->keep_edges >= 0 && c->keep_edges <= 1) || c->hidden < 1 || c->gcn_epochs < 0 ||
-        c->samples < 1 || !(c->dropout >= 0 && c->dropout < 1))
+        c->samples < 1 || !(c->dropout >= 0 && c->dropout < 1) || c->knn < -1 || c->patience < 0)
         return blo__fail(err, errlen, BLO_ERR_INVALID,
                          "graph: bad settings (keep-edges in [0, 1], hidden >= 1, samples >= 1, "
-                         "dropout in [0, 1))");
+                         "dropout in [0, 1), knn >= -1)");
     blo_graph_data g;
     blo_status st = blo_graph_load(c->data_dir, &g, err, errlen);
     if (st) return st;
+    r->knn = c->knn > 0 ? c->knn : c->knn < 0 && g.n_edges == 0 ? 10 : 0;
+    if (r->knn && (st = blo_graph_knn(&g, r->knn, err, errlen))) {
+        blo_graph_data_free(&g);
+        return st;
+    }
     double t0 = blo__task_seconds();
     blo_rng rng;
     blo_rng_seed(&rng, c->seed);
@@ -195,7 +277,7 @@ blo_status blo_graph_run(const blo_graph_config *c, blo_graph_result *r, char *e
     int64_t *perm = blo_malloc(sizeof(int64_t) * (size_t)(m + 1));
     unsigned char *keep = blo_calloc((size_t)m + 1, 1);
     blo_ctx *ctx = blo_ctx_new(0);
-    blo_graph_tensors gt;
+    blo_graph_tensors gt, es;
     blo_lds l;
     memset(&l, 0, sizeof l);
     if (!perm || !keep || !ctx) {
@@ -208,15 +290,19 @@ blo_status blo_graph_run(const blo_graph_config *c, blo_graph_result *r, char *e
     r->n = g.n;
     r->edges_given = m;
     r->edges_kept = k;
-    if ((st = blo_graph_tensors_make(ctx, &g, keep, c->dtype, &gt, err, errlen))) goto out;
+    if ((st = blo_graph_tensors_make(ctx, &g, keep, c->row_normalize, c->dtype, &gt, err, errlen)))
+        goto out;
     if ((st = blo_lds_init(&l, &gt, g.n, g.classes, c->hidden, c->dropout, c->wd, c->theta_off,
                            &rng, err, errlen)))
         goto out;
     if (!c->lds || c->baseline)
         if ((st = run_gcn(c, &gt, &l, &rng, r, err, errlen))) goto out;
-    if (c->lds && (st = run_lds(c, &gt, &l, 0, &r->lds_val, &r->lds_test, r, err, errlen))) goto out;
+    if (c->lds && c->patience > 0 && (st = split_validation(ctx, &gt, &es, err, errlen))) goto out;
+    const blo_graph_tensors *esp = c->patience > 0 ? &es : NULL;
+    if (c->lds && (st = run_lds(c, &gt, esp, &l, 0, &r->lds_val, &r->lds_test, r, err, errlen)))
+        goto out;
     if (c->lds && c->baseline &&
-        (st = run_lds(c, &gt, &l, 1, &r->frozen_val, &r->frozen_test, r, err, errlen)))
+        (st = run_lds(c, &gt, esp, &l, 1, &r->frozen_val, &r->frozen_test, r, err, errlen)))
         goto out;
 out:
     r->seconds = blo__task_seconds() - t0;
