@@ -26,10 +26,12 @@ typedef struct lo_data {
     int window; /* K: the upper level is s / K */
 } lo_data;
 
+/* Releases what lo_load made and clears d (so a second call does nothing). */
 static void lo_free(lo_data *d) {
     blo_ctx_free(d->dctx);
     blo_free(d->labels);
     blo_free(d->batch);
+    memset(d, 0, sizeof *d);
 }
 
 /* Loads n_train random training images (their draw set by seed) and the first n_test test
@@ -253,24 +255,23 @@ blo_status blo_learnopt_train(const blo_learnopt_config *c, blo_learnopt_train_r
         return blo__fail(err, errlen, BLO_ERR_INVALID,
                          "learnopt: reset_every, opt_hidden and the window (inner steps) must "
                          "be >= 1");
-    lo_data d;
-    blo_status st = lo_load(&c->task, &d, err, errlen);
-    if (st) return st;
-    d.window = c->solver.inner_steps;
     blo_ctx *pc = blo_ctx_new(0);
     blo_tensor *th[MAX_PARAMS], *x[BLO_LEARNOPT_NX], *y[4 * MAX_PARAMS + 2];
     blo_solver *s = NULL;
-    int n = d.n;
-    if (!pc) {
-        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "learnopt: out of memory");
-        goto out;
-    }
+    lo_data d;
+    memset(&d, 0, sizeof d);
+    blo_status st = pc ? BLO_OK : blo__fail(err, errlen, BLO_ERR_NOMEM, "learnopt: out of memory");
     blo_rng g;
     blo_rng_seed(&g, c->task.seed ^ 0x0b7e55edULL);
-    if (c->start)
+    /* The start file first: a bad one is refused before the data is read. */
+    if (!st && c->start)
         st = blo_learnopt_load(c->start, pc, c->task.dtype, x, NULL, err, errlen);
-    else if (blo_learnopt_init(pc, c->task.dtype, c->opt_hidden, c->init_step, &g, x))
+    else if (!st && blo_learnopt_init(pc, c->task.dtype, c->opt_hidden, c->init_step, &g, x))
         st = blo__fail(err, errlen, blo_ctx_status(pc), "%s", blo_ctx_error(pc));
+    if (!st) st = lo_load(&c->task, &d, err, errlen);
+    if (st) goto out;
+    d.window = c->solver.inner_steps;
+    int n = d.n;
     if (!st && (lo_params(pc, &d, 0, th) || blo_learnopt_state(pc, n, th, y)))
         st = blo__fail(err, errlen, blo_ctx_status(pc) ? blo_ctx_status(pc) : BLO_ERR_NOMEM,
                        "learnopt: %s", blo_ctx_error(pc));
@@ -334,21 +335,21 @@ blo_status blo_learnopt_apply(const blo_learnopt_apply_config *c, blo_learnopt_a
     if (c->steps < 1 || bad)
         return blo__fail(err, errlen, BLO_ERR_INVALID, "learnopt: %s",
                          bad ? bad : "steps must be >= 1");
-    lo_data d;
-    blo_status st = lo_load(&c->task, &d, err, errlen);
-    if (st) return st;
-    d.fast = 1;
-    int n = d.n;
     blo_ctx *pc = blo_ctx_new(0), *sc = blo_ctx_new(0);
     blo_tensor *th[MAX_PARAMS], *x[BLO_LEARNOPT_NX], *y[4 * MAX_PARAMS + 2],
         *ynew[4 * MAX_PARAMS + 2], *g[4 * MAX_PARAMS + 2];
     blo_opt_state ost;
-    if (!pc || !sc) {
-        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "learnopt: out of memory");
-        goto out;
-    }
-    if (c->optimizer) st = blo_learnopt_load(c->optimizer, pc, c->task.dtype, x, NULL, err, errlen);
+    lo_data d;
+    memset(&d, 0, sizeof d);
+    blo_status st = pc && sc ? BLO_OK
+                             : blo__fail(err, errlen, BLO_ERR_NOMEM, "learnopt: out of memory");
+    /* The optimizer file first: a bad one is refused before the data is read. */
+    if (!st && c->optimizer)
+        st = blo_learnopt_load(c->optimizer, pc, c->task.dtype, x, NULL, err, errlen);
+    if (!st) st = lo_load(&c->task, &d, err, errlen);
     if (st) goto out;
+    d.fast = 1;
+    int n = d.n;
     if (lo_params(pc, &d, 0, th) || blo_learnopt_state(pc, n, th, y) ||
         (!c->optimizer && blo_opt_state_init(pc, &c->baseline, n, y, &ost))) {
         st = blo__fail(err, errlen, blo_ctx_status(pc) ? blo_ctx_status(pc) : BLO_ERR_NOMEM,
