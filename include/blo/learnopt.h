@@ -12,9 +12,9 @@
  *     d  = W₂ tanh(W₁ u + b₁) + b₂ + w_s u                         (MLP 4-H-1 plus a linear path)
  *     θ ← θ − e^{ℓ} d                                                (ℓ: the log step scale)
  * with β₁ = 0.9, β₂ = 0.99, β₃ = 0.999, ε = 1e-8. The weights x = (W₁ [H, 4], b₁ [H],
- * W₂ [1, H], b₂ [1], w_s [1, 4], ℓ [1]; blo_linear's [out, in]) are the hyper-variables. blo_learnopt_init starts at
- * W₂ = 0, b₂ = 0, w_s = (0, 1, 0, 0): then d = m̂₁ / r and the step is Adam's with step e^{ℓ}
- * (β 0.9 / 0.999), which meta-training then reshapes.
+ * W₂ [1, H], b₂ [1], w_s [1, 4], ℓ [1]; blo_linear's [out, in]) are the hyper-variables.
+ * blo_learnopt_init starts at W₂ = 0, b₂ = 0, w_s = (0, 1, 0, 0): then d = m̂₁ / r and the
+ * step is Adam's with step e^{ℓ} (β 0.9 / 0.999), which meta-training then reshapes.
  *
  * The state the update carries (the lower level's y, so that blo's unrolling methods
  * differentiate through it): for n parameter tensors, y = (θ_0..θ_{n-1}, m₁ ×n, m₂ ×n, v ×n,
@@ -59,8 +59,8 @@ typedef struct blo_learnopt_update_user {
     void *loss_user;
 } blo_learnopt_update_user;
 
-/* The update above as a blo_inner_update_fn (blo_config.inner_update, with
- * inner_update_user a blo_learnopt_update_user): x the optimizer's weights (nx =
+/* The update above, a blo_inner_update_fn: set blo_config.inner_update to it and
+ * inner_update_user to a blo_learnopt_update_user. x: the optimizer's weights (nx =
  * BLO_LEARNOPT_NX), y the state (ny = 4n + 2), g[i] = ∇_{θ_i} f for i < n (the rest ignored).
  * Builds y_new with blo ops in ctx, recorded when ctx records, so dy_new/dx flows through
  * the network. Also usable on its own, outside a solver, with recording off. */
