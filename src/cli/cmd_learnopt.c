@@ -11,14 +11,14 @@
 
 /* The optimizee options both subcommands share (their values, before the configuration). */
 typedef struct lo_task_args {
-    const char *data;
+    const char *data_dir;
     long long n_train, n_test, batch, hidden, layers, seed;
 } lo_task_args;
 
 #define LO_TASK_NOPTS 7
 static int lo_task_opts(cli_opt *o, int n, lo_task_args *a) {
     const cli_opt add[LO_TASK_NOPTS] = {
-        {"--data", NULL, CLI_STRING, &a->data, 0, 0, NULL, "DIR",
+        {"--data", NULL, CLI_STRING, &a->data_dir, 0, 0, NULL, "DIR",
          "MNIST-layout folder (train-* for training, t10k-* for the test)" CLI_DATA_HELP},
         {"--n-train", NULL, CLI_INT, &a->n_train, 1, 1e9, NULL, "N",
          "training images (a random subset of the train split)"},
@@ -36,13 +36,13 @@ static int lo_task_opts(cli_opt *o, int n, lo_task_args *a) {
 }
 
 static void lo_task_args_from(lo_task_args *a, const blo_learnopt_task *c, const char *data) {
-    a->data = data;
+    a->data_dir = data;
     a->n_train = c->n_train, a->n_test = c->n_test, a->batch = c->batch;
     a->hidden = c->hidden, a->layers = c->layers, a->seed = (long long)c->seed;
 }
 
 static void lo_task_config(blo_learnopt_task *c, const lo_task_args *a, const cli_task *t) {
-    c->data_dir = a->data;
+    c->data_dir = a->data_dir;
     c->n_train = a->n_train, c->n_test = a->n_test, c->batch = a->batch;
     c->hidden = a->hidden, c->layers = a->layers, c->seed = (uint64_t)a->seed;
     c->dtype = cli_task_dtype(t);
