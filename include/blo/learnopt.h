@@ -133,7 +133,8 @@ blo_learnopt_config blo_learnopt_default(void);
 
 typedef struct blo_learnopt_train_result {
     double upper;      /* the last window's mean loss */
-    double first_traj, last_traj; /* mean window loss over the first and the last trajectory */
+    double first_traj, last_traj; /* mean window loss over the first and the last trajectory
+                                     (first: NAN when a resumed run starts past it) */
     double step;       /* e^{ℓ} at the end */
     int64_t iters;
     double seconds;

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# test_learnopt.sh — `blo learnopt train|apply` end to end with a tiny budget: exit codes (0 ok,
-# 2 bad usage or a bad optimizer file), the JSON summaries' fields, --log rows and --plot files,
-# the optimizer file applied to the trained optimizee and to a deeper one, a run stopped
-# halfway and resumed from its checkpoint writing the same optimizer bytes as an uninterrupted
-# one, and meta-training lowering the mean loss of the window it trains on.
+# test_learnopt.sh — `blo learnopt train|apply` end to end on a tiny data set and budget: exit
+# codes (0 ok, 2 bad usage or a bad optimizer file), the JSON summaries' fields, --log rows and
+# --plot files, the optimizer file applied to the trained optimizee and to a deeper one, a run
+# stopped halfway and resumed from its checkpoint writing the same optimizer bytes as an
+# uninterrupted one, and a meta-trained optimizer beating its own start (Adam) on an optimizee
+# it never saw.
 # Usage: test_learnopt.sh <blo binary> <source dir>.
 set -uo pipefail
 blo=${1:?usage: test_learnopt.sh <blo binary> <source dir>}
@@ -11,7 +12,13 @@ src=${2:?usage: test_learnopt.sh <blo binary> <source dir>}
 . "$(dirname "$0")/lib.sh"
 export OMP_NUM_THREADS=1
 
-tiny=(--n-train 500 --n-test 200 --batch 32 --hidden 8 --threads 1 -q)
+# tests/data/tinymnist (120 8x8 images, 3 classes) serves as both the train and the t10k split.
+mkdir "$tmp/data"
+for split in train t10k; do
+    cp "$src/tests/data/tinymnist/train-images-idx3-ubyte.gz" "$tmp/data/$split-images-idx3-ubyte.gz"
+    cp "$src/tests/data/tinymnist/train-labels-idx1-ubyte" "$tmp/data/$split-labels-idx1-ubyte"
+done
+tiny=(--data "$tmp/data" --n-train 120 --n-test 120 --batch 16 --hidden 8 --threads 1 -q)
 train=(learnopt train "${tiny[@]}" --inner 3 --reset-every 2)
 
 expect_rc 0 "${train[@]}" --outer 4 --json --out "$tmp/full.blo" --log "$tmp/run.csv" \
