@@ -180,7 +180,7 @@ static int apply_on_iter(const blo_task_iter *it, void *user) {
     char status[96];
     snprintf(status, sizeof status, "loss %.4f  mean %.4f  test acc %.2f%%", it->rec.lower,
              it->rec.upper, 100 * it->test_acc);
-    double row[5] = {(double)it->rec.iter + 1, it->rec.lower, it->rec.upper, it->test_acc,
+    double row[5] = {(double)it->rec.iter + 1, it->rec.upper, it->rec.lower, it->test_acc,
                      it->rec.seconds};
     cli_task_step(t, it->rec.iter + 1, status, row);
     return 0;
@@ -252,7 +252,9 @@ static int apply_summary(cli_task *t) {
     return CLI_EXIT_OK;
 }
 
-static const char *const APPLY_COLS[5] = {"step", "loss", "mean_loss", "test_acc", "seconds"};
+/* The columns `blo plot` draws: iter is the step, upper the mean minibatch loss so far, lower
+ * the step's minibatch loss. */
+static const char *const APPLY_COLS[5] = {"iter", "upper", "lower", "test_acc", "seconds"};
 static const cli_task_def APPLY = {"learnopt apply", 5, APPLY_COLS, apply_configure, apply_run,
                                    apply_summary, NULL};
 

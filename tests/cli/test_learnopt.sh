@@ -38,6 +38,7 @@ cp "$tmp/out" "$tmp/apply.json"
 check "apply --json prints one object with every field" json_ok "$tmp/apply.json" \
     'all(k in d for k in ("optimizer","steps","mean_loss","train_loss","test_acc","seconds")) and d["steps"] == 20 and 0 < d["train_loss"] < 2.31 and d["test_acc"] > 0.2'
 check "apply --log has a row every 5 steps" test "$(wc -l <"$tmp/apply.csv")" -eq 5
+check "apply --log has the columns blo plot draws" grep -q '^iter,upper,lower,test_acc' "$tmp/apply.csv"
 expect_rc 0 learnopt apply "${tiny[@]}" --optimizer "$tmp/full.blo" --steps 5 --layers 2 \
     --hidden 12
 check "the summary names the optimizer file" grep -q 'full.blo' "$tmp/out"
