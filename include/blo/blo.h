@@ -23,6 +23,7 @@
 #include "blo/fewshot.h"
 #include "blo/graph.h"
 #include "blo/hyperclean.h"
+#include "blo/learnopt.h"
 #include "blo/linalg.h"
 #include "blo/meta.h"
 #include "blo/nas.h"

@@ -16,6 +16,7 @@ int cli_nas_run(const cli_cmd *cmd, int argc, char **argv);
 int cli_meta_run(const cli_cmd *cmd, int argc, char **argv);
 int cli_regsearch_run(const cli_cmd *cmd, int argc, char **argv);
 int cli_causal_run(const cli_cmd *cmd, int argc, char **argv);
+int cli_learnopt_run(const cli_cmd *cmd, int argc, char **argv);
 
 const cli_cmd cli_commands[] = {
     {"causal", "treatment effects: TARNet / CFR-MMD, hyperparameters or unit weights by hypergradient",
@@ -117,6 +118,24 @@ const cli_cmd cli_commands[] = {
      "accuracy. Data: --data FILE (LIBSVM or CSV, split --train-frac / --val-frac / rest by\n"
      "--seed), or without it Fashion-MNIST T-shirt/top vs shirt (--classes 0,6), 4000 examples.",
      cli_regsearch_run},
+    {"learnopt", "a learned optimizer: meta-train a coordinate-wise MLP that trains networks (train|apply)",
+     "A learned optimizer (Andrychowicz et al. NeurIPS 2016; Metz et al. ICML 2019): one small\n"
+     "MLP, shared by every coordinate, makes each step of an optimizee's training.\n"
+     "  per parameter: m1, m2 = momentum averages of g (beta 0.9, 0.99), v of g^2 (0.999),\n"
+     "  r = sqrt(v^) + eps; u = (g/r, m1^/r, m2^/r, theta) (^: bias-corrected)\n"
+     "  learned:  theta <- theta - e^l (W2 tanh(W1 u + b1) + b2 + w_s u)   (starts as Adam)\n"
+     "  momentum: m <- mu m + g, theta <- theta - lr m;   adam: theta <- theta - lr m1^/r\n"
+     "  x = (W1, b1, W2, b2, w_s, l); y = (theta, m1, m2, v, k, s): the optimizee and its state\n"
+     "  f(x, y) = minibatch cross-entropy of the optimizee (lower level: K learned steps)\n"
+     "  F(x, y) = s / K, the mean minibatch loss along the window       (upper level)\n"
+     "Meta-training reverses through each window of K steps (trhg, window K) from the last\n"
+     "window's end (warm start: the truncated unroll); every --reset-every windows the\n"
+     "optimizee starts again from a fresh initialisation. Optimizee: an MLP 784-H(-H)-10 on\n"
+     "--n-train Fashion-MNIST images.\n"
+     "  blo learnopt train [options]                  meta-train, write --out FILE\n"
+     "  blo learnopt apply --optimizer FILE [options] train a network with it\n"
+     "  blo learnopt apply --baseline adam --lr LR    the same with a hand-made optimizer",
+     cli_learnopt_run},
     {"demo", "engine demo: train a tiny MLP with blo_grad, check an HVP (no data needed)",
      "Fits a 2-layer tanh MLP by full-batch gradient descent on a synthetic 2-class problem\n"
      "(points in the square [-1, 1]^2, class 1 inside a circle), with the loss, its gradient\n"
