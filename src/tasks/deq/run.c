@@ -378,7 +378,8 @@ blo_status blo_deq_run(const blo_deq_config *c, blo_deq_result *r, char *err, si
     R.err = err, R.errlen = errlen;
     R.adam = blo_opt_adam(c->lr);
     blo_rng_seed(&R.rng, c->seed);
-    R.dc = blo_ctx_new(0), R.pc = blo_ctx_new(0), R.sc = blo_ctx_new(0);
+    R.dc = blo_ctx_new(0), R.pc = blo_ctx_new(0);
+    R.sc = blo_ctx_new(16u << 20); /* one step's temporaries fit its chunks: no allocation per step */
     blo_status st = R.dc && R.pc && R.sc ? load_data(&R, err, errlen)
                                          : blo__fail(err, errlen, BLO_ERR_NOMEM, "deq: out of memory");
     model m, b;
