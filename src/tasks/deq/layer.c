@@ -232,11 +232,16 @@ static blo_status check_x(blo_ctx *ctx, const blo_deq *L, blo_tensor *x, const c
     return BLO_OK;
 }
 
-blo_tensor *blo_deq_solve(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_deq_stats *st) {
-    blo_deq_stats s0;
-    blo_deq_stats *s = st ? st : &s0;
+/* st (or s0 when st is NULL) cleared for a forward pass. */
+static blo_deq_stats *stats_start(blo_deq_stats *st, blo_deq_stats *s0) {
+    blo_deq_stats *s = st ? st : s0;
     memset(s, 0, sizeof *s);
     s->fwd_residual = s->bwd_residual = NAN;
+    return s;
+}
+
+blo_tensor *blo_deq_solve(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_deq_stats *st) {
+    blo_deq_stats s0, *s = stats_start(st, &s0);
     if (check_x(ctx, L, x, "solve")) return NULL;
     int rec = blo_ctx_set_recording(ctx, 0);
     int64_t B = blo_tensor_dim(x, 0);
@@ -345,10 +350,7 @@ blo_status blo_deq_backward(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_tensor 
 }
 
 blo_tensor *blo_deq_unroll(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_deq_stats *st) {
-    blo_deq_stats s0;
-    blo_deq_stats *s = st ? st : &s0;
-    memset(s, 0, sizeof *s);
-    s->fwd_residual = s->bwd_residual = NAN;
+    blo_deq_stats s0, *s = stats_start(st, &s0);
     if (check_x(ctx, L, x, "unroll")) return NULL;
     double alpha = map_alpha(L);
     blo_tensor *W = weight(ctx, L, 1);
