@@ -158,6 +158,7 @@ blo_tensor *blo_deq_unroll(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_deq_stat
 typedef struct blo_deq_epoch {
     int epoch; /* 1-based */
     double train_loss, test_acc, seconds;
+    double cpu_seconds; /* the process's CPU time (a loaded machine's fairer clock) */
     double fwd_iters, fwd_residual; /* means over the epoch's minibatches */
     double bwd_iters, bwd_residual;
     int64_t unconverged; /* examples whose forward solve stopped above tol, this epoch */
@@ -190,6 +191,7 @@ blo_deq_config blo_deq_default(void);
 
 typedef struct blo_deq_result {
     double test_acc, train_loss, seconds;
+    double cpu_seconds; /* the training's, as blo_deq_epoch's */
     double fwd_iters, bwd_iters, fwd_residual; /* the last epoch's means */
     int64_t unconverged;                      /* over the whole run */
     int64_t params, baseline_params, baseline_hidden;

@@ -93,9 +93,9 @@ static int deq_summary(cli_task *t) {
                (long long)h->c.hidden, r->epochs, (long long)r->params,
                (long long)r->unconverged, r->peak_bytes);
         const char *keys[] = {"test_acc", "train_loss", "fwd_iters", "fwd_residual", "bwd_iters",
-                              "seconds", "baseline_acc", "baseline_seconds"};
+                              "seconds", "cpu_seconds", "baseline_acc", "baseline_seconds"};
         double vals[] = {r->test_acc, r->train_loss, r->fwd_iters, r->fwd_residual, r->bwd_iters,
-                         r->seconds, r->baseline_acc, r->baseline_seconds};
+                         r->seconds, r->cpu_seconds, r->baseline_acc, r->baseline_seconds};
         for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
             printf(",\"%s\":", keys[i]);
             cli_json_number(stdout, vals[i]);

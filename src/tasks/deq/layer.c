@@ -310,19 +310,22 @@ blo_status blo_deq_backward(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_tensor 
         break;
     }
     case BLO_DEQ_IMPLICIT: {
-        blo_ctx_set_recording(ctx, 0); /* the adjoint solve: values only */
+        /* One recorded application T(z*): its VJP with the adjoint u is dL/dθ, its values give
+         * W and σ' for the adjoint solve (values only). */
         double alpha = map_alpha(L);
-        map_op m = {L, weight(ctx, L, 0), blo_linear(ctx, x, L->p[L->np - 2], L->p[L->np - 1]),
-                    alpha, g, NULL};
-        blo_tensor *a = pre(ctx, m.W, m.inj, z, alpha);
-        if (L->o.act == BLO_DEQ_TANH) { /* 1 − tanh² */
-            blo_tensor *t = blo_tanh(ctx, a);
+        blo_tensor *a = pre(ctx, weight(ctx, L, 0),
+                            blo_linear(ctx, x, L->p[L->np - 2], L->p[L->np - 1]), z, alpha);
+        blo_tensor *T = act(ctx, L, a);
+        blo_ctx_set_recording(ctx, 0);
+        map_op m = {L, weight(ctx, L, 0), NULL, alpha, g, NULL};
+        if (T && L->o.act == BLO_DEQ_TANH) { /* 1 − tanh² */
+            blo_tensor *t = blo_detach(ctx, T);
             m.dact = blo_add_scalar(ctx, blo_neg(ctx, blo_mul(ctx, t, t)), 1);
-        } else {
-            m.dact = blo_gt(ctx, a, blo_scalar(ctx, blo_tensor_dtype(a), 0));
+        } else if (T) {
+            m.dact = blo_gt(ctx, blo_detach(ctx, a), blo_scalar(ctx, blo_tensor_dtype(a), 0));
         }
         blo_tensor *u = blo_clone(ctx, g);
-        if (!m.dact || !u) {
+        if (!m.W || !m.dact || !u) {
             r = blo_ctx_status(ctx);
             break;
         }
@@ -335,8 +338,7 @@ blo_status blo_deq_backward(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_tensor 
         s->bwd_iters = lr.iters;
         s->bwd_residual = gn > 0 ? lr.residual / gn : lr.residual;
         s->bwd_converged = lr.converged;
-        blo_ctx_set_recording(ctx, 1);
-        r = param_vjp(ctx, L, x, z, alpha, u, grads);
+        r = blo_grad(ctx, 1, &T, &u, L->np, L->p, 0, grads);
         break;
     }
     case BLO_DEQ_UNROLLED:

@@ -20,6 +20,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define MAXP (BLO_DEQ_MAX_PARAMS + 2)
 
@@ -44,6 +45,12 @@ typedef struct run {
     char *err;
     size_t errlen;
 } run;
+
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static int64_t count_params(const model *m) {
     int64_t k = 0;
@@ -239,7 +246,7 @@ static blo_status train(run *R, model *m, int start, blo_deq_epoch *last) {
     blo_status st = perm && g && (buf || !c->checkpoint || m->explicit_net)
                         ? BLO_OK
                         : blo__fail(R->err, R->errlen, BLO_ERR_NOMEM, "deq: out of memory");
-    double t0 = blo__task_seconds();
+    double t0 = blo__task_seconds(), c0 = cpu_seconds();
     for (int ep = start + 1; !st && ep <= c->epochs; ep++) {
         for (int64_t i = 0; i < R->ntr; i++)
             perm[i] = i;
@@ -299,6 +306,7 @@ static blo_status train(run *R, model *m, int start, blo_deq_epoch *last) {
             break;
         }
         e.seconds = blo__task_seconds() - t0;
+        e.cpu_seconds = cpu_seconds() - c0;
         if (buf && (st = save(R, m, ep, buf))) break;
         *last = e;
         if (c->on_epoch && c->on_epoch(&e, c->user)) break;
@@ -400,6 +408,7 @@ blo_status blo_deq_run(const blo_deq_config *c, blo_deq_result *r, char *err, si
         r->epochs = last.epoch;
         r->test_acc = start == c->epochs ? test_accuracy(&R, &m, &st) : last.test_acc;
         r->train_loss = last.train_loss;
+        r->cpu_seconds = last.cpu_seconds;
         r->fwd_iters = last.fwd_iters, r->bwd_iters = last.bwd_iters;
         r->fwd_residual = last.fwd_residual;
         r->peak_bytes = last.peak_bytes;
