@@ -259,6 +259,85 @@ static void test_failures(void) {
              "names");
 }
 
+/* The penalty R with a fixed probe (the generator re-seeded) and z* fixed, as a function of the
+ * parameters. */
+static double penalty(fix *f, blo_tensor *z, uint64_t seed) {
+    blo_rng r;
+    blo_rng_seed(&r, seed);
+    blo_mark mk = blo_ctx_mark(f->sc);
+    blo_tensor *R = blo_deq_jacobian_penalty(f->sc, &f->L, f->x, z, &r);
+    double v = R ? blo_tensor_item(R) : NAN;
+    blo_ctx_rewind(f->sc, mk);
+    return v;
+}
+
+/* Hutchinson: the mean of R over many probes is ‖J_Φ‖_F² / (B d) summed over rows, computed
+ * exactly from d VJPs with one-hot seeds; R's gradient (a second-order graph) equals central
+ * differences. */
+static void test_jacobian_penalty(void) {
+    blo_deq_opts o = tight(BLO_DEQ_WEIGHT, BLO_DEQ_TANH, BLO_DEQ_PICARD);
+    o.scale = 0.8;
+    fix f;
+    fix_init(&f, &o, 13);
+    blo_tensor *z = blo_deq_solve(f.pc, &f.L, f.x, NULL);
+    /* Exact: Σ_k ‖e_kᵀ J‖² over rows, e_k the k-th unit vector in every row. */
+    blo_tensor *zl = blo_clone(f.sc, z);
+    blo_set_requires_grad(zl, 1);
+    blo_tensor *W = blo_deq_weight(f.sc, &f.L);
+    blo_tensor *phi = blo_tanh(f.sc, blo_add(f.sc, blo_linear(f.sc, zl, W, NULL),
+                                             blo_linear(f.sc, f.x, f.L.p[1], f.L.p[2])));
+    double exact = 0;
+    for (int k = 0; k < D; k++) {
+        double e[B * D] = {0};
+        for (int i = 0; i < B; i++)
+            e[i * D + k] = 1;
+        blo_tensor *seed = blo_from_f64(f.sc, BLO_F64, 2, (int64_t[]){B, D}, e), *v = NULL;
+        blo_grad(f.sc, 1, &phi, &seed, 1, &zl, 0, &v);
+        exact += v ? blo_tensor_item(blo_dot(f.sc, v, v)) : NAN;
+    }
+    exact /= B * D;
+    double mean = 0;
+    const int N = 4000;
+    blo_rng r;
+    blo_rng_seed(&r, 99);
+    for (int s = 0; s < N; s++) {
+        blo_mark mk = blo_ctx_mark(f.sc);
+        blo_tensor *R = blo_deq_jacobian_penalty(f.sc, &f.L, f.x, z, &r);
+        mean += R ? blo_tensor_item(R) / N : NAN;
+        blo_ctx_rewind(f.sc, mk);
+    }
+    TU_CHECK(fabs(mean - exact) < 0.05 * exact, "Hutchinson mean %.5g over %d probes, exact %.5g",
+             mean, N, exact);
+    fprintf(stderr, "jacobian penalty: exact %.5g, Hutchinson mean of %d probes %.5g\n", exact, N,
+            mean);
+    /* Its gradient against central differences. */
+    blo_tensor *R = NULL, *gr[BLO_DEQ_MAX_PARAMS] = {0};
+    blo_rng_seed(&r, 5);
+    R = blo_deq_jacobian_penalty(f.sc, &f.L, f.x, z, &r);
+    double g[NP], fd[NP];
+    int n = 0;
+    if (R && !blo_grad(f.sc, 1, &R, NULL, f.L.np, f.L.p, 0, gr))
+        for (int i = 0; i < f.L.np; i++) {
+            blo_tensor_to_f64(gr[i], g + n);
+            n += (int)blo_tensor_numel(gr[i]);
+        }
+    int m = 0;
+    for (int i = 0; i < f.L.np; i++)
+        for (int64_t j = 0; j < blo_tensor_numel(f.L.p[i]); j++) {
+            double v = blo_tensor_get(f.L.p[i], j);
+            blo_tensor_set(f.L.p[i], j, v + 1e-6);
+            double hi = penalty(&f, z, 5);
+            blo_tensor_set(f.L.p[i], j, v - 1e-6);
+            double lo = penalty(&f, z, 5);
+            blo_tensor_set(f.L.p[i], j, v);
+            fd[m++] = (hi - lo) / 2e-6;
+        }
+    TU_CHECK(n == m && n > 0 && rel_err(n, g, fd) < 1e-7, "penalty gradient vs fd: %.3g",
+             n == m ? rel_err(n, g, fd) : NAN);
+    tu_check_ok(f.sc, "jacobian penalty");
+    fix_free(&f);
+}
+
 int main(void) {
     test_exact("weight/tanh/picard", tight(BLO_DEQ_WEIGHT, BLO_DEQ_TANH, BLO_DEQ_PICARD), 1e-7);
     test_exact("spectral/tanh/anderson", tight(BLO_DEQ_SPECTRAL, BLO_DEQ_TANH, BLO_DEQ_ANDERSON),
@@ -268,5 +347,6 @@ int main(void) {
     test_approximations();
     test_anderson();
     test_failures();
+    test_jacobian_penalty();
     return tu_finish("deq");
 }

@@ -154,6 +154,15 @@ blo_status blo_deq_backward(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_tensor 
  * through every step. Fills st's forward fields (and bwd_iters = the steps). */
 blo_tensor *blo_deq_unroll(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_deq_stats *st);
 
+/* Hutchinson's estimate of the Jacobian penalty ‖J_Φ(z*)‖_F² / d per example (Bai, Koltun &
+ * Kolter, "Stabilizing equilibrium models by Jacobian regularization", ICML 2021): with ε [B, d]
+ * standard normal drawn from r, R = Σ_i ‖ε_iᵀ J_Φ,i‖² / (B d), E[R] = mean_i ‖J_Φ,i‖_F² / d.
+ * The scalar is recorded in ctx with its graph to the parameters (z* held fixed: the
+ * dependence through z* is left out, as in the paper), so blo_grad of a loss that adds γ R
+ * trains the layer toward fewer solver iterations. NULL on error (message in ctx). */
+blo_tensor *blo_deq_jacobian_penalty(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_tensor *zstar,
+                                     blo_rng *r);
+
 /* ---- `blo deq`: Fashion-MNIST with one equilibrium layer and a linear head ------------------ */
 typedef struct blo_deq_epoch {
     int epoch; /* 1-based */
@@ -178,6 +187,7 @@ typedef struct blo_deq_config {
     double lr; /* Adam */
     uint64_t seed;
     blo_dtype dtype;
+    double jac_reg; /* γ >= 0: add γ blo_deq_jacobian_penalty to the loss (one ε per step) */
     int baseline; /* also train the explicit network Linear(p, h) -> ReLU -> Linear(h, C) with h
                      chosen so its parameter count matches the equilibrium model's */
     const char *checkpoint; /* after every epoch, the parameters and Adam state here */

@@ -146,7 +146,7 @@ int cli_deq_run(const cli_cmd *cmd, int argc, char **argv) {
      * the threads' start-up costs more than they save (BENCHMARKS.md, "Implicit models"). */
     t.threads = 1;
     cli_task_output(&t, "--checkpoint", &h.checkpoint);
-    cli_opt opts[27 + CLI_TASK_NOPTS] = {
+    cli_opt opts[28 + CLI_TASK_NOPTS] = {
         {"--data", NULL, CLI_STRING, &h.c.data_dir, 0, 0, NULL, "DIR",
          "MNIST-layout folder (train-* and t10k-* idx files, optionally .gz)" CLI_DATA_HELP},
         {"--n-train", NULL, CLI_INT, &h.n_train, 0, 1e9, NULL, "N", "training examples (0: all)"},
@@ -182,6 +182,8 @@ int cli_deq_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--epochs", NULL, CLI_INT, &h.epochs, 0, 1e6, NULL, "N", "passes over the training set"},
         {"--batch", NULL, CLI_INT, &h.batch, 1, 1e7, NULL, "B", "minibatch size"},
         {"--lr", NULL, CLI_DOUBLE, &h.c.lr, 1e-12, 1e3, NULL, "LR", "Adam step"},
+        {"--jac-reg", NULL, CLI_DOUBLE, &h.c.jac_reg, 0, 1e6, NULL, "G",
+         "add G |eps' dPhi/dz|^2 / (B d) (Hutchinson estimate of |J|_F^2 / d) to the loss"},
         {"--baseline", NULL, CLI_FLAG, &h.c.baseline, 0, 0, NULL, NULL,
          "also train Linear(784, h) -> ReLU -> Linear(h, 10) of the same parameter count"},
         {"--checkpoint", NULL, CLI_STRING, &h.checkpoint, 0, 0, NULL, "FILE",
@@ -190,5 +192,5 @@ int cli_deq_run(const cli_cmd *cmd, int argc, char **argv) {
          "continue from a --checkpoint file of the same settings"},
         {"--seed", NULL, CLI_INT, &h.seed, 0, 9e18, NULL, "S", "initial weights, minibatch order"},
     };
-    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 26));
+    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 27));
 }

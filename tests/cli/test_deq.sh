@@ -36,6 +36,9 @@ for p in monotone weight spectral; do
         expect_rc 0 deq "${tiny[@]}" --epochs 1 --param $p --solver anderson --backward $b --json
     done
 done
+for b in implicit unrolled; do
+    expect_rc 0 deq "${tiny[@]}" --epochs 1 --backward $b --jac-reg 0.5 --json
+done
 expect_rc 0 deq "${tiny[@]}" --epochs 1 --param weight --act tanh --solver picard --json
 check "tanh with picard runs" json_ok "$tmp/out" 'd["act"] == "tanh" and d["fwd_iters"] >= 1'
 

@@ -395,3 +395,25 @@ blo_tensor *blo_deq_unroll(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_deq_stat
     s->bwd_iters = s->fwd_iters;
     return z;
 }
+
+blo_tensor *blo_deq_jacobian_penalty(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_tensor *zstar,
+                                     blo_rng *r) {
+    if (check_x(ctx, L, x, "jacobian penalty")) return NULL;
+    if (!zstar || !r || blo_tensor_ndim(zstar) != 2 || blo_tensor_dim(zstar, 1) != L->d) {
+        blo_ctx_set_error(ctx, BLO_ERR_INVALID, "deq jacobian penalty: z* must be [B, %lld]",
+                          (long long)L->d);
+        return NULL;
+    }
+    int rec = blo_ctx_set_recording(ctx, 1);
+    blo_tensor *z = blo_clone(ctx, zstar), *eps = blo_clone(ctx, zstar), *v = NULL;
+    if (z && eps && !blo_init_normal(eps, r, 0, 1) && !blo_set_requires_grad(z, 1)) {
+        blo_tensor *phi = act(ctx, L, pre(ctx, weight(ctx, L, 0),
+                                          blo_linear(ctx, x, L->p[L->np - 2], L->p[L->np - 1]),
+                                          z, 1));
+        if (phi) blo_grad(ctx, 1, &phi, &eps, 1, &z, BLO_GRAD_CREATE_GRAPH, &v);
+    }
+    double n = (double)blo_tensor_numel(zstar);
+    blo_tensor *R = v ? blo_scale(ctx, blo_sum_all(ctx, blo_mul(ctx, v, v)), 1 / n) : NULL;
+    blo_ctx_set_recording(ctx, rec);
+    return R;
+}

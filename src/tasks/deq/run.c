@@ -114,33 +114,50 @@ static blo_tensor *predict(blo_ctx *sc, model *m, blo_tensor *x, blo_deq_stats *
 }
 
 /* One step's loss and gradients (grads[0 .. m->n), in sc). */
-static blo_status step_grads(blo_ctx *sc, model *m, blo_tensor *x, blo_tensor *y,
-                             blo_tensor **grads, blo_deq_stats *st, double *loss,
+/* grads[i] += γ dR/dθ_i for the layer's parameters, R = blo_deq_jacobian_penalty at z. */
+static blo_status add_jacobian_penalty(blo_ctx *sc, model *m, blo_tensor *x, blo_tensor *z,
+                                       double gamma, blo_rng *r, blo_tensor **grads) {
+    blo_tensor *R = blo_deq_jacobian_penalty(sc, &m->L, x, z, r), *gr[BLO_DEQ_MAX_PARAMS];
+    if (!R || blo_grad(sc, 1, &R, NULL, m->L.np, m->L.p, 0, gr)) return blo_ctx_status(sc);
+    for (int i = 0; i < m->L.np; i++)
+        if (!(grads[i] = blo_add(sc, grads[i], blo_scale(sc, gr[i], gamma))))
+            return blo_ctx_status(sc);
+    return BLO_OK;
+}
+
+/* One step's loss and gradients (grads[0 .. m->n), in sc); r draws the Jacobian penalty's
+ * probe when gamma > 0. */
+static blo_status step_grads(blo_ctx *sc, model *m, blo_tensor *x, blo_tensor *y, double gamma,
+                             blo_rng *r, blo_tensor **grads, blo_deq_stats *st, double *loss,
                              const char **what) {
-    blo_tensor *Wo = m->p[m->n - 2], *bo = m->p[m->n - 1], *l;
+    blo_tensor *Wo = m->p[m->n - 2], *bo = m->p[m->n - 1], *l, *zs;
+    blo_status e;
     *what = "the loss";
     if (m->explicit_net || m->L.o.backward == BLO_DEQ_UNROLLED) {
-        blo_tensor *logits = m->explicit_net ? predict(sc, m, x, st)
-                                             : blo_linear(sc, blo_deq_unroll(sc, &m->L, x, st),
-                                                          Wo, bo);
+        zs = m->explicit_net ? NULL : blo_deq_unroll(sc, &m->L, x, st);
+        blo_tensor *logits = m->explicit_net ? predict(sc, m, x, st) : blo_linear(sc, zs, Wo, bo);
         l = blo_cross_entropy_fast(sc, logits, y, NULL, BLO_REDUCE_MEAN);
         if (!l || blo_grad(sc, 1, &l, NULL, m->n, m->p, 0, grads)) return blo_ctx_status(sc);
         *loss = blo_tensor_item(l);
-        return BLO_OK;
+        if (m->explicit_net || gamma <= 0) return BLO_OK;
+        zs = blo_detach(sc, zs);
+    } else {
+        *what = "the forward solve";
+        zs = blo_deq_solve(sc, &m->L, x, st);
+        blo_tensor *z = zs ? blo_clone(sc, zs) : NULL;
+        if (!z) return blo_ctx_status(sc);
+        blo_set_requires_grad(z, 1);
+        *what = "the loss";
+        l = blo_cross_entropy_fast(sc, blo_linear(sc, z, Wo, bo), y, NULL, BLO_REDUCE_MEAN);
+        blo_tensor *in[3] = {z, Wo, bo}, *out[3];
+        if (!l || blo_grad(sc, 1, &l, NULL, 3, in, 0, out)) return blo_ctx_status(sc);
+        *loss = blo_tensor_item(l);
+        grads[m->n - 2] = out[1], grads[m->n - 1] = out[2];
+        *what = "the backward";
+        if ((e = blo_deq_backward(sc, &m->L, x, zs, out[0], grads, st)) || gamma <= 0) return e;
     }
-    *what = "the forward solve";
-    blo_tensor *zs = blo_deq_solve(sc, &m->L, x, st);
-    blo_tensor *z = zs ? blo_clone(sc, zs) : NULL;
-    if (!z) return blo_ctx_status(sc);
-    blo_set_requires_grad(z, 1);
-    *what = "the loss";
-    l = blo_cross_entropy_fast(sc, blo_linear(sc, z, Wo, bo), y, NULL, BLO_REDUCE_MEAN);
-    blo_tensor *in[3] = {z, Wo, bo}, *out[3];
-    if (!l || blo_grad(sc, 1, &l, NULL, 3, in, 0, out)) return blo_ctx_status(sc);
-    *loss = blo_tensor_item(l);
-    grads[m->n - 2] = out[1], grads[m->n - 1] = out[2];
-    *what = "the backward";
-    return blo_deq_backward(sc, &m->L, x, zs, out[0], grads, st);
+    *what = "the Jacobian penalty";
+    return add_jacobian_penalty(sc, m, x, zs, gamma, r, grads);
 }
 
 static double test_accuracy(run *R, model *m, blo_status *st) {
@@ -269,7 +286,7 @@ static blo_status train(run *R, model *m, int start, blo_deq_epoch *last) {
             memset(&ds, 0, sizeof ds);
             double loss = NAN;
             const char *what = "the minibatch";
-            if (!x || !y || step_grads(R->sc, m, x, y, g, &ds, &loss, &what)) {
+            if (!x || !y || step_grads(R->sc, m, x, y, c->jac_reg, &R->rng, g, &ds, &loss, &what)) {
                 st = ctx_fail(R, R->sc, what, ep, nb);
                 break;
             }
@@ -374,10 +391,11 @@ blo_status blo_deq_run(const blo_deq_config *c, blo_deq_result *r, char *err, si
     const char *why = blo_deq_opts_check(&c->layer);
     if (why) return blo__fail(err, errlen, BLO_ERR_INVALID, "deq: %s", why);
     if (c->hidden < 1 || c->epochs < 0 || c->batch < 1 || !(c->lr > 0) || c->n_train < 0 ||
+        !(c->jac_reg >= 0) ||
         c->n_test < 0 || (c->dtype != BLO_F32 && c->dtype != BLO_F64))
         return blo__fail(err, errlen, BLO_ERR_INVALID,
-                         "deq: hidden, batch and lr must be positive, epochs and sizes >= 0, "
-                         "the dtype f32 or f64");
+                         "deq: hidden, batch and lr must be positive, epochs, sizes and jac_reg "
+                         ">= 0, the dtype f32 or f64");
     if (!c->data_dir)
         return blo__fail(err, errlen, BLO_ERR_INVALID, "deq: no data folder (the CLI's --data)");
     run R;
