@@ -34,16 +34,20 @@ run() { # run <name> <options...>
 }
 run monotone --param monotone --m 0.1 --act relu --solver fb --alpha 0.5 --anderson-m 5 \
     --max-iter 50 --tol 1e-3 --backward implicit --back-max-iter 50 --back-tol 1e-3
+run monotone_jac --param monotone --m 0.1 --act relu --solver fb --alpha 0.5 --anderson-m 5 \
+    --max-iter 50 --tol 1e-3 --backward implicit --back-max-iter 50 --back-tol 1e-3 --jac-reg 0.5
+run monotone_unrolled --param monotone --m 0.1 --act relu --solver fb --alpha 0.5 --anderson-m 5 \
+    --max-iter 50 --tol 1e-3 --backward unrolled
 run weight --param weight --scale 0.9 --act relu --solver anderson --anderson-m 5 \
     --max-iter 50 --tol 1e-3 --backward implicit --back-max-iter 50 --back-tol 1e-3
 /usr/bin/python3 - "$tmp" <<'PY'
 import json, sys, os
-print("\n| W | d | params | test acc | explicit net (h, params) | its acc | fwd it | bwd it | unconverged | s (deq / explicit) |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for name in ("monotone", "weight"):
+print("\n| run | d | params | test acc | explicit net (h, params) | its acc | fwd it | bwd it | unconverged | step peak MiB | s (deq / explicit) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+for name in ("monotone", "monotone_jac", "monotone_unrolled", "weight"):
     d = json.load(open(os.path.join(sys.argv[1], name + ".json")))
-    print("| %s | %d | %d | %.2f %% | %d, %d | %.2f %% | %.1f | %.1f | %d | %.0f / %.0f |" % (
+    print("| %s | %d | %d | %.2f %% | %d, %d | %.2f %% | %.1f | %.1f | %d | %.1f | %.0f / %.0f |" % (
         name, d["hidden"], d["params"], 100 * d["test_acc"], d["baseline_hidden"],
         d["baseline_params"], 100 * d["baseline_acc"], d["fwd_iters"], d["bwd_iters"],
-        d["unconverged"], d["seconds"], d["baseline_seconds"]))
+        d["unconverged"], d["peak_bytes"] / 2**20, d["seconds"], d["baseline_seconds"]))
 PY
