@@ -42,12 +42,13 @@ run weight --param weight --scale 0.9 --act relu --solver anderson --anderson-m 
     --max-iter 50 --tol 1e-3 --backward implicit --back-max-iter 50 --back-tol 1e-3
 /usr/bin/python3 - "$tmp" <<'PY'
 import json, sys, os
-print("\n| run | d | params | test acc | explicit net (h, params) | its acc | fwd it | bwd it | unconverged | step peak MiB | s (deq / explicit) |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("\n| run | d | params | test acc | explicit net (h, params) | its acc | fwd it | bwd it | unconverged | step peak MiB | deq CPU s (wall) | explicit wall s |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for name in ("monotone", "monotone_jac", "monotone_unrolled", "weight"):
     d = json.load(open(os.path.join(sys.argv[1], name + ".json")))
-    print("| %s | %d | %d | %.2f %% | %d, %d | %.2f %% | %.1f | %.1f | %d | %.1f | %.0f / %.0f |" % (
+    print("| %s | %d | %d | %.2f %% | %d, %d | %.2f %% | %.1f | %.1f | %d | %.1f | %.1f (%.0f) | %.1f |" % (
         name, d["hidden"], d["params"], 100 * d["test_acc"], d["baseline_hidden"],
         d["baseline_params"], 100 * d["baseline_acc"], d["fwd_iters"], d["bwd_iters"],
-        d["unconverged"], d["peak_bytes"] / 2**20, d["seconds"], d["baseline_seconds"]))
+        d["unconverged"], d["peak_bytes"] / 2**20, d["cpu_seconds"], d["seconds"],
+        d["baseline_seconds"]))
 PY
