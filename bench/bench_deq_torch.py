@@ -5,16 +5,18 @@ comparison in BENCHMARKS.md ("Implicit models"): the same data, layer, solver an
     blo deq --param weight --act relu --solver picard --max-iter K --tol 0 \
             --backward implicit --back-max-iter K --back-tol 0 --epochs 1
 
-  z* = relu(z* Wᵀ + x Uᵀ + b), W = s V / ‖V‖_F, K plain iterations from z = 0 without a graph;
-  the head's cross-entropy at z* = Φ(z*) recorded once; the backward hook solves
-  u = J_Φᵀ u + ∂L/∂z* by K plain iterations of autograd VJPs (the way TorchDEQ and the DEQ
-  authors' code write it); minibatch Adam; then the test accuracy, as blo's epoch does.
+  z* = relu(z* Wᵀ + x Uᵀ + b), W = s V / ‖V‖_F, plain iterations from z = 0 without a graph,
+  each measuring its residual ‖Φ(z) − z‖ and stopping at tol ‖relu(x Uᵀ + b)‖ or after K (blo's
+  rule; with tol 0, the default, every solve runs K); the head's cross-entropy at z* = Φ(z*)
+  recorded once; the backward hook solves u = J_Φᵀ u + ∂L/∂z* the same way by autograd VJPs
+  (the way TorchDEQ and the DEQ authors' code write it); minibatch Adam; then the test
+  accuracy, as blo's epoch does.
 
 Prints one JSON line: the epoch's wall and CPU seconds (training + test accuracy), the test
 accuracy.
 
   bench_deq_torch.py --data DIR [--threads N] [--n-train N] [--hidden D] [--iters K]
-                     [--batch B] [--lr LR] [--scale S] [--seed S]
+                     [--batch B] [--lr LR] [--scale S] [--tol T] [--seed S]
 """
 import argparse
 import gzip
@@ -53,13 +55,13 @@ def load(folder, split, n):
 
 
 class DEQ(torch.nn.Module):
-    def __init__(self, p, d, classes, scale, iters):
+    def __init__(self, p, d, classes, scale, iters, tol):
         super().__init__()
         self.V = torch.nn.Parameter(torch.randn(d, d) / d**0.5)
         self.U = torch.nn.Parameter(torch.randn(d, p) / p**0.5)
         self.b = torch.nn.Parameter(torch.zeros(d))
         self.head = torch.nn.Linear(d, classes)
-        self.scale, self.iters = scale, iters
+        self.scale, self.iters, self.tol = scale, iters, tol
 
     def phi(self, z, W, inj):
         return torch.relu(z @ W.t() + inj)
@@ -69,18 +71,27 @@ class DEQ(torch.nn.Module):
         inj = x @ self.U.t() + self.b
         with torch.no_grad():
             z = torch.zeros(x.shape[0], self.V.shape[0])
+            stop = self.tol * torch.relu(inj).norm()
             for _ in range(self.iters):
-                z = self.phi(z, W, inj)
+                zn = self.phi(z, W, inj)
+                res = (zn - z).norm()
+                z = zn
+                if res <= stop:
+                    break
         if torch.is_grad_enabled():
             z = self.phi(z.detach(), W, inj)  # records ∂Φ/∂θ at z*
             z0 = z.detach().requires_grad_()
             f0 = self.phi(z0, W.detach(), inj.detach())
-            iters = self.iters
+            iters, tol = self.iters, self.tol
 
             def hook(g):
-                u = g
+                u, stop = g, tol * g.norm()
                 for _ in range(iters):
-                    u = torch.autograd.grad(f0, z0, u, retain_graph=True)[0] + g
+                    un = torch.autograd.grad(f0, z0, u, retain_graph=True)[0] + g
+                    res = (un - u).norm()
+                    u = un
+                    if res <= stop:
+                        break
                 return u
 
             z.register_hook(hook)
@@ -97,13 +108,14 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--scale", type=float, default=0.9)
+    ap.add_argument("--tol", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     xtr, ytr = load(a.data, "train", a.n_train)
     xte, yte = load(a.data, "t10k", 0)
-    model = DEQ(xtr.shape[1], a.hidden, 10, a.scale, a.iters)
+    model = DEQ(xtr.shape[1], a.hidden, 10, a.scale, a.iters, a.tol)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     t0, c0 = time.perf_counter(), time.process_time()
     perm = torch.randperm(len(ytr))
