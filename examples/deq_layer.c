@@ -44,13 +44,14 @@ int main(void) {
     for (int k = 0; k <= STEPS; k++) {
         blo_mark mk = blo_ctx_mark(sc);
         blo_deq_stats s;
-        blo_tensor *z = blo_deq_solve(sc, &L, x, &s);
+        blo_tensor *inj = blo_deq_inject(sc, &L, x); /* x Uᵀ + b, recorded: U and b learn */
+        blo_tensor *z = blo_deq_solve(sc, &L, inj, &s);
         /* L = ½ mean (Σ_j z_j − t)², ∂L/∂z_ij = (Σ_j z_ij − t_i) / B. */
         int ax = 1;
         blo_tensor *res = blo_sub(sc, blo_sum(sc, z, 1, &ax, 1), t);
         blo_tensor *g = blo_expand(sc, blo_scale(sc, res, 1.0 / B), 2, (int64_t[]){B, D});
         blo_tensor *grads[BLO_DEQ_MAX_PARAMS];
-        if (!res || !g || blo_deq_backward(sc, &L, x, z, blo_contiguous(sc, g), grads, &s) ||
+        if (!res || !g || blo_deq_backward(sc, &L, inj, z, blo_contiguous(sc, g), grads, &s) ||
             blo_opt_step(sc, &adam, &st, L.np, L.p, grads)) {
             fprintf(stderr, "deq_layer: step %d: %s\n", k, blo_ctx_error(sc));
             return 1;

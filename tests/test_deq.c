@@ -52,7 +52,7 @@ static void fix_free(fix *f) {
 /* L(z*) by a forward solve. */
 static double loss(fix *f) {
     blo_mark mk = blo_ctx_mark(f->sc);
-    blo_tensor *z = blo_deq_solve(f->sc, &f->L, f->x, NULL);
+    blo_tensor *z = blo_deq_solve(f->sc, &f->L, blo_deq_inject(f->sc, &f->L, f->x), NULL);
     double v = z ? blo_tensor_item(blo_dot(f->sc, z, f->c)) : NAN;
     blo_ctx_rewind(f->sc, mk);
     return v;
@@ -63,13 +63,14 @@ static int layer_grad(fix *f, double *g, blo_deq_stats *st) {
     blo_mark mk = blo_ctx_mark(f->sc);
     blo_tensor *gr[BLO_DEQ_MAX_PARAMS] = {0};
     int n = 0;
+    blo_tensor *inj = blo_deq_inject(f->sc, &f->L, f->x);
     if (f->L.o.backward == BLO_DEQ_UNROLLED) {
-        blo_tensor *z = blo_deq_unroll(f->sc, &f->L, f->x, st);
+        blo_tensor *z = blo_deq_unroll(f->sc, &f->L, inj, st);
         blo_tensor *l = blo_dot(f->sc, z, f->c);
         if (!l || blo_grad(f->sc, 1, &l, NULL, f->L.np, f->L.p, 0, gr)) goto out;
     } else {
-        blo_tensor *z = blo_deq_solve(f->sc, &f->L, f->x, st);
-        if (!z || blo_deq_backward(f->sc, &f->L, f->x, z, f->c, gr, st)) goto out;
+        blo_tensor *z = blo_deq_solve(f->sc, &f->L, inj, st);
+        if (!z || blo_deq_backward(f->sc, &f->L, inj, z, f->c, gr, st)) goto out;
     }
     for (int i = 0; i < f->L.np; i++) {
         blo_tensor_to_f64(gr[i], g + n);
@@ -199,9 +200,9 @@ static void test_anderson(void) {
     fix f;
     fix_init(&f, &o, 3);
     blo_deq_stats sp, sa;
-    blo_tensor *zp = blo_deq_solve(f.sc, &f.L, f.x, &sp);
+    blo_tensor *zp = blo_deq_solve(f.sc, &f.L, blo_deq_inject(f.sc, &f.L, f.x), &sp);
     f.L.o.solver = BLO_DEQ_ANDERSON;
-    blo_tensor *za = blo_deq_solve(f.sc, &f.L, f.x, &sa);
+    blo_tensor *za = blo_deq_solve(f.sc, &f.L, blo_deq_inject(f.sc, &f.L, f.x), &sa);
     TU_CHECK(zp && za && sp.fwd_converged && sa.fwd_converged, "both converge");
     double d = zp && za ? sqrt(blo_tensor_item(blo_dot(f.sc, blo_sub(f.sc, zp, za),
                                                        blo_sub(f.sc, zp, za))))
@@ -212,7 +213,7 @@ static void test_anderson(void) {
     fprintf(stderr, "s = 0.95: picard %d iterations, anderson %d\n", sp.fwd_iters, sa.fwd_iters);
     /* A cap that stops the solve: reported, every row unconverged, not an error. */
     f.L.o.max_iter = 2;
-    blo_tensor *zc = blo_deq_solve(f.sc, &f.L, f.x, &sa);
+    blo_tensor *zc = blo_deq_solve(f.sc, &f.L, blo_deq_inject(f.sc, &f.L, f.x), &sa);
     TU_CHECK(zc && !sa.fwd_converged && sa.unconverged == B && sa.fwd_residual > o.tol,
              "capped: converged %d, unconverged %lld, residual %.3g", sa.fwd_converged,
              (long long)sa.unconverged, sa.fwd_residual);
@@ -228,7 +229,7 @@ static void test_failures(void) {
     for (int64_t j = 0; j < blo_tensor_numel(Bm); j++)
         blo_tensor_set(Bm, j, 20 * blo_tensor_get(Bm, j));
     blo_deq_stats st;
-    blo_tensor *z = blo_deq_solve(f.sc, &f.L, f.x, &st);
+    blo_tensor *z = blo_deq_solve(f.sc, &f.L, blo_deq_inject(f.sc, &f.L, f.x), &st);
     TU_CHECK(!z && blo_ctx_status(f.sc) == BLO_ERR_NUMERIC &&
                  strstr(blo_ctx_error(f.sc), "diverges"),
              "expanding map: %s", blo_ctx_error(f.sc));
@@ -238,13 +239,18 @@ static void test_failures(void) {
     f.L.o.alpha = 0.002;
     f.L.o.max_iter = 200000;
     f.L.o.tol = 1e-9;
-    z = blo_deq_solve(f.sc, &f.L, f.x, &st);
+    z = blo_deq_solve(f.sc, &f.L, blo_deq_inject(f.sc, &f.L, f.x), &st);
     TU_CHECK(z && st.fwd_converged, "fb on the expanding W: %d iterations, residual %.3g",
              st.fwd_iters, st.fwd_residual);
     /* Bad input. */
-    blo_tensor *bad = blo_zeros(f.sc, BLO_F64, 2, (int64_t[]){B, P + 1});
-    TU_CHECK(!blo_deq_solve(f.sc, &f.L, bad, NULL) && strstr(blo_ctx_error(f.sc), "[B, 4]"),
+    blo_tensor *bad = blo_zeros(f.sc, BLO_F64, 2, (int64_t[]){B, D + 1});
+    TU_CHECK(!blo_deq_solve(f.sc, &f.L, blo_deq_inject(f.sc, &f.L, bad), NULL) &&
+                 strstr(blo_ctx_error(f.sc), "input must be [B, 4]"),
              "wrong input width: %s", blo_ctx_error(f.sc));
+    blo_ctx_clear_error(f.sc);
+    TU_CHECK(!blo_deq_solve(f.sc, &f.L, bad, NULL) &&
+                 strstr(blo_ctx_error(f.sc), "injection must be [B, 5]"),
+             "wrong injection width: %s", blo_ctx_error(f.sc));
     blo_ctx_clear_error(f.sc);
     fix_free(&f);
     blo_deq_opts b = blo_deq_opts_default();
@@ -265,7 +271,8 @@ static double penalty(fix *f, blo_tensor *z, uint64_t seed) {
     blo_rng r;
     blo_rng_seed(&r, seed);
     blo_mark mk = blo_ctx_mark(f->sc);
-    blo_tensor *R = blo_deq_jacobian_penalty(f->sc, &f->L, f->x, z, &r);
+    blo_tensor *R =
+        blo_deq_jacobian_penalty(f->sc, &f->L, blo_deq_inject(f->sc, &f->L, f->x), z, &r);
     double v = R ? blo_tensor_item(R) : NAN;
     blo_ctx_rewind(f->sc, mk);
     return v;
@@ -279,7 +286,7 @@ static void test_jacobian_penalty(void) {
     o.scale = 0.8;
     fix f;
     fix_init(&f, &o, 13);
-    blo_tensor *z = blo_deq_solve(f.pc, &f.L, f.x, NULL);
+    blo_tensor *z = blo_deq_solve(f.pc, &f.L, blo_deq_inject(f.pc, &f.L, f.x), NULL);
     /* Exact: Σ_k ‖e_kᵀ J‖² over rows, e_k the k-th unit vector in every row. */
     blo_tensor *zl = blo_clone(f.sc, z);
     blo_set_requires_grad(zl, 1);
@@ -302,7 +309,8 @@ static void test_jacobian_penalty(void) {
     blo_rng_seed(&r, 99);
     for (int s = 0; s < N; s++) {
         blo_mark mk = blo_ctx_mark(f.sc);
-        blo_tensor *R = blo_deq_jacobian_penalty(f.sc, &f.L, f.x, z, &r);
+        blo_tensor *R =
+            blo_deq_jacobian_penalty(f.sc, &f.L, blo_deq_inject(f.sc, &f.L, f.x), z, &r);
         mean += R ? blo_tensor_item(R) / N : NAN;
         blo_ctx_rewind(f.sc, mk);
     }
@@ -313,7 +321,7 @@ static void test_jacobian_penalty(void) {
     /* Its gradient against central differences. */
     blo_tensor *R = NULL, *gr[BLO_DEQ_MAX_PARAMS] = {0};
     blo_rng_seed(&r, 5);
-    R = blo_deq_jacobian_penalty(f.sc, &f.L, f.x, z, &r);
+    R = blo_deq_jacobian_penalty(f.sc, &f.L, blo_deq_inject(f.sc, &f.L, f.x), z, &r);
     double g[NP], fd[NP];
     int n = 0;
     if (R && !blo_grad(f.sc, 1, &R, NULL, f.L.np, f.L.p, 0, gr))

@@ -135,24 +135,31 @@ typedef struct blo_deq_stats {
     int bwd_converged;
 } blo_deq_stats;
 
-/* The forward solve on the batch x [B, p]: z* [B, d] in ctx with no history (temporaries are
- * released). Fills st's forward fields. A solve that hits the cap is not an error (st says so);
- * a diverging one (‖z‖ growing past 10⁶ times its start, or not finite) is BLO_ERR_NUMERIC with
- * a message in ctx. */
-blo_tensor *blo_deq_solve(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_deq_stats *st);
+/* The injection x Uᵀ + b [B, d] of the batch x [B, p], recorded in ctx when ctx records: the
+ * solvers below take it instead of x, so it is computed once per batch and the gradients reach
+ * U and b through its graph. NULL for an x of another width or dtype (message in ctx). */
+blo_tensor *blo_deq_inject(blo_ctx *ctx, blo_deq *L, blo_tensor *x);
+
+/* The forward solve for the injection inj (blo_deq_inject's): z* [B, d] in ctx with no history
+ * (temporaries are released). Fills st's forward fields. A solve that hits the cap is not an
+ * error (st says so); a diverging one (‖z‖ growing past 10⁶ times its start, or not finite) is
+ * BLO_ERR_NUMERIC with a message in ctx. */
+blo_tensor *blo_deq_solve(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_deq_stats *st);
 
 /* dL/dθ for the layer's parameters into grads[0 .. L->np) (in ctx) from z* (blo_deq_solve's)
  * and g = ∂L/∂z* [B, d], by L->o.backward (implicit, jfb or phantom; unrolled is
- * blo_deq_unroll). Fills st's backward fields. Returns BLO_OK, BLO_ERR_NUMERIC for a diverging
- * adjoint solve, or the context's error. */
-blo_status blo_deq_backward(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_tensor *zstar,
+ * blo_deq_unroll). inj must be blo_deq_inject's, made while ctx recorded, for U and b to get
+ * theirs. Fills st's backward fields. Returns BLO_OK, BLO_ERR_NUMERIC for a diverging adjoint
+ * solve, or the context's error. */
+blo_status blo_deq_backward(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_tensor *zstar,
                             blo_tensor *g, blo_tensor **grads, blo_deq_stats *st);
 
 /* The unrolled layer: z_0 = 0, z_{k+1} = T(z_k) recorded in ctx (T the forward solver's map
  * without Anderson: Φ, or the fb map) until the relative residual is <= tol or max_iter steps;
  * the result carries the whole history, so blo_grad of a loss of it reaches the parameters
- * through every step. Fills st's forward fields (and bwd_iters = the steps). */
-blo_tensor *blo_deq_unroll(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_deq_stats *st);
+ * through every step (and U, b through inj's graph). Fills st's forward fields (and
+ * bwd_iters = the steps). */
+blo_tensor *blo_deq_unroll(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_deq_stats *st);
 
 /* Hutchinson's estimate of the Jacobian penalty ‖J_Φ(z*)‖_F² / d per example (Bai, Koltun &
  * Kolter, "Stabilizing equilibrium models by Jacobian regularization", ICML 2021): with ε [B, d]
@@ -160,8 +167,8 @@ blo_tensor *blo_deq_unroll(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_deq_stat
  * The scalar is recorded in ctx with its graph to the parameters (z* held fixed: the
  * dependence through z* is left out, as in the paper), so blo_grad of a loss that adds γ R
  * trains the layer toward fewer solver iterations. NULL on error (message in ctx). */
-blo_tensor *blo_deq_jacobian_penalty(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_tensor *zstar,
-                                     blo_rng *r);
+blo_tensor *blo_deq_jacobian_penalty(blo_ctx *ctx, blo_deq *L, blo_tensor *inj,
+                                     blo_tensor *zstar, blo_rng *r);
 
 /* ---- `blo deq`: Fashion-MNIST with one equilibrium layer and a linear head ------------------ */
 typedef struct blo_deq_epoch {

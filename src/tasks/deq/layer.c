@@ -223,12 +223,25 @@ static blo_status residuals(blo_ctx *ctx, blo_tensor *z, blo_tensor *Tz, blo_ten
                                               "deq: the layer's output is not finite");
 }
 
-static blo_status check_x(blo_ctx *ctx, const blo_deq *L, blo_tensor *x, const char *what) {
+blo_tensor *blo_deq_inject(blo_ctx *ctx, blo_deq *L, blo_tensor *x) {
     if (!x || blo_tensor_ndim(x) != 2 || blo_tensor_dim(x, 1) != L->in ||
-        blo_tensor_dtype(x) != blo_tensor_dtype(L->p[0]))
+        blo_tensor_dtype(x) != blo_tensor_dtype(L->p[0])) {
+        blo_ctx_set_error(ctx, BLO_ERR_INVALID,
+                          "deq: the input must be [B, %lld] of the parameters' dtype",
+                          (long long)L->in);
+        return NULL;
+    }
+    return blo_linear(ctx, x, L->p[L->np - 2], L->p[L->np - 1]);
+}
+
+static blo_status check_inj(blo_ctx *ctx, const blo_deq *L, blo_tensor *inj, const char *what) {
+    if (!inj) return blo_ctx_status(ctx) ? blo_ctx_status(ctx) : BLO_ERR_INVALID;
+    if (blo_tensor_ndim(inj) != 2 || blo_tensor_dim(inj, 1) != L->d ||
+        blo_tensor_dtype(inj) != blo_tensor_dtype(L->p[0]))
         return blo_ctx_set_error(ctx, BLO_ERR_INVALID,
-                                 "deq %s: the input must be [B, %lld] of the parameters' dtype",
-                                 what, (long long)L->in);
+                                 "deq %s: the injection must be [B, %lld] (blo_deq_inject's) of "
+                                 "the parameters' dtype",
+                                 what, (long long)L->d);
     return BLO_OK;
 }
 
@@ -240,15 +253,13 @@ static blo_deq_stats *stats_start(blo_deq_stats *st, blo_deq_stats *s0) {
     return s;
 }
 
-blo_tensor *blo_deq_solve(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_deq_stats *st) {
+blo_tensor *blo_deq_solve(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_deq_stats *st) {
     blo_deq_stats s0, *s = stats_start(st, &s0);
-    if (check_x(ctx, L, x, "solve")) return NULL;
+    if (check_inj(ctx, L, inj, "solve")) return NULL;
     int rec = blo_ctx_set_recording(ctx, 0);
-    int64_t B = blo_tensor_dim(x, 0);
-    blo_tensor *z = blo_zeros(ctx, blo_tensor_dtype(x), 2, (int64_t[]){B, L->d});
+    blo_tensor *z = blo_zeros(ctx, blo_tensor_dtype(inj), 2, blo_tensor_shape(inj));
     blo_mark mk = blo_ctx_mark(ctx);
-    map_op m = {L, weight(ctx, L, 1), blo_linear(ctx, x, L->p[L->np - 2], L->p[L->np - 1]),
-                map_alpha(L), NULL, NULL};
+    map_op m = {L, weight(ctx, L, 1), inj, map_alpha(L), NULL, NULL};
     blo_tensor *out = NULL, *S = act(ctx, L, m.inj);
     if (!z || !m.W || !S) goto done;
     blo_linop G = {1, map_apply, &m};
@@ -268,23 +279,22 @@ done:
 }
 
 /* dL/dθ = (∂T/∂θ)ᵀ u for the map T_α at z (recorded here). */
-static blo_status param_vjp(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_tensor *z, double alpha,
-                            blo_tensor *u, blo_tensor **grads) {
+static blo_status param_vjp(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_tensor *z,
+                            double alpha, blo_tensor *u, blo_tensor **grads) {
     blo_tensor *W = weight(ctx, L, 0);
-    blo_tensor *inj = blo_linear(ctx, x, L->p[L->np - 2], L->p[L->np - 1]);
     blo_tensor *T = act(ctx, L, pre(ctx, W, inj, z, alpha));
     if (!T) return blo_ctx_status(ctx);
     return blo_grad(ctx, 1, &T, &u, L->np, L->p, 0, grads);
 }
 
-blo_status blo_deq_backward(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_tensor *zstar,
+blo_status blo_deq_backward(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_tensor *zstar,
                             blo_tensor *g, blo_tensor **grads, blo_deq_stats *st) {
     blo_deq_stats s0;
     blo_deq_stats *s = st ? st : &s0;
     s->bwd_iters = 0, s->bwd_residual = NAN, s->bwd_converged = 1;
-    blo_status e = check_x(ctx, L, x, "backward");
+    blo_status e = check_inj(ctx, L, inj, "backward");
     if (e) return e;
-    if (!zstar || !g || blo_tensor_ndim(g) != 2 || blo_tensor_dim(g, 0) != blo_tensor_dim(x, 0) ||
+    if (!zstar || !g || blo_tensor_ndim(g) != 2 || blo_tensor_dim(g, 0) != blo_tensor_dim(inj, 0) ||
         blo_tensor_dim(g, 1) != L->d || blo_tensor_ndim(zstar) != 2 ||
         blo_tensor_dim(zstar, 1) != L->d)
         return blo_ctx_set_error(ctx, BLO_ERR_INVALID,
@@ -295,11 +305,10 @@ blo_status blo_deq_backward(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_tensor 
     switch (L->o.backward) {
     case BLO_DEQ_JFB:
         s->bwd_iters = 1;
-        r = param_vjp(ctx, L, x, z, 1, g, grads);
+        r = param_vjp(ctx, L, inj, z, 1, g, grads);
         break;
     case BLO_DEQ_PHANTOM: {
         blo_tensor *W = weight(ctx, L, 0);
-        blo_tensor *inj = blo_linear(ctx, x, L->p[L->np - 2], L->p[L->np - 1]);
         double lam = L->o.phantom_lambda;
         for (int k = 0; k < L->o.phantom_k; k++) {
             blo_tensor *phi = act(ctx, L, pre(ctx, W, inj, z, 1));
@@ -313,8 +322,7 @@ blo_status blo_deq_backward(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_tensor 
         /* One recorded application T(z*): its VJP with the adjoint u is dL/dθ, its values give
          * W and σ' for the adjoint solve (values only). */
         double alpha = map_alpha(L);
-        blo_tensor *a = pre(ctx, weight(ctx, L, 0),
-                            blo_linear(ctx, x, L->p[L->np - 2], L->p[L->np - 1]), z, alpha);
+        blo_tensor *a = pre(ctx, weight(ctx, L, 0), inj, z, alpha);
         blo_tensor *T = act(ctx, L, a);
         blo_ctx_set_recording(ctx, 0);
         map_op m = {L, weight(ctx, L, 0), NULL, alpha, g, NULL};
@@ -351,13 +359,12 @@ blo_status blo_deq_backward(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_tensor 
     return r;
 }
 
-blo_tensor *blo_deq_unroll(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_deq_stats *st) {
+blo_tensor *blo_deq_unroll(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_deq_stats *st) {
     blo_deq_stats s0, *s = stats_start(st, &s0);
-    if (check_x(ctx, L, x, "unroll")) return NULL;
+    if (check_inj(ctx, L, inj, "unroll")) return NULL;
     double alpha = map_alpha(L);
     blo_tensor *W = weight(ctx, L, 1);
-    blo_tensor *inj = blo_linear(ctx, x, L->p[L->np - 2], L->p[L->np - 1]);
-    blo_tensor *z = blo_zeros(ctx, blo_tensor_dtype(x), 2, (int64_t[]){blo_tensor_dim(x, 0), L->d});
+    blo_tensor *z = blo_zeros(ctx, blo_tensor_dtype(inj), 2, blo_tensor_shape(inj));
     int rec = blo_ctx_set_recording(ctx, 0);
     blo_tensor *S = act(ctx, L, blo_detach(ctx, inj));
     double sn = S ? norm(ctx, S) : NAN;
@@ -396,9 +403,9 @@ blo_tensor *blo_deq_unroll(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_deq_stat
     return z;
 }
 
-blo_tensor *blo_deq_jacobian_penalty(blo_ctx *ctx, blo_deq *L, blo_tensor *x, blo_tensor *zstar,
-                                     blo_rng *r) {
-    if (check_x(ctx, L, x, "jacobian penalty")) return NULL;
+blo_tensor *blo_deq_jacobian_penalty(blo_ctx *ctx, blo_deq *L, blo_tensor *inj,
+                                     blo_tensor *zstar, blo_rng *r) {
+    if (check_inj(ctx, L, inj, "jacobian penalty")) return NULL;
     if (!zstar || !r || blo_tensor_ndim(zstar) != 2 || blo_tensor_dim(zstar, 1) != L->d) {
         blo_ctx_set_error(ctx, BLO_ERR_INVALID, "deq jacobian penalty: z* must be [B, %lld]",
                           (long long)L->d);
@@ -407,9 +414,7 @@ blo_tensor *blo_deq_jacobian_penalty(blo_ctx *ctx, blo_deq *L, blo_tensor *x, bl
     int rec = blo_ctx_set_recording(ctx, 1);
     blo_tensor *z = blo_clone(ctx, zstar), *eps = blo_clone(ctx, zstar), *v = NULL;
     if (z && eps && !blo_init_normal(eps, r, 0, 1) && !blo_set_requires_grad(z, 1)) {
-        blo_tensor *phi = act(ctx, L, pre(ctx, weight(ctx, L, 0),
-                                          blo_linear(ctx, x, L->p[L->np - 2], L->p[L->np - 1]),
-                                          z, 1));
+        blo_tensor *phi = act(ctx, L, pre(ctx, weight(ctx, L, 0), inj, z, 1));
         if (phi) blo_grad(ctx, 1, &phi, &eps, 1, &z, BLO_GRAD_CREATE_GRAPH, &v);
     }
     double n = (double)blo_tensor_numel(zstar);

@@ -109,15 +109,15 @@ static blo_status model_init(run *R, model *m, int explicit_net, int64_t hidden)
 static blo_tensor *predict(blo_ctx *sc, model *m, blo_tensor *x, blo_deq_stats *st) {
     if (m->explicit_net)
         return blo_linear(sc, blo_relu(sc, blo_linear(sc, x, m->p[0], m->p[1])), m->p[2], m->p[3]);
-    blo_tensor *z = blo_deq_solve(sc, &m->L, x, st);
+    blo_tensor *z = blo_deq_solve(sc, &m->L, blo_deq_inject(sc, &m->L, x), st);
     return blo_linear(sc, z, m->p[m->n - 2], m->p[m->n - 1]);
 }
 
 /* One step's loss and gradients (grads[0 .. m->n), in sc). */
 /* grads[i] += γ dR/dθ_i for the layer's parameters, R = blo_deq_jacobian_penalty at z. */
-static blo_status add_jacobian_penalty(blo_ctx *sc, model *m, blo_tensor *x, blo_tensor *z,
+static blo_status add_jacobian_penalty(blo_ctx *sc, model *m, blo_tensor *inj, blo_tensor *z,
                                        double gamma, blo_rng *r, blo_tensor **grads) {
-    blo_tensor *R = blo_deq_jacobian_penalty(sc, &m->L, x, z, r), *gr[BLO_DEQ_MAX_PARAMS];
+    blo_tensor *R = blo_deq_jacobian_penalty(sc, &m->L, inj, z, r), *gr[BLO_DEQ_MAX_PARAMS];
     if (!R || blo_grad(sc, 1, &R, NULL, m->L.np, m->L.p, 0, gr)) return blo_ctx_status(sc);
     for (int i = 0; i < m->L.np; i++)
         if (!(grads[i] = blo_add(sc, grads[i], blo_scale(sc, gr[i], gamma))))
@@ -131,10 +131,11 @@ static blo_status step_grads(blo_ctx *sc, model *m, blo_tensor *x, blo_tensor *y
                              blo_rng *r, blo_tensor **grads, blo_deq_stats *st, double *loss,
                              const char **what) {
     blo_tensor *Wo = m->p[m->n - 2], *bo = m->p[m->n - 1], *l, *zs;
+    blo_tensor *inj = m->explicit_net ? NULL : blo_deq_inject(sc, &m->L, x);
     blo_status e;
     *what = "the loss";
     if (m->explicit_net || m->L.o.backward == BLO_DEQ_UNROLLED) {
-        zs = m->explicit_net ? NULL : blo_deq_unroll(sc, &m->L, x, st);
+        zs = m->explicit_net ? NULL : blo_deq_unroll(sc, &m->L, inj, st);
         blo_tensor *logits = m->explicit_net ? predict(sc, m, x, st) : blo_linear(sc, zs, Wo, bo);
         l = blo_cross_entropy_fast(sc, logits, y, NULL, BLO_REDUCE_MEAN);
         if (!l || blo_grad(sc, 1, &l, NULL, m->n, m->p, 0, grads)) return blo_ctx_status(sc);
@@ -143,7 +144,7 @@ static blo_status step_grads(blo_ctx *sc, model *m, blo_tensor *x, blo_tensor *y
         zs = blo_detach(sc, zs);
     } else {
         *what = "the forward solve";
-        zs = blo_deq_solve(sc, &m->L, x, st);
+        zs = blo_deq_solve(sc, &m->L, inj, st);
         blo_tensor *z = zs ? blo_clone(sc, zs) : NULL;
         if (!z) return blo_ctx_status(sc);
         blo_set_requires_grad(z, 1);
@@ -154,10 +155,10 @@ static blo_status step_grads(blo_ctx *sc, model *m, blo_tensor *x, blo_tensor *y
         *loss = blo_tensor_item(l);
         grads[m->n - 2] = out[1], grads[m->n - 1] = out[2];
         *what = "the backward";
-        if ((e = blo_deq_backward(sc, &m->L, x, zs, out[0], grads, st)) || gamma <= 0) return e;
+        if ((e = blo_deq_backward(sc, &m->L, inj, zs, out[0], grads, st)) || gamma <= 0) return e;
     }
     *what = "the Jacobian penalty";
-    return add_jacobian_penalty(sc, m, x, zs, gamma, r, grads);
+    return add_jacobian_penalty(sc, m, inj, zs, gamma, r, grads);
 }
 
 static double test_accuracy(run *R, model *m, blo_status *st) {
