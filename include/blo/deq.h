@@ -95,8 +95,8 @@ typedef struct blo_deq_opts {
     double phantom_lambda; /* phantom: damping λ in (0, 1] */
 } blo_deq_opts;
 
-/* monotone, relu, m 0.1, s 0.9, fb with α 0.5 and no Anderson, cap 50, tol 1e-3, Anderson
- * m 5 β 1, implicit backward with cap 50 and tol 1e-3, phantom k 5 λ 0.5. */
+/* monotone, relu, m 0.1, s 0.9, fb with α 0.5 accelerated by Anderson (m 5, β 1), cap 50,
+ * tol 1e-3; implicit backward with cap 50 and tol 1e-3; phantom k 5, λ 0.5. */
 blo_deq_opts blo_deq_opts_default(void);
 /* NULL when o is usable, else a message naming the bad field (static storage). */
 const char *blo_deq_opts_check(const blo_deq_opts *o);
@@ -203,7 +203,9 @@ typedef struct blo_deq_config {
     void *user;
 } blo_deq_config;
 
-/* 1 epoch... : hidden 64, monotone fb, 3 epochs, batch 128, lr 1e-3, all data. */
+/* hidden 64, blo_deq_opts_default's layer, 3 epochs, batch 128, Adam lr 1e-3, all the data,
+ * f32, no Jacobian penalty, no baseline. data_dir is left NULL (the library names no data
+ * location). */
 blo_deq_config blo_deq_default(void);
 
 typedef struct blo_deq_result {
