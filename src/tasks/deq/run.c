@@ -424,7 +424,7 @@ blo_status blo_deq_run(const blo_deq_config *c, blo_deq_result *r, char *err, si
     if (!st) st = train(&R, &m, start, &last);
     r->seconds = blo__task_seconds() - t0;
     if (!st) {
-        r->epochs = last.epoch;
+        r->epochs = last.epoch ? last.epoch : start; /* a resumed run with no epoch left */
         r->test_acc = start == c->epochs ? test_accuracy(&R, &m, &st) : last.test_acc;
         r->train_loss = last.train_loss;
         r->cpu_seconds = last.cpu_seconds;
