@@ -22,6 +22,8 @@ static const cli_plot_panel PANELS[] = {
     {"seconds", "test_acc", "accuracy against time", 0, NULL, 0},
     {"iter", "lower", "lower-level loss f", 1, NULL, 0},
     {"iter", "hypergrad_norm", "hypergradient norm", 1, NULL, 0},
+    {"iter", "fwd_iters", "forward solver iterations", 0, NULL, 0},
+    {"iter", "bwd_iters", "backward iterations", 0, NULL, 0},
 };
 
 static const char *const ALPHA_COLS[5] = {"iter", "cell", "edge", "op", "weight"};

@@ -17,6 +17,7 @@ int cli_meta_run(const cli_cmd *cmd, int argc, char **argv);
 int cli_regsearch_run(const cli_cmd *cmd, int argc, char **argv);
 int cli_causal_run(const cli_cmd *cmd, int argc, char **argv);
 int cli_learnopt_run(const cli_cmd *cmd, int argc, char **argv);
+int cli_deq_run(const cli_cmd *cmd, int argc, char **argv);
 
 const cli_cmd cli_commands[] = {
     {"causal", "treatment effects: TARNet / CFR-MMD, hyperparameters or unit weights by hypergradient",
@@ -136,6 +137,18 @@ const cli_cmd cli_commands[] = {
      "  blo learnopt apply --optimizer FILE [options] train a network with it\n"
      "  blo learnopt apply --baseline adam --lr LR    the same with a hand-made optimizer",
      cli_learnopt_run},
+    {"deq", "implicit models: an equilibrium layer z* = sigma(W z* + U x + b) and a linear head",
+     "Deep equilibrium / monotone operator networks (Bai, Kolter & Koltun 2019; Winston &\n"
+     "Kolter 2020) on an MNIST-layout set (Fashion-MNIST by default):\n"
+     "  lower level: z* = Phi(z*) = sigma(W z* + U x + b), found by the --solver\n"
+     "  upper level: mean CE(Wo z* + bo, label), minibatch Adam over theta = (W, U, b, Wo, bo)\n"
+     "  implicit:  u = (dPhi/dz)' u + dL/dz*, dL/dtheta = (dPhi/dtheta)' u   (at z*)\n"
+     "  jfb:       dL/dtheta = (dPhi/dtheta)' dL/dz*          (Fung et al. 2022)\n"
+     "  phantom:   backprop through k steps z <- (1-lambda) z + lambda Phi(z) from z*\n"
+     "  unrolled:  backprop through every forward iteration from z = 0\n"
+     "Per epoch: test accuracy, mean forward / backward iterations and residuals, examples\n"
+     "whose solve stopped above --tol. --baseline adds the explicit network of the same size.",
+     cli_deq_run},
     {"demo", "engine demo: train a tiny MLP with blo_grad, check an HVP (no data needed)",
      "Fits a 2-layer tanh MLP by full-batch gradient descent on a synthetic 2-class problem\n"
      "(points in the square [-1, 1]^2, class 1 inside a circle), with the loss, its gradient\n"

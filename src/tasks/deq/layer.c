@@ -1,0 +1,424 @@
+/* layer.c — the equilibrium layer z* = σ(z* Wᵀ + x Uᵀ + b): its parametrisations of W, the
+ * forward solvers (all through blo_linalg_fixed_point), and the backward passes (implicit,
+ * Jacobian-free, phantom, unrolled). The mathematics is at the top of include/blo/deq.h.
+ *
+ * Every map here is T_α(z) = σ((1 − α) z + α (z Wᵀ + inj)), inj = x Uᵀ + b: α = 1 is Φ
+ * (picard, anderson), α < 1 the forward–backward splitting step (fb). For σ = ReLU both have
+ * the same fixed points; the implicit gradient through either is the same
+ * (I − J_T)⁻¹ ∂T/∂θ = (I − J_Φ)⁻¹ ∂Φ/∂θ, so the backward solves the forward's own system,
+ * which converges whenever the forward did. */
+#include "blo/deq.h"
+#include "blo/linalg.h"
+
+#include "../../internal.h"
+
+#include <math.h>
+#include <string.h>
+
+static const char *const PARAM_NAMES[] = {"monotone", "weight", "spectral"};
+static const char *const SOLVER_NAMES[] = {"picard", "anderson", "fb"};
+static const char *const BACKWARD_NAMES[] = {"implicit", "jfb", "phantom", "unrolled"};
+static const char *const ACT_NAMES[] = {"relu", "tanh"};
+
+static int parse(const char *s, const char *const *names, int n) {
+    for (int i = 0; s && i < n; i++)
+        if (!strcmp(s, names[i])) return i;
+    return -1;
+}
+#define NAMES(kind, arr)                                                                           \
+    int blo_deq_##kind##_parse(const char *s) {                                                    \
+        return parse(s, arr, (int)(sizeof arr / sizeof arr[0]));                                   \
+    }                                                                                              \
+    const char *blo_deq_##kind##_name(int v) {                                                     \
+        return v >= 0 && v < (int)(sizeof arr / sizeof arr[0]) ? arr[v] : "?";                    \
+    }
+NAMES(param, PARAM_NAMES)
+NAMES(solver, SOLVER_NAMES)
+NAMES(backward, BACKWARD_NAMES)
+NAMES(act, ACT_NAMES)
+
+blo_deq_opts blo_deq_opts_default(void) {
+    blo_deq_opts o = {BLO_DEQ_MONOTONE, BLO_DEQ_RELU, 0.1, 0.9, BLO_DEQ_FB, 50, 1e-3, 5, 1.0,
+                      0.5, BLO_DEQ_IMPLICIT, 50, 1e-3, 5, 0.5};
+    return o;
+}
+
+const char *blo_deq_opts_check(const blo_deq_opts *o) {
+    if (!o) return "no options";
+    if (o->param < BLO_DEQ_MONOTONE || o->param > BLO_DEQ_SPECTRAL) return "unknown parametrisation";
+    if (o->act < BLO_DEQ_RELU || o->act > BLO_DEQ_TANH) return "unknown activation";
+    if (o->solver < BLO_DEQ_PICARD || o->solver > BLO_DEQ_FB) return "unknown forward solver";
+    if (o->backward < BLO_DEQ_IMPLICIT || o->backward > BLO_DEQ_UNROLLED)
+        return "unknown backward";
+    if (!(o->m > 0 && o->m <= 1)) return "the monotonicity margin m must lie in (0, 1]";
+    if (!(o->scale > 0 && o->scale < 1)) return "the norm bound s must lie in (0, 1)";
+    if (o->max_iter < 1 || o->back_max_iter < 1) return "iteration caps must be >= 1";
+    if (!(o->tol >= 0) || !(o->back_tol >= 0)) return "tolerances must be >= 0";
+    if (o->anderson_m < 0 || o->anderson_m > 32) return "anderson_m must lie in [0, 32]";
+    if (o->solver == BLO_DEQ_ANDERSON && o->anderson_m < 1)
+        return "the anderson solver needs anderson_m >= 1";
+    if (!(o->anderson_beta > 0 && o->anderson_beta <= 1))
+        return "the Anderson mixing beta must lie in (0, 1]";
+    if (!(o->alpha > 0 && o->alpha <= 1)) return "the splitting step alpha must lie in (0, 1]";
+    if (o->solver == BLO_DEQ_FB && o->act != BLO_DEQ_RELU)
+        return "forward-backward splitting needs relu (its step is relu's proximal map for every "
+               "alpha; tanh's is not)";
+    if (o->phantom_k < 1) return "phantom_k must be >= 1";
+    if (!(o->phantom_lambda > 0 && o->phantom_lambda <= 1))
+        return "the phantom damping lambda must lie in (0, 1]";
+    return NULL;
+}
+
+blo_status blo_deq_init(blo_ctx *ctx, blo_deq *L, int64_t in, int64_t d, const blo_deq_opts *o,
+                        blo_dtype dt, blo_rng *r) {
+    if (!ctx || !L || !r) return BLO_ERR_INVALID;
+    memset(L, 0, sizeof *L);
+    const char *why = blo_deq_opts_check(o);
+    if (why) return blo_ctx_set_error(ctx, BLO_ERR_INVALID, "deq: %s", why);
+    if (in < 1 || d < 1 || (dt != BLO_F32 && dt != BLO_F64))
+        return blo_ctx_set_error(ctx, BLO_ERR_INVALID,
+                                 "deq: sizes in %lld and d %lld must be >= 1, the dtype float",
+                                 (long long)in, (long long)d);
+    L->o = *o;
+    L->in = in;
+    L->d = d;
+    int64_t dd[2] = {d, d}, du[2] = {d, in};
+    int k = 0;
+    if (o->param == BLO_DEQ_MONOTONE) {
+        /* A, B small so that W starts near (1 − m) I: the map starts tame. */
+        L->p[k++] = blo_tensor_new(ctx, dt, 2, dd);
+        L->p[k++] = blo_tensor_new(ctx, dt, 2, dd);
+    } else {
+        L->p[k++] = blo_tensor_new(ctx, dt, 2, dd);
+    }
+    L->p[k++] = blo_tensor_new(ctx, dt, 2, du);
+    L->p[k++] = blo_zeros(ctx, dt, 1, dd);
+    L->np = k;
+    for (int i = 0; i < k; i++)
+        if (!L->p[i]) return blo_ctx_status(ctx) ? blo_ctx_status(ctx) : BLO_ERR_NOMEM;
+    double sd = 1 / sqrt((double)d);
+    for (int i = 0; i < k - 2; i++)
+        blo_init_normal(L->p[i], r, 0, o->param == BLO_DEQ_MONOTONE ? 0.5 * sd : sd);
+    blo_init_normal(L->p[k - 2], r, 0, 1 / sqrt((double)in));
+    if (o->param == BLO_DEQ_SPECTRAL) {
+        if (!(L->sn_u = blo_tensor_new(ctx, dt, 1, dd))) return blo_ctx_status(ctx);
+        blo_init_normal(L->sn_u, r, 0, 1);
+    }
+    for (int i = 0; i < k; i++)
+        blo_set_requires_grad(L->p[i], 1);
+    return blo_ctx_status(ctx);
+}
+
+/* ‖t‖₂ on the host. */
+static double norm(blo_ctx *ctx, blo_tensor *t) {
+    return sqrt(blo_tensor_item(blo_dot(ctx, t, t)));
+}
+
+/* W from the parameters (recorded when ctx records); spectral takes one power-iteration step
+ * on L->sn_u first when `step`. */
+static blo_tensor *weight(blo_ctx *ctx, blo_deq *L, int step) {
+    const blo_deq_opts *o = &L->o;
+    blo_tensor *P = L->p[0];
+    if (o->param == BLO_DEQ_MONOTONE) {
+        blo_tensor *A = L->p[0], *B = L->p[1];
+        int64_t d = L->d;
+        blo_tensor *I = blo_zeros(ctx, blo_tensor_dtype(A), 2, (int64_t[]){d, d});
+        for (int64_t i = 0; I && i < d; i++)
+            blo_tensor_set(I, i * d + i, 1 - o->m);
+        blo_tensor *AtA = blo_matmul(ctx, blo_transpose(ctx, A, 0, 1), A);
+        blo_tensor *skew = blo_sub(ctx, B, blo_transpose(ctx, B, 0, 1));
+        return blo_add(ctx, blo_sub(ctx, I, AtA), skew);
+    }
+    if (o->param == BLO_DEQ_WEIGHT)
+        return blo_div(ctx, blo_scale(ctx, P, o->scale), blo_sqrt(ctx, blo_sum_all(ctx, blo_mul(ctx, P, P))));
+    /* spectral: v = Vᵀu / ‖Vᵀu‖, u = V v / ‖V v‖ (values only), σ̂ = uᵀ V v (recorded). */
+    blo_tensor *u = L->sn_u;
+    if (step) {
+        int rec = blo_ctx_set_recording(ctx, 0);
+        blo_tensor *v = blo_matmul(ctx, u, P); /* uᵀ V as a row: [d] */
+        v = blo_scale(ctx, v, 1 / fmax(norm(ctx, v), 1e-300));
+        blo_tensor *nu = blo_matmul(ctx, P, v);
+        nu = blo_scale(ctx, nu, 1 / fmax(norm(ctx, nu), 1e-300));
+        if (nu) blo_copy_into(u, nu);
+        blo_ctx_set_recording(ctx, rec);
+    }
+    int rec = blo_ctx_set_recording(ctx, 0);
+    blo_tensor *v = blo_matmul(ctx, u, P);
+    v = blo_scale(ctx, v, 1 / fmax(norm(ctx, v), 1e-300));
+    blo_ctx_set_recording(ctx, rec);
+    blo_tensor *sigma = blo_dot(ctx, u, blo_matmul(ctx, P, v));
+    return blo_div(ctx, blo_scale(ctx, P, o->scale), sigma);
+}
+
+blo_tensor *blo_deq_weight(blo_ctx *ctx, blo_deq *L) {
+    return weight(ctx, L, 1);
+}
+
+static blo_tensor *act(blo_ctx *ctx, const blo_deq *L, blo_tensor *a) {
+    return L->o.act == BLO_DEQ_TANH ? blo_tanh(ctx, a) : blo_relu(ctx, a);
+}
+
+/* The pre-activation (1 − α) z + α (z Wᵀ + inj). */
+static blo_tensor *pre(blo_ctx *ctx, blo_tensor *W, blo_tensor *inj, blo_tensor *z, double alpha) {
+    blo_tensor *a = blo_add(ctx, blo_linear(ctx, z, W, NULL), inj);
+    if (alpha == 1) return a;
+    return blo_add(ctx, blo_scale(ctx, z, 1 - alpha), blo_scale(ctx, a, alpha));
+}
+
+/* The map's step α: the splitting step for fb, 1 (Φ itself) otherwise. */
+static double map_alpha(const blo_deq *L) {
+    return L->o.solver == BLO_DEQ_FB ? L->o.alpha : 1;
+}
+
+typedef struct map_op {
+    const blo_deq *L;
+    blo_tensor *W, *inj;
+    double alpha;
+    blo_tensor *g, *dact; /* adjoint: ∂L/∂z* and σ'(pre at z*) */
+} map_op;
+
+static blo_status map_apply(blo_ctx *c, blo_tensor *const *in, blo_tensor *const *out, void *user) {
+    map_op *m = user;
+    blo_tensor *t = act(c, m->L, pre(c, m->W, m->inj, in[0], m->alpha));
+    return t ? blo_copy_into(out[0], t) : blo_ctx_status(c);
+}
+
+/* G(u) = J_Tᵀ u + g: v = σ' ⊙ u, J_Tᵀ u = (1 − α) v + α v W. */
+static blo_status adjoint_apply(blo_ctx *c, blo_tensor *const *in, blo_tensor *const *out,
+                                void *user) {
+    map_op *m = user;
+    blo_tensor *v = blo_mul(c, in[0], m->dact);
+    blo_tensor *t = blo_matmul(c, v, m->W);
+    if (m->alpha != 1) t = blo_add(c, blo_scale(c, v, 1 - m->alpha), blo_scale(c, t, m->alpha));
+    t = blo_add(c, t, m->g);
+    return t ? blo_copy_into(out[0], t) : blo_ctx_status(c);
+}
+
+/* Residuals of z against Tz = T(z) relative to the scale S = σ(x Uᵀ + b) (Φ's first iterate
+ * from 0, known before the solve): the batch's ‖Tz − z‖ / ‖S‖, and the rows i with
+ * ‖Tz_i − z_i‖ > tol ‖S_i‖. Not recorded. */
+static blo_status residuals(blo_ctx *ctx, blo_tensor *z, blo_tensor *Tz, blo_tensor *S, double tol,
+                            double *rel, int64_t *bad) {
+    int64_t B = blo_tensor_dim(z, 0);
+    blo_tensor *r = blo_sub(ctx, Tz, z);
+    int ax = 1;
+    blo_tensor *rn = blo_sum(ctx, blo_mul(ctx, r, r), 1, &ax, 0);
+    blo_tensor *sn = blo_sum(ctx, blo_mul(ctx, S, S), 1, &ax, 0);
+    double *h = blo_malloc(sizeof(double) * (size_t)(2 * B));
+    if (!rn || !sn || !h || blo_tensor_to_f64(rn, h) || blo_tensor_to_f64(sn, h + B)) {
+        blo_free(h);
+        return blo_ctx_status(ctx) ? blo_ctx_status(ctx) : BLO_ERR_NOMEM;
+    }
+    double sr = 0, ss = 0;
+    int64_t n = 0;
+    for (int64_t i = 0; i < B; i++) {
+        sr += h[i], ss += h[B + i];
+        if (!(sqrt(h[i]) <= tol * sqrt(h[B + i]))) n++;
+    }
+    blo_free(h);
+    *rel = ss > 0 ? sqrt(sr / ss) : sqrt(sr);
+    *bad = n;
+    return isfinite(*rel) ? BLO_OK
+                          : blo_ctx_set_error(ctx, BLO_ERR_NUMERIC,
+                                              "deq: the layer's output is not finite");
+}
+
+blo_tensor *blo_deq_inject(blo_ctx *ctx, blo_deq *L, blo_tensor *x) {
+    if (!x || blo_tensor_ndim(x) != 2 || blo_tensor_dim(x, 1) != L->in ||
+        blo_tensor_dtype(x) != blo_tensor_dtype(L->p[0])) {
+        blo_ctx_set_error(ctx, BLO_ERR_INVALID,
+                          "deq: the input must be [B, %lld] of the parameters' dtype",
+                          (long long)L->in);
+        return NULL;
+    }
+    return blo_linear(ctx, x, L->p[L->np - 2], L->p[L->np - 1]);
+}
+
+static blo_status check_inj(blo_ctx *ctx, const blo_deq *L, blo_tensor *inj, const char *what) {
+    if (!inj) return blo_ctx_status(ctx) ? blo_ctx_status(ctx) : BLO_ERR_INVALID;
+    if (blo_tensor_ndim(inj) != 2 || blo_tensor_dim(inj, 1) != L->d ||
+        blo_tensor_dtype(inj) != blo_tensor_dtype(L->p[0]))
+        return blo_ctx_set_error(ctx, BLO_ERR_INVALID,
+                                 "deq %s: the injection must be [B, %lld] (blo_deq_inject's) of "
+                                 "the parameters' dtype",
+                                 what, (long long)L->d);
+    return BLO_OK;
+}
+
+/* st (or s0 when st is NULL) cleared for a forward pass. */
+static blo_deq_stats *stats_start(blo_deq_stats *st, blo_deq_stats *s0) {
+    blo_deq_stats *s = st ? st : s0;
+    memset(s, 0, sizeof *s);
+    s->fwd_residual = s->bwd_residual = NAN;
+    return s;
+}
+
+blo_tensor *blo_deq_solve(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_deq_stats *st) {
+    blo_deq_stats s0, *s = stats_start(st, &s0);
+    if (check_inj(ctx, L, inj, "solve")) return NULL;
+    int rec = blo_ctx_set_recording(ctx, 0);
+    blo_tensor *z = blo_zeros(ctx, blo_tensor_dtype(inj), 2, blo_tensor_shape(inj));
+    blo_mark mk = blo_ctx_mark(ctx);
+    map_op m = {L, weight(ctx, L, 1), inj, map_alpha(L), NULL, NULL};
+    blo_tensor *out = NULL, *S = act(ctx, L, m.inj);
+    if (!z || !m.W || !S) goto done;
+    blo_linop G = {1, map_apply, &m};
+    int am = L->o.solver == BLO_DEQ_PICARD ? 0 : L->o.anderson_m;
+    blo_linalg_opts lo = {L->o.max_iter, L->o.tol * norm(ctx, S), 0, am, L->o.anderson_beta};
+    blo_linalg_result lr;
+    if (blo_linalg_fixed_point(ctx, &G, &z, &lo, &lr)) goto done;
+    s->fwd_iters = lr.iters;
+    s->fwd_converged = lr.converged;
+    blo_tensor *Tz = act(ctx, L, pre(ctx, m.W, m.inj, z, m.alpha));
+    if (!Tz || residuals(ctx, z, Tz, S, L->o.tol, &s->fwd_residual, &s->unconverged)) goto done;
+    out = z;
+done:
+    blo_ctx_rewind(ctx, mk);
+    blo_ctx_set_recording(ctx, rec);
+    return out;
+}
+
+/* dL/dθ = (∂T/∂θ)ᵀ u for the map T_α at z (recorded here). */
+static blo_status param_vjp(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_tensor *z,
+                            double alpha, blo_tensor *u, blo_tensor **grads) {
+    blo_tensor *W = weight(ctx, L, 0);
+    blo_tensor *T = act(ctx, L, pre(ctx, W, inj, z, alpha));
+    if (!T) return blo_ctx_status(ctx);
+    return blo_grad(ctx, 1, &T, &u, L->np, L->p, 0, grads);
+}
+
+blo_status blo_deq_backward(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_tensor *zstar,
+                            blo_tensor *g, blo_tensor **grads, blo_deq_stats *st) {
+    blo_deq_stats s0;
+    blo_deq_stats *s = st ? st : &s0;
+    s->bwd_iters = 0, s->bwd_residual = NAN, s->bwd_converged = 1;
+    blo_status e = check_inj(ctx, L, inj, "backward");
+    if (e) return e;
+    if (!zstar || !g || blo_tensor_ndim(g) != 2 || blo_tensor_dim(g, 0) != blo_tensor_dim(inj, 0) ||
+        blo_tensor_dim(g, 1) != L->d || blo_tensor_ndim(zstar) != 2 ||
+        blo_tensor_dim(zstar, 1) != L->d)
+        return blo_ctx_set_error(ctx, BLO_ERR_INVALID,
+                                 "deq backward: z* and dL/dz* must be [B, %lld]", (long long)L->d);
+    int rec = blo_ctx_set_recording(ctx, 1);
+    blo_tensor *z = blo_clone(ctx, zstar); /* a leaf: nothing flows back into z* */
+    blo_status r = BLO_OK;
+    switch (L->o.backward) {
+    case BLO_DEQ_JFB:
+        s->bwd_iters = 1;
+        r = param_vjp(ctx, L, inj, z, 1, g, grads);
+        break;
+    case BLO_DEQ_PHANTOM: {
+        blo_tensor *W = weight(ctx, L, 0);
+        double lam = L->o.phantom_lambda;
+        for (int k = 0; k < L->o.phantom_k; k++) {
+            blo_tensor *phi = act(ctx, L, pre(ctx, W, inj, z, 1));
+            z = lam == 1 ? phi : blo_add(ctx, blo_scale(ctx, z, 1 - lam), blo_scale(ctx, phi, lam));
+        }
+        s->bwd_iters = L->o.phantom_k;
+        r = z ? blo_grad(ctx, 1, &z, &g, L->np, L->p, 0, grads) : blo_ctx_status(ctx);
+        break;
+    }
+    case BLO_DEQ_IMPLICIT: {
+        /* One recorded application T(z*): its VJP with the adjoint u is dL/dθ, its values give
+         * W and σ' for the adjoint solve (values only). */
+        double alpha = map_alpha(L);
+        blo_tensor *a = pre(ctx, weight(ctx, L, 0), inj, z, alpha);
+        blo_tensor *T = act(ctx, L, a);
+        blo_ctx_set_recording(ctx, 0);
+        map_op m = {L, weight(ctx, L, 0), NULL, alpha, g, NULL};
+        if (T && L->o.act == BLO_DEQ_TANH) { /* 1 − tanh² */
+            blo_tensor *t = blo_detach(ctx, T);
+            m.dact = blo_add_scalar(ctx, blo_neg(ctx, blo_mul(ctx, t, t)), 1);
+        } else if (T) {
+            m.dact = blo_gt(ctx, blo_detach(ctx, a), blo_scalar(ctx, blo_tensor_dtype(a), 0));
+        }
+        blo_tensor *u = blo_clone(ctx, g);
+        if (!m.W || !m.dact || !u) {
+            r = blo_ctx_status(ctx);
+            break;
+        }
+        blo_linop G = {1, adjoint_apply, &m};
+        int am = L->o.solver == BLO_DEQ_PICARD ? 0 : L->o.anderson_m;
+        double gn = norm(ctx, g);
+        blo_linalg_opts lo = {L->o.back_max_iter, L->o.back_tol * gn, 0, am, L->o.anderson_beta};
+        blo_linalg_result lr;
+        if ((r = blo_linalg_fixed_point(ctx, &G, &u, &lo, &lr))) break;
+        s->bwd_iters = lr.iters;
+        s->bwd_residual = gn > 0 ? lr.residual / gn : lr.residual;
+        s->bwd_converged = lr.converged;
+        r = blo_grad(ctx, 1, &T, &u, L->np, L->p, 0, grads);
+        break;
+    }
+    case BLO_DEQ_UNROLLED:
+    default:
+        r = blo_ctx_set_error(ctx, BLO_ERR_INVALID,
+                              "deq backward: unrolled backprop goes through blo_deq_unroll");
+    }
+    blo_ctx_set_recording(ctx, rec);
+    if (!r && blo_ctx_status(ctx)) r = blo_ctx_status(ctx);
+    return r;
+}
+
+blo_tensor *blo_deq_unroll(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_deq_stats *st) {
+    blo_deq_stats s0, *s = stats_start(st, &s0);
+    if (check_inj(ctx, L, inj, "unroll")) return NULL;
+    double alpha = map_alpha(L);
+    blo_tensor *W = weight(ctx, L, 1);
+    blo_tensor *z = blo_zeros(ctx, blo_tensor_dtype(inj), 2, blo_tensor_shape(inj));
+    int rec = blo_ctx_set_recording(ctx, 0);
+    blo_tensor *S = act(ctx, L, blo_detach(ctx, inj));
+    double sn = S ? norm(ctx, S) : NAN;
+    blo_ctx_set_recording(ctx, rec);
+    if (!W || !inj || !z || !S) return NULL;
+    for (int k = 0; k < L->o.max_iter; k++) {
+        blo_tensor *zn = act(ctx, L, pre(ctx, W, inj, z, alpha));
+        if (!zn) return NULL;
+        rec = blo_ctx_set_recording(ctx, 0);
+        blo_mark mk = blo_ctx_mark(ctx);
+        double dn = norm(ctx, blo_sub(ctx, zn, z)), zz = norm(ctx, zn);
+        blo_ctx_rewind(ctx, mk);
+        blo_ctx_set_recording(ctx, rec);
+        s->fwd_iters = k + 1;
+        s->fwd_residual = sn > 0 ? dn / sn : dn;
+        z = zn;
+        if (!isfinite(s->fwd_residual) || zz > 1e6 * fmax(sn, 1)) {
+            blo_ctx_set_error(ctx, BLO_ERR_NUMERIC,
+                              "deq unroll: z diverges (‖z‖ = %.3g at iteration %d)", zz, k);
+            return NULL;
+        }
+        if (s->fwd_residual <= L->o.tol) break;
+    }
+    s->fwd_converged = s->fwd_residual <= L->o.tol;
+    /* Per-row residuals against one more (unrecorded) step. */
+    rec = blo_ctx_set_recording(ctx, 0);
+    blo_mark mk = blo_ctx_mark(ctx);
+    double rel;
+    blo_tensor *Tz = act(ctx, L, pre(ctx, W, inj, z, alpha));
+    blo_status r = Tz ? residuals(ctx, z, Tz, S, L->o.tol, &rel, &s->unconverged)
+                      : blo_ctx_status(ctx);
+    blo_ctx_rewind(ctx, mk);
+    blo_ctx_set_recording(ctx, rec);
+    if (r) return NULL;
+    s->bwd_iters = s->fwd_iters;
+    return z;
+}
+
+blo_tensor *blo_deq_jacobian_penalty(blo_ctx *ctx, blo_deq *L, blo_tensor *inj,
+                                     blo_tensor *zstar, blo_rng *r) {
+    if (check_inj(ctx, L, inj, "jacobian penalty")) return NULL;
+    if (!zstar || !r || blo_tensor_ndim(zstar) != 2 || blo_tensor_dim(zstar, 1) != L->d) {
+        blo_ctx_set_error(ctx, BLO_ERR_INVALID, "deq jacobian penalty: z* must be [B, %lld]",
+                          (long long)L->d);
+        return NULL;
+    }
+    int rec = blo_ctx_set_recording(ctx, 1);
+    blo_tensor *z = blo_clone(ctx, zstar), *eps = blo_clone(ctx, zstar), *v = NULL;
+    if (z && eps && !blo_init_normal(eps, r, 0, 1) && !blo_set_requires_grad(z, 1)) {
+        blo_tensor *phi = act(ctx, L, pre(ctx, weight(ctx, L, 0), inj, z, 1));
+        if (phi) blo_grad(ctx, 1, &phi, &eps, 1, &z, BLO_GRAD_CREATE_GRAPH, &v);
+    }
+    double n = (double)blo_tensor_numel(zstar);
+    blo_tensor *R = v ? blo_scale(ctx, blo_sum_all(ctx, blo_mul(ctx, v, v)), 1 / n) : NULL;
+    blo_ctx_set_recording(ctx, rec);
+    return R;
+}
