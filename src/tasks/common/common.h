@@ -56,4 +56,15 @@ void blo__shuffle(blo_rng *r, int64_t *a, int64_t n);
  * order (Fisher–Yates from the front, stopped after k swaps). */
 void blo__draw_first(blo_rng *r, int64_t *a, int64_t n, int64_t k);
 
+/* ---- Fully connected networks -----------------------------------------------------------------
+ * layers affine maps width[0] → width[1] → … → width[layers], parameters p[2l] = W_l
+ * [width[l], width[l+1]] and p[2l+1] = b_l [width[l+1]] made in ctx with dtype dt and drawn
+ * in that order from PyTorch's Linear start U(±1/sqrt(width[l])). Returns BLO_OK or ctx's
+ * status. */
+blo_status blo__mlp_init(blo_ctx *ctx, blo_dtype dt, int layers, const int64_t *width, blo_rng *rng,
+                         blo_tensor **p);
+/* X [m, width[0]] → [m, width[layers]]: X W_0 + b_0, then ReLU (when relu) and the next layer. */
+blo_tensor *blo__mlp_forward(blo_ctx *ctx, blo_tensor *X, int layers, blo_tensor *const *p,
+                             int relu);
+
 #endif
