@@ -156,6 +156,12 @@ static blo_status meta_grad(blo__reweight *h, blo__reweight_online *o, blo_ctx *
     return blo_grad(sc, 1, &F, NULL, h->nx, x, 0, gx);
 }
 
+blo_status blo__reweight_meta_grad(blo__reweight *h, blo__reweight_online *o, blo_ctx *sc,
+                                   blo_tensor *const *x, blo_tensor **gx) {
+    blo_tensor *l = batch_losses(sc, h, NULL, o->w);
+    return l ? meta_grad(h, o, sc, x, l, gx) : blo_ctx_status(sc);
+}
+
 blo_status blo__reweight_step(blo__reweight *h, blo__reweight_online *o, blo_ctx *sc,
                               double *weights_out, double *loss) {
     blo_mark mk = blo_ctx_mark(sc);

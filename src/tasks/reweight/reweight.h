@@ -54,6 +54,10 @@ typedef struct blo__reweight_online {
     blo_opt_state w_state, phi_state;
     blo_tensor *phi[4], *w[4]; /* long-lived, requires_grad set */
 } blo__reweight_online;
+/* The virtual step's meta gradient gx[0 .. h->nx) = ∂F(ŵ(x))/∂x, ŵ(x) = w − lr ∇_w f(x, w), on
+ * h->batch_rows and h->meta_rows, in sc (x: o->phi, or ε [batch] with requires_grad). */
+blo_status blo__reweight_meta_grad(blo__reweight *h, blo__reweight_online *o, blo_ctx *sc,
+                                   blo_tensor *const *x, blo_tensor **gx);
 blo_status blo__reweight_step(blo__reweight *h, blo__reweight_online *o, blo_ctx *sc,
                               double *weights_out, double *loss);
 
