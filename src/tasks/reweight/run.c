@@ -281,13 +281,9 @@ blo_status blo_reweight_run(const blo_reweight_config *c, blo_reweight_result *r
         int64_t *have = counts, nmax = -1, m = 0;
         memset(have, 0, sizeof(int64_t) * (size_t)C);
         for (int64_t i = 0; i < n; i++) have[ds.label[pool[i]]]++;
-        for (int64_t k = 0; k < C; k++)
-            if (nmax < 0 || have[k] < nmax) nmax = have[k];
-        if (blo_long_tail_counts(C, nmax, c->imbalance, counts) < 0) {
-            st = blo__fail(err, errlen, BLO_ERR_INVALID,
-                           "reweight: a class has no training example to build the imbalance from");
-            goto out;
-        }
+        for (int64_t k = 0; k < C; k++) /* the smallest class present sets the head */
+            if (have[k] > 0 && (nmax < 0 || have[k] < nmax)) nmax = have[k];
+        blo_long_tail_counts(C, nmax > 0 ? nmax : 1, c->imbalance, counts);
         for (int64_t i = 0; i < n; i++)
             if (counts[ds.label[pool[i]]] > 0) counts[ds.label[pool[i]]]--, pool[m++] = pool[i];
         n = m;
