@@ -56,6 +56,11 @@ void blo__shuffle(blo_rng *r, int64_t *a, int64_t n);
  * order (Fisher–Yates from the front, stopped after k swaps). */
 void blo__draw_first(blo_rng *r, int64_t *a, int64_t n, int64_t k);
 
+/* A problem with no box on x and nothing optional: nx hyper-variables x, ny parameters y, the
+ * two objectives and their user pointer. */
+blo_problem blo__task_problem(int nx, blo_tensor *const *x, int ny, blo_tensor *const *y,
+                              blo_objective_fn upper, blo_objective_fn lower, void *user);
+
 /* ---- Fully connected networks -----------------------------------------------------------------
  * layers affine maps width[0] → width[1] → … → width[layers], parameters p[2l] = W_l
  * [width[l], width[l+1]] and p[2l+1] = b_l [width[l+1]] made in ctx with dtype dt and drawn

@@ -131,18 +131,7 @@ static blo_tensor *upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *
 }
 
 blo_problem blo__reweight_problem(blo__reweight *h) {
-    blo_problem p;
-    memset(&p, 0, sizeof p);
-    p.nx = h->nx;
-    p.x = h->x0;
-    p.ny = 4;
-    p.y = h->y0;
-    p.upper = upper;
-    p.lower = lower;
-    p.user = h;
-    p.x_lo = -INFINITY;
-    p.x_hi = INFINITY;
-    return p;
+    return blo__task_problem(h->nx, h->x0, 4, h->y0, upper, lower, h);
 }
 
 /* The virtual step's meta gradient: ŵ = w − α ∇_w f(x, w) recorded, then ∂F(ŵ)/∂x. */
