@@ -6,7 +6,7 @@
 
 The same data and step as `blo reweight` with its defaults: Fashion-MNIST's training split
 minus 1000 meta examples (59 000), 40 % of the labels redrawn uniformly, batches of 100 and
-meta batches of 100; classifier 784-300-10 (ReLU), real step SGD lr 0.05 momentum 0.9 weight
+meta batches of 100; classifier 784-300-10 (ReLU), real step SGD lr 0.02 momentum 0.9 weight
 decay 5e-4; weighting network 1-100-1 (ReLU, sigmoid) by Adam lr 1e-3 weight decay 1e-4.
 Per batch (network): virtual step w^ = w - lr grad_w f (create_graph), meta CE on w^, its
 gradient with respect to phi, Adam step, real step with the new phi; per-example: learning to
@@ -66,9 +66,9 @@ def main():
     yt[:k] = torch.tensor(rng.integers(0, 10, k))
     w = linear_init(784, 300) + linear_init(300, 10)
     phi = linear_init(1, 100) + linear_init(100, 1)
-    opt = torch.optim.SGD(w, lr=0.05, momentum=0.9, weight_decay=5e-4)
+    opt = torch.optim.SGD(w, lr=0.02, momentum=0.9, weight_decay=5e-4)
     meta_opt = torch.optim.Adam(phi, lr=1e-3, weight_decay=1e-4)
-    lr, B, n = 0.05, 100, len(yt)
+    lr, B, n = 0.02, 100, len(yt)
     times, acc = [], float("nan")
     for _ in range(a.epochs):
         t0 = time.perf_counter()

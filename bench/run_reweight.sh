@@ -10,12 +10,12 @@
 #     IMBALANCE  long-tailed imbalance factor (default 1: none)
 # Every setting the runs depend on is given on the command line below (they are also the
 # defaults of `blo reweight`): 1000 meta examples, the rest of the 60 000 training images,
-# the t10k test split, classifier 784-300-10 (ReLU), SGD lr 0.05 momentum 0.9 wd 5e-4,
+# the t10k test split, classifier 784-300-10 (ReLU), SGD lr 0.02 momentum 0.9 wd 5e-4,
 # weighting network 1-100-1 by Adam lr 1e-3 wd 1e-4, batches of 100, f32, seed 0.
 # BLO: the binary (default build/blo); THREADS: the thread count (default 1).
 set -euo pipefail
 out=${1:-results/reweight}
-epochs=${2:-10}
+epochs=${2:-15}
 noise=${3:-0.4}
 kind=${4:-uniform}
 imb=${5:-1}
@@ -24,7 +24,7 @@ tag="${kind}${noise}_imb${imb}"
 mkdir -p "$out"
 common=(--data "${BLO_DATA:-/usr/share/datasets/fashion-mnist}" --test-split t10k --n-meta 1000
     --n-train 0 --n-test 0 --noise "$noise" --noise-kind "$kind" --imbalance "$imb"
-    --hidden 300 --vnet-hidden 100 --batch 100 --meta-batch 100 --epochs "$epochs" --lr 0.05
+    --hidden 300 --vnet-hidden 100 --batch 100 --meta-batch 100 --epochs "$epochs" --lr 0.02
     --sgd-momentum 0.9 --wd 5e-4 --meta-lr 1e-3 --meta-wd 1e-4 --scheme online --dtype f32
     --seed 0 --threads "${THREADS:-1}" -q --json)
 for w in none per-example network; do

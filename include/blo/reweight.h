@@ -54,7 +54,7 @@ typedef struct blo_reweight_config {
     int64_t vnet_hidden;    /* weighting network width (100) */
     int64_t batch, meta_batch; /* 100, 100 */
     int64_t epochs;         /* passes over the training examples */
-    blo_opt opt;            /* the classifier's real step: SGD momentum 0.9, lr 0.05, wd 5e-4;
+    blo_opt opt;            /* the classifier's real step: SGD momentum 0.9, lr 0.02, wd 5e-4;
                                its lr is also the virtual step's α */
     blo_opt meta_opt;       /* φ: Adam lr 1e-3, wd 1e-4 */
     blo_config solver;      /* online = 0: method, T (inner_steps), warm start; the inner and
@@ -66,7 +66,7 @@ typedef struct blo_reweight_config {
 } blo_reweight_config;
 
 /* Meta-Weight-Net on 40 % uniform noise over the whole training split minus 1000 meta
- * examples, the online scheme, 10 epochs. */
+ * examples, the online scheme, 15 epochs. */
 blo_reweight_config blo_reweight_default(void);
 
 #define BLO_REWEIGHT_CURVE 101 /* points of the learned weight curve */

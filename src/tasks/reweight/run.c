@@ -23,8 +23,8 @@ blo_reweight_config blo_reweight_default(void) {
     c.vnet_hidden = 100;
     c.batch = 100;
     c.meta_batch = 100;
-    c.epochs = 10;
-    c.opt = blo_opt_sgd(0.05);
+    c.epochs = 15;
+    c.opt = blo_opt_sgd(0.02);
     c.opt.kind = BLO_OPT_MOMENTUM;
     c.opt.momentum = 0.9;
     c.opt.weight_decay = 5e-4;
@@ -32,7 +32,7 @@ blo_reweight_config blo_reweight_default(void) {
     c.meta_opt.weight_decay = 1e-4;
     c.solver = blo_config_default();
     c.solver.method = "rhg";
-    c.solver.inner = blo_opt_sgd(0.05);
+    c.solver.inner = blo_opt_sgd(0.02);
     c.solver.inner_steps = 5;
     c.solver.init = BLO_INIT_WARM;
     c.solver.outer = c.meta_opt;
