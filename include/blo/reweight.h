@@ -80,7 +80,8 @@ typedef struct blo_reweight_result {
     double clean_weight, noisy_weight; /* mean weight of the last epoch's clean / noisy
                                           examples (network and per-example) */
     int64_t epochs, steps;
-    double seconds, seconds_per_epoch;
+    double seconds, seconds_per_epoch; /* wall clock */
+    double cpu_seconds_per_epoch;      /* CPU time of the process (all threads) */
 } blo_reweight_result;
 
 /* Loads the data, takes the meta set, injects the noise or imbalance into the training

@@ -117,9 +117,10 @@ static int rw_summary(cli_task *t) {
                (long long)r->n_train, (long long)r->n_meta, (long long)r->n_test,
                (long long)r->noisy, (long long)r->epochs, (long long)r->steps);
         const char *keys[] = {"noise", "imbalance", "test_acc", "best_test_acc", "clean_weight",
-                              "noisy_weight", "seconds", "seconds_per_epoch"};
+                              "noisy_weight", "seconds", "seconds_per_epoch", "cpu_seconds_per_epoch"};
         double vals[] = {c->noise, c->imbalance, r->test_acc, r->best_test_acc, r->clean_weight,
-                         r->noisy_weight, r->seconds, r->seconds_per_epoch};
+                         r->noisy_weight, r->seconds, r->seconds_per_epoch,
+                         r->cpu_seconds_per_epoch};
         for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
             printf(",\"%s\":", keys[i]);
             cli_json_number(stdout, vals[i]);

@@ -48,6 +48,8 @@ blo_status blo__fit_run(const blo__fit *f, char *err, size_t errlen);
 
 /* Seconds on the monotonic clock (for a task's wall time). */
 double blo__task_seconds(void);
+/* CPU seconds of the process, all threads (for a time that a loaded machine does not stretch). */
+double blo__task_cpu_seconds(void);
 
 /* Shuffles a[0 .. n) in place (Fisher–Yates from the back: for i = n-1 .. 1, a[i] swaps with
  * a[j], j uniform in [0, i]). */

@@ -6,6 +6,12 @@
 #include <string.h>
 #include <time.h>
 
+double blo__task_cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 blo_problem blo__task_problem(int nx, blo_tensor *const *x, int ny, blo_tensor *const *y,
                               blo_objective_fn upper, blo_objective_fn lower, void *user) {
     blo_problem p;

@@ -76,7 +76,7 @@ typedef struct rw_run {
     blo_tensor *Xte, *yte;
     const int64_t *noisy, *truth; /* [n] */
     blo_reweight_result *r;
-    double start;
+    double start, cpu_start;
     int64_t steps_per_epoch;
     blo_solver *s;
 } rw_run;
@@ -90,6 +90,7 @@ static int end_epoch(rw_run *rr, int64_t epoch, blo_tensor *const *w, double tra
     if (!(acc <= r->best_test_acc)) r->best_test_acc = acc;
     r->epochs = epoch;
     r->seconds = blo__task_seconds() - rr->start;
+    r->cpu_seconds_per_epoch = (blo__task_cpu_seconds() - rr->cpu_start) / (double)epoch;
     if (!rr->c->on_iter) return 0;
     blo_task_iter it;
     memset(&it, 0, sizeof it);
@@ -323,7 +324,8 @@ blo_status blo_reweight_run(const blo_reweight_config *c, blo_reweight_result *r
                             c->meta_batch, c->weights, &g, err, errlen);
     if (st) goto out;
     r->n_train = n, r->n_meta = c->n_meta, r->n_test = nte;
-    rw_run rr = {c, &h, Xte, yte, noisy, truth, r, blo__task_seconds(), n / c->batch, NULL};
+    rw_run rr = {c, &h, Xte, yte, noisy, truth, r, blo__task_seconds(), blo__task_cpu_seconds(),
+                n / c->batch, NULL};
     st = c->online ? run_online(&rr, err, errlen, &g) : run_solver(&rr, err, errlen);
     r->seconds_per_epoch = r->epochs > 0 ? r->seconds / (double)r->epochs : NAN;
 out:
