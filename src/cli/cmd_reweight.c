@@ -190,7 +190,7 @@ int cli_reweight_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--weights", NULL, CLI_CHOICE, &h.weights, 0, 0, "network|per-example|none", "W",
          "network: V(l; phi) learned; per-example: learning to reweight; none: plain CE"},
         {"--scheme", NULL, CLI_CHOICE, &h.scheme, 0, 0, "online|solver", "S",
-         "online: virtual step, phi step, real step; solver: --method over --inner-steps"},
+         "online: virtual step, phi step, real step; solver: --method over --inner steps"},
         {"--hidden", NULL, CLI_INT, &h.hidden, 1, 1e6, NULL, "H",
          "classifier Linear(d, H) -> ReLU -> Linear(H, C)"},
         {"--vnet-hidden", NULL, CLI_INT, &h.vhidden, 1, 1e6, NULL, "H",

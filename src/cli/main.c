@@ -129,7 +129,8 @@ const cli_cmd cli_commands[] = {
      "  F(phi, w) = mean CE on a meta minibatch\n"
      "The online scheme, per minibatch: virtual step w^ = w - lr grad_w f (recorded), phi step\n"
      "on dF(w^)/dphi (Adam), real step on grad_w f with the new phi (SGD with momentum).\n"
-     "--scheme solver runs --method over --inner-steps minibatches from a warm start instead.\n"
+     "--scheme solver runs --method over --inner minibatches from a warm start instead (the\n"
+     "outer iterations are --epochs worth of minibatches; --outer is not read).\n"
      "Reports the test accuracy per epoch and the learned weight curve V(l) (--curve).",
      cli_reweight_run},
     {"demo", "engine demo: train a tiny MLP with blo_grad, check an HVP (no data needed)",
