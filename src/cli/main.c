@@ -42,7 +42,9 @@ const cli_cmd cli_commands[] = {
      "  F(x, y) = mean CE on the validation set                           (upper level)\n"
      "The cleaner keeps x_i >= 0; F1 scores it against the examples whose label is intact.\n"
      "Reports test accuracy, cleaner precision / recall / F1, and three baselines: trained\n"
-     "on the noisy set, on the validation set only, and on the clean part + validation.",
+     "on the noisy set, on the validation set only, and on the clean part + validation;\n"
+     "beside them the cleaner's use, a classifier trained the same way on the kept examples\n"
+     "(noisy labels) + validation.",
      cli_hyperclean_run},
     {"graph", "graph structure learning (LDS) with a GCN: learn which edges help",
      "Learning discrete structures (LDS; Franceschi, Niepert, Pontil, He, ICML 2019):\n"
