@@ -94,5 +94,25 @@ int main(void) {
     c.seed = 1;
     TU_CHECK(blo_hyperclean_run(&c, &b, err, sizeof err) == BLO_OK && b.upper != a.upper,
              "another seed draws another split");
+
+    /* The cleaner's use, with no outer iteration (x = 0: every example kept). Without corruption
+     * it trains on the oracle's rows in the oracle's order, so the two agree exactly. With half
+     * the labels corrupted (the same split: the corruption is drawn after it) it must train on
+     * the noisy labels, a user's only ones: the model differs from the uncorrupted one. */
+    c.seed = 0;
+    c.solver.outer_iters = 0;
+    c.baselines = 1;
+    c.baseline_steps = 2; /* a model still far from fitting, so a row or label more shows */
+    c.baseline_lr = 1e-3;
+    c.corrupt = 0;
+    TU_CHECK(blo_hyperclean_run(&c, &a, err, sizeof err) == BLO_OK && a.kept == 60 &&
+                 a.base_kept == a.base_oracle && isfinite(a.base_kept),
+             "all kept, no corruption: kept + val %g, oracle %g, kept %lld", a.base_kept,
+             a.base_oracle, (long long)a.kept);
+    c.corrupt = 0.5;
+    TU_CHECK(blo_hyperclean_run(&c, &b, err, sizeof err) == BLO_OK && b.kept == 60 &&
+                 isfinite(b.base_kept) && b.base_kept != a.base_kept,
+             "all kept, half corrupted: kept + val %g must differ from the clean labels' %g",
+             b.base_kept, a.base_kept);
     return tu_finish("test_tasks");
 }

@@ -31,6 +31,7 @@
 #include "blo/ops.h"
 #include "blo/optim.h"
 #include "blo/regsearch.h"
+#include "blo/reweight.h"
 #include "blo/task.h"
 #include "blo/tensor.h"
 

@@ -36,7 +36,8 @@ typedef struct blo_hyperclean_config {
     blo_config solver;     /* method, inner / outer optimizers, budgets, start, checkpoints */
     const char *resume;    /* a checkpoint of an earlier run of the same settings, or NULL */
     int64_t eval_every;    /* test accuracy every k outer iterations (0: at the end only) */
-    int baselines;         /* also train the three reference classifiers */
+    int baselines;         /* also train the three reference classifiers and the one on the
+                              kept examples plus the validation set */
     int64_t baseline_steps;
     double baseline_lr;    /* Adam, full batch */
     uint64_t seed;         /* the split, the corruption, the initial model */
@@ -57,6 +58,9 @@ typedef struct blo_hyperclean_result {
     double precision, recall, f1;
     int64_t kept, clean;   /* |kept|, |clean| */
     double base_noisy, base_val, base_oracle; /* baselines' test accuracy, NAN when not run */
+    double base_kept;      /* the cleaner's use: a classifier trained like the baselines on the
+                              kept examples (noisy labels) plus the validation set; NAN when the
+                              baselines are not run */
     double upper, lower;   /* F and f at the end */
     int64_t iters;
     double seconds;

@@ -28,6 +28,17 @@ typedef int (*blo_task_iter_fn)(const blo_task_iter *it, void *user);
  * than M, or an allocation failure. */
 double blo_accuracy(const blo_tensor *logits, const blo_tensor *labels);
 
+/* Label noise. The caller shuffles the rows first, so that the first k are a random subset. */
+typedef enum blo_noise_kind {
+    BLO_NOISE_UNIFORM = 0, /* a class drawn uniformly from all C (about 1/C keep their label) */
+    BLO_NOISE_PAIR         /* pair flip: class c becomes (c + 1) mod C */
+} blo_noise_kind;
+/* Corrupts labels[0 .. k), k = round(rate · n), by kind, with C = classes; uniform draws one
+ * blo_rng_below(g, C) per row in order (pair flip draws nothing). Returns k, or -1 (nothing
+ * changed) for rate outside [0, 1], classes < 2 or n < 0. */
+int64_t blo_label_noise(blo_rng *g, int64_t *labels, int64_t n, int64_t classes, double rate,
+                        blo_noise_kind kind);
+
 #ifdef __cplusplus
 }
 #endif

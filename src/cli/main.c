@@ -18,6 +18,7 @@ int cli_regsearch_run(const cli_cmd *cmd, int argc, char **argv);
 int cli_causal_run(const cli_cmd *cmd, int argc, char **argv);
 int cli_learnopt_run(const cli_cmd *cmd, int argc, char **argv);
 int cli_deq_run(const cli_cmd *cmd, int argc, char **argv);
+int cli_reweight_run(const cli_cmd *cmd, int argc, char **argv);
 
 const cli_cmd cli_commands[] = {
     {"causal", "treatment effects: TARNet / CFR-MMD, hyperparameters or unit weights by hypergradient",
@@ -43,7 +44,9 @@ const cli_cmd cli_commands[] = {
      "  F(x, y) = mean CE on the validation set                           (upper level)\n"
      "The cleaner keeps x_i >= 0; F1 scores it against the examples whose label is intact.\n"
      "Reports test accuracy, cleaner precision / recall / F1, and three baselines: trained\n"
-     "on the noisy set, on the validation set only, and on the clean part + validation.",
+     "on the noisy set, on the validation set only, and on the clean part + validation;\n"
+     "beside them the cleaner's use, a classifier trained the same way on the kept examples\n"
+     "(noisy labels) + validation.",
      cli_hyperclean_run},
     {"graph", "graph structure learning (LDS) with a GCN: learn which edges help",
      "Learning discrete structures (LDS; Franceschi, Niepert, Pontil, He, ICML 2019):\n"
@@ -149,6 +152,22 @@ const cli_cmd cli_commands[] = {
      "Per epoch: test accuracy, mean forward / backward iterations and residuals, examples\n"
      "whose solve stopped above --tol. --baseline adds the explicit network of the same size.",
      cli_deq_run},
+    {"reweight", "learn to weight noisy or imbalanced training examples (Meta-Weight-Net)",
+     "Learning to weight training examples on the whole MNIST-layout training split: a clean\n"
+     "meta set (--n-meta) is taken out, the rest gets label noise or a long-tailed imbalance.\n"
+     "  y = w, the classifier Linear(d, H) -> ReLU -> Linear(H, C); l_i = CE_i(w)\n"
+     "  network:     x = phi, V(l; phi) = sigmoid(MLP 1 -> 100 -> 1) (Shu et al. NeurIPS 2019)\n"
+     "               f(phi, w) = sum_i V(l_i) l_i / sum_i V(l_i) on a minibatch\n"
+     "  per-example: x = eps = 0 per batch, f = sum_i eps_i l_i, weights max(-dF/deps, 0)\n"
+     "               normalised to sum 1 (learning to reweight, Ren et al. ICML 2018)\n"
+     "  none:        f = mean_i l_i (plain cross-entropy)\n"
+     "  F(phi, w) = mean CE on a meta minibatch\n"
+     "The online scheme, per minibatch: virtual step w^ = w - lr grad_w f (recorded), phi step\n"
+     "on dF(w^)/dphi (Adam), real step on grad_w f with the new phi (SGD with momentum).\n"
+     "--scheme solver runs --method over --inner minibatches from a warm start instead (the\n"
+     "outer iterations are --epochs worth of minibatches; --outer is not read).\n"
+     "Reports the test accuracy per epoch and the learned weight curve V(l) (--curve).",
+     cli_reweight_run},
     {"demo", "engine demo: train a tiny MLP with blo_grad, check an HVP (no data needed)",
      "Fits a 2-layer tanh MLP by full-batch gradient descent on a synthetic 2-class problem\n"
      "(points in the square [-1, 1]^2, class 1 inside a circle), with the loss, its gradient\n"

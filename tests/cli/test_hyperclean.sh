@@ -18,9 +18,9 @@ expect_rc 0 hyperclean "${tiny[@]}" --outer 12 --method rhg --init learned --jso
     --log "$tmp/run.csv" --plot "$tmp/run.svg"
 cp "$tmp/out" "$tmp/run.json"
 check "--json prints one object with every field" json_ok "$tmp/run.json" \
-    'all(k in d for k in ("test_acc","test_acc_start","precision","recall","f1","baseline_noisy","baseline_val","baseline_oracle","kept","clean","iters","method"))'
+    'all(k in d for k in ("test_acc","test_acc_start","precision","recall","f1","baseline_noisy","baseline_val","baseline_oracle","kept_plus_val","kept","clean","iters","method"))'
 check "accuracies and scores are probabilities" json_ok "$tmp/run.json" \
-    'all(0 <= d[k] <= 1 for k in ("test_acc","precision","recall","f1","baseline_noisy"))'
+    'all(0 <= d[k] <= 1 for k in ("test_acc","precision","recall","f1","baseline_noisy","kept_plus_val"))'
 check "12 iterations ran, 33 labels intact (60 / 2 corrupted, a third kept by chance)" \
     json_ok "$tmp/run.json" 'd["iters"] == 12 and d["clean"] == 33'
 check "the cleaner beats keeping everything (F1 of all-kept = 2*0.55/1.55)" json_ok "$tmp/run.json" \

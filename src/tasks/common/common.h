@@ -48,6 +48,8 @@ blo_status blo__fit_run(const blo__fit *f, char *err, size_t errlen);
 
 /* Seconds on the monotonic clock (for a task's wall time). */
 double blo__task_seconds(void);
+/* CPU seconds of the process, all threads (for a time that a loaded machine does not stretch). */
+double blo__task_cpu_seconds(void);
 
 /* Shuffles a[0 .. n) in place (Fisher–Yates from the back: for i = n-1 .. 1, a[i] swaps with
  * a[j], j uniform in [0, i]). */
@@ -55,5 +57,21 @@ void blo__shuffle(blo_rng *r, int64_t *a, int64_t n);
 /* Moves k entries of a[0 .. n) drawn uniformly without replacement to a[0 .. k), in draw
  * order (Fisher–Yates from the front, stopped after k swaps). */
 void blo__draw_first(blo_rng *r, int64_t *a, int64_t n, int64_t k);
+
+/* A problem with no box on x and nothing optional: nx hyper-variables x, ny parameters y, the
+ * two objectives and their user pointer. */
+blo_problem blo__task_problem(int nx, blo_tensor *const *x, int ny, blo_tensor *const *y,
+                              blo_objective_fn upper, blo_objective_fn lower, void *user);
+
+/* ---- Fully connected networks -----------------------------------------------------------------
+ * layers affine maps width[0] → width[1] → … → width[layers], parameters p[2l] = W_l
+ * [width[l], width[l+1]] and p[2l+1] = b_l [width[l+1]] made in ctx with dtype dt and drawn
+ * in that order from PyTorch's Linear start U(±1/sqrt(width[l])). Returns BLO_OK or ctx's
+ * status. */
+blo_status blo__mlp_init(blo_ctx *ctx, blo_dtype dt, int layers, const int64_t *width, blo_rng *rng,
+                         blo_tensor **p);
+/* X [m, width[0]] → [m, width[layers]]: X W_0 + b_0, then ReLU (when relu) and the next layer. */
+blo_tensor *blo__mlp_forward(blo_ctx *ctx, blo_tensor *X, int layers, blo_tensor *const *p,
+                             int relu);
 
 #endif

@@ -2,7 +2,31 @@
  * step (see common.h). */
 #include "common.h"
 
+#include <math.h>
+#include <string.h>
 #include <time.h>
+
+double blo__task_cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+blo_problem blo__task_problem(int nx, blo_tensor *const *x, int ny, blo_tensor *const *y,
+                              blo_objective_fn upper, blo_objective_fn lower, void *user) {
+    blo_problem p;
+    memset(&p, 0, sizeof p);
+    p.nx = nx;
+    p.x = x;
+    p.ny = ny;
+    p.y = y;
+    p.upper = upper;
+    p.lower = lower;
+    p.user = user;
+    p.x_lo = -INFINITY;
+    p.x_hi = INFINITY;
+    return p;
+}
 
 double blo__task_seconds(void) {
     struct timespec ts;

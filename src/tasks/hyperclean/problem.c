@@ -91,22 +91,12 @@ blo_status blo_hyperclean_init_mlp(blo_hyperclean *h, blo_tensor *X, blo_tensor 
         return blo__fail(err, errlen, BLO_ERR_INVALID, "hyperclean: the hidden width must be >= 1");
     blo_status st = init_data(h, X, labels, Xv, labels_v, classes, err, errlen);
     if (st) return st;
-    blo_dtype dt = blo_tensor_dtype(X);
-    int64_t s1[2] = {h->d, hidden}, s2[2] = {hidden, h->classes};
-    int64_t fan_in[4] = {h->d, h->d, hidden, hidden};
     h->ny = 4;
     h->hidden = hidden;
-    h->y0[0] = blo_tensor_new(h->ctx, dt, 2, s1);
-    h->y0[1] = blo_tensor_new(h->ctx, dt, 1, &hidden);
-    h->y0[2] = blo_tensor_new(h->ctx, dt, 2, s2);
-    h->y0[3] = blo_tensor_new(h->ctx, dt, 1, &h->classes);
-    for (int i = 0; i < 4; i++) {
-        if (!h->y0[i]) {
-            blo_hyperclean_free(h);
-            return blo__fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
-        }
-        double bound = 1.0 / sqrt((double)fan_in[i]);
-        blo_init_uniform(h->y0[i], rng, -bound, bound);
+    if (blo__mlp_init(h->ctx, blo_tensor_dtype(X), 2, (int64_t[]){h->d, hidden, h->classes}, rng,
+                      h->y0)) {
+        blo_hyperclean_free(h);
+        return blo__fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
     }
     return BLO_OK;
 }
@@ -114,7 +104,7 @@ blo_status blo_hyperclean_init_mlp(blo_hyperclean *h, blo_tensor *X, blo_tensor 
 blo_tensor *blo_hyperclean_model(blo_ctx *ctx, const blo_hyperclean *h, blo_tensor *X,
                                  blo_tensor *const *y) {
     if (h->ny == 2) return blo_hyperclean_logits(ctx, X, y[0], y[1]);
-    return blo_hyperclean_logits(ctx, blo_hyperclean_logits(ctx, X, y[0], y[1]), y[2], y[3]);
+    return blo__mlp_forward(ctx, X, 2, y, 0);
 }
 
 void blo_hyperclean_free(blo_hyperclean *h) {
@@ -146,16 +136,5 @@ static blo_tensor *upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *
 }
 
 blo_problem blo_hyperclean_problem(blo_hyperclean *h) {
-    blo_problem p;
-    memset(&p, 0, sizeof p);
-    p.nx = 1;
-    p.x = h->x0;
-    p.ny = h->ny;
-    p.y = h->y0;
-    p.upper = upper;
-    p.lower = lower;
-    p.user = h;
-    p.x_lo = -INFINITY;
-    p.x_hi = INFINITY;
-    return p;
+    return blo__task_problem(1, h->x0, h->ny, h->y0, upper, lower, h);
 }

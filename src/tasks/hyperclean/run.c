@@ -1,7 +1,8 @@
 /* run.c — the data hyper-cleaning task end to end: load an MNIST-layout data set,
  * draw the train / validation / test split, corrupt the training labels, run the solver with
- * the chosen method, score the cleaner and the classifier, and train the three baselines
- * (noisy training set, validation set only, clean part + validation: the oracle). */
+ * the chosen method, score the cleaner and the classifier, train the three baselines (noisy
+ * training set, validation set only, clean part + validation: the oracle) and the cleaner's
+ * use, a classifier on the kept examples plus the validation set. */
 #include "hyperclean.h"
 
 #include <math.h>
@@ -97,6 +98,31 @@ static double baseline(const blo_hyperclean *h, blo_tensor *X, blo_tensor *label
     return acc;
 }
 
+/* A baseline on the training rows tr[i] with keep[i] (labelled lab[i]) followed by the
+ * validation rows va (their own labels), in that order. */
+static double subset_baseline(const blo_hyperclean *h, const blo_dataset *ds, blo_dtype dt,
+                              const int64_t *tr, const int64_t *lab, const bool *keep, int64_t n,
+                              const int64_t *va, int64_t nv, blo_tensor *Xte, blo_tensor *yte,
+                              int64_t steps, double lr) {
+    int64_t *rows = blo_malloc(sizeof(int64_t) * (size_t)(n + nv));
+    int64_t *labs = blo_malloc(sizeof(int64_t) * (size_t)(n + nv));
+    blo_ctx *ctx = blo_ctx_new(0);
+    double acc = NAN;
+    if (rows && labs && ctx) {
+        int64_t m = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (keep[i]) rows[m] = tr[i], labs[m++] = lab[i];
+        for (int64_t i = 0; i < nv; i++) rows[m] = va[i], labs[m++] = ds->label[va[i]];
+        blo_tensor *X = blo_dataset_features(ctx, ds, dt, rows, m);
+        blo_tensor *y = blo_from_i64(ctx, 1, &m, labs);
+        if (X && y) acc = baseline(h, X, y, Xte, yte, steps, lr);
+    }
+    blo_ctx_free(ctx);
+    blo_free(rows);
+    blo_free(labs);
+    return acc;
+}
+
 typedef struct run_state {
     const blo_hyperclean_config *c;
     blo_hyperclean *h;
@@ -133,7 +159,7 @@ blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_res
                               size_t errlen) {
     if (!c || !r) return blo__fail(err, errlen, BLO_ERR_INVALID, "hyperclean: no configuration");
     memset(r, 0, sizeof *r);
-    r->test_acc_start = r->base_noisy = r->base_val = r->base_oracle = NAN;
+    r->test_acc_start = r->base_noisy = r->base_val = r->base_oracle = r->base_kept = NAN;
     if (c->n_train < 1 || c->n_val < 1 || c->n_test < 1 || !(c->corrupt >= 0 && c->corrupt <= 1) ||
         c->hidden < 0 || (c->dtype != BLO_F32 && c->dtype != BLO_F64))
         return blo__fail(err, errlen, BLO_ERR_INVALID,
@@ -187,10 +213,9 @@ blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_res
         st = blo__fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
         goto out;
     }
-    int64_t ncorrupt = (int64_t)llround(c->corrupt * (double)c->n_train);
     memcpy(noisy, truth, sizeof(int64_t) * (size_t)c->n_train);
-    /* The first ncorrupt examples of the (already shuffled) training rows get a new label. */
-    for (int64_t i = 0; i < ncorrupt; i++) noisy[i] = (int64_t)blo_rng_below(&g, (uint64_t)ds.num_classes);
+    /* The first examples of the (already shuffled) training rows get a new label. */
+    blo_label_noise(&g, noisy, c->n_train, ds.num_classes, c->corrupt, BLO_NOISE_UNIFORM);
     blo_tensor *ynoisy = blo_from_i64(dctx, 1, &c->n_train, noisy);
     if (!ynoisy) {
         st = blo__fail(err, errlen, BLO_ERR_NOMEM, "hyperclean: out of memory");
@@ -229,17 +254,19 @@ blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_res
     if (c->baselines) {
         r->base_noisy = baseline(&h, Xtr, ynoisy, Xte, yte, c->baseline_steps, c->baseline_lr);
         r->base_val = baseline(&h, Xva, yva, Xte, yte, c->baseline_steps, c->baseline_lr);
-        /* Oracle: the truly clean training examples plus the validation set. */
-        int64_t nclean = 0;
-        int64_t *rows = blo_malloc(sizeof(int64_t) * (size_t)(c->n_train + c->n_val));
-        if (rows) {
-            for (int64_t i = 0; i < c->n_train; i++)
-                if (noisy[i] == truth[i]) rows[nclean++] = tr[i];
-            for (int64_t i = 0; i < c->n_val; i++) rows[nclean++] = va[i];
-            blo_tensor *Xo = blo_dataset_features(dctx, &ds, c->dtype, rows, nclean);
-            blo_tensor *yo = blo_dataset_labels(dctx, &ds, rows, nclean);
-            if (Xo && yo) r->base_oracle = baseline(&h, Xo, yo, Xte, yte, c->baseline_steps, c->baseline_lr);
-            blo_free(rows);
+        /* The cleaner's use: its kept examples (with their noisy labels, all a user has) plus
+         * the validation set; and the oracle: the truly clean examples plus the validation set.
+         * Both are trained exactly like the baselines. */
+        bool *keep = blo_malloc(sizeof(bool) * (size_t)c->n_train);
+        if (keep) {
+            for (int64_t i = 0; i < c->n_train; i++) keep[i] = xbuf[i] >= 0;
+            r->base_kept = subset_baseline(&h, &ds, c->dtype, tr, noisy, keep, c->n_train, va,
+                                           c->n_val, Xte, yte, c->baseline_steps, c->baseline_lr);
+            for (int64_t i = 0; i < c->n_train; i++) keep[i] = noisy[i] == truth[i];
+            r->base_oracle = subset_baseline(&h, &ds, c->dtype, tr, noisy, keep, c->n_train, va,
+                                             c->n_val, Xte, yte, c->baseline_steps,
+                                             c->baseline_lr);
+            blo_free(keep);
         }
     }
 out:

@@ -1,0 +1,194 @@
+/* problem.c — the reweighting task's bilevel problem (weighted minibatch loss below, meta
+ * cross-entropy above) and its online one-step scheme; see reweight.h. */
+#include "reweight.h"
+
+#include <math.h>
+#include <string.h>
+
+int64_t blo_long_tail_counts(int64_t classes, int64_t n_max, double factor, int64_t *counts) {
+    if (classes < 2 || n_max < 1 || !(factor >= 1) || !counts) return -1;
+    int64_t total = 0;
+    for (int64_t c = 0; c < classes; c++) {
+        counts[c] = (int64_t)floor((double)n_max * pow(factor, -(double)c / (double)(classes - 1)));
+        total += counts[c];
+    }
+    return total;
+}
+
+blo_status blo__reweight_init(blo__reweight *h, blo_tensor *X, blo_tensor *labels, blo_tensor *Xm,
+                              blo_tensor *labels_m, int64_t classes, int64_t hidden,
+                              int64_t vnet_hidden, int64_t batch, int64_t meta_batch,
+                              blo_reweight_weights weights, blo_rng *rng, char *err,
+                              size_t errlen) {
+    memset(h, 0, sizeof *h);
+    blo_status st = blo__check_classification("reweight", X, labels, Xm, labels_m, &classes, err,
+                                              errlen);
+    if (st) return st;
+    if (hidden < 1 || vnet_hidden < 1 || batch < 1 || meta_batch < 1 ||
+        (unsigned)weights > BLO_REWEIGHT_NONE)
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "reweight: widths and batch sizes must be >= 1 and the weights known");
+    h->X = X, h->labels = labels, h->Xm = Xm, h->labels_m = labels_m;
+    h->n = blo_tensor_dim(X, 0), h->d = blo_tensor_dim(X, 1), h->nm = blo_tensor_dim(Xm, 0);
+    h->classes = classes, h->batch = batch, h->meta_batch = meta_batch, h->weights = weights;
+    h->ctx = blo_ctx_new(0);
+    h->lab = blo_malloc(sizeof(int64_t) * (size_t)h->n);
+    h->lab_m = blo_malloc(sizeof(int64_t) * (size_t)h->nm);
+    blo_dtype dt = blo_tensor_dtype(X);
+    h->nx = weights == BLO_REWEIGHT_NETWORK ? 4 : weights == BLO_REWEIGHT_PER_EXAMPLE ? 1 : 0;
+    st = h->ctx && h->lab && h->lab_m && !blo_tensor_copy_to_host(labels, BLO_I64, h->lab) &&
+                 !blo_tensor_copy_to_host(labels_m, BLO_I64, h->lab_m)
+             ? blo__mlp_init(h->ctx, dt, 2, (int64_t[]){h->d, hidden, classes}, rng, h->y0)
+                : BLO_ERR_NOMEM;
+    if (!st && weights == BLO_REWEIGHT_NETWORK)
+        st = blo__mlp_init(h->ctx, dt, 2, (int64_t[]){1, vnet_hidden, 1}, rng, h->x0);
+    if (!st && weights == BLO_REWEIGHT_PER_EXAMPLE) {
+        h->x0[0] = blo_zeros(h->ctx, dt, 1, &batch);
+        st = h->x0[0] ? BLO_OK : BLO_ERR_NOMEM;
+    }
+    if (st) {
+        blo__reweight_free(h);
+        return blo__fail(err, errlen, st, "reweight: out of memory");
+    }
+    return BLO_OK;
+}
+
+void blo__reweight_free(blo__reweight *h) {
+    if (!h) return;
+    blo_ctx_free(h->ctx);
+    blo_free(h->lab);
+    blo_free(h->lab_m);
+    memset(h, 0, sizeof *h);
+}
+
+blo_tensor *blo__reweight_logits(blo_ctx *ctx, blo_tensor *X, blo_tensor *const *w) {
+    return blo__mlp_forward(ctx, X, 2, w, 1);
+}
+
+blo_tensor *blo__reweight_vnet(blo_ctx *ctx, blo_tensor *const *phi, blo_tensor *l) {
+    int64_t m = blo_tensor_numel(l);
+    blo_tensor *v = blo__mlp_forward(ctx, blo_reshape(ctx, l, 2, (int64_t[]){m, 1}), 2, phi, 1);
+    return blo_reshape(ctx, blo_sigmoid(ctx, v), 1, &m);
+}
+
+/* The rows of an evaluation (the given ones, or k drawn uniformly from n with ev's
+ * generator) as features [k, d] and labels [k] in ctx; false on failure. */
+static bool rows(blo_ctx *ctx, const int64_t *given, int64_t k, blo_tensor *X, const int64_t *lab,
+                 const blo_eval *ev, blo_tensor **Xb, blo_tensor **yb) {
+    int64_t *buf = blo_malloc(sizeof(int64_t) * (size_t)(2 * k)), n = blo_tensor_dim(X, 0);
+    if (!buf || (!given && (!ev || !ev->rng))) {
+        blo_free(buf);
+        return false;
+    }
+    for (int64_t i = 0; i < k; i++) {
+        buf[i] = given ? given[i] : (int64_t)blo_rng_below(ev->rng, (uint64_t)n);
+        buf[k + i] = lab[buf[i]];
+    }
+    *Xb = blo_index_select(ctx, X, 0, blo_from_i64(ctx, 1, &k, buf));
+    *yb = blo_from_i64(ctx, 1, &k, buf + k);
+    blo_free(buf);
+    return *Xb && *yb;
+}
+
+/* Per-example cross-entropy [batch] of the classifier w on the training rows (given or
+ * drawn). */
+static blo_tensor *batch_losses(blo_ctx *ctx, const blo__reweight *h, const blo_eval *ev,
+                                blo_tensor *const *w) {
+    blo_tensor *Xb, *yb;
+    if (!rows(ctx, h->batch_rows, h->batch, h->X, h->lab, ev, &Xb, &yb)) return NULL;
+    return blo_cross_entropy(ctx, blo__reweight_logits(ctx, Xb, w), yb, NULL, BLO_REDUCE_NONE);
+}
+
+/* f: the weighted mean of the batch's losses (weights from x as the mode says). */
+static blo_tensor *weighted(blo_ctx *ctx, const blo__reweight *h, blo_tensor *const *x,
+                            blo_tensor *l) {
+    switch (h->weights) {
+    case BLO_REWEIGHT_NETWORK: {
+        blo_tensor *v = blo__reweight_vnet(ctx, x, blo_detach(ctx, l));
+        return blo_div(ctx, blo_sum_all(ctx, blo_mul(ctx, v, l)), blo_sum_all(ctx, v));
+    }
+    case BLO_REWEIGHT_PER_EXAMPLE:
+        return blo_sum_all(ctx, blo_mul(ctx, x[0], l));
+    default:
+        return blo_mean(ctx, l, 0, NULL, 0);
+    }
+}
+
+static blo_tensor *lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
+                         const blo_eval *ev, void *user) {
+    const blo__reweight *h = user;
+    blo_tensor *l = batch_losses(ctx, h, ev, y);
+    return l ? weighted(ctx, h, x, l) : NULL;
+}
+
+static blo_tensor *upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
+                         const blo_eval *ev, void *user) {
+    (void)x;
+    const blo__reweight *h = user;
+    blo_tensor *Xb, *yb;
+    if (!rows(ctx, h->meta_rows, h->meta_batch, h->Xm, h->lab_m, ev, &Xb, &yb)) return NULL;
+    return blo_cross_entropy(ctx, blo__reweight_logits(ctx, Xb, y), yb, NULL, BLO_REDUCE_MEAN);
+}
+
+blo_problem blo__reweight_problem(blo__reweight *h) {
+    return blo__task_problem(h->nx, h->x0, 4, h->y0, upper, lower, h);
+}
+
+/* The virtual step's meta gradient: ŵ = w − α ∇_w f(x, w) recorded, then ∂F(ŵ)/∂x. */
+static blo_status meta_grad(blo__reweight *h, blo__reweight_online *o, blo_ctx *sc,
+                            blo_tensor *const *x, blo_tensor *l, blo_tensor **gx) {
+    blo_tensor *f = weighted(sc, h, x, l), *gw[4], *what[4];
+    if (!f || blo_grad(sc, 1, &f, NULL, 4, o->w, BLO_GRAD_CREATE_GRAPH, gw)) return blo_ctx_status(sc);
+    for (int i = 0; i < 4; i++) what[i] = blo_sub(sc, o->w[i], blo_scale(sc, gw[i], o->opt.lr));
+    blo_tensor *F = upper(sc, x, what, NULL, h);
+    if (!F) return blo_ctx_status(sc) ? blo_ctx_status(sc) : BLO_ERR_NOMEM;
+    return blo_grad(sc, 1, &F, NULL, h->nx, x, 0, gx);
+}
+
+blo_status blo__reweight_meta_grad(blo__reweight *h, blo__reweight_online *o, blo_ctx *sc,
+                                   blo_tensor *const *x, blo_tensor **gx) {
+    blo_tensor *l = batch_losses(sc, h, NULL, o->w);
+    return l ? meta_grad(h, o, sc, x, l, gx) : blo_ctx_status(sc);
+}
+
+blo_status blo__reweight_step(blo__reweight *h, blo__reweight_online *o, blo_ctx *sc,
+                              double *weights_out, double *loss) {
+    blo_mark mk = blo_ctx_mark(sc);
+    blo_status st = BLO_OK;
+    blo_tensor *l = batch_losses(sc, h, NULL, o->w), *gx[4], *x[4] = {0};
+    if (!l) st = blo_ctx_status(sc);
+    if (!st && h->weights == BLO_REWEIGHT_NETWORK) {
+        for (int i = 0; i < 4; i++) x[i] = o->phi[i];
+        st = meta_grad(h, o, sc, x, l, gx);
+        if (!st) st = blo_opt_step(sc, &o->meta_opt, &o->phi_state, 4, o->phi, gx);
+    } else if (!st && h->weights == BLO_REWEIGHT_PER_EXAMPLE) {
+        x[0] = blo_zeros(sc, blo_tensor_dtype(l), 1, &h->batch);
+        st = x[0] && !blo_set_requires_grad(x[0], 1) ? meta_grad(h, o, sc, x, l, gx)
+                                                     : blo_ctx_status(sc);
+        if (!st) { /* ε_i = max(−∂F/∂ε_i, 0) / Σ (all zero when the sum is) */
+            blo_tensor *e = blo_relu(sc, blo_neg(sc, gx[0]));
+            double sum = blo_tensor_item(blo_sum_all(sc, e));
+            x[0] = sum > 0 ? blo_scale(sc, e, 1 / sum) : e;
+        }
+    }
+    blo_tensor *f = NULL, *gw[4];
+    if (!st) {
+        if (h->weights == BLO_REWEIGHT_NETWORK)
+            for (int i = 0; i < 4; i++) x[i] = blo_detach(sc, o->phi[i]);
+        else if (x[0])
+            x[0] = blo_detach(sc, x[0]);
+        f = weighted(sc, h, x, l);
+        st = f ? blo_grad(sc, 1, &f, NULL, 4, o->w, 0, gw) : blo_ctx_status(sc);
+    }
+    if (!st && weights_out && h->weights != BLO_REWEIGHT_NONE) {
+        blo_tensor *v = h->weights == BLO_REWEIGHT_NETWORK
+                            ? blo__reweight_vnet(sc, x, blo_detach(sc, l))
+                            : x[0];
+        st = v ? blo_tensor_to_f64(v, weights_out) : blo_ctx_status(sc);
+    }
+    if (!st && loss) *loss = blo_tensor_item(blo_mean(sc, l, 0, NULL, 0));
+    if (!st) st = blo_opt_step(sc, &o->opt, &o->w_state, 4, o->w, gw);
+    if (!st && blo_ctx_status(sc)) st = blo_ctx_status(sc);
+    blo_ctx_rewind(sc, mk);
+    return st;
+}

@@ -1,0 +1,342 @@
+/* run.c — the reweighting task end to end: load an MNIST-layout data set, take a clean meta
+ * set out of the training split, inject label noise or a long-tailed imbalance into the rest,
+ * train the classifier with the chosen weights (online one-step scheme or a registry method
+ * through the solver), score it on the test split after every epoch and read the learned
+ * weight curve V(ℓ). */
+#include "reweight.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+
+blo_reweight_config blo_reweight_default(void) {
+    blo_reweight_config c;
+    memset(&c, 0, sizeof c);
+    c.test_split = "t10k";
+    c.n_meta = 1000;
+    c.noise = 0.4;
+    c.noise_kind = BLO_NOISE_UNIFORM;
+    c.imbalance = 1;
+    c.weights = BLO_REWEIGHT_NETWORK;
+    c.online = 1;
+    c.hidden = 300;
+    c.vnet_hidden = 100;
+    c.batch = 100;
+    c.meta_batch = 100;
+    c.epochs = 15;
+    c.opt = blo_opt_sgd(0.02);
+    c.opt.kind = BLO_OPT_MOMENTUM;
+    c.opt.momentum = 0.9;
+    c.opt.weight_decay = 5e-4;
+    c.meta_opt = blo_opt_adam(1e-3);
+    c.meta_opt.weight_decay = 1e-4;
+    c.solver = blo_config_default();
+    c.solver.method = "rhg";
+    c.solver.inner = blo_opt_sgd(0.02);
+    c.solver.inner_steps = 5;
+    c.solver.init = BLO_INIT_WARM;
+    c.solver.outer = c.meta_opt;
+    c.dtype = BLO_F32;
+    return c;
+}
+
+/* Evaluations of the classifier w without a tape: accuracy on (X, y), or mean CE. */
+static double evaluate(blo_tensor *X, blo_tensor *y, blo_tensor *const *w, int ce) {
+    blo_ctx *ctx = blo_ctx_new(0);
+    if (!ctx) return NAN;
+    blo_ctx_set_recording(ctx, 0);
+    blo_tensor *z = blo__reweight_logits(ctx, X, w);
+    double v = ce ? blo_tensor_item(blo_cross_entropy(ctx, z, y, NULL, BLO_REDUCE_MEAN))
+                  : blo_accuracy(z, y);
+    if (blo_ctx_status(ctx)) v = NAN;
+    blo_ctx_free(ctx);
+    return v;
+}
+
+/* The learned curve V(ℓ) on the grid 0 .. 10 (network weights only). */
+static void weight_curve(blo_tensor *const *phi, blo_dtype dt, blo_reweight_result *r) {
+    for (int i = 0; i < BLO_REWEIGHT_CURVE; i++) {
+        r->loss_grid[i] = 10.0 * i / (BLO_REWEIGHT_CURVE - 1);
+        r->weight_curve[i] = NAN;
+    }
+    blo_ctx *ctx = phi ? blo_ctx_new(0) : NULL;
+    if (!ctx) return;
+    blo_ctx_set_recording(ctx, 0);
+    blo_tensor *l = blo_from_f64(ctx, dt, 1, (int64_t[]){BLO_REWEIGHT_CURVE}, r->loss_grid);
+    blo_tensor *v = l ? blo__reweight_vnet(ctx, phi, l) : NULL;
+    if (!v || blo_tensor_to_f64(v, r->weight_curve))
+        for (int i = 0; i < BLO_REWEIGHT_CURVE; i++) r->weight_curve[i] = NAN;
+    blo_ctx_free(ctx);
+}
+
+/* What the training loops share: the data, the sizes, the clock, the epoch report. */
+typedef struct rw_run {
+    const blo_reweight_config *c;
+    blo__reweight *h;
+    blo_tensor *Xte, *yte;
+    const int64_t *noisy, *truth; /* [n] */
+    blo_reweight_result *r;
+    double start, cpu_start;
+    int64_t steps_per_epoch;
+    blo_solver *s;
+} rw_run;
+
+/* After an epoch with classifier w: test accuracy, the report. Returns non-zero to stop. */
+static int end_epoch(rw_run *rr, int64_t epoch, blo_tensor *const *w, double train_loss,
+                     double hypergrad_norm) {
+    blo_reweight_result *r = rr->r;
+    double acc = evaluate(rr->Xte, rr->yte, w, 0);
+    r->test_acc = acc;
+    if (!(acc <= r->best_test_acc)) r->best_test_acc = acc;
+    r->epochs = epoch;
+    r->seconds = blo__task_seconds() - rr->start;
+    r->cpu_seconds_per_epoch = (blo__task_cpu_seconds() - rr->cpu_start) / (double)epoch;
+    if (!rr->c->on_iter) return 0;
+    blo_task_iter it;
+    memset(&it, 0, sizeof it);
+    it.rec.iter = epoch - 1;
+    it.rec.upper = evaluate(rr->h->Xm, rr->h->labels_m, w, 1);
+    it.rec.lower = train_loss;
+    it.rec.hypergrad_norm = hypergrad_norm;
+    it.rec.seconds = r->seconds;
+    it.test_acc = acc;
+    it.test_acc_start = NAN;
+    it.f1 = NAN;
+    return rr->c->on_iter(&it, rr->c->user);
+}
+
+/* The online scheme: epochs of shuffled minibatches (the last partial one dropped). */
+static blo_status run_online(rw_run *rr, char *err, size_t errlen, blo_rng *g) {
+    const blo_reweight_config *c = rr->c;
+    blo__reweight *h = rr->h;
+    blo_reweight_result *r = rr->r;
+    blo_ctx *lc = blo_ctx_new(0), *sc = blo_ctx_new(0);
+    int64_t B = c->batch, M = c->meta_batch, n = h->n;
+    int64_t *order = blo_malloc(sizeof(int64_t) * (size_t)n);
+    int64_t *midx = blo_malloc(sizeof(int64_t) * (size_t)M);
+    double *wts = blo_malloc(sizeof(double) * (size_t)B);
+    blo__reweight_online o;
+    memset(&o, 0, sizeof o);
+    o.opt = c->opt;
+    o.meta_opt = c->meta_opt;
+    blo_status st = lc && sc && order && midx && wts ? BLO_OK : BLO_ERR_NOMEM;
+    for (int i = 0; !st && i < 4; i++) {
+        o.w[i] = blo_clone(lc, h->y0[i]);
+        if (h->nx == 4) o.phi[i] = blo_clone(lc, h->x0[i]);
+        if (!o.w[i] || (h->nx == 4 && !o.phi[i])) st = BLO_ERR_NOMEM;
+        else if (blo_set_requires_grad(o.w[i], 1) || (h->nx == 4 && blo_set_requires_grad(o.phi[i], 1)))
+            st = BLO_ERR_INVALID;
+    }
+    if (!st) st = blo_opt_state_init(lc, &o.opt, 4, o.w, &o.w_state);
+    if (!st && h->nx == 4) st = blo_opt_state_init(lc, &o.meta_opt, 4, o.phi, &o.phi_state);
+    h->meta_rows = midx;
+    if (st) blo__fail(err, errlen, st, "reweight: %s", lc && blo_ctx_status(lc) ? blo_ctx_error(lc) : "out of memory");
+    for (int64_t i = 0; i < n; i++) order[i] = i;
+    double wsum[2] = {0, 0};
+    int64_t wcount[2] = {0, 0};
+    for (int64_t e = 1; !st && e <= c->epochs; e++) {
+        blo__shuffle(g, order, n);
+        double loss_sum = 0;
+        wsum[0] = wsum[1] = 0;
+        wcount[0] = wcount[1] = 0;
+        for (int64_t b = 0; !st && b < rr->steps_per_epoch; b++) {
+            for (int64_t j = 0; j < M; j++) midx[j] = (int64_t)blo_rng_below(g, (uint64_t)h->nm);
+            h->batch_rows = order + b * B;
+            double loss = NAN;
+            st = blo__reweight_step(h, &o, sc, h->nx ? wts : NULL, &loss);
+            if (!st && !isfinite(loss)) st = BLO_ERR_NUMERIC;
+            if (st) {
+                blo__fail(err, errlen, st, "reweight: epoch %lld, step %lld: %s", (long long)e,
+                          (long long)b + 1,
+                          st == BLO_ERR_NUMERIC ? "the training loss is not finite (lower the "
+                                                  "learning rate)"
+                                                : blo_ctx_error(sc));
+                break;
+            }
+            loss_sum += loss;
+            r->steps++;
+            for (int64_t j = 0; h->nx && j < B; j++) {
+                int64_t row = order[b * B + j];
+                int k = rr->noisy[row] != rr->truth[row];
+                wsum[k] += wts[j];
+                wcount[k]++;
+            }
+        }
+        if (!st && end_epoch(rr, e, o.w, loss_sum / (double)rr->steps_per_epoch, NAN)) break;
+    }
+    if (!st && h->nx) {
+        r->clean_weight = wcount[0] ? wsum[0] / (double)wcount[0] : NAN;
+        r->noisy_weight = wcount[1] ? wsum[1] / (double)wcount[1] : NAN;
+    }
+    if (!st) weight_curve(h->nx == 4 ? o.phi : NULL, blo_tensor_dtype(h->X), r);
+    h->batch_rows = h->meta_rows = NULL;
+    blo_free(order);
+    blo_free(midx);
+    blo_free(wts);
+    blo_ctx_free(sc);
+    blo_ctx_free(lc);
+    return st;
+}
+
+static int on_record(const blo_record *rec, void *user) {
+    rw_run *rr = user;
+    int64_t done = rec->iter + 1, T = rr->c->solver.inner_steps;
+    rr->r->steps = done * T;
+    if ((done * T) % rr->steps_per_epoch >= T && done < rr->c->solver.outer_iters) return 0;
+    blo_tensor *w[4];
+    for (int i = 0; i < 4; i++) w[i] = blo_solver_y(rr->s, i);
+    return end_epoch(rr, (done * T + rr->steps_per_epoch / 2) / rr->steps_per_epoch, w, rec->lower,
+                     rec->hypergrad_norm);
+}
+
+/* A registry method through the solver: T inner steps per outer iteration from a warm start,
+ * as many outer iterations as make the epochs. */
+static blo_status run_solver(rw_run *rr, char *err, size_t errlen) {
+    const blo_reweight_config *c = rr->c;
+    blo_problem p = blo__reweight_problem(rr->h);
+    blo_config sc = c->solver;
+    if (sc.inner_steps < 1)
+        return blo__fail(err, errlen, BLO_ERR_INVALID, "reweight: the solver needs T >= 1 inner steps");
+    sc.outer_iters = c->epochs * rr->steps_per_epoch / sc.inner_steps;
+    if (sc.outer_iters < 1) sc.outer_iters = 1;
+    sc.seed = c->seed;
+    sc.on_record = on_record;
+    sc.record_user = rr;
+    blo_status st = blo__task_solve(&p, &sc, NULL, &rr->s, err, errlen);
+    if (!st) {
+        blo_tensor *phi[4];
+        for (int i = 0; i < 4; i++) phi[i] = blo_solver_x(rr->s, i);
+        weight_curve(phi, blo_tensor_dtype(rr->h->X), rr->r);
+        rr->r->clean_weight = rr->r->noisy_weight = NAN;
+    }
+    blo_solver_free(rr->s);
+    rr->s = NULL;
+    return st;
+}
+
+blo_status blo_reweight_run(const blo_reweight_config *c, blo_reweight_result *r, char *err,
+                            size_t errlen) {
+    if (!c || !r) return blo__fail(err, errlen, BLO_ERR_INVALID, "reweight: no configuration");
+    memset(r, 0, sizeof *r);
+    r->test_acc = r->best_test_acc = r->clean_weight = r->noisy_weight = NAN;
+    if (c->n_meta < 1 || c->n_train < 0 || c->n_test < 0 || !(c->noise >= 0 && c->noise <= 1) ||
+        !(c->imbalance >= 1) || c->epochs < 0 || (c->dtype != BLO_F32 && c->dtype != BLO_F64) ||
+        (unsigned)c->noise_kind > BLO_NOISE_PAIR)
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "reweight: the meta set must be >= 1, sizes >= 0, the noise rate in "
+                         "[0, 1], the imbalance factor >= 1, epochs >= 0, the dtype f32 or f64");
+    if (!c->online && c->weights != BLO_REWEIGHT_NETWORK)
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "reweight: a solver method learns the weighting network only; per-example "
+                         "weights and plain cross-entropy use the online scheme");
+    const char *msg = blo_opt_check(&c->opt);
+    if (!msg) msg = blo_opt_check(&c->meta_opt);
+    if (msg) return blo__fail(err, errlen, BLO_ERR_INVALID, "reweight: %s", msg);
+    if (!c->data_dir)
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "reweight: no data folder: set data_dir (the CLI's --data)");
+    const char *tsplit = c->test_split ? c->test_split : "t10k";
+    bool held_out = !strcmp(tsplit, "train");
+    if (!held_out && strcmp(tsplit, "t10k"))
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "reweight: test_split '%s': expected t10k or train", tsplit);
+    if (held_out && c->n_test < 1)
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "reweight: a test set held out of the training split needs n_test >= 1");
+    blo_dataset ds, ts;
+    memset(&ts, 0, sizeof ts);
+    blo_status st = blo_mnist_load(c->data_dir, "train", &ds, err, errlen);
+    if (st) return st;
+    if (!held_out && (st = blo_mnist_load(c->data_dir, "t10k", &ts, err, errlen))) {
+        blo_dataset_free(&ds);
+        return st;
+    }
+    blo_rng g;
+    blo_rng_seed(&g, c->seed ^ 0x3e1e1a7ULL);
+    int64_t C = ds.num_classes, hold = held_out ? c->n_test : 0;
+    int64_t *perm = blo_malloc(sizeof(int64_t) * (size_t)ds.n);
+    int64_t *truth = blo_malloc(sizeof(int64_t) * (size_t)ds.n);
+    int64_t *noisy = blo_malloc(sizeof(int64_t) * (size_t)ds.n);
+    int64_t *counts = blo_malloc(sizeof(int64_t) * (size_t)C), *te = NULL;
+    blo_ctx *dctx = blo_ctx_new(0);
+    blo__reweight h;
+    memset(&h, 0, sizeof h);
+    if (!perm || !truth || !noisy || !counts || !dctx) {
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "reweight: out of memory");
+        goto out;
+    }
+    if (c->n_meta + hold + 1 > ds.n) {
+        st = blo__fail(err, errlen, BLO_ERR_INVALID,
+                       "reweight: %lld meta + %lld held-out examples leave no training examples "
+                       "in %s (%lld)", (long long)c->n_meta, (long long)hold, c->data_dir,
+                       (long long)ds.n);
+        goto out;
+    }
+    for (int64_t i = 0; i < ds.n; i++) perm[i] = i;
+    blo__shuffle(&g, perm, ds.n);
+    /* perm: meta rows, held-out test rows, then the training pool. */
+    const int64_t *meta = perm, *held = perm + c->n_meta;
+    int64_t *pool = perm + c->n_meta + hold, n = ds.n - c->n_meta - hold;
+    if (c->n_train > 0 && c->n_train < n) n = c->n_train;
+    if (c->imbalance > 1) { /* keep the first counts[k] rows of class k, in pool order */
+        int64_t *have = counts, nmax = -1, m = 0;
+        memset(have, 0, sizeof(int64_t) * (size_t)C);
+        for (int64_t i = 0; i < n; i++) have[ds.label[pool[i]]]++;
+        for (int64_t k = 0; k < C; k++) /* the smallest class present sets the head */
+            if (have[k] > 0 && (nmax < 0 || have[k] < nmax)) nmax = have[k];
+        blo_long_tail_counts(C, nmax > 0 ? nmax : 1, c->imbalance, counts);
+        for (int64_t i = 0; i < n; i++)
+            if (counts[ds.label[pool[i]]] > 0) counts[ds.label[pool[i]]]--, pool[m++] = pool[i];
+        n = m;
+    }
+    if (n < c->batch) {
+        st = blo__fail(err, errlen, BLO_ERR_INVALID,
+                       "reweight: %lld training examples, fewer than a batch of %lld",
+                       (long long)n, (long long)c->batch);
+        goto out;
+    }
+    for (int64_t i = 0; i < n; i++) truth[i] = noisy[i] = ds.label[pool[i]];
+    r->noisy = 0;
+    if (blo_label_noise(&g, noisy, n, C, c->noise, c->noise_kind) < 0) {
+        st = blo__fail(err, errlen, BLO_ERR_INVALID, "reweight: bad noise settings");
+        goto out;
+    }
+    for (int64_t i = 0; i < n; i++) r->noisy += noisy[i] != truth[i];
+    blo_dataset *tds = held_out ? &ds : &ts;
+    int64_t nte = held_out ? c->n_test : c->n_test > 0 && c->n_test < ts.n ? c->n_test : ts.n;
+    te = blo_malloc(sizeof(int64_t) * (size_t)nte);
+    if (!te) {
+        st = blo__fail(err, errlen, BLO_ERR_NOMEM, "reweight: out of memory");
+        goto out;
+    }
+    for (int64_t i = 0; i < nte; i++) te[i] = held_out ? held[i] : i;
+    blo_tensor *X = blo_dataset_features(dctx, &ds, c->dtype, pool, n);
+    blo_tensor *y = blo_from_i64(dctx, 1, &n, noisy);
+    blo_tensor *Xm = blo_dataset_features(dctx, &ds, c->dtype, meta, c->n_meta);
+    blo_tensor *ym = blo_dataset_labels(dctx, &ds, meta, c->n_meta);
+    blo_tensor *Xte = blo_dataset_features(dctx, tds, c->dtype, te, nte);
+    blo_tensor *yte = blo_dataset_labels(dctx, tds, te, nte);
+    if (!X || !y || !Xm || !ym || !Xte || !yte) {
+        st = blo__fail(err, errlen, blo_ctx_status(dctx), "reweight: %s", blo_ctx_error(dctx));
+        goto out;
+    }
+    st = blo__reweight_init(&h, X, y, Xm, ym, C, c->hidden, c->vnet_hidden, c->batch,
+                            c->meta_batch, c->weights, &g, err, errlen);
+    if (st) goto out;
+    r->n_train = n, r->n_meta = c->n_meta, r->n_test = nte;
+    rw_run rr = {c, &h, Xte, yte, noisy, truth, r, blo__task_seconds(), blo__task_cpu_seconds(),
+                n / c->batch, NULL};
+    st = c->online ? run_online(&rr, err, errlen, &g) : run_solver(&rr, err, errlen);
+    r->seconds_per_epoch = r->epochs > 0 ? r->seconds / (double)r->epochs : NAN;
+out:
+    blo__reweight_free(&h);
+    blo_ctx_free(dctx);
+    blo_free(perm);
+    blo_free(truth);
+    blo_free(noisy);
+    blo_free(counts);
+    blo_free(te);
+    blo_dataset_free(&ds);
+    if (!held_out) blo_dataset_free(&ts);
+    return st;
+}

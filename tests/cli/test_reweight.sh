@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# test_reweight.sh — `blo reweight` end to end on tests/data/tinymnist (120 8x8 images,
+# 3 classes; the test set held out of the training split): every weighting and both schemes
+# run, the JSON summary's fields and sizes, the noise count, the imbalance, the weight curve
+# file and plot, and bad input refused with exit 2 and a message.
+# Usage: test_reweight.sh <blo binary> <source dir>.
+set -uo pipefail
+blo=${1:?usage: test_reweight.sh <blo binary> <source dir>}
+src=${2:?usage: test_reweight.sh <blo binary> <source dir>}
+. "$(dirname "$0")/lib.sh"
+export OMP_NUM_THREADS=1
+
+tiny=(--data "$src/tests/data/tinymnist" --test-split train --n-test 20 --n-meta 20 --batch 10
+    --meta-batch 10 --hidden 16 --vnet-hidden 8 --epochs 2 --lr 0.1 --threads 1 -q)
+
+expect_rc 0 reweight "${tiny[@]}" --json --log "$tmp/run.csv" --curve "$tmp/curve.csv"
+cp "$tmp/out" "$tmp/run.json"
+check "--json has every field" json_ok "$tmp/run.json" \
+    'all(k in d for k in ("test_acc","best_test_acc","clean_weight","noisy_weight","n_train","noisy","weight_curve","seconds_per_epoch"))'
+check "120 - 20 meta - 20 test = 80 training examples, 8 batches a pass, 2 passes" \
+    json_ok "$tmp/run.json" 'd["n_train"] == 80 and d["steps"] == 16 and d["epochs"] == 2'
+check "40 % of 80 labels redrawn uniformly: 32 redrawn, about a third keep theirs" \
+    json_ok "$tmp/run.json" '15 <= d["noisy"] <= 32'
+check "weights and accuracy are probabilities" json_ok "$tmp/run.json" \
+    '0 <= d["test_acc"] <= 1 and 0 < d["clean_weight"] < 1 and 0 < d["noisy_weight"] < 1'
+check "--log has a header and 2 rows" test "$(wc -l <"$tmp/run.csv")" -eq 3
+check "--curve wrote 101 points of V(loss)" test "$(grep -c , "$tmp/curve.csv")" -eq 102
+
+expect_rc 0 reweight "${tiny[@]}" --noise 0.5 --noise-kind pair --json --curve "$tmp/curve.svg"
+check "pair flip changes exactly half of the 80 labels" json_ok "$tmp/out" 'd["noisy"] == 40'
+check "--curve .svg draws the curve" grep -q '<svg' "$tmp/curve.svg"
+for w in per-example none; do
+    expect_rc 0 reweight "${tiny[@]}" --weights "$w" --json
+done
+check "plain cross-entropy has no weights" json_ok "$tmp/out" 'd["clean_weight"] is None'
+expect_rc 0 reweight "${tiny[@]}" --scheme solver --method rhg --inner 2 --json
+check "the solver scheme learns a curve" json_ok "$tmp/out" \
+    'all(0 < v < 1 for _, v in d["weight_curve"])'
+expect_rc 0 reweight "${tiny[@]}" --noise 0 --imbalance 4 --batch 5 --json
+check "imbalance 4: fewer training examples than 80, no label changed" json_ok "$tmp/out" \
+    'd["n_train"] < 80 and d["noisy"] == 0'
+
+expect_rc 2 reweight "${tiny[@]}" --weights nosuch
+check "an unknown weighting is named" grep -q "nosuch" "$tmp/err"
+expect_rc 2 reweight "${tiny[@]}" --scheme solver --weights none
+check "the solver scheme with no network says why" grep -q "weighting network" "$tmp/err"
+expect_rc 2 reweight "${tiny[@]}" --n-meta 110
+check "a meta set that leaves nothing to train on says so" grep -q "leave no training" "$tmp/err"
+expect_rc 2 reweight "${tiny[@]}" --test-split t10k
+check "a folder without a test split is named" grep -q "t10k" "$tmp/err"
+expect_rc 2 reweight "${tiny[@]}" --curve "$tmp/nodir/c.csv"
+check "an unwritable --curve is refused before the run" grep -q "nodir" "$tmp/err"
+expect_rc 1 reweight "${tiny[@]}" --lr 1e6 --sgd-momentum 0 --weights none
+check "a diverging run names the step" grep -q "epoch 1, step" "$tmp/err"
+
+cli_finish test_reweight
