@@ -20,6 +20,7 @@
 #include "blo/causal.h"
 #include "blo/core.h"
 #include "blo/data.h"
+#include "blo/dist.h"
 #include "blo/fewshot.h"
 #include "blo/graph.h"
 #include "blo/hyperclean.h"
