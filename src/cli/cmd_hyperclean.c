@@ -50,6 +50,7 @@ static bool hc_configure(cli_task *t) {
     c->baseline_steps = h->bsteps;
     c->baseline_lr = h->blr;
     CLI_TASK_CONFIGURE(c, t, h->seed, hc_on_iter);
+    c->comm = blo_comm_world(); /* under mpirun -np R: the rows sharded over R ranks */
     return true;
 }
 
@@ -89,8 +90,12 @@ static int hc_summary(cli_task *t) {
             printf(",\"%s\":", keys[i]);
             cli_json_number(stdout, vals[i]);
         }
-        printf(",\"kept\":%lld,\"clean\":%lld,\"peak_bytes\":%zu}\n", (long long)r->kept,
-               (long long)r->clean, r->peak_bytes);
+        /* ranks, and what rank 0 sent in collectives over the whole run (blo/dist.h). */
+        blo_comm *w = blo_comm_world();
+        printf(",\"kept\":%lld,\"clean\":%lld,\"peak_bytes\":%zu,\"ranks\":%d,"
+               "\"comm_bytes\":%llu,\"comm_calls\":%llu}\n",
+               (long long)r->kept, (long long)r->clean, r->peak_bytes, blo_comm_size(w),
+               (unsigned long long)blo_comm_bytes_sent(w), (unsigned long long)blo_comm_calls(w));
         return CLI_EXIT_OK;
     }
     printf("data hyper-cleaning: %s, %lld iterations, %.1f s\n", c->solver.method,
@@ -102,6 +107,10 @@ static int hc_summary(cli_task *t) {
     pct(stdout, "baseline: trained on the noisy set", r->base_noisy);
     pct(stdout, "baseline: validation set only", r->base_val);
     pct(stdout, "baseline: clean part + validation", r->base_oracle);
+    blo_comm *w = blo_comm_world();
+    if (blo_comm_size(w) > 1)
+        printf("  %-34s %d (rank 0 sent %.3g MB in %llu collectives)\n", "ranks", blo_comm_size(w),
+               1e-6 * (double)blo_comm_bytes_sent(w), (unsigned long long)blo_comm_calls(w));
     if (t->plot) printf("  plot: %s\n", t->plot);
     return CLI_EXIT_OK;
 }
