@@ -3,7 +3,8 @@
 # run follows the 1-process run (f64, 1e-9 relative), prints one summary (rank 0), a resumed
 # 2-rank run ends exactly where an uninterrupted one does, its checkpoint (written by rank 0)
 # resumes on 1 rank too, and a rank killed mid-run ends the job with a message and --resume
-# finishes it. Skipped (passing) when blo or this machine has no MPI.
+# finishes it; --trials over two groups of ranks gives the 1-process table. Skipped (passing)
+# when blo or this machine has no MPI.
 # Usage: test_dist_hyperclean.sh <blo binary> <source dir>.
 set -uo pipefail
 blo=${1:?usage: test_dist_hyperclean.sh <blo binary> <source dir>}
@@ -67,6 +68,23 @@ check "a resumed 2-rank run ends where the uninterrupted one does" \
 # The checkpoint holds replicated state only: one process continues it.
 expect_rc 0 hyperclean "${tiny[@]}" --outer 6 --resume "$tmp/ck1.bin"
 check "1 process resumes a 2-rank checkpoint" same "$tmp/out" "$tmp/two.json" 1e-9
+
+# --trials 3 on 2 ranks: 2 groups of one rank, trials 0 and 2 on the first, 1 on the second;
+# the table equals the 1-process one row for row.
+expect_rc 0 hyperclean "${tiny[@]}" --outer 4 --trials 3
+cp "$tmp/out" "$tmp/trials1.json"
+expect_mpi 0 hyperclean "${tiny[@]}" --outer 4 --trials 3
+check "--trials: one table from rank 0" test "$(wc -l <"$tmp/out")" -eq 1
+check "--trials on 2 groups: the same table as one process" python3 -c '
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+keys = ("seed", "test_acc", "f1", "upper", "iters")
+ok = a["groups"] == 2 and len(a["runs"]) == 3 and all(
+    x[k] == y[k] for x, y in zip(a["runs"], b["runs"]) for k in keys)
+ok = ok and len({r["upper"] for r in a["runs"]}) == 3
+sys.exit(0 if ok else 1)' "$tmp/out" "$tmp/trials1.json"
+expect_rc 2 hyperclean "${tiny[@]}" --trials 2 --log "$tmp/t.csv"
+check "--trials refuses --log with a reason" grep -q "one table" "$tmp/err"
 
 # A rank killed mid-run: the job ends with a message naming it, and --resume finishes.
 "${mpi[@]}" "$blo" hyperclean "${tiny[@]}" --outer 100000 --checkpoint "$tmp/kill.bin" \
