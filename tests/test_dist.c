@@ -105,28 +105,28 @@ typedef struct shard {
     blo_tensor *A, *b, *Av, *bv;
 } shard;
 
+/* allreduce_sum(½‖A R(y) − b‖² + w Σ_j R(x)_j R(y)_j²) over the shards. */
+static blo_tensor *fit(blo_ctx *ctx, const shard *s, blo_tensor *A, blo_tensor *b, blo_tensor *x,
+                       blo_tensor *y, double w) {
+    blo_tensor *yr = blo_replicate(ctx, s->c, y), *xr = blo_replicate(ctx, s->c, x);
+    blo_tensor *res = blo_sub(ctx, blo_matmul(ctx, A, yr), b);
+    blo_tensor *pen = blo_sum_all(ctx, blo_mul(ctx, xr, blo_mul(ctx, yr, yr)));
+    blo_tensor *local = blo_add(ctx, blo_scale(ctx, blo_dot(ctx, res, res), 0.5), blo_scale(ctx, pen, w));
+    return blo_allreduce_sum(ctx, s->c, local);
+}
+
 static blo_tensor *lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
                          const blo_eval *ev, void *user) {
     (void)ev;
     shard *s = user;
-    blo_tensor *yr = blo_replicate(ctx, s->c, y[0]), *xr = blo_replicate(ctx, s->c, x[0]);
-    blo_tensor *res = blo_sub(ctx, blo_matmul(ctx, s->A, yr), s->b);
-    blo_tensor *pen = blo_sum_all(ctx, blo_mul(ctx, xr, blo_mul(ctx, yr, yr)));
-    blo_tensor *local = blo_scale(ctx, blo_add(ctx, blo_dot(ctx, res, res),
-                                               blo_scale(ctx, pen, s->share)), 0.5);
-    return blo_allreduce_sum(ctx, s->c, local);
+    return fit(ctx, s, s->A, s->b, x[0], y[0], 0.5 * s->share);
 }
 
 static blo_tensor *upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
                          const blo_eval *ev, void *user) {
     (void)ev;
     shard *s = user;
-    blo_tensor *yr = blo_replicate(ctx, s->c, y[0]), *xr = blo_replicate(ctx, s->c, x[0]);
-    blo_tensor *res = blo_sub(ctx, blo_matmul(ctx, s->Av, yr), s->bv);
-    blo_tensor *pen = blo_sum_all(ctx, blo_mul(ctx, xr, blo_mul(ctx, yr, yr)));
-    blo_tensor *local = blo_add(ctx, blo_scale(ctx, blo_dot(ctx, res, res), 0.5),
-                                blo_scale(ctx, pen, 0.1 * s->vshare));
-    blo_tensor *F = blo_allreduce_sum(ctx, s->c, local);
+    blo_tensor *F = fit(ctx, s, s->Av, s->bv, x[0], y[0], 0.05 * s->vshare);
     return blo_add(ctx, F, blo_scale(ctx, blo_dot(ctx, x[0], x[0]), 0.05));
 }
 
