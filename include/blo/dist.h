@@ -79,10 +79,12 @@ void blo_comm_free(blo_comm *c); /* NULL, world and self are no-ops */
 void blo_comm_sum_f64(blo_comm *c, double *buf, int64_t n);
 void blo_comm_bcast_bytes(blo_comm *c, void *buf, int64_t n, int root);
 void blo_comm_barrier(blo_comm *c);
-/* Bytes this rank has sent in c's collectives since c was made (or since the last reset),
- * and the number of collectives. */
+/* Bytes this rank has sent in c's sums since c was made (or since the last reset), the number
+ * of sums, and the wall-clock seconds spent inside them (transfer and waiting for the other
+ * ranks). */
 uint64_t blo_comm_bytes_sent(const blo_comm *c);
 uint64_t blo_comm_calls(const blo_comm *c);
+double blo_comm_seconds(const blo_comm *c);
 void blo_comm_reset_counts(blo_comm *c);
 /* Ends every rank of the job with exit code code after printing message (rank-prefixed) to
  * stderr: what a program does when one rank fails while the others wait in a collective.
