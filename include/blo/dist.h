@@ -81,10 +81,10 @@ void blo_comm_bcast_bytes(blo_comm *c, void *buf, int64_t n, int root);
 void blo_comm_barrier(blo_comm *c);
 /* Bytes this rank has sent in c's sums since c was made (or since the last reset), the number
  * of sums, and the wall-clock seconds spent inside them (transfer and waiting for the other
- * ranks). */
+ * ranks; with cpu, the process CPU seconds spent there, in *cpu). */
 uint64_t blo_comm_bytes_sent(const blo_comm *c);
 uint64_t blo_comm_calls(const blo_comm *c);
-double blo_comm_seconds(const blo_comm *c);
+double blo_comm_seconds(const blo_comm *c, double *cpu);
 void blo_comm_reset_counts(blo_comm *c);
 /* Ends every rank of the job with exit code code after printing message (rank-prefixed) to
  * stderr: what a program does when one rank fails while the others wait in a collective.

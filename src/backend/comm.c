@@ -28,7 +28,7 @@ struct blo_comm {
     MPI_Comm mpi;
 #endif
     uint64_t bytes, calls;
-    double seconds; /* wall time inside the collectives */
+    double seconds, cpu; /* wall and process CPU time inside the sums */
     void *scratch; /* receive buffer of the sum, grown by blo__comm_reserve */
     size_t scratch_bytes;
 };
@@ -37,12 +37,12 @@ static blo_comm world = {0, 1, 0,
 #ifdef BLO_HAVE_MPI
                          MPI_COMM_NULL,
 #endif
-                         0, 0, 0, NULL, 0};
+                         0, 0, 0, 0, NULL, 0};
 static blo_comm self = {0, 1, 0,
 #ifdef BLO_HAVE_MPI
                         MPI_COMM_NULL,
 #endif
-                        0, 0, 0, NULL, 0};
+                        0, 0, 0, 0, NULL, 0};
 static int started; /* blo_dist_init called MPI_Init */
 
 /* Whether an MPI launcher started this process (Open MPI, PMIx, PMI-1/2 environments). */
@@ -150,16 +150,17 @@ uint64_t blo_comm_bytes_sent(const blo_comm *c) {
 uint64_t blo_comm_calls(const blo_comm *c) {
     return c ? c->calls : 0;
 }
-double blo_comm_seconds(const blo_comm *c) {
+double blo_comm_seconds(const blo_comm *c, double *cpu) {
+    if (cpu) *cpu = c ? c->cpu : 0;
     return c ? c->seconds : 0;
 }
 void blo_comm_reset_counts(blo_comm *c) {
-    if (c) c->bytes = c->calls = 0, c->seconds = 0;
+    if (c) c->bytes = c->calls = 0, c->seconds = c->cpu = 0;
 }
 
-static double now(void) {
+static double clock_s(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -219,12 +220,13 @@ void blo__comm_sum_host(blo_comm *c, blo_dtype dt, void *buf, int64_t n) {
     size_t es = dt == BLO_F32 ? 4 : 8;
     MPI_Datatype t = dt == BLO_F32 ? MPI_FLOAT : MPI_DOUBLE;
     c->calls++;
-    double t0 = now();
+    double t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
     if (n * R <= SHORT_ELEMS) {
         MPI_Allgather(buf, (int)n, t, c->scratch, (int)n, t, c->mpi);
         add_parts(dt, c->scratch, R, n, n, buf);
         c->bytes += (uint64_t)(R - 1) * (uint64_t)n * es;
-        c->seconds += now() - t0;
+        c->seconds += clock_s(CLOCK_MONOTONIC) - t0;
+        c->cpu += clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
         return;
     }
     int sc[R], sd[R], rc[R], rd[R];
@@ -242,7 +244,8 @@ void blo__comm_sum_host(blo_comm *c, blo_dtype dt, void *buf, int64_t n) {
     add_parts(dt, c->scratch, R, mine, mine, (char *)buf + (size_t)myfirst * es);
     MPI_Allgatherv(MPI_IN_PLACE, 0, t, buf, sc, sd, t, c->mpi);
     c->bytes += ((uint64_t)(n - mine) + (uint64_t)(R - 1) * (uint64_t)mine) * es;
-    c->seconds += now() - t0;
+    c->seconds += clock_s(CLOCK_MONOTONIC) - t0;
+    c->cpu += clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
 #else
     (void)dt, (void)buf;
 #endif

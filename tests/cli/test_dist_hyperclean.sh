@@ -21,8 +21,7 @@ fi
 # allocations behind at exit: under AddressSanitizer the ranks skip the leak check (the
 # 1-process runs keep it).
 mpi=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-    mpirun -np 2 --oversubscribe --allow-run-as-root --mca pml ob1 --mca btl self,vader
-    --mca mpi_yield_when_idle 1)
+    mpirun -np 2 --oversubscribe --allow-run-as-root --mca pml ob1 --mca btl self,vader)
 
 # expect_mpi <code> <args...>: like expect_rc, with blo on 2 ranks.
 expect_mpi() {
