@@ -21,6 +21,7 @@
 #include "blo/core.h"
 #include "blo/data.h"
 #include "blo/deq.h"
+#include "blo/dist.h"
 #include "blo/fewshot.h"
 #include "blo/graph.h"
 #include "blo/hyperclean.h"

@@ -14,6 +14,7 @@
 #pragma GCC visibility push(default)
 
 #include "blo/data.h"
+#include "blo/dist.h"
 #include "blo/task.h"
 
 #ifdef __cplusplus
@@ -43,6 +44,12 @@ typedef struct blo_hyperclean_config {
     uint64_t seed;         /* the split, the corruption, the initial model */
     blo_task_iter_fn on_iter;
     void *user;
+    /* NULL or one rank: one process. R ranks (blo/dist.h): the training and validation rows
+     * are cut into R contiguous blocks, one per rank, x and the model replicated (the rule of
+     * blo/dist.h), so every rank follows the 1-process run on all the rows; only rank 0
+     * writes the checkpoint and trains the baselines. Every rank of comm must call
+     * blo_hyperclean_run with the same configuration. */
+    blo_comm *comm;
 } blo_hyperclean_config;
 
 /* The published protocol with a budget that runs in minutes on 2 cores: 5000 / 5000 / 10000,

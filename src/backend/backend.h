@@ -25,6 +25,8 @@
 
 #include "../internal.h"
 
+struct blo_comm; /* blo/dist.h */
+
 typedef enum blo_unary_kind {
     BLO_U_NEG,
     BLO_U_EXP,
@@ -175,6 +177,11 @@ typedef struct blo_backend {
     double (*dot)(const blo_tensor *a, const blo_tensor *b);
     void (*axpy)(double alpha, const blo_tensor *x, blo_tensor *y);
     void (*scale)(double alpha, blo_tensor *y);
+
+    /* The sum over the ranks of c (blo/dist.h), in place: t ← Σ_r t_r, added in rank order
+     * in double, the same bits on every rank. t is fresh and contiguous (f32 / f64); the op
+     * reserved c's receive buffer (blo__comm_reserve). */
+    void (*allreduce_sum)(struct blo_comm *c, blo_tensor *t);
 } blo_backend;
 
 /* The reference CPU backend (plain loops, OpenMP where it pays, BLAS gemm when built in). */

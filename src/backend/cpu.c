@@ -842,6 +842,7 @@ static const blo_backend cpu_backend = {
     .dot = blo__cpu_dot,
     .axpy = blo__cpu_axpy,
     .scale = blo__cpu_scale,
+    .allreduce_sum = blo__cpu_allreduce_sum,
 };
 
 const blo_backend *blo_backend_cpu(void) {

@@ -55,4 +55,7 @@ double blo__cpu_dot(const blo_tensor *a, const blo_tensor *b);
 void blo__cpu_axpy(double a, const blo_tensor *x, blo_tensor *y);
 void blo__cpu_scale(double a, blo_tensor *y);
 
+/* cpu_comm.c */
+void blo__cpu_allreduce_sum(struct blo_comm *c, blo_tensor *t);
+
 #endif

@@ -2,12 +2,14 @@
  * layer over blo_hyperclean_run (include/blo/hyperclean.h) in the task frame: its options, its
  * progress status and log row, the summary table or JSON. */
 #include "task_frame.h"
+#include "trials.h"
 
 #include "blo/blo.h"
 #include "blo/hyperclean.h"
 
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 /* The command's state: the configuration its options fill, the values with no field of their
  * own there, the result. */
@@ -17,8 +19,13 @@ typedef struct hc_cmd {
     double corrupt, blr;
     const char *model;
     int no_baselines;
+    long long trials;
     blo_hyperclean_result r;
+    cli_trials tr; /* --trials N > 1: one row per trial (HC_TRIAL_COLS) */
 } hc_cmd;
+
+/* A trial's row in the --trials table. */
+enum { TR_SEED, TR_RANKS, TR_ACC, TR_F1, TR_PREC, TR_REC, TR_UPPER, TR_SECONDS, TR_ITERS, TR_NCOLS };
 
 static int hc_on_iter(const blo_task_iter *it, void *user) {
     char status[128];
@@ -50,12 +57,51 @@ static bool hc_configure(cli_task *t) {
     c->baseline_steps = h->bsteps;
     c->baseline_lr = h->blr;
     CLI_TASK_CONFIGURE(c, t, h->seed, hc_on_iter);
+    c->comm = blo_comm_world(); /* under mpirun -np R: the rows sharded over R ranks */
+    if (h->trials > 1 && (t->log || t->plot || t->sa.resume || t->sa.checkpoint)) {
+        fprintf(stderr, "blo hyperclean: --trials %lld prints one table of the trials; --log, "
+                        "--plot, --checkpoint and --resume follow a single run (drop them or "
+                        "--trials)\n", h->trials);
+        return false;
+    }
     return true;
+}
+
+/* --trials N: seeds seed .. seed + N − 1 over the ranks' groups (trials.h), one table. */
+static blo_status hc_run_trials(cli_task *t, char *err, size_t errlen) {
+    hc_cmd *h = t->user;
+    blo_comm *world = blo_comm_world();
+    if (!cli_trials_begin(&h->tr, world, (int)h->trials, TR_NCOLS))
+        return BLO_ERR_NOMEM;
+    if (!t->quiet)
+        fprintf(stderr, "hyperclean: %lld trials of %s on %d group(s) of %d rank(s)\n", h->trials,
+                h->c.solver.method, h->tr.groups, blo_comm_size(h->tr.comm));
+    for (int k = 0; k < h->tr.n; k++) {
+        if (!cli_trials_mine(&h->tr, k)) continue;
+        blo_hyperclean_config c = h->c;
+        c.seed = c.solver.seed = (uint64_t)h->seed + (uint64_t)k;
+        c.comm = h->tr.comm;
+        c.on_iter = NULL;
+        blo_hyperclean_result r;
+        blo_status st = blo_hyperclean_run(&c, &r, err, errlen);
+        if (st) {
+            cli_trials_end(&h->tr);
+            return st;
+        }
+        double *row = cli_trials_row(&h->tr, k);
+        double v[TR_NCOLS] = {(double)c.seed, blo_comm_size(h->tr.comm), r.test_acc, r.f1,
+                              r.precision, r.recall, r.upper, r.seconds, (double)r.iters};
+        memcpy(row, v, sizeof v);
+        if (!t->quiet) fprintf(stderr, "hyperclean: trial %d of %d done\n", k + 1, h->tr.n);
+    }
+    cli_trials_gather(&h->tr, world);
+    return BLO_OK;
 }
 
 static blo_status hc_run(cli_task *t, char *err, size_t errlen) {
     hc_cmd *h = t->user;
     blo_hyperclean_config *c = &h->c;
+    if (h->trials > 1) return hc_run_trials(t, err, errlen);
     if (!t->quiet)
         fprintf(stderr, "hyperclean: %s, %s model, T = %d inner steps, %lld outer iterations, "
                         "%s start\n", c->solver.method, c->hidden ? "mlp" : "linear",
@@ -71,8 +117,71 @@ static void pct(FILE *f, const char *name, double v) {
         fprintf(f, "  %-36s %8s\n", name, "-");
 }
 
+/* The mean and the sample standard deviation of column col over the trials. */
+static void trial_stats(const cli_trials *tr, int col, double *mean, double *sd) {
+    double s = 0, q = 0;
+    for (int k = 0; k < tr->n; k++) s += tr->table[k * tr->ncols + col];
+    *mean = s / tr->n;
+    for (int k = 0; k < tr->n; k++) {
+        double d = tr->table[k * tr->ncols + col] - *mean;
+        q += d * d;
+    }
+    *sd = tr->n > 1 ? sqrt(q / (tr->n - 1)) : 0;
+}
+
+static int hc_summary_trials(cli_task *t) {
+    hc_cmd *h = t->user;
+    cli_trials *tr = &h->tr;
+    static const char *const keys[TR_NCOLS] = {"seed",   "ranks", "test_acc", "f1",   "precision",
+                                               "recall", "upper", "seconds",  "iters"};
+    double am, asd, fm, fsd;
+    trial_stats(tr, TR_ACC, &am, &asd);
+    trial_stats(tr, TR_F1, &fm, &fsd);
+    if (t->json) {
+        printf("{\"task\":\"hyperclean\",\"method\":\"%s\",\"trials\":%d,\"groups\":%d,\"runs\":[",
+               h->c.solver.method, tr->n, tr->groups);
+        for (int k = 0; k < tr->n; k++) {
+            printf("%s{", k ? "," : "");
+            for (int j = 0; j < TR_NCOLS; j++) {
+                printf("%s\"%s\":", j ? "," : "", keys[j]);
+                cli_json_number(stdout, cli_trials_row(tr, k)[j]);
+            }
+            printf("}");
+        }
+        printf("],\"test_acc_mean\":");
+        cli_json_number(stdout, am);
+        printf(",\"test_acc_sd\":");
+        cli_json_number(stdout, asd);
+        printf(",\"f1_mean\":");
+        cli_json_number(stdout, fm);
+        printf(",\"f1_sd\":");
+        cli_json_number(stdout, fsd);
+        printf("}\n");
+        return CLI_EXIT_OK;
+    }
+    printf("data hyper-cleaning: %d trials of %s on %d group(s) of ranks\n", tr->n,
+           h->c.solver.method, tr->groups);
+    printf("  %5s %6s %5s %9s %7s %9s %7s %9s %8s\n", "trial", "seed", "ranks", "test acc", "F1",
+           "precision", "recall", "F", "seconds");
+    for (int k = 0; k < tr->n; k++) {
+        const double *v = cli_trials_row(tr, k);
+        printf("  %5d %6.0f %5.0f %8.2f%% %7.3f %9.3f %7.3f %9.4f %8.1f\n", k, v[TR_SEED],
+               v[TR_RANKS], 100 * v[TR_ACC], v[TR_F1], v[TR_PREC], v[TR_REC], v[TR_UPPER],
+               v[TR_SECONDS]);
+    }
+    printf("  test accuracy %.2f ± %.2f %%, cleaner F1 %.3f ± %.3f (mean ± sd over %d trials)\n",
+           100 * am, 100 * asd, fm, fsd, tr->n);
+    return CLI_EXIT_OK;
+}
+
+static void hc_release(cli_task *t) {
+    hc_cmd *h = t->user;
+    cli_trials_end(&h->tr);
+}
+
 static int hc_summary(cli_task *t) {
     hc_cmd *h = t->user;
+    if (h->trials > 1) return hc_summary_trials(t);
     const blo_hyperclean_config *c = &h->c;
     const blo_hyperclean_result *r = &h->r;
     if (t->json) {
@@ -91,8 +200,15 @@ static int hc_summary(cli_task *t) {
             printf(",\"%s\":", keys[i]);
             cli_json_number(stdout, vals[i]);
         }
-        printf(",\"kept\":%lld,\"clean\":%lld,\"peak_bytes\":%zu}\n", (long long)r->kept,
-               (long long)r->clean, r->peak_bytes);
+        /* ranks, and what rank 0 sent in collectives over the whole run (blo/dist.h). */
+        blo_comm *w = blo_comm_world();
+        double comm_cpu, comm_wall = blo_comm_seconds(w, &comm_cpu);
+        printf(",\"kept\":%lld,\"clean\":%lld,\"peak_bytes\":%zu,\"ranks\":%d,"
+               "\"comm_bytes\":%llu,\"comm_calls\":%llu,\"comm_seconds\":%.6f,"
+               "\"comm_cpu_seconds\":%.6f,\"cpu_seconds\":%.6f}\n",
+               (long long)r->kept, (long long)r->clean, r->peak_bytes, blo_comm_size(w),
+               (unsigned long long)blo_comm_bytes_sent(w), (unsigned long long)blo_comm_calls(w),
+               comm_wall, comm_cpu, (double)clock() / CLOCKS_PER_SEC);
         return CLI_EXIT_OK;
     }
     printf("data hyper-cleaning: %s, %lld iterations, %.1f s\n", c->solver.method,
@@ -105,6 +221,10 @@ static int hc_summary(cli_task *t) {
     pct(stdout, "baseline: validation set only", r->base_val);
     pct(stdout, "baseline: clean part + validation", r->base_oracle);
     pct(stdout, "bilevel: kept examples + validation", r->base_kept);
+    blo_comm *w = blo_comm_world();
+    if (blo_comm_size(w) > 1)
+        printf("  %-34s %d (rank 0 sent %.3g MB in %llu collectives)\n", "ranks", blo_comm_size(w),
+               1e-6 * (double)blo_comm_bytes_sent(w), (unsigned long long)blo_comm_calls(w));
     if (t->plot) printf("  plot: %s\n", t->plot);
     return CLI_EXIT_OK;
 }
@@ -112,7 +232,7 @@ static int hc_summary(cli_task *t) {
 static const char *const HC_COLS[9] = {"iter",     "upper",      "lower",    "hypergrad_norm",
                                        "seconds",  "peak_bytes", "test_acc", "f1",
                                        "test_acc_start"};
-static const cli_task_def HC = {"hyperclean", 9, HC_COLS, hc_configure, hc_run, hc_summary, NULL};
+static const cli_task_def HC = {"hyperclean", 9, HC_COLS, hc_configure, hc_run, hc_summary, hc_release};
 
 int cli_hyperclean_run(const cli_cmd *cmd, int argc, char **argv) {
     hc_cmd h;
@@ -123,9 +243,10 @@ int cli_hyperclean_run(const cli_cmd *cmd, int argc, char **argv) {
     h.eval_every = h.c.eval_every, h.bsteps = h.c.baseline_steps;
     h.corrupt = h.c.corrupt, h.blr = h.c.baseline_lr;
     h.model = "linear";
+    h.trials = 1;
     cli_task t;
     cli_task_init(&t, &HC, cmd, &h.c.solver, &h);
-    cli_opt opts[12 + CLI_TASK_NOPTS] = {
+    cli_opt opts[13 + CLI_TASK_NOPTS] = {
         {"--data", NULL, CLI_STRING, &h.c.data_dir, 0, 0, NULL, "DIR",
          "MNIST-layout folder (train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz])"
          CLI_DATA_HELP},
@@ -145,6 +266,9 @@ int cli_hyperclean_run(const cli_cmd *cmd, int argc, char **argv) {
          "full-batch Adam steps of each baseline"},
         {"--baseline-lr", NULL, CLI_DOUBLE, &h.blr, 1e-12, 1e6, NULL, "LR", "baselines' Adam step"},
         {"--seed", NULL, CLI_INT, &h.seed, 0, 9e18, NULL, "S", "split, corruption, initial model"},
+        {"--trials", NULL, CLI_INT, &h.trials, 1, 1e6, NULL, "N",
+         "N independent runs (seeds S .. S+N-1), one table; under mpirun -np R the ranks form "
+         "G groups (G the largest divisor of R up to N), each trial data-parallel on one group"},
     };
-    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 12));
+    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 13));
 }

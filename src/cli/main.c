@@ -217,6 +217,12 @@ int main(int argc, char **argv) {
      * (and from other processes); blo's regions are short and frequent, so sleeping workers
      * are faster overall. Must be set before the OpenMP runtime starts; a user's value wins. */
     setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+    /* Under mpirun: start MPI (blo/dist.h); a plain process stays one rank. */
+    char dist_err[512];
+    if (blo_dist_init(&argc, &argv, dist_err, sizeof dist_err)) {
+        fprintf(stderr, "blo: %s\n", dist_err);
+        return CLI_EXIT_USAGE;
+    }
     if (argc < 2) {
         print_usage(stderr);
         return CLI_EXIT_USAGE;

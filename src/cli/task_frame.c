@@ -1,6 +1,8 @@
 /* task_frame.c — the frame every task command runs in (see task_frame.h). */
 #include "task_frame.h"
 
+#include "blo/dist.h"
+
 #include <math.h>
 
 #include <stdlib.h>
@@ -148,6 +150,11 @@ int cli_task_main(cli_task *t, int argc, char **argv, cli_opt *opts, int n) {
     const cli_task_def *d = t->def;
     int rc;
     if (!cli_parse(t->cmd, argc, argv, opts, n, &rc)) return rc;
+    /* On R ranks (mpirun) rank 0 speaks: progress, log, plot and summary; the others only
+     * report their own failure. */
+    blo_comm *world = blo_comm_world();
+    int root = blo_comm_rank(world) == 0;
+    if (!root) t->quiet = 1, t->log = NULL, t->plot = NULL;
     if (t->solver && !cli_solver_config(d->name, &t->sa, t->solver)) return CLI_EXIT_USAGE;
     if (!check_outputs(t)) return CLI_EXIT_USAGE;
     if (t->solver) t->total = t->solver->outer_iters;
@@ -162,7 +169,13 @@ int cli_task_main(cli_task *t, int argc, char **argv, cli_opt *opts, int n) {
     char err[1024] = "";
     blo_status st = d->run(t, err, sizeof err);
     rc = finish(t, st, err);
-    if (rc < 0) rc = d->summary(t);
+    if (rc > 0 && blo_comm_size(world) > 1) {
+        /* The other ranks may be waiting in a collective: end the job. */
+        char msg[1200];
+        snprintf(msg, sizeof msg, "blo %s failed (exit %d); ending every rank", d->name, rc);
+        blo_comm_abort(world, rc, msg);
+    }
+    if (rc < 0) rc = root ? d->summary(t) : CLI_EXIT_OK;
     if (!st && d->release) d->release(t);
     return rc;
 }

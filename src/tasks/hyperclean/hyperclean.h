@@ -33,6 +33,11 @@ typedef struct blo_hyperclean {
     int ny;            /* 2 (linear) or 4 (two layers) */
     int64_t hidden;    /* 0 for the linear model */
     blo_tensor *y0[4]; /* W [d, C], b [C]; or W1, b1, W2, b2 */
+    /* Data parallel (blo_hyperclean_distribute): NULL, or the ranks whose shards make up the
+     * data; X, labels (Xv, labels_v) then hold this rank's rows [lo, lo + n_local) of the n
+     * training rows ([vlo, vlo + nv_local) of the nv validation rows); x stays [n]. */
+    blo_comm *comm;
+    int64_t lo, n_local, vlo, nv_local;
 } blo_hyperclean;
 
 /* Checks the data (shapes, dtypes, labels in [0, classes)) and makes the initial values:
@@ -48,6 +53,11 @@ blo_status blo_hyperclean_init(blo_hyperclean *h, blo_tensor *X, blo_tensor *lab
 blo_status blo_hyperclean_init_mlp(blo_hyperclean *h, blo_tensor *X, blo_tensor *labels,
                                    blo_tensor *Xv, blo_tensor *labels_v, int64_t classes,
                                    int64_t hidden, blo_rng *rng, char *err, size_t errlen);
+/* Cuts the data into comm's ranks' shards (contiguous blocks of rows, the first n mod R ranks
+ * one row more) and keeps this rank's: f and F become allreduce_sum of the shards' sums over
+ * the number of all rows, x and y replicated (blo/dist.h). With one rank nothing changes.
+ * BLO_ERR_INVALID when a rank would hold no row; BLO_ERR_NOMEM. */
+blo_status blo_hyperclean_distribute(blo_hyperclean *h, blo_comm *comm, char *err, size_t errlen);
 /* Releases what blo_hyperclean_init made (not the borrowed data). NULL-safe. */
 void blo_hyperclean_free(blo_hyperclean *h);
 

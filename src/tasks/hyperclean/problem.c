@@ -117,13 +117,52 @@ blo_tensor *blo_hyperclean_logits(blo_ctx *ctx, blo_tensor *X, blo_tensor *W, bl
     return blo_add(ctx, blo_matmul(ctx, X, W), b);
 }
 
-/* f = (1/n) Σ_i σ(x_i) CE_i: blo_cross_entropy's MEAN divides by n, not by Σ σ(x_i). */
+blo_status blo_hyperclean_distribute(blo_hyperclean *h, blo_comm *comm, char *err, size_t errlen) {
+    int R = blo_comm_size(comm), r = blo_comm_rank(comm);
+    if (!h || !h->ctx) return blo__fail(err, errlen, BLO_ERR_INVALID, "hyperclean: no data to shard");
+    if (R <= 1) return BLO_OK;
+    if (h->n < R || h->nv < R)
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "hyperclean: %lld training and %lld validation rows cannot be shared by "
+                         "%d ranks (each needs at least one of each)",
+                         (long long)h->n, (long long)h->nv, R);
+    h->comm = comm;
+    h->lo = h->n / R * r + (r < h->n % R ? r : h->n % R);
+    h->n_local = h->n / R + (r < h->n % R);
+    h->vlo = h->nv / R * r + (r < h->nv % R ? r : h->nv % R);
+    h->nv_local = h->nv / R + (r < h->nv % R);
+    int rec = blo_ctx_set_recording(h->ctx, 0);
+    h->X = blo_slice(h->ctx, h->X, 0, h->lo, h->lo + h->n_local, 1);
+    h->labels = blo_slice(h->ctx, h->labels, 0, h->lo, h->lo + h->n_local, 1);
+    h->Xv = blo_slice(h->ctx, h->Xv, 0, h->vlo, h->vlo + h->nv_local, 1);
+    h->labels_v = blo_slice(h->ctx, h->labels_v, 0, h->vlo, h->vlo + h->nv_local, 1);
+    blo_ctx_set_recording(h->ctx, rec);
+    if (!h->X || !h->labels || !h->Xv || !h->labels_v)
+        return blo__fail(err, errlen, blo_ctx_status(h->ctx), "hyperclean: %s", blo_ctx_error(h->ctx));
+    return BLO_OK;
+}
+
+/* The model's parameters as rank-local computation sees them: replicated (blo/dist.h). */
+static void local_y(blo_ctx *ctx, const blo_hyperclean *h, blo_tensor *const *y, blo_tensor **yr) {
+    for (int i = 0; i < h->ny; i++) yr[i] = blo_replicate(ctx, h->comm, y[i]);
+}
+
+/* f = (1/n) Σ_i σ(x_i) CE_i: blo_cross_entropy's MEAN divides by n, not by Σ σ(x_i). On R ranks
+ * f = allreduce_sum(Σ_{i in shard} σ(x_i) CE_i) / n. */
 static blo_tensor *lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
                          const blo_eval *ev, void *user) {
     (void)ev;
     blo_hyperclean *h = user;
-    blo_tensor *logits = blo_hyperclean_model(ctx, h, h->X, y);
-    return blo_cross_entropy(ctx, logits, h->labels, blo_sigmoid(ctx, x[0]), BLO_REDUCE_MEAN);
+    if (!h->comm) {
+        blo_tensor *logits = blo_hyperclean_model(ctx, h, h->X, y);
+        return blo_cross_entropy(ctx, logits, h->labels, blo_sigmoid(ctx, x[0]), BLO_REDUCE_MEAN);
+    }
+    blo_tensor *yr[4];
+    local_y(ctx, h, y, yr);
+    blo_tensor *xr = blo_slice(ctx, blo_replicate(ctx, h->comm, x[0]), 0, h->lo, h->lo + h->n_local, 1);
+    blo_tensor *sum = blo_cross_entropy(ctx, blo_hyperclean_model(ctx, h, h->X, yr), h->labels,
+                                        blo_sigmoid(ctx, xr), BLO_REDUCE_SUM);
+    return blo_scale(ctx, blo_allreduce_sum(ctx, h->comm, sum), 1.0 / (double)h->n);
 }
 
 static blo_tensor *upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
@@ -131,8 +170,15 @@ static blo_tensor *upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *
     (void)x;
     (void)ev;
     blo_hyperclean *h = user;
-    blo_tensor *logits = blo_hyperclean_model(ctx, h, h->Xv, y);
-    return blo_cross_entropy(ctx, logits, h->labels_v, NULL, BLO_REDUCE_MEAN);
+    if (!h->comm) {
+        blo_tensor *logits = blo_hyperclean_model(ctx, h, h->Xv, y);
+        return blo_cross_entropy(ctx, logits, h->labels_v, NULL, BLO_REDUCE_MEAN);
+    }
+    blo_tensor *yr[4];
+    local_y(ctx, h, y, yr);
+    blo_tensor *sum = blo_cross_entropy(ctx, blo_hyperclean_model(ctx, h, h->Xv, yr), h->labels_v,
+                                        NULL, BLO_REDUCE_SUM);
+    return blo_scale(ctx, blo_allreduce_sum(ctx, h->comm, sum), 1.0 / (double)h->nv);
 }
 
 blo_problem blo_hyperclean_problem(blo_hyperclean *h) {

@@ -225,12 +225,15 @@ blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_res
                                              &g, err, errlen)
                    : blo_hyperclean_init(&h, Xtr, ynoisy, Xva, yva, ds.num_classes, NULL, NULL,
                                          err, errlen);
+    if (!st) st = blo_hyperclean_distribute(&h, c->comm, err, errlen);
     if (st) goto out;
+    int root = blo_comm_rank(c->comm) == 0;
     blo_problem p = blo_hyperclean_problem(&h);
     run_state rs = {c, &h, NULL, Xte, yte, noisy, truth, xbuf, 0, 0};
     blo_config sc = c->solver;
     sc.on_record = on_record;
     sc.record_user = &rs;
+    if (!root) sc.checkpoint_path = NULL; /* one file, written by rank 0 */
     st = blo__task_solve(&p, &sc, c->resume, &rs.s, err, errlen);
     s = rs.s;
     if (st) goto out;
@@ -251,7 +254,7 @@ blo_status blo_hyperclean_run(const blo_hyperclean_config *c, blo_hyperclean_res
     r->peak_bytes = rs.peak;
     blo_solver_values(s, &r->upper, &r->lower);
     r->seconds = rs.seconds;
-    if (c->baselines) {
+    if (c->baselines && root) {
         r->base_noisy = baseline(&h, Xtr, ynoisy, Xte, yte, c->baseline_steps, c->baseline_lr);
         r->base_val = baseline(&h, Xva, yva, Xte, yte, c->baseline_steps, c->baseline_lr);
         /* The cleaner's use: its kept examples (with their noisy labels, all a user has) plus
