@@ -43,7 +43,9 @@ static blo_comm self = {0, 1, 0,
                         MPI_COMM_NULL,
 #endif
                         0, 0, 0, 0, NULL, 0};
+#ifdef BLO_HAVE_MPI
 static int started; /* blo_dist_init called MPI_Init */
+#endif
 
 /* Whether an MPI launcher started this process (Open MPI, PMIx, PMI-1/2 environments). */
 static int launched(void) {
@@ -158,12 +160,6 @@ void blo_comm_reset_counts(blo_comm *c) {
     if (c) c->bytes = c->calls = 0, c->seconds = c->cpu = 0;
 }
 
-static double clock_s(clockid_t id) {
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void blo_comm_abort(blo_comm *c, int code, const char *message) {
     if (!c || c->size <= 1) return;
     fprintf(stderr, "rank %d of %d: %s\n", c->rank, c->size, message ? message : "");
@@ -173,13 +169,6 @@ void blo_comm_abort(blo_comm *c, int code, const char *message) {
 #else
     (void)code;
 #endif
-}
-
-/* The chunk of rank j: count and first element. */
-static void chunk(int64_t n, int size, int j, int64_t *count, int64_t *first) {
-    int64_t q = n / size, r = n % size;
-    *count = q + (j < r);
-    *first = j * q + (j < r ? j : r);
 }
 
 size_t blo__comm_scratch_bytes(const blo_comm *c, int64_t n, size_t esize) {
@@ -198,6 +187,20 @@ blo_status blo__comm_reserve(blo_comm *c, size_t bytes) {
     return BLO_OK;
 }
 
+#ifdef BLO_HAVE_MPI
+static double clock_s(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The chunk of rank j: count and first element. */
+static void chunk(int64_t n, int size, int j, int64_t *count, int64_t *first) {
+    int64_t q = n / size, r = n % size;
+    *count = q + (j < r);
+    *first = j * q + (j < r ? j : r);
+}
+
 /* dst[k] = Σ_j parts[j][k] over j = 0 .. R−1 in that order, in double, rounded once. */
 static void add_parts(blo_dtype dt, const void *parts, int R, int64_t stride, int64_t m,
                       void *dst) {
@@ -212,6 +215,7 @@ static void add_parts(blo_dtype dt, const void *parts, int R, int64_t stride, in
             ((double *)dst)[k] = acc;
     }
 }
+#endif
 
 void blo__comm_sum_host(blo_comm *c, blo_dtype dt, void *buf, int64_t n) {
     if (!c || c->size <= 1 || n <= 0) return;
