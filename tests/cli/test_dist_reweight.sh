@@ -12,10 +12,7 @@ src=${2:?usage: test_dist_reweight.sh <blo binary> <source dir>}
 . "$(dirname "$0")/lib.sh"
 export OMP_NUM_THREADS=1
 
-if ! command -v mpirun >/dev/null || ! ldd "$blo" 2>/dev/null | grep libmpi >/dev/null; then
-    echo "test_dist_reweight: blo is built without MPI or mpirun is missing: skipped"
-    exit 0
-fi
+need_mpi test_dist_reweight
 # same <a.json> <b.json> <a.csv> <b.csv> <rtol>: the summaries' weights and curve and the logs'
 # meta and training CE agree.
 same() {

@@ -72,10 +72,8 @@ blo_status blo__reweight_distribute(blo__reweight *h, blo_comm *comm, char *err,
                          "shared by %d ranks (each needs at least one example of each)",
                          (long long)h->batch, (long long)h->meta_batch, R);
     h->comm = comm;
-    h->lo = h->batch / R * r + (r < h->batch % R ? r : h->batch % R);
-    h->k = h->batch / R + (r < h->batch % R);
-    h->mlo = h->meta_batch / R * r + (r < h->meta_batch % R ? r : h->meta_batch % R);
-    h->mk = h->meta_batch / R + (r < h->meta_batch % R);
+    blo__rank_block(h->batch, R, r, &h->lo, &h->k);
+    blo__rank_block(h->meta_batch, R, r, &h->mlo, &h->mk);
     return BLO_OK;
 }
 
