@@ -21,6 +21,7 @@
 #pragma GCC visibility push(default)
 
 #include "blo/data.h"
+#include "blo/dist.h"
 #include "blo/task.h"
 
 #ifdef __cplusplus
@@ -63,6 +64,13 @@ typedef struct blo_reweight_config {
     uint64_t seed;          /* split, noise, minibatches, initial networks */
     blo_task_iter_fn on_iter; /* after every epoch (rec.iter = epoch − 1, test_acc set) */
     void *user;
+    /* NULL or one rank: one process. R ranks (blo/dist.h): every training and meta minibatch
+     * is cut into R contiguous blocks of positions, one per rank, the classifier and φ (ε)
+     * replicated (the rule of blo/dist.h), so every rank follows the 1-process run; the batch
+     * and the meta batch need at least R examples each. Only rank 0 evaluates the classifier
+     * and calls on_iter (its stop is sent to every rank); the other ranks' test accuracies
+     * are NAN. Every rank of comm must call blo_reweight_run with the same configuration. */
+    blo_comm *comm;
 } blo_reweight_config;
 
 /* Meta-Weight-Net on 40 % uniform noise over the whole training split minus 1000 meta

@@ -55,6 +55,7 @@ static bool rw_configure(cli_task *t) {
     c->dtype = cli_task_dtype(t);
     c->seed = c->solver.seed = (uint64_t)h->seed;
     c->on_iter = rw_on_iter;
+    c->comm = blo_comm_world(); /* under mpirun -np R: every minibatch shared by R ranks */
     c->user = t;
     t->total = c->epochs;
     return true;

@@ -12,32 +12,7 @@ src=${2:?usage: test_dist_hyperclean.sh <blo binary> <source dir>}
 . "$(dirname "$0")/lib.sh"
 export OMP_NUM_THREADS=1
 
-if ! command -v mpirun >/dev/null || ! ldd "$blo" 2>/dev/null | grep libmpi >/dev/null; then
-    echo "test_dist_hyperclean: blo is built without MPI or mpirun is missing: skipped"
-    exit 0
-fi
-# As root Open MPI wants --allow-run-as-root; more ranks than cores wants --oversubscribe.
-# The shared-memory transport alone starts fastest on one machine. Open MPI's components leave
-# allocations behind at exit: under AddressSanitizer the ranks skip the leak check (the
-# 1-process runs keep it).
-mpi=(env "ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-    mpirun -np 2 --oversubscribe --allow-run-as-root --mca pml ob1 --mca btl self,vader)
-
-# expect_mpi <code> <args...>: like expect_rc, with blo on 2 ranks.
-expect_mpi() {
-    local want=$1
-    shift
-    "${mpi[@]}" "$blo" "$@" >"$tmp/out" 2>"$tmp/err"
-    local got=$?
-    if [ "$got" -eq "$want" ]; then
-        passed=$((passed + 1))
-    else
-        failed=$((failed + 1))
-        echo "FAIL: 'mpirun -np 2 blo $*' exited $got, expected $want; stderr:" >&2
-        sed 's/^/    /' "$tmp/err" >&2
-    fi
-}
-
+need_mpi test_dist_hyperclean
 # same <a.json> <b.json> <rtol>: upper, lower and the cleaner's scores agree.
 same() {
     python3 -c '

@@ -57,6 +57,9 @@ void blo__shuffle(blo_rng *r, int64_t *a, int64_t n);
 /* Moves k entries of a[0 .. n) drawn uniformly without replacement to a[0 .. k), in draw
  * order (Fisher–Yates from the front, stopped after k swaps). */
 void blo__draw_first(blo_rng *r, int64_t *a, int64_t n, int64_t k);
+/* Rank r's share of n items cut into R contiguous blocks (the first n mod R ranks one more):
+ * items [*lo, *lo + *count). */
+void blo__rank_block(int64_t n, int R, int r, int64_t *lo, int64_t *count);
 
 /* A problem with no box on x and nothing optional: nx hyper-variables x, ny parameters y, the
  * two objectives and their user pointer. */

@@ -1,4 +1,5 @@
-/* splits.c — the random permutations every task draws its splits, subsets and episodes from.
+/* splits.c — the random permutations every task draws its splits, subsets and episodes from,
+ * and the blocks that R ranks share data by.
  * The draw order is part of each task's reproducibility (a seed gives the same split across
  * versions and a resumed run), so both shuffles keep the order the tasks have always used. */
 #include "common.h"
@@ -17,4 +18,9 @@ void blo__draw_first(blo_rng *r, int64_t *a, int64_t n, int64_t k) {
         a[i] = a[j];
         a[j] = t;
     }
+}
+
+void blo__rank_block(int64_t n, int R, int r, int64_t *lo, int64_t *count) {
+    *lo = n / R * r + (r < n % R ? r : n % R);
+    *count = n / R + (r < n % R);
 }

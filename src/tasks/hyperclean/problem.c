@@ -127,10 +127,8 @@ blo_status blo_hyperclean_distribute(blo_hyperclean *h, blo_comm *comm, char *er
                          "%d ranks (each needs at least one of each)",
                          (long long)h->n, (long long)h->nv, R);
     h->comm = comm;
-    h->lo = h->n / R * r + (r < h->n % R ? r : h->n % R);
-    h->n_local = h->n / R + (r < h->n % R);
-    h->vlo = h->nv / R * r + (r < h->nv % R ? r : h->nv % R);
-    h->nv_local = h->nv / R + (r < h->nv % R);
+    blo__rank_block(h->n, R, r, &h->lo, &h->n_local);
+    blo__rank_block(h->nv, R, r, &h->vlo, &h->nv_local);
     int rec = blo_ctx_set_recording(h->ctx, 0);
     h->X = blo_slice(h->ctx, h->X, 0, h->lo, h->lo + h->n_local, 1);
     h->labels = blo_slice(h->ctx, h->labels, 0, h->lo, h->lo + h->n_local, 1);

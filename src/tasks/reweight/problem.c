@@ -31,6 +31,7 @@ blo_status blo__reweight_init(blo__reweight *h, blo_tensor *X, blo_tensor *label
     h->X = X, h->labels = labels, h->Xm = Xm, h->labels_m = labels_m;
     h->n = blo_tensor_dim(X, 0), h->d = blo_tensor_dim(X, 1), h->nm = blo_tensor_dim(Xm, 0);
     h->classes = classes, h->batch = batch, h->meta_batch = meta_batch, h->weights = weights;
+    h->k = batch, h->mk = meta_batch;
     h->ctx = blo_ctx_new(0);
     h->lab = blo_malloc(sizeof(int64_t) * (size_t)h->n);
     h->lab_m = blo_malloc(sizeof(int64_t) * (size_t)h->nm);
@@ -61,6 +62,35 @@ void blo__reweight_free(blo__reweight *h) {
     memset(h, 0, sizeof *h);
 }
 
+blo_status blo__reweight_distribute(blo__reweight *h, blo_comm *comm, char *err, size_t errlen) {
+    int R = blo_comm_size(comm), r = blo_comm_rank(comm);
+    if (!h || !h->ctx) return blo__fail(err, errlen, BLO_ERR_INVALID, "reweight: no data to share");
+    if (R <= 1) return BLO_OK;
+    if (h->batch < R || h->meta_batch < R)
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "reweight: a batch of %lld and a meta batch of %lld examples cannot be "
+                         "shared by %d ranks (each needs at least one example of each)",
+                         (long long)h->batch, (long long)h->meta_batch, R);
+    h->comm = comm;
+    blo__rank_block(h->batch, R, r, &h->lo, &h->k);
+    blo__rank_block(h->meta_batch, R, r, &h->mlo, &h->mk);
+    return BLO_OK;
+}
+
+/* Replicated tensors v[0 .. n) as rank-local computation sees them (blo/dist.h): through
+ * blo_replicate on R ranks, themselves on one. */
+static void local(blo_ctx *ctx, const blo__reweight *h, int n, blo_tensor *const *v,
+                  blo_tensor **out) {
+    for (int i = 0; i < n; i++) out[i] = h->comm ? blo_replicate(ctx, h->comm, v[i]) : v[i];
+}
+
+/* The sum of t's elements over every example of the batch: this rank's sum, all-reduced on
+ * R ranks. */
+static blo_tensor *total(blo_ctx *ctx, const blo__reweight *h, blo_tensor *t) {
+    t = blo_sum_all(ctx, t);
+    return h->comm ? blo_allreduce_sum(ctx, h->comm, t) : t;
+}
+
 blo_tensor *blo__reweight_logits(blo_ctx *ctx, blo_tensor *X, blo_tensor *const *w) {
     return blo__mlp_forward(ctx, X, 2, w, 1);
 }
@@ -72,9 +102,11 @@ blo_tensor *blo__reweight_vnet(blo_ctx *ctx, blo_tensor *const *phi, blo_tensor 
 }
 
 /* The rows of an evaluation (the given ones, or k drawn uniformly from n with ev's
- * generator) as features [k, d] and labels [k] in ctx; false on failure. */
-static bool rows(blo_ctx *ctx, const int64_t *given, int64_t k, blo_tensor *X, const int64_t *lab,
-                 const blo_eval *ev, blo_tensor **Xb, blo_tensor **yb) {
+ * generator: every rank draws all k) at positions [lo, lo + kl) as features [kl, d] and
+ * labels [kl] in ctx; false on failure. */
+static bool rows(blo_ctx *ctx, const int64_t *given, int64_t k, int64_t lo, int64_t kl,
+                 blo_tensor *X, const int64_t *lab, const blo_eval *ev, blo_tensor **Xb,
+                 blo_tensor **yb) {
     int64_t *buf = blo_malloc(sizeof(int64_t) * (size_t)(2 * k)), n = blo_tensor_dim(X, 0);
     if (!buf || (!given && (!ev || !ev->rng))) {
         blo_free(buf);
@@ -84,33 +116,40 @@ static bool rows(blo_ctx *ctx, const int64_t *given, int64_t k, blo_tensor *X, c
         buf[i] = given ? given[i] : (int64_t)blo_rng_below(ev->rng, (uint64_t)n);
         buf[k + i] = lab[buf[i]];
     }
-    *Xb = blo_index_select(ctx, X, 0, blo_from_i64(ctx, 1, &k, buf));
-    *yb = blo_from_i64(ctx, 1, &k, buf + k);
+    *Xb = blo_index_select(ctx, X, 0, blo_from_i64(ctx, 1, &kl, buf + lo));
+    *yb = blo_from_i64(ctx, 1, &kl, buf + k + lo);
     blo_free(buf);
     return *Xb && *yb;
 }
 
-/* Per-example cross-entropy [batch] of the classifier w on the training rows (given or
- * drawn). */
+/* Per-example cross-entropy [k] of the classifier w on this rank's training rows (given or
+ * drawn) of the batch. */
 static blo_tensor *batch_losses(blo_ctx *ctx, const blo__reweight *h, const blo_eval *ev,
                                 blo_tensor *const *w) {
-    blo_tensor *Xb, *yb;
-    if (!rows(ctx, h->batch_rows, h->batch, h->X, h->lab, ev, &Xb, &yb)) return NULL;
-    return blo_cross_entropy(ctx, blo__reweight_logits(ctx, Xb, w), yb, NULL, BLO_REDUCE_NONE);
+    blo_tensor *Xb, *yb, *wl[4];
+    if (!rows(ctx, h->batch_rows, h->batch, h->lo, h->k, h->X, h->lab, ev, &Xb, &yb)) return NULL;
+    local(ctx, h, 4, w, wl);
+    return blo_cross_entropy(ctx, blo__reweight_logits(ctx, Xb, wl), yb, NULL, BLO_REDUCE_NONE);
 }
 
-/* f: the weighted mean of the batch's losses (weights from x as the mode says). */
+/* f: the weighted mean of the batch's losses (weights from x as the mode says); l holds this
+ * rank's losses, f is the whole batch's. */
 static blo_tensor *weighted(blo_ctx *ctx, const blo__reweight *h, blo_tensor *const *x,
                             blo_tensor *l) {
+    blo_tensor *xl[4];
+    local(ctx, h, h->nx, x, xl);
     switch (h->weights) {
     case BLO_REWEIGHT_NETWORK: {
-        blo_tensor *v = blo__reweight_vnet(ctx, x, blo_detach(ctx, l));
-        return blo_div(ctx, blo_sum_all(ctx, blo_mul(ctx, v, l)), blo_sum_all(ctx, v));
+        blo_tensor *v = blo__reweight_vnet(ctx, xl, blo_detach(ctx, l));
+        return blo_div(ctx, total(ctx, h, blo_mul(ctx, v, l)), total(ctx, h, v));
     }
-    case BLO_REWEIGHT_PER_EXAMPLE:
-        return blo_sum_all(ctx, blo_mul(ctx, x[0], l));
+    case BLO_REWEIGHT_PER_EXAMPLE: {
+        blo_tensor *e = h->comm ? blo_slice(ctx, xl[0], 0, h->lo, h->lo + h->k, 1) : xl[0];
+        return total(ctx, h, blo_mul(ctx, e, l));
+    }
     default:
-        return blo_mean(ctx, l, 0, NULL, 0);
+        return h->comm ? blo_scale(ctx, total(ctx, h, l), 1.0 / (double)h->batch)
+                       : blo_mean(ctx, l, 0, NULL, 0);
     }
 }
 
@@ -125,9 +164,14 @@ static blo_tensor *upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *
                          const blo_eval *ev, void *user) {
     (void)x;
     const blo__reweight *h = user;
-    blo_tensor *Xb, *yb;
-    if (!rows(ctx, h->meta_rows, h->meta_batch, h->Xm, h->lab_m, ev, &Xb, &yb)) return NULL;
-    return blo_cross_entropy(ctx, blo__reweight_logits(ctx, Xb, y), yb, NULL, BLO_REDUCE_MEAN);
+    blo_tensor *Xb, *yb, *yl[4];
+    if (!rows(ctx, h->meta_rows, h->meta_batch, h->mlo, h->mk, h->Xm, h->lab_m, ev, &Xb, &yb))
+        return NULL;
+    local(ctx, h, 4, y, yl);
+    blo_tensor *z = blo__reweight_logits(ctx, Xb, yl);
+    if (!h->comm) return blo_cross_entropy(ctx, z, yb, NULL, BLO_REDUCE_MEAN);
+    blo_tensor *sum = blo_cross_entropy(ctx, z, yb, NULL, BLO_REDUCE_SUM);
+    return blo_scale(ctx, blo_allreduce_sum(ctx, h->comm, sum), 1.0 / (double)h->meta_batch);
 }
 
 blo_problem blo__reweight_problem(blo__reweight *h) {
@@ -180,13 +224,21 @@ blo_status blo__reweight_step(blo__reweight *h, blo__reweight_online *o, blo_ctx
         f = weighted(sc, h, x, l);
         st = f ? blo_grad(sc, 1, &f, NULL, 4, o->w, 0, gw) : blo_ctx_status(sc);
     }
-    if (!st && weights_out && h->weights != BLO_REWEIGHT_NONE) {
-        blo_tensor *v = h->weights == BLO_REWEIGHT_NETWORK
-                            ? blo__reweight_vnet(sc, x, blo_detach(sc, l))
-                            : x[0];
-        st = v ? blo_tensor_to_f64(v, weights_out) : blo_ctx_status(sc);
+    if (!st && weights_out && h->weights == BLO_REWEIGHT_PER_EXAMPLE)
+        st = blo_tensor_to_f64(x[0], weights_out); /* replicated [batch] */
+    if (!st && weights_out && h->weights == BLO_REWEIGHT_NETWORK) {
+        /* This rank's [k] weights in place, zeros elsewhere, summed over the ranks: exact. */
+        blo_tensor *v = blo__reweight_vnet(sc, x, blo_detach(sc, l));
+        if (h->comm) memset(weights_out, 0, sizeof(double) * (size_t)h->batch);
+        st = v ? blo_tensor_to_f64(v, weights_out + h->lo) : blo_ctx_status(sc);
+        if (!st && h->comm) blo_comm_sum_f64(h->comm, weights_out, h->batch);
     }
-    if (!st && loss) *loss = blo_tensor_item(blo_mean(sc, l, 0, NULL, 0));
+    if (!st && loss && !h->comm) *loss = blo_tensor_item(blo_mean(sc, l, 0, NULL, 0));
+    if (!st && loss && h->comm) {
+        *loss = blo_tensor_item(blo_sum_all(sc, l));
+        blo_comm_sum_f64(h->comm, loss, 1);
+        *loss /= (double)h->batch;
+    }
     if (!st) st = blo_opt_step(sc, &o->opt, &o->w_state, 4, o->w, gw);
     if (!st && blo_ctx_status(sc)) st = blo_ctx_status(sc);
     blo_ctx_rewind(sc, mk);

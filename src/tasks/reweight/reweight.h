@@ -21,6 +21,11 @@ typedef struct blo__reweight {
     /* The rows of the next evaluation ([batch] / [meta_batch]), set by the online loop;
      * NULL: drawn from the solver's generator (ev->rng) with replacement. */
     const int64_t *batch_rows, *meta_rows;
+    /* Data parallel (blo__reweight_distribute): NULL, or the ranks that share every minibatch;
+     * this rank evaluates positions [lo, lo + k) of each training minibatch and [mlo, mlo +
+     * mk) of each meta minibatch (all ranks hold all the data and draw the same rows). */
+    blo_comm *comm;
+    int64_t lo, k, mlo, mk;
     /* Owned. */
     blo_ctx *ctx;
     int nx;               /* 4 (network) or 1 (ε, per-example) or 0 (none) */
@@ -37,6 +42,11 @@ blo_status blo__reweight_init(blo__reweight *h, blo_tensor *X, blo_tensor *label
                               blo_reweight_weights weights, blo_rng *rng, char *err,
                               size_t errlen);
 void blo__reweight_free(blo__reweight *h);
+/* Shares every minibatch (training and meta) over comm's ranks by positions: contiguous
+ * blocks, the first B mod R ranks one more; the sums over examples become allreduce_sum of
+ * the blocks' sums, φ (ε) and w replicated (blo/dist.h). With one rank nothing changes.
+ * BLO_ERR_INVALID when a rank would hold no position of a batch. */
+blo_status blo__reweight_distribute(blo__reweight *h, blo_comm *comm, char *err, size_t errlen);
 /* The problem: nx = h->nx hyper-variables, ny = 4, user pointer h. */
 blo_problem blo__reweight_problem(blo__reweight *h);
 /* The classifier's logits on X. */

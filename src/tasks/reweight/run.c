@@ -82,8 +82,8 @@ typedef struct rw_run {
 } rw_run;
 
 /* After an epoch with classifier w: test accuracy, the report. Returns non-zero to stop. */
-static int end_epoch(rw_run *rr, int64_t epoch, blo_tensor *const *w, double train_loss,
-                     double hypergrad_norm) {
+static int report_epoch(rw_run *rr, int64_t epoch, blo_tensor *const *w, double train_loss,
+                        double hypergrad_norm) {
     blo_reweight_result *r = rr->r;
     double acc = evaluate(rr->Xte, rr->yte, w, 0);
     r->test_acc = acc;
@@ -103,6 +103,19 @@ static int end_epoch(rw_run *rr, int64_t epoch, blo_tensor *const *w, double tra
     it.test_acc_start = NAN;
     it.f1 = NAN;
     return rr->c->on_iter(&it, rr->c->user);
+}
+
+/* The same on R ranks: rank 0 reports, every rank gets its decision. */
+static int end_epoch(rw_run *rr, int64_t epoch, blo_tensor *const *w, double train_loss,
+                     double hypergrad_norm) {
+    blo_comm *comm = rr->h->comm;
+    int stop = 0;
+    if (!comm || blo_comm_rank(comm) == 0) /* rank 0 evaluates, reports and decides */
+        stop = report_epoch(rr, epoch, w, train_loss, hypergrad_norm);
+    else
+        rr->r->epochs = epoch;
+    if (comm) blo_comm_bcast_bytes(comm, &stop, sizeof stop, 0);
+    return stop;
 }
 
 /* The online scheme: epochs of shuffled minibatches (the last partial one dropped). */
@@ -322,6 +335,7 @@ blo_status blo_reweight_run(const blo_reweight_config *c, blo_reweight_result *r
     }
     st = blo__reweight_init(&h, X, y, Xm, ym, C, c->hidden, c->vnet_hidden, c->batch,
                             c->meta_batch, c->weights, &g, err, errlen);
+    if (!st) st = blo__reweight_distribute(&h, c->comm, err, errlen);
     if (st) goto out;
     r->n_train = n, r->n_meta = c->n_meta, r->n_test = nte;
     rw_run rr = {c, &h, Xte, yte, noisy, truth, r, blo__task_seconds(), blo__task_cpu_seconds(),
