@@ -254,18 +254,9 @@ void blo_fewshot_meta_free(blo_fewshot_meta *m) {
 }
 
 blo_problem blo_fewshot_meta_problem(blo_fewshot_meta *m) {
-    blo_problem p;
-    memset(&p, 0, sizeof p);
     int maml = m->c->learner == BLO_FEWSHOT_MAML;
-    p.nx = m->nx;
-    p.x = m->p0;
-    p.ny = maml ? m->np : m->np - m->nx;
-    p.y = m->y0;
-    p.upper = fs_upper;
-    p.lower = fs_lower;
-    p.user = m;
-    p.x_lo = -INFINITY;
-    p.x_hi = INFINITY;
+    blo_problem p = blo__task_problem(m->nx, m->p0, maml ? m->np : m->np - m->nx, m->y0, fs_upper,
+                                      fs_lower, m);
     p.init_y = maml ? fs_init_y : NULL;
     return p;
 }

@@ -124,15 +124,7 @@ blo_status blo_lds_project(int nx, blo_tensor *const *x, void *user) {
 }
 
 blo_problem blo_lds_problem(blo_lds *l) {
-    blo_problem p;
-    memset(&p, 0, sizeof p);
-    p.nx = 1;
-    p.x = l->x0;
-    p.ny = 2;
-    p.y = l->y0;
-    p.upper = upper;
-    p.lower = lower;
-    p.user = l;
+    blo_problem p = blo__task_problem(1, l->x0, 2, l->y0, upper, lower, l);
     p.x_lo = 0;
     p.x_hi = 1;
     p.project_x = blo_lds_project;

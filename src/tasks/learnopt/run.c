@@ -276,15 +276,7 @@ blo_status blo_learnopt_train(const blo_learnopt_config *c, blo_learnopt_train_r
         st = blo__fail(err, errlen, blo_ctx_status(pc) ? blo_ctx_status(pc) : BLO_ERR_NOMEM,
                        "learnopt: %s", blo_ctx_error(pc));
     if (st) goto out;
-    blo_problem p = {.nx = BLO_LEARNOPT_NX,
-                     .x = x,
-                     .ny = 4 * n + 2,
-                     .y = y,
-                     .upper = lo_upper,
-                     .lower = lo_lower,
-                     .user = &d,
-                     .x_lo = -INFINITY,
-                     .x_hi = INFINITY};
+    blo_problem p = blo__task_problem(BLO_LEARNOPT_NX, x, 4 * n + 2, y, lo_upper, lo_lower, &d);
     blo_learnopt_update_user upd = {n, lo_batch_loss, &d};
     train_state ts = {c, &d, NULL, 0, 0, 0, 0, 0, 0, BLO_OK};
     blo_config sc = c->solver;

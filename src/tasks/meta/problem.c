@@ -150,17 +150,8 @@ static blo_tensor *meta_init_y(blo_ctx *ctx, int i, blo_tensor *const *x, void *
 }
 
 blo_problem blo_meta_problem(blo_meta *m) {
-    blo_problem p;
-    memset(&p, 0, sizeof p);
-    p.nx = m->meta_sgd ? 2 * BLO_META_NPARAM : BLO_META_NPARAM;
-    p.x = m->x0;
-    p.ny = BLO_META_NPARAM;
-    p.y = m->y0;
-    p.upper = meta_upper;
-    p.lower = meta_lower;
-    p.user = m;
-    p.x_lo = -INFINITY;
-    p.x_hi = INFINITY;
+    blo_problem p = blo__task_problem(m->meta_sgd ? 2 * BLO_META_NPARAM : BLO_META_NPARAM, m->x0,
+                                      BLO_META_NPARAM, m->y0, meta_upper, meta_lower, m);
     p.init_y = meta_init_y;
     return p;
 }

@@ -168,16 +168,7 @@ blo_tensor *blo__nas_upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const
 }
 
 void blo__nas_bilevel_problem(blo_problem *prob, blo_tensor *const *alpha, blo__nas_problem *p) {
-    memset(prob, 0, sizeof *prob);
-    prob->nx = 2;
-    prob->x = alpha;
-    prob->ny = p->net->ny;
-    prob->y = p->net->y;
-    prob->upper = blo__nas_upper;
-    prob->lower = blo__nas_lower;
-    prob->user = p;
-    prob->x_lo = -INFINITY;
-    prob->x_hi = INFINITY;
+    *prob = blo__task_problem(2, alpha, p->net->ny, p->net->y, blo__nas_upper, blo__nas_lower, p);
 }
 
 blo_nas_search_config blo_nas_search_default(void) {

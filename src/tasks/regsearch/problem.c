@@ -120,18 +120,7 @@ static blo_tensor *upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *
 }
 
 blo_problem blo_regsearch_problem(blo_regsearch *h) {
-    blo_problem p;
-    memset(&p, 0, sizeof p);
-    p.nx = 1;
-    p.x = h->x0;
-    p.ny = 2;
-    p.y = h->y0;
-    p.upper = upper;
-    p.lower = lower;
-    p.user = h;
-    p.x_lo = -INFINITY;
-    p.x_hi = INFINITY;
-    return p;
+    return blo__task_problem(1, h->x0, 2, h->y0, upper, lower, h);
 }
 
 blo_status blo_regsearch_score(const blo_regsearch *h, blo_tensor *X, blo_tensor *labels,
