@@ -17,14 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-
-/* The process's peak resident set so far, MiB. */
-static double peak_rss_mib(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024;
-}
 
 static double now(int cpu) {
     return cpu ? bench_cpu_s() : bench_wall_s();
@@ -106,7 +98,7 @@ int main(int argc, char **argv) {
         goto out;
     }
     size_t peak = 0;
-    double rss0 = peak_rss_mib();
+    double rss0 = bench_maxrss_mib();
     for (int k = -1; k < outer; k++) {
         double t0 = now(cpu);
         blo_record rec;
@@ -120,7 +112,7 @@ int main(int argc, char **argv) {
         if (rec.peak_bytes > peak) peak = rec.peak_bytes;
     }
     printf("lds_outer_s %.4f\nlds_peak_mib %.1f\nlds_arena_mib %.1f\n", bench_median(t, outer),
-           peak_rss_mib() - rss0, (double)peak / (1 << 20));
+           bench_maxrss_mib() - rss0, (double)peak / (1 << 20));
     blo_solver_free(s);
     free(t);
     rc = 0;

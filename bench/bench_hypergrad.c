@@ -31,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include "bench_util.h"
@@ -57,12 +56,6 @@ static int usage(const char *msg) {
 
 static double cpu_now(void) { /* all threads of the process */
     return bench_clock_s(CLOCK_PROCESS_CPUTIME_ID);
-}
-
-static double maxrss_mib(void) {
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return (double)u.ru_maxrss / 1024.0; /* Linux: KiB */
 }
 
 /* ---- Data ------------------------------------------------------------------------------------ */
@@ -198,7 +191,7 @@ static int bench_method(const opts *o, dataset *ds, double rss_base) {
         rc = 3;
     }
     if (!rc) {
-        double rss = maxrss_mib();
+        double rss = bench_maxrss_mib();
         double median = bench_median(times + 1, o->repeats),
                cpu_median = bench_median(cpu + 1, o->repeats);
         double norm = 0;
@@ -286,7 +279,7 @@ int main(int argc, char **argv) {
     dataset ds;
     memset(&ds, 0, sizeof ds);
     int rc = 1;
-    if (load_data(o.data, &ds)) rc = bench_method(&o, &ds, maxrss_mib());
+    if (load_data(o.data, &ds)) rc = bench_method(&o, &ds, bench_maxrss_mib());
     blo_ctx_free(ds.ctx);
     return rc;
 }

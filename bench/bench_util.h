@@ -4,6 +4,7 @@
 #define BLO_BENCH_UTIL_H
 
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 
 /* Seconds on the given clock. */
@@ -11,6 +12,13 @@ static inline double bench_clock_s(clockid_t id) {
     struct timespec ts;
     clock_gettime(id, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The process's peak resident set so far (ru_maxrss), MiB. */
+static inline double bench_maxrss_mib(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)u.ru_maxrss / 1024.0; /* Linux: KiB */
 }
 
 /* Wall-clock seconds (monotonic). */
