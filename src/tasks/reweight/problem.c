@@ -218,37 +218,76 @@ blo_problem blo__reweight_problem(blo__reweight *h) {
     return blo__task_problem(h->nx, h->x0, h->ny, h->y0, upper, lower, h);
 }
 
-/* The virtual step's meta gradient: ŵ = w − α ∇_w f(x, w) recorded, then ∂F(ŵ)/∂x. */
+/* The online step's training minibatch: its losses l [k], and for the MLP on one process the
+ * rows Xb [B, d] and the first layer's pre-activation z1 = Xb W1 + b1 they came through (NULL
+ * otherwise). */
+typedef struct rw_batch {
+    blo_tensor *Xb, *z1, *l;
+} rw_batch;
+
+static bool online_batch(blo_ctx *ctx, const blo__reweight *h, blo_tensor *const *w, rw_batch *b) {
+    memset(b, 0, sizeof *b);
+    if (h->cls != BLO_REWEIGHT_MLP || h->comm) return (b->l = batch_losses(ctx, h, NULL, w)) != NULL;
+    blo_tensor *yb;
+    if (!rows(ctx, h->batch_rows, h->batch, 0, h->batch, h->X, h->lab, NULL, &b->Xb, &yb)) return false;
+    b->z1 = blo_add(ctx, blo_matmul(ctx, b->Xb, w[0]), w[1]);
+    blo_tensor *z = blo_add(ctx, blo_matmul(ctx, blo_relu(ctx, b->z1), w[2]), w[3]);
+    return (b->l = blo_cross_entropy(ctx, z, yb, NULL, BLO_REDUCE_NONE)) != NULL;
+}
+
+/* The virtual step's meta gradient: ŵ = w − α ∇_w f(x, w) recorded, then ∂F(ŵ)/∂x.
+ * For the MLP on one process the first layer's ŵ1 is never formed: with g = ∂f/∂z1 [B, H],
+ * ∇_W1 f = Xbᵀ g and ∇_b1 f = 1ᵀ g, so the meta batch's first layer is
+ *     Xm ŵ1 + b̂1 = Xm W1 + b1 − α ((Xm Xbᵀ) g + 1ᵀ g),
+ * a [Bm, B] · [B, H] product in place of two [d, H]-sized ones (and their two in the reverse
+ * pass); the same numbers up to rounding. */
 static blo_status meta_grad(blo__reweight *h, blo__reweight_online *o, blo_ctx *sc,
-                            blo_tensor *const *x, blo_tensor *l, blo_tensor **gx) {
-    blo_tensor *f = weighted(sc, h, x, l), *gw[BLO__RW_MAXY], *what[BLO__RW_MAXY];
-    if (!f || blo_grad(sc, 1, &f, NULL, h->ny, o->w, BLO_GRAD_CREATE_GRAPH, gw))
-        return blo_ctx_status(sc);
-    for (int i = 0; i < h->ny; i++) what[i] = blo_sub(sc, o->w[i], blo_scale(sc, gw[i], o->opt.lr));
-    blo_tensor *F = upper(sc, x, what, NULL, h);
+                            blo_tensor *const *x, const rw_batch *b, blo_tensor **gx) {
+    blo_tensor *f = weighted(sc, h, x, b->l), *gw[BLO__RW_MAXY], *what[BLO__RW_MAXY], *F;
+    double a = o->opt.lr;
+    if (b->z1) {
+        blo_tensor *in[3] = {b->z1, o->w[2], o->w[3]}, *Xm, *ym;
+        if (!f || blo_grad(sc, 1, &f, NULL, 3, in, BLO_GRAD_CREATE_GRAPH, gw) ||
+            !rows(sc, h->meta_rows, h->meta_batch, 0, h->meta_batch, h->Xm, h->lab_m, NULL, &Xm,
+                  &ym))
+            return blo_ctx_status(sc) ? blo_ctx_status(sc) : BLO_ERR_NOMEM;
+        blo_tensor *K = blo_matmul(sc, Xm, blo_transpose(sc, b->Xb, 0, 1));
+        blo_tensor *shift = blo_add(sc, blo_matmul(sc, K, gw[0]), blo_sum(sc, gw[0], 1, (int[]){0}, 0));
+        blo_tensor *z1 = blo_sub(sc, blo_add(sc, blo_matmul(sc, Xm, o->w[0]), o->w[1]),
+                                 blo_scale(sc, shift, a));
+        for (int i = 1; i < 3; i++) what[i] = blo_sub(sc, o->w[i + 1], blo_scale(sc, gw[i], a));
+        blo_tensor *z = blo_add(sc, blo_matmul(sc, blo_relu(sc, z1), what[1]), what[2]);
+        F = blo_cross_entropy(sc, z, ym, NULL, BLO_REDUCE_MEAN);
+    } else {
+        if (!f || blo_grad(sc, 1, &f, NULL, h->ny, o->w, BLO_GRAD_CREATE_GRAPH, gw))
+            return blo_ctx_status(sc);
+        for (int i = 0; i < h->ny; i++) what[i] = blo_sub(sc, o->w[i], blo_scale(sc, gw[i], a));
+        F = upper(sc, x, what, NULL, h);
+    }
     if (!F) return blo_ctx_status(sc) ? blo_ctx_status(sc) : BLO_ERR_NOMEM;
     return blo_grad(sc, 1, &F, NULL, h->nx, x, 0, gx);
 }
 
 blo_status blo__reweight_meta_grad(blo__reweight *h, blo__reweight_online *o, blo_ctx *sc,
                                    blo_tensor *const *x, blo_tensor **gx) {
-    blo_tensor *l = batch_losses(sc, h, NULL, o->w);
-    return l ? meta_grad(h, o, sc, x, l, gx) : blo_ctx_status(sc);
+    rw_batch b;
+    return online_batch(sc, h, o->w, &b) ? meta_grad(h, o, sc, x, &b, gx) : blo_ctx_status(sc);
 }
 
 blo_status blo__reweight_step(blo__reweight *h, blo__reweight_online *o, blo_ctx *sc,
                               double *weights_out, double *loss) {
     blo_mark mk = blo_ctx_mark(sc);
     blo_status st = BLO_OK;
-    blo_tensor *l = batch_losses(sc, h, NULL, o->w), *gx[4], *x[4] = {0};
-    if (!l) st = blo_ctx_status(sc);
+    rw_batch b;
+    blo_tensor *l = online_batch(sc, h, o->w, &b) ? b.l : NULL, *gx[4], *x[4] = {0};
+    if (!l) st = blo_ctx_status(sc) ? blo_ctx_status(sc) : BLO_ERR_NOMEM;
     if (!st && h->weights == BLO_REWEIGHT_NETWORK) {
         for (int i = 0; i < 4; i++) x[i] = o->phi[i];
-        st = meta_grad(h, o, sc, x, l, gx);
+        st = meta_grad(h, o, sc, x, &b, gx);
         if (!st) st = blo_opt_step(sc, &o->meta_opt, &o->phi_state, 4, o->phi, gx);
     } else if (!st && h->weights == BLO_REWEIGHT_PER_EXAMPLE) {
         x[0] = blo_zeros(sc, blo_tensor_dtype(l), 1, &h->batch);
-        st = x[0] && !blo_set_requires_grad(x[0], 1) ? meta_grad(h, o, sc, x, l, gx)
+        st = x[0] && !blo_set_requires_grad(x[0], 1) ? meta_grad(h, o, sc, x, &b, gx)
                                                      : blo_ctx_status(sc);
         if (!st) { /* ε_i = max(−∂F/∂ε_i, 0) / Σ (all zero when the sum is) */
             blo_tensor *e = blo_relu(sc, blo_neg(sc, gx[0]));
