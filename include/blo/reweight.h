@@ -7,9 +7,12 @@
  *         Linear(H, C), or the small convolutional network (classifier = conv, square images
  *         of side s = √d, one channel): conv 3×3 (pad 1) 1 → K, ReLU, max-pool 2, conv 3×3
  *         K → 2K, ReLU, max-pool 2, Linear(2K ⌊⌊s/2⌋/2⌋², C)
- *     f(φ, w) = (1/B) Σ_i V(ℓ_i; φ) ℓ_i  on a training minibatch of B, ℓ_i = CE_i(w) (the
- *               paper's equations and its published code; norm = sum divides by Σ_i V(ℓ_i; φ)
- *               instead). V reads ℓ_i as a value: its input is not differentiated.
+ *     f(φ, w) = Σ_i V(ℓ_i; φ) ℓ_i / Σ_i V(ℓ_i; φ)  on a training minibatch of B, ℓ_i = CE_i(w)
+ *               (norm = sum, the default, as the authors' WRN-28-10 script; norm = batch
+ *               divides by B instead, as the paper's equations and its MW-Net.py — there V can
+ *               also scale the whole step, and on Fashion-MNIST it learns that instead of a
+ *               weighting: V → 1 everywhere, RESULTS.md). V reads ℓ_i as a value: its input
+ *               is not differentiated.
  *     F(φ, w) = mean CE on a minibatch of a small clean meta set
  * The online one-step scheme, per training minibatch:
  *     virtual step  ŵ(φ) = w − α ∇_w f(φ, w)          (recorded; α: the classifier's step
@@ -35,8 +38,8 @@ extern "C" {
 
 /* How the weighting network's weights are normalised over a minibatch of B examples. */
 typedef enum blo_reweight_norm {
-    BLO_REWEIGHT_NORM_BATCH = 0, /* f = Σ V ℓ / B (Shu et al.) */
-    BLO_REWEIGHT_NORM_SUM        /* f = Σ V ℓ / Σ V */
+    BLO_REWEIGHT_NORM_BATCH = 0, /* f = Σ V ℓ / B (the paper's equations) */
+    BLO_REWEIGHT_NORM_SUM        /* f = Σ V ℓ / Σ V (the default) */
 } blo_reweight_norm;
 
 typedef enum blo_reweight_classifier {
@@ -67,7 +70,7 @@ typedef struct blo_reweight_config {
     double imbalance;       /* 1: none; > 1: long-tailed training classes with this factor */
     blo_reweight_weights weights;
     int online;             /* 1: the one-step scheme; 0: solver.method (weights = network) */
-    blo_reweight_norm norm; /* BLO_REWEIGHT_NORM_BATCH */
+    blo_reweight_norm norm; /* BLO_REWEIGHT_NORM_SUM */
     blo_reweight_classifier classifier; /* BLO_REWEIGHT_MLP */
     int64_t hidden;         /* MLP classifier width H (300) */
     int64_t channels;       /* conv classifier: K channels, then 2K (8) */

@@ -193,7 +193,7 @@ int cli_reweight_run(const cli_cmd *cmd, int argc, char **argv) {
     h.lr = c->opt.lr, h.momentum = c->opt.momentum, h.wd = c->opt.weight_decay;
     h.meta_lr = c->meta_opt.lr, h.meta_wd = c->meta_opt.weight_decay;
     h.noise_kind = "uniform", h.weights = "network", h.scheme = "online";
-    h.norm = "batch", h.classifier = "mlp", h.channels = c->channels, h.lr_decay = "0";
+    h.norm = "sum", h.classifier = "mlp", h.channels = c->channels, h.lr_decay = "0";
     cli_task t;
     cli_task_init(&t, &RW, cmd, &c->solver, &h);
     cli_opt opts[28 + CLI_TASK_NOPTS] = {
@@ -216,7 +216,7 @@ int cli_reweight_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--scheme", NULL, CLI_CHOICE, &h.scheme, 0, 0, "online|solver", "S",
          "online: virtual step, phi step, real step; solver: --method over --inner steps"},
         {"--norm", NULL, CLI_CHOICE, &h.norm, 0, 0, "batch|sum", "N",
-         "network weights: batch: f = sum V(l) l / B (the paper); sum: f = sum V(l) l / sum V(l)"},
+         "network weights: sum: f = sum V(l) l / sum V(l); batch: f = sum V(l) l / B (the paper's eqs)"},
         {"--classifier", NULL, CLI_CHOICE, &h.classifier, 0, 0, "mlp|conv", "K",
          "mlp: --hidden; conv: 3x3 conv K, pool 2, 3x3 conv 2K, pool 2, linear (square images)"},
         {"--hidden", NULL, CLI_INT, &h.hidden, 1, 1e6, NULL, "H",

@@ -158,7 +158,7 @@ const cli_cmd cli_commands[] = {
      "  y = w, the classifier Linear(d, H) -> ReLU -> Linear(H, C), or (--classifier conv)\n"
      "      conv3x3(K) -> ReLU -> maxpool 2 -> conv3x3(2K) -> ReLU -> maxpool 2 -> Linear; l_i = CE_i(w)\n"
      "  network:     x = phi, V(l; phi) = sigmoid(MLP 1 -> 100 -> 1) (Shu et al. NeurIPS 2019)\n"
-     "               f(phi, w) = sum_i V(l_i) l_i / B on a minibatch of B (--norm sum: / sum_i V(l_i))\n"
+     "               f(phi, w) = sum_i V(l_i) l_i / sum_i V(l_i) on a minibatch (--norm batch: / B)\n"
      "  per-example: x = eps = 0 per batch, f = sum_i eps_i l_i, weights max(-dF/deps, 0)\n"
      "               normalised to sum 1 (learning to reweight, Ren et al. ICML 2018)\n"
      "  none:        f = mean_i l_i (plain cross-entropy)\n"

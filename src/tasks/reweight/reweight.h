@@ -22,7 +22,7 @@ typedef struct blo__reweight {
     int64_t *lab, *lab_m;
     int64_t n, nm, d, classes, batch, meta_batch;
     blo_reweight_weights weights;
-    blo_reweight_norm norm;       /* set by the caller after init (default: batch) */
+    blo_reweight_norm norm;       /* set by the caller after init (0: batch) */
     blo_reweight_classifier cls;
     int64_t width, side;          /* MLP hidden width or conv channels K; conv: image side */
     /* The rows of the next evaluation ([batch] / [meta_batch]), set by the online loop;

@@ -19,7 +19,7 @@ blo_reweight_config blo_reweight_default(void) {
     c.imbalance = 1;
     c.weights = BLO_REWEIGHT_NETWORK;
     c.online = 1;
-    c.norm = BLO_REWEIGHT_NORM_BATCH;
+    c.norm = BLO_REWEIGHT_NORM_SUM;
     c.classifier = BLO_REWEIGHT_MLP;
     c.hidden = 300;
     c.channels = 8;
