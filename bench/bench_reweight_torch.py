@@ -8,7 +8,7 @@ The same data and step as `blo reweight` with its defaults: Fashion-MNIST's trai
 minus 1000 meta examples (59 000), 40 % of the labels redrawn uniformly, batches of 100 and
 meta batches of 100; classifier 784-300-10 (ReLU), real step SGD lr 0.02 momentum 0.9 weight
 decay 5e-4; weighting network 1-100-1 (ReLU, sigmoid) by Adam lr 1e-3 weight decay 1e-4.
-Per batch (network, f = sum_i V(l_i) l_i / B): virtual step w^ = w - lr grad_w f (create_graph), meta CE on w^, its
+Per batch (network): virtual step w^ = w - lr grad_w f (create_graph), meta CE on w^, its
 gradient with respect to phi, Adam step, real step with the new phi; per-example: learning to
 reweight's weights; none: the real step on the mean CE. After each epoch the test accuracy on
 the t10k split, as blo does (inside the timed epoch). The split and noise draws differ from
@@ -81,7 +81,7 @@ def main():
             l = F.cross_entropy(mlp(xb, w), yb, reduction="none")
             if a.weights == "network":
                 v = torch.sigmoid(mlp(l.detach().unsqueeze(1), phi)).squeeze(1)
-                f = (v * l).sum() / B
+                f = (v * l).sum() / v.sum()
                 g = torch.autograd.grad(f, w, create_graph=True)
                 meta = F.cross_entropy(mlp(Xm[midx], [p - lr * gp for p, gp in zip(w, g)]), ym[midx])
                 meta_opt.zero_grad()
@@ -91,7 +91,7 @@ def main():
                 meta_opt.step()
                 with torch.no_grad():
                     v = torch.sigmoid(mlp(l.detach().unsqueeze(1), phi)).squeeze(1)
-                f = (v * l).sum() / B
+                f = (v * l).sum() / v.sum()
             elif a.weights == "per-example":
                 eps = torch.zeros(B, requires_grad=True)
                 g = torch.autograd.grad((eps * l).sum(), w, create_graph=True)
