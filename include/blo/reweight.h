@@ -2,13 +2,21 @@
  * (`blo reweight` is a thin layer over it).
  *
  * Meta-Weight-Net (Shu et al., NeurIPS 2019): a small network V(ℓ; φ) (1 → hidden → 1, ReLU
- * then sigmoid) maps an example's training loss to its weight.
- *     x = φ, the weighting network;  y = w, the classifier (Linear(d, H) → ReLU → Linear(H, C))
- *     f(φ, w) = Σ_i V(ℓ_i; φ) ℓ_i / Σ_i V(ℓ_i; φ)  on a training minibatch, ℓ_i = CE_i(w)
- *               (V reads ℓ_i as a value: its input is not differentiated)
+ * then sigmoid, PyTorch's Linear start) maps an example's training loss to its weight.
+ *     x = φ, the weighting network;  y = w, the classifier: the MLP Linear(d, H) → ReLU →
+ *         Linear(H, C), or the small convolutional network (classifier = conv, square images
+ *         of side s = √d, one channel): conv 3×3 (pad 1) 1 → K, ReLU, max-pool 2, conv 3×3
+ *         K → 2K, ReLU, max-pool 2, Linear(2K ⌊⌊s/2⌋/2⌋², C)
+ *     f(φ, w) = Σ_i V(ℓ_i; φ) ℓ_i / Σ_i V(ℓ_i; φ)  on a training minibatch of B, ℓ_i = CE_i(w)
+ *               (norm = sum, the default, as the authors' WRN-28-10 script; norm = batch
+ *               divides by B instead, as the paper's equations and its MW-Net.py — there V can
+ *               also scale the whole step, and on Fashion-MNIST it learns that instead of a
+ *               weighting: V → 1 everywhere, RESULTS.md). V reads ℓ_i as a value: its input
+ *               is not differentiated.
  *     F(φ, w) = mean CE on a minibatch of a small clean meta set
  * The online one-step scheme, per training minibatch:
- *     virtual step  ŵ(φ) = w − α ∇_w f(φ, w)          (recorded)
+ *     virtual step  ŵ(φ) = w − α ∇_w f(φ, w)          (recorded; α: the classifier's step
+ *                                                       of this epoch, after its decays)
  *     φ step        φ ← φ − Adam(∇_φ F(φ, ŵ(φ)))       (reverse through the virtual step)
  *     real step     w ← w − SGD-momentum(∇_w f(φ_new, w))
  * or any registry method through the solver (T inner steps on T minibatches from a warm start,
@@ -27,6 +35,17 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* How the weighting network's weights are normalised over a minibatch of B examples. */
+typedef enum blo_reweight_norm {
+    BLO_REWEIGHT_NORM_BATCH = 0, /* f = Σ V ℓ / B (the paper's equations) */
+    BLO_REWEIGHT_NORM_SUM        /* f = Σ V ℓ / Σ V (the default) */
+} blo_reweight_norm;
+
+typedef enum blo_reweight_classifier {
+    BLO_REWEIGHT_MLP = 0, /* Linear(d, hidden) → ReLU → Linear(hidden, C) */
+    BLO_REWEIGHT_CONV     /* two 3×3 conv layers (channels, 2 channels) with max pooling */
+} blo_reweight_classifier;
 
 typedef enum blo_reweight_weights {
     BLO_REWEIGHT_NETWORK = 0, /* Meta-Weight-Net */
@@ -51,12 +70,17 @@ typedef struct blo_reweight_config {
     double imbalance;       /* 1: none; > 1: long-tailed training classes with this factor */
     blo_reweight_weights weights;
     int online;             /* 1: the one-step scheme; 0: solver.method (weights = network) */
-    int64_t hidden;         /* classifier width H (300) */
+    blo_reweight_norm norm; /* BLO_REWEIGHT_NORM_SUM */
+    blo_reweight_classifier classifier; /* BLO_REWEIGHT_MLP */
+    int64_t hidden;         /* MLP classifier width H (300) */
+    int64_t channels;       /* conv classifier: K channels, then 2K (8) */
     int64_t vnet_hidden;    /* weighting network width (100) */
     int64_t batch, meta_batch; /* 100, 100 */
     int64_t epochs;         /* passes over the training examples */
     blo_opt opt;            /* the classifier's real step: SGD momentum 0.9, lr 0.02, wd 5e-4;
                                its lr is also the virtual step's α */
+    int64_t lr_decay[2];    /* online scheme: after epoch lr_decay[k] (k = 0, 1; 0: none) the
+                               classifier's step, and with it α, is divided by 10 (0, 0) */
     blo_opt meta_opt;       /* φ: Adam lr 1e-3, wd 1e-4 */
     blo_config solver;      /* online = 0: method, T (inner_steps), warm start; the inner and
                                outer optimizers are opt (as SGD) and meta_opt */

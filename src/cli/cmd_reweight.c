@@ -7,13 +7,14 @@
 #include "blo/reweight.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct rw_cmd {
     blo_reweight_config c;
-    long long n_meta, n_train, n_test, hidden, vhidden, batch, meta_batch, epochs, seed;
+    long long n_meta, n_train, n_test, hidden, vhidden, batch, meta_batch, epochs, seed, channels;
     double noise, imbalance, lr, momentum, wd, meta_lr, meta_wd;
-    const char *noise_kind, *weights, *scheme, *curve;
+    const char *noise_kind, *weights, *scheme, *curve, *norm, *classifier, *lr_decay;
     blo_reweight_result r;
 } rw_cmd;
 
@@ -25,6 +26,19 @@ static int rw_on_iter(const blo_task_iter *it, void *user) {
                      it->rec.hypergrad_norm, it->rec.seconds, it->test_acc};
     cli_task_step(user, it->rec.iter + 1, status, row);
     return 0;
+}
+
+/* "E1[,E2]" into d[0], d[1] (0 where absent); "0" or "" for none. */
+static bool cli_reweight_decays(const char *s, int64_t *d) {
+    d[0] = d[1] = 0;
+    for (int k = 0; s && *s; k++) {
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (k > 1 || end == s || v < 0 || (*end && *end != ',')) return false;
+        d[k] = v;
+        s = *end ? end + 1 : end;
+    }
+    return true;
 }
 
 static bool rw_configure(cli_task *t) {
@@ -41,6 +55,14 @@ static bool rw_configure(cli_task *t) {
     if (!c->online && c->weights != BLO_REWEIGHT_NETWORK) {
         fprintf(stderr, "blo reweight: --scheme solver learns the weighting network only "
                         "(--weights network)\n");
+        return false;
+    }
+    c->norm = strcmp(h->norm, "sum") ? BLO_REWEIGHT_NORM_BATCH : BLO_REWEIGHT_NORM_SUM;
+    c->classifier = strcmp(h->classifier, "conv") ? BLO_REWEIGHT_MLP : BLO_REWEIGHT_CONV;
+    c->channels = h->channels;
+    if (!cli_reweight_decays(h->lr_decay, c->lr_decay)) {
+        fprintf(stderr, "blo reweight: --lr-decay '%s': expected up to two epochs E1[,E2] >= 1 "
+                        "(or 0 for none)\n", h->lr_decay);
         return false;
     }
     c->hidden = h->hidden, c->vnet_hidden = h->vhidden;
@@ -171,9 +193,10 @@ int cli_reweight_run(const cli_cmd *cmd, int argc, char **argv) {
     h.lr = c->opt.lr, h.momentum = c->opt.momentum, h.wd = c->opt.weight_decay;
     h.meta_lr = c->meta_opt.lr, h.meta_wd = c->meta_opt.weight_decay;
     h.noise_kind = "uniform", h.weights = "network", h.scheme = "online";
+    h.norm = "sum", h.classifier = "mlp", h.channels = c->channels, h.lr_decay = "0";
     cli_task t;
     cli_task_init(&t, &RW, cmd, &c->solver, &h);
-    cli_opt opts[24 + CLI_TASK_NOPTS] = {
+    cli_opt opts[28 + CLI_TASK_NOPTS] = {
         {"--data", NULL, CLI_STRING, &c->data_dir, 0, 0, NULL, "DIR",
          "MNIST-layout folder (train-* and t10k-* idx files)" CLI_DATA_HELP},
         {"--test-split", NULL, CLI_CHOICE, &c->test_split, 0, 0, "t10k|train", "S",
@@ -192,8 +215,14 @@ int cli_reweight_run(const cli_cmd *cmd, int argc, char **argv) {
          "network: V(l; phi) learned; per-example: learning to reweight; none: plain CE"},
         {"--scheme", NULL, CLI_CHOICE, &h.scheme, 0, 0, "online|solver", "S",
          "online: virtual step, phi step, real step; solver: --method over --inner steps"},
+        {"--norm", NULL, CLI_CHOICE, &h.norm, 0, 0, "batch|sum", "N",
+         "network weights: sum: f = sum V(l) l / sum V(l); batch: f = sum V(l) l / B (the paper's eqs)"},
+        {"--classifier", NULL, CLI_CHOICE, &h.classifier, 0, 0, "mlp|conv", "K",
+         "mlp: --hidden; conv: 3x3 conv K, pool 2, 3x3 conv 2K, pool 2, linear (square images)"},
         {"--hidden", NULL, CLI_INT, &h.hidden, 1, 1e6, NULL, "H",
-         "classifier Linear(d, H) -> ReLU -> Linear(H, C)"},
+         "mlp classifier Linear(d, H) -> ReLU -> Linear(H, C)"},
+        {"--channels", NULL, CLI_INT, &h.channels, 1, 1e4, NULL, "K",
+         "conv classifier channels K (then 2K)"},
         {"--vnet-hidden", NULL, CLI_INT, &h.vhidden, 1, 1e6, NULL, "H",
          "weighting network 1 -> H -> 1 (ReLU, sigmoid)"},
         {"--batch", NULL, CLI_INT, &h.batch, 1, 1e9, NULL, "B", "training minibatch"},
@@ -201,6 +230,8 @@ int cli_reweight_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--epochs", NULL, CLI_INT, &h.epochs, 0, 1e9, NULL, "E", "passes over the training set"},
         {"--lr", NULL, CLI_DOUBLE, &h.lr, 1e-12, 1e6, NULL, "LR",
          "classifier step (real step; also the virtual step's alpha)"},
+        {"--lr-decay", NULL, CLI_STRING, &h.lr_decay, 0, 0, NULL, "E1[,E2]",
+         "online scheme: divide the step (and alpha) by 10 after these epochs (0: none)"},
         {"--sgd-momentum", NULL, CLI_DOUBLE, &h.momentum, 0, 0.999999, NULL, "M",
          "classifier momentum (0: plain SGD)"},
         {"--wd", NULL, CLI_DOUBLE, &h.wd, 0, 1e6, NULL, "WD", "classifier weight decay"},
@@ -214,5 +245,5 @@ int cli_reweight_run(const cli_cmd *cmd, int argc, char **argv) {
          "meta set, noise, minibatches, initial networks"},
     };
     cli_task_output(&t, "--curve", &h.curve);
-    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 22));
+    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 26));
 }

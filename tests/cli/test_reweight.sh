@@ -40,6 +40,13 @@ expect_rc 0 reweight "${tiny[@]}" --noise 0 --imbalance 4 --batch 5 --json
 check "imbalance 4: fewer training examples than 80, no label changed" json_ok "$tmp/out" \
     'd["n_train"] < 80 and d["noisy"] == 0'
 
+expect_rc 0 reweight "${tiny[@]}" --classifier conv --channels 2 --norm batch --lr-decay 1 --json
+check "the conv classifier trains through the online scheme" json_ok "$tmp/out" \
+    'd["epochs"] == 2 and 0 <= d["test_acc"] <= 1 and 0 < d["clean_weight"] < 1'
+expect_rc 2 reweight "${tiny[@]}" --lr-decay 3,x
+check "a malformed --lr-decay is named" grep -q "lr-decay '3,x'" "$tmp/err"
+expect_rc 2 reweight "${tiny[@]}" --scheme solver --lr-decay 1
+check "decays with the solver scheme say why" grep -q "online scheme only" "$tmp/err"
 expect_rc 2 reweight "${tiny[@]}" --weights nosuch
 check "an unknown weighting is named" grep -q "nosuch" "$tmp/err"
 expect_rc 2 reweight "${tiny[@]}" --scheme solver --weights none

@@ -19,7 +19,10 @@ blo_reweight_config blo_reweight_default(void) {
     c.imbalance = 1;
     c.weights = BLO_REWEIGHT_NETWORK;
     c.online = 1;
+    c.norm = BLO_REWEIGHT_NORM_SUM;
+    c.classifier = BLO_REWEIGHT_MLP;
     c.hidden = 300;
+    c.channels = 8;
     c.vnet_hidden = 100;
     c.batch = 100;
     c.meta_batch = 100;
@@ -40,15 +43,26 @@ blo_reweight_config blo_reweight_default(void) {
     return c;
 }
 
-/* Evaluations of the classifier w without a tape: accuracy on (X, y), or mean CE. */
-static double evaluate(blo_tensor *X, blo_tensor *y, blo_tensor *const *w, int ce) {
+/* Evaluations of the classifier w without a tape, in blocks of 1000 rows (the conv
+ * classifier's columns of a whole test set would not fit): accuracy on (X, y), or mean CE. */
+static double evaluate(const blo__reweight *h, blo_tensor *X, blo_tensor *y,
+                       blo_tensor *const *w, int ce) {
     blo_ctx *ctx = blo_ctx_new(0);
     if (!ctx) return NAN;
     blo_ctx_set_recording(ctx, 0);
-    blo_tensor *z = blo__reweight_logits(ctx, X, w);
-    double v = ce ? blo_tensor_item(blo_cross_entropy(ctx, z, y, NULL, BLO_REDUCE_MEAN))
-                  : blo_accuracy(z, y);
-    if (blo_ctx_status(ctx)) v = NAN;
+    int64_t n = blo_tensor_dim(X, 0);
+    double sum = 0;
+    for (int64_t a = 0; a < n && !blo_ctx_status(ctx); a += 1000) {
+        int64_t b = a + 1000 < n ? a + 1000 : n;
+        blo_mark mk = blo_ctx_mark(ctx);
+        blo_tensor *yb = blo_slice(ctx, y, 0, a, b, 1);
+        blo_tensor *z = blo__reweight_logits(ctx, h, blo_slice(ctx, X, 0, a, b, 1), w);
+        double v = ce ? blo_tensor_item(blo_cross_entropy(ctx, z, yb, NULL, BLO_REDUCE_SUM))
+                      : blo_accuracy(z, yb) * (double)(b - a);
+        sum += v;
+        blo_ctx_rewind(ctx, mk);
+    }
+    double v = blo_ctx_status(ctx) || n < 1 ? NAN : sum / (double)n;
     blo_ctx_free(ctx);
     return v;
 }
@@ -85,7 +99,7 @@ typedef struct rw_run {
 static int report_epoch(rw_run *rr, int64_t epoch, blo_tensor *const *w, double train_loss,
                         double hypergrad_norm) {
     blo_reweight_result *r = rr->r;
-    double acc = evaluate(rr->Xte, rr->yte, w, 0);
+    double acc = evaluate(rr->h, rr->Xte, rr->yte, w, 0);
     r->test_acc = acc;
     if (!(acc <= r->best_test_acc)) r->best_test_acc = acc;
     r->epochs = epoch;
@@ -95,7 +109,7 @@ static int report_epoch(rw_run *rr, int64_t epoch, blo_tensor *const *w, double 
     blo_task_iter it;
     memset(&it, 0, sizeof it);
     it.rec.iter = epoch - 1;
-    it.rec.upper = evaluate(rr->h->Xm, rr->h->labels_m, w, 1);
+    it.rec.upper = evaluate(rr->h, rr->h->Xm, rr->h->labels_m, w, 1);
     it.rec.lower = train_loss;
     it.rec.hypergrad_norm = hypergrad_norm;
     it.rec.seconds = r->seconds;
@@ -133,14 +147,17 @@ static blo_status run_online(rw_run *rr, char *err, size_t errlen, blo_rng *g) {
     o.opt = c->opt;
     o.meta_opt = c->meta_opt;
     blo_status st = lc && sc && order && midx && wts ? BLO_OK : BLO_ERR_NOMEM;
-    for (int i = 0; !st && i < 4; i++) {
+    for (int i = 0; !st && i < h->ny; i++) {
         o.w[i] = blo_clone(lc, h->y0[i]);
-        if (h->nx == 4) o.phi[i] = blo_clone(lc, h->x0[i]);
-        if (!o.w[i] || (h->nx == 4 && !o.phi[i])) st = BLO_ERR_NOMEM;
-        else if (blo_set_requires_grad(o.w[i], 1) || (h->nx == 4 && blo_set_requires_grad(o.phi[i], 1)))
-            st = BLO_ERR_INVALID;
+        if (!o.w[i]) st = BLO_ERR_NOMEM;
+        else if (blo_set_requires_grad(o.w[i], 1)) st = BLO_ERR_INVALID;
     }
-    if (!st) st = blo_opt_state_init(lc, &o.opt, 4, o.w, &o.w_state);
+    for (int i = 0; !st && h->nx == 4 && i < 4; i++) {
+        o.phi[i] = blo_clone(lc, h->x0[i]);
+        if (!o.phi[i]) st = BLO_ERR_NOMEM;
+        else if (blo_set_requires_grad(o.phi[i], 1)) st = BLO_ERR_INVALID;
+    }
+    if (!st) st = blo_opt_state_init(lc, &o.opt, h->ny, o.w, &o.w_state);
     if (!st && h->nx == 4) st = blo_opt_state_init(lc, &o.meta_opt, 4, o.phi, &o.phi_state);
     h->meta_rows = midx;
     if (st) blo__fail(err, errlen, st, "reweight: %s", lc && blo_ctx_status(lc) ? blo_ctx_error(lc) : "out of memory");
@@ -149,6 +166,9 @@ static blo_status run_online(rw_run *rr, char *err, size_t errlen, blo_rng *g) {
     int64_t wcount[2] = {0, 0};
     for (int64_t e = 1; !st && e <= c->epochs; e++) {
         blo__shuffle(g, order, n);
+        o.opt.lr = c->opt.lr; /* the step of this epoch: divided by 10 after each decay epoch */
+        for (int k = 0; k < 2; k++)
+            if (c->lr_decay[k] > 0 && e > c->lr_decay[k]) o.opt.lr *= 0.1;
         double loss_sum = 0;
         wsum[0] = wsum[1] = 0;
         wcount[0] = wcount[1] = 0;
@@ -196,8 +216,8 @@ static int on_record(const blo_record *rec, void *user) {
     int64_t done = rec->iter + 1, T = rr->c->solver.inner_steps;
     rr->r->steps = done * T;
     if ((done * T) % rr->steps_per_epoch >= T && done < rr->c->solver.outer_iters) return 0;
-    blo_tensor *w[4];
-    for (int i = 0; i < 4; i++) w[i] = blo_solver_y(rr->s, i);
+    blo_tensor *w[BLO__RW_MAXY];
+    for (int i = 0; i < rr->h->ny; i++) w[i] = blo_solver_y(rr->s, i);
     return end_epoch(rr, (done * T + rr->steps_per_epoch / 2) / rr->steps_per_epoch, w, rec->lower,
                      rec->hypergrad_norm);
 }
@@ -234,10 +254,15 @@ blo_status blo_reweight_run(const blo_reweight_config *c, blo_reweight_result *r
     r->test_acc = r->best_test_acc = r->clean_weight = r->noisy_weight = NAN;
     if (c->n_meta < 1 || c->n_train < 0 || c->n_test < 0 || !(c->noise >= 0 && c->noise <= 1) ||
         !(c->imbalance >= 1) || c->epochs < 0 || (c->dtype != BLO_F32 && c->dtype != BLO_F64) ||
-        (unsigned)c->noise_kind > BLO_NOISE_PAIR)
+        (unsigned)c->noise_kind > BLO_NOISE_PAIR || (unsigned)c->norm > BLO_REWEIGHT_NORM_SUM ||
+        c->lr_decay[0] < 0 || c->lr_decay[1] < 0)
         return blo__fail(err, errlen, BLO_ERR_INVALID,
                          "reweight: the meta set must be >= 1, sizes >= 0, the noise rate in "
-                         "[0, 1], the imbalance factor >= 1, epochs >= 0, the dtype f32 or f64");
+                         "[0, 1], the imbalance factor >= 1, epochs >= 0, the dtype f32 or f64, "
+                         "the normalisation known, the decay epochs >= 0");
+    if (!c->online && (c->lr_decay[0] > 0 || c->lr_decay[1] > 0))
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "reweight: learning-rate decays apply to the online scheme only");
     if (!c->online && c->weights != BLO_REWEIGHT_NETWORK)
         return blo__fail(err, errlen, BLO_ERR_INVALID,
                          "reweight: a solver method learns the weighting network only; per-example "
@@ -333,8 +358,10 @@ blo_status blo_reweight_run(const blo_reweight_config *c, blo_reweight_result *r
         st = blo__fail(err, errlen, blo_ctx_status(dctx), "reweight: %s", blo_ctx_error(dctx));
         goto out;
     }
-    st = blo__reweight_init(&h, X, y, Xm, ym, C, c->hidden, c->vnet_hidden, c->batch,
-                            c->meta_batch, c->weights, &g, err, errlen);
+    st = blo__reweight_init(&h, X, y, Xm, ym, C, c->classifier,
+                            c->classifier == BLO_REWEIGHT_CONV ? c->channels : c->hidden,
+                            c->vnet_hidden, c->batch, c->meta_batch, c->weights, &g, err, errlen);
+    h.norm = c->norm;
     if (!st) st = blo__reweight_distribute(&h, c->comm, err, errlen);
     if (st) goto out;
     r->n_train = n, r->n_meta = c->n_meta, r->n_test = nte;
