@@ -6,6 +6,8 @@
  *   - phantom with λ = 1, k = 1 is Jacobian-free backprop; the phantom error shrinks with k at
  *     the contraction's rate, and the Jacobian-free error shrinks with the contraction factor s;
  *   - Anderson reaches the fixed point of plain iteration in fewer iterations;
+ *   - Peaceman–Rachford reaches fb's and Anderson's z* in fewer iterations than fb for a small
+ *     margin m, and its implicit gradient equals finite differences;
  *   - an iteration cap that stops the solve is reported (rows unconverged), an expanding map
  *     is an error with a message, bad options are refused by name. */
 #include "testutil.h"
@@ -220,6 +222,74 @@ static void test_anderson(void) {
     fix_free(&f);
 }
 
+/* Peaceman–Rachford on the monotone W with a small margin m: the same z* as fb and Anderson,
+ * in fewer iterations than fb (both unaccelerated); its implicit gradient (the adjoint by
+ * the splitting too) equals central differences and fb's implicit gradient. */
+static void test_pr(void) {
+    blo_deq_opts o = tight(BLO_DEQ_MONOTONE, BLO_DEQ_RELU, BLO_DEQ_PR);
+    o.m = 0.02;
+    o.alpha = 1;
+    o.anderson_m = 0;
+    o.max_iter = o.back_max_iter = 100000;
+    fix f;
+    fix_init(&f, &o, 9);
+    blo_tensor *zs[3];
+    blo_deq_stats st[3];
+    const blo_deq_solver solvers[3] = {BLO_DEQ_PR, BLO_DEQ_FB, BLO_DEQ_ANDERSON};
+    for (int i = 0; i < 3; i++) {
+        f.L.o.solver = solvers[i];
+        f.L.o.alpha = solvers[i] == BLO_DEQ_PR ? 1 : 0.5;
+        f.L.o.anderson_m = solvers[i] == BLO_DEQ_ANDERSON ? 5 : 0;
+        zs[i] = blo_deq_solve(f.sc, &f.L, blo_deq_inject(f.sc, &f.L, f.x), &st[i]);
+        TU_CHECK(zs[i] && st[i].fwd_converged && st[i].fwd_residual < 1e-11, "%s: converged %d, "
+                 "%d iterations, residual %.3g", blo_deq_solver_name(solvers[i]),
+                 st[i].fwd_converged, st[i].fwd_iters, st[i].fwd_residual);
+    }
+    for (int i = 1; i < 3; i++) {
+        blo_tensor *dz = zs[0] && zs[i] ? blo_sub(f.sc, zs[0], zs[i]) : NULL;
+        double d = dz ? sqrt(blo_tensor_item(blo_dot(f.sc, dz, dz))) : NAN;
+        TU_CHECK(d < 1e-9, "pr and %s reach the same z*: ‖Δ‖ = %.3g",
+                 blo_deq_solver_name(solvers[i]), d);
+    }
+    TU_CHECK(st[0].fwd_iters < st[1].fwd_iters, "m = 0.02: pr %d iterations, fb %d",
+             st[0].fwd_iters, st[1].fwd_iters);
+    fprintf(stderr, "m = 0.02: pr %d iterations, fb %d, anderson %d\n", st[0].fwd_iters,
+            st[1].fwd_iters, st[2].fwd_iters);
+    /* The implicit gradient through pr. */
+    f.L.o.solver = BLO_DEQ_PR, f.L.o.alpha = 1, f.L.o.anderson_m = 0;
+    double gp[NP] = {0}, gf[NP] = {0}, gd[NP] = {0};
+    blo_deq_stats sp;
+    int n = layer_grad(&f, gp, &sp);
+    TU_CHECK(sp.bwd_converged && sp.bwd_residual < 1e-11, "pr adjoint: %d iterations, residual "
+             "%.3g", sp.bwd_iters, sp.bwd_residual);
+    int nd = fd_grad(&f, gd);
+    double e_fd = rel_err(n, gp, gd);
+    TU_CHECK(n == nd && n > 0 && e_fd < 1e-6, "pr: implicit vs finite differences: %.3g", e_fd);
+    f.L.o.solver = BLO_DEQ_FB, f.L.o.alpha = 0.5;
+    layer_grad(&f, gf, NULL);
+    TU_CHECK(rel_err(n, gp, gf) < 1e-9, "pr vs fb implicit gradient: %.3g", rel_err(n, gp, gf));
+    fprintf(stderr, "pr: adjoint %d iterations; implicit vs fd %.2g, vs fb %.2g\n", sp.bwd_iters,
+            e_fd, rel_err(n, gp, gf));
+    /* With Anderson on the splitting: the same point, no more iterations. */
+    f.L.o.solver = BLO_DEQ_PR, f.L.o.alpha = 1, f.L.o.anderson_m = 5;
+    blo_deq_stats sa;
+    blo_tensor *za = blo_deq_solve(f.sc, &f.L, blo_deq_inject(f.sc, &f.L, f.x), &sa);
+    blo_tensor *dz = za && zs[0] ? blo_sub(f.sc, za, zs[0]) : NULL;
+    double d = dz ? sqrt(blo_tensor_item(blo_dot(f.sc, dz, dz))) : NAN;
+    TU_CHECK(d < 1e-9 && sa.fwd_iters <= st[0].fwd_iters, "pr + anderson: ‖Δ‖ = %.3g, %d "
+             "iterations (plain pr %d)", d, sa.fwd_iters, st[0].fwd_iters);
+    tu_check_ok(f.sc, "pr");
+    fix_free(&f);
+    blo_deq_opts b = blo_deq_opts_default();
+    b.solver = BLO_DEQ_PR;
+    b.backward = BLO_DEQ_UNROLLED;
+    TU_CHECK(blo_deq_opts_check(&b) && strstr(blo_deq_opts_check(&b), "not offered with pr"),
+             "pr refuses unrolled");
+    b.backward = BLO_DEQ_IMPLICIT;
+    b.alpha = 3;
+    TU_CHECK(!blo_deq_opts_check(&b) && blo_deq_solver_parse("pr") == BLO_DEQ_PR, "pr alpha 3");
+}
+
 static void test_failures(void) {
     /* The monotone W with a large skew part: Φ expands, plain iteration diverges. */
     blo_deq_opts o = tight(BLO_DEQ_MONOTONE, BLO_DEQ_RELU, BLO_DEQ_PICARD);
@@ -352,6 +422,7 @@ int main(void) {
                1e-7);
     blo_deq_opts mono = tight(BLO_DEQ_MONOTONE, BLO_DEQ_RELU, BLO_DEQ_FB);
     test_exact("monotone/relu/fb", mono, 1e-6);
+    test_pr();
     test_approximations();
     test_anderson();
     test_failures();

@@ -31,11 +31,23 @@
  *              z ← σ((1 − α) z + α (z Wᵀ + x Uᵀ + b)), which for σ = ReLU (prox of the
  *              non-negative orthant's indicator for every α) has Φ's fixed point and converges
  *              for α < 2m / ‖I − W‖₂² (Winston & Kolter, Thm. 1); with anderson_m > 0 the
- *              splitting map is Anderson-accelerated too.
+ *              splitting map is Anderson-accelerated too;
+ *   pr         Peaceman–Rachford splitting (Winston & Kolter, Alg. 2): with the resolvent
+ *              R = (I + α(I − W))⁻¹, inverted once per solve (blo_linalg_inverse) and applied
+ *              to the batch by one product, iterate on u
+ *                  z = σ(u),  u½ = 2z − u,  z½ = R (u½ + α inj),  u ← 2z½ − u½,
+ *              z* = σ(u*): for σ = ReLU it converges for every α > 0 when I − W ⪰ m I, and
+ *              much faster than fb for a small m; Anderson-accelerated when anderson_m > 0.
+ *              Its stopping rule is ‖u_{k+1} − u_k‖ (σ is 1-Lipschitz, so it bounds the z
+ *              step); the reported residual is Φ's, as for every solver.
  *
  * Backward (what dL/dθ is), selected by name:
  *   implicit   u = J_Tᵀ u + ∂L/∂z* by the forward solver's iteration (T its map, Anderson when
- *              the forward used it), then dL/dθ = (∂T/∂θ)ᵀ u — exact at a fixed point;
+ *              the forward used it), then dL/dθ = (∂T/∂θ)ᵀ u — exact at a fixed point; after
+ *              pr, the adjoint by Peaceman–Rachford too (monDEQ's backward): with D = σ'(·) at
+ *              z* (0/1), w = D ⊙ (g + w W) is the zero of the monotone w(I − W) − g plus the
+ *              cone of {w_i = 0 where D_i = 0}, found by the same iteration with Rᵀ and the
+ *              projection w = D ⊙ (q + α g); then u = g + w W;
  *   jfb        Jacobian-free: u = ∂L/∂z*, dL/dθ = (∂Φ/∂θ)ᵀ ∂L/∂z* (Fung et al., AAAI 2022);
  *              its error is (∂Φ/∂θ)ᵀ Σ_{j>=1} (J_Φᵀ)^j ∂L/∂z*, O(ρ/(1 − ρ)) for a contraction
  *              factor ρ;
@@ -43,7 +55,8 @@
  *              through them (Geng et al., NeurIPS 2021); → implicit as k grows, at the rate
  *              ρ((1 − λ) I + λ J_Φ)^k;
  *   unrolled   backprop through every forward iteration of the map from z = 0 (memory grows
- *              with the iterations): blo_deq_unroll.
+ *              with the iterations): blo_deq_unroll; not offered with pr (its resolvent is
+ *              inverted outside the graph).
  */
 #ifndef BLO_DEQ_H
 #define BLO_DEQ_H
@@ -57,7 +70,12 @@ extern "C" {
 #endif
 
 typedef enum blo_deq_param { BLO_DEQ_MONOTONE = 0, BLO_DEQ_WEIGHT, BLO_DEQ_SPECTRAL } blo_deq_param;
-typedef enum blo_deq_solver { BLO_DEQ_PICARD = 0, BLO_DEQ_ANDERSON, BLO_DEQ_FB } blo_deq_solver;
+typedef enum blo_deq_solver {
+    BLO_DEQ_PICARD = 0,
+    BLO_DEQ_ANDERSON,
+    BLO_DEQ_FB,
+    BLO_DEQ_PR
+} blo_deq_solver;
 typedef enum blo_deq_backward_kind {
     BLO_DEQ_IMPLICIT = 0,
     BLO_DEQ_JFB,
@@ -87,7 +105,7 @@ typedef struct blo_deq_opts {
     double tol;           /* forward: relative residual to stop at */
     int anderson_m;       /* anderson (and fb, when > 0): differences kept, <= 32 */
     double anderson_beta; /* Anderson's mixing β in (0, 1] */
-    double alpha;         /* fb: the splitting step α in (0, 1] */
+    double alpha;         /* fb: the splitting step α in (0, 1]; pr: α > 0 */
     blo_deq_backward_kind backward;
     int back_max_iter;     /* implicit: iteration cap of the adjoint solve */
     double back_tol;       /* implicit: its relative residual */
@@ -155,7 +173,7 @@ blo_status blo_deq_backward(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_tenso
                             blo_tensor *g, blo_tensor **grads, blo_deq_stats *st);
 
 /* The unrolled layer: z_0 = 0, z_{k+1} = T(z_k) recorded in ctx (T the forward solver's map
- * without Anderson: Φ, or the fb map) until the relative residual is <= tol or max_iter steps;
+ * without Anderson: Φ, or the fb map; Φ after pr) until the relative residual is <= tol or max_iter steps;
  * the result carries the whole history, so blo_grad of a loss of it reaches the parameters
  * through every step (and U, b through inj's graph). Fills st's forward fields (and
  * bwd_iters = the steps). */

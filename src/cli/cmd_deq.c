@@ -158,16 +158,19 @@ int cli_deq_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--m", NULL, CLI_DOUBLE, &o->m, 1e-6, 1, NULL, "M", "monotone: margin, I - W >= m I"},
         {"--scale", NULL, CLI_DOUBLE, &o->scale, 1e-6, 0.999999, NULL, "S",
          "weight / spectral: bound s on |W|_2 (< 1: a contraction)"},
-        {"--solver", NULL, CLI_CHOICE, &h.solver, 0, 0, "picard|anderson|fb", "S",
-         "z <- Phi(z) | Anderson-accelerated | z <- relu((1-alpha)z + alpha(Wz + Ux + b))"},
+        {"--solver", NULL, CLI_CHOICE, &h.solver, 0, 0, "picard|anderson|fb|pr", "S",
+         "z <- Phi(z) | Anderson-accelerated | z <- relu((1-alpha)z + alpha(Wz + Ux + b)) | "
+         "Peaceman-Rachford: z = relu(u), u <- 2R(2z - u + alpha(Ux + b)) - (2z - u), "
+         "R = (I + alpha(I - W))^-1"},
         {"--max-iter", NULL, CLI_INT, &h.max_iter, 1, 1e6, NULL, "N", "forward iteration cap"},
         {"--tol", NULL, CLI_DOUBLE, &o->tol, 0, 1, NULL, "T",
          "forward: |T(z) - z| / |sigma(Ux + b)| to stop at"},
         {"--anderson-m", NULL, CLI_INT, &h.anderson_m, 0, 32, NULL, "M",
-         "Anderson memory (anderson; fb when > 0)"},
+         "Anderson memory (anderson; fb and pr when > 0)"},
         {"--anderson-beta", NULL, CLI_DOUBLE, &o->anderson_beta, 1e-6, 1, NULL, "B",
          "Anderson mixing"},
-        {"--alpha", NULL, CLI_DOUBLE, &o->alpha, 1e-6, 1, NULL, "A", "fb: splitting step"},
+        {"--alpha", NULL, CLI_DOUBLE, &o->alpha, 1e-6, 1e3, NULL, "A",
+         "fb: splitting step, <= 1; pr: resolvent step"},
         {"--backward", NULL, CLI_CHOICE, &h.backward, 0, 0, "implicit|jfb|phantom|unrolled", "B",
          "u = J'u + dL/dz*, dL/dtheta = (dT/dtheta)'u | u = dL/dz* | k damped steps from z* | "
          "backprop through every forward step"},

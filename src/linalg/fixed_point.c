@@ -30,7 +30,7 @@ static void small_solve(int m, double *H, double *c, double *gamma) {
     }
     for (int i = 0; i < m; i++)
         H[i * m + i] += 1e-10 * tr / m;
-    blo__dense_solve(m, H, c);
+    blo__dense_solve(m, H, c, 1);
     memcpy(gamma, c, sizeof(double) * (size_t)m);
 }
 

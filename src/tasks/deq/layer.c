@@ -2,7 +2,8 @@
  * forward solvers (all through blo_linalg_fixed_point), and the backward passes (implicit,
  * Jacobian-free, phantom, unrolled). The mathematics is at the top of include/blo/deq.h.
  *
- * Every map here is T_α(z) = σ((1 − α) z + α (z Wᵀ + inj)), inj = x Uᵀ + b: α = 1 is Φ
+ * Peaceman–Rachford iterates on its own variable (pr_apply), forward and adjoint. Every other
+ * map here is T_α(z) = σ((1 − α) z + α (z Wᵀ + inj)), inj = x Uᵀ + b: α = 1 is Φ
  * (picard, anderson), α < 1 the forward–backward splitting step (fb). For σ = ReLU both have
  * the same fixed points; the implicit gradient through either is the same
  * (I − J_T)⁻¹ ∂T/∂θ = (I − J_Φ)⁻¹ ∂Φ/∂θ, so the backward solves the forward's own system,
@@ -16,7 +17,7 @@
 #include <string.h>
 
 static const char *const PARAM_NAMES[] = {"monotone", "weight", "spectral"};
-static const char *const SOLVER_NAMES[] = {"picard", "anderson", "fb"};
+static const char *const SOLVER_NAMES[] = {"picard", "anderson", "fb", "pr"};
 static const char *const BACKWARD_NAMES[] = {"implicit", "jfb", "phantom", "unrolled"};
 static const char *const ACT_NAMES[] = {"relu", "tanh"};
 
@@ -47,7 +48,7 @@ const char *blo_deq_opts_check(const blo_deq_opts *o) {
     if (!o) return "no options";
     if (o->param < BLO_DEQ_MONOTONE || o->param > BLO_DEQ_SPECTRAL) return "unknown parametrisation";
     if (o->act < BLO_DEQ_RELU || o->act > BLO_DEQ_TANH) return "unknown activation";
-    if (o->solver < BLO_DEQ_PICARD || o->solver > BLO_DEQ_FB) return "unknown forward solver";
+    if (o->solver < BLO_DEQ_PICARD || o->solver > BLO_DEQ_PR) return "unknown forward solver";
     if (o->backward < BLO_DEQ_IMPLICIT || o->backward > BLO_DEQ_UNROLLED)
         return "unknown backward";
     if (!(o->m > 0 && o->m <= 1)) return "the monotonicity margin m must lie in (0, 1]";
@@ -59,10 +60,16 @@ const char *blo_deq_opts_check(const blo_deq_opts *o) {
         return "the anderson solver needs anderson_m >= 1";
     if (!(o->anderson_beta > 0 && o->anderson_beta <= 1))
         return "the Anderson mixing beta must lie in (0, 1]";
-    if (!(o->alpha > 0 && o->alpha <= 1)) return "the splitting step alpha must lie in (0, 1]";
-    if (o->solver == BLO_DEQ_FB && o->act != BLO_DEQ_RELU)
-        return "forward-backward splitting needs relu (its step is relu's proximal map for every "
-               "alpha; tanh's is not)";
+    if (o->solver == BLO_DEQ_PR ? !(o->alpha > 0 && isfinite(o->alpha))
+                                : !(o->alpha > 0 && o->alpha <= 1))
+        return o->solver == BLO_DEQ_PR ? "the splitting step alpha must be positive"
+                                       : "the splitting step alpha must lie in (0, 1]";
+    if ((o->solver == BLO_DEQ_FB || o->solver == BLO_DEQ_PR) && o->act != BLO_DEQ_RELU)
+        return "forward-backward and Peaceman-Rachford splitting need relu (their step is relu's "
+               "proximal map for every alpha; tanh's is not)";
+    if (o->solver == BLO_DEQ_PR && o->backward == BLO_DEQ_UNROLLED)
+        return "unrolled backprop is not offered with pr (its resolvent is inverted outside the "
+               "graph): use fb or picard to unroll";
     if (o->phantom_k < 1) return "phantom_k must be >= 1";
     if (!(o->phantom_lambda > 0 && o->phantom_lambda <= 1))
         return "the phantom damping lambda must lie in (0, 1]";
@@ -114,6 +121,14 @@ static double norm(blo_ctx *ctx, blo_tensor *t) {
     return sqrt(blo_tensor_item(blo_dot(ctx, t, t)));
 }
 
+/* v I [d, d], a constant. */
+static blo_tensor *diag(blo_ctx *ctx, blo_dtype dt, int64_t d, double v) {
+    blo_tensor *I = blo_zeros(ctx, dt, 2, (int64_t[]){d, d});
+    for (int64_t i = 0; I && i < d; i++)
+        blo_tensor_set(I, i * d + i, v);
+    return I;
+}
+
 /* W from the parameters (recorded when ctx records); spectral takes one power-iteration step
  * on L->sn_u first when `step`. */
 static blo_tensor *weight(blo_ctx *ctx, blo_deq *L, int step) {
@@ -122,9 +137,7 @@ static blo_tensor *weight(blo_ctx *ctx, blo_deq *L, int step) {
     if (o->param == BLO_DEQ_MONOTONE) {
         blo_tensor *A = L->p[0], *B = L->p[1];
         int64_t d = L->d;
-        blo_tensor *I = blo_zeros(ctx, blo_tensor_dtype(A), 2, (int64_t[]){d, d});
-        for (int64_t i = 0; I && i < d; i++)
-            blo_tensor_set(I, i * d + i, 1 - o->m);
+        blo_tensor *I = diag(ctx, blo_tensor_dtype(A), d, 1 - o->m);
         blo_tensor *AtA = blo_matmul(ctx, blo_transpose(ctx, A, 0, 1), A);
         blo_tensor *skew = blo_sub(ctx, B, blo_transpose(ctx, B, 0, 1));
         return blo_add(ctx, blo_sub(ctx, I, AtA), skew);
@@ -192,6 +205,35 @@ static blo_status adjoint_apply(blo_ctx *c, blo_tensor *const *in, blo_tensor *c
     if (m->alpha != 1) t = blo_add(c, blo_scale(c, v, 1 - m->alpha), blo_scale(c, t, m->alpha));
     t = blo_add(c, t, m->g);
     return t ? blo_copy_into(out[0], t) : blo_ctx_status(c);
+}
+
+/* Peaceman–Rachford (Winston & Kolter, Alg. 2), on the iterate u (forward) or q (adjoint):
+ *   forward  z = relu(u),           u½ = 2z − u,  z½ = (u½ + α inj) Rᵀ,  u ← 2z½ − u½;
+ *   adjoint  w = D ⊙ (q + α g),     q½ = 2w − q,  w½ = q½ R,            q ← 2w½ − q½,
+ * rows as examples, R = (I + α(I − W))⁻¹ (its transpose is the adjoint's resolvent). */
+typedef struct pr_op {
+    blo_tensor *R, *ainj; /* R, and α inj (forward) */
+    blo_tensor *ag, *dact; /* adjoint: α ∂L/∂z* and D = σ'(pre at z*) */
+} pr_op;
+
+/* The second resolvent: relu's prox (forward), the projection w = D ⊙ (q + α g) (adjoint). */
+static blo_tensor *pr_prox(blo_ctx *c, const pr_op *m, blo_tensor *u) {
+    return m->dact ? blo_mul(c, m->dact, blo_add(c, u, m->ag)) : blo_relu(c, u);
+}
+
+static blo_status pr_apply(blo_ctx *c, blo_tensor *const *in, blo_tensor *const *out, void *user) {
+    pr_op *m = user;
+    blo_tensor *h = blo_sub(c, blo_scale(c, pr_prox(c, m, in[0]), 2), in[0]);
+    blo_tensor *z = m->dact ? blo_matmul(c, h, m->R) : blo_linear(c, blo_add(c, h, m->ainj), m->R, NULL);
+    blo_tensor *t = blo_sub(c, blo_scale(c, z, 2), h);
+    return t ? blo_copy_into(out[0], t) : blo_ctx_status(c);
+}
+
+/* R = ((1 + α) I − α W)⁻¹ from W's values. */
+static blo_tensor *resolvent(blo_ctx *ctx, blo_tensor *W, double alpha) {
+    blo_tensor *I = diag(ctx, blo_tensor_dtype(W), blo_tensor_dim(W, 0), 1 + alpha);
+    blo_tensor *M = blo_sub(ctx, I, blo_scale(ctx, blo_detach(ctx, W), alpha));
+    return M ? blo_linalg_inverse(ctx, M) : NULL;
 }
 
 /* Residuals of z against Tz = T(z) relative to the scale S = σ(x Uᵀ + b) (Φ's first iterate
@@ -262,11 +304,20 @@ blo_tensor *blo_deq_solve(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_deq_sta
     map_op m = {L, weight(ctx, L, 1), inj, map_alpha(L), NULL, NULL};
     blo_tensor *out = NULL, *S = act(ctx, L, m.inj);
     if (!z || !m.W || !S) goto done;
-    blo_linop G = {1, map_apply, &m};
     int am = L->o.solver == BLO_DEQ_PICARD ? 0 : L->o.anderson_m;
     blo_linalg_opts lo = {L->o.max_iter, L->o.tol * norm(ctx, S), 0, am, L->o.anderson_beta};
     blo_linalg_result lr;
-    if (blo_linalg_fixed_point(ctx, &G, &z, &lo, &lr)) goto done;
+    if (L->o.solver == BLO_DEQ_PR) {
+        pr_op p = {resolvent(ctx, m.W, L->o.alpha), blo_scale(ctx, inj, L->o.alpha), NULL, NULL};
+        blo_tensor *u = blo_zeros(ctx, blo_tensor_dtype(inj), 2, blo_tensor_shape(inj));
+        blo_linop G = {1, pr_apply, &p};
+        if (!p.R || !p.ainj || !u || blo_linalg_fixed_point(ctx, &G, &u, &lo, &lr) ||
+            blo_copy_into(z, blo_relu(ctx, u)))
+            goto done;
+    } else {
+        blo_linop G = {1, map_apply, &m};
+        if (blo_linalg_fixed_point(ctx, &G, &z, &lo, &lr)) goto done;
+    }
     s->fwd_iters = lr.iters;
     s->fwd_converged = lr.converged;
     blo_tensor *Tz = act(ctx, L, pre(ctx, m.W, m.inj, z, m.alpha));
@@ -342,7 +393,23 @@ blo_status blo_deq_backward(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_tenso
         double gn = norm(ctx, g);
         blo_linalg_opts lo = {L->o.back_max_iter, L->o.back_tol * gn, 0, am, L->o.anderson_beta};
         blo_linalg_result lr;
-        if ((r = blo_linalg_fixed_point(ctx, &G, &u, &lo, &lr))) break;
+        if (L->o.solver == BLO_DEQ_PR) {
+            /* q* by the splitting, then w = D ⊙ (q* + α g), u = g + w W; the residual reported
+             * is the adjoint equation's, ‖G(u) − u‖. */
+            double al = L->o.alpha;
+            pr_op p = {resolvent(ctx, m.W, al), NULL, blo_scale(ctx, g, al), m.dact};
+            blo_tensor *q = blo_zeros(ctx, blo_tensor_dtype(g), 2, blo_tensor_shape(g));
+            blo_linop P = {1, pr_apply, &p};
+            if (!p.R || !p.ag || !q || (r = blo_linalg_fixed_point(ctx, &P, &q, &lo, &lr)) ||
+                (r = blo_copy_into(u, blo_add(ctx, g, blo_matmul(ctx, pr_prox(ctx, &p, q), m.W)))) ||
+                (r = adjoint_apply(ctx, &u, &q, &m))) {
+                r = r ? r : blo_ctx_status(ctx);
+                break;
+            }
+            lr.residual = norm(ctx, blo_sub(ctx, q, u)); /* converged: the splitting's rule */
+        } else if ((r = blo_linalg_fixed_point(ctx, &G, &u, &lo, &lr))) {
+            break;
+        }
         s->bwd_iters = lr.iters;
         s->bwd_residual = gn > 0 ? lr.residual / gn : lr.residual;
         s->bwd_converged = lr.converged;
