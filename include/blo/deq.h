@@ -173,9 +173,9 @@ blo_status blo_deq_backward(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_tenso
                             blo_tensor *g, blo_tensor **grads, blo_deq_stats *st);
 
 /* The unrolled layer: z_0 = 0, z_{k+1} = T(z_k) recorded in ctx (T the forward solver's map
- * without Anderson: Φ, or the fb map; Φ after pr) until the relative residual is <= tol or max_iter steps;
- * the result carries the whole history, so blo_grad of a loss of it reaches the parameters
- * through every step (and U, b through inj's graph). Fills st's forward fields (and
+ * without Anderson: Φ, or the fb map; Φ for pr) until the relative residual is <= tol or
+ * max_iter steps; the result carries the whole history, so blo_grad of a loss of it reaches
+ * the parameters through every step (and U, b through inj's graph). Fills st's forward fields (and
  * bwd_iters = the steps). */
 blo_tensor *blo_deq_unroll(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_deq_stats *st);
 
