@@ -119,10 +119,8 @@ static blo_deq_opts tight(blo_deq_param param, blo_deq_act act, blo_deq_solver s
 
 #define NP 128
 
-/* implicit = finite differences = unrolled, for one parametrisation / solver. */
-static void test_exact(const char *name, blo_deq_opts o, double fd_tol) {
-    fix f;
-    fix_init(&f, &o, 7);
+/* implicit = finite differences = unrolled, for the layer in f (freed here). */
+static void check_exact(const char *name, fix f, double fd_tol) {
     double gi[NP] = {0}, gf[NP] = {0}, gu[NP] = {0};
     blo_deq_stats si, su;
     int n = layer_grad(&f, gi, &si);
@@ -141,6 +139,88 @@ static void test_exact(const char *name, blo_deq_opts o, double fd_tol) {
     fprintf(stderr, "%s: forward %d iterations, adjoint %d; implicit vs fd %.2g, vs unrolled %.2g\n",
             name, si.fwd_iters, si.bwd_iters, e_fd, e_un);
     fix_free(&f);
+}
+
+/* The same for one parametrisation / solver of the dense layer. */
+static void test_exact(const char *name, blo_deq_opts o, double fd_tol) {
+    fix f;
+    fix_init(&f, &o, 7);
+    check_exact(name, f, fd_tol);
+}
+
+/* The conv layer on B images 1 × 5 × 5, 2 channels, 3 × 3 kernels (d = 50, 92 parameters). */
+#define CONV_HW 5
+#define CONV_CH 2
+static void fix_init_conv(fix *f, const blo_deq_opts *o, uint64_t seed) {
+    blo_rng r;
+    blo_rng_seed(&r, seed);
+    f->pc = blo_ctx_new(0);
+    f->sc = blo_ctx_new(0);
+    TU_CHECK(blo_deq_init_conv(f->pc, &f->L, 1, CONV_HW, CONV_CH, 3, 1, o, BLO_F64, &r) == BLO_OK,
+             "init conv: %s", blo_ctx_error(f->pc));
+    f->x = blo_tensor_new(f->pc, BLO_F64, 2, (int64_t[]){B, CONV_HW * CONV_HW});
+    f->c = blo_tensor_new(f->pc, BLO_F64, 2, (int64_t[]){B, f->L.d});
+    blo_init_normal(f->x, &r, 0, 1.5);
+    blo_init_normal(f->c, &r, 0, 1);
+    blo_init_normal(f->L.p[3], &r, 0, 0.3);
+    /* A and B somewhat smaller than at init (0.12): plain iteration, unrolled, must converge. */
+    for (int i = 0; i < 2; i++)
+        blo_init_normal(f->L.p[i], &r, 0, 0.06);
+}
+
+/* The conv layer: W is monotone (⟨z, (I − W) z⟩ = m ‖z‖² + ‖A z‖² >= m ‖z‖² on random z, the
+ * A z by blo_conv2d); the implicit gradient through fb and anderson equals finite differences
+ * and the unrolled gradient; pr is refused with the reason. */
+static void test_conv(void) {
+    blo_deq_opts o = tight(BLO_DEQ_MONOTONE, BLO_DEQ_RELU, BLO_DEQ_FB);
+    o.m = 0.5; /* plain iteration (anderson's, unrolled) needs |0.5 + i s| < 1 over S's spectrum */
+    fix f;
+    fix_init_conv(&f, &o, 17);
+    TU_CHECK(f.L.d == CONV_CH * CONV_HW * CONV_HW && f.L.in == CONV_HW * CONV_HW, "conv sizes");
+    blo_rng r;
+    blo_rng_seed(&r, 4);
+    double worst = INFINITY, dev = 0;
+    blo_conv2d_params cp = blo_conv2d_default();
+    cp.pad_h = cp.pad_w = 1;
+    for (int t = 0; t < 20; t++) {
+        blo_mark mk = blo_ctx_mark(f.sc);
+        blo_tensor *z = blo_tensor_new(f.sc, BLO_F64, 2, (int64_t[]){4, f.L.d});
+        blo_init_normal(z, &r, 0, 1);
+        blo_tensor *Wz = blo_deq_apply_weight(f.sc, &f.L, z);
+        blo_tensor *Az = blo_conv2d(
+            f.sc, blo_reshape(f.sc, z, 4, (int64_t[]){4, CONV_CH, CONV_HW, CONV_HW}), f.L.p[0],
+            NULL, &cp);
+        double zz = blo_tensor_item(blo_dot(f.sc, z, z));
+        double q = Wz ? blo_tensor_item(blo_dot(f.sc, z, blo_sub(f.sc, z, Wz))) : NAN;
+        double aa = Az ? blo_tensor_item(blo_dot(f.sc, Az, Az)) : NAN;
+        worst = fmin(worst, (q - o.m * zz) / zz);
+        dev = fmax(dev, fabs(q - o.m * zz - aa) / zz);
+        blo_ctx_rewind(f.sc, mk);
+    }
+    TU_CHECK(worst >= 0 && dev < 1e-12,
+             "conv W monotone: min (<z, (I - W)z> - m|z|^2) / |z|^2 = %.3g, deviation from "
+             "|Az|^2 %.3g",
+             worst, dev);
+    fprintf(stderr, "conv: <z, (I - W) z> / |z|^2 - m >= %.3g over 20 z, = |Az|^2 / |z|^2 to %.2g\n",
+            worst, dev);
+    tu_check_ok(f.sc, "conv monotone");
+    check_exact("conv/monotone/relu/fb", f, 1e-6);
+    o.solver = BLO_DEQ_ANDERSON;
+    fix_init_conv(&f, &o, 17);
+    check_exact("conv/monotone/relu/anderson", f, 1e-6);
+    o.solver = BLO_DEQ_PR;
+    blo_ctx *ctx = blo_ctx_new(0);
+    blo_deq L;
+    blo_rng_seed(&r, 1);
+    TU_CHECK(blo_deq_init_conv(ctx, &L, 1, 5, 2, 3, 1, &o, BLO_F64, &r) == BLO_ERR_INVALID &&
+                 strstr(blo_ctx_error(ctx), "FFT"),
+             "conv refuses pr: %s", blo_ctx_error(ctx));
+    blo_ctx_clear_error(ctx);
+    o.solver = BLO_DEQ_FB;
+    TU_CHECK(blo_deq_init_conv(ctx, &L, 1, 5, 2, 4, 1, &o, BLO_F64, &r) == BLO_ERR_INVALID &&
+                 strstr(blo_ctx_error(ctx), "odd"),
+             "conv refuses an even kernel: %s", blo_ctx_error(ctx));
+    blo_ctx_free(ctx);
 }
 
 /* Phantom → implicit with k (rate ≤ the contraction factor s at λ = 1); phantom(k = 1, λ = 1)
@@ -423,6 +503,7 @@ int main(void) {
     blo_deq_opts mono = tight(BLO_DEQ_MONOTONE, BLO_DEQ_RELU, BLO_DEQ_FB);
     test_exact("monotone/relu/fb", mono, 1e-6);
     test_pr();
+    test_conv();
     test_approximations();
     test_anderson();
     test_failures();

@@ -123,12 +123,16 @@ const char *blo_deq_opts_check(const blo_deq_opts *o);
  * blo_deq_init. params: monotone {A [d, d], B [d, d], U [d, p], b [d]}; weight and spectral
  * {V [d, d], U [d, p], b [d]}. */
 #define BLO_DEQ_MAX_PARAMS 4
+#define BLO_DEQ_MAX_KERNEL 7
 typedef struct blo_deq {
     blo_deq_opts o;
-    int64_t in, d;
+    int64_t in, d; /* input and state widths (conv: in_ch in_hw², ch hw²) */
     int np;
     blo_tensor *p[BLO_DEQ_MAX_PARAMS];
     blo_tensor *sn_u; /* spectral: the power-iteration vector [d] (not a parameter) */
+    int conv;         /* 1: made by blo_deq_init_conv */
+    int64_t in_ch, in_hw, ch, hw; /* conv: image [in_ch, in_hw, in_hw], state [ch, hw, hw] */
+    int k, stride;                /* conv: the kernels' side (odd), U's stride */
 } blo_deq;
 
 /* Makes the parameters in ctx (dtype dt) drawn from r: U, A, B, V ~ N(0, 1/fan_in) scaled
@@ -136,9 +140,27 @@ typedef struct blo_deq {
  * BLO_ERR_INVALID for bad sizes or options (message in ctx), BLO_ERR_NOMEM. */
 blo_status blo_deq_init(blo_ctx *ctx, blo_deq *L, int64_t in, int64_t d, const blo_deq_opts *o,
                         blo_dtype dt, blo_rng *r);
+/* The convolutional layer on images x [B, in_ch in_hw²] (rows are flattened images, as the
+ * dense layer's inputs): the state z [B, d] is read as [B, ch, hw, hw], hw = (in_hw − 1) /
+ * stride + 1, and
+ *     x Uᵀ + b   = conv(x, U, stride, same padding) + b     U [ch, in_ch, k, k], b [ch],
+ *     W z        = (1 − m) z − Aᵀ(A z) + (B − Bᵀ) z          A, B [ch, ch, k, k],
+ * A z a same-padded stride-1 convolution, Aᵀ its adjoint (the transposed convolution: the
+ * kernel with its channels swapped and its taps reversed), so ⟨z, (I − W) z⟩ =
+ * m ‖z‖² + ‖A z‖² >= m ‖z‖²: the monotone parametrisation only (Winston & Kolter's
+ * convolutional monDEQ). Solvers picard, anderson and fb; not pr (its resolvent would need an
+ * FFT inverse: BLO_ERR_INVALID saying so). params {A, B, U, b}; k odd, at most
+ * BLO_DEQ_MAX_KERNEL. Returns as blo_deq_init. */
+blo_status blo_deq_init_conv(blo_ctx *ctx, blo_deq *L, int64_t in_ch, int64_t in_hw, int64_t ch,
+                             int k, int stride, const blo_deq_opts *o, blo_dtype dt, blo_rng *r);
+
 /* W [d, d] built from the parameters with blo ops in ctx (recorded when ctx records). For
- * spectral, first one power-iteration step updates L->sn_u (not recorded). */
+ * spectral, first one power-iteration step updates L->sn_u (not recorded). NULL for the conv
+ * layer, whose W is not formed (BLO_ERR_INVALID; blo_deq_apply_weight applies it). */
 blo_tensor *blo_deq_weight(blo_ctx *ctx, blo_deq *L);
+/* z Wᵀ [B, d] (W applied to every row of z [B, d]), recorded in ctx when it records: for any
+ * layer, the conv layer's included. NULL for a z of another shape (message in ctx). */
+blo_tensor *blo_deq_apply_weight(blo_ctx *ctx, blo_deq *L, blo_tensor *z);
 
 /* What one forward solve and one backward pass did. The forward residual is relative:
  * ‖T(z) − z‖ / ‖σ(x Uᵀ + b)‖ over the batch; unconverged counts the examples (rows) whose own
