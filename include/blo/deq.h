@@ -238,13 +238,21 @@ typedef struct blo_deq_config {
     int baseline; /* also train the explicit network Linear(p, h) -> ReLU -> Linear(h, C) with h
                      chosen so its parameter count matches the equilibrium model's */
     const char *checkpoint; /* after every epoch, the parameters and Adam state here */
+    /* conv: the convolutional layer (blo_deq_init_conv) on the images (square, one channel)
+     * with `channels` state channels, odd conv_kernel, U's stride conv_stride; the head reads
+     * the state 2 × 2 average-pooled; `hidden` is not used. The baseline is then the conv net
+     * K1 (stride) → relu → K2 → relu → K3 → relu → pool → linear, the same size up to 2
+     * channels' biases. */
+    int conv;
+    int64_t channels;
+    int conv_kernel, conv_stride;
     const char *resume;     /* continue from such a file of the same settings */
     blo_deq_epoch_fn on_epoch;
     void *user;
 } blo_deq_config;
 
 /* hidden 64, blo_deq_opts_default's layer, 3 epochs, batch 128, Adam lr 1e-3, all the data,
- * f32, no Jacobian penalty, no baseline. data_dir is left NULL (the library names no data
+ * f32, no Jacobian penalty, no baseline; dense (conv off: channels 8, kernel 3, stride 2). data_dir is left NULL (the library names no data
  * location). */
 blo_deq_config blo_deq_default(void);
 
@@ -253,7 +261,7 @@ typedef struct blo_deq_result {
     double cpu_seconds; /* the training's, as blo_deq_epoch's */
     double fwd_iters, bwd_iters, fwd_residual; /* the last epoch's means */
     int64_t unconverged;                      /* over the whole run */
-    int64_t params, baseline_params, baseline_hidden;
+    int64_t params, baseline_params, baseline_hidden; /* conv: baseline_hidden = channels */
     double baseline_acc, baseline_seconds;
     size_t peak_bytes;
     int epochs;
