@@ -163,7 +163,8 @@ blo_status blo_deq_init_conv(blo_ctx *ctx, blo_deq *L, int64_t in_ch, int64_t in
 
 /* ‖t‖₂ on the host. */
 static double norm(blo_ctx *ctx, blo_tensor *t) {
-    return sqrt(blo_tensor_item(blo_dot(ctx, t, t)));
+    (void)ctx;
+    return t ? sqrt(blo__vec_dot(t, t)) : NAN; /* the solvers' dot: no temporaries */
 }
 
 /* v I [d, d], a constant. */
@@ -504,7 +505,9 @@ blo_status blo_deq_backward(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_tenso
         blo_tensor *a = pre(ctx, L, &Wr, inj, z, alpha);
         blo_tensor *T = act(ctx, L, a);
         blo_ctx_set_recording(ctx, 0);
-        map_op m = {L, weight(ctx, L, 0), NULL, alpha, g, NULL};
+        wop Wv = {blo_detach(ctx, Wr.W), blo_detach(ctx, Wr.A), blo_detach(ctx, Wr.At),
+                  blo_detach(ctx, Wr.S)}; /* values only, and not formed twice */
+        map_op m = {L, Wv, NULL, alpha, g, NULL};
         if (T && L->o.act == BLO_DEQ_TANH) { /* 1 − tanh² */
             blo_tensor *t = blo_detach(ctx, T);
             m.dact = blo_add_scalar(ctx, blo_neg(ctx, blo_mul(ctx, t, t)), 1);
