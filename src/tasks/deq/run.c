@@ -37,6 +37,7 @@ typedef struct model {
 typedef struct run {
     const blo_deq_config *c;
     blo_ctx *dc, *pc, *sc; /* data, parameters and Adam state, one step's scratch */
+    blo_ctx *ec;           /* the test accuracy's scratch, apart so that sc's peak is a step's */
     blo_tensor *Xtr, *ytr, *Xte, *yte;
     int64_t ntr, nte, p, C;
     int64_t *ytr_host; /* the training labels (a minibatch's are copied from here) */
@@ -245,14 +246,14 @@ static double test_accuracy(run *R, model *m, blo_status *st) {
     double hits = 0;
     *st = BLO_OK;
     for (int64_t s = 0; s < R->nte; s += 1000) {
-        blo_mark mk = blo_ctx_mark(R->sc);
+        blo_mark mk = blo_ctx_mark(R->ec);
         int64_t e = s + 1000 < R->nte ? s + 1000 : R->nte;
-        int rec = blo_ctx_set_recording(R->sc, 0);
-        blo_tensor *logits = predict(R->sc, R, m, blo_slice(R->sc, R->Xte, 0, s, e, 1), NULL);
-        blo_ctx_set_recording(R->sc, rec);
-        double a = logits ? blo_accuracy(logits, blo_slice(R->sc, R->yte, 0, s, e, 1)) : NAN;
-        if (!logits) *st = blo_ctx_status(R->sc);
-        blo_ctx_rewind(R->sc, mk);
+        int rec = blo_ctx_set_recording(R->ec, 0);
+        blo_tensor *logits = predict(R->ec, R, m, blo_slice(R->ec, R->Xte, 0, s, e, 1), NULL);
+        blo_ctx_set_recording(R->ec, rec);
+        double a = logits ? blo_accuracy(logits, blo_slice(R->ec, R->yte, 0, s, e, 1)) : NAN;
+        if (!logits) *st = blo_ctx_status(R->ec);
+        blo_ctx_rewind(R->ec, mk);
         if (*st) return NAN;
         hits += a * (double)(e - s);
     }
@@ -397,7 +398,7 @@ static blo_status train(run *R, model *m, int start, blo_deq_epoch *last) {
         if (m->explicit_net) e.fwd_iters = e.bwd_iters = e.fwd_residual = e.worst_residual = NAN;
         e.test_acc = test_accuracy(R, m, &st);
         if (st) {
-            st = ctx_fail(R, R->sc, "the test accuracy", ep, nb);
+            st = ctx_fail(R, R->ec, "the test accuracy", ep, nb);
             break;
         }
         e.seconds = blo__task_seconds() - t0;
@@ -493,7 +494,8 @@ blo_status blo_deq_run(const blo_deq_config *c, blo_deq_result *r, char *err, si
     blo_rng_seed(&R.rng, c->seed);
     R.dc = blo_ctx_new(0), R.pc = blo_ctx_new(0);
     R.sc = blo_ctx_new(16u << 20); /* one step's temporaries fit its chunks: no allocation per step */
-    blo_status st = R.dc && R.pc && R.sc ? load_data(&R, err, errlen)
+    R.ec = blo_ctx_new(0);
+    blo_status st = R.dc && R.pc && R.sc && R.ec ? load_data(&R, err, errlen)
                                          : blo__fail(err, errlen, BLO_ERR_NOMEM, "deq: out of memory");
     model m, b;
     int start = 0;
@@ -544,6 +546,7 @@ blo_status blo_deq_run(const blo_deq_config *c, blo_deq_result *r, char *err, si
     blo_free(R.ytr_host);
     blo_free(R.ybatch);
     blo_ctx_free(R.sc);
+    blo_ctx_free(R.ec);
     blo_ctx_free(R.pc);
     blo_ctx_free(R.dc);
     return st;
