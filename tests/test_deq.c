@@ -187,9 +187,9 @@ static void test_conv(void) {
         blo_tensor *z = blo_tensor_new(f.sc, BLO_F64, 2, (int64_t[]){4, f.L.d});
         blo_init_normal(z, &r, 0, 1);
         blo_tensor *Wz = blo_deq_apply_weight(f.sc, &f.L, z);
-        blo_tensor *Az = blo_conv2d(
-            f.sc, blo_reshape(f.sc, z, 4, (int64_t[]){4, CONV_CH, CONV_HW, CONV_HW}), f.L.p[0],
-            NULL, &cp);
+        blo_tensor *Az =
+            blo_conv2d(f.sc, blo_reshape(f.sc, z, 4, (int64_t[]){4, CONV_CH, CONV_HW, CONV_HW}),
+                       f.L.p[0], NULL, &cp);
         double zz = blo_tensor_item(blo_dot(f.sc, z, z));
         double q = Wz ? blo_tensor_item(blo_dot(f.sc, z, blo_sub(f.sc, z, Wz))) : NAN;
         double aa = Az ? blo_tensor_item(blo_dot(f.sc, Az, Az)) : NAN;
@@ -201,8 +201,9 @@ static void test_conv(void) {
              "conv W monotone: min (<z, (I - W)z> - m|z|^2) / |z|^2 = %.3g, deviation from "
              "|Az|^2 %.3g",
              worst, dev);
-    fprintf(stderr, "conv: <z, (I - W) z> / |z|^2 - m >= %.3g over 20 z, = |Az|^2 / |z|^2 to %.2g\n",
-            worst, dev);
+    fprintf(stderr,
+            "conv: <z, (I - W) z> / |z|^2 - m >= %.3g over 20 z, = |Az|^2 / |z|^2 to %.2g\n", worst,
+            dev);
     tu_check_ok(f.sc, "conv monotone");
     check_exact("conv/monotone/relu/fb", f, 1e-6);
     o.solver = BLO_DEQ_ANDERSON;
@@ -321,8 +322,8 @@ static void test_pr(void) {
         f.L.o.alpha = solvers[i] == BLO_DEQ_PR ? 1 : 0.5;
         f.L.o.anderson_m = solvers[i] == BLO_DEQ_ANDERSON ? 5 : 0;
         zs[i] = blo_deq_solve(f.sc, &f.L, blo_deq_inject(f.sc, &f.L, f.x), &st[i]);
-        TU_CHECK(zs[i] && st[i].fwd_converged && st[i].fwd_residual < 1e-11, "%s: converged %d, "
-                 "%d iterations, residual %.3g", blo_deq_solver_name(solvers[i]),
+        TU_CHECK(zs[i] && st[i].fwd_converged && st[i].fwd_residual < 1e-11,
+                 "%s: converged %d, %d iterations, residual %.3g", blo_deq_solver_name(solvers[i]),
                  st[i].fwd_converged, st[i].fwd_iters, st[i].fwd_residual);
     }
     for (int i = 1; i < 3; i++) {
@@ -340,8 +341,8 @@ static void test_pr(void) {
     double gp[NP] = {0}, gf[NP] = {0}, gd[NP] = {0};
     blo_deq_stats sp;
     int n = layer_grad(&f, gp, &sp);
-    TU_CHECK(sp.bwd_converged && sp.bwd_residual < 1e-11, "pr adjoint: %d iterations, residual "
-             "%.3g", sp.bwd_iters, sp.bwd_residual);
+    TU_CHECK(sp.bwd_converged && sp.bwd_residual < 1e-11,
+             "pr adjoint: %d iterations, residual %.3g", sp.bwd_iters, sp.bwd_residual);
     int nd = fd_grad(&f, gd);
     double e_fd = rel_err(n, gp, gd);
     TU_CHECK(n == nd && n > 0 && e_fd < 1e-6, "pr: implicit vs finite differences: %.3g", e_fd);
@@ -356,8 +357,9 @@ static void test_pr(void) {
     blo_tensor *za = blo_deq_solve(f.sc, &f.L, blo_deq_inject(f.sc, &f.L, f.x), &sa);
     blo_tensor *dz = za && zs[0] ? blo_sub(f.sc, za, zs[0]) : NULL;
     double d = dz ? sqrt(blo_tensor_item(blo_dot(f.sc, dz, dz))) : NAN;
-    TU_CHECK(d < 1e-9 && sa.fwd_iters <= st[0].fwd_iters, "pr + anderson: ‖Δ‖ = %.3g, %d "
-             "iterations (plain pr %d)", d, sa.fwd_iters, st[0].fwd_iters);
+    TU_CHECK(d < 1e-9 && sa.fwd_iters <= st[0].fwd_iters,
+             "pr + anderson: ‖Δ‖ = %.3g, %d iterations (plain pr %d)", d, sa.fwd_iters,
+             st[0].fwd_iters);
     tu_check_ok(f.sc, "pr");
     fix_free(&f);
     blo_deq_opts b = blo_deq_opts_default();

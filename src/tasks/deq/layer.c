@@ -291,8 +291,8 @@ static blo_tensor *act(blo_ctx *ctx, const blo_deq *L, blo_tensor *a) {
 }
 
 /* The pre-activation (1 − α) z + α (z Wᵀ + inj). */
-static blo_tensor *pre(blo_ctx *ctx, const blo_deq *L, const wop *W, blo_tensor *inj,
-                       blo_tensor *z, double alpha) {
+static blo_tensor *pre(blo_ctx *ctx, const blo_deq *L, const wop *W, blo_tensor *inj, blo_tensor *z,
+                       double alpha) {
     blo_tensor *a = blo_add(ctx, apply_w(ctx, L, W, z, 0), inj);
     if (alpha == 1) return a;
     return blo_add(ctx, blo_scale(ctx, z, 1 - alpha), blo_scale(ctx, a, alpha));
@@ -345,7 +345,8 @@ static blo_tensor *pr_prox(blo_ctx *c, const pr_op *m, blo_tensor *u) {
 static blo_status pr_apply(blo_ctx *c, blo_tensor *const *in, blo_tensor *const *out, void *user) {
     pr_op *m = user;
     blo_tensor *h = blo_sub(c, blo_scale(c, pr_prox(c, m, in[0]), 2), in[0]);
-    blo_tensor *z = m->dact ? blo_matmul(c, h, m->R) : blo_linear(c, blo_add(c, h, m->ainj), m->R, NULL);
+    blo_tensor *z =
+        m->dact ? blo_matmul(c, h, m->R) : blo_linear(c, blo_add(c, h, m->ainj), m->R, NULL);
     blo_tensor *t = blo_sub(c, blo_scale(c, z, 2), h);
     return t ? blo_copy_into(out[0], t) : blo_ctx_status(c);
 }
@@ -532,7 +533,8 @@ blo_status blo_deq_backward(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_tenso
             blo_tensor *q = blo_zeros(ctx, blo_tensor_dtype(g), 2, blo_tensor_shape(g));
             blo_linop P = {1, pr_apply, &p};
             if (!p.R || !p.ag || !q || (r = blo_linalg_fixed_point(ctx, &P, &q, &lo, &lr)) ||
-                (r = blo_copy_into(u, blo_add(ctx, g, apply_w(ctx, L, &m.W, pr_prox(ctx, &p, q), 1)))) ||
+                (r = blo_copy_into(
+                     u, blo_add(ctx, g, apply_w(ctx, L, &m.W, pr_prox(ctx, &p, q), 1)))) ||
                 (r = adjoint_apply(ctx, &u, &q, &m))) {
                 r = r ? r : blo_ctx_status(ctx);
                 break;
