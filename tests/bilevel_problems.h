@@ -105,7 +105,7 @@ static inline blo_problem ridge_problem(ridge *r) {
 
 /* Solves M z = rhs (d x d, row-major) by Gaussian elimination with partial pivoting. */
 static inline void ridge_solve(int d, double *M, double *z) {
-    blo__dense_solve(d, M, z);
+    blo__dense_solve(d, M, z, 1);
 }
 
 /* The exact hypergradient at x (d values) into hg; y* into ystar; λ_max(H) bound into *L. */

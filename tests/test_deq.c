@@ -6,6 +6,8 @@
  *   - phantom with λ = 1, k = 1 is Jacobian-free backprop; the phantom error shrinks with k at
  *     the contraction's rate, and the Jacobian-free error shrinks with the contraction factor s;
  *   - Anderson reaches the fixed point of plain iteration in fewer iterations;
+ *   - Peaceman–Rachford reaches fb's and Anderson's z* in fewer iterations than fb for a small
+ *     margin m, and its implicit gradient equals finite differences;
  *   - an iteration cap that stops the solve is reported (rows unconverged), an expanding map
  *     is an error with a message, bad options are refused by name. */
 #include "testutil.h"
@@ -117,10 +119,8 @@ static blo_deq_opts tight(blo_deq_param param, blo_deq_act act, blo_deq_solver s
 
 #define NP 128
 
-/* implicit = finite differences = unrolled, for one parametrisation / solver. */
-static void test_exact(const char *name, blo_deq_opts o, double fd_tol) {
-    fix f;
-    fix_init(&f, &o, 7);
+/* implicit = finite differences = unrolled, for the layer in f (freed here). */
+static void check_exact(const char *name, fix f, double fd_tol) {
     double gi[NP] = {0}, gf[NP] = {0}, gu[NP] = {0};
     blo_deq_stats si, su;
     int n = layer_grad(&f, gi, &si);
@@ -139,6 +139,89 @@ static void test_exact(const char *name, blo_deq_opts o, double fd_tol) {
     fprintf(stderr, "%s: forward %d iterations, adjoint %d; implicit vs fd %.2g, vs unrolled %.2g\n",
             name, si.fwd_iters, si.bwd_iters, e_fd, e_un);
     fix_free(&f);
+}
+
+/* The same for one parametrisation / solver of the dense layer. */
+static void test_exact(const char *name, blo_deq_opts o, double fd_tol) {
+    fix f;
+    fix_init(&f, &o, 7);
+    check_exact(name, f, fd_tol);
+}
+
+/* The conv layer on B images 1 × 5 × 5, 2 channels, 3 × 3 kernels (d = 50, 92 parameters). */
+#define CONV_HW 5
+#define CONV_CH 2
+static void fix_init_conv(fix *f, const blo_deq_opts *o, uint64_t seed) {
+    blo_rng r;
+    blo_rng_seed(&r, seed);
+    f->pc = blo_ctx_new(0);
+    f->sc = blo_ctx_new(0);
+    TU_CHECK(blo_deq_init_conv(f->pc, &f->L, 1, CONV_HW, CONV_CH, 3, 1, o, BLO_F64, &r) == BLO_OK,
+             "init conv: %s", blo_ctx_error(f->pc));
+    f->x = blo_tensor_new(f->pc, BLO_F64, 2, (int64_t[]){B, CONV_HW * CONV_HW});
+    f->c = blo_tensor_new(f->pc, BLO_F64, 2, (int64_t[]){B, f->L.d});
+    blo_init_normal(f->x, &r, 0, 1.5);
+    blo_init_normal(f->c, &r, 0, 1);
+    blo_init_normal(f->L.p[3], &r, 0, 0.3);
+    /* A and B somewhat smaller than at init (0.12): plain iteration, unrolled, must converge. */
+    for (int i = 0; i < 2; i++)
+        blo_init_normal(f->L.p[i], &r, 0, 0.06);
+}
+
+/* The conv layer: W is monotone (⟨z, (I − W) z⟩ = m ‖z‖² + ‖A z‖² >= m ‖z‖² on random z, the
+ * A z by blo_conv2d); the implicit gradient through fb and anderson equals finite differences
+ * and the unrolled gradient; pr is refused with the reason. */
+static void test_conv(void) {
+    blo_deq_opts o = tight(BLO_DEQ_MONOTONE, BLO_DEQ_RELU, BLO_DEQ_FB);
+    o.m = 0.5; /* plain iteration (anderson's, unrolled) needs |0.5 + i s| < 1 over S's spectrum */
+    fix f;
+    fix_init_conv(&f, &o, 17);
+    TU_CHECK(f.L.d == CONV_CH * CONV_HW * CONV_HW && f.L.in == CONV_HW * CONV_HW, "conv sizes");
+    blo_rng r;
+    blo_rng_seed(&r, 4);
+    double worst = INFINITY, dev = 0;
+    blo_conv2d_params cp = blo_conv2d_default();
+    cp.pad_h = cp.pad_w = 1;
+    for (int t = 0; t < 20; t++) {
+        blo_mark mk = blo_ctx_mark(f.sc);
+        blo_tensor *z = blo_tensor_new(f.sc, BLO_F64, 2, (int64_t[]){4, f.L.d});
+        blo_init_normal(z, &r, 0, 1);
+        blo_tensor *Wz = blo_deq_apply_weight(f.sc, &f.L, z);
+        blo_tensor *Az =
+            blo_conv2d(f.sc, blo_reshape(f.sc, z, 4, (int64_t[]){4, CONV_CH, CONV_HW, CONV_HW}),
+                       f.L.p[0], NULL, &cp);
+        double zz = blo_tensor_item(blo_dot(f.sc, z, z));
+        double q = Wz ? blo_tensor_item(blo_dot(f.sc, z, blo_sub(f.sc, z, Wz))) : NAN;
+        double aa = Az ? blo_tensor_item(blo_dot(f.sc, Az, Az)) : NAN;
+        worst = fmin(worst, (q - o.m * zz) / zz);
+        dev = fmax(dev, fabs(q - o.m * zz - aa) / zz);
+        blo_ctx_rewind(f.sc, mk);
+    }
+    TU_CHECK(worst >= 0 && dev < 1e-12,
+             "conv W monotone: min (<z, (I - W)z> - m|z|^2) / |z|^2 = %.3g, deviation from "
+             "|Az|^2 %.3g",
+             worst, dev);
+    fprintf(stderr,
+            "conv: <z, (I - W) z> / |z|^2 - m >= %.3g over 20 z, = |Az|^2 / |z|^2 to %.2g\n", worst,
+            dev);
+    tu_check_ok(f.sc, "conv monotone");
+    check_exact("conv/monotone/relu/fb", f, 1e-6);
+    o.solver = BLO_DEQ_ANDERSON;
+    fix_init_conv(&f, &o, 17);
+    check_exact("conv/monotone/relu/anderson", f, 1e-6);
+    o.solver = BLO_DEQ_PR;
+    blo_ctx *ctx = blo_ctx_new(0);
+    blo_deq L;
+    blo_rng_seed(&r, 1);
+    TU_CHECK(blo_deq_init_conv(ctx, &L, 1, 5, 2, 3, 1, &o, BLO_F64, &r) == BLO_ERR_INVALID &&
+                 strstr(blo_ctx_error(ctx), "FFT"),
+             "conv refuses pr: %s", blo_ctx_error(ctx));
+    blo_ctx_clear_error(ctx);
+    o.solver = BLO_DEQ_FB;
+    TU_CHECK(blo_deq_init_conv(ctx, &L, 1, 5, 2, 4, 1, &o, BLO_F64, &r) == BLO_ERR_INVALID &&
+                 strstr(blo_ctx_error(ctx), "odd"),
+             "conv refuses an even kernel: %s", blo_ctx_error(ctx));
+    blo_ctx_free(ctx);
 }
 
 /* Phantom → implicit with k (rate ≤ the contraction factor s at λ = 1); phantom(k = 1, λ = 1)
@@ -218,6 +301,75 @@ static void test_anderson(void) {
              "capped: converged %d, unconverged %lld, residual %.3g", sa.fwd_converged,
              (long long)sa.unconverged, sa.fwd_residual);
     fix_free(&f);
+}
+
+/* Peaceman–Rachford on the monotone W with a small margin m: the same z* as fb and Anderson,
+ * in fewer iterations than fb (both unaccelerated); its implicit gradient (the adjoint by
+ * the splitting too) equals central differences and fb's implicit gradient. */
+static void test_pr(void) {
+    blo_deq_opts o = tight(BLO_DEQ_MONOTONE, BLO_DEQ_RELU, BLO_DEQ_PR);
+    o.m = 0.02;
+    o.alpha = 1;
+    o.anderson_m = 0;
+    o.max_iter = o.back_max_iter = 100000;
+    fix f;
+    fix_init(&f, &o, 9);
+    blo_tensor *zs[3];
+    blo_deq_stats st[3];
+    const blo_deq_solver solvers[3] = {BLO_DEQ_PR, BLO_DEQ_FB, BLO_DEQ_ANDERSON};
+    for (int i = 0; i < 3; i++) {
+        f.L.o.solver = solvers[i];
+        f.L.o.alpha = solvers[i] == BLO_DEQ_PR ? 1 : 0.5;
+        f.L.o.anderson_m = solvers[i] == BLO_DEQ_ANDERSON ? 5 : 0;
+        zs[i] = blo_deq_solve(f.sc, &f.L, blo_deq_inject(f.sc, &f.L, f.x), &st[i]);
+        TU_CHECK(zs[i] && st[i].fwd_converged && st[i].fwd_residual < 1e-11,
+                 "%s: converged %d, %d iterations, residual %.3g", blo_deq_solver_name(solvers[i]),
+                 st[i].fwd_converged, st[i].fwd_iters, st[i].fwd_residual);
+    }
+    for (int i = 1; i < 3; i++) {
+        blo_tensor *dz = zs[0] && zs[i] ? blo_sub(f.sc, zs[0], zs[i]) : NULL;
+        double d = dz ? sqrt(blo_tensor_item(blo_dot(f.sc, dz, dz))) : NAN;
+        TU_CHECK(d < 1e-9, "pr and %s reach the same z*: ‖Δ‖ = %.3g",
+                 blo_deq_solver_name(solvers[i]), d);
+    }
+    TU_CHECK(st[0].fwd_iters < st[1].fwd_iters, "m = 0.02: pr %d iterations, fb %d",
+             st[0].fwd_iters, st[1].fwd_iters);
+    fprintf(stderr, "m = 0.02: pr %d iterations, fb %d, anderson %d\n", st[0].fwd_iters,
+            st[1].fwd_iters, st[2].fwd_iters);
+    /* The implicit gradient through pr. */
+    f.L.o.solver = BLO_DEQ_PR, f.L.o.alpha = 1, f.L.o.anderson_m = 0;
+    double gp[NP] = {0}, gf[NP] = {0}, gd[NP] = {0};
+    blo_deq_stats sp;
+    int n = layer_grad(&f, gp, &sp);
+    TU_CHECK(sp.bwd_converged && sp.bwd_residual < 1e-11,
+             "pr adjoint: %d iterations, residual %.3g", sp.bwd_iters, sp.bwd_residual);
+    int nd = fd_grad(&f, gd);
+    double e_fd = rel_err(n, gp, gd);
+    TU_CHECK(n == nd && n > 0 && e_fd < 1e-6, "pr: implicit vs finite differences: %.3g", e_fd);
+    f.L.o.solver = BLO_DEQ_FB, f.L.o.alpha = 0.5;
+    layer_grad(&f, gf, NULL);
+    TU_CHECK(rel_err(n, gp, gf) < 1e-9, "pr vs fb implicit gradient: %.3g", rel_err(n, gp, gf));
+    fprintf(stderr, "pr: adjoint %d iterations; implicit vs fd %.2g, vs fb %.2g\n", sp.bwd_iters,
+            e_fd, rel_err(n, gp, gf));
+    /* With Anderson on the splitting: the same point, no more iterations. */
+    f.L.o.solver = BLO_DEQ_PR, f.L.o.alpha = 1, f.L.o.anderson_m = 5;
+    blo_deq_stats sa;
+    blo_tensor *za = blo_deq_solve(f.sc, &f.L, blo_deq_inject(f.sc, &f.L, f.x), &sa);
+    blo_tensor *dz = za && zs[0] ? blo_sub(f.sc, za, zs[0]) : NULL;
+    double d = dz ? sqrt(blo_tensor_item(blo_dot(f.sc, dz, dz))) : NAN;
+    TU_CHECK(d < 1e-9 && sa.fwd_iters <= st[0].fwd_iters,
+             "pr + anderson: ‖Δ‖ = %.3g, %d iterations (plain pr %d)", d, sa.fwd_iters,
+             st[0].fwd_iters);
+    tu_check_ok(f.sc, "pr");
+    fix_free(&f);
+    blo_deq_opts b = blo_deq_opts_default();
+    b.solver = BLO_DEQ_PR;
+    b.backward = BLO_DEQ_UNROLLED;
+    TU_CHECK(blo_deq_opts_check(&b) && strstr(blo_deq_opts_check(&b), "not offered with pr"),
+             "pr refuses unrolled");
+    b.backward = BLO_DEQ_IMPLICIT;
+    b.alpha = 3;
+    TU_CHECK(!blo_deq_opts_check(&b) && blo_deq_solver_parse("pr") == BLO_DEQ_PR, "pr alpha 3");
 }
 
 static void test_failures(void) {
@@ -352,6 +504,8 @@ int main(void) {
                1e-7);
     blo_deq_opts mono = tight(BLO_DEQ_MONOTONE, BLO_DEQ_RELU, BLO_DEQ_FB);
     test_exact("monotone/relu/fb", mono, 1e-6);
+    test_pr();
+    test_conv();
     test_approximations();
     test_anderson();
     test_failures();

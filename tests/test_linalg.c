@@ -217,7 +217,43 @@ static void test_fixed_point(void) {
     blo_ctx_free(c);
 }
 
+/* blo_linalg_inverse: A A⁻¹ = I for a random non-symmetric A that needs pivoting (a zero
+ * leading entry), in f64 and f32; a singular A and a non-square one are refused by name. */
+static void test_inverse(void) {
+    blo_ctx *ctx = blo_ctx_new(0);
+    blo_rng r;
+    blo_rng_seed(&r, 21);
+    const int64_t n = 7, s[2] = {n, n};
+    for (int f32 = 0; f32 < 2; f32++) {
+        blo_dtype dt = f32 ? BLO_F32 : BLO_F64;
+        blo_tensor *A = blo_tensor_new(ctx, dt, 2, s);
+        blo_init_normal(A, &r, 0, 1);
+        blo_tensor_set(A, 0, 0);
+        blo_tensor *Ai = blo_linalg_inverse(ctx, A);
+        blo_tensor *P = Ai ? blo_matmul(ctx, A, Ai) : NULL, *Q = Ai ? blo_matmul(ctx, Ai, A) : NULL;
+        double e = 0;
+        for (int64_t i = 0; P && Q && i < n * n; i++) {
+            double id = i / n == i % n;
+            e = fmax(e, fmax(fabs(blo_tensor_get(P, i) - id), fabs(blo_tensor_get(Q, i) - id)));
+        }
+        TU_CHECK(P && Q && e < (f32 ? 1e-4 : 1e-12), "inverse (%s): max |A A⁻¹ − I| = %.3g",
+                 f32 ? "f32" : "f64", P ? e : NAN);
+    }
+    blo_tensor *S = blo_zeros(ctx, BLO_F64, 2, s);
+    for (int64_t i = 0; i < n * n; i++)
+        blo_tensor_set(S, i, (double)(i % n)); /* equal rows: rank one */
+    TU_CHECK(!blo_linalg_inverse(ctx, S) && blo_ctx_status(ctx) == BLO_ERR_NUMERIC &&
+                 strstr(blo_ctx_error(ctx), "singular"),
+             "singular: %s", blo_ctx_error(ctx));
+    blo_ctx_clear_error(ctx);
+    TU_CHECK(!blo_linalg_inverse(ctx, blo_zeros(ctx, BLO_F64, 2, (int64_t[]){2, 3})) &&
+                 strstr(blo_ctx_error(ctx), "square"),
+             "non-square: %s", blo_ctx_error(ctx));
+    blo_ctx_free(ctx);
+}
+
 int main(void) {
+    test_inverse();
     test_cg();
     test_neumann();
     test_fixed_point();

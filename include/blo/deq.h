@@ -31,11 +31,23 @@
  *              z ← σ((1 − α) z + α (z Wᵀ + x Uᵀ + b)), which for σ = ReLU (prox of the
  *              non-negative orthant's indicator for every α) has Φ's fixed point and converges
  *              for α < 2m / ‖I − W‖₂² (Winston & Kolter, Thm. 1); with anderson_m > 0 the
- *              splitting map is Anderson-accelerated too.
+ *              splitting map is Anderson-accelerated too;
+ *   pr         Peaceman–Rachford splitting (Winston & Kolter, Alg. 2): with the resolvent
+ *              R = (I + α(I − W))⁻¹, inverted once per solve (blo_linalg_inverse) and applied
+ *              to the batch by one product, iterate on u
+ *                  z = σ(u),  u½ = 2z − u,  z½ = R (u½ + α inj),  u ← 2z½ − u½,
+ *              z* = σ(u*): for σ = ReLU it converges for every α > 0 when I − W ⪰ m I, and
+ *              much faster than fb for a small m; Anderson-accelerated when anderson_m > 0.
+ *              Its stopping rule is ‖u_{k+1} − u_k‖ (σ is 1-Lipschitz, so it bounds the z
+ *              step); the reported residual is Φ's, as for every solver.
  *
  * Backward (what dL/dθ is), selected by name:
  *   implicit   u = J_Tᵀ u + ∂L/∂z* by the forward solver's iteration (T its map, Anderson when
- *              the forward used it), then dL/dθ = (∂T/∂θ)ᵀ u — exact at a fixed point;
+ *              the forward used it), then dL/dθ = (∂T/∂θ)ᵀ u — exact at a fixed point; after
+ *              pr, the adjoint by Peaceman–Rachford too (monDEQ's backward): with D = σ'(·) at
+ *              z* (0/1), w = D ⊙ (g + w W) is the zero of the monotone w(I − W) − g plus the
+ *              cone of {w_i = 0 where D_i = 0}, found by the same iteration with Rᵀ and the
+ *              projection w = D ⊙ (q + α g); then u = g + w W;
  *   jfb        Jacobian-free: u = ∂L/∂z*, dL/dθ = (∂Φ/∂θ)ᵀ ∂L/∂z* (Fung et al., AAAI 2022);
  *              its error is (∂Φ/∂θ)ᵀ Σ_{j>=1} (J_Φᵀ)^j ∂L/∂z*, O(ρ/(1 − ρ)) for a contraction
  *              factor ρ;
@@ -43,7 +55,8 @@
  *              through them (Geng et al., NeurIPS 2021); → implicit as k grows, at the rate
  *              ρ((1 − λ) I + λ J_Φ)^k;
  *   unrolled   backprop through every forward iteration of the map from z = 0 (memory grows
- *              with the iterations): blo_deq_unroll.
+ *              with the iterations): blo_deq_unroll; not offered with pr (its resolvent is
+ *              inverted outside the graph).
  */
 #ifndef BLO_DEQ_H
 #define BLO_DEQ_H
@@ -57,7 +70,12 @@ extern "C" {
 #endif
 
 typedef enum blo_deq_param { BLO_DEQ_MONOTONE = 0, BLO_DEQ_WEIGHT, BLO_DEQ_SPECTRAL } blo_deq_param;
-typedef enum blo_deq_solver { BLO_DEQ_PICARD = 0, BLO_DEQ_ANDERSON, BLO_DEQ_FB } blo_deq_solver;
+typedef enum blo_deq_solver {
+    BLO_DEQ_PICARD = 0,
+    BLO_DEQ_ANDERSON,
+    BLO_DEQ_FB,
+    BLO_DEQ_PR
+} blo_deq_solver;
 typedef enum blo_deq_backward_kind {
     BLO_DEQ_IMPLICIT = 0,
     BLO_DEQ_JFB,
@@ -87,7 +105,7 @@ typedef struct blo_deq_opts {
     double tol;           /* forward: relative residual to stop at */
     int anderson_m;       /* anderson (and fb, when > 0): differences kept, <= 32 */
     double anderson_beta; /* Anderson's mixing β in (0, 1] */
-    double alpha;         /* fb: the splitting step α in (0, 1] */
+    double alpha;         /* fb: the splitting step α in (0, 1]; pr: α > 0 */
     blo_deq_backward_kind backward;
     int back_max_iter;     /* implicit: iteration cap of the adjoint solve */
     double back_tol;       /* implicit: its relative residual */
@@ -105,12 +123,16 @@ const char *blo_deq_opts_check(const blo_deq_opts *o);
  * blo_deq_init. params: monotone {A [d, d], B [d, d], U [d, p], b [d]}; weight and spectral
  * {V [d, d], U [d, p], b [d]}. */
 #define BLO_DEQ_MAX_PARAMS 4
+#define BLO_DEQ_MAX_KERNEL 7
 typedef struct blo_deq {
     blo_deq_opts o;
-    int64_t in, d;
+    int64_t in, d; /* input and state widths (conv: in_ch in_hw², ch hw²) */
     int np;
     blo_tensor *p[BLO_DEQ_MAX_PARAMS];
     blo_tensor *sn_u; /* spectral: the power-iteration vector [d] (not a parameter) */
+    int conv;         /* 1: made by blo_deq_init_conv */
+    int64_t in_ch, in_hw, ch, hw; /* conv: image [in_ch, in_hw, in_hw], state [ch, hw, hw] */
+    int k, stride;                /* conv: the kernels' side (odd), U's stride */
 } blo_deq;
 
 /* Makes the parameters in ctx (dtype dt) drawn from r: U, A, B, V ~ N(0, 1/fan_in) scaled
@@ -118,9 +140,27 @@ typedef struct blo_deq {
  * BLO_ERR_INVALID for bad sizes or options (message in ctx), BLO_ERR_NOMEM. */
 blo_status blo_deq_init(blo_ctx *ctx, blo_deq *L, int64_t in, int64_t d, const blo_deq_opts *o,
                         blo_dtype dt, blo_rng *r);
+/* The convolutional layer on images x [B, in_ch in_hw²] (rows are flattened images, as the
+ * dense layer's inputs): the state z [B, d] is read as [B, ch, hw, hw], hw = (in_hw − 1) /
+ * stride + 1, and
+ *     x Uᵀ + b   = conv(x, U, stride, same padding) + b     U [ch, in_ch, k, k], b [ch],
+ *     W z        = (1 − m) z − Aᵀ(A z) + (B − Bᵀ) z          A, B [ch, ch, k, k],
+ * A z a same-padded stride-1 convolution, Aᵀ its adjoint (the transposed convolution: the
+ * kernel with its channels swapped and its taps reversed), so ⟨z, (I − W) z⟩ =
+ * m ‖z‖² + ‖A z‖² >= m ‖z‖²: the monotone parametrisation only (Winston & Kolter's
+ * convolutional monDEQ). Solvers picard, anderson and fb; not pr (its resolvent would need an
+ * FFT inverse: BLO_ERR_INVALID saying so). params {A, B, U, b}; k odd, at most
+ * BLO_DEQ_MAX_KERNEL. Returns as blo_deq_init. */
+blo_status blo_deq_init_conv(blo_ctx *ctx, blo_deq *L, int64_t in_ch, int64_t in_hw, int64_t ch,
+                             int k, int stride, const blo_deq_opts *o, blo_dtype dt, blo_rng *r);
+
 /* W [d, d] built from the parameters with blo ops in ctx (recorded when ctx records). For
- * spectral, first one power-iteration step updates L->sn_u (not recorded). */
+ * spectral, first one power-iteration step updates L->sn_u (not recorded). NULL for the conv
+ * layer, whose W is not formed (BLO_ERR_INVALID; blo_deq_apply_weight applies it). */
 blo_tensor *blo_deq_weight(blo_ctx *ctx, blo_deq *L);
+/* z Wᵀ [B, d] (W applied to every row of z [B, d]), recorded in ctx when it records: for any
+ * layer, the conv layer's included. NULL for a z of another shape (message in ctx). */
+blo_tensor *blo_deq_apply_weight(blo_ctx *ctx, blo_deq *L, blo_tensor *z);
 
 /* What one forward solve and one backward pass did. The forward residual is relative:
  * ‖T(z) − z‖ / ‖σ(x Uᵀ + b)‖ over the batch; unconverged counts the examples (rows) whose own
@@ -155,9 +195,9 @@ blo_status blo_deq_backward(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_tenso
                             blo_tensor *g, blo_tensor **grads, blo_deq_stats *st);
 
 /* The unrolled layer: z_0 = 0, z_{k+1} = T(z_k) recorded in ctx (T the forward solver's map
- * without Anderson: Φ, or the fb map) until the relative residual is <= tol or max_iter steps;
- * the result carries the whole history, so blo_grad of a loss of it reaches the parameters
- * through every step (and U, b through inj's graph). Fills st's forward fields (and
+ * without Anderson: Φ, or the fb map; Φ for pr) until the relative residual is <= tol or
+ * max_iter steps; the result carries the whole history, so blo_grad of a loss of it reaches
+ * the parameters through every step (and U, b through inj's graph). Fills st's forward fields (and
  * bwd_iters = the steps). */
 blo_tensor *blo_deq_unroll(blo_ctx *ctx, blo_deq *L, blo_tensor *inj, blo_deq_stats *st);
 
@@ -198,13 +238,21 @@ typedef struct blo_deq_config {
     int baseline; /* also train the explicit network Linear(p, h) -> ReLU -> Linear(h, C) with h
                      chosen so its parameter count matches the equilibrium model's */
     const char *checkpoint; /* after every epoch, the parameters and Adam state here */
+    /* conv: the convolutional layer (blo_deq_init_conv) on the images (square, one channel)
+     * with `channels` state channels, odd conv_kernel, U's stride conv_stride; the head reads
+     * the state 2 × 2 average-pooled; `hidden` is not used. The baseline is then the conv net
+     * K1 (stride) → relu → K2 → relu → K3 → relu → pool → linear, the same size up to 2
+     * channels' biases. */
+    int conv;
+    int64_t channels;
+    int conv_kernel, conv_stride;
     const char *resume;     /* continue from such a file of the same settings */
     blo_deq_epoch_fn on_epoch;
     void *user;
 } blo_deq_config;
 
 /* hidden 64, blo_deq_opts_default's layer, 3 epochs, batch 128, Adam lr 1e-3, all the data,
- * f32, no Jacobian penalty, no baseline. data_dir is left NULL (the library names no data
+ * f32, no Jacobian penalty, no baseline; dense (conv off: channels 8, kernel 3, stride 2). data_dir is left NULL (the library names no data
  * location). */
 blo_deq_config blo_deq_default(void);
 
@@ -213,7 +261,7 @@ typedef struct blo_deq_result {
     double cpu_seconds; /* the training's, as blo_deq_epoch's */
     double fwd_iters, bwd_iters, fwd_residual; /* the last epoch's means */
     int64_t unconverged;                      /* over the whole run */
-    int64_t params, baseline_params, baseline_hidden;
+    int64_t params, baseline_params, baseline_hidden; /* conv: baseline_hidden = channels */
     double baseline_acc, baseline_seconds;
     size_t peak_bytes;
     int epochs;

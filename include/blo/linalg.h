@@ -83,6 +83,14 @@ blo_status blo_linalg_neumann(blo_ctx *ctx, const blo_linop *A, blo_tensor *cons
 blo_status blo_linalg_fixed_point(blo_ctx *ctx, const blo_linop *G, blo_tensor *const *x,
                                   const blo_linalg_opts *o, blo_linalg_result *res);
 
+/* A⁻¹ for a square float matrix A [n, n] (n <= 8192), as a new tensor of A's dtype in ctx,
+ * values only (not recorded): Gaussian elimination with partial pivoting in double on the
+ * host, O(n³). For the resolvents that splitting solvers factor once and apply to a batch by
+ * one product. NULL for a matrix that is not square float (BLO_ERR_INVALID) or is singular to
+ * working precision (BLO_ERR_NUMERIC: smallest pivot below 1e-13 of the largest entry), with a
+ * message in ctx. */
+blo_tensor *blo_linalg_inverse(blo_ctx *ctx, blo_tensor *A);
+
 #ifdef __cplusplus
 }
 #endif

@@ -14,18 +14,6 @@
 #include <cblas.h>
 #endif
 
-/* The element-wise row kernels are also built for AVX2 on x86-64 and picked at load time
- * (GCC / clang function multi-versioning). AVX2 alone, without FMA, so that no product and
- * sum are contracted: both versions compute the same bits. */
-#if defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define BLO_ROW_CLONES __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#ifndef BLO_ROW_CLONES
-#define BLO_ROW_CLONES
-#endif
-
 /* Work below this many elements stays on one thread. */
 #define PAR_MIN 32768
 

@@ -31,6 +31,26 @@ static void set(blo_tensor *t, int64_t flat, double v) {
         ((double *)t->data)[o] = v;
 }
 
+/* Eight partial sums in double (lanes the compiler vectorises; one chain of dependent adds
+ * would run at the adder's latency), combined pairwise. */
+BLO_ROW_CLONES static double dot_f32(const float *x, const float *y, int64_t m) {
+    double part[8] = {0};
+    int64_t k = 0;
+    for (; k + 8 <= m; k += 8)
+        for (int j = 0; j < 8; j++) part[j] += (double)x[k + j] * y[k + j];
+    for (; k < m; k++) part[0] += (double)x[k] * y[k];
+    return ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
+}
+
+/* In double, rounded once, as the general path; in blocks of eight for the vectoriser. */
+BLO_ROW_CLONES static void axpy_f32(double a, const float *restrict x, float *restrict y,
+                                     int64_t m) {
+    int64_t k = 0;
+    for (; k + 8 <= m; k += 8)
+        for (int j = 0; j < 8; j++) y[k + j] = (float)((double)y[k + j] + a * (double)x[k + j]);
+    for (; k < m; k++) y[k] = (float)((double)y[k] + a * (double)x[k]);
+}
+
 double blo__cpu_dot(const blo_tensor *a, const blo_tensor *b) {
     int64_t m = blo__numel(a->ndim, a->shape);
     if (a->dtype == BLO_F64 && b->dtype == BLO_F64 && blo__is_contig(a) && blo__is_contig(b)) {
@@ -39,17 +59,8 @@ double blo__cpu_dot(const blo_tensor *a, const blo_tensor *b) {
         for (int64_t k = 0; k < m; k++) acc += x[k] * y[k];
         return acc;
     }
-    if (a->dtype == BLO_F32 && b->dtype == BLO_F32 && blo__is_contig(a) && blo__is_contig(b)) {
-        /* Eight partial sums in double (lanes the compiler can vectorise; one chain of
-         * dependent adds would run at the adder's latency), combined pairwise. */
-        const float *x = a->data, *y = b->data;
-        double part[8] = {0};
-        int64_t k = 0;
-        for (; k + 8 <= m; k += 8)
-            for (int j = 0; j < 8; j++) part[j] += (double)x[k + j] * y[k + j];
-        for (; k < m; k++) part[0] += (double)x[k] * y[k];
-        return ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
-    }
+    if (a->dtype == BLO_F32 && b->dtype == BLO_F32 && blo__is_contig(a) && blo__is_contig(b))
+        return dot_f32(a->data, b->data, m);
     double acc = 0;
     for (int64_t k = 0; k < m; k++) acc += get(a, k) * get(b, k);
     return acc;
@@ -62,10 +73,10 @@ void blo__cpu_axpy(double a, const blo_tensor *x, blo_tensor *y) {
         const double *xs = x->data;
         double *ys = y->data;
         for (int64_t k = 0; k < m; k++) ys[k] += a * xs[k];
-    } else if (contig && y->dtype == BLO_F32 && x->dtype == BLO_F32) {
-        const float *xs = x->data; /* in double, rounded once, as the general path */
-        float *ys = y->data;
-        for (int64_t k = 0; k < m; k++) ys[k] = (float)((double)ys[k] + a * (double)xs[k]);
+    } else if (contig && y->dtype == BLO_F32 && x->dtype == BLO_F32 &&
+               ((const float *)x->data + m <= (const float *)y->data ||
+                (const float *)y->data + m <= (const float *)x->data)) { /* restrict */
+        axpy_f32(a, x->data, y->data, m);
     } else {
         for (int64_t k = 0; k < m; k++)
             set(y, k, get(y, k) + a * get(x, k));

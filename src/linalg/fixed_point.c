@@ -30,7 +30,7 @@ static void small_solve(int m, double *H, double *c, double *gamma) {
     }
     for (int i = 0; i < m; i++)
         H[i * m + i] += 1e-10 * tr / m;
-    blo__dense_solve(m, H, c);
+    blo__dense_solve(m, H, c, 1);
     memcpy(gamma, c, sizeof(double) * (size_t)m);
 }
 
@@ -49,7 +49,7 @@ blo_status blo_linalg_fixed_point(blo_ctx *ctx, const blo_linop *G, blo_tensor *
                                  m, MAX_M, beta);
     int n = G->n;
     blo_mark mk = blo_ctx_mark(ctx);
-    blo_tensor **f = blo__zeros_list(ctx, n, x), *const *u = x;
+    blo_tensor *const *f = blo__zeros_list(ctx, n, x), *const *u = x;
     blo_tensor **uprev = NULL, **fprev = NULL, **dU[MAX_M], **dF[MAX_M];
     if (!f) goto nomem;
     if (m > 0) {
@@ -60,16 +60,26 @@ blo_status blo_linalg_fixed_point(blo_ctx *ctx, const blo_linop *G, blo_tensor *
                 goto nomem;
     }
     double u0 = blo__norm_list(n, u), bound = 1e6 * (u0 > 0 ? u0 : 1);
+    double un = u0; /* plain iteration: ‖u‖ bounded by the triangle inequality, see below */
     rs->residual0 = u0;
     int kept = 0, head = 0; /* differences stored, and the slot the next one goes to */
     for (int k = 0; k < o->max_iter; k++) {
-        /* f ← G(u) − u. */
-        if ((st = blo__linop_apply(ctx, G, u, f, "fixed_point"))) goto out;
-        blo__axpy_list(n, -1.0, u, f);
-        double du = blo__norm_list(n, f);
+        double du;
         if (m == 0) {
-            blo__axpy_list(n, 1.0, f, u);
+            /* Plain: f ← G(u), u ← u − f (= −step), ‖step‖, then the two swap roles: two
+             * passes over the vector besides the operator's, no copy. */
+            if ((st = blo__linop_apply(ctx, G, u, f, "fixed_point"))) goto out;
+            blo__axpy_list(n, -1.0, f, u);
+            du = blo__norm_list(n, u);
+            blo_tensor *const *t = u;
+            u = f, f = t;
+            un += du; /* ‖u_{k+1}‖ <= ‖u_k‖ + ‖step‖: the norm is taken only past the bound */
+            if (!(un <= bound)) un = blo__norm_list(n, u);
         } else {
+            /* f ← G(u) − u. */
+            if ((st = blo__linop_apply(ctx, G, u, f, "fixed_point"))) goto out;
+            blo__axpy_list(n, -1.0, u, f);
+            du = blo__norm_list(n, f);
             if (k > 0) { /* the newest differences: u − u_prev, f − f_prev */
                 blo__copy_list(n, u, dU[head]);
                 blo__axpy_list(n, -1.0, uprev, dU[head]);
@@ -92,10 +102,10 @@ blo_status blo_linalg_fixed_point(blo_ctx *ctx, const blo_linop *G, blo_tensor *
                 blo__axpy_list(n, -gamma[j], dU[j], u);
                 blo__axpy_list(n, -beta * gamma[j], dF[j], u);
             }
+            un = blo__norm_list(n, u);
         }
         rs->iters = k + 1;
         rs->residual = du;
-        double un = blo__norm_list(n, u);
         if (!isfinite(un) || un > bound) {
             st = blo_ctx_set_error(ctx, BLO_ERR_NUMERIC,
                                    "fixed_point: u ← G(u) diverges (‖u‖ = %.3g at iteration %d): "
@@ -106,6 +116,7 @@ blo_status blo_linalg_fixed_point(blo_ctx *ctx, const blo_linop *G, blo_tensor *
         if (du <= o->tol) break;
     }
     rs->converged = rs->residual <= o->tol;
+    if (u != x) blo__copy_list(n, u, x); /* plain iteration ended on the solver's vector */
     goto out;
 nomem:
     st = blo_ctx_status(ctx) ? blo_ctx_status(ctx) : BLO_ERR_NOMEM;

@@ -65,29 +65,40 @@ blo_status blo__linalg_check(blo_ctx *ctx, const blo_linop *A, blo_tensor *const
     return BLO_OK;
 }
 
-void blo__dense_solve(int d, double *M, double *z) {
-    for (int k = 0; k < d; k++) {
-        int piv = k;
-        for (int i = k + 1; i < d; i++)
-            if (fabs(M[i * d + k]) > fabs(M[piv * d + k])) piv = i;
+double blo__dense_solve(int d, double *M, double *Z, int k) {
+    double minpiv = INFINITY;
+    for (int c = 0; c < d; c++) {
+        int piv = c;
+        for (int i = c + 1; i < d; i++)
+            if (fabs(M[i * d + c]) > fabs(M[piv * d + c])) piv = i;
         for (int j = 0; j < d; j++) {
-            double t = M[k * d + j];
-            M[k * d + j] = M[piv * d + j];
+            double t = M[c * d + j];
+            M[c * d + j] = M[piv * d + j];
             M[piv * d + j] = t;
         }
-        double t = z[k];
-        z[k] = z[piv];
-        z[piv] = t;
-        for (int i = k + 1; i < d; i++) {
-            double f = M[i * d + k] / M[k * d + k];
-            for (int j = k; j < d; j++)
-                M[i * d + j] -= f * M[k * d + j];
-            z[i] -= f * z[k];
+        for (int j = 0; j < k; j++) {
+            double t = Z[c * k + j];
+            Z[c * k + j] = Z[piv * k + j];
+            Z[piv * k + j] = t;
+        }
+        double p = M[c * d + c];
+        if (fabs(p) < minpiv) minpiv = fabs(p);
+        if (p == 0) return 0;
+        for (int i = c + 1; i < d; i++) {
+            double f = M[i * d + c] / p;
+            if (f == 0) continue;
+            for (int j = c; j < d; j++)
+                M[i * d + j] -= f * M[c * d + j];
+            for (int j = 0; j < k; j++)
+                Z[i * k + j] -= f * Z[c * k + j];
         }
     }
-    for (int k = d - 1; k >= 0; k--) {
-        for (int j = k + 1; j < d; j++)
-            z[k] -= M[k * d + j] * z[j];
-        z[k] /= M[k * d + k];
-    }
+    for (int c = d - 1; c >= 0; c--)
+        for (int j = 0; j < k; j++) {
+            double s = Z[c * k + j];
+            for (int i = c + 1; i < d; i++)
+                s -= M[c * d + i] * Z[i * k + j];
+            Z[c * k + j] = s / M[c * d + c];
+        }
+    return minpiv;
 }

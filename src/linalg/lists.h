@@ -15,9 +15,10 @@ void blo__axpy_list(int n, double a, blo_tensor *const *x, blo_tensor *const *y)
 void blo__scale_list(int n, double a, blo_tensor *const *y);
 /* y_i ← x_i's values. */
 void blo__copy_list(int n, blo_tensor *const *x, blo_tensor *const *y);
-/* Solves M z = rhs in place (n×n row-major M, overwritten; z holds rhs on entry) by Gaussian
- * elimination with partial pivoting. */
-void blo__dense_solve(int n, double *M, double *z);
+/* Solves M Z = R in place for k right-hand sides (n×n row-major M, overwritten; Z [n, k]
+ * row-major holds R on entry) by Gaussian elimination with partial pivoting. Returns the
+ * smallest |pivot|: 0 for a singular M (Z is then left partly eliminated). */
+double blo__dense_solve(int n, double *M, double *Z, int k);
 /* A list of n new tensors in ctx shaped like `like`, zeroed; NULL on failure (error in ctx). */
 blo_tensor **blo__zeros_list(blo_ctx *ctx, int n, blo_tensor *const *like);
 

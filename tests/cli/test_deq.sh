@@ -39,6 +39,20 @@ done
 for b in implicit unrolled; do
     expect_rc 0 deq "${tiny[@]}" --epochs 1 --backward $b --jac-reg 0.5 --json
 done
+expect_rc 0 deq "${tiny[@]}" --epochs 1 --solver pr --alpha 1 --json
+check "--solver pr trains" json_ok "$tmp/out" 'd["solver"] == "pr" and d["test_acc"] > 0.4'
+expect_rc 2 deq "${tiny[@]}" --solver pr --backward unrolled
+check "pr with unrolled says why" grep -q "not offered with pr" "$tmp/err"
+expect_rc 2 deq "${tiny[@]}" --solver fb --alpha 2
+check "fb with alpha > 1 is refused" grep -q "(0, 1\]" "$tmp/err"
+expect_rc 0 deq "${tiny[@]}" --epochs 2 --layer conv --channels 4 --stride 1 --solver anderson \
+    --baseline --json
+check "--layer conv trains beside its conv net" json_ok "$tmp/out" \
+    'd["layer"] == "conv" and d["test_acc"] > 0.6 and d["baseline_acc"] > 0.4 and abs(d["baseline_params"] - d["params"]) == 8'
+expect_rc 2 deq "${tiny[@]}" --layer conv --solver pr
+check "conv with pr says why" grep -q "FFT" "$tmp/err"
+expect_rc 2 deq "${tiny[@]}" --layer conv --param weight
+check "conv with a normalised W says why" grep -q "monotone" "$tmp/err"
 expect_rc 0 deq "${tiny[@]}" --epochs 1 --param weight --act tanh --solver picard --json
 check "tanh with picard runs" json_ok "$tmp/out" 'd["act"] == "tanh" and d["fwd_iters"] >= 1'
 

@@ -22,19 +22,22 @@
 #include <string.h>
 #include <time.h>
 
-#define MAXP (BLO_DEQ_MAX_PARAMS + 2)
+#define MAXP (BLO_DEQ_MAX_PARAMS + 4)
 
 typedef struct model {
-    int explicit_net; /* 1: the baseline MLP */
+    int explicit_net; /* 1: the baseline (an MLP, or for the conv layer a conv net) */
     blo_deq L;
     int n;
-    blo_tensor *p[MAXP]; /* the layer's parameters then the head's (or W1, b1, W2, b2) */
+    /* the layer's parameters then the head's; the MLP's W1, b1, W2, b2; the conv net's
+     * K1, b1, K2, b2, K3, b3, Wo, bo */
+    blo_tensor *p[MAXP];
     blo_opt_state os;
 } model;
 
 typedef struct run {
     const blo_deq_config *c;
     blo_ctx *dc, *pc, *sc; /* data, parameters and Adam state, one step's scratch */
+    blo_ctx *ec;           /* the test accuracy's scratch, apart so that sc's peak is a step's */
     blo_tensor *Xtr, *ytr, *Xte, *yte;
     int64_t ntr, nte, p, C;
     int64_t *ytr_host; /* the training labels (a minibatch's are copied from here) */
@@ -59,10 +62,54 @@ static int64_t count_params(const model *m) {
     return k;
 }
 
+/* The largest parameter's element count (a host buffer for checkpoints). */
+static int64_t max_numel(const model *m) {
+    int64_t k = 0;
+    for (int i = 0; i < m->n; i++)
+        if (blo_tensor_numel(m->p[i]) > k) k = blo_tensor_numel(m->p[i]);
+    return k;
+}
+
 static blo_status ctx_fail(run *R, blo_ctx *ctx, const char *what, int epoch, int64_t b) {
     blo_status st = blo_ctx_status(ctx) ? blo_ctx_status(ctx) : BLO_ERR_NOMEM;
     return blo__fail(R->err, R->errlen, st, "deq: epoch %d, minibatch %lld: %s: %s", epoch,
                      (long long)b, what, blo_ctx_status(ctx) ? blo_ctx_error(ctx) : "out of memory");
+}
+
+/* The conv layer's image side (a square image of one channel) and its head's width: the state
+ * [ch, hw, hw] after 2 × 2 average pooling. */
+static int64_t image_side(const run *R) {
+    int64_t s = (int64_t)(sqrt((double)R->p) + 0.5);
+    return s * s == R->p ? s : 0;
+}
+static int64_t conv_state_side(const run *R) {
+    return (image_side(R) - 1) / R->c->conv_stride + 1;
+}
+static int64_t conv_features(const run *R) {
+    int64_t h = conv_state_side(R) / 2;
+    return R->c->channels * h * h;
+}
+
+/* The conv baseline: K1 (stride s) → relu → K2 → relu → K3 → relu, all k × k and same padded,
+ * the layer's U, A and B replaced by explicit convolutions with biases. */
+static blo_status conv_net_init(run *R, model *m) {
+    blo_dtype dt = R->c->dtype;
+    int64_t ch = R->c->channels, k = R->c->conv_kernel, C = R->C, F = conv_features(R);
+    int64_t s1[4] = {ch, 1, k, k}, s2[4] = {ch, ch, k, k}, so[2] = {C, F};
+    for (int l = 0; l < 3; l++) {
+        m->p[2 * l] = blo_tensor_new(R->pc, dt, 4, l ? s2 : s1);
+        m->p[2 * l + 1] = blo_zeros(R->pc, dt, 1, &ch);
+    }
+    m->p[6] = blo_tensor_new(R->pc, dt, 2, so);
+    m->p[7] = blo_zeros(R->pc, dt, 1, &C);
+    m->n = 8;
+    for (int i = 0; i < 8; i++)
+        if (!m->p[i]) return blo__fail(R->err, R->errlen, BLO_ERR_NOMEM, "deq: out of memory");
+    for (int i = 0; i < 8; i += 2)
+        blo_init_kaiming_uniform(m->p[i], &R->rng);
+    for (int i = 0; i < 8; i++)
+        blo_set_requires_grad(m->p[i], 1);
+    return BLO_OK;
 }
 
 static blo_status model_init(run *R, model *m, int explicit_net, int64_t hidden) {
@@ -70,7 +117,11 @@ static blo_status model_init(run *R, model *m, int explicit_net, int64_t hidden)
     m->explicit_net = explicit_net;
     blo_dtype dt = R->c->dtype;
     int64_t d = R->c->hidden, C = R->C;
-    if (explicit_net) {
+    blo_status cs = explicit_net && R->c->conv ? conv_net_init(R, m) : BLO_OK;
+    if (cs) return cs;
+    if (explicit_net && R->c->conv) {
+        /* made above */
+    } else if (explicit_net) {
         int64_t s1[2] = {hidden, R->p}, s2[2] = {C, hidden};
         m->p[0] = blo_tensor_new(R->pc, dt, 2, s1);
         m->p[1] = blo_zeros(R->pc, dt, 1, &hidden);
@@ -84,12 +135,16 @@ static blo_status model_init(run *R, model *m, int explicit_net, int64_t hidden)
         for (int i = 0; i < 4; i++)
             if (m->p[i]) blo_set_requires_grad(m->p[i], 1);
     } else {
-        blo_status st = blo_deq_init(R->pc, &m->L, R->p, d, &R->c->layer, dt, &R->rng);
+        const blo_deq_config *c = R->c;
+        blo_status st = c->conv ? blo_deq_init_conv(R->pc, &m->L, 1, image_side(R), c->channels,
+                                                    c->conv_kernel, c->conv_stride, &c->layer, dt,
+                                                    &R->rng)
+                                : blo_deq_init(R->pc, &m->L, R->p, d, &c->layer, dt, &R->rng);
         if (st) return blo__fail(R->err, R->errlen, st, "%s", blo_ctx_error(R->pc));
         m->n = m->L.np;
         for (int i = 0; i < m->L.np; i++)
             m->p[i] = m->L.p[i];
-        int64_t s[2] = {C, d};
+        int64_t s[2] = {C, c->conv ? conv_features(R) : d};
         blo_tensor *Wo = blo_tensor_new(R->pc, dt, 2, s), *bo = blo_zeros(R->pc, dt, 1, &C);
         if (Wo) blo_init_kaiming_uniform(Wo, &R->rng);
         m->p[m->n++] = Wo;
@@ -104,13 +159,38 @@ static blo_status model_init(run *R, model *m, int explicit_net, int64_t hidden)
     return BLO_OK;
 }
 
+/* The head's logits from the state z [B, d] (conv: [B, ch, hw, hw], 2 × 2 average pooled). */
+static blo_tensor *head(blo_ctx *sc, const run *R, model *m, blo_tensor *z) {
+    if (z && R->c->conv) {
+        int64_t B = blo_tensor_dim(z, 0), hw = conv_state_side(R);
+        int64_t s4[4] = {B, R->c->channels, hw, hw}, s2[2] = {B, conv_features(R)};
+        blo_pool2d_params pp = {2, 2, 2, 2, 0, 0, 1};
+        z = blo_reshape(sc, blo_avg_pool2d(sc, blo_reshape(sc, z, 4, s4), &pp), 2, s2);
+    }
+    return blo_linear(sc, z, m->p[m->n - 2], m->p[m->n - 1]);
+}
+
 /* Logits of the batch x; for the equilibrium model z* comes from the forward solve (no
  * graph), st receives its figures. */
-static blo_tensor *predict(blo_ctx *sc, model *m, blo_tensor *x, blo_deq_stats *st) {
+static blo_tensor *predict(blo_ctx *sc, const run *R, model *m, blo_tensor *x, blo_deq_stats *st) {
+    if (!x) return NULL;
+    if (m->explicit_net && R->c->conv) {
+        int64_t side = image_side(R), k = R->c->conv_kernel, s4[4] = {-1, 1, side, side};
+        blo_conv2d_params cp = blo_conv2d_default();
+        cp.pad_h = cp.pad_w = (int)(k / 2);
+        blo_tensor *h = blo_reshape(sc, x, 4, s4);
+        for (int l = 0; l < 3; l++) {
+            cp.stride_h = cp.stride_w = l ? 1 : R->c->conv_stride;
+            h = blo_relu(sc, blo_conv2d(sc, h, m->p[2 * l], m->p[2 * l + 1], &cp));
+        }
+        int64_t s2[2] = {blo_tensor_dim(x, 0), R->c->channels * conv_state_side(R) *
+                                                   conv_state_side(R)};
+        return head(sc, R, m, blo_reshape(sc, h, 2, s2));
+    }
     if (m->explicit_net)
         return blo_linear(sc, blo_relu(sc, blo_linear(sc, x, m->p[0], m->p[1])), m->p[2], m->p[3]);
     blo_tensor *z = blo_deq_solve(sc, &m->L, blo_deq_inject(sc, &m->L, x), st);
-    return blo_linear(sc, z, m->p[m->n - 2], m->p[m->n - 1]);
+    return head(sc, R, m, z);
 }
 
 /* One step's loss and gradients (grads[0 .. m->n), in sc). */
@@ -127,7 +207,8 @@ static blo_status add_jacobian_penalty(blo_ctx *sc, model *m, blo_tensor *inj, b
 
 /* One step's loss and gradients (grads[0 .. m->n), in sc); r draws the Jacobian penalty's
  * probe when gamma > 0. */
-static blo_status step_grads(blo_ctx *sc, model *m, blo_tensor *x, blo_tensor *y, double gamma,
+static blo_status step_grads(blo_ctx *sc, const run *R, model *m, blo_tensor *x, blo_tensor *y,
+                             double gamma,
                              blo_rng *r, blo_tensor **grads, blo_deq_stats *st, double *loss,
                              const char **what) {
     blo_tensor *Wo = m->p[m->n - 2], *bo = m->p[m->n - 1], *l, *zs;
@@ -136,7 +217,7 @@ static blo_status step_grads(blo_ctx *sc, model *m, blo_tensor *x, blo_tensor *y
     *what = "the loss";
     if (m->explicit_net || m->L.o.backward == BLO_DEQ_UNROLLED) {
         zs = m->explicit_net ? NULL : blo_deq_unroll(sc, &m->L, inj, st);
-        blo_tensor *logits = m->explicit_net ? predict(sc, m, x, st) : blo_linear(sc, zs, Wo, bo);
+        blo_tensor *logits = m->explicit_net ? predict(sc, R, m, x, st) : head(sc, R, m, zs);
         l = blo_cross_entropy_fast(sc, logits, y, NULL, BLO_REDUCE_MEAN);
         if (!l || blo_grad(sc, 1, &l, NULL, m->n, m->p, 0, grads)) return blo_ctx_status(sc);
         *loss = blo_tensor_item(l);
@@ -149,7 +230,7 @@ static blo_status step_grads(blo_ctx *sc, model *m, blo_tensor *x, blo_tensor *y
         if (!z) return blo_ctx_status(sc);
         blo_set_requires_grad(z, 1);
         *what = "the loss";
-        l = blo_cross_entropy_fast(sc, blo_linear(sc, z, Wo, bo), y, NULL, BLO_REDUCE_MEAN);
+        l = blo_cross_entropy_fast(sc, head(sc, R, m, z), y, NULL, BLO_REDUCE_MEAN);
         blo_tensor *in[3] = {z, Wo, bo}, *out[3];
         if (!l || blo_grad(sc, 1, &l, NULL, 3, in, 0, out)) return blo_ctx_status(sc);
         *loss = blo_tensor_item(l);
@@ -165,14 +246,14 @@ static double test_accuracy(run *R, model *m, blo_status *st) {
     double hits = 0;
     *st = BLO_OK;
     for (int64_t s = 0; s < R->nte; s += 1000) {
-        blo_mark mk = blo_ctx_mark(R->sc);
+        blo_mark mk = blo_ctx_mark(R->ec);
         int64_t e = s + 1000 < R->nte ? s + 1000 : R->nte;
-        int rec = blo_ctx_set_recording(R->sc, 0);
-        blo_tensor *logits = predict(R->sc, m, blo_slice(R->sc, R->Xte, 0, s, e, 1), NULL);
-        blo_ctx_set_recording(R->sc, rec);
-        double a = logits ? blo_accuracy(logits, blo_slice(R->sc, R->yte, 0, s, e, 1)) : NAN;
-        if (!logits) *st = blo_ctx_status(R->sc);
-        blo_ctx_rewind(R->sc, mk);
+        int rec = blo_ctx_set_recording(R->ec, 0);
+        blo_tensor *logits = predict(R->ec, R, m, blo_slice(R->ec, R->Xte, 0, s, e, 1), NULL);
+        blo_ctx_set_recording(R->ec, rec);
+        double a = logits ? blo_accuracy(logits, blo_slice(R->ec, R->yte, 0, s, e, 1)) : NAN;
+        if (!logits) *st = blo_ctx_status(R->ec);
+        blo_ctx_rewind(R->ec, mk);
         if (*st) return NAN;
         hits += a * (double)(e - s);
     }
@@ -257,10 +338,7 @@ static blo_status train(run *R, model *m, int start, blo_deq_epoch *last) {
     int64_t *perm = blo_malloc(sizeof(int64_t) * (size_t)R->ntr);
     blo_tensor **g = blo_calloc(MAXP, sizeof *g);
     double *buf = NULL;
-    int64_t maxn = 0;
-    for (int i = 0; i < m->n; i++)
-        if (blo_tensor_numel(m->p[i]) > maxn) maxn = blo_tensor_numel(m->p[i]);
-    if (c->checkpoint && !m->explicit_net) buf = blo_malloc(sizeof(double) * (size_t)maxn);
+    if (c->checkpoint && !m->explicit_net) buf = blo_malloc(sizeof(double) * (size_t)max_numel(m));
     blo_status st = perm && g && (buf || !c->checkpoint || m->explicit_net)
                         ? BLO_OK
                         : blo__fail(R->err, R->errlen, BLO_ERR_NOMEM, "deq: out of memory");
@@ -287,7 +365,7 @@ static blo_status train(run *R, model *m, int start, blo_deq_epoch *last) {
             memset(&ds, 0, sizeof ds);
             double loss = NAN;
             const char *what = "the minibatch";
-            if (!x || !y || step_grads(R->sc, m, x, y, c->jac_reg, &R->rng, g, &ds, &loss, &what)) {
+            if (!x || !y || step_grads(R->sc, R, m, x, y, c->jac_reg, &R->rng, g, &ds, &loss, &what)) {
                 st = ctx_fail(R, R->sc, what, ep, nb);
                 break;
             }
@@ -320,7 +398,7 @@ static blo_status train(run *R, model *m, int start, blo_deq_epoch *last) {
         if (m->explicit_net) e.fwd_iters = e.bwd_iters = e.fwd_residual = e.worst_residual = NAN;
         e.test_acc = test_accuracy(R, m, &st);
         if (st) {
-            st = ctx_fail(R, R->sc, "the test accuracy", ep, nb);
+            st = ctx_fail(R, R->ec, "the test accuracy", ep, nb);
             break;
         }
         e.seconds = blo__task_seconds() - t0;
@@ -339,6 +417,9 @@ blo_deq_config blo_deq_default(void) {
     blo_deq_config c;
     memset(&c, 0, sizeof c);
     c.hidden = 64;
+    c.channels = 8;
+    c.conv_kernel = 3;
+    c.conv_stride = 2;
     c.layer = blo_deq_opts_default();
     c.epochs = 3;
     c.batch = 128;
@@ -391,6 +472,12 @@ blo_status blo_deq_run(const blo_deq_config *c, blo_deq_result *r, char *err, si
     r->test_acc = r->baseline_acc = r->baseline_seconds = NAN;
     const char *why = blo_deq_opts_check(&c->layer);
     if (why) return blo__fail(err, errlen, BLO_ERR_INVALID, "deq: %s", why);
+    if (c->conv && (c->channels < 1 || c->conv_kernel < 1 || c->conv_kernel % 2 == 0 ||
+                    c->conv_kernel > BLO_DEQ_MAX_KERNEL || c->conv_stride < 1))
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "deq: the conv layer needs channels >= 1, an odd kernel in [1, %d] and a "
+                         "stride >= 1",
+                         BLO_DEQ_MAX_KERNEL);
     if (c->hidden < 1 || c->epochs < 0 || c->batch < 1 || !(c->lr > 0) || c->n_train < 0 ||
         !(c->jac_reg >= 0) ||
         c->n_test < 0 || (c->dtype != BLO_F32 && c->dtype != BLO_F64))
@@ -407,13 +494,19 @@ blo_status blo_deq_run(const blo_deq_config *c, blo_deq_result *r, char *err, si
     blo_rng_seed(&R.rng, c->seed);
     R.dc = blo_ctx_new(0), R.pc = blo_ctx_new(0);
     R.sc = blo_ctx_new(16u << 20); /* one step's temporaries fit its chunks: no allocation per step */
-    blo_status st = R.dc && R.pc && R.sc ? load_data(&R, err, errlen)
+    R.ec = blo_ctx_new(0);
+    blo_status st = R.dc && R.pc && R.sc && R.ec ? load_data(&R, err, errlen)
                                          : blo__fail(err, errlen, BLO_ERR_NOMEM, "deq: out of memory");
     model m, b;
     int start = 0;
+    if (!st && c->conv && (!image_side(&R) || conv_state_side(&R) < 2))
+        st = blo__fail(err, errlen, BLO_ERR_INVALID,
+                       "deq: the conv layer needs square one-channel images (%s has %lld "
+                       "pixels an image) whose state, after the stride %d, is at least 2 x 2",
+                       c->data_dir, (long long)R.p, c->conv_stride);
     if (!st) st = model_init(&R, &m, 0, 0);
     if (!st && c->resume) {
-        double *buf = blo_malloc(sizeof(double) * (size_t)(R.p * c->hidden + c->hidden * c->hidden));
+        double *buf = blo_malloc(sizeof(double) * (size_t)max_numel(&m));
         st = buf ? load(&R, &m, &start, buf) : BLO_ERR_NOMEM;
         blo_free(buf);
     }
@@ -434,10 +527,12 @@ blo_status blo_deq_run(const blo_deq_config *c, blo_deq_result *r, char *err, si
         r->params = count_params(&m);
         r->unconverged = R.unconverged;
     }
-    /* The explicit network of the same parameter count: p h + h + C h + C = params. */
+    /* The explicit network of the same parameter count: p h + h + C h + C = params; for the
+     * conv layer the conv net of its channels (2 ch biases more than the layer). */
     if (!st && c->baseline) {
         int64_t h = (r->params - R.C + (R.p + 1 + R.C) / 2) / (R.p + 1 + R.C);
         if (h < 1) h = 1;
+        if (c->conv) h = c->channels;
         blo_rng_seed(&R.rng, c->seed ^ 0xba5e11eULL);
         double tb = blo__task_seconds();
         blo_deq_epoch lb;
@@ -451,6 +546,7 @@ blo_status blo_deq_run(const blo_deq_config *c, blo_deq_result *r, char *err, si
     blo_free(R.ytr_host);
     blo_free(R.ybatch);
     blo_ctx_free(R.sc);
+    blo_ctx_free(R.ec);
     blo_ctx_free(R.pc);
     blo_ctx_free(R.dc);
     return st;
