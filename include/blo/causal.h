@@ -145,6 +145,11 @@ typedef struct blo_causal_config {
     uint64_t split_seed;
     const double *grid; /* tune grid: the α values tried */
     int ngrid;
+    /* Optional outputs (NULL: not written), indexed by unit in the data's order: every unit's
+     * estimated effect ŷ1 − ŷ0 [n], and its part of the split [n] (0 train, 1 validation,
+     * 2 test). */
+    double *out_tau;
+    signed char *out_split;
 } blo_causal_config;
 
 /* Defaults: the net's defaults, tune none, criterion nn, split seed 1; solver rhg, T = 10

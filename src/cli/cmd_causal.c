@@ -22,7 +22,7 @@ typedef struct causal_cmd {
     long long reps, rep_layers, rep_width, head_layers, head_width, steps, batch, seed;
     double alpha, l2, lr;
     int no_reweight, normalize;
-    const char *grid;
+    const char *grid, *effects;
     double gridv[16];
     int nres;
     blo_causal_result r[MAX_REPS];
@@ -83,6 +83,27 @@ static void ihdp_path(char *p, size_t n, long long k) {
     if (access(p, R_OK)) snprintf(p, n, "%s/ihdp/ihdp_npci_%lld.csv", BLO_DATA_SOURCE, k);
 }
 
+/* --effects: one line per unit of replication k (the file started afresh at k = 1). */
+static blo_status write_effects(const char *path, long long k, const blo_causal_data *d,
+                                const double *tau, const signed char *part, char *err,
+                                size_t errlen) {
+    static const char *const PART[3] = {"train", "val", "test"};
+    FILE *f = fopen(path, k == 1 ? "w" : "a");
+    if (!f) {
+        snprintf(err, errlen, "causal: cannot write --effects %s", path);
+        return BLO_ERR_IO;
+    }
+    if (k == 1) fprintf(f, "rep,unit,split,t,y,tau_hat,mu0,mu1\n");
+    for (int64_t i = 0; i < d->n; i++)
+        fprintf(f, "%lld,%lld,%s,%g,%.9g,%.9g,%.9g,%.9g\n", k, (long long)i, PART[part[i]],
+                d->t[i], d->y[i], tau[i], d->mu0 ? d->mu0[i] : NAN, d->mu1 ? d->mu1[i] : NAN);
+    if (fclose(f)) {
+        snprintf(err, errlen, "causal: cannot write --effects %s", path);
+        return BLO_ERR_IO;
+    }
+    return BLO_OK;
+}
+
 static blo_status cc_run(cli_task *t, char *err, size_t errlen) {
     causal_cmd *h = t->user;
     blo_causal_columns cols = {h->treatment, h->outcome, h->covariates, h->mu0, h->mu1};
@@ -101,7 +122,19 @@ static blo_status cc_run(cli_task *t, char *err, size_t errlen) {
         blo_status st = blo_causal_load(path, ihdp ? NULL : &cols, &d, err, errlen);
         if (st) return st;
         h->c.split_seed = (uint64_t)h->seed + (uint64_t)k;
-        st = blo_causal_run(&d, &h->c, &h->r[k - 1], err, errlen);
+        double *tau = NULL;
+        signed char *part = NULL;
+        if (h->effects) {
+            tau = malloc(sizeof(double) * (size_t)d.n);
+            part = malloc((size_t)d.n);
+            if (!tau || !part) st = BLO_ERR_NOMEM;
+        }
+        h->c.out_tau = tau, h->c.out_split = part;
+        if (!st) st = blo_causal_run(&d, &h->c, &h->r[k - 1], err, errlen);
+        if (!st && h->effects) st = write_effects(h->effects, k, &d, tau, part, err, errlen);
+        h->c.out_tau = NULL, h->c.out_split = NULL;
+        free(tau);
+        free(part);
         blo_causal_data_free(&d);
         if (st) return st;
         h->nres = (int)k;
@@ -189,7 +222,7 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
     h.alpha = 1.0, h.l2 = h.c.net.l2, h.lr = h.c.net.lr;
     cli_task t;
     cli_task_init(&t, &CC, cmd, &h.c.solver, &h);
-    cli_opt opts[23 + CLI_TASK_NOPTS] = {
+    cli_opt opts[24 + CLI_TASK_NOPTS] = {
         {"--data", NULL, CLI_STRING, &h.source, 0, 0, NULL, "ihdp|FILE",
          "the 10 shipped IHDP replications, or a CSV with a header (see --treatment)"},
         {"--reps", NULL, CLI_INT, &h.reps, 1, MAX_REPS, NULL, "N", "IHDP replications 1 .. N"},
@@ -222,6 +255,8 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--normalize", NULL, CLI_FLAG, &h.normalize, 0, 0, NULL, NULL,
          "unit-norm representation also for tarnet (always for cfr)"},
         {"--seed", NULL, CLI_INT, &h.seed, 0, 9e18, NULL, "S", "initial network; replication k splits with S + k"},
+        {"--effects", NULL, CLI_STRING, &h.effects, 0, 0, NULL, "FILE",
+         "write every unit's estimated effect (CSV: rep, unit, split, t, y, tau_hat, mu0, mu1)"},
     };
-    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 23));
+    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 24));
 }

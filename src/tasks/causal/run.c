@@ -249,6 +249,10 @@ blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
     }
     if ((st = blo_causal_net_effects(&net, d, perm, n, tau))) goto nomem;
     scores(d, tau, perm, k + kv, r);
+    for (int64_t i = 0; i < n; i++) {
+        if (c->out_tau) c->out_tau[perm[i]] = tau[i];
+        if (c->out_split) c->out_split[perm[i]] = (signed char)(i < k ? 0 : i < k + kv ? 1 : 2);
+    }
     goto out;
 nomem:
     st = blo__fail(err, errlen, BLO_ERR_NOMEM, "causal: out of memory");
