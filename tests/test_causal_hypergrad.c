@@ -40,7 +40,7 @@ static void check(blo_causal_tune tune, blo_causal_criterion crit, const blo_cau
     blo_ctx *ctx = blo_ctx_new(0);
     blo__causal_bilevel b;
     memset(&b, 0, sizeof b);
-    b.net = (blo_causal_net_config){1, 3, 1, 2, 0.5, 0.01, 1e-3, 0, 0, 1, 1, 0};
+    b.net = (blo_causal_net_config){1, 3, 1, 2, 0.5, 0.01, 1e-3, 0, 0, 1, 1, 0, BLO_CAUSAL_IPM_MMD, 10, 10, 0.1};
     b.tune = tune;
     b.criterion = crit;
     int64_t tr[K], va[KV];
