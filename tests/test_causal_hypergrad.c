@@ -54,10 +54,10 @@ static void check(blo_causal_tune tune, blo_causal_criterion crit, blo_causal_ip
     blo_rng rng;
     blo_rng_seed(&rng, 3);
     blo__causal_params(ctx, &b.net, D, BLO_F64, &rng, y0);
-    int64_t nx = tune == BLO_CAUSAL_TUNE_HYPER ? 1 + L : K;
+    int64_t nx = tune == BLO_CAUSAL_TUNE_HYPER ? 1 + L : tune == BLO_CAUSAL_TUNE_ALPHA ? 1 : K;
     blo_tensor *x = blo_zeros(ctx, BLO_F64, 1, &nx);
     for (int64_t j = 0; j < nx; j++)
-        blo_tensor_set(x, j, tune == BLO_CAUSAL_TUNE_HYPER ? (j ? log(0.05) : log(0.5)) : 0.3 * sin((double)j));
+        blo_tensor_set(x, j, tune != BLO_CAUSAL_TUNE_WEIGHTS ? (j ? log(0.05) : log(0.5)) : 0.3 * sin((double)j));
     b.prob.nx = 1;
     b.prob.x = &x;
     b.prob.ny = np;
@@ -82,7 +82,7 @@ static void check(blo_causal_tune tune, blo_causal_criterion crit, blo_causal_ip
             double fd = (fp - fm) / (2 * h), e = fabs(hg[j] - fd) / (1e-8 + fabs(fd));
             if (e > worst) worst = e;
             TU_CHECK(tu_close(hg[j], fd, 1e-5, 1e-9), "%s/%s/ipm %d: dF/dx[%lld] %.10g vs fd %.10g",
-                     tune == BLO_CAUSAL_TUNE_HYPER ? "hyper" : "weights",
+                     tune == BLO_CAUSAL_TUNE_HYPER ? "hyper" : tune == BLO_CAUSAL_TUNE_ALPHA ? "alpha" : "weights",
                      crit == BLO_CAUSAL_NN ? "nn" : "factual", (int)ipm, (long long)j, hg[j], fd);
         }
         double n2 = 0;
@@ -115,5 +115,6 @@ int main(void) {
      * constant, so differences of the loss would see the plan move: test_causal_ipm checks
      * it with the plan fixed). */
     check(BLO_CAUSAL_TUNE_HYPER, BLO_CAUSAL_NN, BLO_CAUSAL_IPM_RBF, &d);
+    check(BLO_CAUSAL_TUNE_ALPHA, BLO_CAUSAL_NN, BLO_CAUSAL_IPM_MMD, &d);
     return tu_finish("test_causal_hypergrad");
 }

@@ -138,6 +138,8 @@ void blo_causal_net_free(blo_causal_net *net);
  *            upper level the criterion on the validation units; the network is first trained
  *            as for none, then the solver (solver: method, T inner steps, warm start) runs
  *            outer_iters iterations from there.
+ *   alpha    as hyper with x = log α alone (the λ_l stay at net.l2): the grid's search space,
+ *            searched by hypergradient.
  *   weights  x = one log-weight per training unit, u_i = exp(x_i) in the factual loss; the
  *            rest as hyper.
  *   grid     the network trained once per α of grid (net.alpha ignored); the one with the
@@ -152,7 +154,8 @@ typedef enum blo_causal_tune {
     BLO_CAUSAL_TUNE_NONE = 0,
     BLO_CAUSAL_TUNE_HYPER,
     BLO_CAUSAL_TUNE_WEIGHTS,
-    BLO_CAUSAL_TUNE_GRID /* α from grid[0..ngrid): one training each, the lowest criterion wins */
+    BLO_CAUSAL_TUNE_GRID, /* α from grid[0..ngrid): one training each, the lowest criterion wins */
+    BLO_CAUSAL_TUNE_ALPHA /* hyper with x = log α alone: the grid's search space */
 } blo_causal_tune;
 typedef enum blo_causal_criterion { BLO_CAUSAL_NN = 0, BLO_CAUSAL_FACTUAL } blo_causal_criterion;
 

@@ -45,6 +45,7 @@ static bool cc_configure(cli_task *t) {
     c->net.rbf_sigma = h->rbf_sigma;
     c->solver.seed = (uint64_t)h->seed;
     c->tune = !strcmp(h->tune, "hyper")     ? BLO_CAUSAL_TUNE_HYPER
+              : !strcmp(h->tune, "alpha")   ? BLO_CAUSAL_TUNE_ALPHA
               : !strcmp(h->tune, "weights") ? BLO_CAUSAL_TUNE_WEIGHTS
               : !strcmp(h->tune, "grid")    ? BLO_CAUSAL_TUNE_GRID
                                             : BLO_CAUSAL_TUNE_NONE;
@@ -62,9 +63,10 @@ static bool cc_configure(cli_task *t) {
     }
     c->grid = h->gridv;
     c->criterion = strcmp(h->criterion, "factual") ? BLO_CAUSAL_NN : BLO_CAUSAL_FACTUAL;
-    if (c->tune == BLO_CAUSAL_TUNE_HYPER && c->net.alpha <= 0) {
-        fprintf(stderr, "blo causal: --tune hyper learns the IPM weight α: use --model cfr "
-                        "with --alpha > 0\n");
+    if ((c->tune == BLO_CAUSAL_TUNE_HYPER || c->tune == BLO_CAUSAL_TUNE_ALPHA) && c->net.alpha <= 0) {
+        fprintf(stderr, "blo causal: --tune %s learns the IPM weight α: use --model cfr "
+                        "with --alpha > 0\n",
+                h->tune);
         return false;
     }
     bool ihdp = !strcmp(h->source, "ihdp");
@@ -205,6 +207,11 @@ static int cc_summary(cli_task *t) {
             }
             printf("]");
         }
+        printf("],\"alpha\":[");
+        for (int i = 0; i < h->nres; i++) {
+            if (i) printf(",");
+            cli_json_number(stdout, h->r[i].alpha);
+        }
         printf("]}\n");
         return CLI_EXIT_OK;
     }
@@ -260,9 +267,9 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--rbf-sigma", NULL, CLI_DOUBLE, &h.rbf_sigma, 1e-9, 1e9, NULL, "S", "rbf: kernel width σ"},
         {"--alpha", NULL, CLI_DOUBLE, &h.alpha, 0, 1e9, NULL, "A", "IPM weight of --model cfr (start of --tune hyper)"},
         {"--l2", NULL, CLI_DOUBLE, &h.l2, 0, 1e9, NULL, "L", "L2 strength of every weight matrix (start of --tune hyper)"},
-        {"--tune", NULL, CLI_CHOICE, &h.tune, 0, 0, "none|hyper|weights|grid", "T",
-         "none: train once; hyper: x = log(alpha, L2 per matrix); weights: x = log unit "
-         "weights; grid: best alpha of --grid by the criterion"},
+        {"--tune", NULL, CLI_CHOICE, &h.tune, 0, 0, "none|hyper|alpha|weights|grid", "T",
+         "none: train once; hyper: x = log(alpha, L2 per matrix); alpha: x = log alpha; "
+         "weights: x = log unit weights; grid: best alpha of --grid by the criterion"},
         {"--grid", NULL, CLI_STRING, &h.grid, 0, 0, NULL, "A,B,..", "alpha values of --tune grid"},
         {"--criterion", NULL, CLI_CHOICE, &h.criterion, 0, 0, "nn|factual", "C",
          "upper level: nn = mean (τ̂ − τ_nn)² on validation (scores the effect itself); factual "
