@@ -33,9 +33,10 @@ declare -A runs=(
     [hyper-mmd-eq]="--model cfr --alpha 1 --tune hyper --outer 100 --inner 5"
     [weights-wass-eq]="--ipm wass --model cfr --alpha 1 --tune weights --outer 65 --inner 5"
     [alpha-wass-eq]="--ipm wass --model cfr --alpha 1 --tune alpha --outer 65 --inner 5"
+    [wass-a1]="--ipm wass --model cfr --alpha 1"
 )
 order=(tarnet grid-mmd hyper-mmd weights grid-wass hyper-wass-eq hyper-mmd-eq weights-wass-eq
-    alpha-wass-eq)
+    alpha-wass-eq wass-a1)
 [ $# -gt 0 ] && order=("$@")
 for name in "${order[@]}"; do
     [ -n "${runs[$name]+x}" ] || { echo "run_causal: no run named '$name'" >&2; exit 2; }
