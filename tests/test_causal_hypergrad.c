@@ -36,11 +36,12 @@ static double upper_after(blo__causal_bilevel *b, blo_tensor *x, int np, blo_ten
     return F;
 }
 
-static void check(blo_causal_tune tune, blo_causal_criterion crit, const blo_causal_data *d) {
+static void check(blo_causal_tune tune, blo_causal_criterion crit, blo_causal_ipm ipm,
+                  const blo_causal_data *d) {
     blo_ctx *ctx = blo_ctx_new(0);
     blo__causal_bilevel b;
     memset(&b, 0, sizeof b);
-    b.net = (blo_causal_net_config){1, 3, 1, 2, 0.5, 0.01, 1e-3, 0, 0, 1, 1, 0};
+    b.net = (blo_causal_net_config){1, 3, 1, 2, 0.5, 0.01, 1e-3, 0, 0, 1, 1, 0, ipm, 10, 10, 0.7};
     b.tune = tune;
     b.criterion = crit;
     int64_t tr[K], va[KV];
@@ -53,10 +54,10 @@ static void check(blo_causal_tune tune, blo_causal_criterion crit, const blo_cau
     blo_rng rng;
     blo_rng_seed(&rng, 3);
     blo__causal_params(ctx, &b.net, D, BLO_F64, &rng, y0);
-    int64_t nx = tune == BLO_CAUSAL_TUNE_HYPER ? 1 + L : K;
+    int64_t nx = tune == BLO_CAUSAL_TUNE_HYPER ? 1 + L : tune == BLO_CAUSAL_TUNE_ALPHA ? 1 : K;
     blo_tensor *x = blo_zeros(ctx, BLO_F64, 1, &nx);
     for (int64_t j = 0; j < nx; j++)
-        blo_tensor_set(x, j, tune == BLO_CAUSAL_TUNE_HYPER ? (j ? log(0.05) : log(0.5)) : 0.3 * sin((double)j));
+        blo_tensor_set(x, j, tune != BLO_CAUSAL_TUNE_WEIGHTS ? (j ? log(0.05) : log(0.5)) : 0.3 * sin((double)j));
     b.prob.nx = 1;
     b.prob.x = &x;
     b.prob.ny = np;
@@ -80,9 +81,9 @@ static void check(blo_causal_tune tune, blo_causal_criterion crit, const blo_cau
             blo_tensor_set(x, j, v);
             double fd = (fp - fm) / (2 * h), e = fabs(hg[j] - fd) / (1e-8 + fabs(fd));
             if (e > worst) worst = e;
-            TU_CHECK(tu_close(hg[j], fd, 1e-5, 1e-9), "%s/%s: dF/dx[%lld] %.10g vs fd %.10g",
-                     tune == BLO_CAUSAL_TUNE_HYPER ? "hyper" : "weights",
-                     crit == BLO_CAUSAL_NN ? "nn" : "factual", (long long)j, hg[j], fd);
+            TU_CHECK(tu_close(hg[j], fd, 1e-5, 1e-9), "%s/%s/ipm %d: dF/dx[%lld] %.10g vs fd %.10g",
+                     tune == BLO_CAUSAL_TUNE_HYPER ? "hyper" : tune == BLO_CAUSAL_TUNE_ALPHA ? "alpha" : "weights",
+                     crit == BLO_CAUSAL_NN ? "nn" : "factual", (int)ipm, (long long)j, hg[j], fd);
         }
         double n2 = 0;
         for (int64_t j = 0; j < nx; j++) n2 += hg[j] * hg[j];
@@ -107,8 +108,13 @@ int main(void) {
     }
     blo_causal_data d = {N, D, x, t, y, NULL, NULL, 0};
     for (int i = 0; i < N; i++) d.treated += t[i] == 1;
-    check(BLO_CAUSAL_TUNE_HYPER, BLO_CAUSAL_NN, &d);
-    check(BLO_CAUSAL_TUNE_HYPER, BLO_CAUSAL_FACTUAL, &d);
-    check(BLO_CAUSAL_TUNE_WEIGHTS, BLO_CAUSAL_NN, &d);
+    check(BLO_CAUSAL_TUNE_HYPER, BLO_CAUSAL_NN, BLO_CAUSAL_IPM_MMD, &d);
+    check(BLO_CAUSAL_TUNE_HYPER, BLO_CAUSAL_FACTUAL, BLO_CAUSAL_IPM_MMD, &d);
+    check(BLO_CAUSAL_TUNE_WEIGHTS, BLO_CAUSAL_NN, BLO_CAUSAL_IPM_MMD, &d);
+    /* The RBF-kernel IPM is differentiable throughout (the Wasserstein one holds its plan
+     * constant, so differences of the loss would see the plan move: test_causal_ipm checks
+     * it with the plan fixed). */
+    check(BLO_CAUSAL_TUNE_HYPER, BLO_CAUSAL_NN, BLO_CAUSAL_IPM_RBF, &d);
+    check(BLO_CAUSAL_TUNE_ALPHA, BLO_CAUSAL_NN, BLO_CAUSAL_IPM_MMD, &d);
     return tu_finish("test_causal_hypergrad");
 }

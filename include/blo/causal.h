@@ -69,9 +69,24 @@ blo_status blo_causal_nn_effects(const blo_causal_data *d, const int64_t *rows, 
  *     L = Σ_i w_i (h_{t_i}(Φ(x_i)) − y_i)² / Σ_i w_i + α IPM(Φ_treated, Φ_control)
  *         + Σ_l λ_l ‖W_l‖²
  * with w_i = u_i r_i: u_i the unit weights (1 by default), r_i = n / (2 n_{t_i}) the arm
- * weights of the batch (reweight) or 1, outcomes standardised on the training
- * rows, IPM the (linear-kernel) MMD² ‖mean Φ_treated − mean Φ_control‖² on the unit-norm
- * representation. TARNet is α = 0 (no normalisation); CFR-MMD is α > 0. */
+ * weights of the batch (reweight) or 1, outcomes standardised on the training rows, and the
+ * IPM between the unit-norm representations of the batch's treated (n_t) and control (n_c)
+ * units one of (Shalit et al.'s code, its p = 1/2):
+ *   mmd   linear MMD²  ‖mean Φ_t − mean Φ_c‖²
+ *   rbf   MMD² with k(a, b) = exp(−‖a − b‖² / σ²):  Σ_{i≠j} k(c_i, c_j) / (n_c (n_c − 1))
+ *         + Σ_{i≠j} k(t_i, t_j) / (n_t (n_t − 1)) − 2 Σ_ij k(t_i, c_j) / (n_t n_c)
+ *   wass  the entropic Wasserstein-1 distance 2 Σ_ij P_ij M_ij, M_ij = ‖Φ_t,i − Φ_c,j‖: P the
+ *         Sinkhorn plan (wass_iters iterations, kernel exp(−λ M / mean M)) of the cost M
+ *         augmented by a dummy row and column of cost max M, with marginals (1/(2 n_t) ..,
+ *         1/2) and (1/(2 n_c) .., 1/2). P is computed from M's values and held constant in
+ *         the gradient, as Shalit et al.'s code does (backpropT off): dIPM/dΦ = 2 Σ P_ij dM_ij.
+ * TARNet is α = 0 (no normalisation); CFR is α > 0. */
+typedef enum blo_causal_ipm {
+    BLO_CAUSAL_IPM_MMD = 0, /* linear MMD² */
+    BLO_CAUSAL_IPM_WASS,    /* entropic Wasserstein (Sinkhorn) */
+    BLO_CAUSAL_IPM_RBF      /* RBF-kernel MMD² */
+} blo_causal_ipm;
+
 typedef struct blo_causal_net_config {
     int rep_layers, rep_width;   /* 3, 200 */
     int head_layers, head_width; /* 3, 100 */
@@ -83,6 +98,10 @@ typedef struct blo_causal_net_config {
     uint64_t seed;
     int reweight;  /* 1: each arm's units weighted 1 / (2 n_arm / n) (Shalit et al.'s w_i); 1 */
     int normalize; /* 1: Φ scaled to unit norm also for TARNet (always for α > 0); 0 */
+    blo_causal_ipm ipm; /* mmd */
+    double wass_lambda; /* wass: λ of the kernel exp(−λ M / mean M); 10 */
+    int wass_iters;     /* wass: Sinkhorn iterations; 10 */
+    double rbf_sigma;   /* rbf: σ; 0.1 */
 } blo_causal_net_config;
 
 blo_causal_net_config blo_causal_net_default(void);
@@ -119,6 +138,8 @@ void blo_causal_net_free(blo_causal_net *net);
  *            upper level the criterion on the validation units; the network is first trained
  *            as for none, then the solver (solver: method, T inner steps, warm start) runs
  *            outer_iters iterations from there.
+ *   alpha    as hyper with x = log α alone (the λ_l stay at net.l2): the grid's search space,
+ *            searched by hypergradient.
  *   weights  x = one log-weight per training unit, u_i = exp(x_i) in the factual loss; the
  *            rest as hyper.
  *   grid     the network trained once per α of grid (net.alpha ignored); the one with the
@@ -133,7 +154,8 @@ typedef enum blo_causal_tune {
     BLO_CAUSAL_TUNE_NONE = 0,
     BLO_CAUSAL_TUNE_HYPER,
     BLO_CAUSAL_TUNE_WEIGHTS,
-    BLO_CAUSAL_TUNE_GRID /* α from grid[0..ngrid): one training each, the lowest criterion wins */
+    BLO_CAUSAL_TUNE_GRID, /* α from grid[0..ngrid): one training each, the lowest criterion wins */
+    BLO_CAUSAL_TUNE_ALPHA /* hyper with x = log α alone: the grid's search space */
 } blo_causal_tune;
 typedef enum blo_causal_criterion { BLO_CAUSAL_NN = 0, BLO_CAUSAL_FACTUAL } blo_causal_criterion;
 
@@ -145,6 +167,11 @@ typedef struct blo_causal_config {
     uint64_t split_seed;
     const double *grid; /* tune grid: the α values tried */
     int ngrid;
+    /* Optional outputs (NULL: not written), indexed by unit in the data's order: every unit's
+     * estimated effect ŷ1 − ŷ0 [n], and its part of the split [n] (0 train, 1 validation,
+     * 2 test). */
+    double *out_tau;
+    signed char *out_split;
 } blo_causal_config;
 
 /* Defaults: the net's defaults, tune none, criterion nn, split seed 1; solver rhg, T = 10

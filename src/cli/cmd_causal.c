@@ -17,12 +17,13 @@
 
 typedef struct causal_cmd {
     blo_causal_config c;
-    const char *source, *model, *tune, *criterion;
+    const char *source, *model, *tune, *criterion, *ipm;
     const char *treatment, *outcome, *covariates, *mu0, *mu1;
     long long reps, rep_layers, rep_width, head_layers, head_width, steps, batch, seed;
-    double alpha, l2, lr;
+    double alpha, l2, lr, wass_lambda, rbf_sigma;
+    long long wass_iters;
     int no_reweight, normalize;
-    const char *grid;
+    const char *grid, *effects;
     double gridv[16];
     int nres;
     blo_causal_result r[MAX_REPS];
@@ -37,8 +38,14 @@ static bool cc_configure(cli_task *t) {
     c->net.l2 = h->l2, c->net.lr = h->lr, c->net.steps = h->steps, c->net.batch = h->batch;
     c->net.seed = (uint64_t)h->seed;
     c->net.reweight = !h->no_reweight, c->net.normalize = h->normalize;
+    c->net.ipm = !strcmp(h->ipm, "wass")  ? BLO_CAUSAL_IPM_WASS
+                 : !strcmp(h->ipm, "rbf") ? BLO_CAUSAL_IPM_RBF
+                                          : BLO_CAUSAL_IPM_MMD;
+    c->net.wass_lambda = h->wass_lambda, c->net.wass_iters = (int)h->wass_iters;
+    c->net.rbf_sigma = h->rbf_sigma;
     c->solver.seed = (uint64_t)h->seed;
     c->tune = !strcmp(h->tune, "hyper")     ? BLO_CAUSAL_TUNE_HYPER
+              : !strcmp(h->tune, "alpha")   ? BLO_CAUSAL_TUNE_ALPHA
               : !strcmp(h->tune, "weights") ? BLO_CAUSAL_TUNE_WEIGHTS
               : !strcmp(h->tune, "grid")    ? BLO_CAUSAL_TUNE_GRID
                                             : BLO_CAUSAL_TUNE_NONE;
@@ -56,9 +63,10 @@ static bool cc_configure(cli_task *t) {
     }
     c->grid = h->gridv;
     c->criterion = strcmp(h->criterion, "factual") ? BLO_CAUSAL_NN : BLO_CAUSAL_FACTUAL;
-    if (c->tune == BLO_CAUSAL_TUNE_HYPER && c->net.alpha <= 0) {
-        fprintf(stderr, "blo causal: --tune hyper learns the IPM weight α: use --model cfr "
-                        "with --alpha > 0\n");
+    if ((c->tune == BLO_CAUSAL_TUNE_HYPER || c->tune == BLO_CAUSAL_TUNE_ALPHA) && c->net.alpha <= 0) {
+        fprintf(stderr, "blo causal: --tune %s learns the IPM weight α: use --model cfr "
+                        "with --alpha > 0\n",
+                h->tune);
         return false;
     }
     bool ihdp = !strcmp(h->source, "ihdp");
@@ -83,13 +91,42 @@ static void ihdp_path(char *p, size_t n, long long k) {
     if (access(p, R_OK)) snprintf(p, n, "%s/ihdp/ihdp_npci_%lld.csv", BLO_DATA_SOURCE, k);
 }
 
+/* "TARNet", or "CFR-" and the IPM's name. */
+static const char *model_name(const causal_cmd *h) {
+    if (!(h->c.net.alpha > 0 || h->c.tune == BLO_CAUSAL_TUNE_GRID)) return "TARNet";
+    return h->c.net.ipm == BLO_CAUSAL_IPM_WASS ? "CFR-Wass"
+           : h->c.net.ipm == BLO_CAUSAL_IPM_RBF ? "CFR-RBF"
+                                                 : "CFR-MMD";
+}
+
+/* --effects: one line per unit of replication k (the file started afresh at k = 1). */
+static blo_status write_effects(const char *path, long long k, const blo_causal_data *d,
+                                const double *tau, const signed char *part, char *err,
+                                size_t errlen) {
+    static const char *const PART[3] = {"train", "val", "test"};
+    FILE *f = fopen(path, k == 1 ? "w" : "a");
+    if (!f) {
+        snprintf(err, errlen, "causal: cannot write --effects %s", path);
+        return BLO_ERR_IO;
+    }
+    if (k == 1) fprintf(f, "rep,unit,split,t,y,tau_hat,mu0,mu1\n");
+    for (int64_t i = 0; i < d->n; i++)
+        fprintf(f, "%lld,%lld,%s,%g,%.9g,%.9g,%.9g,%.9g\n", k, (long long)i, PART[part[i]],
+                d->t[i], d->y[i], tau[i], d->mu0 ? d->mu0[i] : NAN, d->mu1 ? d->mu1[i] : NAN);
+    if (fclose(f)) {
+        snprintf(err, errlen, "causal: cannot write --effects %s", path);
+        return BLO_ERR_IO;
+    }
+    return BLO_OK;
+}
+
 static blo_status cc_run(cli_task *t, char *err, size_t errlen) {
     causal_cmd *h = t->user;
     blo_causal_columns cols = {h->treatment, h->outcome, h->covariates, h->mu0, h->mu1};
     bool ihdp = !strcmp(h->source, "ihdp");
     if (!t->quiet)
         fprintf(stderr, "causal: %s, tune %s (criterion %s), %lld replication%s\n",
-                h->c.net.alpha > 0 || h->c.tune == BLO_CAUSAL_TUNE_GRID ? "cfr-mmd" : "tarnet", h->tune, h->criterion, h->reps,
+                model_name(h), h->tune, h->criterion, h->reps,
                 h->reps > 1 ? "s" : "");
     for (long long k = 1; k <= h->reps; k++) {
         char path[1024];
@@ -101,7 +138,19 @@ static blo_status cc_run(cli_task *t, char *err, size_t errlen) {
         blo_status st = blo_causal_load(path, ihdp ? NULL : &cols, &d, err, errlen);
         if (st) return st;
         h->c.split_seed = (uint64_t)h->seed + (uint64_t)k;
-        st = blo_causal_run(&d, &h->c, &h->r[k - 1], err, errlen);
+        double *tau = NULL;
+        signed char *part = NULL;
+        if (h->effects) {
+            tau = malloc(sizeof(double) * (size_t)d.n);
+            part = malloc((size_t)d.n);
+            if (!tau || !part) st = BLO_ERR_NOMEM;
+        }
+        h->c.out_tau = tau, h->c.out_split = part;
+        if (!st) st = blo_causal_run(&d, &h->c, &h->r[k - 1], err, errlen);
+        if (!st && h->effects) st = write_effects(h->effects, k, &d, tau, part, err, errlen);
+        h->c.out_tau = NULL, h->c.out_split = NULL;
+        free(tau);
+        free(part);
         blo_causal_data_free(&d);
         if (st) return st;
         h->nres = (int)k;
@@ -139,9 +188,9 @@ static int cc_summary(cli_task *t) {
     double m[4], se[4];
     for (int j = 0; j < 4; j++) mean_se(h, FIELDS[j], &m[j], &se[j]);
     if (t->json) {
-        printf("{\"task\":\"causal\",\"model\":\"%s\",\"tune\":\"%s\",\"criterion\":\"%s\","
-               "\"reps\":%d",
-               h->c.net.alpha > 0 || h->c.tune == BLO_CAUSAL_TUNE_GRID ? "cfr" : "tarnet", h->tune,
+        printf("{\"task\":\"causal\",\"model\":\"%s\",\"ipm\":\"%s\",\"tune\":\"%s\","
+               "\"criterion\":\"%s\",\"reps\":%d",
+               h->c.net.alpha > 0 || h->c.tune == BLO_CAUSAL_TUNE_GRID ? "cfr" : "tarnet", h->ipm, h->tune,
                h->criterion, h->nres);
         for (int j = 0; j < 4; j++) {
             printf(",\"%s\":", NAMES[j]);
@@ -158,10 +207,15 @@ static int cc_summary(cli_task *t) {
             }
             printf("]");
         }
+        printf("],\"alpha\":[");
+        for (int i = 0; i < h->nres; i++) {
+            if (i) printf(",");
+            cli_json_number(stdout, h->r[i].alpha);
+        }
         printf("]}\n");
         return CLI_EXIT_OK;
     }
-    printf("causal effects: %s, tune %s (criterion %s)\n", h->c.net.alpha > 0 || h->c.tune == BLO_CAUSAL_TUNE_GRID ? "CFR-MMD" : "TARNet",
+    printf("causal effects: %s, tune %s (criterion %s)\n", model_name(h),
            h->tune, h->criterion);
     printf("  rep  PEHE^.5 in  PEHE^.5 out  eps_ATE in  eps_ATE out  criterion  alpha\n");
     for (int i = 0; i < h->nres; i++)
@@ -186,10 +240,12 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
     h.rep_layers = h.c.net.rep_layers, h.rep_width = h.c.net.rep_width;
     h.head_layers = h.c.net.head_layers, h.head_width = h.c.net.head_width;
     h.steps = h.c.net.steps, h.batch = h.c.net.batch, h.seed = 0;
-    h.alpha = 1.0, h.l2 = h.c.net.l2, h.lr = h.c.net.lr;
+    h.alpha = 1.0, h.l2 = h.c.net.l2, h.lr = h.c.net.lr, h.ipm = "mmd";
+    h.wass_lambda = h.c.net.wass_lambda, h.wass_iters = h.c.net.wass_iters;
+    h.rbf_sigma = h.c.net.rbf_sigma;
     cli_task t;
     cli_task_init(&t, &CC, cmd, &h.c.solver, &h);
-    cli_opt opts[23 + CLI_TASK_NOPTS] = {
+    cli_opt opts[28 + CLI_TASK_NOPTS] = {
         {"--data", NULL, CLI_STRING, &h.source, 0, 0, NULL, "ihdp|FILE",
          "the 10 shipped IHDP replications, or a CSV with a header (see --treatment)"},
         {"--reps", NULL, CLI_INT, &h.reps, 1, MAX_REPS, NULL, "N", "IHDP replications 1 .. N"},
@@ -201,11 +257,19 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--mu1", NULL, CLI_STRING, &h.mu1, 0, 0, NULL, "COL", "CSV: true E[Y(1)|x], for scoring only"},
         {"--model", NULL, CLI_CHOICE, &h.model, 0, 0, "tarnet|cfr", "M",
          "tarnet: L = factual MSE + L2; cfr: + alpha ‖mean Φ_t − mean Φ_c‖² on unit-norm Φ"},
+        {"--ipm", NULL, CLI_CHOICE, &h.ipm, 0, 0, "mmd|wass|rbf", "I",
+         "cfr's IPM on unit-norm Φ: mmd ‖mean Φ_t − mean Φ_c‖²; wass 2 Σ P_ij ‖Φ_t,i − Φ_c,j‖, P "
+         "the Sinkhorn plan of Shalit et al.'s code, held constant in the gradient; rbf the "
+         "kernel MMD² with exp(−‖a − b‖²/σ²)"},
+        {"--wass-lambda", NULL, CLI_DOUBLE, &h.wass_lambda, 1e-9, 1e9, NULL, "L",
+         "wass: Sinkhorn kernel exp(−L M / mean M)"},
+        {"--wass-iters", NULL, CLI_INT, &h.wass_iters, 1, 100000, NULL, "N", "wass: Sinkhorn iterations"},
+        {"--rbf-sigma", NULL, CLI_DOUBLE, &h.rbf_sigma, 1e-9, 1e9, NULL, "S", "rbf: kernel width σ"},
         {"--alpha", NULL, CLI_DOUBLE, &h.alpha, 0, 1e9, NULL, "A", "IPM weight of --model cfr (start of --tune hyper)"},
         {"--l2", NULL, CLI_DOUBLE, &h.l2, 0, 1e9, NULL, "L", "L2 strength of every weight matrix (start of --tune hyper)"},
-        {"--tune", NULL, CLI_CHOICE, &h.tune, 0, 0, "none|hyper|weights|grid", "T",
-         "none: train once; hyper: x = log(alpha, L2 per matrix); weights: x = log unit "
-         "weights; grid: best alpha of --grid by the criterion"},
+        {"--tune", NULL, CLI_CHOICE, &h.tune, 0, 0, "none|hyper|alpha|weights|grid", "T",
+         "none: train once; hyper: x = log(alpha, L2 per matrix); alpha: x = log alpha; "
+         "weights: x = log unit weights; grid: best alpha of --grid by the criterion"},
         {"--grid", NULL, CLI_STRING, &h.grid, 0, 0, NULL, "A,B,..", "alpha values of --tune grid"},
         {"--criterion", NULL, CLI_CHOICE, &h.criterion, 0, 0, "nn|factual", "C",
          "upper level: nn = mean (τ̂ − τ_nn)² on validation (scores the effect itself); factual "
@@ -222,6 +286,8 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--normalize", NULL, CLI_FLAG, &h.normalize, 0, 0, NULL, NULL,
          "unit-norm representation also for tarnet (always for cfr)"},
         {"--seed", NULL, CLI_INT, &h.seed, 0, 9e18, NULL, "S", "initial network; replication k splits with S + k"},
+        {"--effects", NULL, CLI_STRING, &h.effects, 0, 0, NULL, "FILE",
+         "write every unit's estimated effect (CSV: rep, unit, split, t, y, tau_hat, mu0, mu1)"},
     };
-    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 23));
+    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 28));
 }

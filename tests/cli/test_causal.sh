@@ -25,10 +25,28 @@ fast=(--threads 1 -q --steps 40 --rep-layers 1 --rep-width 8 --head-layers 1 --h
 expect_rc 0 causal --reps 2 "${fast[@]}" --json
 check "IHDP: 2 replications, finite scores" json_ok "$tmp/out" \
     'd["reps"] == 2 and len(d["per_rep"]) == 2 and 0 < d["pehe_out"] < 20 and abs(d["pehe_out"] - (d["per_rep"][0][1] + d["per_rep"][1][1]) / 2) < 1e-9'
-for tune in "hyper --model cfr" "weights" "weights --criterion factual" "grid --grid 0.1,1"; do
+for tune in "hyper --model cfr" "alpha --model cfr --ipm wass" "weights" "weights --criterion factual" "grid --grid 0.1,1"; do
     expect_rc 0 causal --reps 1 "${fast[@]}" --tune $tune --json
     check "--tune $tune" json_ok "$tmp/out" 'd["reps"] == 1 and d["pehe_in"] > 0'
 done
+for ipm in wass rbf; do
+    expect_rc 0 causal --reps 1 "${fast[@]}" --model cfr --ipm $ipm --tune hyper --json
+    check "--ipm $ipm" json_ok "$tmp/out" 'd["reps"] == 1 and d["ipm"] == "'$ipm'" and 0 < d["pehe_out"] < 20'
+done
+expect_rc 0 causal --reps 2 "${fast[@]}" --effects "$tmp/eff.csv" --json
+check "--effects: every unit of each replication, split 471/202/74, the scores recomputable" python3 - "$tmp/eff.csv" "$tmp/out" <<'PY'
+import csv, json, math, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+d = json.load(open(sys.argv[2]))
+assert len(rows) == 2 * 747, len(rows)
+for k in (1, 2):
+    r = [x for x in rows if x["rep"] == str(k)]
+    parts = [x["split"] for x in r]
+    assert (parts.count("train"), parts.count("val"), parts.count("test")) == (471, 202, 74)
+    te = [x for x in r if x["split"] == "test"]
+    pehe = math.sqrt(sum((float(x["tau_hat"]) - float(x["mu1"]) + float(x["mu0"])) ** 2 for x in te) / len(te))
+    assert abs(pehe - d["per_rep"][k - 1][1]) < 1e-5, (pehe, d["per_rep"][k - 1])
+PY
 expect_rc 0 causal --data "$tmp/obs.csv" --treatment treat --outcome y --mu0 m0 --mu1 m1 "${fast[@]}" --json
 check "CSV: scored against mu0/mu1" json_ok "$tmp/out" 'd["reps"] == 1 and d["pehe_out"] > 0'
 expect_rc 0 causal --data "$tmp/obs.csv" --treatment treat --outcome y --covariates 'age|dose' "${fast[@]}" --json
@@ -43,6 +61,8 @@ expect_rc 2 causal --data "$tmp/obs.csv" --treatment treat
 check "--outcome is required for a CSV" grep -q -- '--outcome' "$tmp/err"
 expect_rc 2 causal --tune hyper
 check "--tune hyper needs cfr" grep -q 'model cfr' "$tmp/err"
+expect_rc 2 causal --effects /nonexistent/dir/e.csv --reps 1 "${fast[@]}"
+check "an unwritable --effects is named" grep -q 'cannot write --effects /nonexistent/dir/e.csv' "$tmp/err"
 expect_rc 2 causal --tune grid --grid 1,x
 check "a bad --grid is named" grep -q -- "--grid" "$tmp/err"
 cli_finish test_causal

@@ -23,6 +23,15 @@ blo_tensor *blo__causal_forward(blo_ctx *ctx, const blo_causal_net_config *c,
 blo_tensor *blo__causal_loss(blo_ctx *ctx, const blo_causal_net_config *c, blo_tensor *const *p,
                              blo_tensor *X, blo_tensor *T, blo_tensor *Y, blo_tensor *W,
                              blo_tensor *alpha, blo_tensor *lam);
+/* The IPM of causal.h between the rows of phi [N, k] with T [N, 1] = 1 and those with T = 0
+ * (NULL when an arm is empty, or rbf with an arm of one unit). */
+blo_tensor *blo__causal_ipm(blo_ctx *ctx, const blo_causal_net_config *c, blo_tensor *phi,
+                            blo_tensor *T);
+/* Shalit et al.'s Sinkhorn on the cost M [nt, nc] (row-major) augmented by the dummy row and
+ * column: plan [(nt + 1) (nc + 1)] (NULL: not returned) and *dist = 2 Σ P_ij M̃_ij over the
+ * augmented matrix. */
+void blo__causal_sinkhorn(int64_t nt, int64_t nc, const double *M, double lam, int its,
+                          double *plan, double *dist);
 /* The standardised effects ŷ1 − ŷ0 [N, 1] of X. */
 blo_tensor *blo__causal_tau(blo_ctx *ctx, const blo_causal_net_config *c, blo_tensor *const *p,
                             blo_tensor *X);

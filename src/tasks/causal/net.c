@@ -13,7 +13,8 @@
 #include <string.h>
 
 blo_causal_net_config blo_causal_net_default(void) {
-    blo_causal_net_config c = {3, 200, 3, 100, 0.0, 1e-4, 1e-3, 3000, 100, 1, 1, 0};
+    blo_causal_net_config c = {3,    200, 3, 100, 0.0, 1e-4, 1e-3, 3000, 100, 1, 1, 0,
+                               BLO_CAUSAL_IPM_MMD, 10.0, 10, 0.1};
     return c;
 }
 
@@ -100,15 +101,13 @@ blo_tensor *blo__causal_loss(blo_ctx *ctx, const blo_causal_net_config *c, blo_t
     blo_tensor *loss = W ? blo_div(ctx, blo_sum_all(ctx, blo_mul(ctx, W, sq)), blo_sum_all(ctx, W))
                          : blo_scale(ctx, blo_sum_all(ctx, sq), 1.0 / (double)blo_tensor_dim(sq, 0));
     if (!loss) return NULL;
-    if ((alpha || c->alpha > 0) && nt > 0 && nt < n) {
-        int ax = 0;
-        blo_tensor *mt = blo_scale(ctx, blo_sum(ctx, blo_mul(ctx, T, phi), 1, &ax, 1), 1.0 / nt);
-        blo_tensor *mc =
-            blo_scale(ctx, blo_sum(ctx, blo_mul(ctx, C, phi), 1, &ax, 1), 1.0 / (n - nt));
-        blo_tensor *df = blo_sub(ctx, mt, mc);
-        blo_tensor *mmd = blo_dot(ctx, df, df);
-        loss = blo_add(ctx, loss, alpha ? blo_mul(ctx, blo_reshape(ctx, alpha, 0, NULL), mmd)
-                                        : blo_scale(ctx, mmd, c->alpha));
+    /* The IPM needs a unit per arm (rbf: two); a batch short of that goes without it. */
+    double need = c->ipm == BLO_CAUSAL_IPM_RBF ? 2 : 1;
+    if ((alpha || c->alpha > 0) && nt >= need && n - nt >= need) {
+        blo_tensor *ipm = blo__causal_ipm(ctx, c, phi, T);
+        loss = ipm ? blo_add(ctx, loss, alpha ? blo_mul(ctx, blo_reshape(ctx, alpha, 0, NULL), ipm)
+                                              : blo_scale(ctx, ipm, c->alpha))
+                   : NULL;
     }
     int nw = blo__causal_nweights(c);
     for (int j = 0; j < nw && loss; j++) {
@@ -187,6 +186,9 @@ static const char *check_config(const blo_causal_net_config *c) {
         return "the network needs at least one representation layer and widths >= 1";
     if (!(c->alpha >= 0) || !(c->l2 >= 0) || !(c->lr > 0) || c->steps < 0 || c->batch < 0)
         return "alpha and l2 must be >= 0, lr > 0, steps and batch >= 0";
+    if (c->ipm == BLO_CAUSAL_IPM_WASS && (!(c->wass_lambda > 0) || c->wass_iters < 1))
+        return "the Wasserstein IPM needs lambda > 0 and at least one Sinkhorn iteration";
+    if (c->ipm == BLO_CAUSAL_IPM_RBF && !(c->rbf_sigma > 0)) return "the RBF IPM needs sigma > 0";
     return NULL;
 }
 

@@ -32,6 +32,8 @@ static blo_tensor *bl_lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *cons
                             const blo_eval *ev, void *user) {
     (void)ev;
     blo__causal_bilevel *b = user;
+    if (b->tune == BLO_CAUSAL_TUNE_ALPHA)
+        return blo__causal_loss(ctx, &b->net, y, b->X, b->T, b->Y, NULL, blo_exp(ctx, x[0]), NULL);
     if (b->tune == BLO_CAUSAL_TUNE_HYPER) {
         blo_tensor *e = blo_exp(ctx, x[0]);
         int64_t L = blo_tensor_dim(e, 0);
@@ -175,9 +177,11 @@ blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
     if (k < 2 || kv < 2 || n - k - kv < 1)
         return blo__fail(err, errlen, BLO_ERR_INVALID,
                          "causal: %lld units are too few for a 63/27/10 split", (long long)n);
-    if (c->tune == BLO_CAUSAL_TUNE_HYPER && !(c->net.alpha > 0))
+    bool learn_alpha = c->tune == BLO_CAUSAL_TUNE_HYPER || c->tune == BLO_CAUSAL_TUNE_ALPHA;
+    if (learn_alpha && !(c->net.alpha > 0))
         return blo__fail(err, errlen, BLO_ERR_INVALID,
-                         "causal: tune hyper learns α from its start: give α > 0 (the cfr model)");
+                         "causal: tune hyper / alpha learns α from its start: give α > 0 (the cfr "
+                         "model)");
     r->n_train = k, r->n_val = kv, r->n_test = n - k - kv;
     int64_t *perm = blo_malloc(sizeof(int64_t) * (size_t)n);
     double *tau = blo_malloc(sizeof(double) * (size_t)n);
@@ -206,7 +210,7 @@ blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
     } else if ((st = blo_causal_net_train(&net, &c->net, d, perm, k, NULL, err, errlen))) {
         goto out;
     }
-    if (c->tune == BLO_CAUSAL_TUNE_HYPER || c->tune == BLO_CAUSAL_TUNE_WEIGHTS) {
+    if (learn_alpha || c->tune == BLO_CAUSAL_TUNE_WEIGHTS) {
         b.net = c->net;
         b.tune = c->tune;
         b.criterion = c->criterion;
@@ -215,11 +219,11 @@ blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
                                       BLO_F32);
         if (st) goto nomem;
         int L = blo__causal_nweights(&c->net);
-        int64_t nx = c->tune == BLO_CAUSAL_TUNE_HYPER ? 1 + L : k;
+        int64_t nx = c->tune == BLO_CAUSAL_TUNE_HYPER ? 1 + L : learn_alpha ? 1 : k;
         blo_tensor *x0 = blo_zeros(bc, BLO_F32, 1, &nx);
         if (!x0) goto nomem;
+        if (learn_alpha) blo_tensor_set(x0, 0, log(c->net.alpha));
         if (c->tune == BLO_CAUSAL_TUNE_HYPER) {
-            blo_tensor_set(x0, 0, log(c->net.alpha));
             for (int j = 1; j <= L; j++) blo_tensor_set(x0, j, log(c->net.l2 > 0 ? c->net.l2 : 1e-6));
         }
         b.prob.nx = 1;
@@ -239,9 +243,9 @@ blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
         double up;
         blo_solver_values(s, &up, NULL);
         r->criterion = up * net.y_std * net.y_std;
+        if (learn_alpha) r->alpha = exp(blo_tensor_get(blo_solver_x(s, 0), 0));
         if (c->tune == BLO_CAUSAL_TUNE_HYPER) {
             blo_tensor *x = blo_solver_x(s, 0);
-            r->alpha = exp(blo_tensor_get(x, 0));
             double m = 0;
             for (int j = 1; j <= L; j++) m += exp(blo_tensor_get(x, j));
             r->l2_mean = m / L;
@@ -249,6 +253,10 @@ blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
     }
     if ((st = blo_causal_net_effects(&net, d, perm, n, tau))) goto nomem;
     scores(d, tau, perm, k + kv, r);
+    for (int64_t i = 0; i < n; i++) {
+        if (c->out_tau) c->out_tau[perm[i]] = tau[i];
+        if (c->out_split) c->out_split[perm[i]] = (signed char)(i < k ? 0 : i < k + kv ? 1 : 2);
+    }
     goto out;
 nomem:
     st = blo__fail(err, errlen, BLO_ERR_NOMEM, "causal: out of memory");
