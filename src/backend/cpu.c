@@ -14,17 +14,6 @@
 #include <cblas.h>
 #endif
 
-/* The element-wise row kernels are also built for AVX2 on x86-64 and picked at load time
- * (GCC / clang function multi-versioning). AVX2 alone, without FMA, so that no product and
- * sum are contracted: both versions compute the same bits. */
-#if defined(__x86_64__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define BLO_ROW_CLONES __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#ifndef BLO_ROW_CLONES
-#define BLO_ROW_CLONES
-#endif
 
 /* Work below this many elements stays on one thread. */
 #define PAR_MIN 32768
@@ -838,6 +827,8 @@ static const blo_backend cpu_backend = {
     .spmm = blo__cpu_spmm,
     .csr_transpose = blo__cpu_csr_transpose,
     .xent_forward = blo__cpu_xent_forward,
+    .st_adj_forward = blo__cpu_st_adj_forward,
+    .st_adj_grad = blo__cpu_st_adj_grad,
     .xent_backward = blo__cpu_xent_backward,
     .dot = blo__cpu_dot,
     .axpy = blo__cpu_axpy,

@@ -4,6 +4,18 @@
 
 #include "backend.h"
 
+/* The element-wise row kernels are also built for AVX2 on x86-64 and picked at load time
+ * (GCC / clang function multi-versioning). AVX2 alone, without FMA, so that no product and
+ * sum are contracted: both versions compute the same bits. */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define BLO_ROW_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef BLO_ROW_CLONES
+#define BLO_ROW_CLONES
+#endif
+
 /* Shared row iterator (cpu.c): see there. */
 int blo__coalesce(int nd, int64_t *shape, int nops, int64_t (*st)[BLO_MAX_DIMS]);
 void blo__for_rows(int nd, int64_t *shape, int nops, int64_t (*st)[BLO_MAX_DIMS],
@@ -49,6 +61,12 @@ void blo__cpu_xent_backward(const blo_tensor *probs, const blo_tensor *labels,
                             const blo_tensor *loss_terms, const blo_tensor *weights,
                             const blo_tensor *g, double scale, blo_tensor *glogits,
                             blo_tensor *gweights);
+
+/* cpu_graph.c */
+void blo__cpu_st_adj_forward(const blo_tensor *theta, blo_rng *rng, blo_tensor *work,
+                             blo_tensor *out);
+void blo__cpu_st_adj_grad(int adjoint, const blo_tensor *g, const blo_tensor *ahat,
+                          blo_tensor *work, blo_tensor *out);
 
 /* cpu_vec.c */
 double blo__cpu_dot(const blo_tensor *a, const blo_tensor *b);

@@ -45,8 +45,8 @@ static double accuracy(const blo_graph_tensors *gt, const blo_lds *l, blo_tensor
     blo_ctx_set_recording(c, 0);
     blo_tensor *p = NULL;
     for (int64_t i = 0; i < k; i++) {
-        blo_gcn_adj a = {gt->adj, gt->adj_val, NULL};
-        if (l) a = (blo_gcn_adj){NULL, NULL, blo_lds_sample(c, l, theta, rng)};
+        blo_gcn_adj a = {gt->adj, gt->adj_val, NULL, NULL};
+        if (l) a = blo_lds_adj(c, l, theta, rng);
         blo_tensor *z = blo_gcn_logits(c, &a, gt->x, gt->xval, w[0], w[1], 0, 0, NULL);
         blo_tensor *q = blo_softmax(c, blo_index_select(c, z, 0, gt->idx[s]), 1);
         p = p ? blo_add(c, p, q) : q;
@@ -66,7 +66,7 @@ typedef struct gcn_fit {
 static blo_tensor *gcn_fit_loss(blo_ctx *sc, blo_tensor *const *w, int64_t t, void *user) {
     (void)t;
     gcn_fit *g = user;
-    blo_gcn_adj a = {g->gt->adj, g->gt->adj_val, NULL};
+    blo_gcn_adj a = {g->gt->adj, g->gt->adj_val, NULL, NULL};
     blo_tensor *z = blo_gcn_logits(sc, &a, g->gt->x, g->gt->xval, w[0], w[1], g->c->dropout, 1,
                                    g->rng);
     return blo_gcn_loss(sc, z, g->gt->idx[0], g->gt->lab[0], w[0], g->c->wd);
