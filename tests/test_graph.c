@@ -153,7 +153,7 @@ static void gcn_case(blo_dtype dt, double rtol) {
     blo_tensor *Aw = from_fx(c, "Aw", dt, g.n, g.n);
     const char *suffix[2] = {"", "_w"};
     for (int k = 0; k < 2 && W1 && W2 && Aw; k++) {
-        blo_gcn_adj a = {k ? NULL : gt.adj, k ? NULL : gt.adj_val, k ? Aw : NULL};
+        blo_gcn_adj a = {k ? NULL : gt.adj, k ? NULL : gt.adj_val, k ? Aw : NULL, NULL};
         blo_tensor *z = blo_gcn_logits(c, &a, gt.x, gt.xval, W1, W2, 0.5, 0, NULL);
         blo_tensor *loss = blo_gcn_loss(c, z, gt.idx[0], gt.lab[0], W1, 5e-4);
         blo_tensor *in[3] = {W1, W2, Aw}, *gr[3];
