@@ -56,6 +56,10 @@ blo_tensor *blo_gcn_logits(blo_ctx *ctx, const blo_gcn_adj *a, const blo_csr *x,
                            blo_tensor *xval, blo_tensor *W1, blo_tensor *W2, double dropout,
                            int training, blo_rng *rng);
 
+/* Glorot uniform into w[0] = W1 and w[1] = W2 (±√(6 / (fan_in + fan_out))), as the reference
+ * GCN. */
+blo_status blo_gcn_glorot(blo_tensor *const *w, blo_rng *rng);
+
 /* Mean cross-entropy of logits over the nodes idx (i64 [k]) with labels lab (i64 [k]), plus
  * (wd / 2) ‖W1‖² when W1 is given. */
 blo_tensor *blo_gcn_loss(blo_ctx *ctx, blo_tensor *logits, blo_tensor *idx, blo_tensor *lab,
@@ -151,6 +155,13 @@ typedef struct blo_graph_config {
                               run stops after `patience` iterations without a better one, and
                               θ and y of the best are scored. Also for the frozen ablation.
                               0: off (all of the validation split drives the hypergradient) */
+    int64_t restart_every; /* > 0: LDS's outer loop (Franceschi et al., Algorithm 1, and
+                              their code): every restart_every outer iterations the GCN's
+                              weights are drawn afresh (Glorot) and trained again on θ's
+                              samples while θ keeps learning, so each cycle ends with a GCN
+                              trained on the current θ; with patience, early stopping scores
+                              the end of each cycle and counts cycles. 0: one warm-started
+                              run (the default) */
     const char *save_graph;/* write "i j θ_ij" for every pair with θ > ½ (i < j), or NULL */
     blo_dtype dtype;
     blo_config solver;     /* trhg with a window of T = 5 inner Adam steps, a warm start, outer

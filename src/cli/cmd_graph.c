@@ -13,7 +13,7 @@ typedef struct graph_cmd {
     blo_graph_config c;
     const char *name; /* --data: cora, citeseer, wine, cancer, digits or a folder */
     char dir[4096];
-    long long hidden, epochs, samples, seed, knn, patience;
+    long long hidden, epochs, samples, seed, knn, patience, restart_every;
     const char *features; /* --features: auto, row or raw */
     int gcn_only;
     blo_graph_result r;
@@ -57,6 +57,7 @@ static bool graph_configure(cli_task *t) {
                                                        : !strcmp(g->features, "row");
     g->c.knn = g->knn;
     g->c.patience = g->patience;
+    g->c.restart_every = g->restart_every;
     g->c.data_dir = g->dir;
     g->c.hidden = g->hidden;
     g->c.gcn_epochs = g->epochs;
@@ -142,10 +143,11 @@ int cli_graph_run(const cli_cmd *cmd, int argc, char **argv) {
     g.features = "auto";
     g.hidden = g.c.hidden, g.epochs = g.c.gcn_epochs, g.samples = g.c.samples, g.knn = g.c.knn;
     g.patience = g.c.patience;
+    g.restart_every = g.c.restart_every;
     cli_task t;
     cli_task_init(&t, &GRAPH, cmd, &g.c.solver, &g);
     cli_task_output(&t, "--save-graph", &g.c.save_graph);
-    cli_opt opts[16 + CLI_TASK_NOPTS] = {
+    cli_opt opts[17 + CLI_TASK_NOPTS] = {
         {"--data", NULL, CLI_STRING, &g.name, 0, 0, NULL, "cora|citeseer|wine|cancer|digits|DIR",
          "the graph: a committed Planetoid graph, a committed UCI data set with no graph (kNN-LDS), "
          "or a folder with features.libsvm, edges.txt (may be empty), train.txt, val.txt, test.txt"},
@@ -174,10 +176,15 @@ int cli_graph_run(const cli_cmd *cmd, int argc, char **argv) {
          "early stopping as LDS: half of the validation nodes drive theta, the other half pick "
          "the best outer iteration; stop after P without a better one (0: off, all of the "
          "validation nodes drive theta and the last iteration is scored)"},
+        {"--restart-every", NULL, CLI_INT, &g.restart_every, 0, 1e9, NULL, "E",
+         "LDS's outer loop: draw the GCN's weights afresh every E outer iterations (theta keeps "
+         "learning), so each cycle ends with a GCN trained on the current theta; with "
+         "--patience, the end of each cycle is scored and cycles are counted (0: one "
+         "warm-started run)"},
         {"--theta-start", NULL, CLI_DOUBLE, &g.c.theta_off, 0, 1, NULL, "P",
          "theta's start off the given edges (1 on them)"},
         {"--seed", NULL, CLI_INT, &g.seed, 0, 9e18, NULL, "S",
          "edge removal, weights, samples, dropout"},
     };
-    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 16));
+    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 17));
 }

@@ -64,12 +64,17 @@ blo_status blo_lds_init(blo_lds *l, const blo_graph_tensors *gt, int64_t n, int6
         blo_lds_free(l);
         return st;
     }
-    /* Glorot uniform, as the reference GCN. */
-    for (int i = 0; i < 2; i++) {
-        double a = sqrt(6.0 / (double)(blo_tensor_dim(l->y0[i], 0) + blo_tensor_dim(l->y0[i], 1)));
-        blo_init_uniform(l->y0[i], rng, -a, a);
-    }
+    blo_gcn_glorot(l->y0, rng);
     return BLO_OK;
+}
+
+blo_status blo_gcn_glorot(blo_tensor *const *w, blo_rng *rng) {
+    blo_status st = BLO_OK;
+    for (int i = 0; i < 2 && !st; i++) {
+        double a = sqrt(6.0 / (double)(blo_tensor_dim(w[i], 0) + blo_tensor_dim(w[i], 1)));
+        st = blo_init_uniform(w[i], rng, -a, a);
+    }
+    return st;
 }
 
 blo_tensor *blo_lds_sym(blo_ctx *ctx, const blo_lds *l, blo_tensor *theta) {

@@ -124,8 +124,9 @@ static int64_t count_edges(blo_tensor *theta, int64_t n) {
 static int lds_on_record(const blo_record *rec, void *user) {
     lds_run *lr = user;
     blo_tensor *theta = blo_solver_x(lr->s, 0), *w[2] = {blo_solver_y(lr->s, 0), blo_solver_y(lr->s, 1)};
-    int stop = 0;
-    if (lr->es_gt) { /* early stopping on the held-out half of the validation split */
+    int stop = 0, every = (int)lr->c->restart_every;
+    int cycle_end = every <= 0 || (rec->iter + 1) % every == 0;
+    if (lr->es_gt && cycle_end) { /* early stopping on the held-out half of the validation split */
         double acc = accuracy(lr->es_gt, lr->l, theta, w, 2, lr->c->samples, &lr->rng);
         if (acc > lr->best_acc) {
             lr->best_acc = acc;
@@ -143,6 +144,7 @@ static int lds_on_record(const blo_record *rec, void *user) {
                              count_edges(theta, lr->l->n)};
         stop |= lr->c->on_iter(&it, lr->c->user);
     }
+    if (every > 0 && cycle_end && !stop && blo_gcn_glorot(w, &lr->rng)) return 1; /* the next cycle */
     return stop;
 }
 
@@ -194,7 +196,7 @@ static blo_status run_lds(const blo_graph_config *c, const blo_graph_tensors *gt
         if (!lr.best[0] || !lr.best[1] || !lr.best[2])
             return blo__fail(err, errlen, BLO_ERR_NOMEM, "graph: out of memory");
     }
-    sc.on_record = lr.report || es_gt ? lds_on_record : NULL;
+    sc.on_record = lr.report || es_gt || c->restart_every > 0 ? lds_on_record : NULL;
     sc.record_user = &lr;
     blo_status st = blo__task_solve(&p, &sc, frozen ? NULL : c->resume, &lr.s, err, errlen);
     if (!st) {
@@ -257,10 +259,11 @@ blo_status blo_graph_run(const blo_graph_config *c, blo_graph_result *r, char *e
     r->upper = r->lower = r->es_acc = NAN;
     r->best_iter = -1;
     if (!(c->keep_edges >= 0 && c->keep_edges <= 1) || c->hidden < 1 || c->gcn_epochs < 0 ||
-        c->samples < 1 || !(c->dropout >= 0 && c->dropout < 1) || c->knn < -1 || c->patience < 0)
+        c->samples < 1 || !(c->dropout >= 0 && c->dropout < 1) || c->knn < -1 || c->patience < 0 ||
+        c->restart_every < 0)
         return blo__fail(err, errlen, BLO_ERR_INVALID,
                          "graph: bad settings (keep-edges in [0, 1], hidden >= 1, samples >= 1, "
-                         "dropout in [0, 1), knn >= -1)");
+                         "dropout in [0, 1), knn >= -1, patience >= 0, restart-every >= 0)");
     blo_graph_data g;
     blo_status st = blo_graph_load(c->data_dir, &g, err, errlen);
     if (st) return st;
