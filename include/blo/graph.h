@@ -162,6 +162,11 @@ typedef struct blo_graph_config {
                               trained on the current θ; with patience, early stopping scores
                               the end of each cycle and counts cycles. 0: one warm-started
                               run (the default) */
+    double lr_grid[8];     /* with n_lr_grid > 0 (needs patience > 0): LDS is run once per
+                              outer step size in lr_grid[0 .. n_lr_grid) and the run with the
+                              best early-stopping accuracy is scored, as LDS's authors choose
+                              their outer step from a grid by that set; ties: the first */
+    int n_lr_grid;
     const char *save_graph;/* write "i j θ_ij" for every pair with θ > ½ (i < j), or NULL */
     blo_dtype dtype;
     blo_config solver;     /* trhg with a window of T = 5 inner Adam steps, a warm start, outer
@@ -183,6 +188,7 @@ typedef struct blo_graph_result {
     int64_t iters;
     int64_t best_iter;              /* with patience: the outer iteration scored (else -1) */
     double es_acc;                  /* with patience: its early-stopping accuracy (else NAN) */
+    double outer_lr;                /* LDS's outer step size (the grid's choice with a grid) */
     double seconds;
 } blo_graph_result;
 /* Loads the data, removes edges, trains the GCN and / or runs LDS. Errors: the loader's

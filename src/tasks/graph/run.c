@@ -177,7 +177,8 @@ static blo_status freeze(int nx, blo_tensor *const *x, void *user) {
  * best outer iteration. */
 static blo_status run_lds(const blo_graph_config *c, const blo_graph_tensors *gt,
                           const blo_graph_tensors *es_gt, blo_lds *l, int frozen, double *val,
-                          double *test, blo_graph_result *r, char *err, size_t errlen) {
+                          double *test, blo_graph_result *r, double save_above, char *err,
+                          size_t errlen) {
     blo_problem p = blo_lds_problem(l);
     blo_config sc = c->solver;
     lds_run lr;
@@ -210,7 +211,8 @@ static blo_status run_lds(const blo_graph_config *c, const blo_graph_tensors *gt
             r->best_iter = es_gt ? lr.best_iter : -1;
             r->es_acc = es_gt ? lr.best_acc : NAN;
             blo_solver_values(lr.s, &r->upper, &r->lower);
-            if (c->save_graph) st = save_graph(c->save_graph, theta, l->n, err, errlen);
+            if (c->save_graph && (!es_gt || lr.best_acc > save_above))
+                st = save_graph(c->save_graph, theta, l->n, err, errlen);
         }
     }
     blo_solver_free(lr.s);
@@ -260,10 +262,12 @@ blo_status blo_graph_run(const blo_graph_config *c, blo_graph_result *r, char *e
     r->best_iter = -1;
     if (!(c->keep_edges >= 0 && c->keep_edges <= 1) || c->hidden < 1 || c->gcn_epochs < 0 ||
         c->samples < 1 || !(c->dropout >= 0 && c->dropout < 1) || c->knn < -1 || c->patience < 0 ||
-        c->restart_every < 0)
+        c->restart_every < 0 || c->n_lr_grid < 0 || c->n_lr_grid > 8 ||
+        (c->n_lr_grid > 0 && c->patience < 1))
         return blo__fail(err, errlen, BLO_ERR_INVALID,
                          "graph: bad settings (keep-edges in [0, 1], hidden >= 1, samples >= 1, "
-                         "dropout in [0, 1), knn >= -1, patience >= 0, restart-every >= 0)");
+                         "dropout in [0, 1), knn >= -1, patience >= 0, restart-every >= 0, an outer-lr "
+                         "grid of at most 8 values and only with patience >= 1)");
     blo_graph_data g;
     blo_status st = blo_graph_load(c->data_dir, &g, err, errlen);
     if (st) return st;
@@ -302,10 +306,24 @@ blo_status blo_graph_run(const blo_graph_config *c, blo_graph_result *r, char *e
         if ((st = run_gcn(c, &gt, &l, &rng, r, err, errlen))) goto out;
     if (c->lds && c->patience > 0 && (st = split_validation(ctx, &gt, &es, err, errlen))) goto out;
     const blo_graph_tensors *esp = c->patience > 0 ? &es : NULL;
-    if (c->lds && (st = run_lds(c, &gt, esp, &l, 0, &r->lds_val, &r->lds_test, r, err, errlen)))
+    r->outer_lr = c->solver.outer.lr;
+    if (c->lds && c->n_lr_grid == 0 &&
+        (st = run_lds(c, &gt, esp, &l, 0, &r->lds_val, &r->lds_test, r, -1, err, errlen)))
         goto out;
+    for (int i = 0; c->lds && i < c->n_lr_grid; i++) { /* the best on the early-stopping set */
+        blo_graph_config ci = *c;
+        blo_graph_result ri = *r;
+        ci.solver.outer.lr = c->lr_grid[i];
+        if ((st = run_lds(&ci, &gt, esp, &l, 0, &ri.lds_val, &ri.lds_test, &ri,
+                          i ? r->es_acc : -1, err, errlen)))
+            goto out;
+        if (i == 0 || ri.es_acc > r->es_acc) {
+            *r = ri;
+            r->outer_lr = c->lr_grid[i];
+        }
+    }
     if (c->lds && c->baseline &&
-        (st = run_lds(c, &gt, esp, &l, 1, &r->frozen_val, &r->frozen_test, r, err, errlen)))
+        (st = run_lds(c, &gt, esp, &l, 1, &r->frozen_val, &r->frozen_test, r, -1, err, errlen)))
         goto out;
 out:
     r->seconds = blo__task_seconds() - t0;
