@@ -19,8 +19,8 @@
  * are one op, blo_st_gcn_adj (blo/ops.h), whose backward keeps only Â. After each outer step
  * θ is clipped to [0, 1] and projected onto symmetric matrices with a zero diagonal.
  * Memory: θ, its gradient, the outer optimizer's moments and the truncated reverse pass's
- * N × N temporaries — an outer iteration with the defaults peaks near 40 N² floats (1.1 GB for
- * Cora's 2708 nodes, bench/bench_graph.c); N up to about 5000 fits in a few GB. Larger graphs
+ * N × N temporaries — an outer iteration with the defaults peaks near 15 N² floats (435 MiB
+ * for Cora's 2708 nodes, bench/bench_graph.c); N up to about 8000 fits in 4 GB. Larger graphs
  * need θ on a candidate set of pairs in CSR (blo_gcn_adj's sparse form), not built yet.
  */
 #ifndef BLO_GRAPH_H
