@@ -57,21 +57,14 @@ static bool graph_configure(cli_task *t) {
     g->c.row_normalize = !strcmp(g->features, "auto") ? !(group && !strcmp(group, "uci"))
                                                        : !strcmp(g->features, "row");
     g->c.knn = g->knn;
-    /* kNN-LDS (the UCI sets, or --knn K): LDS's protocol by default — θ has no given
-     * structure to keep it near, and with the outer step of the Planetoid runs it fits the
-     * validation nodes and loses to the kNN-GCN (Digits, RESULTS.md). */
-    int knn_lds = (group && !strcmp(group, "uci")) || g->knn > 0;
-    g->c.patience = g->patience >= 0 ? g->patience : knn_lds ? 10 : 0;
+    g->c.patience = g->patience;
     g->c.restart_every = g->restart_every;
-    const char *grid = strcmp(g->lr_grid, "auto") ? g->lr_grid
-                       : knn_lds && g->c.patience > 0 ? "1,0.1,0.01,0.001"
-                                                      : "";
-    if (!cli_parse_doubles(grid, 1e-300, 8, g->c.lr_grid, &g->c.n_lr_grid)) {
+    if (!cli_parse_doubles(g->lr_grid, 1e-300, 8, g->c.lr_grid, &g->c.n_lr_grid)) {
         fprintf(stderr, "blo graph: bad value '%s' for --outer-lr-grid: expected up to 8 "
                         "comma-separated step sizes > 0\n", g->lr_grid);
         return false;
     }
-    if (g->c.n_lr_grid > 0 && g->c.patience < 1) {
+    if (g->c.n_lr_grid > 0 && g->patience < 1) {
         fprintf(stderr, "blo graph: --outer-lr-grid is chosen on the early-stopping set: add "
                         "--patience P (P >= 1)\n");
         return false;
@@ -161,9 +154,9 @@ int cli_graph_run(const cli_cmd *cmd, int argc, char **argv) {
     g.c = blo_graph_default();
     g.name = "cora";
     g.features = "auto";
-    g.lr_grid = "auto";
+    g.lr_grid = "";
     g.hidden = g.c.hidden, g.epochs = g.c.gcn_epochs, g.samples = g.c.samples, g.knn = g.c.knn;
-    g.patience = -1;
+    g.patience = g.c.patience;
     g.restart_every = g.c.restart_every;
     cli_task t;
     cli_task_init(&t, &GRAPH, cmd, &g.c.solver, &g);
@@ -193,11 +186,10 @@ int cli_graph_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--epochs", NULL, CLI_INT, &g.epochs, 0, 1e9, NULL, "N", "epochs of the GCN alone"},
         {"--samples", NULL, CLI_INT, &g.samples, 1, 1e6, NULL, "S",
          "sampled graphs averaged for LDS's prediction"},
-        {"--patience", NULL, CLI_INT, &g.patience, -1, 1e9, NULL, "P",
+        {"--patience", NULL, CLI_INT, &g.patience, 0, 1e9, NULL, "P",
          "early stopping as LDS: half of the validation nodes drive theta, the other half pick "
          "the best outer iteration; stop after P without a better one (0: off, all of the "
-         "validation nodes drive theta and the last iteration is scored; -1: 10 for kNN-LDS, "
-         "i.e. the UCI sets or --knn K, else 0)"},
+         "validation nodes drive theta and the last iteration is scored)"},
         {"--restart-every", NULL, CLI_INT, &g.restart_every, 0, 1e9, NULL, "E",
          "LDS's outer loop: draw the GCN's weights afresh every E outer iterations (theta keeps "
          "learning), so each cycle ends with a GCN trained on the current theta; with "
@@ -206,8 +198,7 @@ int cli_graph_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--outer-lr-grid", NULL, CLI_STRING, &g.lr_grid, 0, 0, NULL, "LIST",
          "LDS once per outer step size in LIST (comma-separated, e.g. 1,0.1,0.01), scoring the run "
          "with the best early-stopping accuracy, as LDS's authors pick theirs; needs --patience "
-         "(empty: --outer-lr alone; auto: 1,0.1,0.01,0.001 for kNN-LDS with patience, else "
-         "empty)"},
+         "(empty: --outer-lr alone)"},
         {"--theta-start", NULL, CLI_DOUBLE, &g.c.theta_off, 0, 1, NULL, "P",
          "theta's start off the given edges (1 on them)"},
         {"--seed", NULL, CLI_INT, &g.seed, 0, 9e18, NULL, "S",

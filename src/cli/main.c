@@ -59,8 +59,7 @@ const cli_cmd cli_commands[] = {
      "The gradient reaches theta through the sample by the straight-through estimator\n"
      "A = S(theta) + stop_grad(M - S(theta)). Test prediction: the mean softmax over\n"
      "--samples graphs. Data with no edges (wine, cancer, digits) starts from the kNN graph\n"
-     "of its features (kNN-LDS), by default with LDS's early stopping and outer-step grid\n"
-     "(--patience, --outer-lr-grid). theta is dense: an outer iteration on Cora (N = 2708, 29 MB\n"
+     "of its features (kNN-LDS). theta is dense: an outer iteration on Cora (N = 2708, 29 MB\n"
      "per N x N) peaks near 15 N x N (435 MiB; the sample and A^ are one fused op); N up to\n"
      "about 8000 fits in 4 GB.",
      cli_graph_run},

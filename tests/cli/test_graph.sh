@@ -55,12 +55,6 @@ expect_rc 0 graph "${tiny[@]}" --outer 6 --restart-every 2 --patience 1 --json
 check "--restart-every 2 --patience 1: the scored iteration ends a cycle" json_ok "$tmp/out" \
     'd["best_iter"] % 2 == 1 and d["iters"] % 2 == 0'
 expect_rc 2 graph "${tiny[@]}" --restart-every -1
-# kNN-LDS takes LDS's protocol by default: early stopping and the outer-step grid.
-expect_rc 0 graph "${tiny[@]}" --outer 2 --knn 2 --features raw --json
-check "--knn: early stopping and the grid by default" json_ok "$tmp/out" \
-    'd["best_iter"] is not None and d["outer_lr"] in (1, 0.1, 0.01, 0.001)'
-expect_rc 0 graph "${tiny[@]}" --outer 2 --knn 2 --features raw --patience 0 --json
-check "--knn --patience 0: the plain run" json_ok "$tmp/out" 'd["best_iter"] is None and d["outer_lr"] == 1'
 # kNN: the tiny graph's features as a kNN graph (k = 2) replace its edges.
 expect_rc 0 graph "${tiny[@]}" --outer 1 --knn 2 --features raw --json
 check "--knn 2: the kNN graph's 9 edges are the given ones" json_ok "$tmp/out" \
