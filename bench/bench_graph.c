@@ -76,7 +76,7 @@ int main(int argc, char **argv) {
     for (int e = 0; e < epochs; e++) {
         double t0 = now(cpu);
         blo_mark mk = blo_ctx_mark(sc);
-        blo_gcn_adj a = {gt.adj, gt.adj_val, NULL};
+        blo_gcn_adj a = {gt.adj, gt.adj_val, NULL, NULL};
         blo_tensor *z = blo_gcn_logits(sc, &a, gt.x, gt.xval, w[0], w[1], gc.dropout, 1, &rng);
         blo_tensor *loss = blo_gcn_loss(sc, z, gt.idx[0], gt.lab[0], w[0], gc.wd), *gr[2];
         if (!loss || blo_grad(sc, 1, &loss, NULL, 2, w, 0, gr) ||

@@ -4,7 +4,11 @@
 # with θ frozen at its start, in one run per seed (`--baseline`). Every setting that matters
 # is pinned: trhg, T = 5 inner Adam steps (lr 0.01), window 5, warm start, 50 outer SGD steps
 # (lr 1), 16 sampled graphs for the prediction, GCN 16 hidden, dropout 0.5, L2 5e-4, 200
-# epochs alone; features as converted (standardised / pixel counts), not row-normalised.
+# epochs alone; features as converted (standardised / pixel counts), not row-normalised;
+# outer step 1, all validation nodes drive θ, the last iteration scored. PROTOCOL=lds runs
+# LDS's own protocol instead: half of the validation nodes drive θ, the other half is the
+# early-stopping set (patience 10 outer iterations, the best one scored), and the outer step is
+# chosen from {1, 0.1, 0.01, 0.001} by that set's accuracy (one LDS run per step size).
 # Usage: bench/run_graph_knn.sh [build folder] [seeds] [data sets]
 #        (defaults: build-release, "0 1 2 3 4", "wine cancer digits"). One JSON line per run
 #        on stdout, then the means.
@@ -12,13 +16,18 @@ set -euo pipefail
 b=${1:-build-release}
 seeds=${2:-0 1 2 3 4}
 sets=${3:-wine cancer digits}
+if [ "${PROTOCOL:-plain}" = lds ]; then
+    proto=(--patience 10 --outer-lr-grid 1,0.1,0.01,0.001)
+else
+    proto=(--outer-lr 1)
+fi
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 for data in $sets; do
     for seed in $seeds; do
         "$b/blo" graph --data "$data" --knn 10 --features raw --baseline --seed "$seed" \
             --method trhg --inner 5 --K 5 --init warm --inner-opt adam --inner-lr 0.01 \
-            --outer 50 --outer-opt sgd --outer-lr 1 --samples 16 --hidden 16 --dropout 0.5 \
+            --outer 50 --outer-opt sgd "${proto[@]}" --samples 16 --hidden 16 --dropout 0.5 \
             --wd 5e-4 --epochs 200 --gcn-lr 0.01 --threads 1 -q --json | tee -a "$out"
     done
 done

@@ -28,11 +28,12 @@ struct blo_ctx {
     size_t nbig, cap_big, cap_big_size;
     /* Big blocks released by rewinds, kept for reuse: an unrolled loop that rewinds every step
      * would otherwise return its large tensors to the system and fault them in again. At most
-     * `peak` bytes are kept (they were all live at once before). */
+     * `high` bytes are kept (they were all live at once before). */
     void **cache;
     size_t *cache_size;
     size_t ncache, cap_cache, cap_cache_size, cache_bytes;
     size_t bytes, peak; /* bytes handed out (chunk parts + big blocks) */
+    size_t high;        /* the largest peak ever: a caller may reset peak, never this */
     blo_status status;
     char msg[512];
     int recording;

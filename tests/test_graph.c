@@ -5,9 +5,10 @@
  *   - the GCN (logits, loss, dW1, dW2; on a dense weighted graph also dA) against
  *     tests/fixtures/gcn_fixture.txt (gen_gcn_fixture.py, torch float64): float64 to 1e-10
  *     relative, float32 to 1e-5;
- *   - LDS: the hypergradient of trhg with K = T (the registry's method through the solver)
- *     with respect to θ against central differences of the unrolled objective with the
- *     samples held fixed (st_base: A = M + S(θ) − S(θ₀), the function whose derivative the
+ *   - LDS: the hypergradient of trhg with K = T (the registry's method through the solver,
+ *     the samples drawn by the fused blo_st_gcn_adj) with respect to θ against central
+ *     differences of the unrolled objective with the samples held fixed (st_base: A = M +
+ *     S(θ) − S(θ₀) through the composition of ops, the function whose derivative the
  *     straight-through estimator is), float64, every pair of a 7-node graph;
  *   - the projection leaves θ in [0, 1], symmetric, with a zero diagonal.
  */
@@ -153,7 +154,7 @@ static void gcn_case(blo_dtype dt, double rtol) {
     blo_tensor *Aw = from_fx(c, "Aw", dt, g.n, g.n);
     const char *suffix[2] = {"", "_w"};
     for (int k = 0; k < 2 && W1 && W2 && Aw; k++) {
-        blo_gcn_adj a = {k ? NULL : gt.adj, k ? NULL : gt.adj_val, k ? Aw : NULL};
+        blo_gcn_adj a = {k ? NULL : gt.adj, k ? NULL : gt.adj_val, k ? Aw : NULL, NULL};
         blo_tensor *z = blo_gcn_logits(c, &a, gt.x, gt.xval, W1, W2, 0.5, 0, NULL);
         blo_tensor *loss = blo_gcn_loss(c, z, gt.idx[0], gt.lab[0], W1, 5e-4);
         blo_tensor *in[3] = {W1, W2, Aw}, *gr[3];

@@ -13,13 +13,14 @@
  *     f(θ, y) = GCN training loss on A ~ Bernoulli(θ), a fresh sample per inner step
  *     F(θ, y) = validation cross-entropy (no dropout) on a fresh sample
  * The gradient reaches θ through the sample by the straight-through estimator:
- *     A = S(θ) + stop_gradient(M − S(θ)),  M_ij = [u_ij < θ_ij] (u symmetric uniform),
+ *     A = S(θ) + stop_gradient(M − S(θ)),  M_ij = [u_ij < S(θ)_ij] (u symmetric uniform),
  *     S(θ) = ½ (θ + θᵀ) with the diagonal zeroed,
- * so A's values are the 0/1 sample M and dA/dθ is the derivative of S. After each outer step
+ * so A's values are the 0/1 sample M and dA/dθ is the derivative of S. The sample and Â
+ * are one op, blo_st_gcn_adj (blo/ops.h), whose backward keeps only Â. After each outer step
  * θ is clipped to [0, 1] and projected onto symmetric matrices with a zero diagonal.
  * Memory: θ, its gradient, the outer optimizer's moments and the truncated reverse pass's
- * N × N temporaries — an outer iteration with the defaults peaks near 40 N² floats (1.1 GB for
- * Cora's 2708 nodes, bench/bench_graph.c); N up to about 5000 fits in a few GB. Larger graphs
+ * N × N temporaries — an outer iteration with the defaults peaks near 15 N² floats (435 MiB
+ * for Cora's 2708 nodes, bench/bench_graph.c); N up to about 8000 fits in 4 GB. Larger graphs
  * need θ on a candidate set of pairs in CSR (blo_gcn_adj's sparse form), not built yet.
  */
 #ifndef BLO_GRAPH_H
@@ -34,11 +35,14 @@
 extern "C" {
 #endif
 
-/* The propagation graph A: sparse (csr and values, nnz of them) or dense [N, N] (csr NULL). */
+/* The propagation graph A: sparse (csr and values, nnz of them) or dense [N, N] (csr NULL);
+ * or, when norm is set, Â itself, already normalised ([N, N], e.g. blo_st_gcn_adj's sample),
+ * the others unread. */
 typedef struct blo_gcn_adj {
     const blo_csr *csr;
     blo_tensor *values;
     blo_tensor *dense;
+    blo_tensor *norm;
 } blo_gcn_adj;
 
 /* Â h for h [N, K] (Â as above): differentiable in h and in A's values. NULL on failure (the
@@ -51,6 +55,10 @@ blo_tensor *blo_gcn_propagate(blo_ctx *ctx, const blo_gcn_adj *a, blo_tensor *h)
 blo_tensor *blo_gcn_logits(blo_ctx *ctx, const blo_gcn_adj *a, const blo_csr *x,
                            blo_tensor *xval, blo_tensor *W1, blo_tensor *W2, double dropout,
                            int training, blo_rng *rng);
+
+/* Glorot uniform into w[0] = W1 and w[1] = W2 (±√(6 / (fan_in + fan_out))), as the reference
+ * GCN. */
+blo_status blo_gcn_glorot(blo_tensor *const *w, blo_rng *rng);
 
 /* Mean cross-entropy of logits over the nodes idx (i64 [k]) with labels lab (i64 [k]), plus
  * (wd / 2) ‖W1‖² when W1 is given. */
@@ -87,10 +95,16 @@ typedef struct blo_lds {
     blo_tensor *x0[1];       /* θ's start [N, N] */
     blo_tensor *y0[2];       /* W1, W2 (Glorot uniform) */
     blo_tensor *offdiag;     /* 1 − I, [N, N] */
+    blo_ctx *scratch;        /* the projection's temporaries, rewound after each (kept, so
+                                its N × N blocks are not faulted in anew every step) */
     /* For checking the estimator: when set, A = M + S(θ) − S(st_base) (st_base a constant)
      * instead of S(θ) + stop_gradient(M − S(θ)): equal values and equal derivatives at
      * θ = st_base, but an ordinary function of θ that finite differences can probe. */
     blo_tensor *st_base;
+    /* 1: the sample and Â as the composition of ops (blo_lds_sample, then the degree
+     * normalisation of blo_gcn_propagate) instead of blo_st_gcn_adj, the same values and
+     * first derivatives; for checking the fused op (st_base implies it). */
+    int unfused;
 } blo_lds;
 
 /* θ_ij = 1 on the edges of gt->adj, theta_off elsewhere (0 on the diagonal); W from rng.
@@ -103,6 +117,9 @@ void blo_lds_free(blo_lds *l);
 blo_tensor *blo_lds_sym(blo_ctx *ctx, const blo_lds *l, blo_tensor *theta);
 /* A sample with the straight-through estimator (see above); draws N(N−1)/2 uniforms. */
 blo_tensor *blo_lds_sample(blo_ctx *ctx, const blo_lds *l, blo_tensor *theta, blo_rng *rng);
+/* The graph a GCN propagates with for one sample of θ: blo_st_gcn_adj's Â, or the composition
+ * when l->unfused or l->st_base is set. Draws N(N−1)/2 uniforms, in the same order both ways. */
+blo_gcn_adj blo_lds_adj(blo_ctx *ctx, const blo_lds *l, blo_tensor *theta, blo_rng *rng);
 /* The bilevel problem on l (x = θ with bounds [0, 1] and the symmetric projection). */
 blo_problem blo_lds_problem(blo_lds *l);
 /* The projection itself: θ ← S(θ) (θ already clipped to [0, 1], so S(θ) stays there). */
@@ -138,6 +155,18 @@ typedef struct blo_graph_config {
                               run stops after `patience` iterations without a better one, and
                               θ and y of the best are scored. Also for the frozen ablation.
                               0: off (all of the validation split drives the hypergradient) */
+    int64_t restart_every; /* > 0: LDS's outer loop (Franceschi et al., Algorithm 1, and
+                              their code): every restart_every outer iterations the GCN's
+                              weights are drawn afresh (Glorot) and trained again on θ's
+                              samples while θ keeps learning, so each cycle ends with a GCN
+                              trained on the current θ; with patience, early stopping scores
+                              the end of each cycle and counts cycles. 0: one warm-started
+                              run (the default) */
+    double lr_grid[8];     /* with n_lr_grid > 0 (needs patience > 0): LDS is run once per
+                              outer step size in lr_grid[0 .. n_lr_grid) and the run with the
+                              best early-stopping accuracy is scored, as LDS's authors choose
+                              their outer step from a grid by that set; ties: the first */
+    int n_lr_grid;
     const char *save_graph;/* write "i j θ_ij" for every pair with θ > ½ (i < j), or NULL */
     blo_dtype dtype;
     blo_config solver;     /* trhg with a window of T = 5 inner Adam steps, a warm start, outer
@@ -159,6 +188,7 @@ typedef struct blo_graph_result {
     int64_t iters;
     int64_t best_iter;              /* with patience: the outer iteration scored (else -1) */
     double es_acc;                  /* with patience: its early-stopping accuracy (else NAN) */
+    double outer_lr;                /* LDS's outer step size (the grid's choice with a grid) */
     double seconds;
 } blo_graph_result;
 /* Loads the data, removes edges, trains the GCN and / or runs LDS. Errors: the loader's

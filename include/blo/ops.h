@@ -180,6 +180,17 @@ int64_t blo_csr_nnz(const blo_csr *a);
  * and in b. */
 blo_tensor *blo_spmm(blo_ctx *ctx, const blo_csr *a, blo_tensor *values, blo_tensor *b);
 
+/* ---- Graph structure learning -------------------------------------------------------------
+ * The normalised adjacency a GCN propagates with, sampled from edge probabilities θ [N, N]
+ * with the straight-through estimator (LDS, Franceschi et al. 2019), in one op:
+ *   S = ½ (θ + θᵀ) off the diagonal, M_ij = M_ji = [u_ij < S_ij] (u uniform from rng, drawn
+ *   in row-major order over i < j), out = D^-½ (M + I) D^-½ with D = diag(1 + M 1).
+ * Its gradient is that of D^-½ (A + I) D^-½ through A = S(θ) + (M − S(θ))|const: the value
+ * is M's, the derivative S's. Only out is kept for the backward; the backward is a linear map
+ * of the incoming gradient, recorded, so it differentiates again with respect to that
+ * gradient; the second derivative with respect to θ through the degree is not kept. */
+blo_tensor *blo_st_gcn_adj(blo_ctx *ctx, blo_tensor *theta, blo_rng *rng);
+
 #ifdef __cplusplus
 }
 #endif

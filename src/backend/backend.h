@@ -172,6 +172,17 @@ typedef struct blo_backend {
                           const blo_tensor *g, double scale, blo_tensor *glogits,
                           blo_tensor *gweights);
 
+    /* Graph structure learning (src/ops/graph.c has the maths): the straight-through sample
+     * of a Bernoulli graph from θ [N, N], normalised, out = D^-½ (M + I) D^-½, drawing
+     * N(N − 1)/2 uniforms from rng in row-major order over the upper triangle; and the two
+     * linear maps of its backward, from g [N, N] and out (ahat): adjoint = 0 the gradient
+     * with respect to θ, adjoint = 1 its adjoint. All [N, N] tensors contiguous, of one
+     * float dtype; work a contiguous f64 scratch tensor of at least 2N elements. */
+    void (*st_adj_forward)(const blo_tensor *theta, blo_rng *rng, blo_tensor *work,
+                           blo_tensor *out);
+    void (*st_adj_grad)(int adjoint, const blo_tensor *g, const blo_tensor *ahat,
+                        blo_tensor *work, blo_tensor *out);
+
     /* Vector algebra of the iterative solvers, on whole tensors of one shape and float dtype
      * (any layout), accumulated in double: dot = Σ a_k b_k; axpy: y += α x; scale: y *= α. */
     double (*dot)(const blo_tensor *a, const blo_tensor *b);

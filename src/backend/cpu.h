@@ -62,6 +62,12 @@ void blo__cpu_xent_backward(const blo_tensor *probs, const blo_tensor *labels,
                             const blo_tensor *g, double scale, blo_tensor *glogits,
                             blo_tensor *gweights);
 
+/* cpu_graph.c */
+void blo__cpu_st_adj_forward(const blo_tensor *theta, blo_rng *rng, blo_tensor *work,
+                             blo_tensor *out);
+void blo__cpu_st_adj_grad(int adjoint, const blo_tensor *g, const blo_tensor *ahat,
+                          blo_tensor *work, blo_tensor *out);
+
 /* cpu_vec.c */
 double blo__cpu_dot(const blo_tensor *a, const blo_tensor *b);
 void blo__cpu_axpy(double a, const blo_tensor *x, blo_tensor *y);

@@ -184,6 +184,18 @@ void cli_print_help(FILE *f, const cli_cmd *cmd, const cli_opt *opts, int n) {
         if (!strcmp(opts[i].name, "--method")) cli_print_methods(f);
 }
 
+bool cli_parse_doubles(const char *s, double lo, int max, double *out, int *n) {
+    *n = 0;
+    for (const char *p = s; *p;) {
+        char *e;
+        double v = strtod(p, &e);
+        if (e == p || !(v >= lo) || !isfinite(v) || (*e && *e != ',') || *n == max) return false;
+        out[(*n)++] = v;
+        p = *e ? e + 1 : e;
+    }
+    return true;
+}
+
 void cli_json_number(FILE *f, double v) {
     if (!isfinite(v)) {
         fputs("null", f);

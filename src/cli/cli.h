@@ -84,6 +84,10 @@ bool cli_parse_choice(const char *cmd, const char *opt, const char *text, const 
          "convergence curves (.svg or .png); needs --log"},                                    \
         {"-q", "--quiet", CLI_FLAG, &(quiet), 0, 0, NULL, NULL, "no progress output"}
 
+/* A comma-separated list of at most max finite numbers >= lo into out; *n their count.
+ * false on anything else (the caller names the option). */
+bool cli_parse_doubles(const char *s, double lo, int max, double *out, int *n);
+
 /* Prints the help of a command: its help paragraph, then the option table with defaults. */
 void cli_print_help(FILE *f, const cli_cmd *cmd, const cli_opt *opts, int n);
 

@@ -50,16 +50,10 @@ static bool cc_configure(cli_task *t) {
               : !strcmp(h->tune, "grid")    ? BLO_CAUSAL_TUNE_GRID
                                             : BLO_CAUSAL_TUNE_NONE;
     c->ngrid = 0;
-    for (const char *p = h->grid; c->tune == BLO_CAUSAL_TUNE_GRID && *p;) {
-        char *e;
-        double v = strtod(p, &e);
-        if (e == p || !(v >= 0) || !isfinite(v) || (*e && *e != ',') || c->ngrid == 16) {
-            fprintf(stderr, "blo causal: bad value '%s' for --grid: expected up to 16 "
-                            "comma-separated α >= 0\n", h->grid);
-            return false;
-        }
-        h->gridv[c->ngrid++] = v;
-        p = *e ? e + 1 : e;
+    if (c->tune == BLO_CAUSAL_TUNE_GRID && !cli_parse_doubles(h->grid, 0, 16, h->gridv, &c->ngrid)) {
+        fprintf(stderr, "blo causal: bad value '%s' for --grid: expected up to 16 "
+                        "comma-separated α >= 0\n", h->grid);
+        return false;
     }
     c->grid = h->gridv;
     c->criterion = strcmp(h->criterion, "factual") ? BLO_CAUSAL_NN : BLO_CAUSAL_FACTUAL;

@@ -13,8 +13,9 @@ typedef struct graph_cmd {
     blo_graph_config c;
     const char *name; /* --data: cora, citeseer, wine, cancer, digits or a folder */
     char dir[4096];
-    long long hidden, epochs, samples, seed, knn, patience;
+    long long hidden, epochs, samples, seed, knn, patience, restart_every;
     const char *features; /* --features: auto, row or raw */
+    const char *lr_grid;  /* --outer-lr-grid: comma-separated, or "" */
     int gcn_only;
     blo_graph_result r;
 } graph_cmd;
@@ -57,6 +58,17 @@ static bool graph_configure(cli_task *t) {
                                                        : !strcmp(g->features, "row");
     g->c.knn = g->knn;
     g->c.patience = g->patience;
+    g->c.restart_every = g->restart_every;
+    if (!cli_parse_doubles(g->lr_grid, 1e-300, 8, g->c.lr_grid, &g->c.n_lr_grid)) {
+        fprintf(stderr, "blo graph: bad value '%s' for --outer-lr-grid: expected up to 8 "
+                        "comma-separated step sizes > 0\n", g->lr_grid);
+        return false;
+    }
+    if (g->c.n_lr_grid > 0 && g->patience < 1) {
+        fprintf(stderr, "blo graph: --outer-lr-grid is chosen on the early-stopping set: add "
+                        "--patience P (P >= 1)\n");
+        return false;
+    }
     g->c.data_dir = g->dir;
     g->c.hidden = g->hidden;
     g->c.gcn_epochs = g->epochs;
@@ -90,10 +102,11 @@ static int graph_summary(cli_task *t) {
     graph_cmd *g = t->user;
     const blo_graph_result *r = &g->r;
     const char *keys[] = {"gcn_val", "gcn_test", "lds_val", "lds_test", "frozen_val",
-                          "frozen_test", "upper", "lower", "es_acc", "best_iter", "seconds"};
+                          "frozen_test", "upper", "lower", "es_acc", "best_iter", "outer_lr", "seconds"};
     double vals[] = {r->gcn_val, r->gcn_test, r->lds_val,     r->lds_test,
                      r->frozen_val, r->frozen_test, r->upper, r->lower,
-                     r->es_acc, r->best_iter >= 0 ? (double)r->best_iter : NAN, r->seconds};
+                     r->es_acc, r->best_iter >= 0 ? (double)r->best_iter : NAN,
+                     g->c.lds ? r->outer_lr : NAN, r->seconds};
     if (t->json) {
         printf("{\"task\":\"graph\",\"data\":\"%s\",\"method\":\"%s\",\"keep_edges\":%g,"
                "\"knn\":%lld,\"nodes\":%lld,\"edges_given\":%lld,\"edges_kept\":%lld,\"edges_learned\":%lld,"
@@ -116,6 +129,7 @@ static int graph_summary(cli_task *t) {
     if (g->c.lds) {
         printf("  LDS: %s, %lld outer iterations, %lld pairs with theta > 1/2\n",
                g->c.solver.method, (long long)r->iters, (long long)r->edges_learned);
+        if (g->c.n_lr_grid > 0) printf("  outer step chosen from the grid: %g\n", r->outer_lr);
         if (r->best_iter >= 0)
             printf("  early stopping: the best outer iteration was %lld (early-stopping set "
                    "%.2f %%)\n",
@@ -140,12 +154,14 @@ int cli_graph_run(const cli_cmd *cmd, int argc, char **argv) {
     g.c = blo_graph_default();
     g.name = "cora";
     g.features = "auto";
+    g.lr_grid = "";
     g.hidden = g.c.hidden, g.epochs = g.c.gcn_epochs, g.samples = g.c.samples, g.knn = g.c.knn;
     g.patience = g.c.patience;
+    g.restart_every = g.c.restart_every;
     cli_task t;
     cli_task_init(&t, &GRAPH, cmd, &g.c.solver, &g);
     cli_task_output(&t, "--save-graph", &g.c.save_graph);
-    cli_opt opts[16 + CLI_TASK_NOPTS] = {
+    cli_opt opts[18 + CLI_TASK_NOPTS] = {
         {"--data", NULL, CLI_STRING, &g.name, 0, 0, NULL, "cora|citeseer|wine|cancer|digits|DIR",
          "the graph: a committed Planetoid graph, a committed UCI data set with no graph (kNN-LDS), "
          "or a folder with features.libsvm, edges.txt (may be empty), train.txt, val.txt, test.txt"},
@@ -174,10 +190,19 @@ int cli_graph_run(const cli_cmd *cmd, int argc, char **argv) {
          "early stopping as LDS: half of the validation nodes drive theta, the other half pick "
          "the best outer iteration; stop after P without a better one (0: off, all of the "
          "validation nodes drive theta and the last iteration is scored)"},
+        {"--restart-every", NULL, CLI_INT, &g.restart_every, 0, 1e9, NULL, "E",
+         "LDS's outer loop: draw the GCN's weights afresh every E outer iterations (theta keeps "
+         "learning), so each cycle ends with a GCN trained on the current theta; with "
+         "--patience, the end of each cycle is scored and cycles are counted (0: one "
+         "warm-started run)"},
+        {"--outer-lr-grid", NULL, CLI_STRING, &g.lr_grid, 0, 0, NULL, "LIST",
+         "LDS once per outer step size in LIST (comma-separated, e.g. 1,0.1,0.01), scoring the run "
+         "with the best early-stopping accuracy, as LDS's authors pick theirs; needs --patience "
+         "(empty: --outer-lr alone)"},
         {"--theta-start", NULL, CLI_DOUBLE, &g.c.theta_off, 0, 1, NULL, "P",
          "theta's start off the given edges (1 on them)"},
         {"--seed", NULL, CLI_INT, &g.seed, 0, 9e18, NULL, "S",
          "edge removal, weights, samples, dropout"},
     };
-    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 16));
+    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 18));
 }

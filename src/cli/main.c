@@ -60,7 +60,8 @@ const cli_cmd cli_commands[] = {
      "A = S(theta) + stop_grad(M - S(theta)). Test prediction: the mean softmax over\n"
      "--samples graphs. Data with no edges (wine, cancer, digits) starts from the kNN graph\n"
      "of its features (kNN-LDS). theta is dense: an outer iteration on Cora (N = 2708, 29 MB\n"
-     "per N x N) peaks near 40 N x N (1.1 GB); N up to about 5000 fits in a few GB.",
+     "per N x N) peaks near 15 N x N (435 MiB; the sample and A^ are one fused op); N up to\n"
+     "about 8000 fits in 4 GB.",
      cli_graph_run},
     {"nas", "DARTS architecture search (nas search|train|derive)",
      "Differentiable architecture search (Liu, Simonyan & Yang, ICLR 2019): x = the cell\n"

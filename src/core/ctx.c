@@ -32,6 +32,7 @@ void blo_ctx_free(blo_ctx *ctx) {
 static void note_bytes(blo_ctx *ctx, size_t add) {
     ctx->bytes += add;
     if (ctx->bytes > ctx->peak) ctx->peak = ctx->bytes;
+    if (ctx->bytes > ctx->high) ctx->high = ctx->bytes;
 }
 
 /* Grows an array of pointers / sizes held by blo_malloc. */
@@ -119,7 +120,7 @@ void blo_ctx_rewind(blo_ctx *ctx, blo_mark m) {
         ctx->nbig--;
         void *b = ctx->big[ctx->nbig];
         size_t sz = ctx->big_size[ctx->nbig];
-        if (ctx->cache_bytes + sz <= ctx->peak && ctx->ncache < ctx->cap_cache &&
+        if (ctx->cache_bytes + sz <= ctx->high && ctx->ncache < ctx->cap_cache &&
             ctx->ncache < ctx->cap_cache_size) {
             ctx->cache[ctx->ncache] = b;
             ctx->cache_size[ctx->ncache++] = sz;

@@ -240,8 +240,12 @@ nomem:
     return NULL;
 }
 
+static void free_bufs(int n, double **b);
+
 void blo_solver_free(blo_solver *s) {
     if (!s) return;
+    free_bufs(s->nx, s->hx);
+    free_bufs(s->ny, s->hy0);
     blo_ctx_free(s->pctx);
     blo_ctx_free(s->sctx);
     blo_free(s);
@@ -531,8 +535,9 @@ static double elapsed(const blo_solver *s) {
 blo_status blo_solver_step(blo_solver *s, blo_record *rec) {
     if (!s) return BLO_ERR_INVALID;
     blo_status st = BLO_OK;
-    double **hx = alloc_bufs(s->nx, s->x);
-    double **hy0 = s->c.init == BLO_INIT_LEARNED ? alloc_bufs(s->ny, s->y) : NULL;
+    if (!s->hx) s->hx = alloc_bufs(s->nx, s->x);
+    if (!s->hy0 && s->c.init == BLO_INIT_LEARNED) s->hy0 = alloc_bufs(s->ny, s->y);
+    double **hx = s->hx, **hy0 = s->c.init == BLO_INIT_LEARNED ? s->hy0 : NULL;
     if (!hx || (s->c.init == BLO_INIT_LEARNED && !hy0)) {
         st = blo__method_fail(&s->env, BLO_ERR_NOMEM, "out of memory");
         goto done;
@@ -560,11 +565,16 @@ blo_status blo_solver_step(blo_solver *s, blo_record *rec) {
     for (int i = 0; i < s->nx; i++) {
         double lo = s->p.x_lo_each ? s->p.x_lo_each[i] : s->p.x_lo;
         double hi = s->p.x_hi_each ? s->p.x_hi_each[i] : s->p.x_hi;
-        if (isfinite(lo) || isfinite(hi)) {
-            int64_t n = blo_tensor_numel(s->x[i]);
-            for (int64_t k = 0; k < n; k++) {
-                double v = blo_tensor_get(s->x[i], k);
-                blo_tensor_set(s->x[i], k, v < lo ? lo : (v > hi ? hi : v));
+        if (isfinite(lo) || isfinite(hi)) { /* values only, in the scratch context */
+            blo_mark mk = blo_ctx_mark(s->sctx);
+            int old = blo_ctx_set_recording(s->sctx, 0);
+            blo_tensor *cl = blo_clamp(s->sctx, s->x[i], lo, hi);
+            st = cl ? blo_copy_into(s->x[i], cl) : blo_ctx_status(s->sctx);
+            blo_ctx_set_recording(s->sctx, old);
+            blo_ctx_rewind(s->sctx, mk);
+            if (st) {
+                blo__method_ctx_fail(&s->env, "the bounds on x");
+                goto done;
             }
         }
     }
@@ -593,8 +603,6 @@ blo_status blo_solver_step(blo_solver *s, blo_record *rec) {
     }
     s->iter++;
 done:
-    free_bufs(s->nx, hx);
-    free_bufs(s->ny, hy0);
     return st;
 }
 

@@ -28,6 +28,9 @@ struct blo_solver {
     double last_solve_residual; /* the last hypergradient's linear solve (NAN: none) */
     int64_t last_solve_iters;
     blo_method_env env; /* what the method sees, refreshed every hypergradient */
+    double **hx, **hy0; /* a step's hypergradients in double, kept from step to step: for a
+                           large x (LDS's θ, 7.3 M entries) fresh buffers were faulted in anew
+                           every step */
     char err[512];
 };
 

@@ -43,6 +43,18 @@ check "--patience 1: stops early, the best iteration before the last" json_ok "$
 expect_rc 0 graph "${tiny[@]}" --outer 3 --json
 check "without --patience: no early-stopping figures" json_ok "$tmp/out" \
     'd["best_iter"] is None and d["es_acc"] is None'
+# The outer step from a grid, chosen on the early-stopping set; restarts of the GCN.
+expect_rc 0 graph "${tiny[@]}" --outer 6 --patience 2 --outer-lr-grid 2,0.5 --json
+check "--outer-lr-grid: the chosen step is one of the grid's" json_ok "$tmp/out" \
+    'd["outer_lr"] in (2, 0.5) and 0 <= d["es_acc"] <= 1'
+expect_rc 2 graph "${tiny[@]}" --outer-lr-grid 1,x --patience 1
+check "--outer-lr-grid 1,x names the option" grep -q "bad value '1,x' for --outer-lr-grid" "$tmp/err"
+expect_rc 2 graph "${tiny[@]}" --outer-lr-grid 1,0.1
+check "--outer-lr-grid without --patience asks for it" grep -q 'add --patience' "$tmp/err"
+expect_rc 0 graph "${tiny[@]}" --outer 6 --restart-every 2 --patience 1 --json
+check "--restart-every 2 --patience 1: the scored iteration ends a cycle" json_ok "$tmp/out" \
+    'd["best_iter"] % 2 == 1 and d["iters"] % 2 == 0'
+expect_rc 2 graph "${tiny[@]}" --restart-every -1
 # kNN: the tiny graph's features as a kNN graph (k = 2) replace its edges.
 expect_rc 0 graph "${tiny[@]}" --outer 1 --knn 2 --features raw --json
 check "--knn 2: the kNN graph's 9 edges are the given ones" json_ok "$tmp/out" \

@@ -14,10 +14,11 @@ static blo_tensor *adj_times(blo_ctx *ctx, const blo_gcn_adj *a, blo_tensor *h) 
 
 blo_tensor *blo_gcn_propagate(blo_ctx *ctx, const blo_gcn_adj *a, blo_tensor *h) {
     if (!h) return NULL;
-    if (!a || (a->csr ? !a->values : !a->dense)) {
+    if (!a || (!a->norm && (a->csr ? !a->values : !a->dense))) {
         blo_ctx_set_error(ctx, BLO_ERR_INVALID, "blo_gcn_propagate: no adjacency");
         return NULL;
     }
+    if (a->norm) return blo_matmul(ctx, a->norm, h);
     int64_t n = blo_tensor_dim(h, 0), col[2] = {n, 1};
     /* D = 1 + row sums of A, as an [N, 1] column; Â h = d (A (d h)) + d² h with d = D^-½. */
     blo_tensor *deg = blo_add_scalar(ctx, adj_times(ctx, a, blo_full(ctx, blo_tensor_dtype(h), 2, col, 1.0)), 1.0);

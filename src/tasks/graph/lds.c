@@ -10,6 +10,7 @@
 
 void blo_lds_free(blo_lds *l) {
     if (!l) return;
+    blo_ctx_free(l->scratch);
     blo_ctx_free(l->ctx);
     memset(l, 0, sizeof *l);
 }
@@ -32,7 +33,11 @@ blo_status blo_lds_init(blo_lds *l, const blo_graph_tensors *gt, int64_t n, int6
     l->dropout = dropout;
     l->wd = wd;
     blo_dtype dt = blo_tensor_dtype(gt->xval);
-    if (!(l->ctx = blo_ctx_new(0))) return blo__fail(err, errlen, BLO_ERR_NOMEM, "lds: out of memory");
+    if (!(l->ctx = blo_ctx_new(0)) || !(l->scratch = blo_ctx_new(0))) {
+        blo_lds_free(l);
+        return blo__fail(err, errlen, BLO_ERR_NOMEM, "lds: out of memory");
+    }
+    blo_ctx_set_recording(l->scratch, 0);
     blo_ctx *c = l->ctx;
     int64_t nn[2] = {n, n}, s1[2] = {blo_csr_cols(gt->x), hidden}, s2[2] = {hidden, classes};
     /* θ = theta_off off the graph, 1 on its edges, 0 on the diagonal: built from the dense
@@ -59,12 +64,17 @@ blo_status blo_lds_init(blo_lds *l, const blo_graph_tensors *gt, int64_t n, int6
         blo_lds_free(l);
         return st;
     }
-    /* Glorot uniform, as the reference GCN. */
-    for (int i = 0; i < 2; i++) {
-        double a = sqrt(6.0 / (double)(blo_tensor_dim(l->y0[i], 0) + blo_tensor_dim(l->y0[i], 1)));
-        blo_init_uniform(l->y0[i], rng, -a, a);
-    }
+    blo_gcn_glorot(l->y0, rng);
     return BLO_OK;
+}
+
+blo_status blo_gcn_glorot(blo_tensor *const *w, blo_rng *rng) {
+    blo_status st = BLO_OK;
+    for (int i = 0; i < 2 && !st; i++) {
+        double a = sqrt(6.0 / (double)(blo_tensor_dim(w[i], 0) + blo_tensor_dim(w[i], 1)));
+        st = blo_init_uniform(w[i], rng, -a, a);
+    }
+    return st;
 }
 
 blo_tensor *blo_lds_sym(blo_ctx *ctx, const blo_lds *l, blo_tensor *theta) {
@@ -94,10 +104,15 @@ blo_tensor *blo_lds_sample(blo_ctx *ctx, const blo_lds *l, blo_tensor *theta, bl
     return blo_add(ctx, s, blo_sub(ctx, m, blo_detach(ctx, s)));
 }
 
+blo_gcn_adj blo_lds_adj(blo_ctx *ctx, const blo_lds *l, blo_tensor *theta, blo_rng *rng) {
+    if (l->unfused || l->st_base) return (blo_gcn_adj){NULL, NULL, blo_lds_sample(ctx, l, theta, rng), NULL};
+    return (blo_gcn_adj){NULL, NULL, NULL, blo_st_gcn_adj(ctx, theta, rng)};
+}
+
 static blo_tensor *lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
                          const blo_eval *ev, void *user) {
     blo_lds *l = user;
-    blo_gcn_adj a = {NULL, NULL, blo_lds_sample(ctx, l, x[0], ev->rng)};
+    blo_gcn_adj a = blo_lds_adj(ctx, l, x[0], ev->rng);
     blo_tensor *z = blo_gcn_logits(ctx, &a, l->gt->x, l->gt->xval, y[0], y[1], l->dropout, 1,
                                    ev->rng);
     return blo_gcn_loss(ctx, z, l->gt->idx[0], l->gt->lab[0], y[0], l->wd);
@@ -106,7 +121,7 @@ static blo_tensor *lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *
 static blo_tensor *upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
                          const blo_eval *ev, void *user) {
     blo_lds *l = user;
-    blo_gcn_adj a = {NULL, NULL, blo_lds_sample(ctx, l, x[0], ev->rng)};
+    blo_gcn_adj a = blo_lds_adj(ctx, l, x[0], ev->rng);
     blo_tensor *z = blo_gcn_logits(ctx, &a, l->gt->x, l->gt->xval, y[0], y[1], 0, 0, NULL);
     return blo_gcn_loss(ctx, z, l->gt->idx[1], l->gt->lab[1], NULL, 0);
 }
@@ -114,12 +129,12 @@ static blo_tensor *upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *
 blo_status blo_lds_project(int nx, blo_tensor *const *x, void *user) {
     blo_lds *l = user;
     if (nx != 1) return BLO_ERR_INVALID;
-    blo_ctx *c = blo_ctx_new(0);
-    if (!c) return BLO_ERR_NOMEM;
-    blo_ctx_set_recording(c, 0);
-    blo_tensor *s = blo_contiguous(c, blo_clamp(c, blo_lds_sym(c, l, blo_detach(c, x[0])), 0, 1));
+    blo_ctx *c = l->scratch;
+    blo_mark mk = blo_ctx_mark(c);
+    blo_ctx_clear_error(c);
+    blo_tensor *s = blo_clamp(c, blo_lds_sym(c, l, blo_detach(c, x[0])), 0, 1);
     blo_status st = s ? blo_copy_into(x[0], s) : blo_ctx_status(c);
-    blo_ctx_free(c);
+    blo_ctx_rewind(c, mk);
     return st;
 }
 

@@ -45,8 +45,8 @@ static double accuracy(const blo_graph_tensors *gt, const blo_lds *l, blo_tensor
     blo_ctx_set_recording(c, 0);
     blo_tensor *p = NULL;
     for (int64_t i = 0; i < k; i++) {
-        blo_gcn_adj a = {gt->adj, gt->adj_val, NULL};
-        if (l) a = (blo_gcn_adj){NULL, NULL, blo_lds_sample(c, l, theta, rng)};
+        blo_gcn_adj a = {gt->adj, gt->adj_val, NULL, NULL};
+        if (l) a = blo_lds_adj(c, l, theta, rng);
         blo_tensor *z = blo_gcn_logits(c, &a, gt->x, gt->xval, w[0], w[1], 0, 0, NULL);
         blo_tensor *q = blo_softmax(c, blo_index_select(c, z, 0, gt->idx[s]), 1);
         p = p ? blo_add(c, p, q) : q;
@@ -66,7 +66,7 @@ typedef struct gcn_fit {
 static blo_tensor *gcn_fit_loss(blo_ctx *sc, blo_tensor *const *w, int64_t t, void *user) {
     (void)t;
     gcn_fit *g = user;
-    blo_gcn_adj a = {g->gt->adj, g->gt->adj_val, NULL};
+    blo_gcn_adj a = {g->gt->adj, g->gt->adj_val, NULL, NULL};
     blo_tensor *z = blo_gcn_logits(sc, &a, g->gt->x, g->gt->xval, w[0], w[1], g->c->dropout, 1,
                                    g->rng);
     return blo_gcn_loss(sc, z, g->gt->idx[0], g->gt->lab[0], w[0], g->c->wd);
@@ -124,8 +124,9 @@ static int64_t count_edges(blo_tensor *theta, int64_t n) {
 static int lds_on_record(const blo_record *rec, void *user) {
     lds_run *lr = user;
     blo_tensor *theta = blo_solver_x(lr->s, 0), *w[2] = {blo_solver_y(lr->s, 0), blo_solver_y(lr->s, 1)};
-    int stop = 0;
-    if (lr->es_gt) { /* early stopping on the held-out half of the validation split */
+    int stop = 0, every = (int)lr->c->restart_every;
+    int cycle_end = every <= 0 || (rec->iter + 1) % every == 0;
+    if (lr->es_gt && cycle_end) { /* early stopping on the held-out half of the validation split */
         double acc = accuracy(lr->es_gt, lr->l, theta, w, 2, lr->c->samples, &lr->rng);
         if (acc > lr->best_acc) {
             lr->best_acc = acc;
@@ -143,6 +144,7 @@ static int lds_on_record(const blo_record *rec, void *user) {
                              count_edges(theta, lr->l->n)};
         stop |= lr->c->on_iter(&it, lr->c->user);
     }
+    if (every > 0 && cycle_end && !stop && blo_gcn_glorot(w, &lr->rng)) return 1; /* the next cycle */
     return stop;
 }
 
@@ -175,7 +177,8 @@ static blo_status freeze(int nx, blo_tensor *const *x, void *user) {
  * best outer iteration. */
 static blo_status run_lds(const blo_graph_config *c, const blo_graph_tensors *gt,
                           const blo_graph_tensors *es_gt, blo_lds *l, int frozen, double *val,
-                          double *test, blo_graph_result *r, char *err, size_t errlen) {
+                          double *test, blo_graph_result *r, double save_above, char *err,
+                          size_t errlen) {
     blo_problem p = blo_lds_problem(l);
     blo_config sc = c->solver;
     lds_run lr;
@@ -194,7 +197,7 @@ static blo_status run_lds(const blo_graph_config *c, const blo_graph_tensors *gt
         if (!lr.best[0] || !lr.best[1] || !lr.best[2])
             return blo__fail(err, errlen, BLO_ERR_NOMEM, "graph: out of memory");
     }
-    sc.on_record = lr.report || es_gt ? lds_on_record : NULL;
+    sc.on_record = lr.report || es_gt || c->restart_every > 0 ? lds_on_record : NULL;
     sc.record_user = &lr;
     blo_status st = blo__task_solve(&p, &sc, frozen ? NULL : c->resume, &lr.s, err, errlen);
     if (!st) {
@@ -208,7 +211,8 @@ static blo_status run_lds(const blo_graph_config *c, const blo_graph_tensors *gt
             r->best_iter = es_gt ? lr.best_iter : -1;
             r->es_acc = es_gt ? lr.best_acc : NAN;
             blo_solver_values(lr.s, &r->upper, &r->lower);
-            if (c->save_graph) st = save_graph(c->save_graph, theta, l->n, err, errlen);
+            if (c->save_graph && (!es_gt || lr.best_acc > save_above))
+                st = save_graph(c->save_graph, theta, l->n, err, errlen);
         }
     }
     blo_solver_free(lr.s);
@@ -257,10 +261,13 @@ blo_status blo_graph_run(const blo_graph_config *c, blo_graph_result *r, char *e
     r->upper = r->lower = r->es_acc = NAN;
     r->best_iter = -1;
     if (!(c->keep_edges >= 0 && c->keep_edges <= 1) || c->hidden < 1 || c->gcn_epochs < 0 ||
-        c->samples < 1 || !(c->dropout >= 0 && c->dropout < 1) || c->knn < -1 || c->patience < 0)
+        c->samples < 1 || !(c->dropout >= 0 && c->dropout < 1) || c->knn < -1 || c->patience < 0 ||
+        c->restart_every < 0 || c->n_lr_grid < 0 || c->n_lr_grid > 8 ||
+        (c->n_lr_grid > 0 && c->patience < 1))
         return blo__fail(err, errlen, BLO_ERR_INVALID,
                          "graph: bad settings (keep-edges in [0, 1], hidden >= 1, samples >= 1, "
-                         "dropout in [0, 1), knn >= -1)");
+                         "dropout in [0, 1), knn >= -1, patience >= 0, restart-every >= 0, an outer-lr "
+                         "grid of at most 8 values and only with patience >= 1)");
     blo_graph_data g;
     blo_status st = blo_graph_load(c->data_dir, &g, err, errlen);
     if (st) return st;
@@ -299,10 +306,24 @@ blo_status blo_graph_run(const blo_graph_config *c, blo_graph_result *r, char *e
         if ((st = run_gcn(c, &gt, &l, &rng, r, err, errlen))) goto out;
     if (c->lds && c->patience > 0 && (st = split_validation(ctx, &gt, &es, err, errlen))) goto out;
     const blo_graph_tensors *esp = c->patience > 0 ? &es : NULL;
-    if (c->lds && (st = run_lds(c, &gt, esp, &l, 0, &r->lds_val, &r->lds_test, r, err, errlen)))
+    r->outer_lr = c->solver.outer.lr;
+    if (c->lds && c->n_lr_grid == 0 &&
+        (st = run_lds(c, &gt, esp, &l, 0, &r->lds_val, &r->lds_test, r, -1, err, errlen)))
         goto out;
+    for (int i = 0; c->lds && i < c->n_lr_grid; i++) { /* the best on the early-stopping set */
+        blo_graph_config ci = *c;
+        blo_graph_result ri = *r;
+        ci.solver.outer.lr = c->lr_grid[i];
+        if ((st = run_lds(&ci, &gt, esp, &l, 0, &ri.lds_val, &ri.lds_test, &ri,
+                          i ? r->es_acc : -1, err, errlen)))
+            goto out;
+        if (i == 0 || ri.es_acc > r->es_acc) {
+            *r = ri;
+            r->outer_lr = c->lr_grid[i];
+        }
+    }
     if (c->lds && c->baseline &&
-        (st = run_lds(c, &gt, esp, &l, 1, &r->frozen_val, &r->frozen_test, r, err, errlen)))
+        (st = run_lds(c, &gt, esp, &l, 1, &r->frozen_val, &r->frozen_test, r, -1, err, errlen)))
         goto out;
 out:
     r->seconds = blo__task_seconds() - t0;
