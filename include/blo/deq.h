@@ -252,8 +252,8 @@ typedef struct blo_deq_config {
 } blo_deq_config;
 
 /* hidden 64, blo_deq_opts_default's layer, 3 epochs, batch 128, Adam lr 1e-3, all the data,
- * f32, no Jacobian penalty, no baseline; dense (conv off: channels 8, kernel 3, stride 2). data_dir is left NULL (the library names no data
- * location). */
+ * f32, no Jacobian penalty, no baseline; dense (conv off: channels 8, kernel 3, stride 2).
+ * data_dir is left NULL (the library names no data location). */
 blo_deq_config blo_deq_default(void);
 
 typedef struct blo_deq_result {
