@@ -23,16 +23,18 @@ b=$build/blo
 out=$root/results/causal
 mkdir -p "$out"
 common=(--threads 1 -q --l2 0 --json)
+# The runs made before Adam 1e-3 became the inner learner of the bilevel variants.
+sgd="--inner-opt sgd --inner-lr 0.01"
 declare -A runs=(
     [tarnet]=""
     [grid-mmd]="--tune grid --grid 0.1,1,10"
-    [hyper-mmd]="--model cfr --alpha 1 --tune hyper --outer 20 --inner 5"
-    [weights]="--tune weights --outer 20 --inner 5"
+    [hyper-mmd]="--model cfr --alpha 1 --tune hyper --outer 20 --inner 5 $sgd"
+    [weights]="--tune weights --outer 20 --inner 5 $sgd"
     [grid-wass]="--ipm wass --tune grid --grid 0.1,1,10"
-    [hyper-wass-eq]="--ipm wass --model cfr --alpha 1 --tune hyper --outer 65 --inner 5"
-    [hyper-mmd-eq]="--model cfr --alpha 1 --tune hyper --outer 100 --inner 5"
-    [weights-wass-eq]="--ipm wass --model cfr --alpha 1 --tune weights --outer 65 --inner 5"
-    [alpha-wass-eq]="--ipm wass --model cfr --alpha 1 --tune alpha --outer 65 --inner 5"
+    [hyper-wass-eq]="--ipm wass --model cfr --alpha 1 --tune hyper --outer 65 --inner 5 $sgd"
+    [hyper-mmd-eq]="--model cfr --alpha 1 --tune hyper --outer 100 --inner 5 $sgd"
+    [weights-wass-eq]="--ipm wass --model cfr --alpha 1 --tune weights --outer 65 --inner 5 $sgd"
+    [alpha-wass-eq]="--ipm wass --model cfr --alpha 1 --tune alpha --outer 65 --inner 5 $sgd"
     [wass-a1]="--ipm wass --model cfr --alpha 1"
     [alpha-wass-adam-eq]="--ipm wass --model cfr --alpha 1 --tune alpha --outer 65 --inner 5 --inner-opt adam --inner-lr 1e-3"
 )

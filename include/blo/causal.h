@@ -175,7 +175,7 @@ typedef struct blo_causal_config {
 } blo_causal_config;
 
 /* Defaults: the net's defaults, tune none, criterion nn, split seed 1; solver rhg, T = 10
- * SGD steps (lr 0.01) warm-started, outer Adam lr 0.05, 100 outer iterations. */
+ * Adam steps (lr 1e-3) warm-started, outer Adam lr 0.05, 100 outer iterations. */
 blo_causal_config blo_causal_config_default(void);
 
 typedef struct blo_causal_result {
