@@ -95,12 +95,14 @@ blo_tensor *blo__causal_ipm(blo_ctx *ctx, const blo_causal_net_config *c, blo_te
         blo_tensor *df = blo_sub(ctx, blo_mean(ctx, Pt, 1, &ax, 0), blo_mean(ctx, Pc, 1, &ax, 0));
         out = blo_dot(ctx, df, df);
     } else if (c->ipm == BLO_CAUSAL_IPM_RBF) {
+        if (nt < 2 || nc < 2) goto done; /* the off-diagonal means need two of each arm */
         double s2 = c->rbf_sigma * c->rbf_sigma;
         blo_tensor *Ktt = blo_exp(ctx, blo_scale(ctx, pdist2sq(ctx, Pt, Pt), -1.0 / s2));
         blo_tensor *Kcc = blo_exp(ctx, blo_scale(ctx, pdist2sq(ctx, Pc, Pc), -1.0 / s2));
         blo_tensor *Kct = blo_exp(ctx, blo_scale(ctx, pdist2sq(ctx, Pc, Pt), -1.0 / s2));
-        if (nt < 2 || nc < 2) goto done;
-        out = blo_sub(ctx, blo_add(ctx, offdiag_mean(ctx, Kcc, (double)nc), offdiag_mean(ctx, Ktt, (double)nt)),
+        blo_tensor *within = blo_add(ctx, offdiag_mean(ctx, Kcc, (double)nc),
+                                     offdiag_mean(ctx, Ktt, (double)nt));
+        out = blo_sub(ctx, within,
                       blo_scale(ctx, blo_sum_all(ctx, Kct), 2.0 / ((double)nt * (double)nc)));
     } else {
         blo_tensor *M = blo_sqrt(ctx, blo_clamp(ctx, pdist2sq(ctx, Pt, Pc), 1e-10, INFINITY));
