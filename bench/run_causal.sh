@@ -37,9 +37,11 @@ declare -A runs=(
     [alpha-wass-eq]="--ipm wass --model cfr --alpha 1 --tune alpha --outer 65 --inner 5 $sgd"
     [wass-a1]="--ipm wass --model cfr --alpha 1"
     [alpha-wass-adam-eq]="--ipm wass --model cfr --alpha 1 --tune alpha --outer 65 --inner 5 --inner-opt adam --inner-lr 1e-3"
+    [hyper-wass-adam-eq]="--ipm wass --model cfr --alpha 1 --tune hyper --outer 65 --inner 5 --inner-opt adam --inner-lr 1e-3"
+    [weights-wass-adam-eq]="--ipm wass --model cfr --alpha 1 --tune weights --outer 65 --inner 5 --inner-opt adam --inner-lr 1e-3"
 )
 order=(tarnet grid-mmd hyper-mmd weights grid-wass hyper-wass-eq hyper-mmd-eq weights-wass-eq
-    alpha-wass-eq wass-a1 alpha-wass-adam-eq)
+    alpha-wass-eq wass-a1 alpha-wass-adam-eq hyper-wass-adam-eq weights-wass-adam-eq)
 [ $# -gt 0 ] && order=("$@")
 for name in "${order[@]}"; do
     [ -n "${runs[$name]+x}" ] || { echo "run_causal: no run named '$name'" >&2; exit 2; }
