@@ -11,6 +11,8 @@
 # grid's other two trainings on outer iterations of 5 differentiated full-batch inner steps:
 # ~0.17 s each with MMD (so 100), ~0.29 s with the Wasserstein IPM (so 65). The .cpu files
 # say what each sweep actually cost.
+# grid-alpha-wass-eq spends one training on the grid (3 × 1000 steps), one at its winner, and
+# the third on 40 outer iterations.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -39,9 +41,11 @@ declare -A runs=(
     [alpha-wass-adam-eq]="--ipm wass --model cfr --alpha 1 --tune alpha --outer 65 --inner 5 --inner-opt adam --inner-lr 1e-3"
     [hyper-wass-adam-eq]="--ipm wass --model cfr --alpha 1 --tune hyper --outer 65 --inner 5 --inner-opt adam --inner-lr 1e-3"
     [weights-wass-adam-eq]="--ipm wass --model cfr --alpha 1 --tune weights --outer 65 --inner 5 --inner-opt adam --inner-lr 1e-3"
+    [grid-alpha-wass-eq]="--ipm wass --tune grid-alpha --grid 0.1,1,10 --grid-steps 1000 --outer 40 --inner 5 --inner-opt adam --inner-lr 1e-3"
 )
 order=(tarnet grid-mmd hyper-mmd weights grid-wass hyper-wass-eq hyper-mmd-eq weights-wass-eq
-    alpha-wass-eq wass-a1 alpha-wass-adam-eq hyper-wass-adam-eq weights-wass-adam-eq)
+    alpha-wass-eq wass-a1 alpha-wass-adam-eq hyper-wass-adam-eq weights-wass-adam-eq
+    grid-alpha-wass-eq)
 [ $# -gt 0 ] && order=("$@")
 for name in "${order[@]}"; do
     [ -n "${runs[$name]+x}" ] || { echo "run_causal: no run named '$name'" >&2; exit 2; }
