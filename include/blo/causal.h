@@ -173,6 +173,10 @@ typedef struct blo_causal_config {
     const double *grid; /* tune grid / grid_alpha: the α values tried */
     int ngrid;
     int64_t grid_steps; /* tune grid_alpha: training steps per α (0: net.steps / ngrid) */
+    /* tune hyper / alpha / weights: the lower level on inner_batch training units drawn without
+     * replacement afresh at each inner step from the solver's generator, as the training's
+     * minibatches are (0: every training unit, the default). */
+    int64_t inner_batch;
     /* Optional outputs (NULL: not written), indexed by unit in the data's order: every unit's
      * estimated effect ŷ1 − ŷ0 [n], and its part of the split [n] (0 train, 1 validation,
      * 2 test). */

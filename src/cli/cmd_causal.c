@@ -20,7 +20,7 @@ typedef struct causal_cmd {
     const char *source, *model, *tune, *criterion, *ipm;
     const char *treatment, *outcome, *covariates, *mu0, *mu1;
     long long reps, rep_layers, rep_width, head_layers, head_width, steps, batch, seed,
-        grid_steps;
+        grid_steps, inner_batch;
     double alpha, l2, lr, wass_lambda, rbf_sigma;
     long long wass_iters;
     int no_reweight, normalize;
@@ -60,6 +60,7 @@ static bool cc_configure(cli_task *t) {
         return false;
     }
     c->grid_steps = h->grid_steps;
+    c->inner_batch = h->inner_batch;
     c->grid = h->gridv;
     c->criterion = strcmp(h->criterion, "factual") ? BLO_CAUSAL_NN : BLO_CAUSAL_FACTUAL;
     if ((c->tune == BLO_CAUSAL_TUNE_HYPER || c->tune == BLO_CAUSAL_TUNE_ALPHA) && c->net.alpha <= 0) {
@@ -250,7 +251,7 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
     h.rbf_sigma = h.c.net.rbf_sigma;
     cli_task t;
     cli_task_init(&t, &CC, cmd, &h.c.solver, &h);
-    cli_opt opts[29 + CLI_TASK_NOPTS] = {
+    cli_opt opts[30 + CLI_TASK_NOPTS] = {
         {"--data", NULL, CLI_STRING, &h.source, 0, 0, NULL, "ihdp|FILE",
          "the 10 shipped IHDP replications, or a CSV with a header (see --treatment)"},
         {"--reps", NULL, CLI_INT, &h.reps, 1, MAX_REPS, NULL, "N", "IHDP replications 1 .. N"},
@@ -279,6 +280,8 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--grid", NULL, CLI_STRING, &h.grid, 0, 0, NULL, "A,B,..", "alpha values of --tune grid / grid-alpha"},
         {"--grid-steps", NULL, CLI_INT, &h.grid_steps, 0, 1e9, NULL, "N",
          "grid-alpha: training steps per grid point (0: --steps / points, the grid costs one training)"},
+        {"--inner-batch", NULL, CLI_INT, &h.inner_batch, 0, 1e9, NULL, "B",
+         "hyper / alpha / weights: f on B training units drawn afresh each inner step (0: all)"},
         {"--criterion", NULL, CLI_CHOICE, &h.criterion, 0, 0, "nn|factual", "C",
          "upper level: nn = mean (τ̂ − τ_nn)² on validation (scores the effect itself); factual "
          "= arm-balanced validation MSE"},
@@ -297,5 +300,5 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--effects", NULL, CLI_STRING, &h.effects, 0, 0, NULL, "FILE",
          "write every unit's estimated effect (CSV: rep, unit, split, t, y, tau_hat, mu0, mu1)"},
     };
-    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 29));
+    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 30));
 }

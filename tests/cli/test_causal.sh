@@ -25,7 +25,7 @@ fast=(--threads 1 -q --steps 40 --rep-layers 1 --rep-width 8 --head-layers 1 --h
 expect_rc 0 causal --reps 2 "${fast[@]}" --json
 check "IHDP: 2 replications, finite scores" json_ok "$tmp/out" \
     'd["reps"] == 2 and len(d["per_rep"]) == 2 and 0 < d["pehe_out"] < 20 and abs(d["pehe_out"] - (d["per_rep"][0][1] + d["per_rep"][1][1]) / 2) < 1e-9'
-for tune in "hyper --model cfr" "alpha --model cfr --ipm wass" "weights" "weights --criterion factual" "grid --grid 0.1,1" "grid-alpha --grid 0.1,1 --ipm wass"; do
+for tune in "hyper --model cfr" "alpha --model cfr --ipm wass" "weights" "weights --criterion factual" "grid --grid 0.1,1" "grid-alpha --grid 0.1,1 --ipm wass" "weights --inner-batch 50"; do
     expect_rc 0 causal --reps 1 "${fast[@]}" --tune $tune --json
     check "--tune $tune" json_ok "$tmp/out" 'd["reps"] == 1 and d["pehe_in"] > 0'
 done

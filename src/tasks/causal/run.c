@@ -33,19 +33,30 @@ blo_causal_config blo_causal_config_default(void) {
 
 static blo_tensor *bl_lower(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
                             const blo_eval *ev, void *user) {
-    (void)ev;
     blo__causal_bilevel *b = user;
+    blo_tensor *X = b->X, *T = b->T, *Y = b->Y, *W = NULL;
+    if (b->tune == BLO_CAUSAL_TUNE_WEIGHTS) {
+        int64_t s[2] = {blo_tensor_dim(x[0], 0), 1};
+        W = blo_reshape(ctx, blo_exp(ctx, x[0]), 2, s);
+    }
+    int64_t k = blo_tensor_dim(X, 0);
+    if (b->batch > 0 && b->batch < k && ev && ev->rng) { /* a minibatch, as in training */
+        for (int64_t i = 0; i < k; i++) b->idx[i] = i;
+        blo__draw_first(ev->rng, b->idx, k, b->batch);
+        blo_tensor *idx = blo_from_i64(ctx, 1, &b->batch, b->idx);
+        X = blo_index_select(ctx, X, 0, idx), T = blo_index_select(ctx, T, 0, idx);
+        Y = blo_index_select(ctx, Y, 0, idx);
+        if (W) W = blo_index_select(ctx, W, 0, idx);
+    }
     if (b->tune == BLO_CAUSAL_TUNE_ALPHA)
-        return blo__causal_loss(ctx, &b->net, y, b->X, b->T, b->Y, NULL, blo_exp(ctx, x[0]), NULL);
+        return blo__causal_loss(ctx, &b->net, y, X, T, Y, NULL, blo_exp(ctx, x[0]), NULL);
     if (b->tune == BLO_CAUSAL_TUNE_HYPER) {
         blo_tensor *e = blo_exp(ctx, x[0]);
         int64_t L = blo_tensor_dim(e, 0);
-        return blo__causal_loss(ctx, &b->net, y, b->X, b->T, b->Y, NULL,
-                                blo_slice(ctx, e, 0, 0, 1, 1), blo_slice(ctx, e, 0, 1, L, 1));
+        return blo__causal_loss(ctx, &b->net, y, X, T, Y, NULL, blo_slice(ctx, e, 0, 0, 1, 1),
+                                blo_slice(ctx, e, 0, 1, L, 1));
     }
-    int64_t s[2] = {blo_tensor_dim(x[0], 0), 1};
-    return blo__causal_loss(ctx, &b->net, y, b->X, b->T, b->Y,
-                            blo_reshape(ctx, blo_exp(ctx, x[0]), 2, s), NULL, NULL);
+    return blo__causal_loss(ctx, &b->net, y, X, T, Y, W, NULL, NULL);
 }
 
 static blo_tensor *bl_upper(blo_ctx *ctx, blo_tensor *const *x, blo_tensor *const *y,
@@ -192,6 +203,9 @@ blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
                              "causal: grid value %d is %g: α must be >= 0 (> 0 for tune "
                              "grid_alpha, which descends log α from the winner)",
                              g + 1, c->grid[g]);
+    if (c->inner_batch < 0)
+        return blo__fail(err, errlen, BLO_ERR_INVALID, "causal: inner_batch is %lld",
+                         (long long)c->inner_batch);
     if (c->tune == BLO_CAUSAL_TUNE_GRID_ALPHA && c->grid_steps < 0)
         return blo__fail(err, errlen, BLO_ERR_INVALID, "causal: grid_steps is %lld",
                          (long long)c->grid_steps);
@@ -238,6 +252,8 @@ blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
         b.net = nc;
         b.tune = c->tune == BLO_CAUSAL_TUNE_GRID_ALPHA ? BLO_CAUSAL_TUNE_ALPHA : c->tune;
         b.criterion = c->criterion;
+        b.batch = c->inner_batch;
+        if (b.batch > 0 && !(b.idx = blo_malloc(sizeof(int64_t) * (size_t)k))) goto nomem;
         if (!(bc = blo_ctx_new(0))) goto nomem;
         st = blo__causal_bilevel_init(&b, bc, d, perm, k, perm + k, kv, net.y_mean, net.y_std,
                                       BLO_F32);
@@ -287,6 +303,7 @@ nomem:
 out:
     blo_solver_free(s);
     blo_ctx_free(bc);
+    blo_free(b.idx);
     blo_causal_net_free(&net);
     blo_free(perm);
     blo_free(tau);
