@@ -175,7 +175,7 @@ typedef struct blo_causal_config {
     int64_t grid_steps; /* tune grid_alpha: training steps per α (0: net.steps / ngrid) */
     /* tune hyper / alpha / weights: the lower level on inner_batch training units drawn without
      * replacement afresh at each inner step from the solver's generator, as the training's
-     * minibatches are (0: every training unit, the default). */
+     * minibatches are (0: every training unit); net.batch (100) by default. */
     int64_t inner_batch;
     /* Optional outputs (NULL: not written), indexed by unit in the data's order: every unit's
      * estimated effect ŷ1 − ŷ0 [n], and its part of the split [n] (0 train, 1 validation,
@@ -185,7 +185,8 @@ typedef struct blo_causal_config {
 } blo_causal_config;
 
 /* Defaults: the net's defaults, tune none, criterion nn, split seed 1; solver rhg, T = 10
- * Adam steps (lr 1e-3) warm-started, outer Adam lr 0.05, 100 outer iterations. */
+ * Adam steps (lr 1e-3) warm-started, on minibatches of net.batch (100), outer Adam lr 0.05,
+ * 100 outer iterations. */
 blo_causal_config blo_causal_config_default(void);
 
 typedef struct blo_causal_result {

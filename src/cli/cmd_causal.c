@@ -249,6 +249,7 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
     h.alpha = 1.0, h.l2 = h.c.net.l2, h.lr = h.c.net.lr, h.ipm = "mmd";
     h.wass_lambda = h.c.net.wass_lambda, h.wass_iters = h.c.net.wass_iters;
     h.rbf_sigma = h.c.net.rbf_sigma;
+    h.inner_batch = h.c.inner_batch;
     cli_task t;
     cli_task_init(&t, &CC, cmd, &h.c.solver, &h);
     cli_opt opts[30 + CLI_TASK_NOPTS] = {
