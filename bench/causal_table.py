@@ -4,8 +4,9 @@ bench/run_causal.sh: per replication sqrt PEHE out of sample, mean +- s.e. over 
 replications and over 1-8, each run's CPU seconds, and paired differences (mean +- s.e. of the
 per-replication differences) of every run against the reference runs.
 
-Usage: bench/causal_table.py [results dir] [--ref NAME ...] (default results/causal; references
-tarnet, grid-mmd, grid-wass where present).
+Usage: bench/causal_table.py [results dir] [--ref NAME ...] [--runs A,B,..] (default
+results/causal; references tarnet, grid-mmd, grid-wass where present; --runs: only these runs,
+in this order, as columns).
 """
 import json
 import math
@@ -23,7 +24,11 @@ def mean_se(v):
 
 def main():
     args = sys.argv[1:]
-    refs = []
+    refs, only = [], None
+    if "--runs" in args:
+        i = args.index("--runs")
+        only = args[i + 1].split(",")
+        del args[i:i + 2]
     while "--ref" in args:
         i = args.index("--ref")
         refs.append(args[i + 1])
@@ -39,6 +44,11 @@ def main():
                 continue
             cpu = os.path.join(d, name + ".cpu")
             runs[name]["cpu"] = float(open(cpu).read()) if os.path.exists(cpu) else float("nan")
+    if only:
+        missing = [r for r in only if r not in runs]
+        if missing:
+            sys.exit("causal_table: no results for " + ", ".join(missing))
+        runs = {r: runs[r] for r in only}
     refs = refs or [r for r in ("tarnet", "grid-mmd", "grid-wass") if r in runs]
     names = list(runs)
     print("| rep | " + " | ".join(names) + " |")

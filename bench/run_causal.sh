@@ -11,6 +11,15 @@
 # grid's other two trainings on outer iterations of 5 differentiated full-batch inner steps:
 # ~0.17 s each with MMD (so 100), ~0.29 s with the Wasserstein IPM (so 65). The .cpu files
 # say what each sweep actually cost.
+# grid-alpha-wass-eq spends one training on the grid (3 × 1000 steps), one at its winner, and
+# the third on 40 outer iterations.
+# alpha-wass-cg-eq takes the implicit hypergradient (CG, 10 iterations, damping 0.01) after the
+# 5 warm-started inner steps, which are then not differentiated: ~0.18 s an outer iteration, so 83.
+# alpha-wass-mb-eq takes its inner steps on minibatches of 100 (--inner-batch), as the training
+# does: ~0.13 s an outer iteration, so 155 (grid-alpha-wass-mb-eq: 75 after the grid and the
+# training). The runs before it pin --inner-batch 0 (every training unit at each inner step).
+# frozen-wass-adam-eq is alpha-wass-adam-eq with α held (outer step 1e-12): the same inner
+# steps without the hypergradient, the control that separates tuning from continued training.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -28,18 +37,27 @@ sgd="--inner-opt sgd --inner-lr 0.01"
 declare -A runs=(
     [tarnet]=""
     [grid-mmd]="--tune grid --grid 0.1,1,10"
-    [hyper-mmd]="--model cfr --alpha 1 --tune hyper --outer 20 --inner 5 $sgd"
-    [weights]="--tune weights --outer 20 --inner 5 $sgd"
+    [hyper-mmd]="--model cfr --alpha 1 --tune hyper --outer 20 --inner 5 --inner-batch 0 $sgd"
+    [weights]="--tune weights --outer 20 --inner 5 --inner-batch 0 $sgd"
     [grid-wass]="--ipm wass --tune grid --grid 0.1,1,10"
-    [hyper-wass-eq]="--ipm wass --model cfr --alpha 1 --tune hyper --outer 65 --inner 5 $sgd"
-    [hyper-mmd-eq]="--model cfr --alpha 1 --tune hyper --outer 100 --inner 5 $sgd"
-    [weights-wass-eq]="--ipm wass --model cfr --alpha 1 --tune weights --outer 65 --inner 5 $sgd"
-    [alpha-wass-eq]="--ipm wass --model cfr --alpha 1 --tune alpha --outer 65 --inner 5 $sgd"
+    [hyper-wass-eq]="--ipm wass --model cfr --alpha 1 --tune hyper --outer 65 --inner 5 --inner-batch 0 $sgd"
+    [hyper-mmd-eq]="--model cfr --alpha 1 --tune hyper --outer 100 --inner 5 --inner-batch 0 $sgd"
+    [weights-wass-eq]="--ipm wass --model cfr --alpha 1 --tune weights --outer 65 --inner 5 --inner-batch 0 $sgd"
+    [alpha-wass-eq]="--ipm wass --model cfr --alpha 1 --tune alpha --outer 65 --inner 5 --inner-batch 0 $sgd"
     [wass-a1]="--ipm wass --model cfr --alpha 1"
-    [alpha-wass-adam-eq]="--ipm wass --model cfr --alpha 1 --tune alpha --outer 65 --inner 5 --inner-opt adam --inner-lr 1e-3"
+    [alpha-wass-adam-eq]="--ipm wass --model cfr --alpha 1 --tune alpha --outer 65 --inner 5 --inner-batch 0 --inner-opt adam --inner-lr 1e-3"
+    [hyper-wass-adam-eq]="--ipm wass --model cfr --alpha 1 --tune hyper --outer 65 --inner 5 --inner-batch 0 --inner-opt adam --inner-lr 1e-3"
+    [weights-wass-adam-eq]="--ipm wass --model cfr --alpha 1 --tune weights --outer 65 --inner 5 --inner-batch 0 --inner-opt adam --inner-lr 1e-3"
+    [grid-alpha-wass-eq]="--ipm wass --tune grid-alpha --grid 0.1,1,10 --grid-steps 1000 --outer 40 --inner 5 --inner-batch 0 --inner-opt adam --inner-lr 1e-3"
+    [alpha-wass-cg-eq]="--ipm wass --model cfr --alpha 1 --tune alpha --outer 83 --inner 5 --inner-batch 0 --inner-opt adam --inner-lr 1e-3 --method cg --damping 0.01 --solve-iters 10"
+    [alpha-wass-mb-eq]="--ipm wass --model cfr --alpha 1 --tune alpha --outer 155 --inner 5 --inner-batch 100 --inner-opt adam --inner-lr 1e-3"
+    [grid-alpha-wass-mb-eq]="--ipm wass --tune grid-alpha --grid 0.1,1,10 --grid-steps 1000 --outer 75 --inner 5 --inner-batch 100 --inner-opt adam --inner-lr 1e-3"
+    [frozen-wass-adam-eq]="--ipm wass --model cfr --alpha 1 --tune alpha --outer 65 --inner 5 --inner-batch 0 --inner-opt adam --inner-lr 1e-3 --outer-lr 1e-12"
 )
 order=(tarnet grid-mmd hyper-mmd weights grid-wass hyper-wass-eq hyper-mmd-eq weights-wass-eq
-    alpha-wass-eq wass-a1 alpha-wass-adam-eq)
+    alpha-wass-eq wass-a1 alpha-wass-adam-eq hyper-wass-adam-eq weights-wass-adam-eq
+    grid-alpha-wass-eq alpha-wass-cg-eq frozen-wass-adam-eq alpha-wass-mb-eq
+    grid-alpha-wass-mb-eq)
 [ $# -gt 0 ] && order=("$@")
 for name in "${order[@]}"; do
     [ -n "${runs[$name]+x}" ] || { echo "run_causal: no run named '$name'" >&2; exit 2; }

@@ -144,6 +144,10 @@ void blo_causal_net_free(blo_causal_net *net);
  *            rest as hyper.
  *   grid     the network trained once per α of grid (net.alpha ignored); the one with the
  *            lowest criterion on the validation units is kept.
+ *   grid_alpha  alpha started from the best α of a cheaper grid: each α of grid trained for
+ *            grid_steps steps (0: net.steps / ngrid, so the whole grid costs one training) and
+ *            scored by the criterion; the network is then trained (net.steps) at the winner
+ *            and tuned as for alpha from there (net.alpha ignored; every α of grid > 0).
  * criterion (the upper level; neither reads mu0 / mu1):
  *   nn       the nearest-neighbour PEHE of the validation units: mean_i (τ̂_i − τ_nn_i)²,
  *            τ_nn imputed within the validation units. It scores the effect itself, which is
@@ -155,7 +159,8 @@ typedef enum blo_causal_tune {
     BLO_CAUSAL_TUNE_HYPER,
     BLO_CAUSAL_TUNE_WEIGHTS,
     BLO_CAUSAL_TUNE_GRID, /* α from grid[0..ngrid): one training each, the lowest criterion wins */
-    BLO_CAUSAL_TUNE_ALPHA /* hyper with x = log α alone: the grid's search space */
+    BLO_CAUSAL_TUNE_ALPHA, /* hyper with x = log α alone: the grid's search space */
+    BLO_CAUSAL_TUNE_GRID_ALPHA /* alpha from the best α of a cheaper grid */
 } blo_causal_tune;
 typedef enum blo_causal_criterion { BLO_CAUSAL_NN = 0, BLO_CAUSAL_FACTUAL } blo_causal_criterion;
 
@@ -165,8 +170,13 @@ typedef struct blo_causal_config {
     blo_causal_criterion criterion;
     blo_config solver; /* tune hyper / weights: method, inner, inner_steps, outer, outer_iters */
     uint64_t split_seed;
-    const double *grid; /* tune grid: the α values tried */
+    const double *grid; /* tune grid / grid_alpha: the α values tried */
     int ngrid;
+    int64_t grid_steps; /* tune grid_alpha: training steps per α (0: net.steps / ngrid) */
+    /* tune hyper / alpha / weights: the lower level on inner_batch training units drawn without
+     * replacement afresh at each inner step from the solver's generator, as the training's
+     * minibatches are (0: every training unit); net.batch (100) by default. */
+    int64_t inner_batch;
     /* Optional outputs (NULL: not written), indexed by unit in the data's order: every unit's
      * estimated effect ŷ1 − ŷ0 [n], and its part of the split [n] (0 train, 1 validation,
      * 2 test). */
@@ -175,7 +185,8 @@ typedef struct blo_causal_config {
 } blo_causal_config;
 
 /* Defaults: the net's defaults, tune none, criterion nn, split seed 1; solver rhg, T = 10
- * Adam steps (lr 1e-3) warm-started, outer Adam lr 0.05, 100 outer iterations. */
+ * Adam steps (lr 1e-3) warm-started, on minibatches of net.batch (100), outer Adam lr 0.05,
+ * 100 outer iterations. */
 blo_causal_config blo_causal_config_default(void);
 
 typedef struct blo_causal_result {

@@ -19,7 +19,8 @@ typedef struct causal_cmd {
     blo_causal_config c;
     const char *source, *model, *tune, *criterion, *ipm;
     const char *treatment, *outcome, *covariates, *mu0, *mu1;
-    long long reps, rep_layers, rep_width, head_layers, head_width, steps, batch, seed;
+    long long reps, rep_layers, rep_width, head_layers, head_width, steps, batch, seed,
+        grid_steps, inner_batch;
     double alpha, l2, lr, wass_lambda, rbf_sigma;
     long long wass_iters;
     int no_reweight, normalize;
@@ -48,13 +49,18 @@ static bool cc_configure(cli_task *t) {
               : !strcmp(h->tune, "alpha")   ? BLO_CAUSAL_TUNE_ALPHA
               : !strcmp(h->tune, "weights") ? BLO_CAUSAL_TUNE_WEIGHTS
               : !strcmp(h->tune, "grid")    ? BLO_CAUSAL_TUNE_GRID
+              : !strcmp(h->tune, "grid-alpha") ? BLO_CAUSAL_TUNE_GRID_ALPHA
                                             : BLO_CAUSAL_TUNE_NONE;
     c->ngrid = 0;
-    if (c->tune == BLO_CAUSAL_TUNE_GRID && !cli_parse_doubles(h->grid, 0, 16, h->gridv, &c->ngrid)) {
+    bool grid = c->tune == BLO_CAUSAL_TUNE_GRID || c->tune == BLO_CAUSAL_TUNE_GRID_ALPHA;
+    double lo = c->tune == BLO_CAUSAL_TUNE_GRID_ALPHA ? 1e-300 : 0;
+    if (grid && !cli_parse_doubles(h->grid, lo, 16, h->gridv, &c->ngrid)) {
         fprintf(stderr, "blo causal: bad value '%s' for --grid: expected up to 16 "
-                        "comma-separated α >= 0\n", h->grid);
+                        "comma-separated α %s 0\n", h->grid, lo > 0 ? ">" : ">=");
         return false;
     }
+    c->grid_steps = h->grid_steps;
+    c->inner_batch = h->inner_batch;
     c->grid = h->gridv;
     c->criterion = strcmp(h->criterion, "factual") ? BLO_CAUSAL_NN : BLO_CAUSAL_FACTUAL;
     if ((c->tune == BLO_CAUSAL_TUNE_HYPER || c->tune == BLO_CAUSAL_TUNE_ALPHA) && c->net.alpha <= 0) {
@@ -87,7 +93,9 @@ static void ihdp_path(char *p, size_t n, long long k) {
 
 /* "TARNet", or "CFR-" and the IPM's name. */
 static const char *model_name(const causal_cmd *h) {
-    if (!(h->c.net.alpha > 0 || h->c.tune == BLO_CAUSAL_TUNE_GRID)) return "TARNet";
+    if (!(h->c.net.alpha > 0 || h->c.tune == BLO_CAUSAL_TUNE_GRID ||
+          h->c.tune == BLO_CAUSAL_TUNE_GRID_ALPHA))
+        return "TARNet";
     return h->c.net.ipm == BLO_CAUSAL_IPM_WASS ? "CFR-Wass"
            : h->c.net.ipm == BLO_CAUSAL_IPM_RBF ? "CFR-RBF"
                                                  : "CFR-MMD";
@@ -184,7 +192,11 @@ static int cc_summary(cli_task *t) {
     if (t->json) {
         printf("{\"task\":\"causal\",\"model\":\"%s\",\"ipm\":\"%s\",\"tune\":\"%s\","
                "\"criterion\":\"%s\",\"reps\":%d",
-               h->c.net.alpha > 0 || h->c.tune == BLO_CAUSAL_TUNE_GRID ? "cfr" : "tarnet", h->ipm, h->tune,
+               h->c.net.alpha > 0 || h->c.tune == BLO_CAUSAL_TUNE_GRID ||
+                       h->c.tune == BLO_CAUSAL_TUNE_GRID_ALPHA
+                   ? "cfr"
+                   : "tarnet",
+               h->ipm, h->tune,
                h->criterion, h->nres);
         for (int j = 0; j < 4; j++) {
             printf(",\"%s\":", NAMES[j]);
@@ -237,9 +249,10 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
     h.alpha = 1.0, h.l2 = h.c.net.l2, h.lr = h.c.net.lr, h.ipm = "mmd";
     h.wass_lambda = h.c.net.wass_lambda, h.wass_iters = h.c.net.wass_iters;
     h.rbf_sigma = h.c.net.rbf_sigma;
+    h.inner_batch = h.c.inner_batch;
     cli_task t;
     cli_task_init(&t, &CC, cmd, &h.c.solver, &h);
-    cli_opt opts[28 + CLI_TASK_NOPTS] = {
+    cli_opt opts[30 + CLI_TASK_NOPTS] = {
         {"--data", NULL, CLI_STRING, &h.source, 0, 0, NULL, "ihdp|FILE",
          "the 10 shipped IHDP replications, or a CSV with a header (see --treatment)"},
         {"--reps", NULL, CLI_INT, &h.reps, 1, MAX_REPS, NULL, "N", "IHDP replications 1 .. N"},
@@ -261,10 +274,15 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--rbf-sigma", NULL, CLI_DOUBLE, &h.rbf_sigma, 1e-9, 1e9, NULL, "S", "rbf: kernel width σ"},
         {"--alpha", NULL, CLI_DOUBLE, &h.alpha, 0, 1e9, NULL, "A", "IPM weight of --model cfr (start of --tune hyper)"},
         {"--l2", NULL, CLI_DOUBLE, &h.l2, 0, 1e9, NULL, "L", "L2 strength of every weight matrix (start of --tune hyper)"},
-        {"--tune", NULL, CLI_CHOICE, &h.tune, 0, 0, "none|hyper|alpha|weights|grid", "T",
+        {"--tune", NULL, CLI_CHOICE, &h.tune, 0, 0, "none|hyper|alpha|weights|grid|grid-alpha", "T",
          "none: train once; hyper: x = log(alpha, L2 per matrix); alpha: x = log alpha; "
-         "weights: x = log unit weights; grid: best alpha of --grid by the criterion"},
-        {"--grid", NULL, CLI_STRING, &h.grid, 0, 0, NULL, "A,B,..", "alpha values of --tune grid"},
+         "weights: x = log unit weights; grid: best alpha of --grid by the criterion; "
+         "grid-alpha: alpha started from the best of --grid trained --grid-steps each"},
+        {"--grid", NULL, CLI_STRING, &h.grid, 0, 0, NULL, "A,B,..", "alpha values of --tune grid / grid-alpha"},
+        {"--grid-steps", NULL, CLI_INT, &h.grid_steps, 0, 1e9, NULL, "N",
+         "grid-alpha: training steps per grid point (0: --steps / points, the grid costs one training)"},
+        {"--inner-batch", NULL, CLI_INT, &h.inner_batch, 0, 1e9, NULL, "B",
+         "hyper / alpha / weights: f on B training units drawn afresh each inner step (0: all)"},
         {"--criterion", NULL, CLI_CHOICE, &h.criterion, 0, 0, "nn|factual", "C",
          "upper level: nn = mean (τ̂ − τ_nn)² on validation (scores the effect itself); factual "
          "= arm-balanced validation MSE"},
@@ -283,5 +301,5 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--effects", NULL, CLI_STRING, &h.effects, 0, 0, NULL, "FILE",
          "write every unit's estimated effect (CSV: rep, unit, split, t, y, tau_hat, mu0, mu1)"},
     };
-    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 28));
+    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 30));
 }

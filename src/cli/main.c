@@ -29,6 +29,8 @@ const cli_cmd cli_commands[] = {
      "  none:    train f once (alpha = 0: TARNet; --model cfr: CFR-MMD)\n"
      "  hyper:   x = (log alpha, log lam_1..L), F by hypergradient through T inner steps\n"
      "  weights: x = log u_i (one per training unit)\n"
+     "  alpha:   x = log alpha; grid: argmin over alpha in --grid of F, one training each\n"
+     "  grid-alpha: alpha started from the argmin of F over --grid (--grid-steps each)\n"
      "  F (--criterion nn, default) = mean_val (tau(x_i) - tau_nn_i)^2, tau_nn_i imputed from\n"
      "  the nearest unit of the other arm: it scores effects and reads no counterfactual truth;\n"
      "  --criterion factual: arm-balanced validation MSE of the factual outcome.\n"

@@ -25,7 +25,7 @@ fast=(--threads 1 -q --steps 40 --rep-layers 1 --rep-width 8 --head-layers 1 --h
 expect_rc 0 causal --reps 2 "${fast[@]}" --json
 check "IHDP: 2 replications, finite scores" json_ok "$tmp/out" \
     'd["reps"] == 2 and len(d["per_rep"]) == 2 and 0 < d["pehe_out"] < 20 and abs(d["pehe_out"] - (d["per_rep"][0][1] + d["per_rep"][1][1]) / 2) < 1e-9'
-for tune in "hyper --model cfr" "alpha --model cfr --ipm wass" "weights" "weights --criterion factual" "grid --grid 0.1,1"; do
+for tune in "hyper --model cfr" "alpha --model cfr --ipm wass" "weights" "weights --criterion factual" "grid --grid 0.1,1" "grid-alpha --grid 0.1,1 --ipm wass" "weights --inner-batch 50"; do
     expect_rc 0 causal --reps 1 "${fast[@]}" --tune $tune --json
     check "--tune $tune" json_ok "$tmp/out" 'd["reps"] == 1 and d["pehe_in"] > 0'
 done
@@ -65,4 +65,6 @@ expect_rc 2 causal --effects /nonexistent/dir/e.csv --reps 1 "${fast[@]}"
 check "an unwritable --effects is named" grep -q 'cannot write --effects /nonexistent/dir/e.csv' "$tmp/err"
 expect_rc 2 causal --tune grid --grid 1,x
 check "a bad --grid is named" grep -q -- "--grid" "$tmp/err"
+expect_rc 2 causal --tune grid-alpha --grid 0,1
+check "grid-alpha refuses alpha = 0 in --grid" grep -q -- "--grid.*α > 0" "$tmp/err"
 cli_finish test_causal

@@ -50,6 +50,8 @@ typedef struct blo__causal_bilevel {
     blo_causal_tune tune;
     blo_causal_criterion criterion;
     blo_tensor *X, *T, *Y, *Xv, *Tv, *Yv, *tau_nn, *Wv;
+    int64_t batch; /* > 0: f on that many training units drawn afresh each inner step */
+    int64_t *idx;  /* batch: scratch of the training rows' count (the caller's to free) */
     blo_problem prob;
 } blo__causal_bilevel;
 blo_status blo__causal_bilevel_init(blo__causal_bilevel *b, blo_ctx *ctx,
