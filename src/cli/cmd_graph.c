@@ -13,7 +13,7 @@ typedef struct graph_cmd {
     blo_graph_config c;
     const char *name; /* --data: cora, citeseer, wine, cancer, digits or a folder */
     char dir[4096];
-    long long hidden, epochs, samples, seed, knn, patience, restart_every;
+    long long hidden, epochs, samples, seed, knn, patience, restart_every, candidates;
     const char *features; /* --features: auto, row or raw */
     const char *lr_grid;  /* --outer-lr-grid: comma-separated, or "" */
     int gcn_only;
@@ -58,6 +58,7 @@ static bool graph_configure(cli_task *t) {
                                                        : !strcmp(g->features, "row");
     g->c.knn = g->knn;
     g->c.patience = g->patience;
+    g->c.candidates = g->candidates;
     g->c.restart_every = g->restart_every;
     if (!cli_parse_doubles(g->lr_grid, 1e-300, 8, g->c.lr_grid, &g->c.n_lr_grid)) {
         fprintf(stderr, "blo graph: bad value '%s' for --outer-lr-grid: expected up to 8 "
@@ -109,10 +110,10 @@ static int graph_summary(cli_task *t) {
                      g->c.lds ? r->outer_lr : NAN, r->seconds};
     if (t->json) {
         printf("{\"task\":\"graph\",\"data\":\"%s\",\"method\":\"%s\",\"keep_edges\":%g,"
-               "\"knn\":%lld,\"nodes\":%lld,\"edges_given\":%lld,\"edges_kept\":%lld,\"edges_learned\":%lld,"
+               "\"knn\":%lld,\"candidates\":%lld,\"nodes\":%lld,\"edges_given\":%lld,\"edges_kept\":%lld,\"edges_learned\":%lld,"
                "\"iters\":%lld",
                g->name, g->c.lds ? g->c.solver.method : "none", g->c.keep_edges,
-               (long long)r->knn, (long long)r->n,
+               (long long)r->knn, (long long)g->c.candidates, (long long)r->n,
                (long long)r->edges_given, (long long)r->edges_kept, (long long)r->edges_learned,
                (long long)r->iters);
         for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
@@ -157,11 +158,12 @@ int cli_graph_run(const cli_cmd *cmd, int argc, char **argv) {
     g.lr_grid = "";
     g.hidden = g.c.hidden, g.epochs = g.c.gcn_epochs, g.samples = g.c.samples, g.knn = g.c.knn;
     g.patience = g.c.patience;
+    g.candidates = g.c.candidates;
     g.restart_every = g.c.restart_every;
     cli_task t;
     cli_task_init(&t, &GRAPH, cmd, &g.c.solver, &g);
     cli_task_output(&t, "--save-graph", &g.c.save_graph);
-    cli_opt opts[18 + CLI_TASK_NOPTS] = {
+    cli_opt opts[19 + CLI_TASK_NOPTS] = {
         {"--data", NULL, CLI_STRING, &g.name, 0, 0, NULL, "cora|citeseer|wine|cancer|digits|DIR",
          "the graph: a committed Planetoid graph, a committed UCI data set with no graph (kNN-LDS), "
          "or a folder with features.libsvm, edges.txt (may be empty), train.txt, val.txt, test.txt"},
@@ -199,10 +201,13 @@ int cli_graph_run(const cli_cmd *cmd, int argc, char **argv) {
          "LDS once per outer step size in LIST (comma-separated, e.g. 1,0.1,0.01), scoring the run "
          "with the best early-stopping accuracy, as LDS's authors pick theirs; needs --patience "
          "(empty: --outer-lr alone)"},
+        {"--candidates", NULL, CLI_INT, &g.candidates, 0, 1e9, NULL, "K",
+         "theta only on a candidate set of pairs: the kNN graph of the features (cosine, K "
+         "neighbours) plus the given edges; the pairs outside stay 0 (0: every pair)"},
         {"--theta-start", NULL, CLI_DOUBLE, &g.c.theta_off, 0, 1, NULL, "P",
          "theta's start off the given edges (1 on them)"},
         {"--seed", NULL, CLI_INT, &g.seed, 0, 9e18, NULL, "S",
          "edge removal, weights, samples, dropout"},
     };
-    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 18));
+    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 19));
 }

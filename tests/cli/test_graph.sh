@@ -61,6 +61,13 @@ check "--knn 2: the kNN graph's 9 edges are the given ones" json_ok "$tmp/out" \
     'd["knn"] == 2 and d["edges_given"] == 9'
 expect_rc 2 graph "${tiny[@]}" --knn 7
 check "--knn 7 on 7 nodes names the bound" grep -q 'k < the number of nodes' "$tmp/err"
+# A candidate set: theta on the kNN graph's pairs (k = 2, 9 of them) and the given edges only.
+expect_rc 0 graph "${tiny[@]}" --outer 3 --candidates 2 --theta-start 0.9 --save-graph "$tmp/cand.txt" --json
+check "--candidates 2: theta above 1/2 on at most the 6 given and 9 kNN pairs (21 without)" \
+    test "$(grep -vc '^#' "$tmp/cand.txt")" -le 15
+check "--json names the candidate set" json_ok "$tmp/out" 'd["candidates"] == 2'
+expect_rc 2 graph "${tiny[@]}" --candidates 7
+check "--candidates 7 on 7 nodes names the bound" grep -q 'k < the number of nodes' "$tmp/err"
 
 # Resume: 4 iterations in one go == 2, stopped, then resumed to 4.
 expect_rc 0 graph "${tiny[@]}" --outer 4 --json
