@@ -165,7 +165,12 @@ typedef struct blo_graph_config {
                               `samples` graphs) is measured after every outer iteration, the
                               run stops after `patience` iterations without a better one, and
                               θ and y of the best are scored. Also for the frozen ablation.
-                              0: off (all of the validation split drives the hypergradient) */
+                              0: off (all of the validation split drives the hypergradient);
+                              -1 (the default): 10 when the validation split has 100 nodes or
+                              more (an early-stopping set of 50 or more), else 0 — a smaller
+                              set's accuracy saturates at once. With it LDS's GCN trains until
+                              the held-out accuracy stops rising instead of for a fixed budget
+                              (on Cora 3 points above the 20-iteration budget, RESULTS.md) */
     int64_t restart_every; /* > 0: LDS's outer loop (Franceschi et al., Algorithm 1, and
                               their code): every restart_every outer iterations the GCN's
                               weights are drawn afresh (Glorot) and trained again on θ's
@@ -204,6 +209,7 @@ typedef struct blo_graph_result {
     int64_t best_iter;              /* with patience: the outer iteration scored (else -1) */
     double es_acc;                  /* with patience: its early-stopping accuracy (else NAN) */
     double outer_lr;                /* LDS's outer step size (the grid's choice with a grid) */
+    int64_t patience;               /* the early stopping that ran (the default resolved) */
     double seconds;
 } blo_graph_result;
 /* Loads the data, removes edges, trains the GCN and / or runs LDS. Errors: the loader's

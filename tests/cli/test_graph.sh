@@ -41,8 +41,14 @@ expect_rc 0 graph "${tiny[@]}" --outer 30 --patience 1 --baseline --json
 check "--patience 1: stops early, the best iteration before the last" json_ok "$tmp/out" \
     'd["iters"] < 30 and 0 <= d["best_iter"] < d["iters"] and 0 <= d["es_acc"] <= 1'
 expect_rc 0 graph "${tiny[@]}" --outer 3 --json
-check "without --patience: no early-stopping figures" json_ok "$tmp/out" \
-    'd["best_iter"] is None and d["es_acc"] is None'
+check "without --patience, 2 validation nodes: no early stopping" json_ok "$tmp/out" \
+    'd["best_iter"] is None and d["es_acc"] is None and d["patience"] == 0'
+# The default early stopping is on with 100 validation nodes (Digits), off with --patience 0.
+expect_rc 0 graph --data digits --outer 1 --epochs 1 --samples 1 --threads 1 -q --json
+check "Digits (100 validation nodes): patience 10 by default" json_ok "$tmp/out" \
+    'd["patience"] == 10 and d["best_iter"] == 0 and 0 <= d["es_acc"] <= 1'
+expect_rc 0 graph --data digits --outer 1 --epochs 1 --samples 1 --threads 1 -q --json --patience 0
+check "--patience 0: off" json_ok "$tmp/out" 'd["patience"] == 0 and d["best_iter"] is None'
 # The outer step from a grid, chosen on the early-stopping set; restarts of the GCN.
 expect_rc 0 graph "${tiny[@]}" --outer 6 --patience 2 --outer-lr-grid 2,0.5 --json
 check "--outer-lr-grid: the chosen step is one of the grid's" json_ok "$tmp/out" \
