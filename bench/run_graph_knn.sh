@@ -22,8 +22,7 @@ sets=${3:-wine cancer digits}
 if [ "${PROTOCOL:-plain}" = lds ]; then
     proto=(--patience 10 --outer-lr-grid 1,0.1,0.01,0.001)
 else
-    proto=(--outer-lr 1)
-    if [ -n "${PATIENCE:-}" ]; then proto+=(--patience "$PATIENCE"); fi
+    proto=(--outer-lr 1 --patience "${PATIENCE:-0}")
 fi
 if [ -n "${CANDIDATES:-}" ]; then proto+=(--candidates "$CANDIDATES"); fi
 out=$(mktemp)

@@ -20,7 +20,7 @@ threads=${5:-1}
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 res="$(dirname "$here")/results/graph"
 mkdir -p "$res"
-es=() sfx=""
+es=(--patience 0) sfx=""
 if [ -n "${PATIENCE:-}" ]; then es=(--patience "$PATIENCE"); sfx="_patience$PATIENCE"; fi
 outer=${OUTER:-20}
 if [ "$outer" != 20 ]; then sfx="${sfx}_outer$outer"; fi

@@ -193,8 +193,9 @@ int cli_graph_run(const cli_cmd *cmd, int argc, char **argv) {
          "early stopping as LDS: half of the validation nodes drive theta, the other half pick "
          "the best outer iteration; stop after P without a better one (0: off, all of the "
          "validation nodes drive theta and the last iteration is scored; -1: 10 when there are "
-         "100 validation nodes or more, else 0 -- on Cora the GCN inside LDS then trains until "
-         "the held-out accuracy stops rising, 3 points above a fixed 20 iterations)"},
+         "100 validation nodes or more, else 0 -- LDS's GCN then trains until the held-out "
+         "accuracy stops rising, not for a fixed budget; on Cora LDS is 3 points above the GCN "
+         "so, at 25 and 50 % of the edges)"},
         {"--restart-every", NULL, CLI_INT, &g.restart_every, 0, 1e9, NULL, "E",
          "LDS's outer loop: draw the GCN's weights afresh every E outer iterations (theta keeps "
          "learning), so each cycle ends with a GCN trained on the current theta; with "
