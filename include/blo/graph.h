@@ -170,7 +170,7 @@ typedef struct blo_graph_config {
                               more (an early-stopping set of 50 or more), else 0 — a smaller
                               set's accuracy saturates at once. With it LDS's GCN trains until
                               the held-out accuracy stops rising instead of for a fixed budget
-                              (on Cora LDS is 3 points above the GCN so, RESULTS.md) */
+                              (so LDS is about 3 points above the GCN on Cora, RESULTS.md) */
     int64_t restart_every; /* > 0: LDS's outer loop (Franceschi et al., Algorithm 1, and
                               their code): every restart_every outer iterations the GCN's
                               weights are drawn afresh (Glorot) and trained again on θ's

@@ -194,8 +194,8 @@ int cli_graph_run(const cli_cmd *cmd, int argc, char **argv) {
          "the best outer iteration; stop after P without a better one (0: off, all of the "
          "validation nodes drive theta and the last iteration is scored; -1: 10 when there are "
          "100 validation nodes or more, else 0 -- LDS's GCN then trains until the held-out "
-         "accuracy stops rising, not for a fixed budget; on Cora LDS is 3 points above the GCN "
-         "so, at 25 and 50 % of the edges)"},
+         "accuracy stops rising, not for a fixed budget; so LDS is about 3 points above the GCN "
+         "on Cora at 25, 50 and 100 % of the edges)"},
         {"--restart-every", NULL, CLI_INT, &g.restart_every, 0, 1e9, NULL, "E",
          "LDS's outer loop: draw the GCN's weights afresh every E outer iterations (theta keeps "
          "learning), so each cycle ends with a GCN trained on the current theta; with "
@@ -207,7 +207,8 @@ int cli_graph_run(const cli_cmd *cmd, int argc, char **argv) {
          "(empty: --outer-lr alone)"},
         {"--candidates", NULL, CLI_INT, &g.candidates, 0, 1e9, NULL, "K",
          "theta only on a candidate set of pairs: the kNN graph of the features (cosine, K "
-         "neighbours) plus the given edges; the pairs outside stay 0 (0: every pair)"},
+         "neighbours) plus the given edges; the pairs outside stay 0, so theta cannot fit a "
+         "small validation set with arbitrary pairs (Digits: K = 20; 0: every pair)"},
         {"--theta-start", NULL, CLI_DOUBLE, &g.c.theta_off, 0, 1, NULL, "P",
          "theta's start off the given edges (1 on them)"},
         {"--seed", NULL, CLI_INT, &g.seed, 0, 9e18, NULL, "S",
