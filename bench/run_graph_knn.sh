@@ -9,6 +9,9 @@
 # LDS's own protocol instead: half of the validation nodes drive θ, the other half is the
 # early-stopping set (patience 10 outer iterations, the best one scored), and the outer step is
 # chosen from {1, 0.1, 0.01, 0.001} by that set's accuracy (one LDS run per step size).
+# CANDIDATES=K restricts θ to the kNN graph with K neighbours plus the given one (`--candidates
+# K`: the pairs outside stay 0); PATIENCE=P adds early stopping to the plain run (`--patience
+# P`, the outer step stays 1).
 # Usage: bench/run_graph_knn.sh [build folder] [seeds] [data sets]
 #        (defaults: build-release, "0 1 2 3 4", "wine cancer digits"). One JSON line per run
 #        on stdout, then the means.
@@ -19,8 +22,9 @@ sets=${3:-wine cancer digits}
 if [ "${PROTOCOL:-plain}" = lds ]; then
     proto=(--patience 10 --outer-lr-grid 1,0.1,0.01,0.001)
 else
-    proto=(--outer-lr 1)
+    proto=(--outer-lr 1 --patience "${PATIENCE:-0}")
 fi
+if [ -n "${CANDIDATES:-}" ]; then proto+=(--candidates "$CANDIDATES"); fi
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 for data in $sets; do

@@ -10,7 +10,8 @@
  *     differences of the unrolled objective with the samples held fixed (st_base: A = M +
  *     S(θ) − S(θ₀) through the composition of ops, the function whose derivative the
  *     straight-through estimator is), float64, every pair of a 7-node graph;
- *   - the projection leaves θ in [0, 1], symmetric, with a zero diagonal.
+ *   - the projection leaves θ in [0, 1], symmetric, with a zero diagonal; with a candidate
+ *     set, θ's start and every projection are 0 off it and unchanged on it.
  */
 #include "../src/internal.h"
 #include "testutil.h"
@@ -296,6 +297,38 @@ static void test_lds_project(void) {
     blo_tensor_copy_to_host(f.l.x0[0], BLO_F64, v);
     TU_CHECK(v[0 * n + 1] == 1 && v[1 * n + 0] == 1 && v[0 * n + 3] == 0.3 && v[2 * n + 2] == 0,
              "θ start");
+    /* A candidate set: the given edge (0, 1) and the pairs (0, 3), (5, 6); θ's start and every
+     * projection are 0 outside them, unchanged inside. */
+    char err[256] = "";
+    static const int64_t cand_pairs[6] = {0, 1, 3, 0, 5, 6}, bad_pair[2] = {2, 2};
+    TU_CHECK(blo_lds_set_candidates(&f.l, bad_pair, 1, err, sizeof err) == BLO_ERR_INVALID &&
+                 strstr(err, "candidate pair 0 (2, 2)"),
+             "a self-pair must be refused: %s", err);
+    TU_CHECK(blo_lds_set_candidates(&f.l, cand_pairs, 3, err, sizeof err) == BLO_OK, "%s", err);
+    blo_tensor_copy_to_host(f.l.x0[0], BLO_F64, v);
+    double outside = 0;
+    for (int64_t q = 0; q < n * n; q++)
+        if (q != 0 * n + 1 && q != 1 * n + 0 && q != 0 * n + 3 && q != 3 * n + 0 &&
+            q != 5 * n + 6 && q != 6 * n + 5)
+            outside = fmax(outside, fabs(v[q]));
+    TU_CHECK(v[0 * n + 1] == 1 && v[3 * n + 0] == 0.3 && v[6 * n + 5] == 0.3 && outside == 0,
+             "θ start on the candidates: %g %g %g, outside max %g", v[1], v[3 * n], v[6 * n + 5],
+             outside);
+    double want[49];
+    t = tu_rand(f.c, &r, BLO_F64, 2, nn, 0, 1);
+    blo_tensor_copy_to_host(t, BLO_F64, want);
+    xs[0] = t;
+    TU_CHECK(blo_lds_project(1, xs, &f.l) == BLO_OK, "project");
+    blo_tensor_copy_to_host(t, BLO_F64, v);
+    worst = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++) {
+            int in = (i == 0 && j == 1) || (i == 1 && j == 0) || (i == 0 && j == 3) ||
+                     (i == 3 && j == 0) || (i == 5 && j == 6) || (i == 6 && j == 5);
+            double sym = 0.5 * (want[i * n + j] + want[j * n + i]);
+            worst = fmax(worst, fabs(v[i * n + j] - (in ? sym : 0)));
+        }
+    TU_CHECK(worst < 1e-15, "projection on the candidate set: off by %g", worst);
     lds_teardown(&f);
 }
 

@@ -105,6 +105,10 @@ typedef struct blo_lds {
      * normalisation of blo_gcn_propagate) instead of blo_st_gcn_adj, the same values and
      * first derivatives; for checking the fused op (st_base implies it). */
     int unfused;
+    /* NULL, or the candidate set of pairs as a 0/1 [N, N] tensor (symmetric, zero diagonal):
+     * the projection multiplies θ by it, so the pairs outside stay 0 (never sampled). Set by
+     * blo_lds_set_candidates. */
+    blo_tensor *mask;
 } blo_lds;
 
 /* θ_ij = 1 on the edges of gt->adj, theta_off elsewhere (0 on the diagonal); W from rng.
@@ -122,7 +126,14 @@ blo_tensor *blo_lds_sample(blo_ctx *ctx, const blo_lds *l, blo_tensor *theta, bl
 blo_gcn_adj blo_lds_adj(blo_ctx *ctx, const blo_lds *l, blo_tensor *theta, blo_rng *rng);
 /* The bilevel problem on l (x = θ with bounds [0, 1] and the symmetric projection). */
 blo_problem blo_lds_problem(blo_lds *l);
-/* The projection itself: θ ← S(θ) (θ already clipped to [0, 1], so S(θ) stays there). */
+/* Restricts θ to a candidate set of pairs: the m pairs (pairs[2e], pairs[2e + 1]), both
+ * directions (include the given edges, or θ's 1s on them are lost); θ's start is set to 0
+ * outside them and stays so (l->mask). BLO_ERR_INVALID for a node id out of range or a
+ * self-pair. */
+blo_status blo_lds_set_candidates(blo_lds *l, const int64_t *pairs, int64_t m, char *err,
+                                  size_t errlen);
+/* The projection itself: θ ← S(θ) (θ already clipped to [0, 1], so S(θ) stays there), times
+ * the candidate mask when there is one. */
 blo_status blo_lds_project(int nx, blo_tensor *const *x, void *user);
 
 /* ---- The task: `blo graph` is a thin layer over blo_graph_run ------------------------------ */
@@ -154,7 +165,12 @@ typedef struct blo_graph_config {
                               `samples` graphs) is measured after every outer iteration, the
                               run stops after `patience` iterations without a better one, and
                               θ and y of the best are scored. Also for the frozen ablation.
-                              0: off (all of the validation split drives the hypergradient) */
+                              0: off (all of the validation split drives the hypergradient);
+                              -1 (the default): 10 when the validation split has 100 nodes or
+                              more (an early-stopping set of 50 or more), else 0 — a smaller
+                              set's accuracy saturates at once. With it LDS's GCN trains until
+                              the held-out accuracy stops rising instead of for a fixed budget
+                              (so LDS is about 3 points above the GCN on Cora, RESULTS.md) */
     int64_t restart_every; /* > 0: LDS's outer loop (Franceschi et al., Algorithm 1, and
                               their code): every restart_every outer iterations the GCN's
                               weights are drawn afresh (Glorot) and trained again on θ's
@@ -162,6 +178,10 @@ typedef struct blo_graph_config {
                               trained on the current θ; with patience, early stopping scores
                               the end of each cycle and counts cycles. 0: one warm-started
                               run (the default) */
+    int64_t candidates;    /* k > 0: θ lives on a candidate set of pairs, the kNN graph of
+                              the features (cosine, k neighbours) plus the given edges; the
+                              pairs outside stay 0. Fewer free pairs for θ to fit the
+                              validation nodes with. 0: every pair (the default) */
     double lr_grid[8];     /* with n_lr_grid > 0 (needs patience > 0): LDS is run once per
                               outer step size in lr_grid[0 .. n_lr_grid) and the run with the
                               best early-stopping accuracy is scored, as LDS's authors choose
@@ -189,6 +209,7 @@ typedef struct blo_graph_result {
     int64_t best_iter;              /* with patience: the outer iteration scored (else -1) */
     double es_acc;                  /* with patience: its early-stopping accuracy (else NAN) */
     double outer_lr;                /* LDS's outer step size (the grid's choice with a grid) */
+    int64_t patience;               /* the early stopping that ran (the default resolved) */
     double seconds;
 } blo_graph_result;
 /* Loads the data, removes edges, trains the GCN and / or runs LDS. Errors: the loader's

@@ -41,8 +41,14 @@ expect_rc 0 graph "${tiny[@]}" --outer 30 --patience 1 --baseline --json
 check "--patience 1: stops early, the best iteration before the last" json_ok "$tmp/out" \
     'd["iters"] < 30 and 0 <= d["best_iter"] < d["iters"] and 0 <= d["es_acc"] <= 1'
 expect_rc 0 graph "${tiny[@]}" --outer 3 --json
-check "without --patience: no early-stopping figures" json_ok "$tmp/out" \
-    'd["best_iter"] is None and d["es_acc"] is None'
+check "without --patience, 2 validation nodes: no early stopping" json_ok "$tmp/out" \
+    'd["best_iter"] is None and d["es_acc"] is None and d["patience"] == 0'
+# The default early stopping is on with 100 validation nodes (Digits), off with --patience 0.
+expect_rc 0 graph --data digits --outer 1 --epochs 1 --samples 1 --threads 1 -q --json
+check "Digits (100 validation nodes): patience 10 by default" json_ok "$tmp/out" \
+    'd["patience"] == 10 and d["best_iter"] == 0 and 0 <= d["es_acc"] <= 1'
+expect_rc 0 graph --data digits --outer 1 --epochs 1 --samples 1 --threads 1 -q --json --patience 0
+check "--patience 0: off" json_ok "$tmp/out" 'd["patience"] == 0 and d["best_iter"] is None'
 # The outer step from a grid, chosen on the early-stopping set; restarts of the GCN.
 expect_rc 0 graph "${tiny[@]}" --outer 6 --patience 2 --outer-lr-grid 2,0.5 --json
 check "--outer-lr-grid: the chosen step is one of the grid's" json_ok "$tmp/out" \
@@ -61,6 +67,13 @@ check "--knn 2: the kNN graph's 9 edges are the given ones" json_ok "$tmp/out" \
     'd["knn"] == 2 and d["edges_given"] == 9'
 expect_rc 2 graph "${tiny[@]}" --knn 7
 check "--knn 7 on 7 nodes names the bound" grep -q 'k < the number of nodes' "$tmp/err"
+# A candidate set: theta on the kNN graph's pairs (k = 2, 9 of them) and the given edges only.
+expect_rc 0 graph "${tiny[@]}" --outer 3 --candidates 2 --theta-start 0.9 --save-graph "$tmp/cand.txt" --json
+check "--candidates 2: theta above 1/2 on at most the 6 given and 9 kNN pairs (21 without)" \
+    test "$(grep -vc '^#' "$tmp/cand.txt")" -le 15
+check "--json names the candidate set" json_ok "$tmp/out" 'd["candidates"] == 2'
+expect_rc 2 graph "${tiny[@]}" --candidates 7
+check "--candidates 7 on 7 nodes names the bound" grep -q 'k < the number of nodes' "$tmp/err"
 
 # Resume: 4 iterations in one go == 2, stopped, then resumed to 4.
 expect_rc 0 graph "${tiny[@]}" --outer 4 --json

@@ -133,9 +133,42 @@ blo_status blo_lds_project(int nx, blo_tensor *const *x, void *user) {
     blo_mark mk = blo_ctx_mark(c);
     blo_ctx_clear_error(c);
     blo_tensor *s = blo_clamp(c, blo_lds_sym(c, l, blo_detach(c, x[0])), 0, 1);
+    if (l->mask) s = blo_mul(c, s, l->mask);
     blo_status st = s ? blo_copy_into(x[0], s) : blo_ctx_status(c);
     blo_ctx_rewind(c, mk);
     return st;
+}
+
+blo_status blo_lds_set_candidates(blo_lds *l, const int64_t *pairs, int64_t m, char *err,
+                                  size_t errlen) {
+    int64_t n = l->n, nn[2] = {n, n};
+    for (int64_t e = 0; e < m; e++)
+        if (pairs[2 * e] < 0 || pairs[2 * e] >= n || pairs[2 * e + 1] < 0 ||
+            pairs[2 * e + 1] >= n || pairs[2 * e] == pairs[2 * e + 1])
+            return blo__fail(err, errlen, BLO_ERR_INVALID,
+                             "lds: candidate pair %lld (%lld, %lld) is not two nodes of 0 .. %lld",
+                             (long long)e, (long long)pairs[2 * e], (long long)pairs[2 * e + 1],
+                             (long long)(n - 1));
+    double *h = blo_malloc(sizeof(double) * (size_t)(n * n));
+    blo_tensor *mask = h ? blo_tensor_new(l->ctx, blo_tensor_dtype(l->x0[0]), 2, nn) : NULL;
+    blo_status st = mask ? BLO_OK : BLO_ERR_NOMEM;
+    if (!st) {
+        memset(h, 0, sizeof(double) * (size_t)(n * n));
+        for (int64_t e = 0; e < m; e++) {
+            int64_t a = pairs[2 * e], b = pairs[2 * e + 1];
+            h[a * n + b] = h[b * n + a] = 1;
+        }
+        st = blo_tensor_copy_from_host(mask, BLO_F64, h);
+    }
+    blo_free(h);
+    blo_ctx *c = l->scratch;
+    blo_mark mk = blo_ctx_mark(c);
+    blo_tensor *x0 = st ? NULL : blo_mul(c, l->x0[0], mask);
+    if (!st) st = x0 ? blo_copy_into(l->x0[0], x0) : BLO_ERR_NOMEM;
+    blo_ctx_rewind(c, mk);
+    if (st) return blo__fail(err, errlen, st, "lds: out of memory for the candidate set");
+    l->mask = mask;
+    return BLO_OK;
 }
 
 blo_problem blo_lds_problem(blo_lds *l) {

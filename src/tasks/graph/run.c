@@ -23,6 +23,7 @@ blo_graph_config blo_graph_default(void) {
     c.lds = 1;
     c.theta_off = 0;
     c.samples = 16;
+    c.patience = -1;
     c.dtype = BLO_F32;
     c.solver = blo_config_default();
     c.solver.method = "trhg";
@@ -219,6 +220,29 @@ static blo_status run_lds(const blo_graph_config *c, const blo_graph_tensors *gt
     return st;
 }
 
+/* θ on the candidate set: the kept edges of g and the kNN graph of its features with k
+ * neighbours (g's edges are replaced by the latter). */
+static blo_status set_candidates(blo_lds *l, blo_graph_data *g, const unsigned char *keep,
+                                 int64_t k, char *err, size_t errlen) {
+    int64_t m = 0;
+    for (int64_t e = 0; e < g->n_edges; e++) m += keep[e] != 0;
+    int64_t *kept = blo_malloc(sizeof(int64_t) * (size_t)(2 * m + 1)), q = 0;
+    if (!kept) return blo__fail(err, errlen, BLO_ERR_NOMEM, "graph: out of memory");
+    for (int64_t e = 0; e < g->n_edges; e++)
+        if (keep[e]) kept[2 * q] = g->edges[2 * e], kept[2 * q + 1] = g->edges[2 * e + 1], q++;
+    blo_status st = blo_graph_knn(g, k, err, errlen);
+    int64_t *all = st ? NULL : blo_malloc(sizeof(int64_t) * (size_t)(2 * (m + g->n_edges) + 1));
+    if (!st && !all) st = blo__fail(err, errlen, BLO_ERR_NOMEM, "graph: out of memory");
+    if (!st) {
+        memcpy(all, kept, sizeof(int64_t) * (size_t)(2 * m));
+        memcpy(all + 2 * m, g->edges, sizeof(int64_t) * (size_t)(2 * g->n_edges));
+        st = blo_lds_set_candidates(l, all, m + g->n_edges, err, errlen);
+    }
+    blo_free(all);
+    blo_free(kept);
+    return st;
+}
+
 /* Early stopping: the validation split's even positions stay the validation set (split 1 of
  * gt), its odd positions become split 2 of es (which shares gt's features and graph). */
 static blo_status split_validation(blo_ctx *ctx, blo_graph_tensors *gt, blo_graph_tensors *es,
@@ -261,13 +285,13 @@ blo_status blo_graph_run(const blo_graph_config *c, blo_graph_result *r, char *e
     r->upper = r->lower = r->es_acc = NAN;
     r->best_iter = -1;
     if (!(c->keep_edges >= 0 && c->keep_edges <= 1) || c->hidden < 1 || c->gcn_epochs < 0 ||
-        c->samples < 1 || !(c->dropout >= 0 && c->dropout < 1) || c->knn < -1 || c->patience < 0 ||
+        c->samples < 1 || !(c->dropout >= 0 && c->dropout < 1) || c->knn < -1 || c->patience < -1 || c->candidates < 0 ||
         c->restart_every < 0 || c->n_lr_grid < 0 || c->n_lr_grid > 8 ||
-        (c->n_lr_grid > 0 && c->patience < 1))
+        (c->n_lr_grid > 0 && c->patience == 0))
         return blo__fail(err, errlen, BLO_ERR_INVALID,
                          "graph: bad settings (keep-edges in [0, 1], hidden >= 1, samples >= 1, "
-                         "dropout in [0, 1), knn >= -1, patience >= 0, restart-every >= 0, an outer-lr "
-                         "grid of at most 8 values and only with patience >= 1)");
+                         "dropout in [0, 1), knn >= -1, patience >= -1, candidates >= 0, restart-every >= 0, an outer-lr "
+                         "grid of at most 8 values and only with patience != 0)");
     blo_graph_data g;
     blo_status st = blo_graph_load(c->data_dir, &g, err, errlen);
     if (st) return st;
@@ -275,6 +299,18 @@ blo_status blo_graph_run(const blo_graph_config *c, blo_graph_result *r, char *e
     if (r->knn && (st = blo_graph_knn(&g, r->knn, err, errlen))) {
         blo_graph_data_free(&g);
         return st;
+    }
+    /* The default early stopping: on when the early-stopping half of the validation split
+     * has 50 nodes or more; a smaller one saturates (10 nodes: steps of 10 %) and stops the
+     * run at once. */
+    blo_graph_config cr = *c;
+    if (cr.patience < 0) cr.patience = g.split_n[1] >= 100 ? 10 : 0;
+    c = &cr;
+    r->patience = c->patience;
+    if (c->n_lr_grid > 0 && c->patience < 1) {
+        blo_graph_data_free(&g);
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "graph: an outer-lr grid is chosen on the early-stopping set: patience >= 1");
     }
     double t0 = blo__task_seconds();
     blo_rng rng;
@@ -301,6 +337,8 @@ blo_status blo_graph_run(const blo_graph_config *c, blo_graph_result *r, char *e
         goto out;
     if ((st = blo_lds_init(&l, &gt, g.n, g.classes, c->hidden, c->dropout, c->wd, c->theta_off,
                            &rng, err, errlen)))
+        goto out;
+    if (c->candidates > 0 && (st = set_candidates(&l, &g, keep, c->candidates, err, errlen)))
         goto out;
     if (!c->lds || c->baseline)
         if ((st = run_gcn(c, &gt, &l, &rng, r, err, errlen))) goto out;
