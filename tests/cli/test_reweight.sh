@@ -43,6 +43,14 @@ check "imbalance 4: fewer training examples than 80, no label changed" json_ok "
 expect_rc 0 reweight "${tiny[@]}" --classifier conv --channels 2 --norm batch --lr-decay 1 --json
 check "the conv classifier trains through the online scheme" json_ok "$tmp/out" \
     'd["epochs"] == 2 and 0 <= d["test_acc"] <= 1 and 0 < d["clean_weight"] < 1'
+expect_rc 0 reweight "${tiny[@]}" --json --meta-opt nesterov
+cp "$tmp/out" "$tmp/nesterov.json"
+check "--meta-opt reaches the weighting network's step: another curve than Adam's" python3 -c '
+import json, sys
+a, b = (json.load(open(p))["weight_curve"] for p in sys.argv[1:])
+assert max(abs(x[1] - y[1]) for x, y in zip(a, b)) > 1e-6' "$tmp/run.json" "$tmp/nesterov.json"
+expect_rc 2 reweight "${tiny[@]}" --meta-opt rmsprop
+check "an unknown --meta-opt is named" grep -q "rmsprop" "$tmp/err"
 expect_rc 2 reweight "${tiny[@]}" --lr-decay 3,x
 check "a malformed --lr-decay is named" grep -q "lr-decay '3,x'" "$tmp/err"
 expect_rc 2 reweight "${tiny[@]}" --scheme solver --lr-decay 1
