@@ -49,6 +49,27 @@ check "--meta-opt reaches the weighting network's step: another curve than Adam'
 import json, sys
 a, b = (json.load(open(p))["weight_curve"] for p in sys.argv[1:])
 assert max(abs(x[1] - y[1]) for x, y in zip(a, b)) > 1e-6' "$tmp/run.json" "$tmp/nesterov.json"
+check "the log's hypergrad_norm column holds the mean meta-gradient norm of each epoch" python3 -c '
+import csv, sys
+assert all(0 < float(r["hypergrad_norm"]) < 1e3 for r in csv.DictReader(open(sys.argv[1])))' "$tmp/run.csv"
+expect_rc 0 reweight "${tiny[@]}" --json --lr-decay 1 --meta-wd 0.5 --log "$tmp/fixed.csv"
+cp "$tmp/out" "$tmp/fixed.json"
+expect_rc 0 reweight "${tiny[@]}" --json --lr-decay 1 --meta-wd 0.5 --meta-wd-schedule follow
+check "--meta-wd-schedule follow changes the second epoch's weight decay only" python3 -c '
+import json, sys
+a, b = (json.load(open(p))["weight_curve"] for p in sys.argv[1:])
+assert max(abs(x[1] - y[1]) for x, y in zip(a, b)) > 1e-6' "$tmp/fixed.json" "$tmp/out"
+expect_rc 0 reweight "${tiny[@]}" --json --epochs 1 --lr-decay 1 --meta-wd 0.5 --meta-wd-schedule follow
+cp "$tmp/out" "$tmp/one.json"
+expect_rc 0 reweight "${tiny[@]}" --json --epochs 1 --lr-decay 1 --meta-wd 0.5
+check "... and not the first (before any decay)" python3 -c '
+import json, sys
+a, b = (json.load(open(p))["weight_curve"] for p in sys.argv[1:])
+assert a == b' "$tmp/one.json" "$tmp/out"
+expect_rc 0 reweight "${tiny[@]}" --weights none --log "$tmp/none.csv"
+check "plain cross-entropy has no meta gradient: hypergrad_norm is nan" python3 -c '
+import csv, math, sys
+assert all(math.isnan(float(r["hypergrad_norm"])) for r in csv.DictReader(open(sys.argv[1])))' "$tmp/none.csv"
 expect_rc 2 reweight "${tiny[@]}" --meta-opt rmsprop
 check "an unknown --meta-opt is named" grep -q "rmsprop" "$tmp/err"
 expect_rc 2 reweight "${tiny[@]}" --lr-decay 3,x
