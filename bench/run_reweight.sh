@@ -15,9 +15,11 @@
 #     CLASSIFIER mlp (784-300-10, default) or conv (3x3 conv 8, pool, 3x3 conv 16, pool, linear)
 #     NORM       the weighting network's normalisation: sum (Σ V ℓ / Σ V, default) or batch
 #                (Σ V ℓ / B); only the network's runs depend on it
-#     META       the weighting network's optimizer: adam (Adam lr 1e-3, weight decay 1e-4, the
-#                default) or nesterov (SGD with Nesterov momentum 0.9, lr 1e-3, weight decay
-#                5e-4, as the authors' script with the Σ V normalisation); network runs only
+#     META       the weighting network's optimizer (network runs only): follow (Adam lr 1e-3,
+#                weight decay 1e-4 divided by 10 with each DECAY, the default), fixed (the same
+#                with a constant weight decay, as the tables made before it was the default) or
+#                nesterov (SGD with Nesterov momentum 0.9, lr 1e-3, constant weight decay 5e-4,
+#                as the authors' script with the Σ V normalisation)
 # Every other setting the runs depend on is given on the command line below: 1000 meta
 # examples, the t10k test split, SGD lr 0.02 momentum 0.9, weighting network 1-100-1, batches
 # of 100, f32. The output files are named after the setting.
@@ -35,12 +37,12 @@ wd=${7:-5e-4}
 decay=${8:-0}
 cls=${9:-mlp}
 norm=${10:-sum}
-meta=${11:-adam}
+meta=${11:-follow}
 seed=${SEED:-0}
 case $meta in
-adam) metaopt=(--meta-opt adam --meta-lr 1e-3 --meta-wd 1e-4) ;;
-nesterov) metaopt=(--meta-opt nesterov --meta-lr 1e-3 --meta-wd 5e-4) ;;
-*) echo "run_reweight.sh: META '$meta': expected adam or nesterov" >&2; exit 2 ;;
+follow | fixed) metaopt=(--meta-opt adam --meta-lr 1e-3 --meta-wd 1e-4 --meta-wd-schedule "$meta") ;;
+nesterov) metaopt=(--meta-opt nesterov --meta-lr 1e-3 --meta-wd 5e-4 --meta-wd-schedule fixed) ;;
+*) echo "run_reweight.sh: META '$meta': expected follow, fixed or nesterov" >&2; exit 2 ;;
 esac
 blo=${BLO:-build/blo}
 tag="${kind}${noise}_imb${imb}"
@@ -49,7 +51,8 @@ tag="${kind}${noise}_imb${imb}"
 [ "$decay" != 0 ] && tag="${tag}_decay${decay/,/-}"
 [ "$cls" != mlp ] && tag="${tag}_${cls}"
 [ "$norm" != sum ] && tag="${tag}_norm${norm}"
-[ "$meta" != adam ] && tag="${tag}_${meta}"
+# (follow and fixed differ only where the step decays)
+[ "$meta" = nesterov ] || { [ "$meta" = fixed ] && [ "$decay" != 0 ]; } && tag="${tag}_${meta}"
 [ "$seed" != 0 ] && tag="${tag}_s${seed}"
 tag="${tag}_e${epochs}"
 mkdir -p "$out"

@@ -81,8 +81,11 @@ typedef struct blo_reweight_config {
                                its lr is also the virtual step's α */
     int64_t lr_decay[2];    /* online scheme: after epoch lr_decay[k] (k = 0, 1; 0: none) the
                                classifier's step, and with it α, is divided by 10 (0, 0) */
-    int meta_wd_follows;    /* 1: φ's weight decay is divided by 10 with the step too, so that it
-                               keeps its size against the meta gradient, which is ∝ α (0) */
+    int meta_wd_follows;    /* 1 (the default): φ's weight decay is divided by 10 with the step
+                               too, so that it keeps its size against the meta gradient, which
+                               is ∝ α; 0: a constant decay, which after two decays of the step
+                               is 100 times stronger against it and lets the classifier fit the
+                               noise again (RESULTS.md) */
     blo_opt meta_opt;       /* φ: Adam lr 1e-3, wd 1e-4 (the authors' script with norm = sum:
                                SGD-Nesterov lr 1e-3, wd 5e-4 — worse here, RESULTS.md) */
     blo_config solver;      /* online = 0: method, T (inner_steps), warm start; the inner and

@@ -52,16 +52,16 @@ assert max(abs(x[1] - y[1]) for x, y in zip(a, b)) > 1e-6' "$tmp/run.json" "$tmp
 check "the log's hypergrad_norm column holds the mean meta-gradient norm of each epoch" python3 -c '
 import csv, sys
 assert all(0 < float(r["hypergrad_norm"]) < 1e3 for r in csv.DictReader(open(sys.argv[1])))' "$tmp/run.csv"
-expect_rc 0 reweight "${tiny[@]}" --json --lr-decay 1 --meta-wd 0.5 --log "$tmp/fixed.csv"
+expect_rc 0 reweight "${tiny[@]}" --json --lr-decay 1 --meta-wd 0.5 --meta-wd-schedule fixed
 cp "$tmp/out" "$tmp/fixed.json"
-expect_rc 0 reweight "${tiny[@]}" --json --lr-decay 1 --meta-wd 0.5 --meta-wd-schedule follow
-check "--meta-wd-schedule follow changes the second epoch's weight decay only" python3 -c '
+expect_rc 0 reweight "${tiny[@]}" --json --lr-decay 1 --meta-wd 0.5
+check "--meta-wd-schedule follow (the default) changes the second epoch's weight decay only" python3 -c '
 import json, sys
 a, b = (json.load(open(p))["weight_curve"] for p in sys.argv[1:])
 assert max(abs(x[1] - y[1]) for x, y in zip(a, b)) > 1e-6' "$tmp/fixed.json" "$tmp/out"
 expect_rc 0 reweight "${tiny[@]}" --json --epochs 1 --lr-decay 1 --meta-wd 0.5 --meta-wd-schedule follow
 cp "$tmp/out" "$tmp/one.json"
-expect_rc 0 reweight "${tiny[@]}" --json --epochs 1 --lr-decay 1 --meta-wd 0.5
+expect_rc 0 reweight "${tiny[@]}" --json --epochs 1 --lr-decay 1 --meta-wd 0.5 --meta-wd-schedule fixed
 check "... and not the first (before any decay)" python3 -c '
 import json, sys
 a, b = (json.load(open(p))["weight_curve"] for p in sys.argv[1:])

@@ -33,6 +33,7 @@ blo_reweight_config blo_reweight_default(void) {
     c.opt.weight_decay = 5e-4;
     c.meta_opt = blo_opt_adam(1e-3);
     c.meta_opt.weight_decay = 1e-4;
+    c.meta_wd_follows = 1;
     c.solver = blo_config_default();
     c.solver.method = "rhg";
     c.solver.inner = blo_opt_sgd(0.02);
