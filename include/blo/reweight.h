@@ -81,12 +81,19 @@ typedef struct blo_reweight_config {
                                its lr is also the virtual step's α */
     int64_t lr_decay[2];    /* online scheme: after epoch lr_decay[k] (k = 0, 1; 0: none) the
                                classifier's step, and with it α, is divided by 10 (0, 0) */
-    blo_opt meta_opt;       /* φ: Adam lr 1e-3, wd 1e-4 */
+    int meta_wd_follows;    /* 1 (the default): φ's weight decay is divided by 10 with the step
+                               too, so that it keeps its size against the meta gradient, which
+                               is ∝ α; 0: a constant decay, which after two decays of the step
+                               is 100 times stronger against it and lets the classifier fit the
+                               noise again (RESULTS.md) */
+    blo_opt meta_opt;       /* φ: Adam lr 1e-3, wd 1e-4 (the authors' script with norm = sum:
+                               SGD-Nesterov lr 1e-3, wd 5e-4 — worse here, RESULTS.md) */
     blo_config solver;      /* online = 0: method, T (inner_steps), warm start; the inner and
                                outer optimizers are opt (as SGD) and meta_opt */
     blo_dtype dtype;
     uint64_t seed;          /* split, noise, minibatches, initial networks */
-    blo_task_iter_fn on_iter; /* after every epoch (rec.iter = epoch − 1, test_acc set) */
+    blo_task_iter_fn on_iter; /* after every epoch (rec.iter = epoch − 1, test_acc set; online
+                                 scheme: rec.hypergrad_norm = the epoch's mean ‖dF/dx‖) */
     void *user;
     /* NULL or one rank: one process. R ranks (blo/dist.h): every training and meta minibatch
      * is cut into R contiguous blocks of positions, one per rank, the classifier and φ (ε)

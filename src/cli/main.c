@@ -167,7 +167,7 @@ const cli_cmd cli_commands[] = {
      "  none:        f = mean_i l_i (plain cross-entropy)\n"
      "  F(phi, w) = mean CE on a meta minibatch\n"
      "The online scheme, per minibatch: virtual step w^ = w - lr grad_w f (recorded), phi step\n"
-     "on dF(w^)/dphi (Adam), real step on grad_w f with the new phi (SGD with momentum);\n"
+     "on dF(w^)/dphi (--meta-opt), real step on grad_w f with the new phi (SGD with momentum);\n"
      "lr (and with it the virtual step's) divided by 10 after each --lr-decay epoch.\n"
      "--scheme solver runs --method over --inner minibatches from a warm start instead (the\n"
      "outer iterations are --epochs worth of minibatches; --outer is not read).\n"

@@ -43,6 +43,35 @@ check "imbalance 4: fewer training examples than 80, no label changed" json_ok "
 expect_rc 0 reweight "${tiny[@]}" --classifier conv --channels 2 --norm batch --lr-decay 1 --json
 check "the conv classifier trains through the online scheme" json_ok "$tmp/out" \
     'd["epochs"] == 2 and 0 <= d["test_acc"] <= 1 and 0 < d["clean_weight"] < 1'
+expect_rc 0 reweight "${tiny[@]}" --json --meta-opt nesterov
+cp "$tmp/out" "$tmp/nesterov.json"
+check "--meta-opt reaches the weighting network's step: another curve than Adam's" python3 -c '
+import json, sys
+a, b = (json.load(open(p))["weight_curve"] for p in sys.argv[1:])
+assert max(abs(x[1] - y[1]) for x, y in zip(a, b)) > 1e-6' "$tmp/run.json" "$tmp/nesterov.json"
+check "the log's hypergrad_norm column holds the mean meta-gradient norm of each epoch" python3 -c '
+import csv, sys
+assert all(0 < float(r["hypergrad_norm"]) < 1e3 for r in csv.DictReader(open(sys.argv[1])))' "$tmp/run.csv"
+expect_rc 0 reweight "${tiny[@]}" --json --lr-decay 1 --meta-wd 0.5 --meta-wd-schedule fixed
+cp "$tmp/out" "$tmp/fixed.json"
+expect_rc 0 reweight "${tiny[@]}" --json --lr-decay 1 --meta-wd 0.5
+check "--meta-wd-schedule follow (the default) changes the second epoch's weight decay only" python3 -c '
+import json, sys
+a, b = (json.load(open(p))["weight_curve"] for p in sys.argv[1:])
+assert max(abs(x[1] - y[1]) for x, y in zip(a, b)) > 1e-6' "$tmp/fixed.json" "$tmp/out"
+expect_rc 0 reweight "${tiny[@]}" --json --epochs 1 --lr-decay 1 --meta-wd 0.5 --meta-wd-schedule follow
+cp "$tmp/out" "$tmp/one.json"
+expect_rc 0 reweight "${tiny[@]}" --json --epochs 1 --lr-decay 1 --meta-wd 0.5 --meta-wd-schedule fixed
+check "... and not the first (before any decay)" python3 -c '
+import json, sys
+a, b = (json.load(open(p))["weight_curve"] for p in sys.argv[1:])
+assert a == b' "$tmp/one.json" "$tmp/out"
+expect_rc 0 reweight "${tiny[@]}" --weights none --log "$tmp/none.csv"
+check "plain cross-entropy has no meta gradient: hypergrad_norm is nan" python3 -c '
+import csv, math, sys
+assert all(math.isnan(float(r["hypergrad_norm"])) for r in csv.DictReader(open(sys.argv[1])))' "$tmp/none.csv"
+expect_rc 2 reweight "${tiny[@]}" --meta-opt rmsprop
+check "an unknown --meta-opt is named" grep -q "rmsprop" "$tmp/err"
 expect_rc 2 reweight "${tiny[@]}" --lr-decay 3,x
 check "a malformed --lr-decay is named" grep -q "lr-decay '3,x'" "$tmp/err"
 expect_rc 2 reweight "${tiny[@]}" --scheme solver --lr-decay 1

@@ -2,6 +2,8 @@
  * cross-entropy above) and its online one-step scheme; see reweight.h. */
 #include "reweight.h"
 
+#include "../../linalg/lists.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -281,14 +283,17 @@ blo_status blo__reweight_step(blo__reweight *h, blo__reweight_online *o, blo_ctx
     rw_batch b;
     blo_tensor *l = online_batch(sc, h, o->w, &b) ? b.l : NULL, *gx[4], *x[4] = {0};
     if (!l) st = blo_ctx_status(sc) ? blo_ctx_status(sc) : BLO_ERR_NOMEM;
+    o->meta_grad_norm = NAN;
     if (!st && h->weights == BLO_REWEIGHT_NETWORK) {
         for (int i = 0; i < 4; i++) x[i] = o->phi[i];
         st = meta_grad(h, o, sc, x, &b, gx);
+        if (!st) o->meta_grad_norm = blo__norm_list(4, gx);
         if (!st) st = blo_opt_step(sc, &o->meta_opt, &o->phi_state, 4, o->phi, gx);
     } else if (!st && h->weights == BLO_REWEIGHT_PER_EXAMPLE) {
         x[0] = blo_zeros(sc, blo_tensor_dtype(l), 1, &h->batch);
         st = x[0] && !blo_set_requires_grad(x[0], 1) ? meta_grad(h, o, sc, x, &b, gx)
                                                      : blo_ctx_status(sc);
+        if (!st) o->meta_grad_norm = blo__norm_list(1, gx);
         if (!st) { /* ε_i = max(−∂F/∂ε_i, 0) / Σ (all zero when the sum is) */
             blo_tensor *e = blo_relu(sc, blo_neg(sc, gx[0]));
             double sum = blo_tensor_item(blo_sum_all(sc, e));

@@ -74,6 +74,7 @@ typedef struct blo__reweight_online {
     blo_opt opt, meta_opt;
     blo_opt_state w_state, phi_state;
     blo_tensor *phi[4], *w[BLO__RW_MAXY]; /* long-lived, requires_grad set */
+    double meta_grad_norm; /* ‖dF/dx‖ of the last step (NAN for plain cross-entropy) */
 } blo__reweight_online;
 /* The virtual step's meta gradient gx[0 .. h->nx) = ∂F(ŵ(x))/∂x, ŵ(x) = w − lr ∇_w f(x, w), on
  * h->batch_rows and h->meta_rows, in sc (x: o->phi, or ε [batch] with requires_grad). */

@@ -33,6 +33,7 @@ blo_reweight_config blo_reweight_default(void) {
     c.opt.weight_decay = 5e-4;
     c.meta_opt = blo_opt_adam(1e-3);
     c.meta_opt.weight_decay = 1e-4;
+    c.meta_wd_follows = 1;
     c.solver = blo_config_default();
     c.solver.method = "rhg";
     c.solver.inner = blo_opt_sgd(0.02);
@@ -169,7 +170,9 @@ static blo_status run_online(rw_run *rr, char *err, size_t errlen, blo_rng *g) {
         o.opt.lr = c->opt.lr; /* the step of this epoch: divided by 10 after each decay epoch */
         for (int k = 0; k < 2; k++)
             if (c->lr_decay[k] > 0 && e > c->lr_decay[k]) o.opt.lr *= 0.1;
-        double loss_sum = 0;
+        if (c->meta_wd_follows) /* φ's L2 term scaled as its meta gradient is */
+            o.meta_opt.weight_decay = c->meta_opt.weight_decay * (o.opt.lr / c->opt.lr);
+        double loss_sum = 0, gnorm_sum = 0;
         wsum[0] = wsum[1] = 0;
         wcount[0] = wcount[1] = 0;
         for (int64_t b = 0; !st && b < rr->steps_per_epoch; b++) {
@@ -187,6 +190,7 @@ static blo_status run_online(rw_run *rr, char *err, size_t errlen, blo_rng *g) {
                 break;
             }
             loss_sum += loss;
+            gnorm_sum += o.meta_grad_norm;
             r->steps++;
             for (int64_t j = 0; h->nx && j < B; j++) {
                 int64_t row = order[b * B + j];
@@ -195,7 +199,8 @@ static blo_status run_online(rw_run *rr, char *err, size_t errlen, blo_rng *g) {
                 wcount[k]++;
             }
         }
-        if (!st && end_epoch(rr, e, o.w, loss_sum / (double)rr->steps_per_epoch, NAN)) break;
+        double spe = (double)rr->steps_per_epoch; /* the hypergradient column: mean ‖dF/dx‖ */
+        if (!st && end_epoch(rr, e, o.w, loss_sum / spe, gnorm_sum / spe)) break;
     }
     if (!st && h->nx) {
         r->clean_weight = wcount[0] ? wsum[0] / (double)wcount[0] : NAN;
