@@ -91,11 +91,15 @@ static void ihdp_path(char *p, size_t n, long long k) {
     if (access(p, R_OK)) snprintf(p, n, "%s/ihdp/ihdp_npci_%lld.csv", BLO_DATA_SOURCE, k);
 }
 
+/* CFR (an IPM term in the loss): α > 0, or α chosen from a grid. */
+static bool is_cfr(const causal_cmd *h) {
+    return h->c.net.alpha > 0 || h->c.tune == BLO_CAUSAL_TUNE_GRID ||
+           h->c.tune == BLO_CAUSAL_TUNE_GRID_ALPHA;
+}
+
 /* "TARNet", or "CFR-" and the IPM's name. */
 static const char *model_name(const causal_cmd *h) {
-    if (!(h->c.net.alpha > 0 || h->c.tune == BLO_CAUSAL_TUNE_GRID ||
-          h->c.tune == BLO_CAUSAL_TUNE_GRID_ALPHA))
-        return "TARNet";
+    if (!is_cfr(h)) return "TARNet";
     return h->c.net.ipm == BLO_CAUSAL_IPM_WASS ? "CFR-Wass"
            : h->c.net.ipm == BLO_CAUSAL_IPM_RBF ? "CFR-RBF"
                                                  : "CFR-MMD";
@@ -192,12 +196,7 @@ static int cc_summary(cli_task *t) {
     if (t->json) {
         printf("{\"task\":\"causal\",\"model\":\"%s\",\"ipm\":\"%s\",\"tune\":\"%s\","
                "\"criterion\":\"%s\",\"reps\":%d",
-               h->c.net.alpha > 0 || h->c.tune == BLO_CAUSAL_TUNE_GRID ||
-                       h->c.tune == BLO_CAUSAL_TUNE_GRID_ALPHA
-                   ? "cfr"
-                   : "tarnet",
-               h->ipm, h->tune,
-               h->criterion, h->nres);
+               is_cfr(h) ? "cfr" : "tarnet", h->ipm, h->tune, h->criterion, h->nres);
         for (int j = 0; j < 4; j++) {
             printf(",\"%s\":", NAMES[j]);
             cli_json_number(stdout, m[j]);
