@@ -44,8 +44,8 @@ norm=${10:-sum}
 meta=${11:-follow}
 seed=${SEED:-0}
 case $meta in
-follow | fixed) metaopt=(--meta-opt adam --meta-lr 1e-3 --meta-wd 1e-4 --meta-wd-schedule "$meta"
-    --meta-lr-schedule fixed) ;;
+follow | fixed) metaopt=(--meta-opt adam --meta-lr 1e-3 --meta-beta1 0.9 --meta-wd 1e-4
+    --meta-wd-schedule "$meta" --meta-lr-schedule fixed) ;;
 nesterov) metaopt=(--meta-opt nesterov --meta-lr 1e-3 --meta-wd 5e-4 --meta-wd-schedule fixed
     --meta-lr-schedule fixed) ;;
 *) echo "run_reweight.sh: META '$meta': expected follow, fixed or nesterov" >&2; exit 2 ;;
