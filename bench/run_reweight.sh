@@ -21,11 +21,15 @@
 #                nesterov (SGD with Nesterov momentum 0.9, lr 1e-3, constant weight decay 5e-4,
 #                as the authors' script with the Σ V normalisation)
 # Every other setting the runs depend on is given on the command line below: 1000 meta
-# examples, the t10k test split, SGD lr 0.02 momentum 0.9, weighting network 1-100-1, batches
+# examples, the t10k test split (or HELDOUT), SGD lr 0.02 momentum 0.9, weighting network 1-100-1, batches
 # of 100, f32. The output files are named after the setting.
 # BLO: the binary (default build/blo); THREADS: the thread count (default 1); WEIGHTS: the
 # weightings to run (default "none per-example network"); SEED: meta set, noise, batches and
 # starts (default 0).
+# HELDOUT: test on this many examples held out of the training split instead of t10k, the
+# protocol on which settings are chosen (default unset: t10k). EXTRA: further `blo reweight`
+# options, after the pinned ones (so they replace them), with SUFFIX, a name for them that the
+# output files carry.
 set -euo pipefail
 out=${1:-results/reweight}
 epochs=${2:-15}
@@ -40,8 +44,10 @@ norm=${10:-sum}
 meta=${11:-follow}
 seed=${SEED:-0}
 case $meta in
-follow | fixed) metaopt=(--meta-opt adam --meta-lr 1e-3 --meta-wd 1e-4 --meta-wd-schedule "$meta") ;;
-nesterov) metaopt=(--meta-opt nesterov --meta-lr 1e-3 --meta-wd 5e-4 --meta-wd-schedule fixed) ;;
+follow | fixed) metaopt=(--meta-opt adam --meta-lr 1e-3 --meta-beta1 0.9 --meta-wd 1e-4
+    --meta-wd-schedule "$meta" --meta-lr-schedule fixed) ;;
+nesterov) metaopt=(--meta-opt nesterov --meta-lr 1e-3 --meta-wd 5e-4 --meta-wd-schedule fixed
+    --meta-lr-schedule fixed) ;;
 *) echo "run_reweight.sh: META '$meta': expected follow, fixed or nesterov" >&2; exit 2 ;;
 esac
 blo=${BLO:-build/blo}
@@ -54,14 +60,18 @@ tag="${kind}${noise}_imb${imb}"
 # (follow and fixed differ only where the step decays)
 [ "$meta" = nesterov ] || { [ "$meta" = fixed ] && [ "$decay" != 0 ]; } && tag="${tag}_${meta}"
 [ "$seed" != 0 ] && tag="${tag}_s${seed}"
+split=(--test-split t10k --n-test 0)
+[ -n "${HELDOUT:-}" ] && split=(--test-split train --n-test "$HELDOUT") && tag="${tag}_val${HELDOUT}"
+read -r -a extra_opts <<<"${EXTRA:-}"
+[ -n "${EXTRA:-}" ] && tag="${tag}_${SUFFIX:?run_reweight.sh: EXTRA needs SUFFIX, a name for the files}"
 tag="${tag}_e${epochs}"
 mkdir -p "$out"
-common=(--data "${BLO_DATA:-/usr/share/datasets/fashion-mnist}" --test-split t10k --n-meta 1000
-    --n-train "$ntrain" --n-test 0 --noise "$noise" --noise-kind "$kind" --imbalance "$imb"
+common=(--data "${BLO_DATA:-/usr/share/datasets/fashion-mnist}" "${split[@]}" --n-meta 1000
+    --n-train "$ntrain" --noise "$noise" --noise-kind "$kind" --imbalance "$imb"
     --classifier "$cls" --hidden 300 --channels 8 --vnet-hidden 100 --batch 100
     --meta-batch 100 --epochs "$epochs" --lr 0.02 --lr-decay "$decay" --sgd-momentum 0.9
     --wd "$wd" "${metaopt[@]}" --norm "$norm" --scheme online --dtype f32 --seed "$seed"
-    --threads "${THREADS:-1}" -q --json)
+    --threads "${THREADS:-1}" -q --json "${extra_opts[@]}")
 weights=${WEIGHTS:-none per-example network}
 for w in $weights; do
     echo "== $w: $tag" >&2

@@ -13,9 +13,9 @@
 typedef struct rw_cmd {
     blo_reweight_config c;
     long long n_meta, n_train, n_test, hidden, vhidden, batch, meta_batch, epochs, seed, channels;
-    double noise, imbalance, lr, momentum, wd, meta_lr, meta_wd;
+    double noise, imbalance, lr, momentum, wd, meta_lr, meta_wd, meta_beta1;
     const char *noise_kind, *weights, *scheme, *curve, *norm, *classifier, *lr_decay, *meta_opt,
-        *meta_wd_schedule;
+        *meta_wd_schedule, *meta_lr_schedule;
     blo_reweight_result r;
 } rw_cmd;
 
@@ -71,8 +71,10 @@ static bool rw_configure(cli_task *t) {
     c->opt.lr = h->lr, c->opt.momentum = h->momentum, c->opt.weight_decay = h->wd;
     c->opt.kind = h->momentum > 0 ? BLO_OPT_MOMENTUM : BLO_OPT_SGD;
     c->meta_opt.lr = h->meta_lr, c->meta_opt.weight_decay = h->meta_wd;
+    c->meta_opt.beta1 = h->meta_beta1;
     c->meta_opt.kind = (blo_opt_kind)blo_opt_kind_parse(h->meta_opt);
     c->meta_wd_follows = !strcmp(h->meta_wd_schedule, "follow");
+    c->meta_lr_follows = !strcmp(h->meta_lr_schedule, "follow");
     if (t->sa.resume) {
         fprintf(stderr, "blo reweight: --resume: this task keeps no checkpoints\n");
         return false;
@@ -195,13 +197,15 @@ int cli_reweight_run(const cli_cmd *cmd, int argc, char **argv) {
     h.noise = c->noise, h.imbalance = c->imbalance;
     h.lr = c->opt.lr, h.momentum = c->opt.momentum, h.wd = c->opt.weight_decay;
     h.meta_lr = c->meta_opt.lr, h.meta_wd = c->meta_opt.weight_decay;
+    h.meta_beta1 = c->meta_opt.beta1;
     h.noise_kind = "uniform", h.weights = "network", h.scheme = "online";
     h.norm = "sum", h.classifier = "mlp", h.channels = c->channels, h.lr_decay = "0";
     h.meta_opt = blo_opt_kind_name(c->meta_opt.kind);
     h.meta_wd_schedule = c->meta_wd_follows ? "follow" : "fixed";
+    h.meta_lr_schedule = c->meta_lr_follows ? "follow" : "fixed";
     cli_task t;
     cli_task_init(&t, &RW, cmd, &c->solver, &h);
-    cli_opt opts[30 + CLI_TASK_NOPTS] = {
+    cli_opt opts[32 + CLI_TASK_NOPTS] = {
         {"--data", NULL, CLI_STRING, &c->data_dir, 0, 0, NULL, "DIR",
          "MNIST-layout folder (train-* and t10k-* idx files)" CLI_DATA_HELP},
         {"--test-split", NULL, CLI_CHOICE, &c->test_split, 0, 0, "t10k|train", "S",
@@ -246,13 +250,17 @@ int cli_reweight_run(const cli_cmd *cmd, int argc, char **argv) {
          "weighting network's step (online scheme)"},
         {"--meta-wd", NULL, CLI_DOUBLE, &h.meta_wd, 0, 1e6, NULL, "WD",
          "weighting network's weight decay (online scheme)"},
+        {"--meta-beta1", NULL, CLI_DOUBLE, &h.meta_beta1, 0, 0.999999, NULL, "B",
+         "--meta-opt adam: the weighting network's first-moment average (steps averaged ~ 1/(1-B))"},
         {"--meta-wd-schedule", NULL, CLI_CHOICE, &h.meta_wd_schedule, 0, 0, "fixed|follow", "S",
          "follow: divide --meta-wd by 10 with each --lr-decay, as the meta gradient (prop. to lr) is"},
+        {"--meta-lr-schedule", NULL, CLI_CHOICE, &h.meta_lr_schedule, 0, 0, "fixed|follow", "S",
+         "follow: divide --meta-lr by 10 with each --lr-decay, as the classifier's step is"},
         {"--curve", NULL, CLI_STRING, &h.curve, 0, 0, NULL, "FILE",
          "write the learned V(loss) curve: .csv, .svg or .png"},
         {"--seed", NULL, CLI_INT, &h.seed, 0, 9e18, NULL, "S",
          "meta set, noise, minibatches, initial networks"},
     };
     cli_task_output(&t, "--curve", &h.curve);
-    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 28));
+    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 30));
 }

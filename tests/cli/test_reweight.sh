@@ -66,6 +66,28 @@ check "... and not the first (before any decay)" python3 -c '
 import json, sys
 a, b = (json.load(open(p))["weight_curve"] for p in sys.argv[1:])
 assert a == b' "$tmp/one.json" "$tmp/out"
+expect_rc 0 reweight "${tiny[@]}" --json --lr-decay 1 --meta-lr 0.05 --meta-lr-schedule follow
+cp "$tmp/out" "$tmp/lrfollow.json"
+expect_rc 0 reweight "${tiny[@]}" --json --lr-decay 1 --meta-lr 0.05
+cp "$tmp/out" "$tmp/lrfixed.json"
+check "--meta-lr-schedule follow changes the second epoch's phi step" python3 -c '
+import json, sys
+a, b = (json.load(open(p))["weight_curve"] for p in sys.argv[1:])
+assert max(abs(x[1] - y[1]) for x, y in zip(a, b)) > 1e-6' "$tmp/lrfollow.json" "$tmp/lrfixed.json"
+expect_rc 0 reweight "${tiny[@]}" --json --epochs 1 --lr-decay 1 --meta-lr 0.05 --meta-lr-schedule follow
+cp "$tmp/out" "$tmp/lrone.json"
+expect_rc 0 reweight "${tiny[@]}" --json --epochs 1 --lr-decay 1 --meta-lr 0.05
+check "... and not the first (before any decay)" python3 -c '
+import json, sys
+a, b = (json.load(open(p))["weight_curve"] for p in sys.argv[1:])
+assert a == b' "$tmp/lrone.json" "$tmp/out"
+expect_rc 0 reweight "${tiny[@]}" --json --meta-beta1 0.99
+check "--meta-beta1 reaches Adam's first moment for phi: another curve" python3 -c '
+import json, sys
+a, b = (json.load(open(p))["weight_curve"] for p in sys.argv[1:])
+assert max(abs(x[1] - y[1]) for x, y in zip(a, b)) > 1e-6' "$tmp/run.json" "$tmp/out"
+expect_rc 2 reweight "${tiny[@]}" --meta-beta1 1
+check "--meta-beta1 1 is refused and named" grep -q -- "--meta-beta1" "$tmp/err"
 expect_rc 0 reweight "${tiny[@]}" --weights none --log "$tmp/none.csv"
 check "plain cross-entropy has no meta gradient: hypergrad_norm is nan" python3 -c '
 import csv, math, sys

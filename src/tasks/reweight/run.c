@@ -34,6 +34,7 @@ blo_reweight_config blo_reweight_default(void) {
     c.meta_opt = blo_opt_adam(1e-3);
     c.meta_opt.weight_decay = 1e-4;
     c.meta_wd_follows = 1;
+    c.meta_lr_follows = 0;
     c.solver = blo_config_default();
     c.solver.method = "rhg";
     c.solver.inner = blo_opt_sgd(0.02);
@@ -172,6 +173,8 @@ static blo_status run_online(rw_run *rr, char *err, size_t errlen, blo_rng *g) {
             if (c->lr_decay[k] > 0 && e > c->lr_decay[k]) o.opt.lr *= 0.1;
         if (c->meta_wd_follows) /* φ's L2 term scaled as its meta gradient is */
             o.meta_opt.weight_decay = c->meta_opt.weight_decay * (o.opt.lr / c->opt.lr);
+        if (c->meta_lr_follows) /* φ's step slowed as the classifier's is */
+            o.meta_opt.lr = c->meta_opt.lr * (o.opt.lr / c->opt.lr);
         double loss_sum = 0, gnorm_sum = 0;
         wsum[0] = wsum[1] = 0;
         wcount[0] = wcount[1] = 0;
