@@ -17,6 +17,18 @@ const char *blo_init_kind_name(blo_init_kind k) {
     return (unsigned)k < 4 ? INIT_NAMES[k] : "?";
 }
 
+static const char *const INNER_STATE_NAMES[] = {"reset", "carry"};
+
+int blo_inner_state_parse(const char *name) {
+    for (int i = 0; name && i < 2; i++)
+        if (!strcmp(name, INNER_STATE_NAMES[i])) return i;
+    return -1;
+}
+
+const char *blo_inner_state_name(blo_inner_state k) {
+    return (unsigned)k < 2 ? INNER_STATE_NAMES[k] : "?";
+}
+
 blo_config blo_config_default(void) {
     blo_config c;
     memset(&c, 0, sizeof c);
