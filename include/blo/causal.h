@@ -113,6 +113,8 @@ typedef struct blo_causal_net {
     int np;                 /* number of parameter tensors */
     blo_tensor **params;    /* rep (W, b) x rep_layers, then head 0, then head 1 */
     double y_mean, y_std;   /* the training outcomes' scale */
+    blo_opt_state adam;     /* the training's Adam state at its end (m, v in ctx; t its steps):
+                               where a continued training (the bilevel phase) starts */
 } blo_causal_net;
 
 /* Trains a network on rows train[0..k) of d. unit_weight[k] (NULL: all 1) weights the
@@ -168,7 +170,10 @@ typedef struct blo_causal_config {
     blo_causal_net_config net;
     blo_causal_tune tune;
     blo_causal_criterion criterion;
-    blo_config solver; /* tune hyper / weights: method, inner, inner_steps, outer, outer_iters */
+    blo_config solver; /* tune hyper / weights: method, inner, inner_steps, outer, outer_iters;
+                          with solver.inner_state carry and Adam inner steps the inner Adam
+                          starts from the training's (its m, v, t: blo_causal_net.adam), so the
+                          bilevel phase continues that training, not a fresh Adam */
     uint64_t split_seed;
     const double *grid; /* tune grid / grid_alpha: the α values tried */
     int ngrid;

@@ -187,6 +187,19 @@ static blo_status grid_search(const blo_causal_data *d, const blo_causal_config 
     return st;
 }
 
+/* inner_state carry: the solver's inner Adam starts where the training's ended (m, v, t), so
+ * the bilevel phase's inner steps continue that training (an other inner optimizer starts
+ * afresh: the training's moments are Adam's). */
+static blo_status continue_training(blo_solver *s, const blo_causal_net *net, blo_opt_kind k) {
+    if (k != BLO_OPT_ADAM || !net->adam.m) return BLO_OK;
+    for (int i = 0; i < net->np; i++) {
+        blo_status st = blo_copy_into(blo_solver_inner_state(s, 0, i), net->adam.m[i]);
+        if (!st) st = blo_copy_into(blo_solver_inner_state(s, 1, i), net->adam.v[i]);
+        if (st) return st;
+    }
+    return blo_solver_set_inner_t(s, net->adam.t);
+}
+
 blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
                           blo_causal_result *r, char *err, size_t errlen) {
     if (err && errlen) err[0] = 0;
@@ -277,6 +290,11 @@ blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
         s = blo_solver_new(&b.prob, &c->solver, err, errlen);
         if (!s) {
             st = BLO_ERR_INVALID;
+            goto out;
+        }
+        if (c->solver.inner_state == BLO_INNER_STATE_CARRY &&
+            (st = continue_training(s, &net, c->solver.inner.kind))) {
+            st = blo__fail(err, errlen, st, "causal: %s", blo_solver_error(s));
             goto out;
         }
         if ((st = blo_solver_run(s))) {
