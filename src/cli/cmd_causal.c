@@ -23,7 +23,7 @@ typedef struct causal_cmd {
         grid_steps, inner_batch;
     double alpha, l2, lr, wass_lambda, rbf_sigma;
     long long wass_iters;
-    int no_reweight, normalize;
+    int no_reweight, normalize, keep_best;
     const char *grid, *effects;
     double gridv[16];
     int nres;
@@ -62,6 +62,7 @@ static bool cc_configure(cli_task *t) {
     }
     c->grid_steps = h->grid_steps;
     c->inner_batch = h->inner_batch;
+    c->keep_best = h->keep_best;
     c->grid = h->gridv;
     c->criterion = strcmp(h->criterion, "factual") ? BLO_CAUSAL_NN : BLO_CAUSAL_FACTUAL;
     if ((c->tune == BLO_CAUSAL_TUNE_HYPER || c->tune == BLO_CAUSAL_TUNE_ALPHA) && c->net.alpha <= 0) {
@@ -260,7 +261,7 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
     h.inner_batch = h.c.inner_batch;
     cli_task t;
     cli_task_init(&t, &CC, cmd, &h.c.solver, &h);
-    cli_opt opts[31 + CLI_TASK_NOPTS] = {
+    cli_opt opts[32 + CLI_TASK_NOPTS] = {
         {"--data", NULL, CLI_STRING, &h.source, 0, 0, NULL, "ihdp|FILE",
          "the 10 shipped IHDP replications, or a CSV with a header (see --treatment)"},
         {"--reps", NULL, CLI_INT, &h.reps, 1, MAX_REPS, NULL, "N", "IHDP replications 1 .. N"},
@@ -293,6 +294,9 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
          "grid-alpha: training steps per grid point (0: --steps / points, the grid costs one training)"},
         {"--inner-batch", NULL, CLI_INT, &h.inner_batch, 0, 1e9, NULL, "B",
          "hyper / alpha / weights: f on B training units drawn afresh each inner step (0: all)"},
+        {"--keep-best", NULL, CLI_FLAG, &h.keep_best, 0, 0, NULL, NULL,
+         "hyper / alpha / weights: end on the network of lowest criterion seen (start or y_T of an "
+         "outer iteration), as the grid keeps its best"},
         {"--criterion", NULL, CLI_CHOICE, &h.criterion, 0, 0, "nn|factual", "C",
          "upper level: nn = mean (τ̂ − τ_nn)² on validation (scores the effect itself); factual "
          "= arm-balanced validation MSE"},
@@ -311,5 +315,5 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--effects", NULL, CLI_STRING, &h.effects, 0, 0, NULL, "FILE",
          "write every unit's estimated effect (CSV: rep, unit, split, t, y, tau_hat, mu0, mu1)"},
     };
-    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 31));
+    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 32));
 }
