@@ -213,7 +213,7 @@ typedef struct blo_config {
 /* Defaults: rhg, SGD lr 0.1 with T = 20, fixed start, outer Adam lr 0.01, 100 iterations,
  * trhg_window, neumann_terms and solve_iters 10, tol 1e-10, no Anderson (m 0, β 1), damping 0,
  * alpha 0.5, eta 0.5, fd_radius 0.01, upper_lr 0.1, amm_schedule 0, max_fhg_dim 4096, no
- * hypergradient check (check_directions 4), seed 0. */
+ * hypergradient check (check_directions 4), seed 0, inner_state reset. */
 blo_config blo_config_default(void);
 
 /* ---- The method registry --------------------------------------------------------------------- */
