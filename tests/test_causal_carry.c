@@ -4,13 +4,12 @@
  * effects equal those of a network trained K·T steps longer. With reset (the inner Adam
  * restarted at every outer iteration, and once from zero after the training) they do not,
  * and neither do they when the seed is left out (carry from a fresh Adam). */
-#include "blo/causal.h"
-#include "testutil.h"
+#include "causal_tiny.h"
 
 #include <math.h>
 #include <string.h>
 
-enum { N = 80, D = 2, K = 4, T = 3 };
+enum { N = CT_N, K = 4, T = 3 };
 
 static blo_causal_config tiny(void) {
     blo_causal_config c = blo_causal_config_default();
@@ -45,18 +44,9 @@ static double max_rel(const double *a, const double *b) {
 }
 
 int main(void) {
-    float x[N * D], t[N], y[N], m0[N], m1[N];
-    blo_rng rng;
-    blo_rng_seed(&rng, 11);
-    for (int i = 0; i < N; i++) {
-        x[i * D] = (float)blo_rng_normal(&rng);
-        x[i * D + 1] = (float)blo_rng_normal(&rng);
-        t[i] = (float)(blo_rng_uniform(&rng) < 0.3 + 0.3 * (x[i * D] > 0));
-        m0[i] = x[i * D], m1[i] = x[i * D] + 1 + x[i * D + 1] * x[i * D + 1];
-        y[i] = (t[i] == 1 ? m1[i] : m0[i]) + 0.2f * (float)blo_rng_normal(&rng);
-    }
-    blo_causal_data d = {N, D, x, t, y, m0, m1, 0};
-    for (int i = 0; i < N; i++) d.treated += t[i] == 1;
+    causal_tiny ct;
+    causal_tiny_init(&ct);
+    const blo_causal_data d = ct.d;
 
     /* The oracle: the same network trained K·T steps longer (tune none). */
     double want[N], got[N], reset[N];

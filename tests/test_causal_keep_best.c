@@ -4,13 +4,12 @@
  * its criterion; keep_best over K iterations must report the least of those criteria and the
  * scores of that run, bit for bit (the start being worse here); with no outer iteration it
  * ends on the start, scored as tune none scores it. */
-#include "blo/causal.h"
-#include "testutil.h"
+#include "causal_tiny.h"
 
 #include <math.h>
 #include <string.h>
 
-enum { N = 80, D = 2, K = 3 };
+enum { K =  3 };
 
 static blo_causal_config tiny(int outer) {
     blo_causal_config c = blo_causal_config_default();
@@ -26,40 +25,23 @@ static blo_causal_config tiny(int outer) {
     return c;
 }
 
-static blo_causal_result run(const blo_causal_data *d, const blo_causal_config *c) {
-    blo_causal_result r;
-    char err[256];
-    blo_status st = blo_causal_run(d, c, &r, err, sizeof err);
-    TU_CHECK(st == BLO_OK, "blo_causal_run: %s", err);
-    return r;
-}
-
 int main(void) {
-    float x[N * D], t[N], y[N], m0[N], m1[N];
-    blo_rng rng;
-    blo_rng_seed(&rng, 11);
-    for (int i = 0; i < N; i++) {
-        x[i * D] = (float)blo_rng_normal(&rng);
-        x[i * D + 1] = (float)blo_rng_normal(&rng);
-        t[i] = (float)(blo_rng_uniform(&rng) < 0.3 + 0.3 * (x[i * D] > 0));
-        m0[i] = x[i * D], m1[i] = x[i * D] + 1 + x[i * D + 1] * x[i * D + 1];
-        y[i] = (t[i] == 1 ? m1[i] : m0[i]) + 0.2f * (float)blo_rng_normal(&rng);
-    }
-    blo_causal_data d = {N, D, x, t, y, m0, m1, 0};
-    for (int i = 0; i < N; i++) d.treated += t[i] == 1;
+    causal_tiny ct;
+    causal_tiny_init(&ct);
+    const blo_causal_data d = ct.d;
 
     blo_causal_result each[K + 1];
     int best = 1;
     for (int j = 1; j <= K; j++) {
         blo_causal_config c = tiny(j);
-        each[j] = run(&d, &c);
+        each[j] = causal_tiny_run(&d, &c);
         if (each[j].criterion < each[best].criterion) best = j;
     }
     TU_CHECK(best != K, "the last iterate is the best (criteria fall all along): the test "
                         "cannot tell keep_best from the last iterate");
     blo_causal_config c = tiny(K);
     c.keep_best = 1;
-    blo_causal_result r = run(&d, &c);
+    blo_causal_result r = causal_tiny_run(&d, &c);
     TU_CHECK(r.criterion == each[best].criterion && r.pehe_out == each[best].pehe_out &&
                  r.pehe_in == each[best].pehe_in && r.ate_out == each[best].ate_out,
              "keep_best: criterion %.9g, √PEHE out %.9g; the best iterate (%d): %.9g, %.9g",
@@ -72,10 +54,10 @@ int main(void) {
     /* No outer iteration: the start, scored as tune none scores it. */
     blo_causal_config z = tiny(0);
     z.keep_best = 1;
-    blo_causal_result rz = run(&d, &z);
+    blo_causal_result rz = causal_tiny_run(&d, &z);
     blo_causal_config n = tiny(0);
     n.tune = BLO_CAUSAL_TUNE_NONE;
-    blo_causal_result rn = run(&d, &n);
+    blo_causal_result rn = causal_tiny_run(&d, &n);
     TU_CHECK(rz.pehe_out == rn.pehe_out && isfinite(rz.criterion) && rz.alpha == 0.5,
              "keep_best with no outer iteration: √PEHE out %.9g (none: %.9g), criterion %g",
              rz.pehe_out, rn.pehe_out, rz.criterion);

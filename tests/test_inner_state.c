@@ -63,18 +63,8 @@ static void toy_init(toy *t) {
 }
 
 static blo_problem toy_problem(toy *t) {
-    blo_problem p;
-    memset(&p, 0, sizeof p);
-    p.nx = 1;
-    p.x = &t->x0;
-    p.ny = 1;
-    p.y = &t->y0;
-    p.upper = toy_upper;
-    p.lower = toy_lower;
-    p.user = t;
-    p.x_lo = -INFINITY;
-    p.x_hi = INFINITY;
-    return p;
+    return (blo_problem){.nx = 1, .x = &t->x0, .ny = 1, .y = &t->y0, .upper = toy_upper,
+                         .lower = toy_lower, .user = t, .x_lo = -INFINITY, .x_hi = INFINITY};
 }
 
 static blo_config carry_config(const char *method) {
