@@ -65,7 +65,7 @@ order=(tarnet grid-mmd hyper-mmd weights grid-wass hyper-wass-eq hyper-mmd-eq we
     alpha-wass-eq wass-a1 alpha-wass-adam-eq hyper-wass-adam-eq weights-wass-adam-eq
     grid-alpha-wass-eq alpha-wass-cg-eq frozen-wass-adam-eq alpha-wass-mb-eq
     grid-alpha-wass-mb-eq grid-alpha-wass-mb-eq-carry grid-alpha-wass-mb-eq-best
-    grid-alpha-wass-mb-eq-carry-best)
+    grid-alpha-wass-mb-eq-carry-best frozen-wass-adam-eq-carry)
 [ $# -gt 0 ] && order=("$@")
 for name in "${order[@]}"; do
     [ -n "${runs[$name]+x}" ] || { echo "run_causal: no run named '$name'" >&2; exit 2; }
