@@ -120,9 +120,11 @@ blo_status blo__adjoint_reverse(blo_method_env *e, int64_t K, int64_t S, blo_ten
     blo_tensor **yT = blo__list(e, ny), **lams = blo__list(e, 3 * ny), **acc = blo__list(e, nx);
     if (!yT || !lams || !acc || (st = blo__zeros_like(e, nx, e->x, acc)))
         return st ? st : blo__method_ctx_fail(e, "reverse mode");
-    blo_traj fin; /* the state at T: its optimizer part is kept for inner_state = carry */
-    if ((st = state_clone(e, &ck[nseg], &lam)) || (st = state_clone(e, &ck[nseg], &fin)))
-        return st;
+    /* The state at T: its optimizer part is kept for inner_state = carry (else only y_T). */
+    int carry = e->c.inner_state == BLO_INNER_STATE_CARRY;
+    blo_traj fin = {0};
+    if ((st = state_clone(e, &ck[nseg], &lam))) return st;
+    if (carry && (st = state_clone(e, &ck[nseg], &fin))) return st;
     int nst = blo__traj_tensors(ny, &lam, lams);
     for (int i = 0; i < ny; i++) {
         if (!(yT[i] = blo_clone(c, ck[nseg].y[i]))) return blo__method_ctx_fail(e, "reverse mode");
@@ -140,9 +142,9 @@ blo_status blo__adjoint_reverse(blo_method_env *e, int64_t K, int64_t S, blo_ten
         if ((st = record_segment(e, &ck[nseg - 1], T, in, out))) return st;
         for (int i = 0; i < ny; i++)
             blo_copy_into(yT[i], out[i]);
-        for (int i = 0, q = ny; i < ny; i++) /* out lists y, then the m and v that exist */
+        for (int i = 0, q = ny; carry && i < ny; i++) /* out: y, then the m and v that exist */
             if (fin.m[i]) blo_copy_into(fin.m[i], out[q++]);
-        for (int i = 0, q = ny + count_set(ny, fin.m); i < ny; i++)
+        for (int i = 0, q = ny + (carry ? count_set(ny, fin.m) : 0); carry && i < ny; i++)
             if (fin.v[i]) blo_copy_into(fin.v[i], out[q++]);
         fin.t = T;
     }
@@ -184,8 +186,8 @@ blo_status blo__adjoint_reverse(blo_method_env *e, int64_t K, int64_t S, blo_ten
         if ((st = blo__zeros_like(e, ny, e->y0, hy0))) return st;
     }
     if ((st = blo__lower_value(e, yT, T))) return st;
-    fin.y = yT;
-    blo__keep_state(e, &fin);
+    blo__keep_y(e, yT);
+    if (carry) blo__keep_opt_state(e, &fin);
     return BLO_OK;
 }
 
