@@ -109,8 +109,11 @@ typedef enum blo_inner_state {
                                   as the warm y is not), so K outer iterations of T inner steps
                                   are K·T steps of one run of the inner optimizer while x stays
                                   put. Needs the configured optimizer (not inner_update); the
-                                  methods that carry y themselves (bome, soba, amm) refuse it.
-                                  Seed it with blo_solver_inner_state / blo_solver_set_inner_t */
+                                  methods that carry y themselves (bome, soba, amm) refuse it;
+                                  a registered method carries it when it unrolls with
+                                  blo_env_unroll and ends with blo_env_keep_y or
+                                  blo_env_finish_reverse. Seed it with blo_solver_inner_state /
+                                  blo_solver_set_inner_t */
 } blo_inner_state;
 /* Parses "reset", "carry"; returns -1 for an unknown name. */
 int blo_inner_state_parse(const char *name);
