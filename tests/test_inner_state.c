@@ -140,14 +140,29 @@ static int run(blo_solver *s, int iters, const char *what) {
     return 0;
 }
 
+/* A method written outside the library: blo_env_unroll, then blo_env_keep_y (dF/dx = 0). */
+static blo_status user_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **hy0) {
+    (void)hy0;
+    blo_tensor *yT[1];
+    blo_status st = blo_env_unroll(e, 0, yT);
+    if (st) return st;
+    blo_tensor *x = blo_env_x(e, 0);
+    hx[0] = blo_zeros(blo_env_ctx(e), blo_tensor_dtype(x), 1, (int64_t[]){blo_tensor_numel(x)});
+    blo_env_set_values(e, 0, 0);
+    blo_env_keep_y(e, yT);
+    return hx[0] ? BLO_OK : BLO_ERR_NOMEM;
+}
+
 static void test_oracle(void) {
+    blo_method_def user = {{"carry_user", "unroll, keep", "a test", "inner"}, NULL, user_hypergrad, 0};
+    TU_CHECK(blo_method_register(&user) == BLO_OK, "register the user method");
     toy t;
     toy_init(&t);
     blo_problem p = toy_problem(&t);
     const int K = 6;
     /* (fixed_point refuses a stateful inner optimizer: there is nothing for it to carry.) */
-    const char *methods[] = {"rhg", "trhg",        "rhg_ckpt", "cg",
-                             "neumann", "fhg", "first_order", "darts"};
+    const char *methods[] = {"rhg", "trhg",        "rhg_ckpt", "cg",        "neumann",
+                             "fhg", "first_order", "darts",    "carry_user"};
     for (size_t q = 0; q < sizeof methods / sizeof *methods; q++) {
         for (int seeded = 0; seeded <= 1; seeded++) {
             blo_config c = carry_config(methods[q]);
