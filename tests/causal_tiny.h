@@ -25,7 +25,8 @@ static inline void causal_tiny_init(causal_tiny *c) {
         c->y[i] = (c->t[i] == 1 ? c->m1[i] : c->m0[i]) + 0.2f * (float)blo_rng_normal(&rng);
     }
     blo_causal_data d = {CT_N, CT_D, c->x, c->t, c->y, c->m0, c->m1, 0};
-    for (int i = 0; i < CT_N; i++) d.treated += c->t[i] == 1;
+    for (int i = 0; i < CT_N; i++)
+        d.treated += c->t[i] == 1;
     c->d = d;
 }
 

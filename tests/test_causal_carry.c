@@ -60,8 +60,9 @@ int main(void) {
     double e = max_rel(got, want);
     /* float32 network; the solver's recorded Adam step and the training's in-place one round
      * alike up to a few ulps per step. */
-    TU_CHECK(e < 1e-5, "carry: %d × %d frozen-α inner steps vs the training continued: "
-                       "relative error %.3g",
+    TU_CHECK(e < 1e-5,
+             "carry: %d × %d frozen-α inner steps vs the training continued: "
+             "relative error %.3g",
              K, T, e);
     c.solver.inner_state = BLO_INNER_STATE_RESET;
     run(&d, &c, reset);

@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-enum { K =  3 };
+enum { K = 3 };
 
 static blo_causal_config tiny(int outer) {
     blo_causal_config c = blo_causal_config_default();

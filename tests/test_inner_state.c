@@ -63,8 +63,15 @@ static void toy_init(toy *t) {
 }
 
 static blo_problem toy_problem(toy *t) {
-    return (blo_problem){.nx = 1, .x = &t->x0, .ny = 1, .y = &t->y0, .upper = toy_upper,
-                         .lower = toy_lower, .user = t, .x_lo = -INFINITY, .x_hi = INFINITY};
+    return (blo_problem){.nx = 1,
+                         .x = &t->x0,
+                         .ny = 1,
+                         .y = &t->y0,
+                         .upper = toy_upper,
+                         .lower = toy_lower,
+                         .user = t,
+                         .x_lo = -INFINITY,
+                         .x_hi = INFINITY};
 }
 
 static blo_config carry_config(const char *method) {
@@ -154,7 +161,8 @@ static blo_status user_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor 
 }
 
 static void test_oracle(void) {
-    blo_method_def user = {{"carry_user", "unroll, keep", "a test", "inner"}, NULL, user_hypergrad, 0};
+    blo_method_def user = {
+        {"carry_user", "unroll, keep", "a test", "inner"}, NULL, user_hypergrad, 0};
     TU_CHECK(blo_method_register(&user) == BLO_OK, "register the user method");
     toy t;
     toy_init(&t);
@@ -193,8 +201,8 @@ static void test_oracle(void) {
                 TU_CHECK(ey <= 1e-12 && em <= 1e-12 && ev <= 1e-14,
                          "%s%s: %d outer × %d carried inner steps vs %d plain Adam steps: "
                          "|Δy| %.3g, |Δm| %.3g, |Δv| %.3g",
-                         methods[q], seeded ? " (seeded)" : "", K, c.inner_steps,
-                         K * c.inner_steps, ey, em, ev);
+                         methods[q], seeded ? " (seeded)" : "", K, c.inner_steps, K * c.inner_steps,
+                         ey, em, ev);
                 TU_CHECK(blo_solver_inner_t(s) == start + K * c.inner_steps,
                          "%s: inner t = %lld, expected %d", methods[q],
                          (long long)blo_solver_inner_t(s), start + K * c.inner_steps);
@@ -263,13 +271,13 @@ static void test_resume(const char *path) {
             TU_CHECK(blo_solver_inner_t(f) == 4 * c.inner_steps, "loaded inner t = %lld",
                      (long long)blo_solver_inner_t(f));
             if (!run(f, 4, "second half"))
-                TU_CHECK(same(blo_solver_x(a, 0), blo_solver_x(f, 0)) &&
-                             same(blo_solver_y(a, 0), blo_solver_y(f, 0)) &&
-                             same(blo_solver_inner_state(a, 0, 0), blo_solver_inner_state(f, 0, 0)) &&
-                             same(blo_solver_inner_state(a, 1, 0), blo_solver_inner_state(f, 1, 0)) &&
-                             blo_solver_inner_t(a) == blo_solver_inner_t(f),
-                         "%s: the resumed carried run differs from the uninterrupted one",
-                         methods[q]);
+                TU_CHECK(
+                    same(blo_solver_x(a, 0), blo_solver_x(f, 0)) &&
+                        same(blo_solver_y(a, 0), blo_solver_y(f, 0)) &&
+                        same(blo_solver_inner_state(a, 0, 0), blo_solver_inner_state(f, 0, 0)) &&
+                        same(blo_solver_inner_state(a, 1, 0), blo_solver_inner_state(f, 1, 0)) &&
+                        blo_solver_inner_t(a) == blo_solver_inner_t(f),
+                    "%s: the resumed carried run differs from the uninterrupted one", methods[q]);
             /* A checkpoint without the carried state is refused by a carrying solver. */
             blo_config cr = c;
             cr.inner_state = BLO_INNER_STATE_RESET;
@@ -292,9 +300,8 @@ static void test_resume(const char *path) {
     ridge_free(&r);
 }
 
-static blo_status my_update(blo_ctx *c, int nx, blo_tensor *const *x, int ny,
-                            blo_tensor *const *y, blo_tensor *const *g, int64_t t,
-                            blo_tensor **y_new, void *user) {
+static blo_status my_update(blo_ctx *c, int nx, blo_tensor *const *x, int ny, blo_tensor *const *y,
+                            blo_tensor *const *g, int64_t t, blo_tensor **y_new, void *user) {
     (void)nx, (void)x, (void)t, (void)user;
     for (int i = 0; i < ny; i++)
         y_new[i] = blo_sub(c, y[i], blo_scale(c, g[i], 0.1));
