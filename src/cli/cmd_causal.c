@@ -162,7 +162,8 @@ static blo_status cc_run(cli_task *t, char *err, size_t errlen) {
         }
         h->c.out_tau = tau, h->c.out_split = part;
         if (!st) st = blo_causal_run(&d, &h->c, &h->r[slot], err, errlen);
-        if (!st && h->effects) st = write_effects(h->effects, k, k == first, &d, tau, part, err, errlen);
+        if (!st && h->effects)
+            st = write_effects(h->effects, k, k == first, &d, tau, part, err, errlen);
         h->c.out_tau = NULL, h->c.out_split = NULL;
         free(tau);
         free(part);
@@ -234,9 +235,9 @@ static int cc_summary(cli_task *t) {
            h->tune, h->criterion);
     printf("  rep  PEHE^.5 in  PEHE^.5 out  eps_ATE in  eps_ATE out  criterion  alpha\n");
     for (int i = 0; i < h->nres; i++)
-        printf("  %-4lld %10.3f %12.3f %11.3f %12.3f %10.4f  %.3g\n", h->rep_no[i], h->r[i].pehe_in,
-               h->r[i].pehe_out, h->r[i].ate_in, h->r[i].ate_out, h->r[i].criterion,
-               h->r[i].alpha);
+        printf("  %-4lld %10.3f %12.3f %11.3f %12.3f %10.4f  %.3g\n", h->rep_no[i],
+               h->r[i].pehe_in, h->r[i].pehe_out, h->r[i].ate_in, h->r[i].ate_out,
+               h->r[i].criterion, h->r[i].alpha);
     printf("  mean %10.3f %12.3f %11.3f %12.3f\n", m[0], m[1], m[2], m[3]);
     printf("  s.e. %10.3f %12.3f %11.3f %12.3f\n", se[0], se[1], se[2], se[3]);
     return CLI_EXIT_OK;

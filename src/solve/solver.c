@@ -892,8 +892,7 @@ int64_t blo_solver_inner_t(const blo_solver *s) {
 blo_status blo_solver_set_inner_t(blo_solver *s, int64_t t) {
     if (!s) return BLO_ERR_INVALID;
     if (s->c.inner_state != BLO_INNER_STATE_CARRY || t < 0)
-        return blo__method_fail(&s->env, BLO_ERR_INVALID,
-                                "blo_solver_set_inner_t: %s",
+        return blo__method_fail(&s->env, BLO_ERR_INVALID, "blo_solver_set_inner_t: %s",
                                 t < 0 ? "the step count must be >= 0"
                                       : "the inner optimizer's state is carried only with "
                                         "inner_state carry");

@@ -205,7 +205,8 @@ static int keep_best_record(const blo_record *rec, void *user) {
     if (v < kb->crit) {
         kb->crit = v;
         kb->alpha = kb->alpha_now;
-        for (int i = 0; i < kb->np; i++) blo_copy_into(kb->best[i], blo_solver_y(kb->s, i));
+        for (int i = 0; i < kb->np; i++)
+            blo_copy_into(kb->best[i], blo_solver_y(kb->s, i));
     }
     kb->alpha_now = exp(blo_tensor_get(blo_solver_x(kb->s, 0), 0)); /* the next y_T's α */
     return kb->chain ? kb->chain(rec, kb->chain_user) : 0;
@@ -312,8 +313,13 @@ blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
         b.prob.ny = net.np;
         b.prob.y = net.params;
         blo_config sc = c->solver;
-        keep_best kb = {NULL, net.np, NULL, net.y_std, INFINITY, nc.alpha,
-                        nc.alpha, sc.on_record, sc.record_user};
+        keep_best kb = {.np = net.np,
+                        .y_std = net.y_std,
+                        .crit = INFINITY,
+                        .alpha = nc.alpha,
+                        .alpha_now = nc.alpha,
+                        .chain = sc.on_record,
+                        .chain_user = sc.record_user};
         if (c->keep_best) { /* the start is a candidate too */
             if (!(kb.best = blo__ctx_alloc(bc, sizeof(blo_tensor *) * (size_t)net.np))) goto nomem;
             for (int i = 0; i < net.np; i++)
@@ -342,7 +348,8 @@ blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
         r->criterion = up * net.y_std * net.y_std;
         if (learn_alpha) r->alpha = exp(blo_tensor_get(blo_solver_x(s, 0), 0));
         if (c->keep_best) {
-            for (int i = 0; i < net.np; i++) net.params[i] = kb.best[i];
+            for (int i = 0; i < net.np; i++)
+                net.params[i] = kb.best[i];
             r->criterion = kb.crit;
             if (learn_alpha) r->alpha = kb.alpha;
         }

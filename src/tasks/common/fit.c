@@ -10,8 +10,8 @@ blo_status blo__fit_run(const blo__fit *f, char *err, size_t errlen) {
     return blo__fit_run_keep(f, NULL, NULL, err, errlen);
 }
 
-blo_status blo__fit_run_keep(const blo__fit *f, blo_ctx *keep_ctx, blo_opt_state *keep,
-                             char *err, size_t errlen) {
+blo_status blo__fit_run_keep(const blo__fit *f, blo_ctx *keep_ctx, blo_opt_state *keep, char *err,
+                             size_t errlen) {
     blo_ctx *mc = blo_ctx_new(0), *sc = blo_ctx_new(0);
     blo_tensor **g = blo_malloc(sizeof *g * (size_t)(f->n > 0 ? f->n : 1));
     blo_opt_state st;
