@@ -245,6 +245,12 @@ blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
                              "causal: grid value %d is %g: α must be >= 0 (> 0 for tune "
                              "grid_alpha, which descends log α from the winner)",
                              g + 1, c->grid[g]);
+    if ((learn_alpha || c->tune == BLO_CAUSAL_TUNE_WEIGHTS) &&
+        c->solver.inner_state == BLO_INNER_STATE_CARRY && c->solver.init != BLO_INIT_WARM)
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "causal: solver inner_state carry continues the inner optimizer from "
+                         "one outer iteration to the next and needs init = warm, got %s",
+                         blo_init_kind_name(c->solver.init));
     if (c->inner_batch < 0)
         return blo__fail(err, errlen, BLO_ERR_INVALID, "causal: inner_batch is %lld",
                          (long long)c->inner_batch);
