@@ -2,8 +2,7 @@
 # test_causal.sh — `blo causal` end to end with tiny networks: the shipped IHDP replications,
 # a generated CSV with named columns (scores present with --mu0/--mu1, absent without), every
 # --tune, --rep, --inner-state carry with --keep-best, the JSON summary's fields and their
-# consistency, and malformed input named by file
-# and line. Usage: test_causal.sh <blo binary> <source dir>.
+# consistency, and malformed input named by file and line. Usage: test_causal.sh <blo binary> <source dir>.
 set -uo pipefail
 blo=${1:?usage: test_causal.sh <blo binary> <source dir>}
 src=${2:?usage: test_causal.sh <blo binary> <source dir>}
