@@ -20,6 +20,9 @@
 # training). The runs before it pin --inner-batch 0 (every training unit at each inner step).
 # frozen-wass-adam-eq is alpha-wass-adam-eq with α held (outer step 1e-12): the same inner
 # steps without the hypergradient, the control that separates tuning from continued training.
+# The -carry runs continue the inner Adam across outer iterations, from the training's state
+# (--inner-state carry); the -best runs end on the network of lowest validation criterion
+# seen, the trained start included (--keep-best), as the grid keeps its best.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -53,11 +56,16 @@ declare -A runs=(
     [alpha-wass-mb-eq]="--ipm wass --model cfr --alpha 1 --tune alpha --outer 155 --inner 5 --inner-batch 100 --inner-opt adam --inner-lr 1e-3"
     [grid-alpha-wass-mb-eq]="--ipm wass --tune grid-alpha --grid 0.1,1,10 --grid-steps 1000 --outer 75 --inner 5 --inner-batch 100 --inner-opt adam --inner-lr 1e-3"
     [frozen-wass-adam-eq]="--ipm wass --model cfr --alpha 1 --tune alpha --outer 65 --inner 5 --inner-batch 0 --inner-opt adam --inner-lr 1e-3 --outer-lr 1e-12"
+    [grid-alpha-wass-mb-eq-carry]="--ipm wass --tune grid-alpha --grid 0.1,1,10 --grid-steps 1000 --outer 75 --inner 5 --inner-batch 100 --inner-opt adam --inner-lr 1e-3 --inner-state carry"
+    [grid-alpha-wass-mb-eq-best]="--ipm wass --tune grid-alpha --grid 0.1,1,10 --grid-steps 1000 --outer 75 --inner 5 --inner-batch 100 --inner-opt adam --inner-lr 1e-3 --keep-best"
+    [grid-alpha-wass-mb-eq-carry-best]="--ipm wass --tune grid-alpha --grid 0.1,1,10 --grid-steps 1000 --outer 75 --inner 5 --inner-batch 100 --inner-opt adam --inner-lr 1e-3 --inner-state carry --keep-best"
+    [frozen-wass-adam-eq-carry]="--ipm wass --model cfr --alpha 1 --tune alpha --outer 65 --inner 5 --inner-batch 0 --inner-opt adam --inner-lr 1e-3 --outer-lr 1e-12 --inner-state carry"
 )
 order=(tarnet grid-mmd hyper-mmd weights grid-wass hyper-wass-eq hyper-mmd-eq weights-wass-eq
     alpha-wass-eq wass-a1 alpha-wass-adam-eq hyper-wass-adam-eq weights-wass-adam-eq
     grid-alpha-wass-eq alpha-wass-cg-eq frozen-wass-adam-eq alpha-wass-mb-eq
-    grid-alpha-wass-mb-eq)
+    grid-alpha-wass-mb-eq grid-alpha-wass-mb-eq-carry grid-alpha-wass-mb-eq-best
+    grid-alpha-wass-mb-eq-carry-best frozen-wass-adam-eq-carry)
 [ $# -gt 0 ] && order=("$@")
 for name in "${order[@]}"; do
     [ -n "${runs[$name]+x}" ] || { echo "run_causal: no run named '$name'" >&2; exit 2; }

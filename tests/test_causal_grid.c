@@ -2,13 +2,10 @@
  * winner (each α trained grid_steps steps, by default net.steps / ngrid) is the start of tune
  * alpha, so the run must reproduce, to the last bit, tune grid at grid_steps followed by tune
  * alpha from the α it picked (net.alpha ignored); a grid value <= 0 is refused by name. */
-#include "blo/causal.h"
-#include "testutil.h"
+#include "causal_tiny.h"
 
 #include <math.h>
 #include <string.h>
-
-enum { N = 80, D = 2 };
 
 static blo_causal_config tiny(blo_causal_tune tune) {
     blo_causal_config c = blo_causal_config_default();
@@ -21,46 +18,29 @@ static blo_causal_config tiny(blo_causal_tune tune) {
     return c;
 }
 
-static blo_causal_result run(const blo_causal_data *d, const blo_causal_config *c) {
-    blo_causal_result r;
-    char err[256];
-    blo_status st = blo_causal_run(d, c, &r, err, sizeof err);
-    TU_CHECK(st == BLO_OK, "blo_causal_run: %s", err);
-    return r;
-}
-
 int main(void) {
-    float x[N * D], t[N], y[N], m0[N], m1[N];
-    blo_rng rng;
-    blo_rng_seed(&rng, 11);
-    for (int i = 0; i < N; i++) {
-        x[i * D] = (float)blo_rng_normal(&rng);
-        x[i * D + 1] = (float)blo_rng_normal(&rng);
-        t[i] = (float)(blo_rng_uniform(&rng) < 0.3 + 0.3 * (x[i * D] > 0));
-        m0[i] = x[i * D], m1[i] = x[i * D] + 1 + x[i * D + 1] * x[i * D + 1];
-        y[i] = (t[i] == 1 ? m1[i] : m0[i]) + 0.2f * (float)blo_rng_normal(&rng);
-    }
-    blo_causal_data d = {N, D, x, t, y, m0, m1, 0};
-    for (int i = 0; i < N; i++) d.treated += t[i] == 1;
+    causal_tiny ct;
+    causal_tiny_init(&ct);
+    const blo_causal_data d = ct.d;
     const double grid[3] = {0.03, 0.3, 3};
 
     /* The oracle: the grid at 10 steps per α, then tune alpha from its winner. */
     blo_causal_config g = tiny(BLO_CAUSAL_TUNE_GRID);
     g.grid = grid, g.ngrid = 3, g.net.steps = 10;
-    blo_causal_result rg = run(&d, &g);
+    blo_causal_result rg = causal_tiny_run(&d, &g);
     blo_causal_config a = tiny(BLO_CAUSAL_TUNE_ALPHA);
     a.net.alpha = rg.alpha;
-    blo_causal_result ra = run(&d, &a);
+    blo_causal_result ra = causal_tiny_run(&d, &a);
     /* The full grid (30 steps) picks another α, so a run that ignored grid_steps would show. */
     g.net.steps = 30;
-    blo_causal_result rg30 = run(&d, &g);
+    blo_causal_result rg30 = causal_tiny_run(&d, &g);
     TU_CHECK(rg30.alpha != rg.alpha, "the grids at 10 and 30 steps pick different α (%g, %g)",
              rg.alpha, rg30.alpha);
 
     for (int64_t gs = 0; gs <= 10; gs += 10) { /* 0: net.steps / 3 = 10 */
         blo_causal_config c = tiny(BLO_CAUSAL_TUNE_GRID_ALPHA);
         c.grid = grid, c.ngrid = 3, c.grid_steps = gs, c.net.alpha = 0.7;
-        blo_causal_result r = run(&d, &c);
+        blo_causal_result r = causal_tiny_run(&d, &c);
         TU_CHECK(r.alpha == ra.alpha && r.pehe_out == ra.pehe_out && r.pehe_in == ra.pehe_in &&
                      r.criterion == ra.criterion,
                  "grid_steps %lld: α %.9g, √PEHE out %.9g; the grid then alpha: %.9g, %.9g",

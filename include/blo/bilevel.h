@@ -98,6 +98,26 @@ typedef enum blo_init_kind {
                            soba, amm), which carry y from the problem's y_0, and fhg refuse
                            it */
 } blo_init_kind;
+/* What a warm-started trajectory does with the inner optimizer's state (its momentum or Adam
+ * moments m, v and step count t). */
+typedef enum blo_inner_state {
+    BLO_INNER_STATE_RESET = 0, /* every outer iteration starts the inner optimizer afresh
+                                  (m = v = 0, t = 0): with Adam, its first step moves every
+                                  coordinate by about inner.lr */
+    BLO_INNER_STATE_CARRY      /* with init = warm: the trajectory starts from the state the
+                                  last one ended with (m, v, t as values, not differentiated,
+                                  as the warm y is not), so K outer iterations of T inner steps
+                                  are K·T steps of one run of the inner optimizer while x stays
+                                  put. Needs the configured optimizer (not inner_update); the
+                                  methods that carry y themselves (bome, soba, amm) refuse it;
+                                  a registered method carries it when it unrolls with
+                                  blo_env_unroll and ends with blo_env_keep_y or
+                                  blo_env_finish_reverse. Seed it with blo_solver_inner_state /
+                                  blo_solver_set_inner_t */
+} blo_inner_state;
+/* Parses "reset", "carry"; returns -1 for an unknown name. */
+int blo_inner_state_parse(const char *name);
+const char *blo_inner_state_name(blo_inner_state k);
 /* Parses "fixed", "warm", "learned", "from_x"; returns -1 for an unknown name. */
 int blo_init_kind_parse(const char *name);
 const char *blo_init_kind_name(blo_init_kind k);
@@ -189,12 +209,14 @@ typedef struct blo_config {
     void *record_user;
     const char *checkpoint_path; /* save the whole state here every checkpoint_every iters */
     int64_t checkpoint_every;
+    blo_inner_state inner_state; /* the inner optimizer's state across outer iterations
+                                    (reset by default; carry needs init = warm) */
 } blo_config;
 
 /* Defaults: rhg, SGD lr 0.1 with T = 20, fixed start, outer Adam lr 0.01, 100 iterations,
  * trhg_window, neumann_terms and solve_iters 10, tol 1e-10, no Anderson (m 0, β 1), damping 0,
  * alpha 0.5, eta 0.5, fd_radius 0.01, upper_lr 0.1, amm_schedule 0, max_fhg_dim 4096, no
- * hypergradient check (check_directions 4), seed 0. */
+ * hypergradient check (check_directions 4), seed 0, inner_state reset. */
 blo_config blo_config_default(void);
 
 /* ---- The method registry --------------------------------------------------------------------- */
@@ -284,7 +306,9 @@ blo_status blo_env_finish_reverse(blo_method_env *e, blo_tensor *const *yT, blo_
                                   blo_tensor **hy0);
 /* Reports F and f at the y the hypergradient ends on (the record's values). */
 void blo_env_set_values(blo_method_env *e, double upper, double lower);
-/* Keeps y's values as the y_T the solver reports and warm-starts from. */
+/* Keeps y's values as the y_T the solver reports and warm-starts from (and, with inner_state
+ * carry, the optimizer state the last blo_env_unroll ended with, as blo_env_finish_reverse
+ * does). */
 void blo_env_keep_y(blo_method_env *e, blo_tensor *const *y);
 /* Reports a linear solve (or any inner iteration with a residual) in the record:
  * blo_record.solve_residual and solve_iters. A method that solves several reports the last. */
@@ -356,6 +380,16 @@ void blo_solver_values(const blo_solver *s, double *upper, double *lower);
 blo_tensor *blo_solver_x(const blo_solver *s, int i);
 blo_tensor *blo_solver_y(const blo_solver *s, int i);  /* y_T of the last iteration */
 blo_tensor *blo_solver_y0(const blo_solver *s, int i); /* the LL start (learned or fixed) */
+/* With inner_state = carry: the inner optimizer's state the next trajectory starts from —
+ * which = 0 the first moment (momentum's buffer, Adam's m), 1 Adam's second moment v — for
+ * y[i]; NULL where the optimizer keeps none, or without carry. Owned by the solver; a caller
+ * may overwrite its values between iterations, as blo_solver_y's (to continue an Adam run of
+ * its own: its m, v here, its step count with blo_solver_set_inner_t). Saved in checkpoints. */
+blo_tensor *blo_solver_inner_state(const blo_solver *s, int which, int i);
+/* The inner optimizer's steps taken so far (Adam's bias correction counts from it; 0 at the
+ * start, -1 without carry), and setting it (t >= 0; BLO_ERR_INVALID without carry). */
+int64_t blo_solver_inner_t(const blo_solver *s);
+blo_status blo_solver_set_inner_t(blo_solver *s, int64_t t);
 
 #ifdef __cplusplus
 }

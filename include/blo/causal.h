@@ -113,6 +113,8 @@ typedef struct blo_causal_net {
     int np;                 /* number of parameter tensors */
     blo_tensor **params;    /* rep (W, b) x rep_layers, then head 0, then head 1 */
     double y_mean, y_std;   /* the training outcomes' scale */
+    blo_opt_state adam;     /* the training's Adam state at its end (m, v in ctx; t its steps):
+                               where a continued training (the bilevel phase) starts */
 } blo_causal_net;
 
 /* Trains a network on rows train[0..k) of d. unit_weight[k] (NULL: all 1) weights the
@@ -168,7 +170,10 @@ typedef struct blo_causal_config {
     blo_causal_net_config net;
     blo_causal_tune tune;
     blo_causal_criterion criterion;
-    blo_config solver; /* tune hyper / weights: method, inner, inner_steps, outer, outer_iters */
+    blo_config solver; /* tune hyper / weights: method, inner, inner_steps, outer, outer_iters;
+                          with solver.inner_state carry and Adam inner steps the inner Adam
+                          starts from the training's (its m, v, t: blo_causal_net.adam), so the
+                          bilevel phase continues that training, not a fresh Adam */
     uint64_t split_seed;
     const double *grid; /* tune grid / grid_alpha: the α values tried */
     int ngrid;
@@ -177,6 +182,10 @@ typedef struct blo_causal_config {
      * replacement afresh at each inner step from the solver's generator, as the training's
      * minibatches are (0: every training unit); net.batch (100) by default. */
     int64_t inner_batch;
+    /* tune hyper / alpha / weights: end on the network with the lowest criterion seen — the
+     * trained start's, or an outer iteration's y_T — as the grid keeps its best (r.alpha, r.
+     * criterion are then that network's). 0: the last iterate. */
+    int keep_best;
     /* Optional outputs (NULL: not written), indexed by unit in the data's order: every unit's
      * estimated effect ŷ1 − ŷ0 [n], and its part of the split [n] (0 train, 1 validation,
      * 2 test). */

@@ -19,15 +19,16 @@ typedef struct causal_cmd {
     blo_causal_config c;
     const char *source, *model, *tune, *criterion, *ipm;
     const char *treatment, *outcome, *covariates, *mu0, *mu1;
-    long long reps, rep_layers, rep_width, head_layers, head_width, steps, batch, seed,
+    long long reps, rep, rep_layers, rep_width, head_layers, head_width, steps, batch, seed,
         grid_steps, inner_batch;
     double alpha, l2, lr, wass_lambda, rbf_sigma;
     long long wass_iters;
-    int no_reweight, normalize;
+    int no_reweight, normalize, keep_best;
     const char *grid, *effects;
     double gridv[16];
     int nres;
     blo_causal_result r[MAX_REPS];
+    long long rep_no[MAX_REPS]; /* the replication of r[i] */
 } causal_cmd;
 
 static bool cc_configure(cli_task *t) {
@@ -61,6 +62,7 @@ static bool cc_configure(cli_task *t) {
     }
     c->grid_steps = h->grid_steps;
     c->inner_batch = h->inner_batch;
+    c->keep_best = h->keep_best;
     c->grid = h->gridv;
     c->criterion = strcmp(h->criterion, "factual") ? BLO_CAUSAL_NN : BLO_CAUSAL_FACTUAL;
     if ((c->tune == BLO_CAUSAL_TUNE_HYPER || c->tune == BLO_CAUSAL_TUNE_ALPHA) && c->net.alpha <= 0) {
@@ -81,7 +83,12 @@ static bool cc_configure(cli_task *t) {
         return false;
     }
     if (!ihdp) h->reps = 1;
-    t->total = h->reps;
+    if (h->rep > 0 && !ihdp) {
+        fprintf(stderr, "blo causal: --rep picks an IHDP replication; --data %s is one data set\n",
+                h->source);
+        return false;
+    }
+    t->total = h->rep > 0 ? 1 : h->reps;
     return true;
 }
 
@@ -105,17 +112,17 @@ static const char *model_name(const causal_cmd *h) {
                                                  : "CFR-MMD";
 }
 
-/* --effects: one line per unit of replication k (the file started afresh at k = 1). */
-static blo_status write_effects(const char *path, long long k, const blo_causal_data *d,
+/* --effects: one line per unit of replication k (the file started afresh when fresh). */
+static blo_status write_effects(const char *path, long long k, int fresh, const blo_causal_data *d,
                                 const double *tau, const signed char *part, char *err,
                                 size_t errlen) {
     static const char *const PART[3] = {"train", "val", "test"};
-    FILE *f = fopen(path, k == 1 ? "w" : "a");
+    FILE *f = fopen(path, fresh ? "w" : "a");
     if (!f) {
         snprintf(err, errlen, "causal: cannot write --effects %s", path);
         return BLO_ERR_IO;
     }
-    if (k == 1) fprintf(f, "rep,unit,split,t,y,tau_hat,mu0,mu1\n");
+    if (fresh) fprintf(f, "rep,unit,split,t,y,tau_hat,mu0,mu1\n");
     for (int64_t i = 0; i < d->n; i++)
         fprintf(f, "%lld,%lld,%s,%g,%.9g,%.9g,%.9g,%.9g\n", k, (long long)i, PART[part[i]],
                 d->t[i], d->y[i], tau[i], d->mu0 ? d->mu0[i] : NAN, d->mu1 ? d->mu1[i] : NAN);
@@ -132,9 +139,11 @@ static blo_status cc_run(cli_task *t, char *err, size_t errlen) {
     bool ihdp = !strcmp(h->source, "ihdp");
     if (!t->quiet)
         fprintf(stderr, "causal: %s, tune %s (criterion %s), %lld replication%s\n",
-                model_name(h), h->tune, h->criterion, h->reps,
-                h->reps > 1 ? "s" : "");
-    for (long long k = 1; k <= h->reps; k++) {
+                model_name(h), h->tune, h->criterion, h->rep > 0 ? 1 : h->reps,
+                h->reps > 1 && !h->rep ? "s" : "");
+    long long first = h->rep > 0 ? h->rep : 1, last = h->rep > 0 ? h->rep : h->reps;
+    for (long long k = first; k <= last; k++) {
+        int slot = (int)(k - first);
         char path[1024];
         if (ihdp)
             ihdp_path(path, sizeof path, k);
@@ -152,21 +161,23 @@ static blo_status cc_run(cli_task *t, char *err, size_t errlen) {
             if (!tau || !part) st = BLO_ERR_NOMEM;
         }
         h->c.out_tau = tau, h->c.out_split = part;
-        if (!st) st = blo_causal_run(&d, &h->c, &h->r[k - 1], err, errlen);
-        if (!st && h->effects) st = write_effects(h->effects, k, &d, tau, part, err, errlen);
+        if (!st) st = blo_causal_run(&d, &h->c, &h->r[slot], err, errlen);
+        if (!st && h->effects)
+            st = write_effects(h->effects, k, k == first, &d, tau, part, err, errlen);
         h->c.out_tau = NULL, h->c.out_split = NULL;
         free(tau);
         free(part);
         blo_causal_data_free(&d);
         if (st) return st;
-        h->nres = (int)k;
-        const blo_causal_result *r = &h->r[k - 1];
+        h->nres = slot + 1;
+        h->rep_no[slot] = k;
+        const blo_causal_result *r = &h->r[slot];
         char status[160];
         snprintf(status, sizeof status, "rep %lld: sqrt PEHE in %.3f out %.3f", k, r->pehe_in,
                  r->pehe_out);
         double row[7] = {(double)k, r->pehe_in, r->pehe_out, r->ate_in, r->ate_out, r->criterion,
                          r->alpha};
-        cli_task_step(t, k, status, row);
+        cli_task_step(t, slot + 1, status, row);
     }
     return BLO_OK;
 }
@@ -224,9 +235,9 @@ static int cc_summary(cli_task *t) {
            h->tune, h->criterion);
     printf("  rep  PEHE^.5 in  PEHE^.5 out  eps_ATE in  eps_ATE out  criterion  alpha\n");
     for (int i = 0; i < h->nres; i++)
-        printf("  %-4d %10.3f %12.3f %11.3f %12.3f %10.4f  %.3g\n", i + 1, h->r[i].pehe_in,
-               h->r[i].pehe_out, h->r[i].ate_in, h->r[i].ate_out, h->r[i].criterion,
-               h->r[i].alpha);
+        printf("  %-4lld %10.3f %12.3f %11.3f %12.3f %10.4f  %.3g\n", h->rep_no[i],
+               h->r[i].pehe_in, h->r[i].pehe_out, h->r[i].ate_in, h->r[i].ate_out,
+               h->r[i].criterion, h->r[i].alpha);
     printf("  mean %10.3f %12.3f %11.3f %12.3f\n", m[0], m[1], m[2], m[3]);
     printf("  s.e. %10.3f %12.3f %11.3f %12.3f\n", se[0], se[1], se[2], se[3]);
     return CLI_EXIT_OK;
@@ -251,10 +262,12 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
     h.inner_batch = h.c.inner_batch;
     cli_task t;
     cli_task_init(&t, &CC, cmd, &h.c.solver, &h);
-    cli_opt opts[30 + CLI_TASK_NOPTS] = {
+    cli_opt opts[32 + CLI_TASK_NOPTS] = {
         {"--data", NULL, CLI_STRING, &h.source, 0, 0, NULL, "ihdp|FILE",
          "the 10 shipped IHDP replications, or a CSV with a header (see --treatment)"},
         {"--reps", NULL, CLI_INT, &h.reps, 1, MAX_REPS, NULL, "N", "IHDP replications 1 .. N"},
+        {"--rep", NULL, CLI_INT, &h.rep, 0, MAX_REPS, NULL, "K",
+         "IHDP replication K alone (0: those of --reps)"},
         {"--treatment", NULL, CLI_STRING, &h.treatment, 0, 0, NULL, "COL", "CSV: the 0/1 treatment column"},
         {"--outcome", NULL, CLI_STRING, &h.outcome, 0, 0, NULL, "COL", "CSV: the factual outcome column"},
         {"--covariates", NULL, CLI_STRING, &h.covariates, 0, 0, NULL, "A|B|..",
@@ -282,6 +295,9 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
          "grid-alpha: training steps per grid point (0: --steps / points, the grid costs one training)"},
         {"--inner-batch", NULL, CLI_INT, &h.inner_batch, 0, 1e9, NULL, "B",
          "hyper / alpha / weights: f on B training units drawn afresh each inner step (0: all)"},
+        {"--keep-best", NULL, CLI_FLAG, &h.keep_best, 0, 0, NULL, NULL,
+         "hyper / alpha / weights: end on the network of lowest criterion seen (start or y_T of an "
+         "outer iteration), as the grid keeps its best"},
         {"--criterion", NULL, CLI_CHOICE, &h.criterion, 0, 0, "nn|factual", "C",
          "upper level: nn = mean (τ̂ − τ_nn)² on validation (scores the effect itself); factual "
          "= arm-balanced validation MSE"},
@@ -300,5 +316,5 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--effects", NULL, CLI_STRING, &h.effects, 0, 0, NULL, "FILE",
          "write every unit's estimated effect (CSV: rep, unit, split, t, y, tau_hat, mu0, mu1)"},
     };
-    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 30));
+    return cli_task_main(&t, argc, argv, opts, cli_task_opts(&t, opts, 32));
 }

@@ -11,6 +11,7 @@ void cli_solver_args_from(cli_solver_args *a, const blo_config *c) {
     a->inner_opt = blo_opt_kind_name(c->inner.kind);
     a->outer_opt = blo_opt_kind_name(c->outer.kind);
     a->init = blo_init_kind_name(c->init);
+    a->inner_state = blo_inner_state_name(c->inner_state);
     a->inner_lr = c->inner.lr;
     a->outer_lr = c->outer.lr;
     a->init_lr = c->init_opt.lr;
@@ -55,6 +56,10 @@ int cli_solver_opts(cli_opt *o, int n, cli_solver_args *a) {
          "upper-level step size"},
         {"--init", NULL, CLI_CHOICE, &a->init, 0, 0, "fixed|warm|learned", "KIND",
          "lower-level start: fixed y0, warm (last y_T), learned (y0 updated on dF/dy0)"},
+        {"--inner-state", NULL, CLI_CHOICE, &a->inner_state, 0, 0, "reset|carry", "S",
+         "with --init warm: reset restarts the inner optimizer every outer iteration (m = v = 0, "
+         "t = 0); carry continues its m, v, t from the last one (K outer × T inner steps = K·T "
+         "steps of one run)"},
         {"--init-lr", NULL, CLI_DOUBLE, &a->init_lr, 1e-300, BIG, NULL, "LR",
          "SGD step of a learned start y0"},
         {"--K", NULL, CLI_INT, &a->K, 0, 1e9, NULL, "K",
@@ -119,6 +124,7 @@ bool cli_solver_config(const char *cmd, const cli_solver_args *a, blo_config *c)
     c->outer.lr = a->outer_lr;
     c->outer.momentum = a->momentum;
     c->init = (blo_init_kind)blo_init_kind_parse(a->init);
+    c->inner_state = (blo_inner_state)blo_inner_state_parse(a->inner_state);
     c->init_opt.lr = a->init_lr;
     c->trhg_window = (int)a->trhg_window;
     c->neumann_terms = (int)a->neumann_terms;

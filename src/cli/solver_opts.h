@@ -10,7 +10,7 @@
 typedef struct cli_solver_args {
     const char *method;
     long long outer, inner;
-    const char *inner_opt, *outer_opt, *init, *amm_schedule;
+    const char *inner_opt, *outer_opt, *init, *amm_schedule, *inner_state;
     double inner_lr, outer_lr, init_lr, momentum, weight_decay;
     long long K; /* -1: unset; else sets the three below */
     long long trhg_window, neumann_terms, solve_iters;
@@ -26,7 +26,7 @@ typedef struct cli_solver_args {
 void cli_solver_args_from(cli_solver_args *a, const blo_config *c);
 /* Appends the shared options (pointing into a) to opts[*n ...]; returns the new count. opts
  * must have room for CLI_SOLVER_NOPTS more entries. */
-#define CLI_SOLVER_NOPTS 29
+#define CLI_SOLVER_NOPTS 30
 int cli_solver_opts(cli_opt *opts, int n, cli_solver_args *a);
 /* Fills c from the parsed values (keeping c's other fields). Prints a message naming the
  * option and returns false for an unknown method. */

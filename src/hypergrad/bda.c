@@ -76,7 +76,9 @@ static blo_status bda_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor *
     while (tr.t < e->c.inner_steps) {
         if ((st = aggregate(e, &tr, gf, gF, agg)) || (st = blo__inner_step(e, &tr, agg))) return st;
     }
-    return blo__finish_reverse(e, tr.y, tr.t, hx, hy0, e->c.init == BLO_INIT_LEARNED);
+    st = blo__finish_reverse(e, tr.y, tr.t, hx, hy0, e->c.init == BLO_INIT_LEARNED);
+    if (!st) blo__keep_opt_state(e, &tr);
+    return st;
 }
 
 const blo_method blo__method_bda = {

@@ -136,6 +136,13 @@ blo_status blo__refuse_learned_start(blo_method_env *e, const char *method) {
 }
 
 blo_status blo__check_carried_y(blo_method_env *e, const char *method, int need_sgd) {
+    if (e->c.inner_state == BLO_INNER_STATE_CARRY)
+        return blo__method_fail(e, BLO_ERR_INVALID,
+                                "%s: inner_state carry continues an inner optimizer from one "
+                                "warm-started trajectory to the next; this method carries y "
+                                "itself and restarts its inner steps from it — use inner_state "
+                                "reset",
+                                method);
     if (need_sgd && (e->c.inner.kind != BLO_OPT_SGD || e->c.inner_update))
         return blo__method_fail(e, BLO_ERR_INVALID,
                                 "%s: y takes plain steps of size inner.lr; the inner optimizer "

@@ -75,7 +75,7 @@ static blo_status cg_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor **
 
     /* dF/dx = ∂F/∂x − ∇_x ⟨∇_y f, v⟩. */
     if ((st = blo__implicit_finish(e, g, v, dx, hx))) return st;
-    blo__keep_y(e, y);
+    blo__keep_state(e, &tr);
     return BLO_OK;
 }
 

@@ -115,7 +115,14 @@ blo_status blo__traj_start(blo_method_env *e, blo_traj *tr, int differentiate) {
             tr->y[i] = e->y0[i];
         return traj_buffers(e, tr);
     }
-    return blo__traj_start_from(e, tr, e->c.init == BLO_INIT_WARM ? e->y : e->y0);
+    blo_status st = blo__traj_start_from(e, tr, e->c.init == BLO_INIT_WARM ? e->y : e->y0);
+    if (st || e->c.init != BLO_INIT_WARM || e->c.inner_state != BLO_INNER_STATE_CARRY) return st;
+    for (int i = 0; i < e->ny; i++) { /* the carried optimizer state, as values */
+        if (tr->m[i] && e->cm[i]) blo_copy_into(tr->m[i], e->cm[i]);
+        if (tr->v[i] && e->cv[i]) blo_copy_into(tr->v[i], e->cv[i]);
+    }
+    tr->t0 = e->inner_t;
+    return BLO_OK;
 }
 
 blo_status blo__traj_start_from(blo_method_env *e, blo_traj *tr, blo_tensor *const *y) {
@@ -128,7 +135,7 @@ static blo_status traj_lists(blo_method_env *e, blo_traj *tr) {
     tr->y = alloc_list(e, e->ny);
     tr->m = alloc_list(e, e->ny);
     tr->v = alloc_list(e, e->ny);
-    tr->t = 0;
+    tr->t = tr->t0 = 0;
     return tr->y && tr->m && tr->v ? BLO_OK : blo__method_ctx_fail(e, "starting the LL");
 }
 
@@ -219,7 +226,7 @@ blo_status blo__inner_step(blo_method_env *e, blo_traj *tr, blo_tensor *const *g
         for (int i = 0; i < e->ny; i++)
             lr[i] = e->x[e->c.lr_x + (e->c.lr_x_per_y ? i : 0)];
     }
-    blo_opt_state os = {e->ny, tr->m, tr->v, tr->t};
+    blo_opt_state os = {e->ny, tr->m, tr->v, tr->t0 + tr->t};
     if (e->c.inner_update) { /* the user's Φ(x, y_t) */
         if (e->c.inner_update(c, e->nx, e->x, e->ny, tr->y, g, tr->t, ny, e->c.inner_update_user)) {
             if (!blo_ctx_status(c)) blo_ctx_set_error(c, BLO_ERR_INVALID, "inner_update failed");
@@ -242,7 +249,7 @@ blo_status blo__inner_step(blo_method_env *e, blo_traj *tr, blo_tensor *const *g
             return blo__method_ctx_fail(e, "the inner step");
         tr->y[i] = ny[i];
     }
-    tr->t = os.t;
+    tr->t = os.t - tr->t0;
     return BLO_OK;
 }
 
@@ -307,6 +314,20 @@ blo_status blo__unroll(blo_method_env *e, blo_traj *tr, int64_t to, int create) 
 void blo__keep_y(blo_method_env *e, blo_tensor *const *y) {
     for (int i = 0; i < e->ny; i++)
         blo_copy_into(e->y[i], y[i]);
+}
+
+void blo__keep_opt_state(blo_method_env *e, const blo_traj *tr) {
+    if (e->c.inner_state != BLO_INNER_STATE_CARRY || !e->cm) return;
+    for (int i = 0; i < e->ny; i++) {
+        if (tr->m[i] && e->cm[i]) blo_copy_into(e->cm[i], tr->m[i]);
+        if (tr->v[i] && e->cv[i]) blo_copy_into(e->cv[i], tr->v[i]);
+    }
+    e->inner_t = tr->t0 + tr->t;
+}
+
+void blo__keep_state(blo_method_env *e, const blo_traj *tr) {
+    blo__keep_y(e, tr->y);
+    blo__keep_opt_state(e, tr);
 }
 
 blo_status blo__finish_reverse(blo_method_env *e, blo_tensor *const *yT, int64_t step,

@@ -7,14 +7,29 @@
 
 static const char *const INIT_NAMES[] = {"fixed", "warm", "learned", "from_x"};
 
-int blo_init_kind_parse(const char *name) {
-    for (int i = 0; name && i < 4; i++)
-        if (!strcmp(name, INIT_NAMES[i])) return i;
+/* The index of name in names[0..n), or -1. */
+static int name_index(const char *const *names, int n, const char *name) {
+    for (int i = 0; name && i < n; i++)
+        if (!strcmp(name, names[i])) return i;
     return -1;
+}
+
+int blo_init_kind_parse(const char *name) {
+    return name_index(INIT_NAMES, 4, name);
 }
 
 const char *blo_init_kind_name(blo_init_kind k) {
     return (unsigned)k < 4 ? INIT_NAMES[k] : "?";
+}
+
+static const char *const INNER_STATE_NAMES[] = {"reset", "carry"};
+
+int blo_inner_state_parse(const char *name) {
+    return name_index(INNER_STATE_NAMES, 2, name);
+}
+
+const char *blo_inner_state_name(blo_inner_state k) {
+    return (unsigned)k < 2 ? INNER_STATE_NAMES[k] : "?";
 }
 
 blo_config blo_config_default(void) {

@@ -109,7 +109,7 @@ static blo_status darts_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor
     e->last_upper = blo_tensor_item(F);
     blo_ctx_rewind(c, mk);
     if ((st = blo__lower_value(e, y, T))) return st;
-    blo__keep_y(e, y);
+    blo__keep_state(e, &tr);
     return BLO_OK;
 }
 

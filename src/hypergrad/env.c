@@ -64,6 +64,8 @@ blo_status blo_env_unroll(blo_method_env *e, int differentiate, blo_tensor **yT)
     if (!st) st = blo__unroll(e, &tr, e->c.inner_steps, differentiate);
     for (int i = 0; !st && i < e->ny; i++)
         yT[i] = tr.y[i];
+    if (!st && (e->fin = blo__ctx_alloc(e->sctx, sizeof *e->fin))) /* for blo_env_keep_y */
+        *e->fin = tr;
     return st;
 }
 
@@ -84,7 +86,9 @@ blo_status blo_env_finish_reverse(blo_method_env *e, blo_tensor *const *yT, blo_
                                   blo_tensor **hy0) {
     if (!e || !yT || !hx) return BLO_ERR_INVALID;
     int with_y0 = e->c.init == BLO_INIT_LEARNED && hy0;
-    return blo__finish_reverse(e, yT, e->c.inner_steps, hx, hy0, with_y0);
+    blo_status st = blo__finish_reverse(e, yT, e->c.inner_steps, hx, hy0, with_y0);
+    if (!st && e->fin) blo__keep_opt_state(e, e->fin);
+    return st;
 }
 
 void blo_env_set_values(blo_method_env *e, double upper, double lower) {
@@ -94,7 +98,9 @@ void blo_env_set_values(blo_method_env *e, double upper, double lower) {
 }
 
 void blo_env_keep_y(blo_method_env *e, blo_tensor *const *y) {
-    if (e && y) blo__keep_y(e, y);
+    if (!e || !y) return;
+    blo__keep_y(e, y);
+    if (e->fin) blo__keep_opt_state(e, e->fin);
 }
 
 void blo_env_report_solve(blo_method_env *e, double residual, int64_t iters) {

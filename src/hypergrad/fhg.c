@@ -84,7 +84,7 @@ static blo_status fhg_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor *
 
     for (int64_t t = 0; t < T; t++) {
         blo_mark mk = blo_ctx_mark(c);
-        blo_traj step = {blo__list(e, ny), blo__list(e, ny), blo__list(e, ny), t};
+        blo_traj step = {blo__list(e, ny), blo__list(e, ny), blo__list(e, ny), t, tr.t0};
         if (!step.y || !step.m || !step.v) return blo__method_ctx_fail(e, "fhg");
         memcpy(step.y, tr.y, sizeof(blo_tensor *) * (size_t)ny);
         memcpy(step.m, tr.m, sizeof(blo_tensor *) * (size_t)ny);
@@ -155,7 +155,8 @@ static blo_status fhg_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor *
         for (int64_t k = 0; k < blo_tensor_numel(hy0[i]); k++, j++)
             blo_tensor_set(hy0[i], k, blo__dot_list(ny, Z + j * nst, dy));
     if ((st = blo__lower_value(e, tr.y, T))) return st;
-    blo__keep_y(e, tr.y);
+    tr.t = T; /* the loop stepped tr's tensors in place */
+    blo__keep_state(e, &tr);
     return BLO_OK;
 }
 

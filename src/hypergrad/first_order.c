@@ -27,7 +27,7 @@ static blo_status first_order_hypergrad(blo_method_env *e, blo_tensor **hx, blo_
     if (e->c.init == BLO_INIT_LEARNED) memcpy(hy0, dy, sizeof(blo_tensor *) * (size_t)ny);
     if ((st = blo__init_vjp(e, dy, hx))) return st;
     if ((st = blo__lower_value(e, tr.y, tr.t))) return st;
-    blo__keep_y(e, tr.y);
+    blo__keep_state(e, &tr);
     return BLO_OK;
 }
 

@@ -72,8 +72,16 @@ static blo_status fixed_point_hypergrad(blo_method_env *e, blo_tensor **hx, blo_
     blo_tensor **dx = blo__list(e, nx), **dy = blo__list(e, ny), **g = blo__list(e, ny);
     blo_tensor **u = blo__list(e, ny), **mixed = blo__list(e, nx);
     if (!y || !dx || !dy || !g || !u || !mixed) return blo__method_ctx_fail(e, "fixed_point");
-    for (int i = 0; i < ny; i++)
+    blo_traj end = tr; /* the state at T (the step below replaces tr's entries) */
+    end.y = y;
+    end.m = blo__list(e, ny);
+    end.v = blo__list(e, ny);
+    if (!end.m || !end.v) return blo__method_ctx_fail(e, "fixed_point");
+    for (int i = 0; i < ny; i++) {
         y[i] = tr.y[i];
+        end.m[i] = tr.m[i];
+        end.v[i] = tr.v[i];
+    }
     if ((st = blo__upper_grads(e, y, tr.t, dx, dy))) return st;
 
     /* One recorded step Φ(x, y_T): its VJPs give (∂Φ/∂y)ᵀ u and (∂Φ/∂x)ᵀ u. */
@@ -102,7 +110,7 @@ static blo_status fixed_point_hypergrad(blo_method_env *e, blo_tensor **hx, blo_
         return blo__method_ctx_fail(e, "fixed_point: (∂Φ/∂x)ᵀ u");
     for (int i = 0; i < nx; i++)
         if (!(hx[i] = blo_add(c, dx[i], mixed[i]))) return blo__method_ctx_fail(e, "fixed_point");
-    blo__keep_y(e, y);
+    blo__keep_state(e, &end);
     return BLO_OK;
 }
 

@@ -87,7 +87,7 @@ static blo_status iaptt_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor
     if (!f) return blo__method_ctx_fail(e, "iaptt: the lower objective");
     e->last_upper = F_T;
     e->last_lower = blo_tensor_item(f);
-    blo__keep_y(e, tr.y);
+    blo__keep_state(e, &tr);
     return BLO_OK;
 }
 

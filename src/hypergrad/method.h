@@ -36,6 +36,12 @@ struct blo_method_env {
     int64_t solve_iters;           /* and iterations (NAN and -1: no solve; outputs) */
     char *err;                     /* the message of a failure (errlen bytes, the owner's) */
     size_t errlen;
+    /* inner_state = carry: the inner optimizer's state a warm trajectory starts from and its
+     * end is kept in (the owner's tensors; NULL entries where the optimizer keeps none), and
+     * its step count. */
+    blo_tensor **cm, **cv;
+    int64_t inner_t;
+    struct blo_traj *fin; /* blo_env_unroll's last trajectory (in sctx), for blo_env_keep_y */
 };
 
 /* The registry (src/hypergrad/registry.c): built-in and registered methods. */
@@ -64,11 +70,14 @@ typedef struct blo_traj {
     blo_tensor **m; /* momentum / Adam first moment, or NULL entries */
     blo_tensor **v; /* Adam second moment, or NULL entries */
     int64_t t;      /* steps taken */
+    int64_t t0;     /* the optimizer's steps before y_0 (a carried state; else 0): step t of the
+                       trajectory is the optimizer's step t0 + t (Adam's bias correction) */
 } blo_traj;
 
 /* A trajectory starting at the LL start. learned y_0 and differentiate: the y0 leaves
  * themselves; otherwise fresh leaves holding y_0's values (requires_grad, so the inner
- * gradient can be taken). Buffers are zeros. */
+ * gradient can be taken). Buffers are zeros, or with inner_state = carry (warm starts only)
+ * copies of the carried state's values (not differentiated, as the warm y is not). */
 blo_status blo__traj_start(blo_method_env *e, blo_traj *tr, int differentiate);
 /* A trajectory starting from copies of y's values (fresh leaves with requires_grad), whatever
  * the configured start; buffers are zeros. For methods that carry their own LL iterate. */
@@ -97,6 +106,11 @@ blo_tensor *blo__upper(blo_method_env *e, blo_tensor *const *y, int64_t step);
 blo_tensor *blo__lower(blo_method_env *e, blo_tensor *const *y, int64_t step);
 /* Copies y's values into e->y (the state reported and warm-started from). */
 void blo__keep_y(blo_method_env *e, blo_tensor *const *y);
+/* With inner_state = carry: copies tr's optimizer state (m, v and t0 + t) into the carried
+ * state the next warm trajectory starts from; nothing otherwise. */
+void blo__keep_opt_state(blo_method_env *e, const blo_traj *tr);
+/* blo__keep_y(tr->y) and blo__keep_opt_state(tr): a method ending on trajectory tr. */
+void blo__keep_state(blo_method_env *e, const blo_traj *tr);
 /* Fresh leaves in e->sctx holding copies of ts' values, with requires_grad. */
 blo_status blo__leaf_copies(blo_method_env *e, int n, blo_tensor *const *ts, blo_tensor **out);
 /* A zeroed array of n tensor pointers in e->sctx (NULL on failure). */

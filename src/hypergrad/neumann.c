@@ -68,7 +68,7 @@ static blo_status neumann_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tens
     }
 
     if ((st = blo__implicit_finish(e, g, v, dx, hx))) return st;
-    blo__keep_y(e, y);
+    blo__keep_state(e, &tr);
     return BLO_OK;
 }
 

@@ -39,6 +39,7 @@ static blo_status state_clone(blo_method_env *e, const blo_traj *tr, blo_traj *c
     cs->m = blo__list(e, e->ny);
     cs->v = blo__list(e, e->ny);
     cs->t = tr->t;
+    cs->t0 = tr->t0;
     if (!cs->y || !cs->m || !cs->v) return blo__method_ctx_fail(e, "reverse mode: states");
     for (int i = 0; i < e->ny; i++) {
         cs->y[i] = blo_clone(e->sctx, tr->y[i]);
@@ -50,6 +51,13 @@ static blo_status state_clone(blo_method_env *e, const blo_traj *tr, blo_traj *c
     return BLO_OK;
 }
 
+static int count_set(int n, blo_tensor *const *l) {
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        k += l[i] != NULL;
+    return k;
+}
+
 static void state_copy(int ny, blo_traj *dst, const blo_traj *src) {
     for (int i = 0; i < ny; i++) {
         blo_copy_into(dst->y[i], src->y[i]);
@@ -57,6 +65,7 @@ static void state_copy(int ny, blo_traj *dst, const blo_traj *src) {
         if (dst->v[i]) blo_copy_into(dst->v[i], src->v[i]);
     }
     dst->t = src->t;
+    dst->t0 = src->t0;
 }
 
 /* Segment k recorded: its start s_{t_k} as fresh leaves (requires_grad), listed after x in
@@ -111,7 +120,11 @@ blo_status blo__adjoint_reverse(blo_method_env *e, int64_t K, int64_t S, blo_ten
     blo_tensor **yT = blo__list(e, ny), **lams = blo__list(e, 3 * ny), **acc = blo__list(e, nx);
     if (!yT || !lams || !acc || (st = blo__zeros_like(e, nx, e->x, acc)))
         return st ? st : blo__method_ctx_fail(e, "reverse mode");
+    /* The state at T: its optimizer part is kept for inner_state = carry (else only y_T). */
+    int carry = e->c.inner_state == BLO_INNER_STATE_CARRY;
+    blo_traj fin = {0};
     if ((st = state_clone(e, &ck[nseg], &lam))) return st;
+    if (carry && (st = state_clone(e, &ck[nseg], &fin))) return st;
     int nst = blo__traj_tensors(ny, &lam, lams);
     for (int i = 0; i < ny; i++) {
         if (!(yT[i] = blo_clone(c, ck[nseg].y[i]))) return blo__method_ctx_fail(e, "reverse mode");
@@ -129,6 +142,11 @@ blo_status blo__adjoint_reverse(blo_method_env *e, int64_t K, int64_t S, blo_ten
         if ((st = record_segment(e, &ck[nseg - 1], T, in, out))) return st;
         for (int i = 0; i < ny; i++)
             blo_copy_into(yT[i], out[i]);
+        for (int i = 0, q = ny; carry && i < ny; i++) /* out: y, then the m and v that exist */
+            if (fin.m[i]) blo_copy_into(fin.m[i], out[q++]);
+        for (int i = 0, q = ny + (carry ? count_set(ny, fin.m) : 0); carry && i < ny; i++)
+            if (fin.v[i]) blo_copy_into(fin.v[i], out[q++]);
+        fin.t = T;
     }
 
     /* λ_T = (∂F/∂y_T, 0, 0) and ∂F/∂x at y_T. */
@@ -169,6 +187,7 @@ blo_status blo__adjoint_reverse(blo_method_env *e, int64_t K, int64_t S, blo_ten
     }
     if ((st = blo__lower_value(e, yT, T))) return st;
     blo__keep_y(e, yT);
+    if (carry) blo__keep_opt_state(e, &fin);
     return BLO_OK;
 }
 

@@ -80,7 +80,7 @@ static blo_status soba_hypergrad(blo_method_env *e, blo_tensor **hx, blo_tensor 
     if (!st) st = blo__inner_step(e, &tr, gf);
     blo_ctx_set_recording(c, old);
     if (st) return st;
-    blo__keep_y(e, tr.y);
+    blo__keep_state(e, &tr);
     return BLO_OK;
 }
 

@@ -76,6 +76,10 @@ static void env_begin(blo_solver *s) {
     e->solve_iters = -1;
     e->err = s->err;
     e->errlen = sizeof s->err;
+    e->cm = s->cm;
+    e->cv = s->cv;
+    e->inner_t = s->inner_t;
+    e->fin = NULL;
 }
 
 /* What the method changed: the RNG's draws and F, f at its y_T. */
@@ -85,6 +89,7 @@ static void env_end(blo_solver *s) {
     s->last_lower = s->env.last_lower;
     s->last_solve_residual = s->env.solve_residual;
     s->last_solve_iters = s->env.solve_iters;
+    s->inner_t = s->env.inner_t;
 }
 
 blo_solver *blo_solver_new(const blo_problem *p, const blo_config *c, char *err, size_t errlen) {
@@ -117,6 +122,25 @@ blo_solver *blo_solver_new(const blo_problem *p, const blo_config *c, char *err,
         snprintf(err, errlen,
                  "configuration: inner_steps, outer_iters, check_rhg_steps must be >= 0 and "
                  "init known");
+        return NULL;
+    }
+    if ((unsigned)c->inner_state > BLO_INNER_STATE_CARRY) {
+        snprintf(err, errlen, "configuration: inner_state %d is not reset (0) or carry (1)",
+                 (int)c->inner_state);
+        return NULL;
+    }
+    if (c->inner_state == BLO_INNER_STATE_CARRY && c->init != BLO_INIT_WARM) {
+        snprintf(err, errlen,
+                 "configuration: inner_state carry continues the inner optimizer from the last "
+                 "outer iteration's trajectory, which only a warm start continues; it needs "
+                 "init = warm, got %s",
+                 blo_init_kind_name(c->init));
+        return NULL;
+    }
+    if (c->inner_state == BLO_INNER_STATE_CARRY && c->inner_update) {
+        snprintf(err, errlen,
+                 "configuration: inner_state carry needs the configured inner optimizer: a "
+                 "user-defined inner update (inner_update) keeps no state to carry");
         return NULL;
     }
     if (c->lr_x >= p->nx) {
@@ -221,6 +245,19 @@ blo_solver *blo_solver_new(const blo_problem *p, const blo_config *c, char *err,
                 if (!(s->ms[gi * s->ny + i] =
                           blo_zeros(s->pctx, s->y[i]->dtype, s->y[i]->ndim, s->y[i]->shape)))
                     goto nomem;
+    }
+    if (c->inner_state == BLO_INNER_STATE_CARRY) {
+        blo_opt_kind k = c->inner.kind;
+        s->cm = plist(s, s->ny);
+        s->cv = plist(s, s->ny);
+        s->cs = plist(s, 2 * s->ny);
+        if (!s->cm || !s->cv || !s->cs) goto nomem;
+        if (k != BLO_OPT_SGD && !(s->cm = zeros_list(s, s->ny, s->y))) goto nomem;
+        if (k == BLO_OPT_ADAM && !(s->cv = zeros_list(s, s->ny, s->y))) goto nomem;
+        for (int i = 0; i < s->ny; i++)
+            if (s->cm[i]) s->cs[s->n_cs++] = s->cm[i];
+        for (int i = 0; i < s->ny; i++)
+            if (s->cv[i]) s->cs[s->n_cs++] = s->cv[i];
     }
     blo_rng_seed(&s->rng, c->seed);
     s->last_upper = s->last_lower = NAN;
@@ -382,29 +419,34 @@ blo_status blo_solver_check_hypergrad(blo_solver *s, int directions, blo_hypergr
         return blo__method_fail(&s->env, BLO_ERR_INVALID,
                                 "the hypergradient check needs at least one direction, got %d",
                                 directions);
-    int nx = s->nx, ny = s->ny, nms = s->ms ? s->m->n_state_groups * ny : 0;
+    int nx = s->nx, ny = s->ny, nms = s->ms ? s->m->n_state_groups * ny : 0, ncs = s->n_cs;
     /* The state the method may change, to put back afterwards. */
     blo_rng rng0 = s->rng;
+    int64_t inner_t0 = s->inner_t;
     double up0 = s->last_upper, lo0 = s->last_lower, res0 = s->last_solve_residual;
     int64_t it0 = s->last_solve_iters;
     int64_t T_rhg = s->c.check_rhg_steps;
     double **g = alloc_bufs(nx, s->x), **x0 = alloc_bufs(nx, s->x), **u = alloc_bufs(nx, s->x);
     double **y0 = alloc_bufs(ny, s->y), **ms0 = nms ? alloc_bufs(nms, s->ms) : NULL;
+    double **cs0 = ncs ? alloc_bufs(ncs, s->cs) : NULL;
     double **gr = T_rhg > 0 ? alloc_bufs(nx, s->x) : NULL;
     blo_status st = BLO_OK;
     int saved = 0;
-    if (!g || !x0 || !u || !y0 || (nms && !ms0) || (T_rhg > 0 && !gr)) {
+    if (!g || !x0 || !u || !y0 || (nms && !ms0) || (ncs && !cs0) || (T_rhg > 0 && !gr)) {
         st = blo__method_fail(&s->env, BLO_ERR_NOMEM, "out of memory");
         goto done;
     }
     bufs_copy(nx, s->x, x0, 1);
     bufs_copy(ny, s->y, y0, 1);
     if (nms) bufs_copy(nms, s->ms, ms0, 1);
+    if (ncs) bufs_copy(ncs, s->cs, cs0, 1);
     saved = 1;
     double norm = 0;
     st = hypergrad_into(s, g, NULL, &norm);
     bufs_copy(ny, s->y, y0, 0); /* undo what the method moved */
     if (nms) bufs_copy(nms, s->ms, ms0, 0);
+    if (ncs) bufs_copy(ncs, s->cs, cs0, 0);
+    s->inner_t = inner_t0;
     if (st) goto done;
     if (T_rhg > 0) { /* the long-horizon reference: rhg from the same state and draws */
         const blo_method *m = s->m;
@@ -418,6 +460,8 @@ blo_status blo_solver_check_hypergrad(blo_solver *s, int directions, blo_hypergr
         s->c = c;
         bufs_copy(ny, s->y, y0, 0);
         if (nms) bufs_copy(nms, s->ms, ms0, 0);
+        if (ncs) bufs_copy(ncs, s->cs, cs0, 0);
+        s->inner_t = inner_t0;
         if (st) {
             char why[sizeof s->err];
             snprintf(why, sizeof why, "%s", s->err);
@@ -490,6 +534,7 @@ done:
     free_bufs(nx, u);
     free_bufs(ny, y0);
     free_bufs(nms, ms0);
+    free_bufs(ncs, cs0);
     free_bufs(nx, gr);
     return st;
 }
@@ -629,7 +674,8 @@ blo_status blo_solver_run(blo_solver *s) {
 /* ---- Checkpoints -------------------------------------------------------------------------------
  * Layout (little-endian host order): magic "BLOCKPT1", method name (64 bytes), then int64
  * counts nx, ny, n_state; iter, outer_t; double seconds; the RNG state; then every tensor
- * group as [dtype, ndim, shape..., raw data]. */
+ * group as [dtype, ndim, shape..., raw data]; with inner_state = carry the carried inner
+ * optimizer's moments are the last group and its step count (int64) follows them. */
 
 #define CKPT_MAGIC "BLOCKPT1"
 
@@ -694,7 +740,7 @@ static bool read_tensor(FILE *f, blo_tensor *t, int dry, long end, char *why, si
 /* Every tensor group of the state, in file order. */
 static int state_groups(blo_solver *s, blo_tensor **const *groups, int *sizes) {
     int g = 0;
-    blo_tensor **const list[] = {s->x, s->y, s->y0, s->xm, s->xv, s->y0m, s->y0v, s->ms};
+    blo_tensor **const list[] = {s->x, s->y, s->y0, s->xm, s->xv, s->y0m, s->y0v, s->ms, s->cs};
     int n[] = {s->nx,
                s->ny,
                s->ny,
@@ -702,8 +748,9 @@ static int state_groups(blo_solver *s, blo_tensor **const *groups, int *sizes) {
                s->nx,
                s->y0m ? s->ny : 0,
                s->y0v ? s->ny : 0,
-               s->ms ? s->m->n_state_groups * s->ny : 0};
-    for (int i = 0; i < 8; i++) {
+               s->ms ? s->m->n_state_groups * s->ny : 0,
+               s->n_cs};
+    for (int i = 0; i < 9; i++) {
         ((blo_tensor ***)groups)[g] = list[i];
         sizes[g++] = n[i];
     }
@@ -724,12 +771,14 @@ blo_status blo_solver_save(blo_solver *s, const char *path) {
     bool ok = fwrite(CKPT_MAGIC, 1, 8, f) == 8 && fwrite(name, 1, 64, f) == 64 &&
               fwrite(counts, sizeof counts, 1, f) == 1 && fwrite(&secs, sizeof secs, 1, f) == 1 &&
               fwrite(&s->rng, sizeof s->rng, 1, f) == 1;
-    blo_tensor **groups[8];
-    int sizes[8];
+    blo_tensor **groups[9];
+    int sizes[9];
     int ng = state_groups(s, groups, sizes);
     for (int g = 0; ok && g < ng; g++)
         for (int i = 0; ok && i < sizes[g]; i++)
             ok = write_tensor(f, groups[g][i]);
+    if (ok && s->c.inner_state == BLO_INNER_STATE_CARRY)
+        ok = fwrite(&s->inner_t, sizeof s->inner_t, 1, f) == 1;
     ok = (fflush(f) == 0) && ok;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
@@ -747,6 +796,7 @@ blo_status blo_solver_load(blo_solver *s, const char *path) {
     int64_t counts[5];
     double secs;
     blo_rng rng;
+    int64_t inner_t = 0;
     char why[128] = "truncated";
     bool ok = fread(magic, 1, 8, f) == 8 && fread(name, 1, 64, f) == 64 &&
               fread(counts, sizeof counts, 1, f) == 1 && fread(&secs, sizeof secs, 1, f) == 1 &&
@@ -766,8 +816,8 @@ blo_status blo_solver_load(blo_solver *s, const char *path) {
                  (long long)counts[0], (long long)counts[1], s->nx, s->ny);
         ok = false;
     }
-    blo_tensor **groups[8];
-    int sizes[8];
+    blo_tensor **groups[9];
+    int sizes[9];
     int ng = state_groups(s, groups, sizes);
     /* Two passes: check every header and size first, then read, so that a malformed file
      * leaves the solver's state as it was. */
@@ -782,15 +832,25 @@ blo_status blo_solver_load(blo_solver *s, const char *path) {
             snprintf(why, sizeof why, "cannot seek in the file");
             ok = false;
         }
-        for (int g = 0; ok && g < ng; g++)
+        int g = 0;
+        for (; ok && g < ng; g++)
             for (int i = 0; ok && i < sizes[g]; i++)
                 ok = read_tensor(f, groups[g][i], pass, end, why, sizeof why);
+        if (s->c.inner_state == BLO_INNER_STATE_CARRY &&
+            ((!ok && g == ng && !strcmp(why, "truncated")) ||
+             (ok && fread(&inner_t, sizeof inner_t, 1, f) != 1))) {
+            ok = false;
+            snprintf(why, sizeof why,
+                     "it holds no carried inner optimizer state (written with inner_state "
+                     "reset?)");
+        }
     }
     fclose(f);
     if (!ok) return blo__method_fail(&s->env, BLO_ERR_FORMAT, "%s: %s", path, why);
     s->iter = counts[3];
     s->outer_t = counts[4];
     s->rng = rng;
+    if (s->c.inner_state == BLO_INNER_STATE_CARRY) s->inner_t = inner_t;
     s->seconds_before = secs;
     clock_gettime(CLOCK_MONOTONIC, &s->t0);
     return BLO_OK;
@@ -818,4 +878,24 @@ blo_tensor *blo_solver_y(const blo_solver *s, int i) {
 
 blo_tensor *blo_solver_y0(const blo_solver *s, int i) {
     return s && i >= 0 && i < s->ny ? s->y0[i] : NULL;
+}
+
+blo_tensor *blo_solver_inner_state(const blo_solver *s, int which, int i) {
+    if (!s || !s->cm || i < 0 || i >= s->ny) return NULL;
+    return which == 0 ? s->cm[i] : which == 1 ? s->cv[i] : NULL;
+}
+
+int64_t blo_solver_inner_t(const blo_solver *s) {
+    return s && s->c.inner_state == BLO_INNER_STATE_CARRY ? s->inner_t : -1;
+}
+
+blo_status blo_solver_set_inner_t(blo_solver *s, int64_t t) {
+    if (!s) return BLO_ERR_INVALID;
+    if (s->c.inner_state != BLO_INNER_STATE_CARRY || t < 0)
+        return blo__method_fail(&s->env, BLO_ERR_INVALID, "blo_solver_set_inner_t: %s",
+                                t < 0 ? "the step count must be >= 0"
+                                      : "the inner optimizer's state is carried only with "
+                                        "inner_state carry");
+    s->inner_t = t;
+    return BLO_OK;
 }

@@ -27,6 +27,11 @@ struct blo_solver {
     double last_upper, last_lower;
     double last_solve_residual; /* the last hypergradient's linear solve (NAN: none) */
     int64_t last_solve_iters;
+    /* inner_state = carry: the inner optimizer's state (cm, cv: ny entries each, NULL where
+     * it keeps none; cs: the n_cs tensors that exist, m's then v's) and its step count. */
+    blo_tensor **cm, **cv, **cs;
+    int n_cs;
+    int64_t inner_t;
     blo_method_env env; /* what the method sees, refreshed every hypergradient */
     double **hx, **hy0; /* a step's hypergradients in double, kept from step to step: for a
                            large x (LDS's θ, 7.3 M entries) fresh buffers were faulted in anew

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_causal.sh — `blo causal` end to end with tiny networks: the shipped IHDP replications,
 # a generated CSV with named columns (scores present with --mu0/--mu1, absent without), every
-# --tune, the JSON summary's fields and their consistency, and malformed input named by file
-# and line. Usage: test_causal.sh <blo binary> <source dir>.
+# --tune, --rep, --inner-state carry with --keep-best, the JSON summary's fields and their
+# consistency, and malformed input named by file and line. Usage: test_causal.sh <blo binary> <source dir>.
 set -uo pipefail
 blo=${1:?usage: test_causal.sh <blo binary> <source dir>}
 src=${2:?usage: test_causal.sh <blo binary> <source dir>}
@@ -25,6 +25,14 @@ fast=(--threads 1 -q --steps 40 --rep-layers 1 --rep-width 8 --head-layers 1 --h
 expect_rc 0 causal --reps 2 "${fast[@]}" --json
 check "IHDP: 2 replications, finite scores" json_ok "$tmp/out" \
     'd["reps"] == 2 and len(d["per_rep"]) == 2 and 0 < d["pehe_out"] < 20 and abs(d["pehe_out"] - (d["per_rep"][0][1] + d["per_rep"][1][1]) / 2) < 1e-9'
+cp "$tmp/out" "$tmp/two.json"
+expect_rc 0 causal --rep 2 "${fast[@]}" --json
+check "--rep 2: replication 2 alone, as --reps 2 scored it" python3 -c '
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+sys.exit(not (a["reps"] == 1 and a["per_rep"][0] == b["per_rep"][1]))' "$tmp/out" "$tmp/two.json"
+expect_rc 0 causal --reps 1 "${fast[@]}" --tune grid-alpha --grid 0.1,1 --inner-state carry --keep-best --json
+check "--inner-state carry --keep-best" json_ok "$tmp/out" 'd["reps"] == 1 and 0 < d["pehe_out"] < 20'
 for tune in "hyper --model cfr" "alpha --model cfr --ipm wass" "weights" "weights --criterion factual" "grid --grid 0.1,1" "grid-alpha --grid 0.1,1 --ipm wass" "weights --inner-batch 50"; do
     expect_rc 0 causal --reps 1 "${fast[@]}" --tune $tune --json
     check "--tune $tune" json_ok "$tmp/out" 'd["reps"] == 1 and d["pehe_in"] > 0'
@@ -67,4 +75,6 @@ expect_rc 2 causal --tune grid --grid 1,x
 check "a bad --grid is named" grep -q -- "--grid" "$tmp/err"
 expect_rc 2 causal --tune grid-alpha --grid 0,1
 check "grid-alpha refuses alpha = 0 in --grid" grep -q -- "--grid.*α > 0" "$tmp/err"
+expect_rc 2 causal --tune alpha --model cfr --init fixed --inner-state carry
+check "--inner-state carry without the warm start is named" grep -q 'inner_state carry.*init = warm, got fixed' "$tmp/err"
 cli_finish test_causal

@@ -243,7 +243,7 @@ blo_status blo_causal_net_train(blo_causal_net *net, const blo_causal_net_config
                   .steps = cfg->steps,
                   .loss = train_loss,
                   .user = &r};
-    st = blo__fit_run(&f, err, errlen);
+    st = blo__fit_run_keep(&f, net->ctx, &net->adam, err, errlen);
     goto out;
 nomem:
     st = blo__fail(err, errlen, BLO_ERR_NOMEM, "causal: out of memory");

@@ -187,6 +187,44 @@ static blo_status grid_search(const blo_causal_data *d, const blo_causal_config 
     return st;
 }
 
+/* keep_best: the network with the lowest criterion seen (the start's, then every outer
+ * iteration's y_T, scored by the record's F before x moves) and the α it was trained at. */
+typedef struct keep_best {
+    blo_solver *s;
+    int np;
+    blo_tensor **best; /* copies of the best network's parameters */
+    double y_std;      /* F · y_std²: the criterion in the data's units */
+    double crit, alpha, alpha_now;
+    blo_record_fn chain; /* the caller's on_record */
+    void *chain_user;
+} keep_best;
+
+static int keep_best_record(const blo_record *rec, void *user) {
+    keep_best *kb = user;
+    double v = rec->upper * kb->y_std * kb->y_std;
+    if (v < kb->crit) {
+        kb->crit = v;
+        kb->alpha = kb->alpha_now;
+        for (int i = 0; i < kb->np; i++)
+            blo_copy_into(kb->best[i], blo_solver_y(kb->s, i));
+    }
+    kb->alpha_now = exp(blo_tensor_get(blo_solver_x(kb->s, 0), 0)); /* the next y_T's α */
+    return kb->chain ? kb->chain(rec, kb->chain_user) : 0;
+}
+
+/* inner_state carry: the solver's inner Adam starts where the training's ended (m, v, t), so
+ * the bilevel phase's inner steps continue that training (an other inner optimizer starts
+ * afresh: the training's moments are Adam's). */
+static blo_status continue_training(blo_solver *s, const blo_causal_net *net, blo_opt_kind k) {
+    if (k != BLO_OPT_ADAM || !net->adam.m) return BLO_OK;
+    for (int i = 0; i < net->np; i++) {
+        blo_status st = blo_copy_into(blo_solver_inner_state(s, 0, i), net->adam.m[i]);
+        if (!st) st = blo_copy_into(blo_solver_inner_state(s, 1, i), net->adam.v[i]);
+        if (st) return st;
+    }
+    return blo_solver_set_inner_t(s, net->adam.t);
+}
+
 blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
                           blo_causal_result *r, char *err, size_t errlen) {
     if (err && errlen) err[0] = 0;
@@ -207,6 +245,12 @@ blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
                              "causal: grid value %d is %g: α must be >= 0 (> 0 for tune "
                              "grid_alpha, which descends log α from the winner)",
                              g + 1, c->grid[g]);
+    if ((learn_alpha || c->tune == BLO_CAUSAL_TUNE_WEIGHTS) &&
+        c->solver.inner_state == BLO_INNER_STATE_CARRY && c->solver.init != BLO_INIT_WARM)
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "causal: solver inner_state carry continues the inner optimizer from "
+                         "one outer iteration to the next and needs init = warm, got %s",
+                         blo_init_kind_name(c->solver.init));
     if (c->inner_batch < 0)
         return blo__fail(err, errlen, BLO_ERR_INVALID, "causal: inner_batch is %lld",
                          (long long)c->inner_batch);
@@ -274,9 +318,30 @@ blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
         b.prob.x = &x0;
         b.prob.ny = net.np;
         b.prob.y = net.params;
-        s = blo_solver_new(&b.prob, &c->solver, err, errlen);
+        blo_config sc = c->solver;
+        keep_best kb = {.np = net.np,
+                        .y_std = net.y_std,
+                        .crit = INFINITY,
+                        .alpha = nc.alpha,
+                        .alpha_now = nc.alpha,
+                        .chain = sc.on_record,
+                        .chain_user = sc.record_user};
+        if (c->keep_best) { /* the start is a candidate too */
+            if (!(kb.best = blo__ctx_alloc(bc, sizeof(blo_tensor *) * (size_t)net.np))) goto nomem;
+            for (int i = 0; i < net.np; i++)
+                if (!(kb.best[i] = blo_clone(bc, net.params[i]))) goto nomem;
+            if ((st = criterion_of(&net, &b, &kb.crit))) goto nomem;
+            sc.on_record = keep_best_record, sc.record_user = &kb;
+        }
+        s = blo_solver_new(&b.prob, &sc, err, errlen);
+        kb.s = s;
         if (!s) {
             st = BLO_ERR_INVALID;
+            goto out;
+        }
+        if (c->solver.inner_state == BLO_INNER_STATE_CARRY &&
+            (st = continue_training(s, &net, c->solver.inner.kind))) {
+            st = blo__fail(err, errlen, st, "causal: %s", blo_solver_error(s));
             goto out;
         }
         if ((st = blo_solver_run(s))) {
@@ -288,6 +353,12 @@ blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
         blo_solver_values(s, &up, NULL);
         r->criterion = up * net.y_std * net.y_std;
         if (learn_alpha) r->alpha = exp(blo_tensor_get(blo_solver_x(s, 0), 0));
+        if (c->keep_best) {
+            for (int i = 0; i < net.np; i++)
+                net.params[i] = kb.best[i];
+            r->criterion = kb.crit;
+            if (learn_alpha) r->alpha = kb.alpha;
+        }
         if (c->tune == BLO_CAUSAL_TUNE_HYPER) {
             blo_tensor *x = blo_solver_x(s, 0);
             double m = 0;

@@ -45,6 +45,10 @@ typedef struct blo__fit {
  * err: the loss's or the gradient's (its context's status), BLO_ERR_NUMERIC for a loss that is
  * not finite, BLO_ERR_NOMEM. */
 blo_status blo__fit_run(const blo__fit *f, char *err, size_t errlen);
+/* The same, handing the optimizer's state at the end to *keep (moments made in keep_ctx, its
+ * step count) for a caller that continues the run (the causal task's bilevel phase). */
+blo_status blo__fit_run_keep(const blo__fit *f, blo_ctx *keep_ctx, blo_opt_state *keep, char *err,
+                             size_t errlen);
 
 /* Seconds on the monotonic clock (for a task's wall time). */
 double blo__task_seconds(void);

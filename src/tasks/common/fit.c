@@ -7,13 +7,19 @@
 #include <math.h>
 
 blo_status blo__fit_run(const blo__fit *f, char *err, size_t errlen) {
+    return blo__fit_run_keep(f, NULL, NULL, err, errlen);
+}
+
+blo_status blo__fit_run_keep(const blo__fit *f, blo_ctx *keep_ctx, blo_opt_state *keep, char *err,
+                             size_t errlen) {
     blo_ctx *mc = blo_ctx_new(0), *sc = blo_ctx_new(0);
     blo_tensor **g = blo_malloc(sizeof *g * (size_t)(f->n > 0 ? f->n : 1));
     blo_opt_state st;
-    blo_status s = mc && sc && g ? blo_opt_state_init(mc, &f->opt, f->n, f->w, &st) : BLO_ERR_NOMEM;
+    blo_ctx *oc = keep && keep_ctx ? keep_ctx : mc;
+    blo_status s = mc && sc && g ? blo_opt_state_init(oc, &f->opt, f->n, f->w, &st) : BLO_ERR_NOMEM;
     if (s)
         s = blo__fail(err, errlen, s, "%s: %s", f->what,
-                      mc && blo_ctx_status(mc) ? blo_ctx_error(mc) : "out of memory");
+                      oc && blo_ctx_status(oc) ? blo_ctx_error(oc) : "out of memory");
     for (int64_t t = 1; !s && t <= f->steps; t++) {
         blo_mark mk = blo_ctx_mark(sc);
         blo_tensor *loss = f->loss(sc, f->w, t, f->user);
@@ -39,6 +45,7 @@ blo_status blo__fit_run(const blo__fit *f, char *err, size_t errlen) {
         blo_ctx_rewind(sc, mk);
         if (f->report && f->report(t, lv, grad_sq, peak, f->user)) break;
     }
+    if (!s && keep && keep_ctx) *keep = st;
     blo_free(g);
     blo_ctx_free(sc);
     blo_ctx_free(mc);
