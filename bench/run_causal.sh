@@ -5,6 +5,8 @@
 # results/causal/<name>.json (the summary and per-replication scores) and <name>.cpu (the CPU
 # seconds, user + system, of the whole command).
 # Usage: bench/run_causal.sh [-b build dir] [name ...] (default: build-release, every run).
+# SEED=S (default 0) passes --seed S — another start of every network and another split of each
+# replication k (split seed S + k) — and writes to results/causal/seedS/ instead.
 #
 # Budgets: one training (3000 Adam steps, batch 100) costs ~9 s of CPU per replication (MMD;
 # Wasserstein ~10 s); the grid trains three times. A bilevel run trains once, then spends the
@@ -33,8 +35,12 @@ if [ "${1:-}" = -b ]; then
 fi
 b=$build/blo
 out=$root/results/causal
-mkdir -p "$out"
 common=(--threads 1 -q --l2 0 --json)
+if [ "${SEED:-0}" != 0 ]; then
+    out=$out/seed$SEED
+    common+=(--seed "$SEED")
+fi
+mkdir -p "$out"
 # The runs made before Adam 1e-3 became the inner learner of the bilevel variants.
 sgd="--inner-opt sgd --inner-lr 0.01"
 declare -A runs=(
