@@ -248,12 +248,10 @@ blo_solver *blo_solver_new(const blo_problem *p, const blo_config *c, char *err,
     }
     if (c->inner_state == BLO_INNER_STATE_CARRY) {
         blo_opt_kind k = c->inner.kind;
-        s->cm = plist(s, s->ny);
-        s->cv = plist(s, s->ny);
+        s->cm = k != BLO_OPT_SGD ? zeros_list(s, s->ny, s->y) : plist(s, s->ny);
+        s->cv = k == BLO_OPT_ADAM ? zeros_list(s, s->ny, s->y) : plist(s, s->ny);
         s->cs = plist(s, 2 * s->ny);
         if (!s->cm || !s->cv || !s->cs) goto nomem;
-        if (k != BLO_OPT_SGD && !(s->cm = zeros_list(s, s->ny, s->y))) goto nomem;
-        if (k == BLO_OPT_ADAM && !(s->cv = zeros_list(s, s->ny, s->y))) goto nomem;
         for (int i = 0; i < s->ny; i++)
             if (s->cm[i]) s->cs[s->n_cs++] = s->cm[i];
         for (int i = 0; i < s->ny; i++)
