@@ -182,9 +182,10 @@ typedef struct blo_causal_config {
      * replacement afresh at each inner step from the solver's generator, as the training's
      * minibatches are (0: every training unit); net.batch (100) by default. */
     int64_t inner_batch;
-    /* tune hyper / alpha / weights: end on the network with the lowest criterion seen — the
-     * trained start's, or an outer iteration's y_T — as the grid keeps its best (r.alpha, r.
-     * criterion are then that network's). 0: the last iterate. */
+    /* tune hyper / alpha / weights / grid_alpha: end on the network with the lowest criterion
+     * seen — the trained start's, or an outer iteration's y_T — as the grid keeps its best
+     * (r.alpha, r.criterion are then that network's). 0: the last iterate. Refused with tune
+     * none or grid, which have no bilevel phase. */
     int keep_best;
     /* Optional outputs (NULL: not written), indexed by unit in the data's order: every unit's
      * estimated effect ŷ1 − ŷ0 [n], and its part of the split [n] (0 train, 1 validation,

@@ -296,8 +296,8 @@ int cli_causal_run(const cli_cmd *cmd, int argc, char **argv) {
         {"--inner-batch", NULL, CLI_INT, &h.inner_batch, 0, 1e9, NULL, "B",
          "hyper / alpha / weights: f on B training units drawn afresh each inner step (0: all)"},
         {"--keep-best", NULL, CLI_FLAG, &h.keep_best, 0, 0, NULL, NULL,
-         "hyper / alpha / weights: end on the network of lowest criterion seen (start or y_T of an "
-         "outer iteration), as the grid keeps its best"},
+         "hyper / alpha / weights / grid-alpha: end on the network of lowest criterion seen (start "
+         "or y_T of an outer iteration), as the grid keeps its best"},
         {"--criterion", NULL, CLI_CHOICE, &h.criterion, 0, 0, "nn|factual", "C",
          "upper level: nn = mean (τ̂ − τ_nn)² on validation (scores the effect itself); factual "
          "= arm-balanced validation MSE"},

@@ -251,6 +251,10 @@ blo_status blo_causal_run(const blo_causal_data *d, const blo_causal_config *c,
                          "causal: solver inner_state carry continues the inner optimizer from "
                          "one outer iteration to the next and needs init = warm, got %s",
                          blo_init_kind_name(c->solver.init));
+    if (c->keep_best && !learn_alpha && c->tune != BLO_CAUSAL_TUNE_WEIGHTS)
+        return blo__fail(err, errlen, BLO_ERR_INVALID,
+                         "causal: keep_best keeps the best iterate of a bilevel phase: it needs "
+                         "tune hyper, alpha, weights or grid_alpha");
     if (c->inner_batch < 0)
         return blo__fail(err, errlen, BLO_ERR_INVALID, "causal: inner_batch is %lld",
                          (long long)c->inner_batch);
