@@ -71,6 +71,12 @@ static bool cc_configure(cli_task *t) {
                 h->tune);
         return false;
     }
+    if (t->sa.checkpoint || t->sa.resume) {
+        fprintf(stderr, "blo causal: --%s: this task keeps no checkpoints (every replication "
+                        "runs its own bilevel phase; --rep K reruns one)\n",
+                t->sa.resume ? "resume" : "checkpoint");
+        return false;
+    }
     bool ihdp = !strcmp(h->source, "ihdp");
     if (!ihdp && (!h->treatment || !h->outcome)) {
         fprintf(stderr, "blo causal: --data %s: a CSV needs --treatment and --outcome (column "

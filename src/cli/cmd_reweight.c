@@ -79,6 +79,11 @@ static bool rw_configure(cli_task *t) {
         fprintf(stderr, "blo reweight: --resume: this task keeps no checkpoints\n");
         return false;
     }
+    if (t->sa.checkpoint && c->online) {
+        fprintf(stderr, "blo reweight: --checkpoint: the online scheme keeps no checkpoints "
+                        "(--scheme solver writes the solver's)\n");
+        return false;
+    }
     c->dtype = cli_task_dtype(t);
     c->seed = c->solver.seed = (uint64_t)h->seed;
     c->on_iter = rw_on_iter;

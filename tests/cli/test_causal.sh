@@ -77,6 +77,10 @@ expect_rc 2 causal --tune grid-alpha --grid 0,1
 check "grid-alpha refuses alpha = 0 in --grid" grep -q -- "--grid.*α > 0" "$tmp/err"
 expect_rc 2 causal --tune alpha --model cfr --init fixed --inner-state carry
 check "--inner-state carry without the warm start is named" grep -q 'inner_state carry.*init = warm, got fixed' "$tmp/err"
-expect_rc 2 causal --tune grid --grid 0.1,1 --keep-best
+expect_rc 2 causal --reps 1 "${fast[@]}" --tune grid --grid 0.1,1 --keep-best
 check "keep_best without a bilevel phase is named" grep -q 'keep_best keeps the best iterate of a bilevel phase: it needs tune' "$tmp/err"
+expect_rc 2 causal --reps 1 "${fast[@]}" --tune alpha --model cfr --checkpoint "$tmp/ck"
+check "--checkpoint is refused by name" grep -q -- '--checkpoint: this task keeps no checkpoints' "$tmp/err"
+expect_rc 2 causal --reps 1 "${fast[@]}" --tune alpha --model cfr --resume "$tmp/ck"
+check "--resume is refused by name" grep -q -- '--resume: this task keeps no checkpoints' "$tmp/err"
 cli_finish test_causal

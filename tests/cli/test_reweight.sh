@@ -108,6 +108,10 @@ expect_rc 2 reweight "${tiny[@]}" --test-split t10k
 check "a folder without a test split is named" grep -q "t10k" "$tmp/err"
 expect_rc 2 reweight "${tiny[@]}" --curve "$tmp/nodir/c.csv"
 check "an unwritable --curve is refused before the run" grep -q "nodir" "$tmp/err"
+expect_rc 2 reweight "${tiny[@]}" --checkpoint "$tmp/ck"
+check "--checkpoint with the online scheme is refused by name" grep -q -- "--checkpoint: the online scheme keeps no checkpoints" "$tmp/err"
+expect_rc 2 reweight "${tiny[@]}" --resume "$tmp/ck"
+check "--resume is refused by name" grep -q -- "--resume: this task keeps no checkpoints" "$tmp/err"
 expect_rc 1 reweight "${tiny[@]}" --lr 1e6 --sgd-momentum 0 --weights none
 check "a diverging run names the step" grep -q "epoch 1, step" "$tmp/err"
 
