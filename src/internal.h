@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct blo_backend;
 
@@ -97,6 +98,22 @@ void blo__vec_axpy(double alpha, const blo_tensor *x, blo_tensor *y);
 void blo__vec_scale(double alpha, blo_tensor *y);
 /* "f32[2, 3]" */
 const char *blo__desc(const blo_tensor *t, char *buf, size_t n);
+
+/* Tensors in a state file (the solver's and the tasks' checkpoints): [dtype, ndim, shape...]
+ * as int64, then the raw values in the tensor's dtype, host order. blo__tensor_write returns
+ * false when writing fails. blo__tensor_read checks the next header against t and reads the
+ * values into t, or with dry = 1 only skips them, checking that the file (of end bytes) holds
+ * them; on failure it returns false with the reason in why ("truncated", or which of dtype,
+ * rank or shape differs). */
+bool blo__tensor_write(FILE *f, const blo_tensor *t);
+bool blo__tensor_read(FILE *f, blo_tensor *t, int dry, long end, char *why, size_t n);
+
+/* An optimizer's settings as BLO__OPT_FIELDS doubles, in the order of blo__opt_field_names
+ * (kind, lr, momentum, ...): what a checkpoint records to refuse a resume with other ones. */
+#define BLO__OPT_FIELDS 7
+struct blo_opt;
+void blo__opt_fields(const struct blo_opt *o, double *v);
+extern const char *const blo__opt_field_names[BLO__OPT_FIELDS];
 
 /* Writes a printf-style message into err[errlen] (when err is given) and returns st: the error
  * convention of the functions that report into a caller's buffer (loaders, tasks). */

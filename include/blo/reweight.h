@@ -97,6 +97,16 @@ typedef struct blo_reweight_config {
                                outer optimizers are opt (as SGD) and meta_opt */
     blo_dtype dtype;
     uint64_t seed;          /* split, noise, minibatches, initial networks */
+    const char *checkpoint; /* NULL, or a file that holds the run's whole state after every
+                               epoch (online scheme: w, φ, both optimizers' moments, the
+                               generator, the training order, the best accuracy; written to
+                               FILE.tmp, then renamed) or every solver.checkpoint_every outer
+                               iterations (solver scheme: the solver's checkpoint, every
+                               epoch's iterations when that is 0) */
+    const char *resume;     /* NULL, or such a file: the run continues after its last epoch
+                               (iteration) to `epochs`. Every other setting must be the one
+                               that wrote it (the online scheme names the first that differs);
+                               the solver scheme's best_test_acc counts the epochs run since */
     blo_task_iter_fn on_iter; /* after every epoch (rec.iter = epoch − 1, test_acc set; online
                                  scheme: rec.hypergrad_norm = the epoch's mean ‖dF/dx‖) */
     void *user;

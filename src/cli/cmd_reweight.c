@@ -75,15 +75,8 @@ static bool rw_configure(cli_task *t) {
     c->meta_opt.kind = (blo_opt_kind)blo_opt_kind_parse(h->meta_opt);
     c->meta_wd_follows = !strcmp(h->meta_wd_schedule, "follow");
     c->meta_lr_follows = !strcmp(h->meta_lr_schedule, "follow");
-    if (t->sa.resume) {
-        fprintf(stderr, "blo reweight: --resume: this task keeps no checkpoints\n");
-        return false;
-    }
-    if (t->sa.checkpoint && c->online) {
-        fprintf(stderr, "blo reweight: --checkpoint: the online scheme keeps no checkpoints "
-                        "(--scheme solver writes the solver's)\n");
-        return false;
-    }
+    c->resume = t->sa.resume; /* and keeps saving there, as every task's --resume */
+    c->checkpoint = t->sa.checkpoint ? t->sa.checkpoint : t->sa.resume;
     c->dtype = cli_task_dtype(t);
     c->seed = c->solver.seed = (uint64_t)h->seed;
     c->on_iter = rw_on_iter;

@@ -32,6 +32,15 @@ const char *blo_opt_kind_name(blo_opt_kind k) {
     return (unsigned)k < 4 ? OPT_NAMES[k] : "?";
 }
 
+const char *const blo__opt_field_names[BLO__OPT_FIELDS] = {
+    "kind", "lr", "momentum", "beta1", "beta2", "eps", "weight_decay"};
+
+void blo__opt_fields(const blo_opt *o, double *v) {
+    const double f[BLO__OPT_FIELDS] = {o->kind, o->lr, o->momentum, o->beta1, o->beta2, o->eps,
+                                       o->weight_decay};
+    memcpy(v, f, sizeof f);
+}
+
 const char *blo_opt_check(const blo_opt *o) {
     if (!o) return "no optimizer given";
     if ((unsigned)o->kind > BLO_OPT_ADAM) return "unknown optimizer kind";

@@ -677,64 +677,6 @@ blo_status blo_solver_run(blo_solver *s) {
 
 #define CKPT_MAGIC "BLOCKPT1"
 
-static bool write_tensor(FILE *f, const blo_tensor *t) {
-    int64_t hdr[2 + BLO_MAX_DIMS] = {t->dtype, t->ndim};
-    for (int i = 0; i < t->ndim; i++)
-        hdr[2 + i] = t->shape[i];
-    size_t n = (size_t)blo_tensor_numel(t), esz = blo_dtype_size(t->dtype);
-    void *buf = blo_malloc(n * esz > 0 ? n * esz : 1);
-    bool ok = buf && blo_tensor_copy_to_host(t, t->dtype, buf) == BLO_OK &&
-              fwrite(hdr, sizeof(int64_t), 2 + (size_t)t->ndim, f) == 2 + (size_t)t->ndim &&
-              fwrite(buf, esz, n, f) == n;
-    blo_free(buf);
-    return ok;
-}
-
-/* Checks the next tensor's header against t; reads its values into t, or with dry = 1 only
- * skips them (checking that the file holds them: end is the file's size). */
-static bool read_tensor(FILE *f, blo_tensor *t, int dry, long end, char *why, size_t n) {
-    int64_t hdr[2 + BLO_MAX_DIMS];
-    if (fread(hdr, sizeof(int64_t), 2, f) != 2) {
-        snprintf(why, n, "truncated");
-        return false;
-    }
-    if (hdr[0] != t->dtype || hdr[1] != t->ndim) {
-        snprintf(why, n, "a tensor's dtype or rank differs from the problem's");
-        return false;
-    }
-    if (fread(hdr + 2, sizeof(int64_t), (size_t)t->ndim, f) != (size_t)t->ndim) {
-        snprintf(why, n, "truncated");
-        return false;
-    }
-    for (int i = 0; i < t->ndim; i++)
-        if (hdr[2 + i] != t->shape[i]) {
-            snprintf(why, n, "a tensor's shape differs from the problem's");
-            return false;
-        }
-    size_t cnt = (size_t)blo_tensor_numel(t), bytes = cnt * blo_dtype_size(t->dtype);
-    if (dry) {
-        long pos = ftell(f);
-        if (pos < 0 || (size_t)(end - pos) < bytes || fseek(f, (long)bytes, SEEK_CUR)) {
-            snprintf(why, n, "truncated");
-            return false;
-        }
-        return true;
-    }
-    void *buf = blo_malloc(bytes > 0 ? bytes : 1);
-    if (!buf) {
-        snprintf(why, n, "out of memory reading a tensor of %zu bytes", bytes);
-        return false;
-    }
-    bool ok = fread(buf, blo_dtype_size(t->dtype), cnt, f) == cnt;
-    if (!ok) snprintf(why, n, "truncated");
-    if (ok && blo_tensor_copy_from_host(t, t->dtype, buf) != BLO_OK) {
-        snprintf(why, n, "copying a tensor's values in failed");
-        ok = false;
-    }
-    blo_free(buf);
-    return ok;
-}
-
 /* Every tensor group of the state, in file order. */
 static int state_groups(blo_solver *s, blo_tensor **const *groups, int *sizes) {
     int g = 0;
@@ -774,7 +716,7 @@ blo_status blo_solver_save(blo_solver *s, const char *path) {
     int ng = state_groups(s, groups, sizes);
     for (int g = 0; ok && g < ng; g++)
         for (int i = 0; ok && i < sizes[g]; i++)
-            ok = write_tensor(f, groups[g][i]);
+            ok = blo__tensor_write(f, groups[g][i]);
     if (ok && s->c.inner_state == BLO_INNER_STATE_CARRY)
         ok = fwrite(&s->inner_t, sizeof s->inner_t, 1, f) == 1;
     ok = (fflush(f) == 0) && ok;
@@ -833,7 +775,7 @@ blo_status blo_solver_load(blo_solver *s, const char *path) {
         int g = 0;
         for (; ok && g < ng; g++)
             for (int i = 0; ok && i < sizes[g]; i++)
-                ok = read_tensor(f, groups[g][i], pass, end, why, sizeof why);
+                ok = blo__tensor_read(f, groups[g][i], pass, end, why, sizeof why);
         if (s->c.inner_state == BLO_INNER_STATE_CARRY &&
             ((!ok && g == ng && !strcmp(why, "truncated")) ||
              (ok && fread(&inner_t, sizeof inner_t, 1, f) != 1))) {

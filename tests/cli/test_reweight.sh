@@ -108,10 +108,64 @@ expect_rc 2 reweight "${tiny[@]}" --test-split t10k
 check "a folder without a test split is named" grep -q "t10k" "$tmp/err"
 expect_rc 2 reweight "${tiny[@]}" --curve "$tmp/nodir/c.csv"
 check "an unwritable --curve is refused before the run" grep -q "nodir" "$tmp/err"
-expect_rc 2 reweight "${tiny[@]}" --checkpoint "$tmp/ck"
-check "--checkpoint with the online scheme is refused by name" grep -q -- "--checkpoint: the online scheme keeps no checkpoints" "$tmp/err"
-expect_rc 2 reweight "${tiny[@]}" --resume "$tmp/ck"
-check "--resume is refused by name" grep -q -- "--resume: this task keeps no checkpoints" "$tmp/err"
+
+# Resume: 3 epochs in one go == 1 epoch with --checkpoint, then resumed to 3 — bit for bit, the
+# log continued — for each weighting (network: φ and Adam's moments; the classifier's momentum),
+# the conv classifier with the step's decay, and the solver scheme.
+same_run() {
+    python3 -c '
+import csv, json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+la, lb = list(csv.DictReader(open(sys.argv[3]))), list(csv.DictReader(open(sys.argv[4])))
+keys = ("test_acc", "best_test_acc", "clean_weight", "noisy_weight", "weight_curve", "steps", "epochs")
+ok = all(a[k] == b[k] for k in keys) and len(la) == len(lb) == 3 and all(
+    p[k] == q[k] for p, q in zip(la, lb) for k in ("iter", "upper", "lower", "hypergrad_norm", "test_acc"))
+if not ok: print("  %s\n  %s" % (json.dumps(a), json.dumps(b)), file=sys.stderr)
+sys.exit(0 if ok else 1)' "$@"
+}
+for run in "--weights network" "--weights per-example" "--weights none" \
+    "--classifier conv --channels 2 --lr-decay 2" "--scheme solver --method rhg --inner 2"; do
+    rm -f "$tmp/ck" "$tmp/a.csv" "$tmp/b.csv"
+    # shellcheck disable=SC2086
+    expect_rc 0 reweight "${tiny[@]}" $run --epochs 3 --json --log "$tmp/a.csv"
+    cp "$tmp/out" "$tmp/full.json"
+    # shellcheck disable=SC2086
+    expect_rc 0 reweight "${tiny[@]}" $run --epochs 1 --json --log "$tmp/b.csv" --checkpoint "$tmp/ck"
+    # shellcheck disable=SC2086
+    expect_rc 0 reweight "${tiny[@]}" $run --epochs 3 --json --log "$tmp/b.csv" --resume "$tmp/ck"
+    check "$run: a run resumed from its checkpoint ends where the uninterrupted one does" \
+        same_run "$tmp/full.json" "$tmp/out" "$tmp/a.csv" "$tmp/b.csv"
+done
+expect_rc 0 reweight "${tiny[@]}" --epochs 1 --json --checkpoint "$tmp/ck"
+cp "$tmp/out" "$tmp/one.json"
+check "the checkpoint is renamed into place: no FILE.tmp is left" test ! -e "$tmp/ck.tmp"
+expect_rc 0 reweight "${tiny[@]}" --epochs 1 --json --resume "$tmp/ck"
+check "resuming a finished run scores it again" python3 -c '
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+assert b["epochs"] == 1 and b["test_acc"] == a["test_acc"]' "$tmp/one.json" "$tmp/out"
+expect_rc 2 reweight "${tiny[@]}" --epochs 3 --noise 0.3 --resume "$tmp/ck"
+check "a checkpoint of other settings is refused, the setting named" \
+    grep -q "ck: written with noise = 0.40000000000000002, this run has 0.29999999999999999" "$tmp/err"
+expect_rc 2 reweight "${tiny[@]}" --epochs 3 --meta-lr 0.01 --resume "$tmp/ck"
+check "... an optimizer's setting too" grep -q "written with meta_opt.lr = 0.001, this run has 0.01" "$tmp/err"
+expect_rc 2 reweight "${tiny[@]}" --epochs 3 --seed 5 --resume "$tmp/ck"
+check "... and of another seed" grep -q "written with seed 0, this run has 5" "$tmp/err"
+expect_rc 2 reweight "${tiny[@]}" --epochs 3 --weights none --resume "$tmp/ck"
+check "... and of another weighting" grep -q "written with weights = 0, this run has 2" "$tmp/err"
+expect_rc 0 reweight "${tiny[@]}" --epochs 2 --json --checkpoint "$tmp/ck2"
+expect_rc 2 reweight "${tiny[@]}" --epochs 1 --resume "$tmp/ck2"
+check "a checkpoint past the epochs asked is refused" grep -q "holds 2 epochs, more than the 1 asked" "$tmp/err"
+head -c 100 "$tmp/ck" >"$tmp/short"
+expect_rc 2 reweight "${tiny[@]}" --epochs 3 --resume "$tmp/short"
+check "a truncated checkpoint is named" grep -q "short: not a blo reweight checkpoint, or truncated" "$tmp/err"
+head -c 2000 "$tmp/ck" >"$tmp/short"
+expect_rc 2 reweight "${tiny[@]}" --epochs 3 --resume "$tmp/short"
+check "... cut inside its tensors too" grep -q "short: truncated" "$tmp/err"
+expect_rc 2 reweight "${tiny[@]}" --epochs 3 --resume "$tmp/nosuch"
+check "a missing checkpoint is named" grep -q "nosuch: cannot open the checkpoint" "$tmp/err"
+expect_rc 2 reweight "${tiny[@]}" --checkpoint "$tmp/nodir/ck"
+check "an unwritable checkpoint is refused before the run" grep -q "nodir" "$tmp/err"
 expect_rc 1 reweight "${tiny[@]}" --lr 1e6 --sgd-momentum 0 --weights none
 check "a diverging run names the step" grep -q "epoch 1, step" "$tmp/err"
 

@@ -62,14 +62,6 @@ static int64_t count_params(const model *m) {
     return k;
 }
 
-/* The largest parameter's element count (a host buffer for checkpoints). */
-static int64_t max_numel(const model *m) {
-    int64_t k = 0;
-    for (int i = 0; i < m->n; i++)
-        if (blo_tensor_numel(m->p[i]) > k) k = blo_tensor_numel(m->p[i]);
-    return k;
-}
-
 static blo_status ctx_fail(run *R, blo_ctx *ctx, const char *what, int epoch, int64_t b) {
     blo_status st = blo_ctx_status(ctx) ? blo_ctx_status(ctx) : BLO_ERR_NOMEM;
     return blo__fail(R->err, R->errlen, st, "deq: epoch %d, minibatch %lld: %s: %s", epoch,
@@ -261,15 +253,12 @@ static double test_accuracy(run *R, model *m, blo_status *st) {
 }
 
 /* ---- Checkpoints: the parameters, Adam's moments and step, the epoch, the generator --------- */
-static const char CKPT_MAGIC[8] = "BLODEQ01";
+/* Magic "BLODEQ02"; int64 [epoch, Adam's step, tensors, parameters]; the generator; then per
+ * parameter its values, Adam's m and v, and the spectral norm's vector where there is one
+ * (blo__tensor_write: in the run's dtype). */
+static const char CKPT_MAGIC[8] = {'B', 'L', 'O', 'D', 'E', 'Q', '0', '2'};
 
-static bool put_tensor(FILE *f, blo_tensor *t, double *buf) {
-    int64_t n = blo_tensor_numel(t);
-    return !blo_tensor_to_f64(t, buf) && fwrite(&n, sizeof n, 1, f) == 1 &&
-           fwrite(buf, sizeof(double), (size_t)n, f) == (size_t)n;
-}
-
-static blo_status save(run *R, model *m, int epoch, double *buf) {
+static blo_status save(run *R, model *m, int epoch) {
     const char *path = R->c->checkpoint;
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
@@ -280,9 +269,9 @@ static blo_status save(run *R, model *m, int epoch, double *buf) {
     bool ok = fwrite(CKPT_MAGIC, 1, 8, f) == 8 && fwrite(head, sizeof head, 1, f) == 1 &&
               fwrite(&R->rng, sizeof R->rng, 1, f) == 1;
     for (int i = 0; ok && i < m->n; i++)
-        ok = put_tensor(f, m->p[i], buf) && put_tensor(f, m->os.m[i], buf) &&
-             put_tensor(f, m->os.v[i], buf);
-    if (ok && m->L.sn_u) ok = put_tensor(f, m->L.sn_u, buf);
+        ok = blo__tensor_write(f, m->p[i]) && blo__tensor_write(f, m->os.m[i]) &&
+             blo__tensor_write(f, m->os.v[i]);
+    if (ok && m->L.sn_u) ok = blo__tensor_write(f, m->L.sn_u);
     ok = (fflush(f) == 0) && ok;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path)) {
@@ -293,20 +282,13 @@ static blo_status save(run *R, model *m, int epoch, double *buf) {
     return BLO_OK;
 }
 
-static bool get_tensor(FILE *f, blo_tensor *t, double *buf) {
-    int64_t n;
-    return fread(&n, sizeof n, 1, f) == 1 && n == blo_tensor_numel(t) &&
-           fread(buf, sizeof(double), (size_t)n, f) == (size_t)n &&
-           !blo_tensor_copy_from_host(t, BLO_F64, buf);
-}
-
 /* Restores m and R->rng from c->resume; returns the epochs done through *epoch. */
-static blo_status load(run *R, model *m, int *epoch, double *buf) {
+static blo_status load(run *R, model *m, int *epoch) {
     const char *path = R->c->resume;
     FILE *f = fopen(path, "rb");
     if (!f) return blo__fail(R->err, R->errlen, BLO_ERR_IO, "deq: %s: cannot open the checkpoint",
                              path);
-    char magic[8];
+    char magic[8], why[128] = "not a blo deq checkpoint, or truncated";
     int64_t head[4];
     bool ok = fread(magic, 1, 8, f) == 8 && !memcmp(magic, CKPT_MAGIC, 8) &&
               fread(head, sizeof head, 1, f) == 1;
@@ -320,13 +302,13 @@ static blo_status load(run *R, model *m, int *epoch, double *buf) {
     }
     ok = ok && fread(&R->rng, sizeof R->rng, 1, f) == 1;
     for (int i = 0; ok && i < m->n; i++)
-        ok = get_tensor(f, m->p[i], buf) && get_tensor(f, m->os.m[i], buf) &&
-             get_tensor(f, m->os.v[i], buf);
-    if (ok && m->L.sn_u) ok = get_tensor(f, m->L.sn_u, buf);
+        ok = blo__tensor_read(f, m->p[i], 0, -1, why, sizeof why) &&
+             blo__tensor_read(f, m->os.m[i], 0, -1, why, sizeof why) &&
+             blo__tensor_read(f, m->os.v[i], 0, -1, why, sizeof why);
+    if (ok && m->L.sn_u) ok = blo__tensor_read(f, m->L.sn_u, 0, -1, why, sizeof why);
     fclose(f);
     if (!ok)
-        return blo__fail(R->err, R->errlen, BLO_ERR_FORMAT,
-                         "deq: %s: not a blo deq checkpoint, or truncated", path);
+        return blo__fail(R->err, R->errlen, BLO_ERR_FORMAT, "deq: %s: %s", path, why);
     *epoch = (int)head[0];
     m->os.t = head[1];
     return BLO_OK;
@@ -337,9 +319,7 @@ static blo_status train(run *R, model *m, int start, blo_deq_epoch *last) {
     const blo_deq_config *c = R->c;
     int64_t *perm = blo_malloc(sizeof(int64_t) * (size_t)R->ntr);
     blo_tensor **g = blo_calloc(MAXP, sizeof *g);
-    double *buf = NULL;
-    if (c->checkpoint && !m->explicit_net) buf = blo_malloc(sizeof(double) * (size_t)max_numel(m));
-    blo_status st = perm && g && (buf || !c->checkpoint || m->explicit_net)
+    blo_status st = perm && g
                         ? BLO_OK
                         : blo__fail(R->err, R->errlen, BLO_ERR_NOMEM, "deq: out of memory");
     double t0 = blo__task_seconds(), c0 = cpu_seconds();
@@ -403,11 +383,10 @@ static blo_status train(run *R, model *m, int start, blo_deq_epoch *last) {
         }
         e.seconds = blo__task_seconds() - t0;
         e.cpu_seconds = cpu_seconds() - c0;
-        if (buf && (st = save(R, m, ep, buf))) break;
+        if (c->checkpoint && !m->explicit_net && (st = save(R, m, ep))) break;
         *last = e;
         if (c->on_epoch && c->on_epoch(&e, c->user)) break;
     }
-    blo_free(buf);
     blo_free(g);
     blo_free(perm);
     return st;
@@ -506,9 +485,7 @@ blo_status blo_deq_run(const blo_deq_config *c, blo_deq_result *r, char *err, si
                        c->data_dir, (long long)R.p, c->conv_stride);
     if (!st) st = model_init(&R, &m, 0, 0);
     if (!st && c->resume) {
-        double *buf = blo_malloc(sizeof(double) * (size_t)max_numel(&m));
-        st = buf ? load(&R, &m, &start, buf) : BLO_ERR_NOMEM;
-        blo_free(buf);
+        st = load(&R, &m, &start);
     }
     blo_deq_epoch last;
     memset(&last, 0, sizeof last);

@@ -134,6 +134,169 @@ static int end_epoch(rw_run *rr, int64_t epoch, blo_tensor *const *w, double tra
     return stop;
 }
 
+/* ---- Checkpoints of the online scheme -----------------------------------------------------
+ * Written after every epoch (by rank 0, to PATH.tmp, then renamed over PATH): magic
+ * "BLORWCK1"; int64 [epochs done, steps, w's optimizer steps, φ's, training examples n,
+ * tensors]; the seed; the settings that fix the run (RW_NSET doubles, named in RW_SET); doubles
+ * [best test accuracy, wall seconds, CPU seconds]; the generator; the training order (int64
+ * [n]: every epoch shuffles the last one's); then w, w's moments, φ and φ's moments
+ * (blo__tensor_write). A resumed run must have every setting the same; only the epochs may
+ * differ. */
+static const char RW_MAGIC[8] = {'B', 'L', 'O', 'R', 'W', 'C', 'K', '1'};
+static const char *const RW_SET[] = {
+    "n_meta", "n_train", "n_test", "test_split", "noise", "noise_kind", "imbalance", "weights",
+    "norm", "classifier", "hidden", "channels", "vnet_hidden", "batch", "meta_batch", "dtype",
+    "lr_decay[0]", "lr_decay[1]", "meta_wd_follows", "meta_lr_follows"};
+#define RW_NBASE ((int)(sizeof RW_SET / sizeof RW_SET[0]))
+#define RW_NSET (RW_NBASE + 2 * BLO__OPT_FIELDS) /* then opt's fields, then meta_opt's */
+
+static void rw_settings(const blo_reweight_config *c, double *v) {
+    const double s[] = {(double)c->n_meta, (double)c->n_train, (double)c->n_test,
+                        c->test_split && !strcmp(c->test_split, "train"), c->noise,
+                        c->noise_kind, c->imbalance, c->weights, c->norm, c->classifier,
+                        (double)c->hidden, (double)c->channels, (double)c->vnet_hidden,
+                        (double)c->batch, (double)c->meta_batch, c->dtype,
+                        (double)c->lr_decay[0], (double)c->lr_decay[1], c->meta_wd_follows,
+                        c->meta_lr_follows};
+    _Static_assert(sizeof s / sizeof s[0] == sizeof RW_SET / sizeof RW_SET[0],
+                   "a name for every setting");
+    memcpy(v, s, sizeof s);
+    blo__opt_fields(&c->opt, v + RW_NBASE);
+    blo__opt_fields(&c->meta_opt, v + RW_NBASE + BLO__OPT_FIELDS);
+}
+
+/* Setting i's name into buf. */
+static const char *rw_setting_name(int i, char *buf, size_t n) {
+    if (i < RW_NBASE) return RW_SET[i];
+    i -= RW_NBASE;
+    snprintf(buf, n, "%s.%s", i < BLO__OPT_FIELDS ? "opt" : "meta_opt",
+             blo__opt_field_names[i % BLO__OPT_FIELDS]);
+    return buf;
+}
+
+/* The state's tensors in file order: w, w's moments (m, then v, where the kind has them), φ
+ * and φ's moments. Returns their count. */
+static int rw_state_tensors(const blo__reweight *h, blo__reweight_online *o, blo_tensor **t) {
+    int k = 0;
+    blo_tensor **const lists[6] = {o->w, o->w_state.m, o->w_state.v,
+                                   o->phi, o->phi_state.m, o->phi_state.v};
+    for (int l = 0; l < 6; l++)
+        for (int i = 0; lists[l] && i < (l < 3 ? h->ny : h->nx == 4 ? 4 : 0); i++)
+            if (lists[l][i]) t[k++] = lists[l][i];
+    return k;
+}
+#define RW_MAXT (3 * BLO__RW_MAXY + 12)
+
+static blo_status rw_save(const rw_run *rr, blo__reweight_online *o, int64_t epoch,
+                          const blo_rng *g, const int64_t *order, char *err, size_t errlen) {
+    const char *path = rr->c->checkpoint;
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return blo__fail(err, errlen, BLO_ERR_INVALID, "reweight: checkpoint path too long");
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return blo__fail(err, errlen, BLO_ERR_IO, "reweight: %s: cannot write", tmp);
+    blo_tensor *t[RW_MAXT];
+    int nt = rw_state_tensors(rr->h, o, t);
+    int64_t head[6] = {epoch, rr->r->steps, o->w_state.t, o->phi_state.t, rr->h->n, nt};
+    uint64_t seed = rr->c->seed;
+    double set[RW_NSET], times[3] = {rr->r->best_test_acc, blo__task_seconds() - rr->start,
+                                     blo__task_cpu_seconds() - rr->cpu_start};
+    rw_settings(rr->c, set);
+    bool ok = fwrite(RW_MAGIC, 1, 8, f) == 8 && fwrite(head, sizeof head, 1, f) == 1 &&
+              fwrite(&seed, sizeof seed, 1, f) == 1 && fwrite(set, sizeof set, 1, f) == 1 &&
+              fwrite(times, sizeof times, 1, f) == 1 && fwrite(g, sizeof *g, 1, f) == 1 &&
+              fwrite(order, sizeof(int64_t), (size_t)rr->h->n, f) == (size_t)rr->h->n;
+    for (int i = 0; ok && i < nt; i++) ok = blo__tensor_write(f, t[i]);
+    ok = (fflush(f) == 0) && ok;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path)) {
+        remove(tmp);
+        return blo__fail(err, errlen, BLO_ERR_IO, "reweight: %s: writing the checkpoint failed",
+                         path);
+    }
+    return BLO_OK;
+}
+
+/* Restores the state of c->resume into o, *g, order and rr's counters; *epoch: the epochs it
+ * holds. Every header and size is checked before anything is read into the run. */
+static blo_status rw_load(rw_run *rr, blo__reweight_online *o, int64_t *epoch, blo_rng *g,
+                          int64_t *order, char *err, size_t errlen) {
+    const char *path = rr->c->resume;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return blo__fail(err, errlen, BLO_ERR_IO, "reweight: %s: cannot open the checkpoint",
+                         path);
+    char magic[8], why[256] = "not a blo reweight checkpoint, or truncated";
+    int64_t head[6];
+    uint64_t seed;
+    double set[RW_NSET], want[RW_NSET], times[3];
+    blo_rng rng;
+    blo_tensor *t[RW_MAXT];
+    int nt = rw_state_tensors(rr->h, o, t);
+    rw_settings(rr->c, want);
+    bool ok = fread(magic, 1, 8, f) == 8 && !memcmp(magic, RW_MAGIC, 8) &&
+              fread(head, sizeof head, 1, f) == 1 && fread(&seed, sizeof seed, 1, f) == 1 &&
+              fread(set, sizeof set, 1, f) == 1 && fread(times, sizeof times, 1, f) == 1 &&
+              fread(&rng, sizeof rng, 1, f) == 1;
+    for (int i = 0; ok && i < RW_NSET; i++)
+        if (memcmp(&set[i], &want[i], sizeof(double))) {
+            char name[64];
+            snprintf(why, sizeof why,
+                     "written with %s = %.17g, this run has %.17g (resume with the run's "
+                     "settings; only the epochs may change)",
+                     rw_setting_name(i, name, sizeof name), set[i], want[i]);
+            ok = false;
+        }
+    if (ok && seed != rr->c->seed) {
+        snprintf(why, sizeof why, "written with seed %llu, this run has %llu",
+                 (unsigned long long)seed, (unsigned long long)rr->c->seed);
+        ok = false;
+    }
+    if (ok && (head[4] != rr->h->n || head[5] != nt || head[0] < 0 || head[1] < 0)) {
+        snprintf(why, sizeof why,
+                 "it holds %lld training examples and %lld tensors, this run has %lld and %d "
+                 "(another data folder?)", (long long)head[4], (long long)head[5],
+                 (long long)rr->h->n, nt);
+        ok = false;
+    }
+    if (ok && head[0] > rr->c->epochs) {
+        snprintf(why, sizeof why, "it holds %lld epochs, more than the %lld asked",
+                 (long long)head[0], (long long)rr->c->epochs);
+        ok = false;
+    }
+    long start = ok ? ftell(f) : -1, end = -1;
+    ok = ok && start >= 0 && !fseek(f, 0, SEEK_END) && (end = ftell(f)) >= 0 &&
+         !fseek(f, start, SEEK_SET);
+    size_t n = (size_t)rr->h->n, obytes = n * sizeof(int64_t);
+    if (ok && (size_t)(end - start) < obytes) {
+        snprintf(why, sizeof why, "truncated");
+        ok = false;
+    }
+    /* Two passes over the tensors: check every header and size, then read. */
+    for (int pass = 1; ok && pass >= 0; pass--) {
+        ok = !fseek(f, start + (long)obytes, SEEK_SET);
+        for (int i = 0; ok && i < nt; i++)
+            ok = blo__tensor_read(f, t[i], pass, end, why, sizeof why);
+    }
+    ok = ok && !fseek(f, start, SEEK_SET) && fread(order, sizeof(int64_t), n, f) == n;
+    for (size_t i = 0; ok && i < n; i++)
+        if (order[i] < 0 || order[i] >= (int64_t)n) {
+            snprintf(why, sizeof why, "its training order holds a row out of range");
+            ok = false;
+        }
+    fclose(f);
+    if (!ok) return blo__fail(err, errlen, BLO_ERR_FORMAT, "reweight: %s: %s", path, why);
+    *epoch = head[0];
+    rr->r->steps = head[1];
+    o->w_state.t = head[2];
+    o->phi_state.t = head[3];
+    rr->r->best_test_acc = times[0];
+    rr->start -= times[1];
+    rr->cpu_start -= times[2];
+    *g = rng;
+    return BLO_OK;
+}
+
 /* The online scheme: epochs of shuffled minibatches (the last partial one dropped). */
 static blo_status run_online(rw_run *rr, char *err, size_t errlen, blo_rng *g) {
     const blo_reweight_config *c = rr->c;
@@ -164,9 +327,16 @@ static blo_status run_online(rw_run *rr, char *err, size_t errlen, blo_rng *g) {
     h->meta_rows = midx;
     if (st) blo__fail(err, errlen, st, "reweight: %s", lc && blo_ctx_status(lc) ? blo_ctx_error(lc) : "out of memory");
     for (int64_t i = 0; i < n; i++) order[i] = i;
+    int64_t done = 0; /* epochs before this process: those of the checkpoint resumed */
+    if (!st && c->resume) st = rw_load(rr, &o, &done, g, order, err, errlen);
+    int root = !h->comm || blo_comm_rank(h->comm) == 0;
+    if (!st && done == c->epochs) { /* nothing left: score the classifier again */
+        r->epochs = done;
+        if (root) r->test_acc = evaluate(h, rr->Xte, rr->yte, o.w, 0);
+    }
     double wsum[2] = {0, 0};
     int64_t wcount[2] = {0, 0};
-    for (int64_t e = 1; !st && e <= c->epochs; e++) {
+    for (int64_t e = done + 1; !st && e <= c->epochs; e++) {
         blo__shuffle(g, order, n);
         o.opt.lr = c->opt.lr; /* the step of this epoch: divided by 10 after each decay epoch */
         for (int k = 0; k < 2; k++)
@@ -203,7 +373,9 @@ static blo_status run_online(rw_run *rr, char *err, size_t errlen, blo_rng *g) {
             }
         }
         double spe = (double)rr->steps_per_epoch; /* the hypergradient column: mean ‖dF/dx‖ */
-        if (!st && end_epoch(rr, e, o.w, loss_sum / spe, gnorm_sum / spe)) break;
+        int stop = !st && end_epoch(rr, e, o.w, loss_sum / spe, gnorm_sum / spe);
+        if (!st && c->checkpoint && root) st = rw_save(rr, &o, e, g, order, err, errlen);
+        if (stop) break;
     }
     if (!st && h->nx) {
         r->clean_weight = wcount[0] ? wsum[0] / (double)wcount[0] : NAN;
@@ -243,7 +415,15 @@ static blo_status run_solver(rw_run *rr, char *err, size_t errlen) {
     sc.seed = c->seed;
     sc.on_record = on_record;
     sc.record_user = rr;
-    blo_status st = blo__task_solve(&p, &sc, NULL, &rr->s, err, errlen);
+    sc.checkpoint_path = NULL; /* the solver's checkpoint: c->checkpoint, written by rank 0 */
+    if (c->checkpoint && (!rr->h->comm || blo_comm_rank(rr->h->comm) == 0)) {
+        sc.checkpoint_path = c->checkpoint;
+        if (sc.checkpoint_every < 1) /* after every epoch's outer iterations */
+            sc.checkpoint_every = rr->steps_per_epoch / sc.inner_steps > 0
+                                      ? rr->steps_per_epoch / sc.inner_steps
+                                      : 1;
+    }
+    blo_status st = blo__task_solve(&p, &sc, c->resume, &rr->s, err, errlen);
     if (!st) {
         blo_tensor *phi[4];
         for (int i = 0; i < 4; i++) phi[i] = blo_solver_x(rr->s, i);
