@@ -218,7 +218,8 @@ static blo_status rw_save(const rw_run *rr, blo__reweight_online *o, int64_t epo
 }
 
 /* Restores the state of c->resume into o, *g, order and rr's counters; *epoch: the epochs it
- * holds. Every header and size is checked before anything is read into the run. */
+ * holds. The settings, the sizes and every tensor's header are checked before a tensor of the
+ * run is overwritten (a refused file ends the run). */
 static blo_status rw_load(rw_run *rr, blo__reweight_online *o, int64_t *epoch, blo_rng *g,
                           int64_t *order, char *err, size_t errlen) {
     const char *path = rr->c->resume;
@@ -272,18 +273,18 @@ static blo_status rw_load(rw_run *rr, blo__reweight_online *o, int64_t *epoch, b
         snprintf(why, sizeof why, "truncated");
         ok = false;
     }
+    ok = ok && fread(order, sizeof(int64_t), n, f) == n;
+    for (size_t i = 0; ok && i < n; i++)
+        if (order[i] < 0 || order[i] >= (int64_t)n) {
+            snprintf(why, sizeof why, "its training order holds a row out of range");
+            ok = false;
+        }
     /* Two passes over the tensors: check every header and size, then read. */
     for (int pass = 1; ok && pass >= 0; pass--) {
         ok = !fseek(f, start + (long)obytes, SEEK_SET);
         for (int i = 0; ok && i < nt; i++)
             ok = blo__tensor_read(f, t[i], pass, end, why, sizeof why);
     }
-    ok = ok && !fseek(f, start, SEEK_SET) && fread(order, sizeof(int64_t), n, f) == n;
-    for (size_t i = 0; ok && i < n; i++)
-        if (order[i] < 0 || order[i] >= (int64_t)n) {
-            snprintf(why, sizeof why, "its training order holds a row out of range");
-            ok = false;
-        }
     fclose(f);
     if (!ok) return blo__fail(err, errlen, BLO_ERR_FORMAT, "reweight: %s: %s", path, why);
     *epoch = head[0];
