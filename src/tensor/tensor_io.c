@@ -59,4 +59,3 @@ bool blo__tensor_read(FILE *f, blo_tensor *t, int dry, long end, char *why, size
     blo_free(buf);
     return ok;
 }
-

@@ -484,9 +484,7 @@ blo_status blo_deq_run(const blo_deq_config *c, blo_deq_result *r, char *err, si
                        "pixels an image) whose state, after the stride %d, is at least 2 x 2",
                        c->data_dir, (long long)R.p, c->conv_stride);
     if (!st) st = model_init(&R, &m, 0, 0);
-    if (!st && c->resume) {
-        st = load(&R, &m, &start);
-    }
+    if (!st && c->resume) st = load(&R, &m, &start);
     blo_deq_epoch last;
     memset(&last, 0, sizeof last);
     last.test_acc = NAN;
